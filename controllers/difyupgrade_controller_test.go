@@ -1,0 +1,72 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+)
+
+var _ = Describe("DifyUpgrade controller", func() {
+	It("observes a new upgrade and reports it Pending", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		upgrade := &upgradev1alpha1.DifyUpgrade{
+			ObjectMeta: metav1.ObjectMeta{Name: "dify-to-1-11-1", Namespace: ns},
+			Spec:       upgradev1alpha1.DifyUpgradeSpec{TargetVersion: "1.11.1", Release: "dify"},
+		}
+		Expect(k8sClient.Create(ctx, upgrade)).To(Succeed())
+
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(upgrade), upgrade)).To(Succeed())
+			g.Expect(upgrade.Status.ObservedGeneration).To(Equal(upgrade.Generation))
+			g.Expect(upgrade.Status.Phase).To(Equal(upgradev1alpha1.PhasePending))
+			g.Expect(upgrade.Status.TargetVersion).To(Equal("1.11.1"))
+			g.Expect(upgrade.Status.Conditions).To(ContainElement(And(
+				HaveField("Type", upgradev1alpha1.ConditionReconciling),
+				HaveField("Status", metav1.ConditionTrue),
+			)))
+		}).WithContext(ctx).Should(Succeed())
+	})
+
+	It("runs against the real Istio CRDs, whose schema rejects a malformed VirtualService", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		vs := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "networking.istio.io/v1",
+			"kind":       "VirtualService",
+			"metadata":   map[string]any{"name": "dify", "namespace": ns},
+			"spec": map[string]any{
+				"hosts": []any{"dify"},
+				"http": []any{map[string]any{
+					"name":  "api",
+					"route": []any{map[string]any{"destination": map[string]any{"host": "dify-api"}, "weight": int64(100)}},
+				}},
+			},
+		}}
+		Expect(k8sClient.Create(ctx, vs)).To(Succeed())
+
+		bad := vs.DeepCopy()
+		bad.SetName("dify-bad")
+		bad.SetResourceVersion("")
+		Expect(unstructured.SetNestedField(bad.Object, "not-a-list", "spec", "hosts")).To(Succeed())
+		Expect(k8sClient.Create(ctx, bad)).NotTo(Succeed())
+	})
+})

@@ -1,0 +1,31 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package controllers holds the DifyUpgrade controller. For one DifyUpgrade it
+// walks this procedure, each step in a file of its own, each deciding whether
+// its work is done by looking at the cluster:
+//
+//  1. Pending: wait until no other upgrade of the same release is in flight.
+//  2. Precheck: resolve the Dify installation into a plan and check the cluster.
+//  3. Backup: dump both PostgreSQL databases and archive the storage volumes.
+//  4. Migrate: run the schema migration once, as a Job with the target image.
+//  5. Canary: send a growing share of traffic to the target version and watch it.
+//  6. Promote: roll every Deployment to the target image in the planned order.
+//  7. Verify: check that every component reports the target version.
+//
+// Any failure after the first change goes through RollingBack to RolledBack
+// (or Failed, saying what a person must do).
+package controllers

@@ -1,0 +1,65 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2e
+
+import (
+	"os"
+	"testing"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/difyops/dify-upgrade-operator/test/localcluster"
+)
+
+// The e2e suite runs on a whole local cluster (hack/local-cluster.sh): real
+// controllers and scheduler, kwok playing the kubelet, so Deployments roll.
+
+var (
+	cluster   *localcluster.Cluster
+	clientset *kubernetes.Clientset
+)
+
+func TestE2E(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "e2e suite")
+}
+
+var _ = BeforeSuite(func() {
+	dir, err := os.MkdirTemp("", "dify-e2e-cluster-")
+	Expect(err).NotTo(HaveOccurred())
+	By("starting a local cluster in " + dir)
+	cluster, err = localcluster.Start(dir)
+	Expect(err).NotTo(HaveOccurred())
+
+	cfg, err := cluster.RESTConfig()
+	Expect(err).NotTo(HaveOccurred())
+	clientset, err = kubernetes.NewForConfig(cfg)
+	Expect(err).NotTo(HaveOccurred())
+})
+
+var _ = AfterSuite(func() {
+	if cluster != nil {
+		pids, err := cluster.Pids()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(cluster.Stop()).To(Succeed())
+		for name, pid := range pids {
+			Expect(localcluster.Alive(pid)).To(BeFalse(), "%s (pid %d) still runs after stop", name, pid)
+		}
+	}
+})
