@@ -178,7 +178,6 @@ EOF
   launch kwok \
     --kubeconfig="$dir/kubeconfig" \
     --config="$bin/kwok-stages.yaml" \
-    --manage-all-nodes=false \
     --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
     --server-address="127.0.0.1:$kwok_port" \
     --node-ip=127.0.0.1 \
