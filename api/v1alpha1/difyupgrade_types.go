@@ -130,7 +130,3 @@ type DifyUpgradeList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []DifyUpgrade `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&DifyUpgrade{}, &DifyUpgradeList{})
-}

@@ -75,7 +75,7 @@ var _ = Describe("The local cluster", func() {
 	It("has the real Istio CRDs installed", func(ctx SpecContext) {
 		resources, err := clientset.Discovery().ServerResourcesForGroupVersion("networking.istio.io/v1")
 		Expect(err).NotTo(HaveOccurred())
-		var kinds []string
+		kinds := make([]string, 0, len(resources.APIResources))
 		for _, r := range resources.APIResources {
 			kinds = append(kinds, r.Kind)
 		}

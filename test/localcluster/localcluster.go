@@ -92,8 +92,8 @@ func Alive(pid int) bool {
 		return false
 	}
 	// The state follows the command name, which is in parentheses.
-	rest := stat[bytes.LastIndexByte(stat, ')')+1:]
-	fields := strings.Fields(string(rest))
+	afterName := stat[bytes.LastIndexByte(stat, ')')+1:]
+	fields := strings.Fields(string(afterName))
 	return len(fields) > 0 && fields[0] != "Z"
 }
 
