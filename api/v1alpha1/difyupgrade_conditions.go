@@ -16,6 +16,10 @@ limitations under the License.
 
 package v1alpha1
 
+// The constants below are untyped strings on purpose: metav1.Condition's Type
+// and Reason are plain strings, so the constants go straight into
+// meta.SetStatusCondition and into Gomega matchers without conversions.
+
 // Condition types. Ready, Reconciling and Stalled follow kstatus, so Argo CD,
 // Flux and `kubectl wait --for=condition=Ready` judge an upgrade without custom
 // code. The others record the outcome of each phase.
@@ -27,9 +31,26 @@ const (
 	ConditionReconciling = "Reconciling"
 	// ConditionStalled is True when the upgrade cannot go on without a person.
 	ConditionStalled = "Stalled"
+
+	// ConditionPrecheckPassed is True once every precheck passed.
+	ConditionPrecheckPassed = "PrecheckPassed"
+	// ConditionBackupComplete is True once the backup is written and verified.
+	ConditionBackupComplete = "BackupComplete"
+	// ConditionSchemaMigrated is True once the schema migration finished.
+	ConditionSchemaMigrated = "SchemaMigrated"
+	// ConditionCanaryHealthy is True while (and once) the canary's analysis
+	// passes, False when it fails.
+	ConditionCanaryHealthy = "CanaryHealthy"
+	// ConditionPromoted is True once every component runs the target version.
+	ConditionPromoted = "Promoted"
+	// ConditionVerified is True once the bake time passed with every check
+	// healthy.
+	ConditionVerified = "Verified"
+	// ConditionRolledBack is True once a rollback has finished.
+	ConditionRolledBack = "RolledBack"
 )
 
-// Condition reasons.
+// Condition reasons, PascalCase as metav1.Condition requires.
 const (
 	// ReasonPending: the upgrade has been seen and waits to start.
 	ReasonPending = "Pending"
@@ -37,4 +58,65 @@ const (
 	ReasonInProgress = "InProgress"
 	// ReasonSucceeded: the upgrade finished and every component runs the target.
 	ReasonSucceeded = "Succeeded"
+	// ReasonNotImplemented: the phase is not implemented by this operator
+	// version yet.
+	ReasonNotImplemented = "NotImplemented"
+
+	// ReasonWaitingForWindow: the maintenance window is closed.
+	ReasonWaitingForWindow = "WaitingForWindow"
+	// ReasonWaitingForApproval: a required approval annotation is missing.
+	ReasonWaitingForApproval = "WaitingForApproval"
+	// ReasonBlockedByUpgrade: another DifyUpgrade of the same release is in
+	// progress.
+	ReasonBlockedByUpgrade = "BlockedByUpgrade"
+	// ReasonPaused: spec.paused is true.
+	ReasonPaused = "Paused"
+	// ReasonWaitingForPromotion: a canary pause without duration waits for the
+	// promote annotation.
+	ReasonWaitingForPromotion = "WaitingForPromotion"
+
+	// ReasonInvalidSpec: the spec passed the CRD's validation but cannot be
+	// carried out (for example a missing Deployment or Secret); retrying does
+	// not help until the spec or the cluster changes.
+	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonComponentNotFound: a component's Deployment or container does not
+	// exist.
+	ReasonComponentNotFound = "ComponentNotFound"
+	// ReasonIncompatible: the compatibility matrix rejects the upgrade path or
+	// the component versions.
+	ReasonIncompatible = "Incompatible"
+	// ReasonAlreadyAtTarget: the installation already runs the target version.
+	ReasonAlreadyAtTarget = "AlreadyAtTarget"
+	// ReasonDowngrade: the target version is older than the running one.
+	ReasonDowngrade = "Downgrade"
+
+	// ReasonChecksPassed: every check of the phase passed.
+	ReasonChecksPassed = "ChecksPassed"
+	// ReasonPrecheckFailed: a precheck failed.
+	ReasonPrecheckFailed = "PrecheckFailed"
+	// ReasonBackupFailed: the backup Job failed or timed out.
+	ReasonBackupFailed = "BackupFailed"
+	// ReasonMigrationFailed: the migration Job failed or timed out.
+	ReasonMigrationFailed = "MigrationFailed"
+	// ReasonAnalysisFailed: an analysis rule or HTTP check failed.
+	ReasonAnalysisFailed = "AnalysisFailed"
+	// ReasonProgressDeadlineExceeded: a Deployment did not finish rolling out
+	// within spec.promote.progressDeadline.
+	ReasonProgressDeadlineExceeded = "ProgressDeadlineExceeded"
+	// ReasonVerificationFailed: a check failed during the bake time.
+	ReasonVerificationFailed = "VerificationFailed"
+
+	// ReasonAborted: a person aborted the upgrade with the abort annotation.
+	ReasonAborted = "Aborted"
+	// ReasonRetrying: a person asked for a retry with the retry annotation.
+	ReasonRetrying = "Retrying"
+	// ReasonRollingBack: the rollback is running.
+	ReasonRollingBack = "RollingBack"
+	// ReasonRolledBack: the rollback finished.
+	ReasonRolledBack = "RolledBack"
+	// ReasonRollbackFailed: the rollback itself failed; a person must step in.
+	ReasonRollbackFailed = "RollbackFailed"
+	// ReasonRollbackDisabled: the upgrade failed and spec.rollback.automatic
+	// is false; a person decides.
+	ReasonRollbackDisabled = "RollbackDisabled"
 )

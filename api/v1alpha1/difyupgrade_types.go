@@ -20,27 +20,118 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
+// Field conventions of this API, so that defaults survive a round trip
+// through Go clients:
+//   - A block that is always defaulted (precheck, backup, migration, canary,
+//     promote, verify, rollback) is a value with `omitzero`: a Go client that
+//     leaves it empty omits it and the API server fills in the defaults.
+//   - A block whose absence means "off" (window, approvals, database, ...) is a
+//     pointer.
+//   - A scalar with a default is a pointer only when its zero value is a
+//     meaningful choice that differs from the default (enabled: false,
+//     bakeTime: 0s, setWeight: 0). Otherwise it is a value whose zero is
+//     omitted, because zero would be invalid anyway.
+// Every default is mirrored in Go by SetDefaults (difyupgrade_defaults.go); an
+// envtest spec checks that both agree.
+
 // DifyUpgradeSpec says which Dify installation to upgrade, to which version, and
 // how carefully.
+// +kubebuilder:validation:XValidation:rule="!has(self.backup) || !has(self.backup.enabled) || !self.backup.enabled || has(self.backup.destination) || (!has(self.database) && (!has(self.backup.volumes) || size(self.backup.volumes) == 0) && (!has(self.backup.config) || ((!has(self.backup.config.configMaps) || size(self.backup.config.configMaps) == 0) && (!has(self.backup.config.secrets) || size(self.backup.config.secrets) == 0))))",message="spec.backup.destination is required when backup is enabled and there is a database, a volume or config to back up; set it, or set spec.backup.enabled to false"
 type DifyUpgradeSpec struct {
 	// targetVersion is the Dify version to upgrade to, as a semantic version
-	// without a leading "v" (for example "1.11.1"). It cannot change once the
-	// upgrade has started.
+	// without a leading "v", for example "1.11.1" or the hotfix "1.10.1-fix.1".
+	// It cannot change once the upgrade has started; create a new DifyUpgrade
+	// instead.
 	// +required
-	// +kubebuilder:validation:MinLength=5
 	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|[1-9][0-9]*)[.](0|[1-9][0-9]*)[.](0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?([+][0-9A-Za-z.-]+)?$')",message="targetVersion must be a semantic version without a leading v, such as 1.11.1 or 1.10.1-fix.1"
 	TargetVersion string `json:"targetVersion"`
 
-	// release is the name of the Dify installation in this namespace. Its
-	// Deployments are found as <release>-api, <release>-worker,
-	// <release>-worker-beat, <release>-web, <release>-plugin-daemon and
-	// <release>-sandbox.
+	// release is the name of the Dify installation in this namespace (the Helm
+	// release name, a DNS label). Its Deployments are found as <release>-api,
+	// <release>-worker, <release>-worker-beat, <release>-web,
+	// <release>-plugin-daemon and <release>-sandbox unless components says
+	// otherwise. It cannot change once the upgrade has started.
 	// +required
-	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=53
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="release must be a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit"
 	Release string `json:"release"`
 
-	// paused holds the upgrade where it is until it is set back to false.
+	// components overrides, per Dify component, which Deployment and container
+	// to upgrade and with which image, or skips the component. A component
+	// left out uses the defaults described on each field.
+	// +optional
+	Components *ComponentsSpec `json:"components,omitempty"`
+
+	// compatibility points at a ConfigMap that replaces the compatibility
+	// matrix shipped with the operator (which plugin-daemon and sandbox
+	// versions go with which Dify version). Absent means the shipped matrix.
+	// +optional
+	Compatibility *CompatibilitySpec `json:"compatibility,omitempty"`
+
+	// window is the maintenance window the upgrade may start in. Absent means
+	// the upgrade may start at once.
+	// +optional
+	Window *WindowSpec `json:"window,omitempty"`
+
+	// approvals lists the roles that must approve the upgrade before it
+	// starts. Absent means no approval is needed.
+	// +optional
+	Approvals *ApprovalsSpec `json:"approvals,omitempty"`
+
+	// precheck sets the limits the installation must meet before anything is
+	// changed. Defaults follow the runbook: utilization under 80%, endpoints
+	// within 200ms, certificates valid for 30 more days, database reachable
+	// with replication lag under 1s.
+	// +optional
+	// +kubebuilder:default={}
+	Precheck PrecheckSpec `json:"precheck,omitzero"`
+
+	// database says how to reach Dify's PostgreSQL to back it up before the
+	// migration and restore it on rollback. Absent means the database is not
+	// backed up and cannot be restored; the schema migration still runs.
+	// +optional
+	Database *DatabaseSpec `json:"database,omitempty"`
+
+	// backup says where to keep the backup taken before the upgrade and what
+	// goes into it besides the database.
+	// +optional
+	// +kubebuilder:default={}
+	Backup BackupSpec `json:"backup,omitzero"`
+
+	// migration controls the database schema migration run before the new
+	// version takes traffic.
+	// +optional
+	// +kubebuilder:default={}
+	Migration MigrationSpec `json:"migration,omitzero"`
+
+	// canary says how the new version is exposed gradually, and what health
+	// means while it is. Defaults follow the runbook: 5%, wait 5m, 20%, wait
+	// 10m, 100%; roll back when the error rate is above 5% for 1m or p99
+	// latency above 1s for 30s.
+	// +optional
+	// +kubebuilder:default={}
+	Canary CanarySpec `json:"canary,omitzero"`
+
+	// promote says how every component is rolled to the new version once the
+	// canary is healthy.
+	// +optional
+	// +kubebuilder:default={}
+	Promote PromoteSpec `json:"promote,omitzero"`
+
+	// verify says how long to watch the promoted installation, and what to
+	// check, before the upgrade is declared a success.
+	// +optional
+	// +kubebuilder:default={}
+	Verify VerifySpec `json:"verify,omitzero"`
+
+	// rollback says what happens when the upgrade fails.
+	// +optional
+	// +kubebuilder:default={}
+	Rollback RollbackSpec `json:"rollback,omitzero"`
+
+	// paused holds the upgrade where it is until it is set back to false. A
+	// paused upgrade changes nothing and does not roll back on its own.
 	// +optional
 	Paused bool `json:"paused,omitempty"`
 }
@@ -64,34 +155,16 @@ const (
 	PhaseFailed      DifyUpgradePhase = "Failed"
 )
 
-// DifyUpgradeStatus is what the operator observed and did.
-type DifyUpgradeStatus struct {
-	// phase is where the upgrade stands.
-	// +optional
-	Phase DifyUpgradePhase `json:"phase,omitempty"`
+// IsTerminal reports whether the upgrade has ended: nothing moves it on from
+// Succeeded, RolledBack or Failed (a retry annotation starts it over).
+func (p DifyUpgradePhase) IsTerminal() bool {
+	return p == PhaseSucceeded || p == PhaseRolledBack || p == PhaseFailed
+}
 
-	// observedGeneration is the .metadata.generation the status describes.
-	// +optional
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-
-	// fromVersion is the Dify version the installation ran before the upgrade.
-	// +optional
-	FromVersion string `json:"fromVersion,omitempty"`
-
-	// targetVersion is the version this upgrade is taking the installation to.
-	// +optional
-	TargetVersion string `json:"targetVersion,omitempty"`
-
-	// message says, for a person, what the upgrade is doing or waiting for.
-	// +optional
-	Message string `json:"message,omitempty"`
-
-	// conditions are the kstatus conditions Ready, Reconciling and Stalled, plus
-	// one per phase outcome.
-	// +optional
-	// +listType=map
-	// +listMapKey=type
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
+// HasStarted reports whether the upgrade has left Pending; from then on
+// spec.targetVersion and spec.release cannot change.
+func (p DifyUpgradePhase) HasStarted() bool {
+	return p != "" && p != PhasePending
 }
 
 // DifyUpgrade takes a running Dify installation from one version to another:
@@ -104,12 +177,18 @@ type DifyUpgradeStatus struct {
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="From",type=string,JSONPath=`.status.fromVersion`
 // +kubebuilder:printcolumn:name="To",type=string,JSONPath=`.spec.targetVersion`
+// +kubebuilder:printcolumn:name="Step",type=string,JSONPath=`.status.canary.step`
+// +kubebuilder:printcolumn:name="Weight",type=integer,JSONPath=`.status.canary.weight`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase == 'Pending' || self.spec.targetVersion == oldSelf.spec.targetVersion",message="spec.targetVersion cannot change once the upgrade has started; create a new DifyUpgrade",fieldPath=".spec.targetVersion"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase == 'Pending' || self.spec.release == oldSelf.spec.release",message="spec.release cannot change once the upgrade has started; create a new DifyUpgrade",fieldPath=".spec.release"
 type DifyUpgrade struct {
 	metav1.TypeMeta `json:",inline"`
 
-	// metadata is the standard object metadata.
+	// metadata is the standard object metadata. One-shot actions (promote,
+	// abort, retry) and approvals are given as annotations; see
+	// difyupgrade_annotations.go.
 	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 

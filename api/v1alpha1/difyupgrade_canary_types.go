@@ -1,0 +1,283 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// CanarySpec says how the new version is exposed gradually and how its health
+// is judged. Traffic is split either by Istio (istio) or by the share of
+// canary replicas next to the stable ones (replicaRatio); neither means
+// replicaRatio.
+// +kubebuilder:validation:XValidation:rule="!(has(self.istio) && has(self.replicaRatio))",message="set at most one of canary.istio and canary.replicaRatio"
+type CanarySpec struct {
+	// istio splits traffic with an Istio VirtualService between the stable and
+	// canary subsets of DestinationRules.
+	// +optional
+	Istio *IstioCanary `json:"istio,omitempty"`
+
+	// replicaRatio splits traffic without a mesh: the canary runs as many
+	// replicas, as a share of the stable ones, as the current step's weight,
+	// and the Service spreads requests over both. It has no settings; write
+	// replicaRatio: {}. This is also what happens when istio is not set.
+	// +optional
+	ReplicaRatio *ReplicaRatioCanary `json:"replicaRatio,omitempty"`
+
+	// steps are run in order: setWeight moves the given percentage of traffic
+	// to the new version, pause waits. setWeight never decreases from one
+	// step to the next. Default (the runbook): 5%, pause 5m, 20%, pause 10m,
+	// 100%.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:default={{setWeight:5},{pause:{duration:"5m"}},{setWeight:20},{pause:{duration:"10m"}},{setWeight:100}}
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=50
+	// +kubebuilder:validation:XValidation:rule="self.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",message="setWeight must not decrease from one canary step to the next"
+	Steps []CanaryStep `json:"steps,omitempty"`
+
+	// analysis says how the canary's health is measured at every step and
+	// pause. Failing analysis rolls the upgrade back when rollback.automatic
+	// is true.
+	// +optional
+	// +kubebuilder:default={}
+	Analysis CanaryAnalysis `json:"analysis,omitzero"`
+}
+
+// IstioCanary names the Istio objects that split traffic.
+// +kubebuilder:validation:XValidation:rule="self.stableSubset != self.canarySubset",message="stableSubset and canarySubset must differ"
+type IstioCanary struct {
+	// virtualService is the VirtualService whose HTTP routes are split.
+	// +required
+	VirtualService IstioVirtualService `json:"virtualService"`
+
+	// destinationRules are the DestinationRules that hold the stable and
+	// canary subsets the routes point at, one per canaried component (api,
+	// web).
+	// +required
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:XValidation:rule="self.all(d, self.exists_one(e, e.component == d.component))",message="each component may have only one DestinationRule"
+	DestinationRules []IstioDestinationRule `json:"destinationRules"`
+
+	// stableSubset is the name of the subset that selects the old version.
+	// Default: stable.
+	// +optional
+	// +kubebuilder:default="stable"
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="stableSubset must be a DNS label"
+	StableSubset string `json:"stableSubset,omitempty"`
+
+	// canarySubset is the name of the subset that selects the new version.
+	// Default: canary.
+	// +optional
+	// +kubebuilder:default="canary"
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="canarySubset must be a DNS label"
+	CanarySubset string `json:"canarySubset,omitempty"`
+}
+
+// IstioVirtualService names a VirtualService and the routes to split.
+type IstioVirtualService struct {
+	// name is the name of the VirtualService in the upgrade's namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// routes are the names of the VirtualService's HTTP routes whose
+	// destinations are split between the subsets. Default: api and web.
+	// +optional
+	// +listType=set
+	// +kubebuilder:default={"api","web"}
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=253
+	Routes []string `json:"routes,omitempty"`
+}
+
+// IstioDestinationRule names a DestinationRule and the component it serves.
+type IstioDestinationRule struct {
+	// name is the name of the DestinationRule in the upgrade's namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// component is the Dify component whose pods the subsets select: api or
+	// web.
+	// +required
+	// +kubebuilder:validation:Enum=api;web
+	Component Component `json:"component"`
+}
+
+// ReplicaRatioCanary selects mesh-less canaries. It has no settings yet.
+type ReplicaRatioCanary struct{}
+
+// CanaryStep is one step of the canary: exactly one of setWeight or pause.
+// +kubebuilder:validation:XValidation:rule="has(self.setWeight) != has(self.pause)",message="each canary step sets exactly one of setWeight or pause"
+type CanaryStep struct {
+	// setWeight sends this percentage (0-100) of traffic to the new version.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	SetWeight *int32 `json:"setWeight,omitempty"`
+
+	// pause waits at the current weight, for its duration or, without one,
+	// until a person promotes the upgrade with the annotation
+	// upgrade.difyops.io/promote. Analysis keeps running while it waits.
+	// +optional
+	Pause *CanaryPause `json:"pause,omitempty"`
+}
+
+// CanaryPause is a wait between canary steps.
+type CanaryPause struct {
+	// duration is how long to wait. Absent: wait until a person sets the
+	// annotation upgrade.difyops.io/promote on the DifyUpgrade.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="pause duration must be a positive duration such as 5m; leave it out to wait for a person"
+	Duration *metav1.Duration `json:"duration,omitempty"`
+}
+
+// CanaryAnalysis says how the canary's health is measured.
+type CanaryAnalysis struct {
+	// interval is how often rules and httpChecks are evaluated. Default: 15s.
+	// +optional
+	// +kubebuilder:default="15s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="analysis interval must be a positive duration such as 15s"
+	Interval metav1.Duration `json:"interval,omitzero"`
+
+	// prometheus is where the rules' queries are sent. Without it the rules
+	// are not evaluated (the upgrade records a Warning check saying so) and
+	// only httpChecks judge the canary.
+	// +optional
+	Prometheus *PrometheusSource `json:"prometheus,omitempty"`
+
+	// rules are Prometheus queries whose value must stay within min and max.
+	// Default (the runbook): error-rate at most 0.05 for 1m, and
+	// p99-latency-ms at most 1000 for 30s, both measured by Istio on the
+	// canary of the API. Write rules: [] to evaluate none.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=20
+	// +default=[{"name":"error-rate","query":"sum(rate(istio_requests_total{reporter=\"destination\",destination_workload_namespace=\"{{.Namespace}}\",destination_workload=\"{{.Release}}-api-canary\",response_code=~\"5..\"}[1m])) / sum(rate(istio_requests_total{reporter=\"destination\",destination_workload_namespace=\"{{.Namespace}}\",destination_workload=\"{{.Release}}-api-canary\"}[1m]))","max":"0.05","for":"1m"},{"name":"p99-latency-ms","query":"histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter=\"destination\",destination_workload_namespace=\"{{.Namespace}}\",destination_workload=\"{{.Release}}-api-canary\"}[1m])))","max":"1000","for":"30s"}]
+	Rules []AnalysisRule `json:"rules,omitempty"`
+
+	// httpChecks are HTTP requests that must succeed at every interval.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=20
+	HTTPChecks []HTTPCheck `json:"httpChecks,omitempty"`
+}
+
+// PrometheusSource is a Prometheus server.
+type PrometheusSource struct {
+	// address is the http:// or https:// base URL of the Prometheus HTTP API,
+	// for example http://prometheus.monitoring:9090.
+	// +required
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.matches('^https?://[^[:space:]/]+[^[:space:]]*$')",message="prometheus address must start with http:// or https:// and contain no spaces"
+	Address string `json:"address"`
+}
+
+// AnalysisRule is a Prometheus query whose value must stay within bounds.
+//
+// The query is a Go template filled in before it is sent: {{.Namespace}} is
+// the upgrade's namespace, {{.Release}} is spec.release, {{.Component}} is the
+// component being analysed (api, web, ...) and {{.Track}} is "canary" or
+// "stable". The query must return a single number; no result counts as no
+// data, which neither passes nor fails.
+// +kubebuilder:validation:XValidation:rule="has(self.min) || has(self.max)",message="each analysis rule needs min, max or both"
+// +kubebuilder:validation:XValidation:rule="!has(self.min) || !has(self.max) || double(self.min) <= double(self.max)",message="an analysis rule's min must not be greater than its max"
+type AnalysisRule struct {
+	// name identifies the rule in status.checks, for example error-rate.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+
+	// query is the PromQL expression, a Go template (see the rule's
+	// description for the placeholders).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Query string `json:"query"`
+
+	// min is the lowest healthy value, a decimal number written as a string,
+	// for example "0.95".
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^-?[0-9]+([.][0-9]+)?$')",message="min must be a decimal number written as a string, such as \"0.95\""
+	Min string `json:"min,omitempty"`
+
+	// max is the highest healthy value, a decimal number written as a string,
+	// for example "0.05".
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^-?[0-9]+([.][0-9]+)?$')",message="max must be a decimal number written as a string, such as \"0.05\""
+	Max string `json:"max,omitempty"`
+
+	// for is how long the value must stay out of bounds before the rule fails;
+	// 0s fails at the first bad sample. Default: 0s.
+	// +optional
+	// +kubebuilder:default="0s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="for must be a duration that is not negative, such as 1m or 30s"
+	For metav1.Duration `json:"for,omitzero"`
+}
+
+// HTTPCheck is an HTTP request that must answer with the expected status
+// within maxLatency.
+type HTTPCheck struct {
+	// name identifies the check in status.checks, for example console-login.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+
+	// url is the http:// or https:// URL to GET.
+	// +required
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.matches('^https?://[^[:space:]/]+[^[:space:]]*$')",message="url must start with http:// or https:// and contain no spaces"
+	URL string `json:"url"`
+
+	// expectStatus is the HTTP status code the response must have. Default:
+	// 200.
+	// +optional
+	// +kubebuilder:default=200
+	// +kubebuilder:validation:Minimum=100
+	// +kubebuilder:validation:Maximum=599
+	ExpectStatus int32 `json:"expectStatus,omitempty"`
+
+	// maxLatency is the longest the response may take. Default: 1s.
+	// +optional
+	// +kubebuilder:default="1s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="maxLatency must be a positive duration such as 1s or 200ms"
+	MaxLatency metav1.Duration `json:"maxLatency,omitzero"`
+}

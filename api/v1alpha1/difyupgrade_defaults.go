@@ -1,0 +1,193 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// The API server applies the defaults written in the +kubebuilder:default
+// markers. SetDefaults applies the same ones in Go, for objects that never
+// went through an API server (unit tests, planning functions); an envtest spec
+// checks that the two agree on every sample.
+
+// The runbook's numbers, the defaults of the API.
+const (
+	DefaultWindowDuration        = 4 * time.Hour
+	DefaultWindowTimeZone        = "UTC"
+	DefaultMaxUtilizationPercent = int32(80)
+	DefaultEndpointMaxLatency    = 200 * time.Millisecond
+	DefaultCertificateValidity   = 720 * time.Hour
+	DefaultMaxReplicationLag     = time.Second
+	DefaultDatabasePort          = int32(5432)
+	DefaultUsernameKey           = "username"
+	DefaultPasswordKey           = "password"
+	DefaultBackupKeep            = int32(3)
+	DefaultBackupTimeout         = 30 * time.Minute
+	DefaultMigrationTimeout      = 30 * time.Minute
+	DefaultStableSubset          = "stable"
+	DefaultCanarySubset          = "canary"
+	DefaultAnalysisInterval      = 15 * time.Second
+	DefaultHTTPCheckStatus       = int32(200)
+	DefaultHTTPCheckMaxLatency   = time.Second
+	DefaultMaxSurge              = "25%"
+	DefaultMaxUnavailable        = "10%"
+	DefaultProgressDeadline      = 10 * time.Minute
+	DefaultBakeTime              = 10 * time.Minute
+)
+
+// The queries of the default analysis rules: the API canary's 5xx ratio and
+// its p99 latency in milliseconds, as Istio's sidecars report them.
+const (
+	DefaultErrorRateQuery  = `sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Release}}-api-canary",response_code=~"5.."}[1m])) / sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Release}}-api-canary"}[1m]))`
+	DefaultP99LatencyQuery = `histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Release}}-api-canary"}[1m])))`
+)
+
+// DefaultDatabases are the databases backed up when spec.database.databases
+// is not set: Dify's and the plugin daemon's.
+func DefaultDatabases() []string { return []string{"dify", "dify_plugin"} }
+
+// DefaultRoutes are the VirtualService routes split when
+// spec.canary.istio.virtualService.routes is not set.
+func DefaultRoutes() []string { return []string{"api", "web"} }
+
+// DefaultCanarySteps are the runbook's steps: 5%, pause 5m, 20%, pause 10m,
+// 100%.
+func DefaultCanarySteps() []CanaryStep {
+	weight := func(w int32) CanaryStep { return CanaryStep{SetWeight: &w} }
+	pause := func(d time.Duration) CanaryStep {
+		return CanaryStep{Pause: &CanaryPause{Duration: &metav1.Duration{Duration: d}}}
+	}
+	return []CanaryStep{weight(5), pause(5 * time.Minute), weight(20), pause(10 * time.Minute), weight(100)}
+}
+
+// DefaultAnalysisRules are the runbook's rollback triggers: error rate above
+// 5% for 1 minute, p99 latency above 1 s for 30 seconds.
+func DefaultAnalysisRules() []AnalysisRule {
+	return []AnalysisRule{
+		{Name: "error-rate", Query: DefaultErrorRateQuery, Max: "0.05", For: metav1.Duration{Duration: time.Minute}},
+		{Name: "p99-latency-ms", Query: DefaultP99LatencyQuery, Max: "1000", For: metav1.Duration{Duration: 30 * time.Second}},
+	}
+}
+
+// SetDefaults fills in every field the API server would default, and only
+// those: fields inside an optional block that is absent stay absent.
+func (u *DifyUpgrade) SetDefaults() {
+	s := &u.Spec
+	if w := s.Window; w != nil {
+		defaultDuration(&w.Duration, DefaultWindowDuration)
+		defaultString(&w.TimeZone, DefaultWindowTimeZone)
+	}
+	s.Precheck.setDefaults()
+	if db := s.Database; db != nil {
+		defaultInt32(&db.Port, DefaultDatabasePort)
+		defaultString(&db.CredentialsSecret.UsernameKey, DefaultUsernameKey)
+		defaultString(&db.CredentialsSecret.PasswordKey, DefaultPasswordKey)
+		if db.Databases == nil {
+			db.Databases = DefaultDatabases()
+		}
+		defaultString((*string)(&db.SSLMode), string(SSLModeDisable))
+	}
+	defaultTrue(&s.Backup.Enabled)
+	defaultInt32(&s.Backup.Retention.Keep, DefaultBackupKeep)
+	defaultDuration(&s.Backup.Timeout, DefaultBackupTimeout)
+	defaultTrue(&s.Migration.Enabled)
+	defaultDuration(&s.Migration.Timeout, DefaultMigrationTimeout)
+	s.Canary.setDefaults()
+	if s.Promote.MaxSurge == nil {
+		v := intstr.FromString(DefaultMaxSurge)
+		s.Promote.MaxSurge = &v
+	}
+	if s.Promote.MaxUnavailable == nil {
+		v := intstr.FromString(DefaultMaxUnavailable)
+		s.Promote.MaxUnavailable = &v
+	}
+	defaultDuration(&s.Promote.ProgressDeadline, DefaultProgressDeadline)
+	if s.Verify.BakeTime == nil {
+		s.Verify.BakeTime = &metav1.Duration{Duration: DefaultBakeTime}
+	}
+	defaultHTTPChecks(s.Verify.Checks)
+	defaultTrue(&s.Rollback.Automatic)
+	defaultString((*string)(&s.Rollback.RestoreDatabase), string(RestoreDatabaseIfMigrated))
+}
+
+func (p *PrecheckSpec) setDefaults() {
+	defaultInt32(&p.MaxUtilizationPercent, DefaultMaxUtilizationPercent)
+	for i := range p.Endpoints {
+		defaultDuration(&p.Endpoints[i].MaxLatency, DefaultEndpointMaxLatency)
+	}
+	for i := range p.Certificates {
+		if p.Certificates[i].MinValidity == nil {
+			p.Certificates[i].MinValidity = &metav1.Duration{Duration: DefaultCertificateValidity}
+		}
+	}
+	defaultTrue(&p.CheckDatabase)
+	defaultDuration(&p.MaxReplicationLag, DefaultMaxReplicationLag)
+}
+
+func (c *CanarySpec) setDefaults() {
+	if i := c.Istio; i != nil {
+		if i.VirtualService.Routes == nil {
+			i.VirtualService.Routes = DefaultRoutes()
+		}
+		defaultString(&i.StableSubset, DefaultStableSubset)
+		defaultString(&i.CanarySubset, DefaultCanarySubset)
+	}
+	if c.Steps == nil {
+		c.Steps = DefaultCanarySteps()
+	}
+	a := &c.Analysis
+	defaultDuration(&a.Interval, DefaultAnalysisInterval)
+	if a.Rules == nil {
+		a.Rules = DefaultAnalysisRules()
+	}
+	defaultHTTPChecks(a.HTTPChecks)
+}
+
+func defaultHTTPChecks(checks []HTTPCheck) {
+	for i := range checks {
+		defaultInt32(&checks[i].ExpectStatus, DefaultHTTPCheckStatus)
+		defaultDuration(&checks[i].MaxLatency, DefaultHTTPCheckMaxLatency)
+	}
+}
+
+func defaultString(v *string, def string) {
+	if *v == "" {
+		*v = def
+	}
+}
+
+func defaultInt32(v *int32, def int32) {
+	if *v == 0 {
+		*v = def
+	}
+}
+
+func defaultTrue(v **bool) {
+	if *v == nil {
+		*v = new(true)
+	}
+}
+
+func defaultDuration(v *metav1.Duration, def time.Duration) {
+	if v.Duration == 0 {
+		v.Duration = def
+	}
+}

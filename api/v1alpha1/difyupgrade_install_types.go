@@ -1,0 +1,149 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// This file holds the parts of the spec that describe the installation and
+// when the upgrade may start: components, compatibility, window, approvals.
+
+// ComponentsSpec overrides the defaults of each Dify component.
+type ComponentsSpec struct {
+	// api is the Dify API server (image langgenius/dify-api).
+	// +optional
+	API *ComponentSpec `json:"api,omitempty"`
+
+	// worker is the Celery worker (image langgenius/dify-api, MODE=worker).
+	// +optional
+	Worker *ComponentSpec `json:"worker,omitempty"`
+
+	// workerBeat is the Celery beat scheduler (image langgenius/dify-api,
+	// MODE=beat).
+	// +optional
+	WorkerBeat *ComponentSpec `json:"workerBeat,omitempty"`
+
+	// web is the Next.js front end (image langgenius/dify-web).
+	// +optional
+	Web *ComponentSpec `json:"web,omitempty"`
+
+	// pluginDaemon is the plugin daemon (image langgenius/dify-plugin-daemon).
+	// +optional
+	PluginDaemon *ComponentSpec `json:"pluginDaemon,omitempty"`
+
+	// sandbox is the code execution sandbox (image langgenius/dify-sandbox).
+	// +optional
+	Sandbox *ComponentSpec `json:"sandbox,omitempty"`
+}
+
+// ComponentSpec overrides how one Dify component is found and upgraded.
+type ComponentSpec struct {
+	// deployment is the name of the component's Deployment. Default:
+	// <release>-<component>, for example dify-api, dify-worker-beat or
+	// dify-plugin-daemon.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="deployment must be a Kubernetes object name: lowercase letters, digits, '-' and '.'"
+	Deployment string `json:"deployment,omitempty"`
+
+	// container is the name of the container in the Deployment's pod template
+	// that runs the component. Default: the first container.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="container must be a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit"
+	Container string `json:"container,omitempty"`
+
+	// image is the full image reference to run, for example
+	// registry.example.com/langgenius/dify-api:1.11.1, replacing the default.
+	// Default: the official repository (langgenius/dify-api for api, worker
+	// and workerBeat; langgenius/dify-web; langgenius/dify-plugin-daemon;
+	// langgenius/dify-sandbox) at the target version for api, worker,
+	// workerBeat and web, and at the version the compatibility matrix pairs
+	// with the target for pluginDaemon and sandbox.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[^[:space:]]+$')",message="image must be an image reference without spaces"
+	Image string `json:"image,omitempty"`
+
+	// skip leaves the component alone: it is neither checked nor upgraded.
+	// Use it for components the installation does not run.
+	// +optional
+	Skip bool `json:"skip,omitempty"`
+}
+
+// CompatibilitySpec replaces the compatibility matrix shipped with the
+// operator.
+type CompatibilitySpec struct {
+	// configMapName is the name of a ConfigMap in the upgrade's namespace whose
+	// data replaces the shipped compatibility matrix: which plugin-daemon and
+	// sandbox versions go with each Dify version, and which upgrade paths are
+	// supported. The format is described with the compatibility matrix in the
+	// operator's documentation.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="configMapName must be a Kubernetes object name: lowercase letters, digits, '-' and '.'"
+	ConfigMapName string `json:"configMapName"`
+}
+
+// WindowSpec is a recurring maintenance window. The upgrade starts only inside
+// it; once started, it runs to its end even past the window.
+type WindowSpec struct {
+	// schedule is when the window opens, as a standard 5-field cron expression
+	// (minute hour day-of-month month day-of-week), for example "0 2 * * 6"
+	// for Saturdays at 02:00. Macros such as @daily are not accepted.
+	// +required
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="self.matches('^ *[0-9A-Za-z*,/?#-]+( +[0-9A-Za-z*,/?#-]+){4} *$')",message="schedule must be a cron expression with 5 fields separated by spaces (minute hour day-of-month month day-of-week), such as '0 2 * * 6'"
+	Schedule string `json:"schedule"`
+
+	// duration is how long the window stays open after each opening. Default
+	// and maximum: 4h, the runbook's longest window.
+	// +optional
+	// +kubebuilder:default="4h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('4h')",message="window duration must be more than 0s and at most 4h"
+	Duration metav1.Duration `json:"duration,omitzero"`
+
+	// timeZone is the IANA time zone the schedule is read in, for example
+	// "Asia/Shanghai". Default: UTC.
+	// +optional
+	// +kubebuilder:default="UTC"
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z][A-Za-z0-9_+/-]*$')",message="timeZone must be an IANA time zone name such as UTC or Asia/Shanghai"
+	TimeZone string `json:"timeZone,omitempty"`
+}
+
+// ApprovalsSpec lists the roles that must approve an upgrade.
+//
+// A role approves by annotating the DifyUpgrade with
+// approval.upgrade.difyops.io/<role>: <who>, for example
+// `kubectl annotate du dify-to-1-11-1 approval.upgrade.difyops.io/sre=alice`.
+// The upgrade waits in Pending until every required role has a non-empty
+// approval annotation; approvals given later than the start change nothing.
+type ApprovalsSpec struct {
+	// required are the role names whose approval is needed, for example
+	// [tech-lead, sre, security]. Each is a DNS label, used as the name part
+	// of the approval annotation.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=10
+	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.all(r, r.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))",message="each required approval role must be a DNS label: lowercase letters, digits and '-', such as tech-lead or sre"
+	Required []string `json:"required,omitempty"`
+}

@@ -1,0 +1,308 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// This file holds the parts of the spec that keep the upgrade safe before the
+// new version runs: precheck, database, backup, migration.
+
+// PrecheckSpec sets the limits the installation must meet before the upgrade
+// changes anything. A failed precheck leaves the installation untouched.
+type PrecheckSpec struct {
+	// maxUtilizationPercent is the highest CPU and memory use (requests
+	// against allocatable) and volume use, in percent, at which the upgrade
+	// may start. Default: 80.
+	// +optional
+	// +kubebuilder:default=80
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	MaxUtilizationPercent int32 `json:"maxUtilizationPercent,omitempty"`
+
+	// endpoints are HTTP endpoints that must answer with a 2xx status within
+	// their maxLatency, for example the API's /health.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=20
+	Endpoints []EndpointCheck `json:"endpoints,omitempty"`
+
+	// certificates are TLS Secrets whose certificate must stay valid for at
+	// least minValidity more.
+	// +optional
+	// +listType=map
+	// +listMapKey=secretName
+	// +kubebuilder:validation:MaxItems=20
+	Certificates []CertificateCheck `json:"certificates,omitempty"`
+
+	// checkDatabase checks that the database answers and that replication lag
+	// is under maxReplicationLag. It needs spec.database; without it the check
+	// is skipped with a warning. Default: true.
+	// +optional
+	// +kubebuilder:default=true
+	CheckDatabase *bool `json:"checkDatabase,omitempty"`
+
+	// maxReplicationLag is the highest replication lag of the database's
+	// replicas at which the upgrade may start. Default: 1s.
+	// +optional
+	// +kubebuilder:default="1s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="maxReplicationLag must be a positive duration such as 1s or 500ms"
+	MaxReplicationLag metav1.Duration `json:"maxReplicationLag,omitzero"`
+}
+
+// EndpointCheck is an HTTP endpoint that must answer quickly.
+type EndpointCheck struct {
+	// name identifies the check in status.checks, for example "api".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+
+	// url is the http:// or https:// URL to GET, for example
+	// http://dify-api:5001/health.
+	// +required
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.matches('^https?://[^[:space:]/]+[^[:space:]]*$')",message="url must start with http:// or https:// and contain no spaces"
+	URL string `json:"url"`
+
+	// maxLatency is the longest the endpoint may take to answer. Default:
+	// 200ms.
+	// +optional
+	// +kubebuilder:default="200ms"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="maxLatency must be a positive duration such as 200ms or 1s"
+	MaxLatency metav1.Duration `json:"maxLatency,omitzero"`
+}
+
+// CertificateCheck is a TLS Secret whose certificate must not expire soon.
+type CertificateCheck struct {
+	// secretName is the name of a Secret in the upgrade's namespace holding the
+	// certificate under tls.crt (type kubernetes.io/tls).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	SecretName string `json:"secretName"`
+
+	// minValidity is how long the certificate must stay valid from the moment
+	// of the check. Default: 720h (30 days). 0s only checks that it has not
+	// expired.
+	// +optional
+	// +kubebuilder:default="720h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="minValidity must be a duration that is not negative, such as 720h"
+	MinValidity *metav1.Duration `json:"minValidity,omitempty"`
+}
+
+// SSLMode is how the operator's database clients use TLS, as in libpq's
+// sslmode.
+// +kubebuilder:validation:Enum=disable;require;verify-ca;verify-full
+type SSLMode string
+
+// The SSL modes of libpq that the backup and restore Jobs support.
+const (
+	SSLModeDisable    SSLMode = "disable"
+	SSLModeRequire    SSLMode = "require"
+	SSLModeVerifyCA   SSLMode = "verify-ca"
+	SSLModeVerifyFull SSLMode = "verify-full"
+)
+
+// DatabaseSpec says how to reach Dify's PostgreSQL.
+type DatabaseSpec struct {
+	// host is the database server's host name, for example
+	// dify-postgresql or dify-postgresql.dify.svc.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Host string `json:"host"`
+
+	// port is the database server's port. Default: 5432.
+	// +optional
+	// +kubebuilder:default=5432
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port,omitempty"`
+
+	// credentialsSecret is the Secret holding the user name and password of a
+	// user that may dump and restore the databases.
+	// +required
+	CredentialsSecret DatabaseCredentials `json:"credentialsSecret"`
+
+	// databases are the databases to back up and restore. Default: dify and
+	// dify_plugin (the plugin daemon's).
+	// +optional
+	// +listType=set
+	// +kubebuilder:default={"dify","dify_plugin"}
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=63
+	Databases []string `json:"databases,omitempty"`
+
+	// sslMode is libpq's sslmode for the backup and restore Jobs: disable,
+	// require, verify-ca or verify-full. Default: disable.
+	// +optional
+	// +kubebuilder:default="disable"
+	SSLMode SSLMode `json:"sslMode,omitempty"`
+}
+
+// DatabaseCredentials points at the keys of a Secret that hold database
+// credentials.
+type DatabaseCredentials struct {
+	// name is the name of the Secret, in the upgrade's namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// usernameKey is the key of the user name in the Secret. Default:
+	// username.
+	// +optional
+	// +kubebuilder:default="username"
+	// +kubebuilder:validation:MaxLength=253
+	UsernameKey string `json:"usernameKey,omitempty"`
+
+	// passwordKey is the key of the password in the Secret. Default: password.
+	// +optional
+	// +kubebuilder:default="password"
+	// +kubebuilder:validation:MaxLength=253
+	PasswordKey string `json:"passwordKey,omitempty"`
+}
+
+// BackupSpec says where the backup taken before the upgrade goes and what it
+// holds. The database (when spec.database is set), the listed volumes and the
+// listed ConfigMaps and Secrets are backed up after the precheck and before
+// the migration.
+type BackupSpec struct {
+	// enabled takes the backup. Turning it off also leaves nothing to restore
+	// on rollback. Default: true.
+	// +optional
+	// +kubebuilder:default=true
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// destination is the volume the backup is written to. It is required when
+	// there is anything to back up.
+	// +optional
+	Destination *BackupDestination `json:"destination,omitempty"`
+
+	// volumes are PersistentVolumeClaims to archive (tar) into the backup, for
+	// example the API's file storage or the plugin daemon's plugin directory.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=20
+	Volumes []VolumeBackup `json:"volumes,omitempty"`
+
+	// config names the ConfigMaps and Secrets to snapshot into the backup.
+	// +optional
+	Config *ConfigBackup `json:"config,omitempty"`
+
+	// retention says how many backups of this release to keep.
+	// +optional
+	// +kubebuilder:default={}
+	Retention BackupRetention `json:"retention,omitzero"`
+
+	// timeout is how long the backup may take before the upgrade fails.
+	// Default: 30m.
+	// +optional
+	// +kubebuilder:default="30m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="backup timeout must be a positive duration such as 30m"
+	Timeout metav1.Duration `json:"timeout,omitzero"`
+}
+
+// BackupDestination is where backups are written.
+type BackupDestination struct {
+	// claimName is the name of a PersistentVolumeClaim in the upgrade's
+	// namespace that holds the backups.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	ClaimName string `json:"claimName"`
+}
+
+// VolumeBackup is a volume (or a directory in it) to archive.
+type VolumeBackup struct {
+	// claimName is the name of the PersistentVolumeClaim to archive.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	ClaimName string `json:"claimName"`
+
+	// subPath is the directory in the volume to archive. Default: the whole
+	// volume.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/') && !self.split('/').exists(p, p == '..')",message="subPath must be a relative path without '..'"
+	SubPath string `json:"subPath,omitempty"`
+}
+
+// ConfigBackup names configuration objects to snapshot.
+type ConfigBackup struct {
+	// configMaps are names of ConfigMaps in the upgrade's namespace.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=253
+	ConfigMaps []string `json:"configMaps,omitempty"`
+
+	// secrets are names of Secrets in the upgrade's namespace. Their contents
+	// end up in the backup volume; protect it accordingly.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=253
+	Secrets []string `json:"secrets,omitempty"`
+}
+
+// BackupRetention says how many backups to keep.
+type BackupRetention struct {
+	// keep is how many of the release's most recent backups to keep on the
+	// destination; older ones are deleted after a successful upgrade.
+	// Default: 3.
+	// +optional
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	Keep int32 `json:"keep,omitempty"`
+}
+
+// MigrationSpec controls the database schema migration.
+type MigrationSpec struct {
+	// enabled runs the schema migration (flask upgrade-db) as a Job with the
+	// new API image before the new version takes traffic. Turn it off only
+	// when something else migrates the schema. Default: true.
+	// +optional
+	// +kubebuilder:default=true
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// timeout is how long the migration Job may run before the upgrade fails.
+	// Default: 30m.
+	// +optional
+	// +kubebuilder:default="30m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="migration timeout must be a positive duration such as 30m"
+	Timeout metav1.Duration `json:"timeout,omitzero"`
+}

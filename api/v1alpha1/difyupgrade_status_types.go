@@ -1,0 +1,275 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// DifyUpgradeStatus is what the operator observed and did.
+type DifyUpgradeStatus struct {
+	// phase is where the upgrade stands: Pending, Precheck, Backup, Migrate,
+	// Canary, Promote, Verify, then Succeeded; or RollingBack, RolledBack,
+	// Failed.
+	// +optional
+	Phase DifyUpgradePhase `json:"phase,omitempty"`
+
+	// observedGeneration is the .metadata.generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// fromVersion is the Dify version the installation ran before the
+	// upgrade, read from the API Deployment's image.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	FromVersion string `json:"fromVersion,omitempty"`
+
+	// targetVersion is the version this upgrade is taking the installation to.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	TargetVersion string `json:"targetVersion,omitempty"`
+
+	// startedAt is when the upgrade left Pending.
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+
+	// completedAt is when the upgrade reached Succeeded, RolledBack or Failed.
+	// +optional
+	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+
+	// message says, for a person, what the upgrade is doing or waiting for.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32768
+	Message string `json:"message,omitempty"`
+
+	// canary is the progress through spec.canary.steps.
+	// +optional
+	Canary *CanaryStatus `json:"canary,omitempty"`
+
+	// backup is what the backup holds and where.
+	// +optional
+	Backup *BackupStatus `json:"backup,omitempty"`
+
+	// migration is what the schema migration did.
+	// +optional
+	Migration *MigrationStatus `json:"migration,omitempty"`
+
+	// checks are the latest results of the prechecks, analysis rules and HTTP
+	// checks, one entry per check and phase.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=128
+	Checks []CheckResult `json:"checks,omitempty"`
+
+	// actions are the values of the one-shot action annotations the operator
+	// has acted on, so that each value is acted on once.
+	// +optional
+	Actions *ActionsStatus `json:"actions,omitempty"`
+
+	// conditions are the kstatus conditions Ready, Reconciling and Stalled,
+	// plus one per phase outcome: PrecheckPassed, BackupComplete,
+	// SchemaMigrated, CanaryHealthy, Promoted, Verified, RolledBack.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=32
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// CanaryStatus is the progress through the canary steps.
+type CanaryStatus struct {
+	// stepIndex is the index in spec.canary.steps of the current step,
+	// counting from 0; it equals steps once every step is done.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	StepIndex int32 `json:"stepIndex"`
+
+	// steps is the number of steps in spec.canary.steps.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Steps int32 `json:"steps"`
+
+	// step is the current step for people, counting from 1, for example
+	// "2/5". It is the Step column of kubectl get.
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	Step string `json:"step,omitempty"`
+
+	// weight is the percentage of traffic the new version receives now.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	Weight int32 `json:"weight"`
+
+	// pausedUntil is when the current timed pause ends.
+	// +optional
+	PausedUntil *metav1.Time `json:"pausedUntil,omitempty"`
+
+	// waitingForPromotion is true while a pause without duration waits for
+	// the annotation upgrade.difyops.io/promote.
+	// +optional
+	WaitingForPromotion bool `json:"waitingForPromotion,omitempty"`
+}
+
+// BackupStatus is what the backup holds and where.
+type BackupStatus struct {
+	// name identifies this backup on the destination volume (its directory).
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name,omitempty"`
+
+	// artifacts are the files the backup consists of.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	Artifacts []BackupArtifact `json:"artifacts,omitempty"`
+}
+
+// BackupArtifactKind is what a backup artifact holds.
+// +kubebuilder:validation:Enum=Database;Volume;Config
+type BackupArtifactKind string
+
+// The kinds of backup artifact.
+const (
+	// BackupArtifactDatabase is a pg_dump of one database.
+	BackupArtifactDatabase BackupArtifactKind = "Database"
+	// BackupArtifactVolume is a tar archive of a volume or a directory in it.
+	BackupArtifactVolume BackupArtifactKind = "Volume"
+	// BackupArtifactConfig is a snapshot of ConfigMaps and Secrets.
+	BackupArtifactConfig BackupArtifactKind = "Config"
+)
+
+// BackupArtifact is one file of a backup.
+type BackupArtifact struct {
+	// kind is what the artifact holds: Database, Volume or Config.
+	// +required
+	Kind BackupArtifactKind `json:"kind"`
+
+	// name is what was backed up: the database name, the claim name (and
+	// subPath), or the config snapshot's name.
+	// +required
+	// +kubebuilder:validation:MaxLength=1024
+	Name string `json:"name"`
+
+	// location is the artifact's path on the destination volume.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Location string `json:"location,omitempty"`
+
+	// sizeBytes is the artifact's size in bytes.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	SizeBytes int64 `json:"sizeBytes,omitempty"`
+
+	// sha256 is the hex SHA-256 checksum of the artifact.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	SHA256 string `json:"sha256,omitempty"`
+
+	// schemaRevision is the Alembic revision of the database when it was
+	// dumped (Database artifacts only).
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	SchemaRevision string `json:"schemaRevision,omitempty"`
+
+	// takenAt is when the artifact was written.
+	// +optional
+	TakenAt *metav1.Time `json:"takenAt,omitempty"`
+}
+
+// MigrationStatus is what the schema migration did.
+type MigrationStatus struct {
+	// jobName is the name of the migration Job.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	JobName string `json:"jobName,omitempty"`
+
+	// fromRevision is the Alembic revision of the schema before the
+	// migration.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	FromRevision string `json:"fromRevision,omitempty"`
+
+	// toRevision is the Alembic revision of the schema after the migration.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	ToRevision string `json:"toRevision,omitempty"`
+
+	// pointOfNoReturnPassed is true once the migration has started changing
+	// the schema: from then on the old version can only come back together
+	// with the database backup.
+	// +optional
+	PointOfNoReturnPassed bool `json:"pointOfNoReturnPassed,omitempty"`
+}
+
+// CheckResultValue is the outcome of a check.
+// +kubebuilder:validation:Enum=Passed;Failed;Warning
+type CheckResultValue string
+
+// The outcomes of a check.
+const (
+	CheckPassed  CheckResultValue = "Passed"
+	CheckFailed  CheckResultValue = "Failed"
+	CheckWarning CheckResultValue = "Warning"
+)
+
+// CheckResult is the latest result of one check.
+type CheckResult struct {
+	// name is the check's name, for example utilization, endpoint/api or
+	// error-rate.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// phase is the phase the check ran in.
+	// +required
+	Phase DifyUpgradePhase `json:"phase"`
+
+	// result is Passed, Failed or Warning (reported, does not block).
+	// +required
+	Result CheckResultValue `json:"result"`
+
+	// message says what was measured, for a person, for example
+	// "p99 latency 312ms <= 1000ms".
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+
+	// at is when the check ran.
+	// +optional
+	At *metav1.Time `json:"at,omitempty"`
+}
+
+// ActionsStatus records the last value of each one-shot action annotation
+// the operator has acted on. An annotation whose value differs from the one
+// recorded here is a new request.
+type ActionsStatus struct {
+	// promote is the last handled value of upgrade.difyops.io/promote.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Promote string `json:"promote,omitempty"`
+
+	// abort is the last handled value of upgrade.difyops.io/abort.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Abort string `json:"abort,omitempty"`
+
+	// retry is the last handled value of upgrade.difyops.io/retry.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Retry string `json:"retry,omitempty"`
+}

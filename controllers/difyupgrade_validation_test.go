@@ -1,0 +1,498 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+)
+
+// These specs check the API as the API server enforces it: the CRD's OpenAPI
+// schema, its CEL rules and its defaults. Validation is synchronous, so only
+// the specs that wait for the controller use Eventually.
+
+const samplesDir = "../config/samples"
+
+// withoutBackup turns the backup off, so that a database can be given without
+// a backup destination.
+const withoutBackup = "\nbackup: {enabled: false}"
+
+var _ = Describe("DifyUpgrade API", func() {
+	Describe("samples", func() {
+		samples, err := filepath.Glob(filepath.Join(samplesDir, "upgrade_*.yaml"))
+		if err != nil || len(samples) == 0 {
+			panic("no samples found in " + samplesDir)
+		}
+
+		for _, path := range samples {
+			It("accepts "+filepath.Base(path)+" and reads it back with the defaults SetDefaults also applies", func(ctx SpecContext) {
+				upgrade := readSample(path)
+				upgrade.Namespace = newNamespace(ctx)
+				Expect(k8sClient.Create(ctx, upgrade)).To(Succeed())
+
+				stored := &upgradev1alpha1.DifyUpgrade{}
+				Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(upgrade), stored)).To(Succeed())
+				expected := readSample(path)
+				expected.SetDefaults()
+				Expect(stored.Spec).To(Equal(expected.Spec))
+			})
+		}
+
+		It("lists every sample in config/samples/kustomization.yaml", func() {
+			kustomization, err := os.ReadFile(filepath.Join(samplesDir, "kustomization.yaml"))
+			Expect(err).NotTo(HaveOccurred())
+			for _, path := range samples {
+				Expect(string(kustomization)).To(ContainSubstring("- " + filepath.Base(path) + "\n"))
+			}
+		})
+	})
+
+	Describe("defaults", func() {
+		It("gives the minimal sample the runbook's numbers", func(ctx SpecContext) {
+			upgrade := readSample(filepath.Join(samplesDir, "upgrade_v1alpha1_difyupgrade.yaml"))
+			Expect(upgrade.Spec).To(Equal(upgradev1alpha1.DifyUpgradeSpec{TargetVersion: "1.11.1", Release: "dify"}),
+				"the minimal sample sets only targetVersion and release")
+			upgrade.Namespace = newNamespace(ctx)
+			Expect(k8sClient.Create(ctx, upgrade)).To(Succeed())
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(upgrade), upgrade)).To(Succeed())
+			spec := upgrade.Spec
+
+			By("leaving the optional blocks absent")
+			Expect(spec.Window).To(BeNil())
+			Expect(spec.Approvals).To(BeNil())
+			Expect(spec.Database).To(BeNil())
+			Expect(spec.Components).To(BeNil())
+			Expect(spec.Compatibility).To(BeNil())
+			Expect(spec.Canary.Istio).To(BeNil())
+			Expect(spec.Canary.ReplicaRatio).To(BeNil())
+			Expect(spec.Canary.Analysis.Prometheus).To(BeNil())
+			Expect(spec.Paused).To(BeFalse())
+
+			By("prechecking at 80% utilization and 1s replication lag, database included")
+			Expect(spec.Precheck.MaxUtilizationPercent).To(Equal(int32(80)))
+			Expect(spec.Precheck.CheckDatabase).To(Equal(new(true)))
+			Expect(spec.Precheck.MaxReplicationLag.Duration).To(Equal(time.Second))
+
+			By("backing up and migrating, each within 30 minutes, keeping 3 backups")
+			Expect(spec.Backup.Enabled).To(Equal(new(true)))
+			Expect(spec.Backup.Retention.Keep).To(Equal(int32(3)))
+			Expect(spec.Backup.Timeout.Duration).To(Equal(30 * time.Minute))
+			Expect(spec.Migration.Enabled).To(Equal(new(true)))
+			Expect(spec.Migration.Timeout.Duration).To(Equal(30 * time.Minute))
+
+			By("running the runbook's canary: 5%, 5m, 20%, 10m, 100%")
+			Expect(spec.Canary.Steps).To(Equal([]upgradev1alpha1.CanaryStep{
+				{SetWeight: ptr.To[int32](5)},
+				{Pause: &upgradev1alpha1.CanaryPause{Duration: &metav1.Duration{Duration: 5 * time.Minute}}},
+				{SetWeight: ptr.To[int32](20)},
+				{Pause: &upgradev1alpha1.CanaryPause{Duration: &metav1.Duration{Duration: 10 * time.Minute}}},
+				{SetWeight: ptr.To[int32](100)},
+			}))
+
+			By("analysing every 15s against the runbook's rollback triggers")
+			Expect(spec.Canary.Analysis.Interval.Duration).To(Equal(15 * time.Second))
+			Expect(spec.Canary.Analysis.Rules).To(HaveLen(2))
+			Expect(spec.Canary.Analysis.Rules[0]).To(And(
+				HaveField("Name", "error-rate"), HaveField("Max", "0.05"), HaveField("Min", ""),
+				HaveField("For.Duration", time.Minute),
+				HaveField("Query", ContainSubstring(`destination_workload="{{.Release}}-api-canary"`)),
+			))
+			Expect(spec.Canary.Analysis.Rules[1]).To(And(
+				HaveField("Name", "p99-latency-ms"), HaveField("Max", "1000"),
+				HaveField("For.Duration", 30*time.Second),
+				HaveField("Query", ContainSubstring("histogram_quantile(0.99")),
+			))
+
+			By("promoting with maxSurge 25% and maxUnavailable 10% within 10m, then baking 10m")
+			Expect(spec.Promote.MaxSurge).To(Equal(new(intstr.FromString("25%"))))
+			Expect(spec.Promote.MaxUnavailable).To(Equal(new(intstr.FromString("10%"))))
+			Expect(spec.Promote.ProgressDeadline.Duration).To(Equal(10 * time.Minute))
+			Expect(spec.Verify.BakeTime).To(Equal(&metav1.Duration{Duration: 10 * time.Minute}))
+
+			By("rolling back on its own and restoring the database if it was migrated")
+			Expect(spec.Rollback.Automatic).To(Equal(new(true)))
+			Expect(spec.Rollback.RestoreDatabase).To(Equal(upgradev1alpha1.RestoreDatabaseIfMigrated))
+		})
+
+		It("fills in the defaults inside optional blocks that are given", func(ctx SpecContext) {
+			upgrade := newUnstructuredUpgrade(newNamespace(ctx), "dify-to-1-11-1", `
+window: {schedule: "0 2 * * 6"}
+precheck:
+  endpoints: [{name: api, url: "http://dify-api:5001/health"}]
+  certificates: [{secretName: dify-tls}]
+database: {host: dify-postgresql, credentialsSecret: {name: dify-db}}
+backup: {destination: {claimName: dify-backups}}
+canary:
+  istio:
+    virtualService: {name: dify}
+    destinationRules: [{name: dify-api, component: api}]
+  analysis:
+    httpChecks: [{name: api, url: "http://dify-api:5001/health"}]
+verify:
+  checks: [{name: web, url: "http://dify-web:3000/"}]
+`)
+			Expect(k8sClient.Create(ctx, upgrade)).To(Succeed())
+			stored := &upgradev1alpha1.DifyUpgrade{}
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(upgrade), stored)).To(Succeed())
+			spec := stored.Spec
+
+			Expect(spec.Window.Duration.Duration).To(Equal(4 * time.Hour))
+			Expect(spec.Window.TimeZone).To(Equal("UTC"))
+			Expect(spec.Precheck.Endpoints[0].MaxLatency.Duration).To(Equal(200 * time.Millisecond))
+			Expect(spec.Precheck.Certificates[0].MinValidity).To(Equal(&metav1.Duration{Duration: 720 * time.Hour}))
+			Expect(spec.Database.Port).To(Equal(int32(5432)))
+			Expect(spec.Database.Databases).To(Equal([]string{"dify", "dify_plugin"}))
+			Expect(spec.Database.SSLMode).To(Equal(upgradev1alpha1.SSLModeDisable))
+			Expect(spec.Database.CredentialsSecret.UsernameKey).To(Equal("username"))
+			Expect(spec.Database.CredentialsSecret.PasswordKey).To(Equal("password"))
+			Expect(spec.Canary.Istio.VirtualService.Routes).To(Equal([]string{"api", "web"}))
+			Expect(spec.Canary.Istio.StableSubset).To(Equal("stable"))
+			Expect(spec.Canary.Istio.CanarySubset).To(Equal("canary"))
+			Expect(spec.Canary.Analysis.HTTPChecks[0].ExpectStatus).To(Equal(int32(200)))
+			Expect(spec.Canary.Analysis.HTTPChecks[0].MaxLatency.Duration).To(Equal(time.Second))
+			Expect(spec.Verify.Checks[0].ExpectStatus).To(Equal(int32(200)))
+
+			expected := &upgradev1alpha1.DifyUpgrade{}
+			Expect(runtimeFromUnstructured(upgrade, expected)).To(Succeed())
+			expected.SetDefaults()
+			Expect(spec).To(Equal(expected.Spec), "SetDefaults agrees with the CRD's defaults")
+		})
+
+		It("keeps zero where zero is a choice: no bake, no backup, weight 0", func(ctx SpecContext) {
+			upgrade := newUnstructuredUpgrade(newNamespace(ctx), "dify-to-1-11-1", `
+verify: {bakeTime: 0s}
+backup: {enabled: false}
+migration: {enabled: false}
+rollback: {automatic: false, restoreDatabase: Never}
+canary: {steps: [{setWeight: 0}, {pause: {}}, {setWeight: 100}]}
+promote: {maxSurge: 0, maxUnavailable: 1}
+`)
+			Expect(k8sClient.Create(ctx, upgrade)).To(Succeed())
+			stored := &upgradev1alpha1.DifyUpgrade{}
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(upgrade), stored)).To(Succeed())
+			Expect(stored.Spec.Verify.BakeTime).To(Equal(&metav1.Duration{}))
+			Expect(stored.Spec.Backup.Enabled).To(Equal(new(false)))
+			Expect(stored.Spec.Migration.Enabled).To(Equal(new(false)))
+			Expect(stored.Spec.Rollback.Automatic).To(Equal(new(false)))
+			Expect(stored.Spec.Canary.Steps[0].SetWeight).To(Equal(ptr.To[int32](0)))
+			Expect(stored.Spec.Canary.Steps[1].Pause).To(Equal(&upgradev1alpha1.CanaryPause{}))
+			Expect(stored.Spec.Promote.MaxSurge).To(Equal(new(intstr.FromInt32(0))))
+		})
+	})
+
+	DescribeTable("rejects an invalid upgrade before it is stored",
+		func(ctx SpecContext, specYAML, expectedMessage string) {
+			upgrade := newUnstructuredUpgrade(newNamespace(ctx), "invalid", specYAML)
+			err := k8sClient.Create(ctx, upgrade)
+			Expect(err).To(HaveOccurred())
+			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "expected Invalid, got %v", err)
+			GinkgoWriter.Println("The API server says:", err)
+			Expect(err.Error()).To(ContainSubstring(expectedMessage))
+
+			err = k8sClient.Get(ctx, client.ObjectKeyFromObject(upgrade), &upgradev1alpha1.DifyUpgrade{})
+			Expect(apierrors.IsNotFound(err)).To(BeTrue(), "the invalid upgrade must never be stored, got %v", err)
+		},
+		// The version and the release.
+		Entry("a target version that is not semver", `targetVersion: "1.11"`, "targetVersion must be a semantic version"),
+		Entry("a target version with a leading v", `targetVersion: v1.11.1`, "targetVersion must be a semantic version"),
+		Entry("a target version with a leading zero", `targetVersion: 1.011.1`, "targetVersion must be a semantic version"),
+		Entry("an empty target version", `targetVersion: ""`, "targetVersion must be a semantic version"),
+		Entry("no target version", `targetVersion: null`, "spec.targetVersion: Required value"),
+		Entry("an empty release", `release: ""`, "release must be a DNS label"),
+		Entry("a release with uppercase letters", `release: Dify`, "release must be a DNS label"),
+		Entry("a release longer than a Helm release name", `release: `+strings.Repeat("d", 54), "spec.release: Too long"),
+		Entry("a component Deployment that is no object name", `components: {api: {deployment: Dify_API}}`, "deployment must be a Kubernetes object name"),
+		Entry("an image with a space", `components: {web: {image: "langgenius/dify-web 1.11.1"}}`, "image must be an image reference without spaces"),
+
+		// Canary steps.
+		Entry("a weight above 100", `canary: {steps: [{setWeight: 120}]}`, "should be less than or equal to 100"),
+		Entry("a negative weight", `canary: {steps: [{setWeight: -1}]}`, "should be greater than or equal to 0"),
+		Entry("decreasing weights", `canary: {steps: [{setWeight: 20}, {pause: {duration: 5m}}, {setWeight: 5}]}`, "setWeight must not decrease"),
+		Entry("a step with both setWeight and pause", `canary: {steps: [{setWeight: 5, pause: {duration: 5m}}]}`, "each canary step sets exactly one of setWeight or pause"),
+		Entry("an empty step", `canary: {steps: [{}]}`, "each canary step sets exactly one of setWeight or pause"),
+		Entry("no steps at all", `canary: {steps: []}`, "spec.canary.steps in body should have at least 1 items"),
+		Entry("more than 50 steps", `canary: {steps: [`+strings.Repeat("{setWeight: 1}, ", 50)+`{setWeight: 100}]}`, "must have at most 50 items"),
+		Entry("a negative pause", `canary: {steps: [{setWeight: 5}, {pause: {duration: -5m}}]}`, "pause duration must be a positive duration"),
+		Entry("a zero pause", `canary: {steps: [{setWeight: 5}, {pause: {duration: 0s}}]}`, "pause duration must be a positive duration"),
+		Entry("a pause that is not a duration", `canary: {steps: [{setWeight: 5}, {pause: {duration: 5 minutes}}]}`, "pause duration must be a positive duration"),
+
+		// Canary routing.
+		Entry("both Istio and replica-ratio routing", `canary: {replicaRatio: {}, istio: {virtualService: {name: dify}, destinationRules: [{name: dify-api, component: api}]}}`, "set at most one of canary.istio and canary.replicaRatio"),
+		Entry("the same subset for stable and canary", `canary: {istio: {virtualService: {name: dify}, destinationRules: [{name: dify-api, component: api}], stableSubset: v1, canarySubset: v1}}`, "stableSubset and canarySubset must differ"),
+		Entry("two DestinationRules for one component", `canary: {istio: {virtualService: {name: dify}, destinationRules: [{name: a, component: api}, {name: b, component: api}]}}`, "each component may have only one DestinationRule"),
+		Entry("a DestinationRule for a component that cannot be canaried", `canary: {istio: {virtualService: {name: dify}, destinationRules: [{name: w, component: worker}]}}`, `Unsupported value: "worker"`),
+		Entry("Istio without DestinationRules", `canary: {istio: {virtualService: {name: dify}}}`, "destinationRules: Required value"),
+
+		// Canary analysis.
+		Entry("a threshold that is not a number", `canary: {analysis: {rules: [{name: r, query: up, max: abc}]}}`, "max must be a decimal number"),
+		Entry("a threshold written as a float", `canary: {analysis: {rules: [{name: r, query: up, min: 0.5}]}}`, "must be of type string"),
+		Entry("a rule with neither min nor max", `canary: {analysis: {rules: [{name: r, query: up}]}}`, "each analysis rule needs min, max or both"),
+		Entry("a rule whose min is above its max", `canary: {analysis: {rules: [{name: r, query: up, min: "2", max: "1.5"}]}}`, "min must not be greater than its max"),
+		Entry("a negative for", `canary: {analysis: {rules: [{name: r, query: up, max: "1", for: -1m}]}}`, "for must be a duration that is not negative"),
+		Entry("a zero analysis interval", `canary: {analysis: {interval: 0s}}`, "analysis interval must be a positive duration"),
+		Entry("a Prometheus address without scheme", `canary: {analysis: {prometheus: {address: "prometheus:9090"}}}`, "prometheus address must start with http:// or https://"),
+		Entry("an HTTP check expecting status 700", `canary: {analysis: {httpChecks: [{name: h, url: "http://dify-api:5001/health", expectStatus: 700}]}}`, "should be less than or equal to 599"),
+
+		// Window and approvals.
+		Entry("a 6h window", `window: {schedule: "0 2 * * 6", duration: 6h}`, "window duration must be more than 0s and at most 4h"),
+		Entry("a 0s window", `window: {schedule: "0 2 * * 6", duration: 0s}`, "window duration must be more than 0s and at most 4h"),
+		Entry("a negative window", `window: {schedule: "0 2 * * 6", duration: -1h}`, "window duration must be more than 0s and at most 4h"),
+		Entry("a schedule with 6 fields", `window: {schedule: "0 0 2 * * 6"}`, "schedule must be a cron expression with 5 fields"),
+		Entry("a schedule macro", `window: {schedule: "@weekly"}`, "schedule must be a cron expression with 5 fields"),
+		Entry("a window without schedule", `window: {duration: 1h}`, "spec.window.schedule: Required value"),
+		Entry("a time zone with a space", `window: {schedule: "0 2 * * 6", timeZone: "Asia Shanghai"}`, "timeZone must be an IANA time zone name"),
+		Entry("an approval role that is no DNS label", `approvals: {required: [Tech Lead]}`, "each required approval role must be a DNS label"),
+		Entry("more than 10 approval roles", `approvals: {required: [a, b, c, d, e, f, g, h, i, j, k]}`, "must have at most 10 items"),
+
+		// Precheck.
+		Entry("maxUtilizationPercent 0", `precheck: {maxUtilizationPercent: 0}`, "should be greater than or equal to 1"),
+		Entry("maxUtilizationPercent 101", `precheck: {maxUtilizationPercent: 101}`, "should be less than or equal to 100"),
+		Entry("an endpoint URL without scheme", `precheck: {endpoints: [{name: api, url: "dify-api:5001/health"}]}`, "url must start with http:// or https://"),
+		Entry("an endpoint URL with a space", `precheck: {endpoints: [{name: api, url: "http://dify api/health"}]}`, "url must start with http:// or https://"),
+		Entry("a zero endpoint latency", `precheck: {endpoints: [{name: api, url: "http://dify-api:5001/health", maxLatency: 0s}]}`, "maxLatency must be a positive duration"),
+		Entry("a negative certificate validity", `precheck: {certificates: [{secretName: dify-tls, minValidity: -1h}]}`, "minValidity must be a duration that is not negative"),
+
+		// Database, backup, migration.
+		Entry("port 70000", `database: {host: db, port: 70000, credentialsSecret: {name: db}}`+withoutBackup, "should be less than or equal to 65535"),
+		Entry("no databases", `database: {host: db, credentialsSecret: {name: db}, databases: []}`+withoutBackup, "spec.database.databases in body should have at least 1 items"),
+		Entry("an sslMode libpq does not know here", `database: {host: db, credentialsSecret: {name: db}, sslMode: prefer}`+withoutBackup, `Unsupported value: "prefer"`),
+		Entry("a database without credentials", `database: {host: db}`, "spec.database.credentialsSecret: Required value"),
+		Entry("a database to back up but no destination", `database: {host: db, credentialsSecret: {name: db}}`, "spec.backup.destination is required"),
+		Entry("volumes to back up but no destination", `backup: {volumes: [{claimName: storage}]}`, "spec.backup.destination is required"),
+		Entry("a subPath that climbs out of the volume", `backup: {destination: {claimName: b}, volumes: [{claimName: s, subPath: ../etc}]}`, "subPath must be a relative path without '..'"),
+		Entry("keeping no backups", `backup: {retention: {keep: 0}}`, "should be greater than or equal to 1"),
+		Entry("a zero migration timeout", `migration: {timeout: 0s}`, "migration timeout must be a positive duration"),
+
+		// Promote, verify, rollback.
+		Entry("a maxSurge that is neither number nor percentage", `promote: {maxSurge: "25"}`, "maxSurge must be a non-negative number or a percentage"),
+		Entry("a maxUnavailable above 100%", `promote: {maxUnavailable: "150%"}`, "maxUnavailable must be a non-negative number or a percentage from 0% to 100%"),
+		Entry("maxSurge and maxUnavailable both zero", `promote: {maxSurge: 0, maxUnavailable: "0%"}`, "maxSurge and maxUnavailable cannot both be zero"),
+		Entry("a zero progress deadline", `promote: {progressDeadline: 0s}`, "progressDeadline must be a positive duration"),
+		Entry("a negative bake time", `verify: {bakeTime: -10m}`, "bakeTime must be a duration that is not negative"),
+		Entry("restoreDatabase Sometimes", `rollback: {restoreDatabase: Sometimes}`, `Unsupported value: "Sometimes"`),
+	)
+
+	DescribeTable("accepts valid values at the edges",
+		func(ctx SpecContext, specYAML string) {
+			Expect(k8sClient.Create(ctx, newUnstructuredUpgrade(newNamespace(ctx), "valid", specYAML))).To(Succeed())
+		},
+		Entry("a Dify hotfix version", `targetVersion: 1.10.1-fix.1`),
+		Entry("a version with build metadata", `targetVersion: 1.11.1+build.5`),
+		Entry("a 63-character release", `release: `+strings.Repeat("d", 53)),
+		Entry("a window of exactly 4h with ranges and lists", `window: {schedule: "30 1-3 * * 1,3,5", duration: 4h, timeZone: America/Argentina/Buenos_Aires}`),
+		Entry("weights from 0 to 100 that repeat", `canary: {steps: [{setWeight: 0}, {setWeight: 0}, {pause: {}}, {setWeight: 100}, {setWeight: 100}]}`),
+		Entry("a rule with min only, negative", `canary: {analysis: {rules: [{name: r, query: up, min: "-1.5"}]}}`),
+		Entry("a rule with min equal to max", `canary: {analysis: {rules: [{name: r, query: up, min: "1", max: "1"}]}}`),
+		Entry("no analysis rules at all", `canary: {analysis: {rules: []}}`),
+		Entry("Istio with a single DestinationRule", `canary: {istio: {virtualService: {name: dify, routes: [api]}, destinationRules: [{name: dify-api, component: api}]}}`),
+		Entry("replica-ratio routing", `canary: {replicaRatio: {}}`),
+		Entry("a whole-number maxSurge with zero maxUnavailable", `promote: {maxSurge: 2, maxUnavailable: 0}`),
+		Entry("a database without backup", `database: {host: db, credentialsSecret: {name: db}}`+withoutBackup),
+		Entry("config to back up with a destination", `backup: {destination: {claimName: b}, config: {configMaps: [c], secrets: [s]}}`),
+		Entry("an empty config block without destination", `backup: {config: {}}`),
+	)
+
+	Describe("once the upgrade has started", func() {
+		It("accepts a new targetVersion or release while the upgrade is Pending", func(ctx SpecContext) {
+			upgrade := newPausedUpgrade(newNamespace(ctx))
+			Expect(k8sClient.Create(ctx, upgrade)).To(Succeed())
+			Expect(patchSpec(ctx, upgrade, func(s *upgradev1alpha1.DifyUpgradeSpec) { s.TargetVersion = "1.11.2" })).To(Succeed(),
+				"changing the version before the controller has even looked is fine")
+
+			setPhase(ctx, upgrade, upgradev1alpha1.PhasePending)
+			Expect(patchSpec(ctx, upgrade, func(s *upgradev1alpha1.DifyUpgradeSpec) { s.TargetVersion = "1.12.1" })).To(Succeed())
+			Expect(patchSpec(ctx, upgrade, func(s *upgradev1alpha1.DifyUpgradeSpec) { s.Release = "dify2" })).To(Succeed())
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(upgrade), upgrade)).To(Succeed())
+			Expect(upgrade.Spec.TargetVersion).To(Equal("1.12.1"))
+			Expect(upgrade.Spec.Release).To(Equal("dify2"))
+		})
+
+		It("rejects a new targetVersion or release and keeps the old ones", func(ctx SpecContext) {
+			upgrade := newPausedUpgrade(newNamespace(ctx))
+			Expect(k8sClient.Create(ctx, upgrade)).To(Succeed())
+			setPhase(ctx, upgrade, upgradev1alpha1.PhasePrecheck)
+
+			err := patchSpec(ctx, upgrade, func(s *upgradev1alpha1.DifyUpgradeSpec) { s.TargetVersion = "1.12.1" })
+			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "expected Invalid, got %v", err)
+			Expect(err.Error()).To(ContainSubstring("spec.targetVersion cannot change once the upgrade has started; create a new DifyUpgrade"))
+
+			err = patchSpec(ctx, upgrade, func(s *upgradev1alpha1.DifyUpgradeSpec) { s.Release = "dify2" })
+			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "expected Invalid, got %v", err)
+			Expect(err.Error()).To(ContainSubstring("spec.release cannot change once the upgrade has started"))
+
+			By("still accepting changes to everything else, such as the verify bake time")
+			Expect(patchSpec(ctx, upgrade, func(s *upgradev1alpha1.DifyUpgradeSpec) {
+				s.Verify.BakeTime = &metav1.Duration{Duration: time.Hour}
+			})).To(Succeed())
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(upgrade), upgrade)).To(Succeed())
+			Expect(upgrade.Spec.TargetVersion).To(Equal("1.11.1"))
+			Expect(upgrade.Spec.Release).To(Equal("dify"))
+			Expect(upgrade.Spec.Verify.BakeTime.Duration).To(Equal(time.Hour))
+		})
+
+		It("stays immutable after the upgrade ended", func(ctx SpecContext) {
+			upgrade := newPausedUpgrade(newNamespace(ctx))
+			Expect(k8sClient.Create(ctx, upgrade)).To(Succeed())
+			setPhase(ctx, upgrade, upgradev1alpha1.PhaseRolledBack)
+			err := patchSpec(ctx, upgrade, func(s *upgradev1alpha1.DifyUpgradeSpec) { s.TargetVersion = "1.11.2" })
+			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "expected Invalid, got %v", err)
+		})
+	})
+
+	It("is listed by kubectl with the columns Phase, From, To, Step, Weight, Age and Message", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		upgrade := newPausedUpgrade(ns)
+		Expect(k8sClient.Create(ctx, upgrade)).To(Succeed())
+		setPhase(ctx, upgrade, upgradev1alpha1.PhaseCanary, func(s *upgradev1alpha1.DifyUpgradeStatus) {
+			s.FromVersion = "1.10.1"
+			s.Canary = &upgradev1alpha1.CanaryStatus{StepIndex: 2, Steps: 5, Step: "3/5", Weight: 20}
+		})
+
+		httpClient, err := rest.HTTPClientFor(cfg)
+		Expect(err).NotTo(HaveOccurred())
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+			strings.TrimSuffix(cfg.Host, "/")+"/apis/upgrade.difyops.io/v1alpha1/namespaces/"+ns+"/difyupgrades", nil)
+		Expect(err).NotTo(HaveOccurred())
+		req.Header.Set("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+		resp, err := httpClient.Do(req)
+		Expect(err).NotTo(HaveOccurred())
+		defer func() { _ = resp.Body.Close() }()
+		Expect(resp.StatusCode).To(Equal(http.StatusOK), "GET %s", req.URL)
+
+		table := &metav1.Table{}
+		Expect(json.NewDecoder(resp.Body).Decode(table)).To(Succeed())
+		columns := make([]string, 0, len(table.ColumnDefinitions))
+		for _, c := range table.ColumnDefinitions {
+			columns = append(columns, c.Name)
+		}
+		Expect(columns).To(Equal([]string{"Name", "Phase", "From", "To", "Step", "Weight", "Age", "Message"}))
+		Expect(table.ColumnDefinitions[7].Priority).To(Equal(int32(1)), "Message shows only with -o wide")
+		Expect(table.Rows).To(HaveLen(1))
+		Expect(table.Rows[0].Cells[:6]).To(Equal([]any{"dify-to-1-11-1", "Canary", "1.10.1", "1.11.1", "3/5", float64(20)}))
+	})
+})
+
+// readSample decodes a sample file strictly: a field the API does not know
+// fails the spec instead of being pruned silently.
+func readSample(path string) *upgradev1alpha1.DifyUpgrade {
+	GinkgoHelper()
+	data, err := os.ReadFile(path)
+	Expect(err).NotTo(HaveOccurred())
+	upgrade := &upgradev1alpha1.DifyUpgrade{}
+	Expect(decodeStrict(data, upgrade)).To(Succeed(), "decoding %s", path)
+	return upgrade
+}
+
+func decodeStrict(yamlData []byte, into any) error {
+	jsonData, err := utilyaml.ToJSON(yamlData)
+	if err != nil {
+		return err
+	}
+	decoder := json.NewDecoder(bytes.NewReader(jsonData))
+	decoder.DisallowUnknownFields()
+	return decoder.Decode(into)
+}
+
+// newPausedUpgrade is the minimal valid upgrade, paused so that the
+// controller observes it but moves it nowhere while a spec writes its status.
+func newPausedUpgrade(ns string) *upgradev1alpha1.DifyUpgrade {
+	return &upgradev1alpha1.DifyUpgrade{
+		ObjectMeta: metav1.ObjectMeta{Name: "dify-to-1-11-1", Namespace: ns},
+		Spec:       upgradev1alpha1.DifyUpgradeSpec{TargetVersion: "1.11.1", Release: "dify", Paused: true},
+	}
+}
+
+// newUnstructuredUpgrade is the minimal valid upgrade with specYAML merged
+// into its spec; a null in specYAML removes the field. It is unstructured so
+// that a spec can hold what the Go types cannot (a float threshold, a
+// duration that does not parse).
+func newUnstructuredUpgrade(ns, name, specYAML string) *unstructured.Unstructured {
+	GinkgoHelper()
+	spec := map[string]any{"targetVersion": "1.11.1", "release": "dify"}
+	overrides := map[string]any{}
+	Expect(decodeStrict([]byte(specYAML), &overrides)).To(Succeed())
+	for key, value := range overrides {
+		if value == nil {
+			delete(spec, key)
+		} else {
+			spec[key] = value
+		}
+	}
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": upgradev1alpha1.GroupVersion.String(),
+		"kind":       "DifyUpgrade",
+		"metadata":   map[string]any{"name": name, "namespace": ns},
+		"spec":       spec,
+	}}
+}
+
+func runtimeFromUnstructured(u *unstructured.Unstructured, into *upgradev1alpha1.DifyUpgrade) error {
+	data, err := json.Marshal(u.Object)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, into)
+}
+
+// patchSpec changes the spec with a merge patch, so that the controller's
+// status writes cannot make it conflict.
+func patchSpec(ctx SpecContext, upgrade *upgradev1alpha1.DifyUpgrade, change func(*upgradev1alpha1.DifyUpgradeSpec)) error {
+	GinkgoHelper()
+	current := &upgradev1alpha1.DifyUpgrade{}
+	Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(upgrade), current)).To(Succeed())
+	before := current.DeepCopy()
+	change(&current.Spec)
+	return k8sClient.Patch(ctx, current, client.MergeFrom(before))
+}
+
+// setPhase writes status.phase through the status subresource, as the
+// controller does when an upgrade starts. It first waits for the controller
+// to have observed the current generation, so that the controller's first
+// status write cannot land on top of this one.
+func setPhase(ctx SpecContext, upgrade *upgradev1alpha1.DifyUpgrade, phase upgradev1alpha1.DifyUpgradePhase,
+	more ...func(*upgradev1alpha1.DifyUpgradeStatus)) {
+	GinkgoHelper()
+	current := &upgradev1alpha1.DifyUpgrade{}
+	Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(upgrade), current)).To(Succeed())
+		g.Expect(current.Status.ObservedGeneration).To(Equal(current.Generation))
+	}).WithContext(ctx).Should(Succeed())
+	before := current.DeepCopy()
+	current.Status.Phase = phase
+	for _, change := range more {
+		change(&current.Status)
+	}
+	Expect(k8sClient.Status().Patch(ctx, current, client.MergeFrom(before))).To(Succeed())
+}
