@@ -24,8 +24,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-func deployment(gen, observed int64, replicas int32, st appsv1.DeploymentStatus) *appsv1.Deployment {
-	st.ObservedGeneration = observed
+// deployment is generation gen of dify-api whose status the controller wrote
+// for generation 2.
+func deployment(gen int64, replicas int32, st appsv1.DeploymentStatus) *appsv1.Deployment {
+	st.ObservedGeneration = 2
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "dify-api", Generation: gen},
 		Spec:       appsv1.DeploymentSpec{Replicas: new(replicas)},
@@ -42,13 +44,13 @@ func TestDeploymentStatus(t *testing.T) {
 		d          *appsv1.Deployment
 		done, fail bool
 	}{
-		{"spec change not yet observed", deployment(3, 2, 3, appsv1.DeploymentStatus{Replicas: 3, UpdatedReplicas: 3, AvailableReplicas: 3}), false, false},
-		{"new replicas still being created", deployment(2, 2, 3, appsv1.DeploymentStatus{Replicas: 4, UpdatedReplicas: 1, AvailableReplicas: 3}), false, false},
-		{"old replicas still terminating", deployment(2, 2, 3, appsv1.DeploymentStatus{Replicas: 4, UpdatedReplicas: 3, AvailableReplicas: 3}), false, false},
-		{"updated replicas not yet available", deployment(2, 2, 3, appsv1.DeploymentStatus{Replicas: 3, UpdatedReplicas: 3, AvailableReplicas: 2}), false, false},
-		{"rolled out", deployment(2, 2, 3, appsv1.DeploymentStatus{Replicas: 3, UpdatedReplicas: 3, AvailableReplicas: 3}), true, false},
-		{"scaled to zero", deployment(2, 2, 0, appsv1.DeploymentStatus{}), true, false},
-		{"progress deadline exceeded", deployment(2, 2, 3, appsv1.DeploymentStatus{
+		{"spec change not yet observed", deployment(3, 3, appsv1.DeploymentStatus{Replicas: 3, UpdatedReplicas: 3, AvailableReplicas: 3}), false, false},
+		{"new replicas still being created", deployment(2, 3, appsv1.DeploymentStatus{Replicas: 4, UpdatedReplicas: 1, AvailableReplicas: 3}), false, false},
+		{"old replicas still terminating", deployment(2, 3, appsv1.DeploymentStatus{Replicas: 4, UpdatedReplicas: 3, AvailableReplicas: 3}), false, false},
+		{"updated replicas not yet available", deployment(2, 3, appsv1.DeploymentStatus{Replicas: 3, UpdatedReplicas: 3, AvailableReplicas: 2}), false, false},
+		{"rolled out", deployment(2, 3, appsv1.DeploymentStatus{Replicas: 3, UpdatedReplicas: 3, AvailableReplicas: 3}), true, false},
+		{"scaled to zero", deployment(2, 0, appsv1.DeploymentStatus{}), true, false},
+		{"progress deadline exceeded", deployment(2, 3, appsv1.DeploymentStatus{
 			Replicas: 4, UpdatedReplicas: 1, Conditions: []appsv1.DeploymentCondition{deadline},
 		}), false, true},
 	}
