@@ -56,6 +56,20 @@ type DifyUpgradeStatus struct {
 	// +kubebuilder:validation:MaxLength=32768
 	Message string `json:"message,omitempty"`
 
+	// components is the plan Precheck made: each component the upgrade
+	// touches, its Deployment, and the image it runs before and after, in
+	// rollout order.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=6
+	Components []ComponentStatus `json:"components,omitempty"`
+
+	// failedPhase is the phase that failed, for an upgrade that is rolling
+	// back, rolled back or failed. A retry of a Failed upgrade starts there.
+	// +optional
+	FailedPhase DifyUpgradePhase `json:"failedPhase,omitempty"`
+
 	// canary is the progress through spec.canary.steps.
 	// +optional
 	Canary *CanaryStatus `json:"canary,omitempty"`
@@ -88,6 +102,33 @@ type DifyUpgradeStatus struct {
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=32
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// ComponentStatus is one component of the plan.
+type ComponentStatus struct {
+	// name is the component: api, worker, worker-beat, web, plugin-daemon or
+	// sandbox.
+	Name Component `json:"name"`
+
+	// deployment is the name of the component's Deployment.
+	// +kubebuilder:validation:MaxLength=253
+	Deployment string `json:"deployment"`
+
+	// container is the container of the pod template that runs the component.
+	// +kubebuilder:validation:MaxLength=63
+	Container string `json:"container"`
+
+	// fromImage is the image the component ran when the upgrade started.
+	// +kubebuilder:validation:MaxLength=512
+	FromImage string `json:"fromImage"`
+
+	// toImage is the image the upgrade rolls the component to.
+	// +kubebuilder:validation:MaxLength=512
+	ToImage string `json:"toImage"`
+
+	// canary is true for the components that take canary traffic (api, web).
+	// +optional
+	Canary bool `json:"canary,omitempty"`
 }
 
 // CanaryStatus is the progress through the canary steps.

@@ -1,0 +1,231 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package plan resolves a DifyUpgrade and the Deployments it found into a
+// concrete plan: which components, where they are, what they run now and what
+// they will run, and in which order they roll. It is pure: no API calls.
+package plan
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/Masterminds/semver/v3"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/compat"
+)
+
+// Stages are the rollout order: the plugin daemon first (api calls it and it
+// owns its own database), then the Celery workers (never long on mixed
+// versions), then api and web together (one user sees one version of both),
+// then the independent sandbox.
+var Stages = [][]upgradev1alpha1.Component{
+	{upgradev1alpha1.ComponentPluginDaemon},
+	{upgradev1alpha1.ComponentWorker, upgradev1alpha1.ComponentWorkerBeat},
+	{upgradev1alpha1.ComponentAPI, upgradev1alpha1.ComponentWeb},
+	{upgradev1alpha1.ComponentSandbox},
+}
+
+// Canaried reports whether a component takes canary traffic.
+func Canaried(c upgradev1alpha1.Component) bool {
+	return c == upgradev1alpha1.ComponentAPI || c == upgradev1alpha1.ComponentWeb
+}
+
+// Stage is the index in Stages of the component.
+func Stage(c upgradev1alpha1.Component) int {
+	for i, stage := range Stages {
+		if slices.Contains(stage, c) {
+			return i
+		}
+	}
+	return len(Stages)
+}
+
+// Plan is the resolved upgrade.
+type Plan struct {
+	// FromVersion is the Dify version running now.
+	FromVersion string
+	// Components in rollout order.
+	Components []upgradev1alpha1.ComponentStatus
+	// Warnings are things a person should know that do not stop the upgrade.
+	Warnings []string
+}
+
+// Error is a plan that cannot be made; retrying will not help until the spec
+// or the cluster changes.
+type Error struct{ Reason, Message string }
+
+func (e *Error) Error() string { return e.Message }
+
+// Resolve makes the plan. deployments holds the Deployment found for each
+// component that is not skipped (nil when there is none).
+func Resolve(spec *upgradev1alpha1.DifyUpgradeSpec, deployments map[upgradev1alpha1.Component]*appsv1.Deployment, matrix compat.Matrix) (*Plan, error) {
+	target, err := semver.NewVersion(spec.TargetVersion)
+	if err != nil {
+		return nil, &Error{"InvalidSpec", fmt.Sprintf("spec.targetVersion %q is not a version: %v", spec.TargetVersion, err)}
+	}
+	pairing, paired := matrix.Lookup(target)
+
+	p := &Plan{}
+	for _, stage := range Stages {
+		for _, c := range stage {
+			if spec.Skipped(c) {
+				continue
+			}
+			d := deployments[c]
+			name := spec.DeploymentName(c)
+			if d == nil {
+				return nil, &Error{"ComponentNotFound", fmt.Sprintf(
+					"Deployment %s for component %s not found; set spec.components.%s.deployment to its name, or skip it",
+					name, c, fieldName(c))}
+			}
+			container, err := findContainer(d, spec.Components.Override(c))
+			if err != nil {
+				return nil, &Error{"ComponentNotFound", err.Error()}
+			}
+			toImage, warning := targetImage(spec, c, container.Image, pairing, paired)
+			if warning != "" {
+				p.Warnings = append(p.Warnings, warning)
+			}
+			p.Components = append(p.Components, upgradev1alpha1.ComponentStatus{
+				Name:       c,
+				Deployment: name,
+				Container:  container.Name,
+				FromImage:  container.Image,
+				ToImage:    toImage,
+				Canary:     Canaried(c),
+			})
+		}
+	}
+	if len(p.Components) == 0 {
+		return nil, &Error{"InvalidSpec", "every component is skipped; there is nothing to upgrade"}
+	}
+	from, err := runningVersion(p.Components)
+	if err != nil {
+		return nil, err
+	}
+	p.FromVersion = from.Original()
+	switch {
+	case target.LessThan(from):
+		return nil, &Error{"Downgrade", fmt.Sprintf(
+			"%s runs Dify %s; going back to %s is a downgrade, which migrations cannot undo (restore a backup instead)",
+			spec.Release, from.Original(), target.Original())}
+	case target.Equal(from):
+		return nil, &Error{"AlreadyAtTarget", fmt.Sprintf("%s already runs Dify %s", spec.Release, from.Original())}
+	}
+	return p, nil
+}
+
+// runningVersion reads the Dify version from the api image, or, when api is
+// skipped, from the first of worker, worker-beat and web.
+func runningVersion(components []upgradev1alpha1.ComponentStatus) (*semver.Version, error) {
+	for _, name := range []upgradev1alpha1.Component{
+		upgradev1alpha1.ComponentAPI, upgradev1alpha1.ComponentWorker,
+		upgradev1alpha1.ComponentWorkerBeat, upgradev1alpha1.ComponentWeb,
+	} {
+		i := slices.IndexFunc(components, func(c upgradev1alpha1.ComponentStatus) bool { return c.Name == name })
+		if i < 0 {
+			continue
+		}
+		v, err := ImageVersion(components[i].FromImage)
+		if err != nil {
+			return nil, &Error{"UnknownVersion", fmt.Sprintf(
+				"cannot tell which Dify version %s runs from its image %q: %v", components[i].Deployment, components[i].FromImage, err)}
+		}
+		return v, nil
+	}
+	return nil, &Error{"UnknownVersion", "api, worker, worker-beat and web are all skipped, so the running Dify version is unknown"}
+}
+
+func findContainer(d *appsv1.Deployment, o *upgradev1alpha1.ComponentSpec) (*corev1.Container, error) {
+	containers := d.Spec.Template.Spec.Containers
+	if o == nil || o.Container == "" {
+		if len(containers) == 0 {
+			return nil, fmt.Errorf("Deployment %s has no containers", d.Name)
+		}
+		return &containers[0], nil
+	}
+	for i := range containers {
+		if containers[i].Name == o.Container {
+			return &containers[i], nil
+		}
+	}
+	return nil, fmt.Errorf("Deployment %s has no container %q", d.Name, o.Container)
+}
+
+// targetImage is the image a component rolls to: the override, the official
+// repository at the target version, or the matrix's pairing. The repository
+// (and so any mirror) of the running image is kept.
+func targetImage(spec *upgradev1alpha1.DifyUpgradeSpec, c upgradev1alpha1.Component, current string,
+	pairing compat.Pairing, paired bool) (image, warning string) {
+	if o := spec.Components.Override(c); o != nil && o.Image != "" {
+		return o.Image, ""
+	}
+	repo := ImageRepository(current)
+	if repo == "" {
+		repo = c.OfficialImageRepository()
+	}
+	switch {
+	case c.VersionedWithDify():
+		return repo + ":" + spec.TargetVersion, ""
+	case !paired:
+		return current, fmt.Sprintf("the compatibility matrix pairs no %s version with Dify %s; %s keeps %s (set spec.components.%s.image to choose)",
+			c, spec.TargetVersion, c, current, fieldName(c))
+	case c == upgradev1alpha1.ComponentPluginDaemon:
+		return repo + ":" + pairing.PluginDaemon, ""
+	default:
+		return repo + ":" + pairing.Sandbox, ""
+	}
+}
+
+// ImageRepository is the image reference without its tag or digest.
+func ImageRepository(image string) string {
+	if i := strings.IndexByte(image, '@'); i >= 0 {
+		image = image[:i]
+	}
+	if i := strings.LastIndexByte(image, ':'); i > strings.LastIndexByte(image, '/') {
+		image = image[:i]
+	}
+	return image
+}
+
+// ImageVersion reads the version from an image's tag ("1.10.1", "v1.10.1",
+// "1.10.1-fix.1").
+func ImageVersion(image string) (*semver.Version, error) {
+	if strings.Contains(image, "@") {
+		return nil, fmt.Errorf("the image is pinned by digest, which names no version")
+	}
+	i := strings.LastIndexByte(image, ':')
+	if i < 0 || i < strings.LastIndexByte(image, '/') {
+		return nil, fmt.Errorf("the image has no tag")
+	}
+	return semver.NewVersion(image[i+1:])
+}
+
+// fieldName is the component's field in spec.components.
+func fieldName(c upgradev1alpha1.Component) string {
+	switch c {
+	case upgradev1alpha1.ComponentWorkerBeat:
+		return "workerBeat"
+	case upgradev1alpha1.ComponentPluginDaemon:
+		return "pluginDaemon"
+	}
+	return string(c)
+}
