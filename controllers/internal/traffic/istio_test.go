@@ -1,0 +1,115 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package traffic
+
+import (
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"sigs.k8s.io/yaml"
+)
+
+func parse(t *testing.T, doc string) []any {
+	t.Helper()
+	var out []any
+	if err := yaml.Unmarshal([]byte(doc), &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+const originalHTTP = `
+- name: api
+  match: [{uri: {prefix: /console/api}}]
+  route: [{destination: {host: dify-api, port: {number: 5001}}, headers: {request: {set: {x-a: b}}}}]
+- name: web
+  route: [{destination: {host: dify-web}}]
+- name: plugins
+  route: [{destination: {host: dify-plugin-daemon}}]
+`
+
+func TestDesiredHTTPSplitsOnlyTheNamedRoutes(t *testing.T) {
+	orig := parse(t, originalHTTP)
+	got, err := DesiredHTTP(orig, []string{"api", "web"}, "stable", "canary", 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := parse(t, `
+- name: api
+  match: [{uri: {prefix: /console/api}}]
+  route:
+  - {destination: {host: dify-api, port: {number: 5001}, subset: stable}, headers: {request: {set: {x-a: b}}}, weight: 80}
+  - {destination: {host: dify-api, port: {number: 5001}, subset: canary}, headers: {request: {set: {x-a: b}}}, weight: 20}
+- name: web
+  route:
+  - {destination: {host: dify-web, subset: stable}, weight: 80}
+  - {destination: {host: dify-web, subset: canary}, weight: 20}
+- name: plugins
+  route: [{destination: {host: dify-plugin-daemon}}]
+`)
+	gotYAML, _ := yaml.Marshal(got)
+	wantYAML, _ := yaml.Marshal(want)
+	if string(gotYAML) != string(wantYAML) {
+		t.Errorf("DesiredHTTP()\n%s\nwant\n%s", gotYAML, wantYAML)
+	}
+	if !equality.Semantic.DeepEqual(orig, parse(t, originalHTTP)) {
+		t.Error("DesiredHTTP changed its input")
+	}
+}
+
+func TestDesiredHTTPRefusesRoutesItCannotSplit(t *testing.T) {
+	for name, tt := range map[string]struct {
+		http   string
+		routes []string
+		msg    string
+	}{
+		"missing route":      {originalHTTP, []string{"api", "admin"}, `no HTTP route named "admin"`},
+		"two destinations":   {`[{name: api, route: [{destination: {host: a}}, {destination: {host: b}}]}]`, []string{"api"}, "exactly one"},
+		"no destination map": {`[{name: api, route: [{weight: 100}]}]`, []string{"api"}, "malformed"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := DesiredHTTP(parse(t, tt.http), tt.routes, "stable", "canary", 5)
+			if err == nil || !strings.Contains(err.Error(), tt.msg) {
+				t.Fatalf("DesiredHTTP() error = %v, want %q", err, tt.msg)
+			}
+		})
+	}
+}
+
+func TestDesiredSubsetsKeepsOtherSubsetsAndReplacesOurs(t *testing.T) {
+	orig := parse(t, `[{name: v1, labels: {version: v1}}, {name: stable, labels: {old: x}}]`)
+	got := DesiredSubsets(orig, "stable", "canary", Hashes{Stable: "aaa", Canary: "bbb"})
+	want := parse(t, `
+- {name: v1, labels: {version: v1}}
+- {name: stable, labels: {pod-template-hash: aaa}}
+- {name: canary, labels: {pod-template-hash: bbb}}
+`)
+	if !equality.Semantic.DeepEqual(got, want) {
+		t.Errorf("DesiredSubsets() = %v, want %v", got, want)
+	}
+}
+
+func TestStableReplicas(t *testing.T) {
+	for _, tt := range []struct{ orig, weight, want int32 }{
+		{10, 0, 10}, {10, 5, 10}, {10, 20, 8}, {10, 50, 5}, {10, 100, 0}, {1, 5, 1}, {1, 99, 1}, {3, 50, 2},
+	} {
+		if got := StableReplicas(tt.orig, tt.weight); got != tt.want {
+			t.Errorf("StableReplicas(%d, %d) = %d, want %d", tt.orig, tt.weight, got, tt.want)
+		}
+	}
+}

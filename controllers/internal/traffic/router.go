@@ -1,0 +1,40 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package traffic moves user traffic between the stable and the canary pods
+// of the canaried components, behind one small interface: Istio weights in a
+// VirtualService (with DestinationRule subsets), or, without a mesh, the ratio
+// of stable to canary replicas behind the same Service.
+package traffic
+
+import (
+	"context"
+	"errors"
+)
+
+// Router sends a share of traffic to the canary and puts the original routing
+// back. Both are idempotent and save the original before their first write.
+type Router interface {
+	// Route sends weight percent of the traffic to the canary. It reports
+	// whether it had to write anything.
+	Route(ctx context.Context, weight int32) (changed bool, err error)
+	// Restore puts the original routing back. Notes say what could not be
+	// restored because it is gone (a deleted VirtualService, say).
+	Restore(ctx context.Context) (notes []string, err error)
+}
+
+// ErrMissing is returned (wrapped) when an object the routing needs is gone.
+var ErrMissing = errors.New("routing object missing")
