@@ -18,88 +18,158 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/compat"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
 )
+
+// Finalizer lets the operator put traffic back and remove what it created
+// when a DifyUpgrade is deleted mid-flight.
+const Finalizer = "upgrade.difyops.io/finalizer"
+
+// releaseIndex indexes DifyUpgrades by spec.release, to find siblings.
+const releaseIndex = "spec.release"
 
 // DifyUpgradeReconciler walks DifyUpgrade objects through their phases.
 type DifyUpgradeReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
-	Clock    clock.PassiveClock
+	// Clock is the only source of time in the controller, so tests control it.
+	Clock clock.PassiveClock
+	// Matrix pairs plugin-daemon and sandbox versions with Dify versions;
+	// the shipped one when nil.
+	Matrix compat.Matrix
 }
 
 // +kubebuilder:rbac:groups=upgrade.difyops.io,resources=difyupgrades,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=upgrade.difyops.io,resources=difyupgrades/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=upgrade.difyops.io,resources=difyupgrades/finalizers,verbs=update
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices;destinationrules,verbs=get;update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile moves one DifyUpgrade forward.
-func (r *DifyUpgradeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	log := ctrl.LoggerFrom(ctx)
-
-	upgrade := &upgradev1alpha1.DifyUpgrade{}
-	if err := r.Get(ctx, req.NamespacedName, upgrade); err != nil {
+// Reconcile moves one DifyUpgrade forward: Get, finalizer, deletion, then one
+// phase handler, and one status write at the end.
+func (r *DifyUpgradeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	u := &upgradev1alpha1.DifyUpgrade{}
+	if err := r.Get(ctx, req.NamespacedName, u); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	log := ctrl.LoggerFrom(ctx).WithValues("difyupgrade", klog.KObj(u), "phase", u.Status.Phase)
+	ctx = ctrl.LoggerInto(ctx, log)
 
-	before := upgrade.DeepCopy()
-	status := &upgrade.Status
-	if status.Phase == "" {
-		log.Info("Observed new upgrade", "targetVersion", upgrade.Spec.TargetVersion)
-		status.Phase = upgradev1alpha1.PhasePending
-		status.TargetVersion = upgrade.Spec.TargetVersion
-		status.Message = "Waiting to start"
-		r.Recorder.Eventf(upgrade, nil, "Normal", "Observed", "Observe",
-			"Upgrade of release %q to %s observed", upgrade.Spec.Release, upgrade.Spec.TargetVersion)
+	if !u.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.reconcileDelete(ctx, u)
 	}
-	status.ObservedGeneration = upgrade.Generation
-	r.setCondition(upgrade, upgradev1alpha1.ConditionReconciling, metav1.ConditionTrue,
-		upgradev1alpha1.ReasonPending, status.Message)
-	r.setCondition(upgrade, upgradev1alpha1.ConditionReady, metav1.ConditionFalse,
-		upgradev1alpha1.ReasonPending, status.Message)
-
-	if equality.Semantic.DeepEqual(before.Status, upgrade.Status) {
-		return ctrl.Result{}, nil
-	}
-	if err := r.Status().Patch(ctx, upgrade, client.MergeFrom(before)); err != nil {
-		if apierrors.IsNotFound(err) {
-			return ctrl.Result{}, nil
+	if controllerutil.AddFinalizer(u, Finalizer) {
+		if err := r.Update(ctx, u); err != nil {
+			return ctrl.Result{}, fmt.Errorf("adding the finalizer: %w", err)
 		}
-		return ctrl.Result{}, fmt.Errorf("writing status of %s: %w", req.NamespacedName, err)
 	}
-	return ctrl.Result{}, nil
+
+	s := newScope(ctx, u, r.Clock.Now())
+	defer func() {
+		err := r.writeStatus(ctx, s)
+		switch {
+		case apierrors.IsConflict(err):
+			// Someone wrote the object since it was read: read it again.
+			res = ctrl.Result{RequeueAfter: time.Millisecond}
+		case err != nil:
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+	return r.dispatch(ctx, s)
 }
 
-func (r *DifyUpgradeReconciler) setCondition(u *upgradev1alpha1.DifyUpgrade, condType string,
-	status metav1.ConditionStatus, reason, message string) {
-	meta.SetStatusCondition(&u.Status.Conditions, metav1.Condition{
-		Type:               condType,
-		Status:             status,
-		Reason:             reason,
-		Message:            message,
-		ObservedGeneration: u.Generation,
-		LastTransitionTime: metav1.NewTime(r.Clock.Now()),
-	})
+// writeStatus is the one status writer: it summarises the kstatus
+// conditions and patches status when anything differs from what was read.
+func (r *DifyUpgradeReconciler) writeStatus(ctx context.Context, s *scope) error {
+	summarize(s)
+	if equality.Semantic.DeepEqual(s.before.Status, s.upgrade.Status) {
+		return nil
+	}
+	// The optimistic lock makes a pass that read a stale object fail and
+	// start over instead of repeating a transition.
+	patch := client.MergeFromWithOptions(s.before, client.MergeFromWithOptimisticLock{})
+	if err := r.Status().Patch(ctx, s.upgrade, patch); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("writing status: %w", err)
+	}
+	for _, f := range s.afterWrite {
+		f()
+	}
+	return nil
 }
 
-// SetupWithManager registers the controller and what it watches.
+// SetupWithManager registers the controller and what it watches: its
+// DifyUpgrades (and their siblings of the same release), the canary
+// Deployments it owns, and the Deployments it has changed (by label).
 func (r *DifyUpgradeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
+	if r.Matrix == nil {
+		m, err := compat.Shipped()
+		if err != nil {
+			return err
+		}
+		r.Matrix = m
+	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &upgradev1alpha1.DifyUpgrade{}, releaseIndex,
+		func(o client.Object) []string { return []string{o.(*upgradev1alpha1.DifyUpgrade).Spec.Release} }); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&upgradev1alpha1.DifyUpgrade{}).
+		Owns(&appsv1.Deployment{}).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(changedByUpgrade)).
+		Watches(&upgradev1alpha1.DifyUpgrade{}, handler.EnqueueRequestsFromMapFunc(r.siblings)).
 		Named("difyupgrade").
 		Complete(r)
+}
+
+// changedByUpgrade maps a Deployment the operator changed to its DifyUpgrade.
+func changedByUpgrade(_ context.Context, o client.Object) []reconcile.Request {
+	name, ok := o.GetLabels()[original.Label]
+	if !ok {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}}}
+}
+
+// siblings maps a DifyUpgrade to the other DifyUpgrades of its release, so a
+// waiting upgrade starts as soon as the one in flight ends.
+func (r *DifyUpgradeReconciler) siblings(ctx context.Context, o client.Object) []reconcile.Request {
+	u := o.(*upgradev1alpha1.DifyUpgrade)
+	list := &upgradev1alpha1.DifyUpgradeList{}
+	if err := r.List(ctx, list, client.InNamespace(u.Namespace), client.MatchingFields{releaseIndex: u.Spec.Release}); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for i := range list.Items {
+		if list.Items[i].Name != u.Name {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return out
 }

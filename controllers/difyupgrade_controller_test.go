@@ -17,8 +17,12 @@ limitations under the License.
 package controllers
 
 import (
+	"time"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -27,7 +31,7 @@ import (
 )
 
 var _ = Describe("DifyUpgrade controller", func() {
-	It("observes a new upgrade and reports it Pending", func(ctx SpecContext) {
+	It("fails Precheck with a clear message, changing nothing, when the installation is missing", func(ctx SpecContext) {
 		ns := newNamespace(ctx)
 		upgrade := &upgradev1alpha1.DifyUpgrade{
 			ObjectMeta: metav1.ObjectMeta{Name: "dify-to-1-11-1", Namespace: ns},
@@ -37,14 +41,30 @@ var _ = Describe("DifyUpgrade controller", func() {
 
 		Eventually(func(g Gomega) {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(upgrade), upgrade)).To(Succeed())
-			g.Expect(upgrade.Status.ObservedGeneration).To(Equal(upgrade.Generation))
-			g.Expect(upgrade.Status.Phase).To(Equal(upgradev1alpha1.PhasePending))
-			g.Expect(upgrade.Status.TargetVersion).To(Equal("1.11.1"))
-			g.Expect(upgrade.Status.Conditions).To(ContainElement(And(
-				HaveField("Type", upgradev1alpha1.ConditionReconciling),
-				HaveField("Status", metav1.ConditionTrue),
-			)))
-		}).WithContext(ctx).Should(Succeed())
+			g.Expect(upgrade.Status.Phase).To(Equal(upgradev1alpha1.PhaseFailed))
+		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
+
+		Expect(upgrade.Status.ObservedGeneration).To(Equal(upgrade.Generation))
+		Expect(upgrade.Status.FailedPhase).To(Equal(upgradev1alpha1.PhasePrecheck))
+		Expect(upgrade.Status.Message).To(And(
+			ContainSubstring("Deployment dify-plugin-daemon for component plugin-daemon not found"),
+			ContainSubstring("nothing was changed")))
+		Expect(upgrade.Finalizers).To(ContainElement(Finalizer))
+		Expect(upgrade.Status.Conditions).To(ContainElements(
+			And(HaveField("Type", upgradev1alpha1.ConditionStalled), HaveField("Status", metav1.ConditionTrue)),
+			And(HaveField("Type", upgradev1alpha1.ConditionReady), HaveField("Status", metav1.ConditionFalse)),
+			And(HaveField("Type", upgradev1alpha1.ConditionPrecheckPassed), HaveField("Status", metav1.ConditionFalse),
+				HaveField("Reason", upgradev1alpha1.ReasonComponentNotFound)),
+		))
+		var deployments appsv1.DeploymentList
+		Expect(k8sClient.List(ctx, &deployments, client.InNamespace(ns))).To(Succeed())
+		Expect(deployments.Items).To(BeEmpty(), "Precheck created nothing")
+
+		By("being deleted without leaving its finalizer behind")
+		Expect(k8sClient.Delete(ctx, upgrade)).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(upgrade), upgrade))
+		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(BeTrue())
 	})
 
 	It("runs against the real Istio CRDs, whose schema rejects a malformed VirtualService", func(ctx SpecContext) {

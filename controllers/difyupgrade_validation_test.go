@@ -488,7 +488,7 @@ func setPhase(ctx SpecContext, upgrade *upgradev1alpha1.DifyUpgrade, phase upgra
 	Eventually(func(g Gomega) {
 		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(upgrade), current)).To(Succeed())
 		g.Expect(current.Status.ObservedGeneration).To(Equal(current.Generation))
-	}).WithContext(ctx).Should(Succeed())
+	}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
 	before := current.DeepCopy()
 	current.Status.Phase = phase
 	for _, change := range more {

@@ -47,6 +47,13 @@ type DifyUpgradeStatus struct {
 	// +optional
 	StartedAt *metav1.Time `json:"startedAt,omitempty"`
 
+	// progressedAt is when the upgrade last moved forward (a phase started, a
+	// canary step was reached, a rollout finished). A phase that waits longer
+	// than spec.promote.progressDeadline for its next step fails, except in
+	// pauses, windows and approvals, which are waits a person asked for.
+	// +optional
+	ProgressedAt *metav1.Time `json:"progressedAt,omitempty"`
+
 	// completedAt is when the upgrade reached Succeeded, RolledBack or Failed.
 	// +optional
 	CompletedAt *metav1.Time `json:"completedAt,omitempty"`

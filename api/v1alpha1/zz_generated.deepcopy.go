@@ -616,6 +616,10 @@ func (in *DifyUpgradeStatus) DeepCopyInto(out *DifyUpgradeStatus) {
 		in, out := &in.StartedAt, &out.StartedAt
 		*out = (*in).DeepCopy()
 	}
+	if in.ProgressedAt != nil {
+		in, out := &in.ProgressedAt, &out.ProgressedAt
+		*out = (*in).DeepCopy()
+	}
 	if in.CompletedAt != nil {
 		in, out := &in.CompletedAt, &out.CompletedAt
 		*out = (*in).DeepCopy()

@@ -158,7 +158,7 @@ func findContainer(d *appsv1.Deployment, o *upgradev1alpha1.ComponentSpec) (*cor
 	containers := d.Spec.Template.Spec.Containers
 	if o == nil || o.Container == "" {
 		if len(containers) == 0 {
-			return nil, fmt.Errorf("Deployment %s has no containers", d.Name)
+			return nil, fmt.Errorf("the Deployment %s has no containers", d.Name)
 		}
 		return &containers[0], nil
 	}
@@ -167,7 +167,7 @@ func findContainer(d *appsv1.Deployment, o *upgradev1alpha1.ComponentSpec) (*cor
 			return &containers[i], nil
 		}
 	}
-	return nil, fmt.Errorf("Deployment %s has no container %q", d.Name, o.Container)
+	return nil, fmt.Errorf("the Deployment %s has no container %q", d.Name, o.Container)
 }
 
 // targetImage is the image a component rolls to: the override, the official

@@ -73,7 +73,7 @@ func TestResolveOrdersAndPairsEveryComponent(t *testing.T) {
 	if p.FromVersion != "1.10.1" {
 		t.Errorf("FromVersion = %s, want 1.10.1", p.FromVersion)
 	}
-	var got []string
+	got := make([]string, 0, len(p.Components))
 	for _, c := range p.Components {
 		got = append(got, string(c.Name)+"="+c.ToImage)
 	}

@@ -50,11 +50,11 @@ var _ Router = &Replicas{}
 
 // StableReplicas is how many replicas the stable Deployment keeps when weight
 // percent of the traffic goes to the canary.
-func StableReplicas(original, weight int32) int32 {
+func StableReplicas(before, weight int32) int32 {
 	if weight >= 100 {
 		return 0
 	}
-	return original - original*weight/100
+	return before - before*weight/100
 }
 
 // Route scales each stable Deployment for the weight.

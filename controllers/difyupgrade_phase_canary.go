@@ -1,0 +1,165 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/rollout"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/traffic"
+)
+
+// reconcileCanary walks spec.canary.steps. A setWeight step sizes the canary
+// Deployments, waits for them to be ready, then routes the weight; a pause
+// waits its duration, or for the promote annotation when it has none. Each
+// pass re-applies the current weight, so a routing object that disappears is
+// noticed within one tick.
+func (r *DifyUpgradeReconciler) reconcileCanary(ctx context.Context, s *scope) (phaseResult, error) {
+	steps := s.spec().Canary.Steps
+	st := s.status()
+	if st.Canary == nil {
+		st.Canary = &upgradev1alpha1.CanaryStatus{}
+	}
+	cs := st.Canary
+	cs.Steps = int32(len(steps))
+	if len(s.canaried()) == 0 {
+		return phaseResult{next: upgradev1alpha1.PhasePromote, message: "No component takes canary traffic (api and web are skipped); promoting"}, nil
+	}
+
+	weight := weightBefore(steps, int(cs.StepIndex))
+	if int(cs.StepIndex) >= len(steps) {
+		return phaseResult{next: upgradev1alpha1.PhasePromote, message: fmt.Sprintf("Canary steps done at %d%%; promoting %s", weight, s.spec().TargetVersion)}, nil
+	}
+	step := steps[cs.StepIndex]
+	cs.Step = fmt.Sprintf("%d/%d", cs.StepIndex+1, len(steps))
+	if step.SetWeight != nil {
+		weight = *step.SetWeight
+	}
+
+	res, ready, err := r.applyWeight(ctx, s, weight)
+	if !ready || err != nil {
+		return res, err
+	}
+	cs.Weight = weight
+
+	switch {
+	case step.SetWeight != nil:
+		return r.nextStep(s, fmt.Sprintf("%d%% of traffic on %s", weight, s.spec().TargetVersion)), nil
+	case step.Pause != nil && step.Pause.Duration != nil:
+		if _, ok := s.upgrade.PendingAction(upgradev1alpha1.ActionPromote); ok {
+			return r.promoteByAnnotation(s), nil
+		}
+		if cs.PausedUntil == nil {
+			cs.PausedUntil = &metav1.Time{Time: s.now.Add(step.Pause.Duration.Duration)}
+		}
+		if left := cs.PausedUntil.Sub(s.now); left > 0 {
+			return phaseResult{
+				message:      fmt.Sprintf("Pausing at %d%% until %s", weight, cs.PausedUntil.UTC().Format(time.RFC3339)),
+				requeueAfter: min(left, tick),
+			}, nil
+		}
+		return r.nextStep(s, fmt.Sprintf("Pause at %d%% over", weight)), nil
+	default:
+		if _, ok := s.upgrade.PendingAction(upgradev1alpha1.ActionPromote); ok {
+			return r.promoteByAnnotation(s), nil
+		}
+		cs.WaitingForPromotion = true
+		setCondition(s, upgradev1alpha1.ConditionReconciling, metav1.ConditionTrue, upgradev1alpha1.ReasonWaitingForPromotion, "")
+		return phaseResult{
+			message: fmt.Sprintf("Paused at %d%% for a person: annotate %s=<new value> to continue, or %s to roll back",
+				weight, upgradev1alpha1.AnnotationPromote, upgradev1alpha1.AnnotationAbort),
+			requeueAfter: tick,
+		}, nil
+	}
+}
+
+// applyWeight sizes the canaries for weight, waits for them, and routes. ready
+// is false while it waits; res then says for what.
+func (r *DifyUpgradeReconciler) applyWeight(ctx context.Context, s *scope, weight int32) (phaseResult, bool, error) {
+	for _, c := range s.canaried() {
+		canary, _, err := r.ensureCanary(ctx, s, c, weight)
+		if err != nil {
+			return phaseResult{}, false, err
+		}
+		if rs := rollout.DeploymentStatus(canary); !rs.Done {
+			if rs.Failed {
+				return failed(upgradev1alpha1.ReasonProgressDeadlineExceeded, "canary %s", rs.Message), false, nil
+			}
+			return waiting("Waiting for the canary: %s", rs.Message), false, nil
+		}
+	}
+	var hashes map[upgradev1alpha1.Component]traffic.Hashes
+	if s.spec().Canary.Istio != nil {
+		h, ok, err := r.stableHashes(ctx, s)
+		if err != nil {
+			return phaseResult{}, false, err
+		}
+		if !ok {
+			return waiting("Waiting for the ReplicaSets of the stable and canary Deployments"), false, nil
+		}
+		hashes = h
+	}
+	changed, err := r.router(s, hashes).Route(ctx, weight)
+	if errors.Is(err, traffic.ErrMissing) {
+		return failed(upgradev1alpha1.ReasonAnalysisFailed, "routing failed: %v", err), false, nil
+	}
+	if err != nil {
+		return phaseResult{}, false, err
+	}
+	if changed {
+		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "TrafficShifted", "Route",
+			"Sent %d%% of traffic to %s", weight, s.spec().TargetVersion)
+	}
+	return phaseResult{}, true, nil
+}
+
+// nextStep moves the cursor to the next canary step.
+func (r *DifyUpgradeReconciler) nextStep(s *scope, message string) phaseResult {
+	cs := s.status().Canary
+	cs.StepIndex++
+	cs.PausedUntil = nil
+	cs.WaitingForPromotion = false
+	return phaseResult{message: message, progressed: true, requeueAfter: time.Millisecond}
+}
+
+// promoteByAnnotation ends a pause because a person asked.
+func (r *DifyUpgradeReconciler) promoteByAnnotation(s *scope) phaseResult {
+	value, _ := s.upgrade.PendingAction(upgradev1alpha1.ActionPromote)
+	s.upgrade.MarkActionHandled(upgradev1alpha1.ActionPromote, truncate(value))
+	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "PauseEnded", "Promote",
+		"Pause ended by the %s annotation", upgradev1alpha1.AnnotationPromote)
+	return r.nextStep(s, "Pause ended by "+upgradev1alpha1.AnnotationPromote)
+}
+
+// weightBefore is the weight in force when step index i starts: the last
+// setWeight before it.
+func weightBefore(steps []upgradev1alpha1.CanaryStep, i int) int32 {
+	var w int32
+	for _, step := range steps[:min(i, len(steps))] {
+		if step.SetWeight != nil {
+			w = *step.SetWeight
+		}
+	}
+	return w
+}

@@ -1,0 +1,118 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+)
+
+// reconcilePending waits until the upgrade may start: no other upgrade of the
+// same release in flight, every required approval given, the maintenance
+// window open. These are waits a person chose, so no deadline applies.
+func (r *DifyUpgradeReconciler) reconcilePending(ctx context.Context, s *scope) (phaseResult, error) {
+	blocker, err := r.blockingUpgrade(ctx, s.upgrade)
+	if err != nil {
+		return phaseResult{}, err
+	}
+	if blocker != nil {
+		msg := fmt.Sprintf("Waiting for DifyUpgrade %s (%s) of release %s to finish", blocker.Name, phaseOrPending(blocker), s.spec().Release)
+		setCondition(s, upgradev1alpha1.ConditionReconciling, metav1.ConditionTrue, upgradev1alpha1.ReasonBlockedByUpgrade, msg)
+		return phaseResult{message: msg}, nil
+	}
+	if missing := s.upgrade.MissingApprovals(); len(missing) > 0 {
+		return phaseResult{message: fmt.Sprintf("Waiting for approval by %s: annotate %s<role>=<who>",
+			strings.Join(missing, ", "), upgradev1alpha1.ApprovalAnnotationPrefix)}, nil
+	}
+	if w := s.spec().Window; w != nil {
+		open, next, err := windowOpen(w, s.now)
+		if err != nil {
+			return failed(upgradev1alpha1.ReasonInvalidSpec, "spec.window: %v", err), nil
+		}
+		if !open {
+			return phaseResult{
+				message:      fmt.Sprintf("Waiting for the maintenance window, which opens at %s", next.Format(time.RFC3339)),
+				requeueAfter: next.Sub(s.now),
+			}, nil
+		}
+	}
+	return phaseResult{next: upgradev1alpha1.PhasePrecheck, message: fmt.Sprintf("Checking %s before upgrading to %s", s.spec().Release, s.spec().TargetVersion)}, nil
+}
+
+func phaseOrPending(u *upgradev1alpha1.DifyUpgrade) upgradev1alpha1.DifyUpgradePhase {
+	if u.Status.Phase == "" {
+		return upgradev1alpha1.PhasePending
+	}
+	return u.Status.Phase
+}
+
+// blockingUpgrade is another DifyUpgrade of the same release that goes first:
+// one already started and not finished, or one created earlier that waits too.
+func (r *DifyUpgradeReconciler) blockingUpgrade(ctx context.Context, u *upgradev1alpha1.DifyUpgrade) (*upgradev1alpha1.DifyUpgrade, error) {
+	list := &upgradev1alpha1.DifyUpgradeList{}
+	if err := r.List(ctx, list, client.InNamespace(u.Namespace), client.MatchingFields{releaseIndex: u.Spec.Release}); err != nil {
+		return nil, fmt.Errorf("listing the upgrades of release %s: %w", u.Spec.Release, err)
+	}
+	for i := range list.Items {
+		other := &list.Items[i]
+		if other.Name == u.Name || other.Status.Phase.IsTerminal() || !other.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if other.Status.Phase.HasStarted() || earlier(other, u) {
+			return other, nil
+		}
+	}
+	return nil, nil
+}
+
+func earlier(a, b *upgradev1alpha1.DifyUpgrade) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Name < b.Name
+}
+
+// windowOpen reports whether now falls in a maintenance window, and if not,
+// when the next one opens. A window opens at each time of the cron schedule
+// and lasts its duration.
+func windowOpen(w *upgradev1alpha1.WindowSpec, now time.Time) (bool, time.Time, error) {
+	loc := time.UTC
+	if w.TimeZone != "" {
+		l, err := time.LoadLocation(w.TimeZone)
+		if err != nil {
+			return false, time.Time{}, fmt.Errorf("timeZone %q: %w", w.TimeZone, err)
+		}
+		loc = l
+	}
+	schedule, err := cron.ParseStandard(w.Schedule)
+	if err != nil {
+		return false, time.Time{}, fmt.Errorf("schedule %q: %w", w.Schedule, err)
+	}
+	now = now.In(loc)
+	if opened := schedule.Next(now.Add(-w.Duration.Duration)); !opened.After(now) {
+		return true, opened, nil
+	}
+	return false, schedule.Next(now), nil
+}
