@@ -37,7 +37,7 @@ import (
 
 // TrackLabel marks the canary pods; it is part of the canary Deployment's
 // selector, so the canary's ReplicaSets never claim stable pods.
-const TrackLabel = "upgrade.difyops.io/track"
+const TrackLabel = upgradev1alpha1.LabelTrack
 
 // trackCanary is the TrackLabel value of canary pods.
 const trackCanary = "canary"

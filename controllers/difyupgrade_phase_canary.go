@@ -34,7 +34,7 @@ import (
 // Deployments, waits for them to be ready, then routes the weight; a pause
 // waits its duration, or for the promote annotation when it has none. Each
 // pass re-applies the current weight, so a routing object that disappears is
-// noticed within one tick.
+// noticed within one analysis interval.
 func (r *DifyUpgradeReconciler) reconcileCanary(ctx context.Context, s *scope) (phaseResult, error) {
 	steps := s.spec().Canary.Steps
 	st := s.status()
@@ -76,7 +76,7 @@ func (r *DifyUpgradeReconciler) reconcileCanary(ctx context.Context, s *scope) (
 		if left := cs.PausedUntil.Sub(s.now); left > 0 {
 			return phaseResult{
 				message:      fmt.Sprintf("Pausing at %d%% until %s", weight, cs.PausedUntil.UTC().Format(time.RFC3339)),
-				requeueAfter: min(left, tick),
+				requeueAfter: min(left, s.tick()),
 			}, nil
 		}
 		return r.nextStep(s, fmt.Sprintf("Pause at %d%% over", weight)), nil
@@ -89,7 +89,7 @@ func (r *DifyUpgradeReconciler) reconcileCanary(ctx context.Context, s *scope) (
 		return phaseResult{
 			message: fmt.Sprintf("Paused at %d%% for a person: annotate %s=<new value> to continue, or %s to roll back",
 				weight, upgradev1alpha1.AnnotationPromote, upgradev1alpha1.AnnotationAbort),
-			requeueAfter: tick,
+			requeueAfter: s.tick(),
 		}, nil
 	}
 }

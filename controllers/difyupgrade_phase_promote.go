@@ -33,18 +33,27 @@ import (
 
 // reconcilePromote rolls every stable Deployment to the target image, stage
 // by stage in the planned order, with the spec's rolling-update settings
-// (Recreate for the singletons worker-beat and plugin-daemon). Before the
-// first stable pod changes, all canaried traffic goes to the full-size
-// canary; after the last rollout, the routing is put back as it was (it then
+// (Recreate for the singletons worker-beat and plugin-daemon). With Istio,
+// all canaried traffic first goes to the full-size canary, so the stable
+// subset can roll empty; after the last rollout, the routing is put back as it was (it then
 // reaches only new pods) and the canaries are removed.
 func (r *DifyUpgradeReconciler) reconcilePromote(ctx context.Context, s *scope) (phaseResult, error) {
-	if len(s.canaried()) > 0 {
-		res, ready, err := r.applyWeight(ctx, s, 100)
-		if !ready || err != nil {
-			return res, err
+	if s.spec().Canary.Istio != nil {
+		// Without a mesh the stable pods roll behind the Service beside the
+		// canary's, so only Istio needs the full-size canary first, until
+		// the canaried stable Deployments themselves run the target.
+		onTarget, err := r.canariedStableOnTarget(ctx, s)
+		if err != nil {
+			return phaseResult{}, err
 		}
-		if s.status().Canary != nil {
-			s.status().Canary.Weight = 100
+		if !onTarget {
+			res, ready, err := r.applyWeight(ctx, s, 100)
+			if !ready || err != nil {
+				return res, err
+			}
+			if s.status().Canary != nil {
+				s.status().Canary.Weight = 100
+			}
 		}
 	}
 
@@ -121,4 +130,20 @@ func (r *DifyUpgradeReconciler) promoted(s *scope, c upgradev1alpha1.ComponentSt
 		Type:          appsv1.RollingUpdateDeploymentStrategyType,
 		RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &surge, MaxUnavailable: &unavailable},
 	}
+}
+
+// canariedStableOnTarget reports whether every canaried component's stable
+// Deployment already has its target image: from then on its own pods take
+// the traffic back and the canary is on its way out.
+func (r *DifyUpgradeReconciler) canariedStableOnTarget(ctx context.Context, s *scope) (bool, error) {
+	for _, c := range s.canaried() {
+		d, err := r.deployment(ctx, s, c.Deployment)
+		if err != nil {
+			return false, fmt.Errorf("reading Deployment %s: %w", c.Deployment, err)
+		}
+		if container := original.Container(d, c.Container); container == nil || container.Image != c.ToImage {
+			return false, nil
+		}
+	}
+	return true, nil
 }

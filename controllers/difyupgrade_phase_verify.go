@@ -63,7 +63,7 @@ func (r *DifyUpgradeReconciler) reconcileVerify(ctx context.Context, s *scope) (
 	}
 	if left := s.status().ProgressedAt.Add(bake).Sub(s.now); left > 0 {
 		return phaseResult{message: fmt.Sprintf("Every component runs %s; baking for %s more", s.spec().TargetVersion, left.Round(time.Second)),
-			requeueAfter: min(left, tick)}, nil
+			requeueAfter: min(left, s.tick())}, nil
 	}
 
 	for _, c := range s.status().Components {

@@ -59,9 +59,14 @@ func waiting(format string, args ...any) phaseResult {
 
 type phaseHandler func(ctx context.Context, s *scope) (phaseResult, error)
 
-// tick is how often a phase that waits on something it does not watch
-// (an Istio object, a pause) looks again.
-const tick = 15 * time.Second
+// tick is how often a phase that waits on something it does not watch (an
+// Istio object, a pause) looks again: the analysis interval.
+func (s *scope) tick() time.Duration {
+	if d := s.spec().Canary.Analysis.Interval.Duration; d > 0 {
+		return d
+	}
+	return 15 * time.Second
+}
 
 func (r *DifyUpgradeReconciler) handlers() map[upgradev1alpha1.DifyUpgradePhase]phaseHandler {
 	return map[upgradev1alpha1.DifyUpgradePhase]phaseHandler{

@@ -181,6 +181,7 @@ EOF
     --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
     --server-address="127.0.0.1:$kwok_port" \
     --node-ip=127.0.0.1 \
+    --node-lease-duration-seconds=40 \
     --cidr=10.244.0.1/16
 
   kubectl_ apply -f - >/dev/null <<EOF

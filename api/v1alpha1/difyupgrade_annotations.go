@@ -139,3 +139,17 @@ func (u *DifyUpgrade) MissingApprovals() []string {
 	slices.Sort(missing)
 	return missing
 }
+
+// What the operator writes on the objects it changes (Deployments,
+// VirtualServices, DestinationRules), removed again when the upgrade ends.
+const (
+	// LabelUpgrade names the DifyUpgrade that changed the object and will put
+	// it back.
+	LabelUpgrade = "upgrade.difyops.io/upgrade"
+	// AnnotationOriginal holds, as JSON, what the object looked like before
+	// the first change: written in the same update as that change.
+	AnnotationOriginal = "upgrade.difyops.io/original"
+	// LabelTrack marks the canary pods ("canary"); it is part of the canary
+	// Deployment's selector.
+	LabelTrack = "upgrade.difyops.io/track"
+)

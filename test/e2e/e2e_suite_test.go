@@ -18,11 +18,14 @@ package e2e
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/difyops/dify-upgrade-operator/test/localcluster"
 )
@@ -33,6 +36,8 @@ import (
 var (
 	cluster   *localcluster.Cluster
 	clientset *kubernetes.Clientset
+	k8sClient client.Client
+	operator  *runningOperator
 )
 
 func TestE2E(t *testing.T) {
@@ -51,9 +56,24 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	clientset, err = kubernetes.NewForConfig(cfg)
 	Expect(err).NotTo(HaveOccurred())
+	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
+	Expect(err).NotTo(HaveOccurred())
+
+	By("installing the DifyUpgrade CRD")
+	crds, err := envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{
+		Paths: []string{filepath.Join(localcluster.RepoRoot(), "config", "crd", "bases")}, ErrorIfPathMissing: true,
+	})
+	Expect(err).NotTo(HaveOccurred())
+	Expect(crds).To(HaveLen(1))
+
+	By("starting the operator")
+	operator = startOperator(cfg)
 })
 
 var _ = AfterSuite(func() {
+	if operator != nil {
+		operator.stop()
+	}
 	if cluster != nil {
 		pids, err := cluster.Pids()
 		Expect(err).NotTo(HaveOccurred())

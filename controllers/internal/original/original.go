@@ -28,13 +28,15 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 )
 
 const (
 	// Label names the DifyUpgrade that changed the object and will put it back.
-	Label = "upgrade.difyops.io/upgrade"
+	Label = upgradev1alpha1.LabelUpgrade
 	// Annotation holds the original state, as JSON.
-	Annotation = "upgrade.difyops.io/original"
+	Annotation = upgradev1alpha1.AnnotationOriginal
 )
 
 // Record saves state as the object's original, unless an original is already

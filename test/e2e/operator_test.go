@@ -1,0 +1,89 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2e
+
+import (
+	"context"
+	"sync"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers"
+)
+
+var scheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilMust(clientgoscheme.AddToScheme(s))
+	utilMust(upgradev1alpha1.AddToScheme(s))
+	return s
+}()
+
+func utilMust(err error) {
+	if err != nil {
+		panic(err)
+	}
+}
+
+// runningOperator is the operator's manager running inside the test process
+// against the local cluster, as `make run` would run it.
+type runningOperator struct {
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+}
+
+func startOperator(cfg *rest.Config) *runningOperator {
+	ctrl.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		// A restarted operator is a new manager in the same process.
+		Controller: config.Controller{SkipNameValidation: new(true)},
+	})
+	Expect(err).NotTo(HaveOccurred())
+	Expect((&controllers.DifyUpgradeReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("dify-upgrade-operator"),
+		Clock:    clock.RealClock{},
+	}).SetupWithManager(mgr)).To(Succeed())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	op := &runningOperator{cancel: cancel}
+	op.done.Add(1)
+	go func() {
+		defer GinkgoRecover()
+		defer op.done.Done()
+		Expect(mgr.Start(ctx)).To(Succeed())
+	}()
+	return op
+}
+
+// stop ends the manager the way a killed pod ends: mid-whatever it was doing.
+func (o *runningOperator) stop() {
+	o.cancel()
+	o.done.Wait()
+}
