@@ -85,7 +85,7 @@ func (r *DifyUpgradeReconciler) reconcileCanary(ctx context.Context, s *scope) (
 			return r.promoteByAnnotation(s), nil
 		}
 		cs.WaitingForPromotion = true
-		setCondition(s, upgradev1alpha1.ConditionReconciling, metav1.ConditionTrue, upgradev1alpha1.ReasonWaitingForPromotion, "")
+		s.reason = upgradev1alpha1.ReasonWaitingForPromotion
 		return phaseResult{
 			message: fmt.Sprintf("Paused at %d%% for a person: annotate %s=<new value> to continue, or %s to roll back",
 				weight, upgradev1alpha1.AnnotationPromote, upgradev1alpha1.AnnotationAbort),

@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
@@ -39,10 +38,11 @@ func (r *DifyUpgradeReconciler) reconcilePending(ctx context.Context, s *scope) 
 	}
 	if blocker != nil {
 		msg := fmt.Sprintf("Waiting for DifyUpgrade %s (%s) of release %s to finish", blocker.Name, phaseOrPending(blocker), s.spec().Release)
-		setCondition(s, upgradev1alpha1.ConditionReconciling, metav1.ConditionTrue, upgradev1alpha1.ReasonBlockedByUpgrade, msg)
+		s.reason = upgradev1alpha1.ReasonBlockedByUpgrade
 		return phaseResult{message: msg}, nil
 	}
 	if missing := s.upgrade.MissingApprovals(); len(missing) > 0 {
+		s.reason = upgradev1alpha1.ReasonWaitingForApproval
 		return phaseResult{message: fmt.Sprintf("Waiting for approval by %s: annotate %s<role>=<who>",
 			strings.Join(missing, ", "), upgradev1alpha1.ApprovalAnnotationPrefix)}, nil
 	}
@@ -52,6 +52,7 @@ func (r *DifyUpgradeReconciler) reconcilePending(ctx context.Context, s *scope) 
 			return failed(upgradev1alpha1.ReasonInvalidSpec, "spec.window: %v", err), nil
 		}
 		if !open {
+			s.reason = upgradev1alpha1.ReasonWaitingForWindow
 			return phaseResult{
 				message:      fmt.Sprintf("Waiting for the maintenance window, which opens at %s", next.Format(time.RFC3339)),
 				requeueAfter: next.Sub(s.now),

@@ -36,6 +36,9 @@ type scope struct {
 	// afterWrite runs once the status is written: the events and logs of a
 	// transition, which must not be told if the write fails.
 	afterWrite []func()
+	// reason, when a phase sets it, says why the upgrade waits (for example
+	// BlockedByUpgrade); it becomes the Reconciling condition's reason.
+	reason string
 }
 
 func newScope(ctx context.Context, u *upgradev1alpha1.DifyUpgrade, now time.Time) *scope {

@@ -65,6 +65,8 @@ func summarize(s *scope) {
 	default:
 		reason := upgradev1alpha1.ReasonInProgress
 		switch {
+		case s.reason != "":
+			reason = s.reason
 		case s.upgrade.Spec.Paused:
 			reason = upgradev1alpha1.ReasonPaused
 		case st.Phase == upgradev1alpha1.PhasePending:

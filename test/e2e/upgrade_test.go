@@ -169,19 +169,8 @@ var _ = Describe("Upgrading Dify without a mesh", func() {
 })
 
 var _ = Describe("An upgrade that cannot progress", func() {
-	// The api pods ask for 20 CPUs of the node's 64: two stable pods and one
-	// canary fit, but the full-size canary that Promote needs does not.
-	hungry := func(obj *unstructured.Unstructured) {
-		if obj.GetKind() != "Deployment" || obj.GetName() != "dify-api" {
-			return
-		}
-		containers, _, _ := unstructured.NestedSlice(obj.Object, "spec", "template", "spec", "containers")
-		containers[0].(map[string]any)["resources"] = map[string]any{"requests": map[string]any{"cpu": "20"}}
-		Expect(unstructured.SetNestedSlice(obj.Object, containers, "spec", "template", "spec", "containers")).To(Succeed())
-	}
-
 	It("fails at its progress deadline and rolls back", func(ctx SpecContext) {
-		ns := installDify(ctx, hungry)
+		ns := installDify(ctx, hungryAPI)
 		before := snapshot(ctx, ns)
 		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5), func(u *upgradev1alpha1.DifyUpgrade) {
 			u.Spec.Promote.ProgressDeadline = metav1.Duration{Duration: 5 * time.Second}
@@ -198,7 +187,7 @@ var _ = Describe("An upgrade that cannot progress", func() {
 	})
 
 	It("rolls back when a person aborts during Promote", func(ctx SpecContext) {
-		ns := installDify(ctx, hungry)
+		ns := installDify(ctx, hungryAPI)
 		before := snapshot(ctx, ns)
 		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5))
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
@@ -222,4 +211,16 @@ func waitForPodsGone(ctx SpecContext, ns string) {
 		g.Expect(k8sClient.List(ctx, pods, client.InNamespace(ns))).To(Succeed())
 		g.Expect(pods.Items).To(HaveEach(HaveField("Labels", Not(HaveKeyWithValue("app.kubernetes.io/component", "api")))))
 	}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
+}
+
+// hungryAPI makes the api pods ask for 20 CPUs of the node's 64: two stable
+// pods and one canary fit, but the full-size canary that Promote needs does
+// not, so Promote cannot progress (a real cause: a full cluster).
+func hungryAPI(obj *unstructured.Unstructured) {
+	if obj.GetKind() != "Deployment" || obj.GetName() != "dify-api" {
+		return
+	}
+	containers, _, _ := unstructured.NestedSlice(obj.Object, "spec", "template", "spec", "containers")
+	containers[0].(map[string]any)["resources"] = map[string]any{"requests": map[string]any{"cpu": "20"}}
+	Expect(unstructured.SetNestedSlice(obj.Object, containers, "spec", "template", "spec", "containers")).To(Succeed())
 }

@@ -1,0 +1,150 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2e
+
+import (
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+)
+
+var _ = Describe("Controlling an upgrade", func() {
+	It("makes a second upgrade of the same release wait until the first has ended", func(ctx SpecContext) {
+		ns := installDify(ctx)
+		first := upgradeTo(ns, "1.11.1", withIstio, withSteps(5, "gate", 100))
+		Expect(k8sClient.Create(ctx, first)).To(Succeed())
+		waitForGate(ctx, first)
+
+		second := upgradeTo(ns, "1.12.1", withIstio, withSteps(5, "gate", 100))
+		Expect(k8sClient.Create(ctx, second)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(second), second)).To(Succeed())
+			g.Expect(second.Status.Phase).To(Equal(upgradev1alpha1.PhasePending))
+			g.Expect(second.Status.Conditions).To(ContainElement(And(
+				HaveField("Type", upgradev1alpha1.ConditionReconciling),
+				HaveField("Reason", upgradev1alpha1.ReasonBlockedByUpgrade),
+				HaveField("Message", ContainSubstring(first.Name)))))
+		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
+		Consistently(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(second), second)).To(Succeed())
+			g.Expect(second.Status.Phase).To(Equal(upgradev1alpha1.PhasePending))
+		}).WithContext(ctx).WithTimeout(2 * time.Second).Should(Succeed())
+
+		By("starting once the first has rolled back")
+		annotate(ctx, first, upgradev1alpha1.ActionAbort)
+		waitForPhase(ctx, first, upgradev1alpha1.PhaseRolledBack, time.Minute)
+		waitForGate(ctx, second)
+		Expect(deployment(ctx, ns, "dify-api-canary").Spec.Template.Spec.Containers[0].Image).To(Equal("langgenius/dify-api:1.12.1"))
+	})
+
+	It("puts traffic back on stable and removes its canaries when deleted mid-canary", func(ctx SpecContext) {
+		ns := installDify(ctx)
+		before := snapshot(ctx, ns)
+		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(20, "gate", 100))
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		waitForGate(ctx, u)
+		Expect(routeWeights(ctx, ns, "web")).To(Equal(map[string]int64{"stable": 80, "canary": 20}))
+
+		Expect(k8sClient.Delete(ctx, u)).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u))
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(BeTrue())
+		expectRestored(ctx, ns, before)
+	})
+
+	It("holds where it is while spec.paused is true", func(ctx SpecContext) {
+		ns := installDify(ctx)
+		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5, 2*time.Second, 100))
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
+			g.Expect(u.Status.Canary).NotTo(BeNil())
+			g.Expect(u.Status.Canary.PausedUntil).NotTo(BeNil())
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
+
+		patch := client.MergeFrom(u.DeepCopy())
+		u.Spec.Paused = true
+		Expect(k8sClient.Patch(ctx, u, patch)).To(Succeed())
+		Consistently(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
+			g.Expect(u.Status.Phase).To(Equal(upgradev1alpha1.PhaseCanary))
+			g.Expect(routeWeights(ctx, ns, "api")).To(HaveKeyWithValue("canary", int64(5)))
+		}).WithContext(ctx).WithTimeout(4 * time.Second).Should(Succeed(), "the 2s pause is long over, yet nothing moves")
+		Expect(u.Status.Conditions).To(ContainElement(And(
+			HaveField("Type", upgradev1alpha1.ConditionReconciling), HaveField("Reason", upgradev1alpha1.ReasonPaused))))
+
+		patch = client.MergeFrom(u.DeepCopy())
+		u.Spec.Paused = false
+		Expect(k8sClient.Patch(ctx, u, patch)).To(Succeed())
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseSucceeded, 2*time.Minute)
+	})
+})
+
+var _ = Describe("Restarting the operator", func() {
+	restart := func() {
+		GinkgoHelper()
+		By("killing the operator and starting a new one")
+		operator.stop()
+		cfg, err := cluster.RESTConfig()
+		Expect(err).NotTo(HaveOccurred())
+		operator = startOperator(cfg)
+	}
+
+	It("finishes an upgrade the same way after a restart in the canary, with nothing created twice", func(ctx SpecContext) {
+		ns := installDify(ctx)
+		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5, "gate", 100))
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		waitForGate(ctx, u)
+		canaryUID := deployment(ctx, ns, "dify-api-canary").UID
+
+		restart()
+		Consistently(func(g Gomega) {
+			g.Expect(deployment(ctx, ns, "dify-api-canary").UID).To(Equal(canaryUID), "the same canary, not a new one")
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
+			g.Expect(u.Status.Canary.WaitingForPromotion).To(BeTrue())
+		}).WithContext(ctx).WithTimeout(2 * time.Second).Should(Succeed())
+
+		annotate(ctx, u, upgradev1alpha1.ActionPromote)
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseSucceeded, 2*time.Minute)
+		for name, image := range targetImages {
+			Expect(deployment(ctx, ns, name).Spec.Template.Spec.Containers[0].Image).To(Equal(image), name)
+		}
+		expectNoCanaries(ctx, ns)
+	})
+
+	It("rolls back the same way after a restart in Promote", func(ctx SpecContext) {
+		ns := installDify(ctx, hungryAPI)
+		before := snapshot(ctx, ns)
+		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5))
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		waitForPhase(ctx, u, upgradev1alpha1.PhasePromote, time.Minute)
+
+		restart()
+		annotate(ctx, u, upgradev1alpha1.ActionAbort)
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, time.Minute)
+		Expect(u.Status.Conditions).To(ContainElement(And(
+			HaveField("Type", upgradev1alpha1.ConditionRolledBack), HaveField("Status", metav1.ConditionTrue))))
+		expectRestored(ctx, ns, before)
+		waitForPodsGone(ctx, ns)
+	})
+})
