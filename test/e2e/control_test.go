@@ -89,7 +89,7 @@ var _ = Describe("Controlling an upgrade", func() {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
 			g.Expect(u.Status.Phase).To(Equal(upgradev1alpha1.PhaseCanary))
 			g.Expect(routeWeights(ctx, ns, "api")).To(HaveKeyWithValue("canary", int64(5)))
-		}).WithContext(ctx).WithTimeout(4 * time.Second).Should(Succeed(), "the 2s pause is long over, yet nothing moves")
+		}).WithContext(ctx).WithTimeout(4*time.Second).Should(Succeed(), "the 2s pause is long over, yet nothing moves")
 		Expect(u.Status.Conditions).To(ContainElement(And(
 			HaveField("Type", upgradev1alpha1.ConditionReconciling), HaveField("Reason", upgradev1alpha1.ReasonPaused))))
 
