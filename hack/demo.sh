@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # demo.sh (`make demo`): the main job on a local cluster. It starts the cluster
-# (hack/local-cluster.sh), installs the CRDs, runs the operator on this machine,
-# applies the sample DifyUpgrade and shows what the operator makes of it.
+# (hack/local-cluster.sh), installs the CRD, runs the operator on this machine,
+# installs a sample Dify 1.10.1 (test/fixtures/dify-1.10.1.yaml: six
+# Deployments, Services, an Istio VirtualService and DestinationRules) and
+# upgrades it to 1.11.1 through a canary (hack/demo/difyupgrade.yaml), showing
+# the phases, the traffic weights and the images as they change.
 # Everything it started is stopped at the end; DEMO_KEEP=1 leaves the cluster
 # and the operator running (stop them with `make cluster-stop`).
 set -euo pipefail
@@ -47,12 +50,40 @@ bin/manager --health-probe-bind-address=127.0.0.1:0 --metrics-bind-address=0 \
 manager_pid=$!
 echo "operator pid $manager_pid, log $LOCAL_CLUSTER_DIR/logs/manager.log"
 
-step "Applying the sample DifyUpgrade"
+step "Installing a sample Dify 1.10.1 in namespace dify"
 "$kubectl" create namespace dify
-"$kubectl" apply -f config/samples/upgrade_v1alpha1_difyupgrade.yaml
-"$kubectl" -n dify wait difyupgrade/dify-to-1-11-1 --for=jsonpath='{.status.phase}'=Pending --timeout=60s
+"$kubectl" -n dify apply -f test/fixtures/dify-1.10.1.yaml
+"$kubectl" -n dify wait deployment --all --for=condition=Available --timeout=120s
+images() {
+  "$kubectl" -n dify get deployments -o custom-columns='DEPLOYMENT:.metadata.name,IMAGE:.spec.template.spec.containers[0].image,READY:.status.readyReplicas'
+}
+images
+
+step "Upgrading it to 1.11.1 (hack/demo/difyupgrade.yaml)"
+"$kubectl" apply -f hack/demo/difyupgrade.yaml
+weights() {
+  "$kubectl" -n dify get virtualservice dify \
+    -o jsonpath='{range .spec.http[*]}{.name}={range .route[*]}{.destination.subset}:{.weight} {end}  {end}'
+}
+last=
+deadline=$((SECONDS + 300))
+while ((SECONDS < deadline)); do
+  line=$("$kubectl" -n dify get difyupgrade dify-to-1-11-1 --no-headers \
+    -o custom-columns='PHASE:.status.phase,STEP:.status.canary.step,WEIGHT:.status.canary.weight,MESSAGE:.status.message')
+  if [[ $line != "$last" ]]; then
+    printf '%s  %s\n' "$(date +%T)" "$line"
+    printf '          routes: %s\n' "$(weights)"
+    last=$line
+  fi
+  phase=$("$kubectl" -n dify get difyupgrade dify-to-1-11-1 -o jsonpath='{.status.phase}')
+  case $phase in Succeeded | RolledBack | Failed) break ;; esac
+  sleep 0.5
+done
+[[ $phase == Succeeded ]] || { echo "the upgrade ended $phase" >&2; exit 1; }
 
 step "kubectl get difyupgrades"
 "$kubectl" -n dify get difyupgrades -o wide
-step "kubectl describe difyupgrade"
-"$kubectl" -n dify describe difyupgrade dify-to-1-11-1
+step "The images now"
+images
+step "kubectl describe difyupgrade (the story in events)"
+"$kubectl" -n dify describe difyupgrade dify-to-1-11-1 | sed -n '/^Events:/,$p'

@@ -28,6 +28,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 )
@@ -70,7 +71,9 @@ func Load(obj metav1.Object, state any) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	if err := json.Unmarshal([]byte(raw), state); err != nil {
+	// Integers stay int64, as in objects read from the API server, so a
+	// restored spec compares equal to the live one.
+	if err := utiljson.Unmarshal([]byte(raw), state); err != nil {
 		return true, fmt.Errorf("reading the original of %s from annotation %s: %w", obj.GetName(), Annotation, err)
 	}
 	return true, nil

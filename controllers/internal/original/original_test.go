@@ -1,0 +1,75 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package original
+
+import (
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+func TestRecordKeepsTheFirstOriginalAndLoadKeepsIntegers(t *testing.T) {
+	obj := &metav1.ObjectMeta{Name: "dify"}
+	first := []any{map[string]any{"destination": map[string]any{"port": map[string]any{"number": int64(5001)}}}}
+	if err := Record(obj, "up", first); err != nil {
+		t.Fatal(err)
+	}
+	if err := Record(obj, "up", []any{"second"}); err != nil {
+		t.Fatal(err)
+	}
+	var got []any
+	ok, err := Load(obj, &got)
+	if err != nil || !ok {
+		t.Fatalf("Load() = %v, %v", ok, err)
+	}
+	if !equality.Semantic.DeepEqual(got, first) {
+		t.Errorf("Load() = %#v, want the first original %#v with int64 numbers", got, first)
+	}
+	if obj.Labels[Label] != "up" {
+		t.Errorf("label %s = %q", Label, obj.Labels[Label])
+	}
+	Clear(obj)
+	if _, ok := obj.Annotations[Annotation]; ok || obj.Labels[Label] != "" {
+		t.Errorf("Clear() left %v %v", obj.Labels, obj.Annotations)
+	}
+}
+
+func TestDeploymentRoundTrip(t *testing.T) {
+	surge := intstr.FromInt32(1)
+	d := &appsv1.Deployment{Spec: appsv1.DeploymentSpec{
+		Replicas: new(int32(3)),
+		Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
+			RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &surge}},
+		Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{
+			{Name: "api", Image: "dify-api:1.10.1", Env: []corev1.EnvVar{{Name: "MODE", Value: "api"}}},
+		}}},
+	}}
+	saved := TakeDeployment(d, "api")
+	changed := d.DeepCopy()
+	changed.Spec.Replicas = new(int32(0))
+	changed.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
+	changed.Spec.Template.Spec.Containers[0].Image = "dify-api:1.11.1"
+	changed.Spec.Template.Spec.Containers[0].Env = append(changed.Spec.Template.Spec.Containers[0].Env, corev1.EnvVar{Name: "X", Value: "y"})
+	saved.Apply(changed)
+	if !equality.Semantic.DeepEqual(changed.Spec, d.Spec) {
+		t.Errorf("Apply() gave %+v, want %+v", changed.Spec, d.Spec)
+	}
+}
