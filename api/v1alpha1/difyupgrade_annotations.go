@@ -39,7 +39,8 @@ const (
 	// spec.rollback.automatic says. A person asked for it.
 	AnnotationAbort = "upgrade.difyops.io/abort"
 	// AnnotationRetry starts a Failed upgrade again from the phase that
-	// failed.
+	// failed (or goes on rolling back, when the failure came after changes),
+	// and a RolledBack upgrade from the start.
 	AnnotationRetry = "upgrade.difyops.io/retry"
 
 	// ApprovalAnnotationPrefix is followed by a role named in

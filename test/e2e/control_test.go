@@ -72,6 +72,35 @@ var _ = Describe("Controlling an upgrade", func() {
 		expectRestored(ctx, ns, before)
 	})
 
+	It("retries a Failed upgrade from Precheck once the spec is fixed, and a RolledBack one from the start", func(ctx SpecContext) {
+		ns := installDify(ctx)
+		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5, "gate", 100), func(u *upgradev1alpha1.DifyUpgrade) {
+			u.Spec.Components = &upgradev1alpha1.ComponentsSpec{Sandbox: &upgradev1alpha1.ComponentSpec{Deployment: "code-sandbox"}}
+		})
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseFailed, 30*time.Second)
+		Expect(u.Status.FailedPhase).To(Equal(upgradev1alpha1.PhasePrecheck))
+		Expect(u.Status.Message).To(ContainSubstring("Deployment code-sandbox for component sandbox not found"))
+		expectNoCanaries(ctx, ns)
+
+		By("fixing the spec and asking for a retry")
+		patch := client.MergeFrom(u.DeepCopy())
+		u.Spec.Components = nil
+		Expect(k8sClient.Patch(ctx, u, patch)).To(Succeed())
+		annotate(ctx, u, upgradev1alpha1.ActionRetry)
+		waitForGate(ctx, u)
+		Expect(u.Status.FailedPhase).To(BeEmpty())
+		Expect(u.Status.Actions.Retry).NotTo(BeEmpty())
+
+		By("rolling back, then retrying from the start")
+		annotate(ctx, u, upgradev1alpha1.ActionAbort)
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, time.Minute)
+		annotate(ctx, u, upgradev1alpha1.ActionRetry)
+		waitForGate(ctx, u)
+		annotate(ctx, u, upgradev1alpha1.ActionPromote)
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseSucceeded, 2*time.Minute)
+	})
+
 	It("holds where it is while spec.paused is true", func(ctx SpecContext) {
 		ns := installDify(ctx)
 		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5, 2*time.Second, 100))
