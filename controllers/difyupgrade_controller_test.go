@@ -22,6 +22,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -65,6 +66,51 @@ var _ = Describe("DifyUpgrade controller", func() {
 		Eventually(func() bool {
 			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(upgrade), upgrade))
 		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(BeTrue())
+	})
+
+	It("fails Precheck when the VirtualService to split is missing, changing nothing", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		for name, image := range map[string]string{
+			"api": "langgenius/dify-api:1.10.1", "worker": "langgenius/dify-api:1.10.1",
+			"worker-beat": "langgenius/dify-api:1.10.1", "web": "langgenius/dify-web:1.10.1",
+			"plugin-daemon": "langgenius/dify-plugin-daemon:0.4.1-local", "sandbox": "langgenius/dify-sandbox:0.2.12",
+		} {
+			labels := map[string]string{"app": "dify-" + name}
+			Expect(k8sClient.Create(ctx, &appsv1.Deployment{
+				ObjectMeta: metav1.ObjectMeta{Name: "dify-" + name, Namespace: ns},
+				Spec: appsv1.DeploymentSpec{
+					Selector: &metav1.LabelSelector{MatchLabels: labels},
+					Template: corev1.PodTemplateSpec{
+						ObjectMeta: metav1.ObjectMeta{Labels: labels},
+						Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: name, Image: image}}},
+					},
+				},
+			})).To(Succeed())
+		}
+		upgrade := &upgradev1alpha1.DifyUpgrade{
+			ObjectMeta: metav1.ObjectMeta{Name: "dify-to-1-11-1", Namespace: ns},
+			Spec: upgradev1alpha1.DifyUpgradeSpec{TargetVersion: "1.11.1", Release: "dify",
+				Canary: upgradev1alpha1.CanarySpec{Istio: &upgradev1alpha1.IstioCanary{
+					VirtualService:   upgradev1alpha1.IstioVirtualService{Name: "dify"},
+					DestinationRules: []upgradev1alpha1.IstioDestinationRule{{Name: "dify-api", Component: upgradev1alpha1.ComponentAPI}},
+				}}},
+		}
+		Expect(k8sClient.Create(ctx, upgrade)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(upgrade), upgrade)).To(Succeed())
+			g.Expect(upgrade.Status.Phase).To(Equal(upgradev1alpha1.PhaseFailed))
+		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
+		Expect(upgrade.Status.Message).To(ContainSubstring("VirtualService dify not found in namespace " + ns))
+		Expect(upgrade.Status.Checks).To(ContainElement(And(
+			HaveField("Name", "routing"), HaveField("Result", upgradev1alpha1.CheckFailed))))
+
+		var deployments appsv1.DeploymentList
+		Expect(k8sClient.List(ctx, &deployments, client.InNamespace(ns))).To(Succeed())
+		Expect(deployments.Items).To(HaveLen(6), "no canary created")
+		for _, d := range deployments.Items {
+			Expect(d.Generation).To(Equal(int64(1)), "%s untouched", d.Name)
+			Expect(d.Labels).NotTo(HaveKey(upgradev1alpha1.LabelUpgrade))
+		}
 	})
 
 	It("runs against the real Istio CRDs, whose schema rejects a malformed VirtualService", func(ctx SpecContext) {

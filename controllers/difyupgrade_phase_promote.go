@@ -88,7 +88,7 @@ func (r *DifyUpgradeReconciler) reconcilePromote(ctx context.Context, s *scope) 
 		}
 	}
 
-	if notes, err := r.router(s, nil).Restore(ctx); err != nil {
+	if _, notes, err := r.router(s, nil).Restore(ctx); err != nil {
 		return phaseResult{}, fmt.Errorf("putting the routing back: %w", err)
 	} else if len(notes) > 0 {
 		s.recordCheck("routing", upgradev1alpha1.CheckWarning, strings.Join(notes, "; "))

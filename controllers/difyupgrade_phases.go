@@ -128,7 +128,11 @@ func (r *DifyUpgradeReconciler) dispatch(ctx context.Context, s *scope) (ctrl.Re
 		if cond, ok := phaseCondition[st.Phase]; ok && cond != upgradev1alpha1.ConditionBackupComplete && cond != upgradev1alpha1.ConditionSchemaMigrated {
 			r.setCondition(s, cond, metav1.ConditionTrue, upgradev1alpha1.ReasonSucceeded, fmt.Sprintf("%s finished", st.Phase))
 		}
-		r.transition(s, res.next, "PhaseStarted", res.message)
+		reason := "PhaseStarted"
+		if res.next.IsTerminal() {
+			reason = string(res.next)
+		}
+		r.transition(s, res.next, reason, res.message)
 		return ctrl.Result{RequeueAfter: time.Millisecond}, nil
 	}
 	if res.progressed || st.ProgressedAt == nil {

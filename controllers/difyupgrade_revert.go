@@ -64,9 +64,13 @@ func (r *DifyUpgradeReconciler) releaseStable(ctx context.Context, s *scope, c u
 // go; the database restore hook follows (its issue fills it). It ends when
 // every Deployment has rolled back.
 func (r *DifyUpgradeReconciler) reconcileRollingBack(ctx context.Context, s *scope) (phaseResult, error) {
-	notes, err := r.router(s, nil).Restore(ctx)
+	restored, notes, err := r.router(s, nil).Restore(ctx)
 	if err != nil {
 		return phaseResult{}, fmt.Errorf("putting the routing back: %w", err)
+	}
+	if restored {
+		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "TrafficRestored", "Revert",
+			"All traffic back on the stable pods of %s", s.status().FromVersion)
 	}
 	if len(notes) > 0 {
 		s.recordCheck("routing", upgradev1alpha1.CheckWarning, strings.Join(notes, "; "))
@@ -119,7 +123,7 @@ func (r *DifyUpgradeReconciler) reconcileDelete(ctx context.Context, u *upgradev
 	}
 	s := newScope(ctx, u, r.Clock.Now())
 	if changesMade(u.Status.Phase) || u.Status.Phase == upgradev1alpha1.PhaseFailed {
-		if _, err := r.router(s, nil).Restore(ctx); err != nil {
+		if _, _, err := r.router(s, nil).Restore(ctx); err != nil {
 			return fmt.Errorf("putting the routing back: %w", err)
 		}
 		if _, err := r.deleteCanaries(ctx, s); err != nil {

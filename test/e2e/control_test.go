@@ -147,11 +147,16 @@ var _ = Describe("Restarting the operator", func() {
 		canaryUID := deployment(ctx, ns, "dify-api-canary").UID
 
 		restart()
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
+			g.Expect(u.Status.Canary.WaitingForPromotion).To(BeTrue())
+		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
+		idle := u.ResourceVersion
 		Consistently(func(g Gomega) {
 			g.Expect(deployment(ctx, ns, "dify-api-canary").UID).To(Equal(canaryUID), "the same canary, not a new one")
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
-			g.Expect(u.Status.Canary.WaitingForPromotion).To(BeTrue())
-		}).WithContext(ctx).WithTimeout(2 * time.Second).Should(Succeed())
+			g.Expect(u.ResourceVersion).To(Equal(idle), "no write while waiting at the gate (1s analysis ticks)")
+		}).WithContext(ctx).WithTimeout(3 * time.Second).Should(Succeed())
 
 		annotate(ctx, u, upgradev1alpha1.ActionPromote)
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseSucceeded, 2*time.Minute)
@@ -174,6 +179,6 @@ var _ = Describe("Restarting the operator", func() {
 		Expect(u.Status.Conditions).To(ContainElement(And(
 			HaveField("Type", upgradev1alpha1.ConditionRolledBack), HaveField("Status", metav1.ConditionTrue))))
 		expectRestored(ctx, ns, before)
-		waitForPodsGone(ctx, ns)
+		waitForPodsGone(ctx, ns, "api")
 	})
 })

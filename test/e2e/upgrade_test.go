@@ -183,7 +183,38 @@ var _ = Describe("An upgrade that cannot progress", func() {
 			HaveField("Reason", upgradev1alpha1.ReasonProgressDeadlineExceeded),
 			HaveField("Message", ContainSubstring("canary")))))
 		expectRestored(ctx, ns, before)
-		waitForPodsGone(ctx, ns)
+		waitForPodsGone(ctx, ns, "api")
+	})
+
+	It("promotes stage by stage with the configured rolling-update settings, and rolls every stage back", func(ctx SpecContext) {
+		ns := installDify(ctx, hungryWorker)
+		before := snapshot(ctx, ns)
+		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5))
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
+			g.Expect(u.Status.Message).To(ContainSubstring("Rolling out stage 2 of 4"))
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
+
+		By("having rolled the plugin daemon first, with Recreate")
+		daemon := deployment(ctx, ns, "dify-plugin-daemon")
+		Expect(daemon.Spec.Template.Spec.Containers[0].Image).To(Equal(targetImages["dify-plugin-daemon"]))
+		Expect(daemon.Spec.Strategy.Type).To(Equal(appsv1.RecreateDeploymentStrategyType))
+		By("rolling the workers with maxSurge 25% and maxUnavailable 10%, worker-beat with Recreate")
+		worker := deployment(ctx, ns, "dify-worker")
+		Expect(worker.Spec.Template.Spec.Containers[0].Image).To(Equal(targetImages["dify-worker"]))
+		Expect(worker.Spec.Strategy.RollingUpdate.MaxSurge.String()).To(Equal("25%"))
+		Expect(worker.Spec.Strategy.RollingUpdate.MaxUnavailable.String()).To(Equal("10%"))
+		Expect(deployment(ctx, ns, "dify-worker-beat").Spec.Strategy.Type).To(Equal(appsv1.RecreateDeploymentStrategyType))
+		By("leaving the later stages alone until then")
+		for _, name := range []string{"dify-api", "dify-web", "dify-sandbox"} {
+			Expect(deployment(ctx, ns, name).Spec).To(Equal(before.deployments[name]), name)
+		}
+
+		annotate(ctx, u, upgradev1alpha1.ActionAbort)
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, time.Minute)
+		expectRestored(ctx, ns, before)
+		waitForPodsGone(ctx, ns, "worker")
 	})
 
 	It("rolls back when a person aborts during Promote", func(ctx SpecContext) {
@@ -197,30 +228,36 @@ var _ = Describe("An upgrade that cannot progress", func() {
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, time.Minute)
 		Expect(u.Status.FailedPhase).To(Equal(upgradev1alpha1.PhasePromote))
 		expectRestored(ctx, ns, before)
-		waitForPodsGone(ctx, ns)
+		waitForPodsGone(ctx, ns, "api")
 	})
 })
 
-// waitForPodsGone deletes the api Deployment and waits for its pods to go, so
-// that the next spec finds the node's CPUs free.
-func waitForPodsGone(ctx SpecContext, ns string) {
+// waitForPodsGone deletes a component's Deployment and waits for its pods to
+// go, so that the next spec finds the node's CPUs free.
+func waitForPodsGone(ctx SpecContext, ns, component string) {
 	GinkgoHelper()
-	Expect(k8sClient.Delete(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dify-api"}})).To(Succeed())
+	Expect(k8sClient.Delete(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dify-" + component}})).To(Succeed())
 	Eventually(func(g Gomega) {
 		pods := &corev1.PodList{}
 		g.Expect(k8sClient.List(ctx, pods, client.InNamespace(ns))).To(Succeed())
-		g.Expect(pods.Items).To(HaveEach(HaveField("Labels", Not(HaveKeyWithValue("app.kubernetes.io/component", "api")))))
+		g.Expect(pods.Items).To(HaveEach(HaveField("Labels", Not(HaveKeyWithValue("app.kubernetes.io/component", component)))))
 	}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
 }
 
 // hungryAPI makes the api pods ask for 20 CPUs of the node's 64: two stable
 // pods and one canary fit, but the full-size canary that Promote needs does
 // not, so Promote cannot progress (a real cause: a full cluster).
-func hungryAPI(obj *unstructured.Unstructured) {
-	if obj.GetKind() != "Deployment" || obj.GetName() != "dify-api" {
+func hungryAPI(obj *unstructured.Unstructured) { hungry(obj, "dify-api", "20") }
+
+// hungryWorker makes the two worker pods ask for 30 CPUs each: the surge pod
+// of their rolling update never fits, so the rollout holds in stage 2.
+func hungryWorker(obj *unstructured.Unstructured) { hungry(obj, "dify-worker", "30") }
+
+func hungry(obj *unstructured.Unstructured, deployment, cpu string) {
+	if obj.GetKind() != "Deployment" || obj.GetName() != deployment {
 		return
 	}
 	containers, _, _ := unstructured.NestedSlice(obj.Object, "spec", "template", "spec", "containers")
-	containers[0].(map[string]any)["resources"] = map[string]any{"requests": map[string]any{"cpu": "20"}}
+	containers[0].(map[string]any)["resources"] = map[string]any{"requests": map[string]any{"cpu": cpu}}
 	Expect(unstructured.SetNestedSlice(obj.Object, containers, "spec", "template", "spec", "containers")).To(Succeed())
 }

@@ -85,8 +85,9 @@ func (r *Istio) Route(ctx context.Context, weight int32) (bool, error) {
 
 // Restore puts back the VirtualService first (traffic matters most), then the
 // DestinationRules.
-func (r *Istio) Restore(ctx context.Context) ([]string, error) {
+func (r *Istio) Restore(ctx context.Context) (bool, []string, error) {
 	var notes []string
+	changed := false
 	restore := func(gvk schema.GroupVersionKind, name, field string) error {
 		obj, err := r.get(ctx, gvk, name)
 		if apierrors.IsNotFound(err) {
@@ -110,17 +111,18 @@ func (r *Istio) Restore(ctx context.Context) ([]string, error) {
 		if err := r.Client.Update(ctx, obj); err != nil {
 			return fmt.Errorf("restoring %s %s: %w", gvk.Kind, name, err)
 		}
+		changed = true
 		return nil
 	}
 	if err := restore(VirtualServiceGVK, r.Spec.VirtualService.Name, "http"); err != nil {
-		return notes, err
+		return changed, notes, err
 	}
 	for _, dr := range r.Spec.DestinationRules {
 		if err := restore(DestinationRuleGVK, dr.Name, "subsets"); err != nil {
-			return notes, err
+			return changed, notes, err
 		}
 	}
-	return notes, nil
+	return changed, notes, nil
 }
 
 // update computes spec.<field> from its original and writes it when it

@@ -72,19 +72,21 @@ func (r *Replicas) Route(ctx context.Context, weight int32) (bool, error) {
 
 // Restore scales each stable Deployment back to its original replicas. The
 // saved original stays on the Deployment until the upgrade releases it.
-func (r *Replicas) Restore(ctx context.Context) ([]string, error) {
+func (r *Replicas) Restore(ctx context.Context) (bool, []string, error) {
 	var notes []string
+	changed := false
 	for _, t := range r.Stable {
-		_, err := r.scale(ctx, t, func(orig int32) int32 { return orig })
+		c, err := r.scale(ctx, t, func(orig int32) int32 { return orig })
 		if apierrors.IsNotFound(err) {
 			notes = append(notes, fmt.Sprintf("Deployment %s is gone; nothing to restore", t.Deployment))
 			continue
 		}
 		if err != nil {
-			return notes, err
+			return changed, notes, err
 		}
+		changed = changed || c
 	}
-	return notes, nil
+	return changed, notes, nil
 }
 
 func (r *Replicas) scale(ctx context.Context, t Target, replicas func(orig int32) int32) (bool, error) {

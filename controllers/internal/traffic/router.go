@@ -31,9 +31,10 @@ type Router interface {
 	// Route sends weight percent of the traffic to the canary. It reports
 	// whether it had to write anything.
 	Route(ctx context.Context, weight int32) (changed bool, err error)
-	// Restore puts the original routing back. Notes say what could not be
-	// restored because it is gone (a deleted VirtualService, say).
-	Restore(ctx context.Context) (notes []string, err error)
+	// Restore puts the original routing back and reports whether it had to
+	// write anything. Notes say what could not be restored because it is
+	// gone (a deleted VirtualService, say).
+	Restore(ctx context.Context) (changed bool, notes []string, err error)
 }
 
 // ErrMissing is returned (wrapped) when an object the routing needs is gone.
