@@ -166,6 +166,24 @@ var _ = Describe("Restarting the operator", func() {
 		expectNoCanaries(ctx, ns)
 	})
 
+	It("keeps baking after a restart in Verify and then succeeds", func(ctx SpecContext) {
+		ns := installDify(ctx)
+		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(100), func(u *upgradev1alpha1.DifyUpgrade) {
+			u.Spec.Verify.BakeTime = &metav1.Duration{Duration: 4 * time.Second}
+		})
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseVerify, time.Minute)
+		verifyStarted := u.Status.ProgressedAt.Time
+
+		restart()
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseSucceeded, time.Minute)
+		Expect(u.Status.CompletedAt.Time).To(BeTemporally(">=", verifyStarted.Add(3*time.Second)),
+			"the bake time counts from when Verify started, not from the restart or from zero")
+		for name, image := range targetImages {
+			Expect(deployment(ctx, ns, name).Spec.Template.Spec.Containers[0].Image).To(Equal(image), name)
+		}
+	})
+
 	It("rolls back the same way after a restart in Promote", func(ctx SpecContext) {
 		ns := installDify(ctx, hungryAPI)
 		before := snapshot(ctx, ns)
