@@ -99,9 +99,10 @@ func main() {
 	}
 
 	if err := (&controllers.DifyUpgradeReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("dify-upgrade-operator"),
-		Clock:    clock.RealClock{},
+		Client:    mgr.GetClient(),
+		Recorder:  mgr.GetEventRecorder("dify-upgrade-operator"),
+		Clock:     clock.RealClock{},
+		APIReader: mgr.GetAPIReader(),
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "Unable to set up the controller", "controller", "DifyUpgrade")
 		os.Exit(1)

@@ -55,6 +55,17 @@ type DifyUpgradeReconciler struct {
 	// Matrix pairs plugin-daemon and sandbox versions with Dify versions;
 	// the shipped one when nil.
 	Matrix compat.Matrix
+	// APIReader reads Pods and ReplicaSets straight from the API server, only
+	// while an upgrade needs them, so the operator keeps no cluster-wide
+	// cache of them. The cached client when nil.
+	APIReader client.Reader
+}
+
+func (r *DifyUpgradeReconciler) reader() client.Reader {
+	if r.APIReader != nil {
+		return r.APIReader
+	}
+	return r.Client
 }
 
 // +kubebuilder:rbac:groups=upgrade.difyops.io,resources=difyupgrades,verbs=get;list;watch;update;patch

@@ -221,7 +221,7 @@ func (r *DifyUpgradeReconciler) currentHash(ctx context.Context, s *scope, name 
 		return "", err
 	}
 	list := &appsv1.ReplicaSetList{}
-	if err := r.List(ctx, list, client.InNamespace(d.Namespace), client.MatchingLabels(d.Spec.Selector.MatchLabels)); err != nil {
+	if err := r.reader().List(ctx, list, client.InNamespace(d.Namespace), client.MatchingLabels(d.Spec.Selector.MatchLabels)); err != nil {
 		return "", err
 	}
 	revision := d.Annotations["deployment.kubernetes.io/revision"]

@@ -79,7 +79,7 @@ func (r *DifyUpgradeReconciler) reconcileVerify(ctx context.Context, s *scope) (
 // not terminating) whose container does not run the target image.
 func (r *DifyUpgradeReconciler) podsNotOn(ctx context.Context, d *appsv1.Deployment, c upgradev1alpha1.ComponentStatus) ([]string, error) {
 	pods := &corev1.PodList{}
-	if err := r.List(ctx, pods, client.InNamespace(d.Namespace), client.MatchingLabels(d.Spec.Selector.MatchLabels)); err != nil {
+	if err := r.reader().List(ctx, pods, client.InNamespace(d.Namespace), client.MatchingLabels(d.Spec.Selector.MatchLabels)); err != nil {
 		return nil, fmt.Errorf("listing the pods of %s: %w", d.Name, err)
 	}
 	var stale []string

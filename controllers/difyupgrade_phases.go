@@ -108,8 +108,10 @@ func (r *DifyUpgradeReconciler) dispatch(ctx context.Context, s *scope) (ctrl.Re
 	}
 	if value, ok := u.PendingAction(upgradev1alpha1.ActionAbort); ok {
 		u.MarkActionHandled(upgradev1alpha1.ActionAbort, truncate(value))
-		r.fail(s, &failure{upgradev1alpha1.ReasonAborted, "Aborted by the " + upgradev1alpha1.AnnotationAbort + " annotation"}, true)
-		return ctrl.Result{RequeueAfter: time.Millisecond}, nil
+		if st.Phase != upgradev1alpha1.PhaseRollingBack { // already going back
+			r.fail(s, &failure{upgradev1alpha1.ReasonAborted, "Aborted by the " + upgradev1alpha1.AnnotationAbort + " annotation"}, true)
+			return ctrl.Result{RequeueAfter: time.Millisecond}, nil
+		}
 	}
 	if u.Spec.Paused {
 		st.Message = "Paused (spec.paused); nothing changes until it is set back to false"

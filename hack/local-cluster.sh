@@ -163,6 +163,8 @@ EOF
     --cert-dir="$dir/pki" \
     --leader-elect=false \
     --controllers='*,-nodeipam' \
+    --kube-api-qps=200 \
+    --kube-api-burst=400 \
     --service-account-private-key-file="$dir/pki/sa.key" \
     --use-service-account-credentials=false
   launch kube-scheduler \
@@ -172,6 +174,8 @@ EOF
     --bind-address=127.0.0.1 \
     --secure-port="$sched_port" \
     --cert-dir="$dir/pki" \
+    --kube-api-qps=200 \
+    --kube-api-burst=400 \
     --leader-elect=false
 
   log "starting kwok"

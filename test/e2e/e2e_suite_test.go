@@ -18,6 +18,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -75,6 +76,10 @@ var _ = AfterSuite(func() {
 		operator.stop()
 	}
 	if cluster != nil {
+		// Keep the control plane's logs for a person reading a failure.
+		artifacts := filepath.Join(localcluster.RepoRoot(), "test", "e2e", "artifacts")
+		Expect(os.MkdirAll(artifacts, 0o755)).To(Succeed())
+		Expect(exec.Command("cp", "-r", filepath.Join(cluster.Dir, "logs"), artifacts).Run()).To(Succeed())
 		pids, err := cluster.Pids()
 		Expect(err).NotTo(HaveOccurred())
 		Expect(cluster.Stop()).To(Succeed())

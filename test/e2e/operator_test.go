@@ -66,9 +66,10 @@ func startOperator(cfg *rest.Config) *runningOperator {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect((&controllers.DifyUpgradeReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("dify-upgrade-operator"),
-		Clock:    clock.RealClock{},
+		Client:    mgr.GetClient(),
+		Recorder:  mgr.GetEventRecorder("dify-upgrade-operator"),
+		Clock:     clock.RealClock{},
+		APIReader: mgr.GetAPIReader(),
 	}).SetupWithManager(mgr)).To(Succeed())
 
 	ctx, cancel := context.WithCancel(context.Background())
