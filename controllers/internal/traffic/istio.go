@@ -141,9 +141,15 @@ func (r *Istio) update(ctx context.Context, gvk schema.GroupVersionKind, name, f
 	if err != nil {
 		return false, fmt.Errorf("reading spec.%s of %s %s: %w", field, gvk.Kind, name, err)
 	}
-	orig := current
-	if _, err := original.Load(obj, &orig); err != nil {
+	// Loaded into a slice of its own: decoding into current's array would
+	// overwrite the live spec it is compared with.
+	var orig []any
+	saved, err := original.Load(obj, &orig)
+	if err != nil {
 		return false, err
+	}
+	if !saved {
+		orig = current
 	}
 	want, err := desired(orig)
 	if err != nil {

@@ -17,11 +17,18 @@ limitations under the License.
 package traffic
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/yaml"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 )
 
 func parse(t *testing.T, doc string) []any {
@@ -111,5 +118,60 @@ func TestStableReplicas(t *testing.T) {
 		if got := StableReplicas(tt.orig, tt.weight); got != tt.want {
 			t.Errorf("StableReplicas(%d, %d) = %d, want %d", tt.orig, tt.weight, got, tt.want)
 		}
+	}
+}
+
+func TestRouteWritesOnlyWhatChanged(t *testing.T) {
+	vs := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(`
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: dify, namespace: ns}
+spec:
+  http:
+  - name: api
+    route:
+    - destination: {host: dify-api, port: {number: 5001}}
+`), &vs.Object); err != nil {
+		t.Fatal(err)
+	}
+	dr := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(`{apiVersion: networking.istio.io/v1, kind: DestinationRule, metadata: {name: dify-api, namespace: ns}, spec: {host: dify-api}}`), &dr.Object); err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientBuilder().WithScheme(runtime.NewScheme()).WithObjects(vs, dr).Build()
+	r := &Istio{Client: c, Namespace: "ns", Upgrade: "u",
+		Spec: upgradev1alpha1.IstioCanary{
+			VirtualService:   upgradev1alpha1.IstioVirtualService{Name: "dify", Routes: []string{"api"}},
+			DestinationRules: []upgradev1alpha1.IstioDestinationRule{{Name: "dify-api", Component: upgradev1alpha1.ComponentAPI}},
+			StableSubset:     "stable", CanarySubset: "canary",
+		},
+		Hashes: map[upgradev1alpha1.Component]Hashes{upgradev1alpha1.ComponentAPI: {Stable: "a", Canary: "b"}},
+	}
+	ctx := context.Background()
+	before := &unstructured.Unstructured{}
+	before.SetGroupVersionKind(VirtualServiceGVK)
+	if err := c.Get(ctx, client.ObjectKeyFromObject(vs), before); err != nil {
+		t.Fatal(err)
+	}
+	for i, tt := range []struct {
+		weight  int32
+		changed bool
+	}{{5, true}, {5, false}, {20, true}, {20, false}} {
+		changed, err := r.Route(ctx, tt.weight)
+		if err != nil || changed != tt.changed {
+			t.Fatalf("Route(%d) #%d = %v, %v; want changed=%v", tt.weight, i, changed, err, tt.changed)
+		}
+	}
+	if changed, _, err := r.Restore(ctx); err != nil || !changed {
+		t.Fatalf("Restore() = %v, %v", changed, err)
+	}
+	got := &unstructured.Unstructured{}
+	got.SetGroupVersionKind(VirtualServiceGVK)
+	if err := c.Get(ctx, client.ObjectKeyFromObject(vs), got); err != nil {
+		t.Fatal(err)
+	}
+	if !equality.Semantic.DeepEqual(got.Object["spec"], before.Object["spec"]) || len(got.GetAnnotations()) != 0 {
+		t.Errorf("after Restore the VirtualService is %v %v, want its original spec and no annotation", got.Object["spec"], got.GetAnnotations())
 	}
 }
