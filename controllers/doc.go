@@ -18,14 +18,22 @@ limitations under the License.
 // walks this procedure, each step in a file of its own, each deciding whether
 // its work is done by looking at the cluster:
 //
-//  1. Pending: wait until no other upgrade of the same release is in flight.
-//  2. Precheck: resolve the Dify installation into a plan and check the cluster.
-//  3. Backup: dump both PostgreSQL databases and archive the storage volumes.
-//  4. Migrate: run the schema migration once, as a Job with the target image.
-//  5. Canary: send a growing share of traffic to the target version and watch it.
+//  1. Pending: wait until no other upgrade of the same release is in flight,
+//     the approvals are given and the maintenance window is open.
+//  2. Precheck: resolve the Dify installation into a plan and check the
+//     routing; nothing changes.
+//  3. Backup: dump both PostgreSQL databases and archive the storage volumes
+//     (not implemented yet: it says so in its condition).
+//  4. Migrate: run the schema migration once, as a Job with the target image
+//     (not implemented yet: it says so in its condition).
+//  5. Canary: size the canary Deployments and shift traffic step by step.
 //  6. Promote: roll every Deployment to the target image in the planned order.
-//  7. Verify: check that every component reports the target version.
+//  7. Verify: check that every pod runs its target image through the bake
+//     time, then hand the Deployments back.
 //
 // Any failure after the first change goes through RollingBack to RolledBack
-// (or Failed, saying what a person must do).
+// (or Failed, saying what a person must do). One dispatcher
+// (difyupgrade_phases.go) moves status.phase; each phase handler only
+// reports what it saw and did. The originals of everything changed live on the
+// changed objects (package internal/original), written with the change.
 package controllers
