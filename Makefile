@@ -126,8 +126,7 @@ uninstall: manifests k8s-binaries ## Remove the CRDs from the cluster in $$KUBEC
 
 .PHONY: deploy
 deploy: manifests k8s-binaries ## Deploy the operator (image $$IMG) to the cluster in $$KUBECONFIG.
-	cd config/manager && $(KUBECTL) kustomize . >/dev/null
-	$(KUBECTL) kustomize config/default | sed 's|controller:latest|$(IMG)|' | $(KUBECTL) apply --server-side -f -
+	$(KUBECTL) kustomize config/default | sed 's|ghcr.io/difyops/dify-upgrade-operator:dev|$(IMG)|' | $(KUBECTL) apply --server-side -f -
 
 .PHONY: undeploy
 undeploy: k8s-binaries ## Remove the operator from the cluster in $$KUBECONFIG.
