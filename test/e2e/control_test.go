@@ -134,9 +134,7 @@ var _ = Describe("Restarting the operator", func() {
 		GinkgoHelper()
 		By("killing the operator and starting a new one")
 		operator.stop()
-		cfg, err := cluster.RESTConfig()
-		Expect(err).NotTo(HaveOccurred())
-		operator = startOperator(cfg)
+		operator = startOperator(operatorCfg)
 	}
 
 	It("finishes an upgrade the same way after a restart in the canary, with nothing created twice", func(ctx SpecContext) {

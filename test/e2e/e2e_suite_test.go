@@ -25,6 +25,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -39,6 +40,9 @@ var (
 	clientset *kubernetes.Clientset
 	k8sClient client.Client
 	operator  *runningOperator
+	// operatorCfg is the operator's identity: a service account bound to the
+	// ClusterRole that `make manifests` generates from the RBAC markers.
+	operatorCfg *rest.Config
 )
 
 func TestE2E(t *testing.T) {
@@ -67,8 +71,9 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	Expect(crds).To(HaveLen(1))
 
-	By("starting the operator")
-	operator = startOperator(cfg)
+	By("starting the operator as its own service account, with only the generated RBAC")
+	operatorCfg = serviceAccountConfig(cfg)
+	operator = startOperator(operatorCfg)
 })
 
 var _ = AfterSuite(func() {
