@@ -19,7 +19,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"maps"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -56,8 +55,8 @@ func (r *DifyUpgradeReconciler) deployment(ctx context.Context, s *scope, name s
 // originalReplicas is the replica count the stable Deployment had before the
 // upgrade touched it.
 func originalReplicas(d *appsv1.Deployment, container string) (int32, error) {
-	saved := original.TakeDeployment(d, container)
-	if _, err := original.Load(d, &saved); err != nil {
+	saved, err := original.DeploymentBefore(d, container)
+	if err != nil {
 		return 0, err
 	}
 	if saved.Replicas == nil {
@@ -71,29 +70,10 @@ func originalReplicas(d *appsv1.Deployment, container string) (int32, error) {
 // selector, MIGRATION_ENABLED=false (the operator migrates, once), owned by
 // the DifyUpgrade.
 func (r *DifyUpgradeReconciler) desiredCanary(s *scope, stable *appsv1.Deployment, c upgradev1alpha1.ComponentStatus, replicas int32) (*appsv1.Deployment, error) {
-	template := *stable.Spec.Template.DeepCopy()
-	saved := original.TakeDeployment(stable, c.Container)
-	if _, err := original.Load(stable, &saved); err != nil {
+	before, err := original.DeploymentBefore(stable, c.Container)
+	if err != nil {
 		return nil, err
 	}
-	container := findContainer(&template.Spec, c.Container)
-	if container == nil {
-		return nil, fmt.Errorf("the Deployment %s has no container %s", stable.Name, c.Container)
-	}
-	// The template is copied as it was before the upgrade touched it.
-	container.Image = c.ToImage
-	container.Env = setEnv(saved.Env, "MIGRATION_ENABLED", "false")
-	template.Labels = maps.Clone(template.Labels)
-	if template.Labels == nil {
-		template.Labels = map[string]string{}
-	}
-	template.Labels[TrackLabel] = trackCanary
-	selector := stable.Spec.Selector.DeepCopy()
-	if selector.MatchLabels == nil {
-		selector.MatchLabels = map[string]string{}
-	}
-	selector.MatchLabels[TrackLabel] = trackCanary
-
 	canary := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      canaryName(c),
@@ -102,53 +82,66 @@ func (r *DifyUpgradeReconciler) desiredCanary(s *scope, stable *appsv1.Deploymen
 		},
 		Spec: appsv1.DeploymentSpec{
 			Replicas:        new(replicas),
-			Selector:        selector,
-			Template:        template,
+			Selector:        stable.Spec.Selector.DeepCopy(),
+			Template:        *stable.Spec.Template.DeepCopy(),
 			MinReadySeconds: stable.Spec.MinReadySeconds,
 		},
 	}
+	container := original.Container(canary, c.Container)
+	if container == nil {
+		return nil, fmt.Errorf("the Deployment %s has no container %s", stable.Name, c.Container)
+	}
+	container.Image = c.ToImage
+	container.Env = setEnv(before.Env, "MIGRATION_ENABLED", "false")
+	if canary.Spec.Selector.MatchLabels == nil {
+		canary.Spec.Selector.MatchLabels = map[string]string{}
+	}
+	canary.Spec.Selector.MatchLabels[TrackLabel] = trackCanary
+	if canary.Spec.Template.Labels == nil {
+		canary.Spec.Template.Labels = map[string]string{}
+	}
+	canary.Spec.Template.Labels[TrackLabel] = trackCanary
 	if err := controllerutil.SetControllerReference(s.upgrade, canary, r.Scheme()); err != nil {
 		return nil, err
 	}
 	return canary, nil
 }
 
-// ensureCanary creates or resizes the canary Deployment of a component. It
-// reports whether it wrote anything.
-func (r *DifyUpgradeReconciler) ensureCanary(ctx context.Context, s *scope, c upgradev1alpha1.ComponentStatus, weight int32) (*appsv1.Deployment, bool, error) {
+// ensureCanary creates or resizes the canary Deployment of a component.
+func (r *DifyUpgradeReconciler) ensureCanary(ctx context.Context, s *scope, c upgradev1alpha1.ComponentStatus, weight int32) (*appsv1.Deployment, error) {
 	stable, err := r.deployment(ctx, s, c.Deployment)
 	if err != nil {
-		return nil, false, fmt.Errorf("reading stable Deployment %s: %w", c.Deployment, err)
+		return nil, fmt.Errorf("reading stable Deployment %s: %w", c.Deployment, err)
 	}
 	stableReplicas, err := originalReplicas(stable, c.Container)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	want, err := r.desiredCanary(s, stable, c, rollout.CanaryReplicas(stableReplicas, weight))
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	current, err := r.deployment(ctx, s, want.Name)
 	if apierrors.IsNotFound(err) {
 		if err := r.Create(ctx, want); err != nil {
-			return nil, false, fmt.Errorf("creating canary Deployment %s: %w", want.Name, err)
+			return nil, fmt.Errorf("creating canary Deployment %s: %w", want.Name, err)
 		}
 		r.Recorder.Eventf(s.upgrade, want, corev1.EventTypeNormal, "CanaryCreated", "Create",
 			"Created canary Deployment %s with %s (%d replicas)", want.Name, c.ToImage, *want.Spec.Replicas)
-		return want, true, nil
+		return want, nil
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if *current.Spec.Replicas == *want.Spec.Replicas && equality.Semantic.DeepEqual(current.Spec.Template, want.Spec.Template) {
-		return current, false, nil
+		return current, nil
 	}
 	current.Spec.Replicas = want.Spec.Replicas
 	current.Spec.Template = want.Spec.Template
 	if err := r.Update(ctx, current); err != nil {
-		return nil, false, fmt.Errorf("resizing canary Deployment %s: %w", current.Name, err)
+		return nil, fmt.Errorf("resizing canary Deployment %s: %w", current.Name, err)
 	}
-	return current, true, nil
+	return current, nil
 }
 
 // deleteCanaries removes the canary Deployments; true when none is left.
@@ -195,10 +188,10 @@ func (r *DifyUpgradeReconciler) changeStable(ctx context.Context, s *scope, c up
 	return d, true, nil
 }
 
-// stableHashes finds the pod-template-hash of the current ReplicaSet of each
-// canaried component's stable and canary Deployments. ok is false while a
-// ReplicaSet is not there yet.
-func (r *DifyUpgradeReconciler) stableHashes(ctx context.Context, s *scope) (map[upgradev1alpha1.Component]traffic.Hashes, bool, error) {
+// podTemplateHashes finds the pod-template-hash of the current ReplicaSet of
+// each canaried component's stable and canary Deployments. ok is false while
+// a ReplicaSet is not there yet.
+func (r *DifyUpgradeReconciler) podTemplateHashes(ctx context.Context, s *scope) (map[upgradev1alpha1.Component]traffic.Hashes, bool, error) {
 	out := map[upgradev1alpha1.Component]traffic.Hashes{}
 	for _, c := range s.canaried() {
 		stable, err := r.currentHash(ctx, s, c.Deployment)
@@ -232,15 +225,6 @@ func (r *DifyUpgradeReconciler) currentHash(ctx context.Context, s *scope, name 
 		}
 	}
 	return "", nil
-}
-
-func findContainer(spec *corev1.PodSpec, name string) *corev1.Container {
-	for i := range spec.Containers {
-		if spec.Containers[i].Name == name {
-			return &spec.Containers[i]
-		}
-	}
-	return nil
 }
 
 // setEnv returns env with name set to value (a copy; env is not changed).

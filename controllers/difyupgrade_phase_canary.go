@@ -98,7 +98,7 @@ func (r *DifyUpgradeReconciler) reconcileCanary(ctx context.Context, s *scope) (
 // is false while it waits; res then says for what.
 func (r *DifyUpgradeReconciler) applyWeight(ctx context.Context, s *scope, weight int32) (phaseResult, bool, error) {
 	for _, c := range s.canaried() {
-		canary, _, err := r.ensureCanary(ctx, s, c, weight)
+		canary, err := r.ensureCanary(ctx, s, c, weight)
 		if err != nil {
 			return phaseResult{}, false, err
 		}
@@ -111,7 +111,7 @@ func (r *DifyUpgradeReconciler) applyWeight(ctx context.Context, s *scope, weigh
 	}
 	var hashes map[upgradev1alpha1.Component]traffic.Hashes
 	if s.spec().Canary.Istio != nil {
-		h, ok, err := r.stableHashes(ctx, s)
+		h, ok, err := r.podTemplateHashes(ctx, s)
 		if err != nil {
 			return phaseResult{}, false, err
 		}
@@ -140,7 +140,7 @@ func (r *DifyUpgradeReconciler) nextStep(s *scope, message string) phaseResult {
 	cs.StepIndex++
 	cs.PausedUntil = nil
 	cs.WaitingForPromotion = false
-	return phaseResult{message: message, progressed: true, requeueAfter: time.Millisecond}
+	return phaseResult{message: message, progressed: true}
 }
 
 // promoteByAnnotation ends a pause because a person asked.

@@ -142,15 +142,13 @@ func (s *scope) recordCheck(name string, result upgradev1alpha1.CheckResultValue
 
 // reconcileBackup does not back anything up yet: its own issue fills it. It
 // says so plainly rather than pretend.
-func (r *DifyUpgradeReconciler) reconcileBackup(_ context.Context, s *scope) (phaseResult, error) {
-	setCondition(s, upgradev1alpha1.ConditionBackupComplete, metav1.ConditionFalse, upgradev1alpha1.ReasonNotImplemented,
-		"Backup is not implemented in this version of the operator: nothing was backed up")
-	return phaseResult{next: upgradev1alpha1.PhaseMigrate, message: "Backup skipped (not implemented): nothing was backed up"}, nil
+func (r *DifyUpgradeReconciler) reconcileBackup(context.Context, *scope) (phaseResult, error) {
+	return phaseResult{next: upgradev1alpha1.PhaseMigrate, message: "Backup skipped (not implemented): nothing was backed up",
+		skipped: "Backup is not implemented in this version of the operator: nothing was backed up"}, nil
 }
 
 // reconcileMigrate does not migrate yet: its own issue fills it.
-func (r *DifyUpgradeReconciler) reconcileMigrate(_ context.Context, s *scope) (phaseResult, error) {
-	setCondition(s, upgradev1alpha1.ConditionSchemaMigrated, metav1.ConditionFalse, upgradev1alpha1.ReasonNotImplemented,
-		"Migration is not implemented in this version of the operator: the schema was not touched")
-	return phaseResult{next: upgradev1alpha1.PhaseCanary, message: "Migration skipped (not implemented): the schema was not touched"}, nil
+func (r *DifyUpgradeReconciler) reconcileMigrate(context.Context, *scope) (phaseResult, error) {
+	return phaseResult{next: upgradev1alpha1.PhaseCanary, message: "Migration skipped (not implemented): the schema was not touched",
+		skipped: "Migration is not implemented in this version of the operator: the schema was not touched"}, nil
 }

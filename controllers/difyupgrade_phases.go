@@ -43,6 +43,9 @@ type phaseResult struct {
 	requeueAfter time.Duration
 	// fail, when set, fails the phase.
 	fail *failure
+	// skipped, when set with next, says why the phase did nothing: its
+	// outcome condition becomes False with reason NotImplemented.
+	skipped string
 }
 
 // failure is why a phase failed.
@@ -93,6 +96,8 @@ var phaseCondition = map[upgradev1alpha1.DifyUpgradePhase]string{
 }
 
 // dispatch runs the handler of the current phase and applies its result.
+// A pass that changes the status needs no explicit requeue: the status write
+// is itself a change of the watched object and starts the next pass.
 func (r *DifyUpgradeReconciler) dispatch(ctx context.Context, s *scope) (ctrl.Result, error) {
 	u := s.upgrade
 	st := s.status()
@@ -110,7 +115,7 @@ func (r *DifyUpgradeReconciler) dispatch(ctx context.Context, s *scope) (ctrl.Re
 		u.MarkActionHandled(upgradev1alpha1.ActionAbort, truncate(value))
 		if st.Phase != upgradev1alpha1.PhaseRollingBack { // already going back
 			r.fail(s, &failure{upgradev1alpha1.ReasonAborted, "Aborted by the " + upgradev1alpha1.AnnotationAbort + " annotation"}, true)
-			return ctrl.Result{RequeueAfter: time.Millisecond}, nil
+			return ctrl.Result{}, nil
 		}
 	}
 	if u.Spec.Paused {
@@ -124,18 +129,20 @@ func (r *DifyUpgradeReconciler) dispatch(ctx context.Context, s *scope) (ctrl.Re
 	}
 	if res.fail != nil {
 		r.fail(s, res.fail, false)
-		return ctrl.Result{RequeueAfter: time.Millisecond}, nil
+		return ctrl.Result{}, nil
 	}
 	if res.next != "" {
-		if cond, ok := phaseCondition[st.Phase]; ok && cond != upgradev1alpha1.ConditionBackupComplete && cond != upgradev1alpha1.ConditionSchemaMigrated {
-			r.setCondition(s, cond, metav1.ConditionTrue, upgradev1alpha1.ReasonSucceeded, fmt.Sprintf("%s finished", st.Phase))
+		if cond, ok := phaseCondition[st.Phase]; ok && res.skipped != "" {
+			setCondition(s, cond, metav1.ConditionFalse, upgradev1alpha1.ReasonNotImplemented, res.skipped)
+		} else if ok {
+			setCondition(s, cond, metav1.ConditionTrue, upgradev1alpha1.ReasonSucceeded, fmt.Sprintf("%s finished", st.Phase))
 		}
 		reason := "PhaseStarted"
 		if res.next.IsTerminal() {
 			reason = string(res.next)
 		}
 		r.transition(s, res.next, reason, res.message)
-		return ctrl.Result{RequeueAfter: time.Millisecond}, nil
+		return ctrl.Result{}, nil
 	}
 	if res.progressed || st.ProgressedAt == nil {
 		st.ProgressedAt = &metav1.Time{Time: s.now}
@@ -148,7 +155,7 @@ func (r *DifyUpgradeReconciler) dispatch(ctx context.Context, s *scope) (ctrl.Re
 			r.fail(s, &failure{upgradev1alpha1.ReasonProgressDeadlineExceeded, fmt.Sprintf(
 				"No progress for %s (spec.promote.progressDeadline) in %s: %s",
 				s.spec().Promote.ProgressDeadline.Duration, st.Phase, res.waitingFor)}, false)
-			return ctrl.Result{RequeueAfter: time.Millisecond}, nil
+			return ctrl.Result{}, nil
 		}
 		if left := deadline.Sub(s.now); after == 0 || left < after {
 			after = left
@@ -192,14 +199,14 @@ func (r *DifyUpgradeReconciler) fail(s *scope, f *failure, byPerson bool) {
 	st := s.status()
 	phase := st.Phase
 	if cond, ok := phaseCondition[phase]; ok && phase != upgradev1alpha1.PhaseRollingBack {
-		r.setCondition(s, cond, metav1.ConditionFalse, f.reason, f.message)
+		setCondition(s, cond, metav1.ConditionFalse, f.reason, f.message)
 	}
 	if phase != upgradev1alpha1.PhaseRollingBack {
 		st.FailedPhase = phase
 	}
 	switch {
 	case phase == upgradev1alpha1.PhaseRollingBack:
-		r.setCondition(s, upgradev1alpha1.ConditionRolledBack, metav1.ConditionFalse, upgradev1alpha1.ReasonRollbackFailed, f.message)
+		setCondition(s, upgradev1alpha1.ConditionRolledBack, metav1.ConditionFalse, upgradev1alpha1.ReasonRollbackFailed, f.message)
 		r.transition(s, upgradev1alpha1.PhaseFailed, upgradev1alpha1.ReasonRollbackFailed,
 			"Rollback could not finish: "+f.message+"; fix the cause and annotate "+upgradev1alpha1.AnnotationRetry+" to try again")
 	case !changesMade(phase):

@@ -23,10 +23,6 @@ import (
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 )
 
-func (r *DifyUpgradeReconciler) setCondition(s *scope, condType string, status metav1.ConditionStatus, reason, message string) {
-	setCondition(s, condType, status, reason, message)
-}
-
 func setCondition(s *scope, condType string, status metav1.ConditionStatus, reason, message string) {
 	meta.SetStatusCondition(&s.upgrade.Status.Conditions, metav1.Condition{
 		Type:               condType,

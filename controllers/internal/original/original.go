@@ -114,6 +114,17 @@ func TakeDeployment(d *appsv1.Deployment, container string) Deployment {
 	return state
 }
 
+// DeploymentBefore is the state of d before the upgrade touched it: the saved
+// original, or d as it is when nothing is saved yet.
+func DeploymentBefore(d *appsv1.Deployment, container string) (Deployment, error) {
+	var saved Deployment
+	ok, err := Load(d, &saved)
+	if err != nil || !ok {
+		return TakeDeployment(d, container), err
+	}
+	return saved, nil
+}
+
 // Apply puts the saved state back on d.
 func (o Deployment) Apply(d *appsv1.Deployment) {
 	d.Spec.Strategy = *o.Strategy.DeepCopy()

@@ -94,8 +94,8 @@ func (r *Replicas) scale(ctx context.Context, t Target, replicas func(orig int32
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: t.Deployment}, d); err != nil {
 		return false, err
 	}
-	saved := original.TakeDeployment(d, t.Container)
-	if _, err := original.Load(d, &saved); err != nil {
+	saved, err := original.DeploymentBefore(d, t.Container)
+	if err != nil {
 		return false, err
 	}
 	orig := int32(1)
