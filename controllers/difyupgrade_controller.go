@@ -36,6 +36,8 @@ import (
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/compat"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/drift"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/lifecycle"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
 )
 
@@ -45,6 +47,10 @@ const Finalizer = "upgrade.difyops.io/finalizer"
 
 // releaseIndex indexes DifyUpgrades by spec.release, to find siblings.
 const releaseIndex = "spec.release"
+
+// deploymentIndex indexes DifyUpgrades by the Deployments of their plan
+// (stable and canary), so a change to any of them wakes the upgrade.
+const deploymentIndex = "status.components.deployment"
 
 // DifyUpgradeReconciler walks DifyUpgrade objects through their phases.
 type DifyUpgradeReconciler struct {
@@ -88,7 +94,7 @@ func (r *DifyUpgradeReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	ctx = ctrl.LoggerInto(ctx, log)
 
 	if !u.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, r.reconcileDelete(ctx, u)
+		return r.reconcileDelete(ctx, u)
 	}
 	if controllerutil.AddFinalizer(u, Finalizer) {
 		if err := r.Update(ctx, u); err != nil {
@@ -146,26 +152,63 @@ func (r *DifyUpgradeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}
 		r.Matrix = m
 	}
+	// Every write says who wrote it, so GitOps tools can ignore the
+	// operator's fields (Argo CD managedFieldsManagers) and the operator can
+	// tell other writers from itself.
+	r.Client = client.WithFieldOwner(r.Client, drift.FieldOwner)
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &upgradev1alpha1.DifyUpgrade{}, releaseIndex,
 		func(o client.Object) []string { return []string{o.(*upgradev1alpha1.DifyUpgrade).Spec.Release} }); err != nil {
+		return err
+	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &upgradev1alpha1.DifyUpgrade{}, deploymentIndex, planDeployments); err != nil {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&upgradev1alpha1.DifyUpgrade{}).
 		Owns(&appsv1.Deployment{}).
-		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(changedByUpgrade)).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.upgradesOf)).
 		Watches(&upgradev1alpha1.DifyUpgrade{}, handler.EnqueueRequestsFromMapFunc(r.siblings)).
 		Named("difyupgrade").
 		Complete(r)
 }
 
-// changedByUpgrade maps a Deployment the operator changed to its DifyUpgrade.
-func changedByUpgrade(_ context.Context, o client.Object) []reconcile.Request {
-	name, ok := o.GetLabels()[original.Label]
-	if !ok {
+// planDeployments are the Deployments an upgrade's plan names, while the
+// upgrade may still act on them.
+func planDeployments(o client.Object) []string {
+	u := o.(*upgradev1alpha1.DifyUpgrade)
+	if !lifecycle.LeftChanges(&u.Status) && u.DeletionTimestamp.IsZero() {
 		return nil
 	}
-	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}}}
+	var out []string
+	for _, c := range u.Status.Components {
+		out = append(out, c.Deployment)
+		if c.Canary {
+			out = append(out, canaryName(c))
+		}
+	}
+	return out
+}
+
+// upgradesOf maps a Deployment to the upgrades that act on it: the one that
+// holds it (by its marks) and those whose plan names it, so a scale, a
+// rollout restart or a deletion of a stable Deployment wakes its upgrade.
+func (r *DifyUpgradeReconciler) upgradesOf(ctx context.Context, o client.Object) []reconcile.Request {
+	seen := map[string]bool{}
+	var out []reconcile.Request
+	add := func(name string) {
+		if name != "" && !seen[name] {
+			seen[name] = true
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}})
+		}
+	}
+	add(original.Holder(o))
+	list := &upgradev1alpha1.DifyUpgradeList{}
+	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{deploymentIndex: o.GetName()}); err == nil {
+		for i := range list.Items {
+			add(list.Items[i].Name)
+		}
+	}
+	return out
 }
 
 // siblings maps a DifyUpgrade to the other DifyUpgrades of its release, so a

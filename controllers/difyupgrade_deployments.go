@@ -23,138 +23,85 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/drift"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/rollout"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/traffic"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/workload"
 )
 
 // TrackLabel marks the canary pods; it is part of the canary Deployment's
-// selector, so the canary's ReplicaSets never claim stable pods.
-const TrackLabel = upgradev1alpha1.LabelTrack
-
-// trackCanary is the TrackLabel value of canary pods.
-const trackCanary = "canary"
+// selector.
+const TrackLabel = workload.TrackLabel
 
 // canaryName is the deterministic name of a component's canary Deployment.
-func canaryName(c upgradev1alpha1.ComponentStatus) string { return c.Deployment + "-canary" }
+func canaryName(c upgradev1alpha1.ComponentStatus) string { return workload.CanaryName(c) }
 
-func (r *DifyUpgradeReconciler) deployment(ctx context.Context, s *scope, name string) (*appsv1.Deployment, error) {
-	d := &appsv1.Deployment{}
-	if err := r.Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: name}, d); err != nil {
-		return nil, err
+// ensureCanary creates or resizes the canary Deployment of c for weight,
+// sized from the replica count the stable Deployment stands for now (an
+// HPA's newer count included). A Deployment of that name this upgrade did
+// not create is never adopted.
+func (r *DifyUpgradeReconciler) ensureCanary(ctx context.Context, s *scope, c upgradev1alpha1.ComponentStatus, weight int32) (*appsv1.Deployment, *phaseResult, error) {
+	stable := s.obs.stable[c.Name]
+	if stable == nil {
+		res := componentGone(&c)
+		return nil, &res, nil
 	}
-	return d, nil
-}
-
-// originalReplicas is the replica count the stable Deployment had before the
-// upgrade touched it.
-func originalReplicas(d *appsv1.Deployment, container string) (int32, error) {
-	saved, err := original.DeploymentBefore(d, container)
+	base, err := original.OwnReplicas(stable, c.Container)
 	if err != nil {
-		return 0, err
+		return nil, nil, err
 	}
-	if saved.Replicas == nil {
-		return 1, nil
-	}
-	return *saved.Replicas, nil
-}
-
-// desiredCanary is the canary Deployment of a component: the stable pod
-// template with the target image, the track label added to its labels and
-// selector, MIGRATION_ENABLED=false (the operator migrates, once), owned by
-// the DifyUpgrade.
-func (r *DifyUpgradeReconciler) desiredCanary(s *scope, stable *appsv1.Deployment, c upgradev1alpha1.ComponentStatus, replicas int32) (*appsv1.Deployment, error) {
-	before, err := original.DeploymentBefore(stable, c.Container)
+	want, err := workload.Canary(stable, c, rollout.CanaryReplicas(base, weight), s.upgrade.Name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	canary := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      canaryName(c),
-			Namespace: stable.Namespace,
-			Labels:    map[string]string{TrackLabel: trackCanary, original.Label: s.upgrade.Name},
-		},
-		Spec: appsv1.DeploymentSpec{
-			Replicas:        new(replicas),
-			Selector:        stable.Spec.Selector.DeepCopy(),
-			Template:        *stable.Spec.Template.DeepCopy(),
-			MinReadySeconds: stable.Spec.MinReadySeconds,
-		},
+	if err := controllerutil.SetControllerReference(s.upgrade, want, r.Scheme()); err != nil {
+		return nil, nil, err
 	}
-	container := original.Container(canary, c.Container)
-	if container == nil {
-		return nil, fmt.Errorf("the Deployment %s has no container %s", stable.Name, c.Container)
-	}
-	container.Image = c.ToImage
-	container.Env = setEnv(before.Env, "MIGRATION_ENABLED", "false")
-	if canary.Spec.Selector.MatchLabels == nil {
-		canary.Spec.Selector.MatchLabels = map[string]string{}
-	}
-	canary.Spec.Selector.MatchLabels[TrackLabel] = trackCanary
-	if canary.Spec.Template.Labels == nil {
-		canary.Spec.Template.Labels = map[string]string{}
-	}
-	canary.Spec.Template.Labels[TrackLabel] = trackCanary
-	if err := controllerutil.SetControllerReference(s.upgrade, canary, r.Scheme()); err != nil {
-		return nil, err
-	}
-	return canary, nil
-}
-
-// ensureCanary creates or resizes the canary Deployment of a component.
-func (r *DifyUpgradeReconciler) ensureCanary(ctx context.Context, s *scope, c upgradev1alpha1.ComponentStatus, weight int32) (*appsv1.Deployment, error) {
-	stable, err := r.deployment(ctx, s, c.Deployment)
-	if err != nil {
-		return nil, fmt.Errorf("reading stable Deployment %s: %w", c.Deployment, err)
-	}
-	stableReplicas, err := originalReplicas(stable, c.Container)
-	if err != nil {
-		return nil, err
-	}
-	want, err := r.desiredCanary(s, stable, c, rollout.CanaryReplicas(stableReplicas, weight))
-	if err != nil {
-		return nil, err
-	}
-	current, err := r.deployment(ctx, s, want.Name)
-	if apierrors.IsNotFound(err) {
+	current := s.obs.canary[c.Name]
+	switch {
+	case current == nil:
 		if err := r.Create(ctx, want); err != nil {
-			return nil, fmt.Errorf("creating canary Deployment %s: %w", want.Name, err)
+			return nil, nil, fmt.Errorf("creating canary Deployment %s: %w", want.Name, err)
 		}
+		s.obs.canary[c.Name] = want
 		r.Recorder.Eventf(s.upgrade, want, corev1.EventTypeNormal, "CanaryCreated", "Create",
 			"Created canary Deployment %s with %s (%d replicas)", want.Name, c.ToImage, *want.Spec.Replicas)
-		return want, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if *current.Spec.Replicas == *want.Spec.Replicas && equality.Semantic.DeepEqual(current.Spec.Template, want.Spec.Template) {
-		return current, nil
+		return want, nil, nil
+	case !ours(s, current):
+		res := foreignCanary(current)
+		return nil, &res, nil
+	case *current.Spec.Replicas == *want.Spec.Replicas && equality.Semantic.DeepEqual(current.Spec.Template, want.Spec.Template):
+		return current, nil, nil
 	}
 	current.Spec.Replicas = want.Spec.Replicas
 	current.Spec.Template = want.Spec.Template
 	if err := r.Update(ctx, current); err != nil {
-		return nil, fmt.Errorf("resizing canary Deployment %s: %w", current.Name, err)
+		return nil, nil, fmt.Errorf("resizing canary Deployment %s: %w", current.Name, err)
 	}
-	return current, nil
+	return current, nil, nil
 }
 
-// deleteCanaries removes the canary Deployments; true when none is left.
+// foreignCanary is the failure for a canary name taken by a Deployment this
+// upgrade did not create.
+func foreignCanary(d *appsv1.Deployment) phaseResult {
+	return failed(upgradev1alpha1.ReasonOwnershipConflict,
+		"Deployment %s already exists and was not created by this upgrade; the operator never adopts or deletes it: rename or delete it, then retry", d.Name)
+}
+
+// deleteCanaries removes this upgrade's canary Deployments (never one it did
+// not create); true when none is left.
 func (r *DifyUpgradeReconciler) deleteCanaries(ctx context.Context, s *scope) (bool, error) {
 	gone := true
 	for _, c := range s.canaried() {
-		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: canaryName(c), Namespace: s.upgrade.Namespace}}
-		err := r.Get(ctx, client.ObjectKeyFromObject(d), d)
-		if apierrors.IsNotFound(err) {
+		d := s.obs.canary[c.Name]
+		if d == nil || !ours(s, d) {
 			continue
-		}
-		if err != nil {
-			return false, err
 		}
 		gone = false
 		if d.DeletionTimestamp.IsZero() {
@@ -167,91 +114,115 @@ func (r *DifyUpgradeReconciler) deleteCanaries(ctx context.Context, s *scope) (b
 	return gone, nil
 }
 
-// changeStable applies mutate to a stable Deployment, saving its original
-// in the same write. It reports whether it wrote.
-func (r *DifyUpgradeReconciler) changeStable(ctx context.Context, s *scope, c upgradev1alpha1.ComponentStatus, mutate func(*appsv1.Deployment)) (*appsv1.Deployment, bool, error) {
-	d, err := r.deployment(ctx, s, c.Deployment)
-	if err != nil {
-		return nil, false, fmt.Errorf("reading Deployment %s: %w", c.Deployment, err)
+// writeStable applies mutate to the observed stable Deployment of c and
+// writes it when anything differs, saving its original and the fingerprint
+// of the managed fields in the same write. A managed field someone else
+// changed since the last write is counted (and put back); past
+// drift.MaxCorrections the phase fails, naming the writer.
+func (r *DifyUpgradeReconciler) writeStable(ctx context.Context, s *scope, c upgradev1alpha1.ComponentStatus,
+	mutate func(*appsv1.Deployment) error) (bool, *phaseResult, error) {
+	d := s.obs.stable[c.Name]
+	if d == nil {
+		res := componentGone(&c)
+		return false, &res, nil
 	}
-	before := d.DeepCopy()
-	mutate(d)
-	if equality.Semantic.DeepEqual(before.Spec, d.Spec) && equality.Semantic.DeepEqual(before.ObjectMeta, d.ObjectMeta) {
-		return d, false, nil
+	want := d.DeepCopy()
+	if err := mutate(want); err != nil {
+		return false, nil, err
 	}
-	if err := original.Record(d, s.upgrade.Name, original.TakeDeployment(before, c.Container)); err != nil {
-		return nil, false, err
+	if equality.Semantic.DeepEqual(want.Spec, d.Spec) {
+		return false, nil, nil
 	}
-	if err := r.Update(ctx, d); err != nil {
-		return nil, false, fmt.Errorf("updating Deployment %s: %w", c.Deployment, err)
+	for _, field := range drift.Changed(d, workload.Managed(d, c.Container)) {
+		if res := r.externalChange(s, "Deployment/"+d.Name, workload.FieldPath(field, c.Container), drift.Writer(d, "f:"+field)); res != nil {
+			return false, res, nil
+		}
 	}
-	return d, true, nil
+	if err := original.Record(want, s.upgrade.Name, original.TakeDeployment(d, c.Container)); err != nil {
+		return false, nil, err
+	}
+	drift.Mark(want, workload.Managed(want, c.Container).Fingerprint())
+	if err := r.Update(ctx, want); err != nil {
+		return false, nil, fmt.Errorf("updating Deployment %s: %w", d.Name, err)
+	}
+	s.obs.stable[c.Name] = want
+	return true, nil, nil
 }
 
-// podTemplateHashes finds the pod-template-hash of the current ReplicaSet of
-// each canaried component's stable and canary Deployments. ok is false while
-// a ReplicaSet is not there yet.
+// externalChange records that another writer changed a field the upgrade
+// manages, with a Warning event naming the object, field and writer. Past
+// drift.MaxCorrections it returns the failure that ends the fight.
+func (r *DifyUpgradeReconciler) externalChange(s *scope, object, field, writer string) *phaseResult {
+	st := s.status()
+	var count int32
+	st.ExternalChanges, count = drift.Record(st.ExternalChanges, object, field, writer, metav1.NewTime(s.now))
+	who := writer
+	if who == "" {
+		who = "another writer"
+	}
+	if count > drift.MaxCorrections {
+		res := failed(upgradev1alpha1.ReasonExternalWriter,
+			"%s %s was changed by %s %d times during the upgrade: something (a GitOps sync?) is fighting the operator. "+
+				"Tell it to leave the fields the operator manages alone during upgrades (Argo CD: ignoreDifferences with managedFieldsManagers: [%s] "+
+				"and RespectIgnoreDifferences=true; Flux: driftDetection.ignore on the HelmRelease, or suspend the Kustomization; see the README), then retry",
+			object, field, who, count, drift.FieldOwner)
+		return &res
+	}
+	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "ExternalChange", "Correct",
+		"%s %s was changed by %s (%d of %d corrections); putting it back", object, field, who, count, drift.MaxCorrections)
+	return nil
+}
+
+// podTemplateHashes finds, for each canaried component, the
+// pod-template-hash its stable and canary subsets select (see
+// traffic.StableHash), from one uncached list of ReplicaSets per component.
+// ok is false while a ReplicaSet is not there yet.
 func (r *DifyUpgradeReconciler) podTemplateHashes(ctx context.Context, s *scope) (map[upgradev1alpha1.Component]traffic.Hashes, bool, error) {
 	out := map[upgradev1alpha1.Component]traffic.Hashes{}
 	for _, c := range s.canaried() {
-		stable, err := r.currentHash(ctx, s, c.Deployment)
-		if err != nil || stable == "" {
-			return nil, false, err
+		stable, canary := s.obs.stable[c.Name], s.obs.canary[c.Name]
+		if stable == nil || canary == nil {
+			return nil, false, nil
 		}
-		canary, err := r.currentHash(ctx, s, canaryName(c))
-		if err != nil || canary == "" {
-			return nil, false, err
+		list := &appsv1.ReplicaSetList{}
+		if err := r.reader().List(ctx, list, client.InNamespace(stable.Namespace), client.MatchingLabels(stable.Spec.Selector.MatchLabels)); err != nil {
+			return nil, false, fmt.Errorf("listing the ReplicaSets of %s: %w", stable.Name, err)
 		}
-		out[c.Name] = traffic.Hashes{Stable: stable, Canary: canary}
+		h := traffic.Hashes{Stable: traffic.StableHash(stable, list.Items), Canary: traffic.StableHash(canary, list.Items)}
+		if h.Stable == "" || h.Canary == "" {
+			return nil, false, nil
+		}
+		out[c.Name] = h
 	}
 	return out, true, nil
 }
 
-// currentHash is the pod-template-hash of the Deployment's newest ReplicaSet.
-func (r *DifyUpgradeReconciler) currentHash(ctx context.Context, s *scope, name string) (string, error) {
-	d, err := r.deployment(ctx, s, name)
-	if err != nil {
-		return "", err
-	}
-	list := &appsv1.ReplicaSetList{}
-	if err := r.reader().List(ctx, list, client.InNamespace(d.Namespace), client.MatchingLabels(d.Spec.Selector.MatchLabels)); err != nil {
-		return "", err
-	}
-	revision := d.Annotations["deployment.kubernetes.io/revision"]
-	for _, rs := range list.Items {
-		owner := metav1.GetControllerOf(&rs)
-		if owner != nil && owner.UID == d.UID && rs.Annotations["deployment.kubernetes.io/revision"] == revision {
-			return rs.Labels[traffic.PodTemplateHashLabel], nil
-		}
-	}
-	return "", nil
-}
-
-// setEnv returns env with name set to value (a copy; env is not changed).
-func setEnv(env []corev1.EnvVar, name, value string) []corev1.EnvVar {
-	out := make([]corev1.EnvVar, 0, len(env)+1)
-	set := false
-	for _, e := range env {
-		if e.Name == name {
-			e = corev1.EnvVar{Name: name, Value: value}
-			set = true
-		}
-		out = append(out, e)
-	}
-	if !set {
-		out = append(out, corev1.EnvVar{Name: name, Value: value})
-	}
-	return out
-}
-
-// router is the traffic router the spec asks for.
+// router is the traffic router the spec asks for, over the observed
+// Deployments.
 func (r *DifyUpgradeReconciler) router(s *scope, hashes map[upgradev1alpha1.Component]traffic.Hashes) traffic.Router {
 	if istio := s.spec().Canary.Istio; istio != nil {
 		return &traffic.Istio{Client: r.Client, Namespace: s.upgrade.Namespace, Upgrade: s.upgrade.Name, Spec: *istio, Hashes: hashes}
 	}
 	var stable []traffic.Target
 	for _, c := range s.canaried() {
-		stable = append(stable, traffic.Target{Deployment: c.Deployment, Container: c.Container})
+		stable = append(stable, traffic.Target{Name: c.Deployment, Deployment: s.obs.stable[c.Name], Container: c.Container})
 	}
-	return &traffic.Replicas{Client: r.Client, Namespace: s.upgrade.Namespace, Upgrade: s.upgrade.Name, Stable: stable}
+	return &traffic.Replicas{Client: r.Client, Upgrade: s.upgrade.Name, Stable: stable}
 }
+
+// routed reports what a Route or Restore found: changes by other writers
+// (counted; past the limit the phase fails) and replica counts taken over.
+func (r *DifyUpgradeReconciler) routed(s *scope, res traffic.Result) *phaseResult {
+	for _, msg := range res.Released {
+		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "ReplicasTakenOver", "Scale", "%s", msg)
+	}
+	for _, ch := range res.External {
+		if f := r.externalChange(s, ch.Object, ch.Field, ch.Writer); f != nil {
+			return f
+		}
+	}
+	return nil
+}
+
+// rolledOut reports whether a Deployment has finished rolling out.
+func rolledOut(d *appsv1.Deployment) bool { return rollout.DeploymentStatus(d).Done }

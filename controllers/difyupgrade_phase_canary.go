@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -28,13 +29,14 @@ import (
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/rollout"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/traffic"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/workload"
 )
 
 // reconcileCanary walks spec.canary.steps. A setWeight step sizes the canary
 // Deployments, waits for them to be ready, then routes the weight; a pause
 // waits its duration, or for the promote annotation when it has none. Each
-// pass re-applies the current weight, so a routing object that disappears is
-// noticed within one analysis interval.
+// pass re-applies the current weight, so a routing object that disappears
+// or is rewritten is noticed within one analysis interval.
 func (r *DifyUpgradeReconciler) reconcileCanary(ctx context.Context, s *scope) (phaseResult, error) {
 	steps := s.spec().Canary.Steps
 	st := s.status()
@@ -44,12 +46,12 @@ func (r *DifyUpgradeReconciler) reconcileCanary(ctx context.Context, s *scope) (
 	cs := st.Canary
 	cs.Steps = int32(len(steps))
 	if len(s.canaried()) == 0 {
-		return phaseResult{next: upgradev1alpha1.PhasePromote, message: "No component takes canary traffic (api and web are skipped); promoting"}, nil
+		return r.canaryDone(s, "No component takes canary traffic (api and web are skipped); promoting"), nil
 	}
 
 	weight := weightBefore(steps, int(cs.StepIndex))
 	if int(cs.StepIndex) >= len(steps) {
-		return phaseResult{next: upgradev1alpha1.PhasePromote, message: fmt.Sprintf("Canary steps done at %d%%; promoting %s", weight, s.spec().TargetVersion)}, nil
+		return r.canaryDone(s, fmt.Sprintf("Canary steps done at %d%%; promoting %s", weight, s.spec().TargetVersion)), nil
 	}
 	step := steps[cs.StepIndex]
 	cs.Step = fmt.Sprintf("%d/%d", cs.StepIndex+1, len(steps))
@@ -94,20 +96,57 @@ func (r *DifyUpgradeReconciler) reconcileCanary(ctx context.Context, s *scope) (
 	}
 }
 
-// applyWeight sizes the canaries for weight, waits for them, and routes. ready
+// canaryDone ends the canary, saying honestly what judged it: the analysis
+// the spec asks for is not performed by this version, and with none asked
+// for, nothing measured the canary's health.
+func (r *DifyUpgradeReconciler) canaryDone(s *scope, message string) phaseResult {
+	a := s.spec().Canary.Analysis
+	var asked []string
+	if a.Prometheus != nil {
+		for _, rule := range a.Rules {
+			asked = append(asked, "rule/"+rule.Name)
+		}
+	}
+	for _, c := range a.HTTPChecks {
+		asked = append(asked, "http/"+c.Name)
+	}
+	res := phaseResult{next: upgradev1alpha1.PhasePromote, message: message}
+	if len(asked) > 0 {
+		for _, name := range asked {
+			s.recordCheck(name, upgradev1alpha1.CheckSkipped, "not performed: analysis is not implemented in this version of the operator")
+		}
+		res.outcome = &outcome{metav1.ConditionFalse, upgradev1alpha1.ReasonNotImplemented,
+			"The canary steps completed, but the analysis the spec asks for was not performed (not implemented yet): " + strings.Join(asked, ", ")}
+		return res
+	}
+	res.outcome = &outcome{metav1.ConditionUnknown, upgradev1alpha1.ReasonNotMeasured,
+		"The canary steps completed; no analysis is configured, so nothing measured the canary's health"}
+	return res
+}
+
+// applyWeight sizes the canaries for weight, waits for them to be ready,
+// then routes: traffic goes to a subset only once its pods are ready. ready
 // is false while it waits; res then says for what.
 func (r *DifyUpgradeReconciler) applyWeight(ctx context.Context, s *scope, weight int32) (phaseResult, bool, error) {
+	var waits []string
+	var progress int64
 	for _, c := range s.canaried() {
-		canary, err := r.ensureCanary(ctx, s, c, weight)
-		if err != nil {
-			return phaseResult{}, false, err
+		canary, fail, err := r.ensureCanary(ctx, s, c, weight)
+		if fail != nil || err != nil {
+			return orZero(fail), false, err
 		}
-		if rs := rollout.DeploymentStatus(canary); !rs.Done {
-			if rs.Failed {
-				return failed(upgradev1alpha1.ReasonProgressDeadlineExceeded, "canary %s", rs.Message), false, nil
-			}
-			return waiting("Waiting for the canary: %s", rs.Message), false, nil
+		rs := rollout.DeploymentStatus(canary)
+		if rs.Failed {
+			return failed(upgradev1alpha1.ReasonProgressDeadlineExceeded, "canary %s", rs.Message), false, nil
 		}
+		if !rs.Done {
+			waits = append(waits, rs.Message)
+		}
+		progress += workload.Progress(canary)
+	}
+	if len(waits) > 0 {
+		return waiting(fmt.Sprintf("%s canary at %d%%", s.status().Phase, weight), progress,
+			"Waiting for the canary: %s", strings.Join(waits, "; ")), false, nil
 	}
 	var hashes map[upgradev1alpha1.Component]traffic.Hashes
 	if s.spec().Canary.Istio != nil {
@@ -116,22 +155,32 @@ func (r *DifyUpgradeReconciler) applyWeight(ctx context.Context, s *scope, weigh
 			return phaseResult{}, false, err
 		}
 		if !ok {
-			return waiting("Waiting for the ReplicaSets of the stable and canary Deployments"), false, nil
+			return waiting("ReplicaSets", 0, "Waiting for the ReplicaSets of the stable and canary Deployments"), false, nil
 		}
 		hashes = h
 	}
-	changed, err := r.router(s, hashes).Route(ctx, weight)
+	res, err := r.router(s, hashes).Route(ctx, weight)
+	if f := r.routed(s, res); f != nil {
+		return *f, false, nil
+	}
 	if errors.Is(err, traffic.ErrMissing) {
 		return failed(upgradev1alpha1.ReasonAnalysisFailed, "routing failed: %v", err), false, nil
 	}
 	if err != nil {
 		return phaseResult{}, false, err
 	}
-	if changed {
+	if res.Changed {
 		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "TrafficShifted", "Route",
 			"Sent %d%% of traffic to %s", weight, s.spec().TargetVersion)
 	}
 	return phaseResult{}, true, nil
+}
+
+func orZero(p *phaseResult) phaseResult {
+	if p == nil {
+		return phaseResult{}
+	}
+	return *p
 }
 
 // nextStep moves the cursor to the next canary step.

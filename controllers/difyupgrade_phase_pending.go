@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/lifecycle"
 )
 
 // reconcilePending waits until the upgrade may start: no other upgrade of the
@@ -38,6 +39,10 @@ func (r *DifyUpgradeReconciler) reconcilePending(ctx context.Context, s *scope) 
 	}
 	if blocker != nil {
 		msg := fmt.Sprintf("Waiting for DifyUpgrade %s (%s) of release %s to finish", blocker.Name, phaseOrPending(blocker), s.spec().Release)
+		if blocker.Status.Phase == upgradev1alpha1.PhaseFailed {
+			msg = fmt.Sprintf("Waiting for DifyUpgrade %s of release %s: it failed and left changes in the cluster; roll it back (annotate it %s) or delete it",
+				blocker.Name, s.spec().Release, upgradev1alpha1.AnnotationAbort)
+		}
 		s.reason = upgradev1alpha1.ReasonBlockedByUpgrade
 		return phaseResult{message: msg}, nil
 	}
@@ -70,7 +75,8 @@ func phaseOrPending(u *upgradev1alpha1.DifyUpgrade) upgradev1alpha1.DifyUpgradeP
 }
 
 // blockingUpgrade is another DifyUpgrade of the same release that goes first:
-// one already started and not finished, or one created earlier that waits too.
+// one already started that still holds changes in the cluster (in flight, or
+// Failed after a change), or one created earlier that waits too.
 func (r *DifyUpgradeReconciler) blockingUpgrade(ctx context.Context, u *upgradev1alpha1.DifyUpgrade) (*upgradev1alpha1.DifyUpgrade, error) {
 	list := &upgradev1alpha1.DifyUpgradeList{}
 	if err := r.List(ctx, list, client.InNamespace(u.Namespace), client.MatchingFields{releaseIndex: u.Spec.Release}); err != nil {
@@ -78,7 +84,13 @@ func (r *DifyUpgradeReconciler) blockingUpgrade(ctx context.Context, u *upgradev
 	}
 	for i := range list.Items {
 		other := &list.Items[i]
-		if other.Name == u.Name || other.Status.Phase.IsTerminal() || !other.DeletionTimestamp.IsZero() {
+		if other.Name == u.Name || !other.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if lifecycle.LeftChanges(&other.Status) {
+			return other, nil
+		}
+		if other.Status.Phase.IsTerminal() {
 			continue
 		}
 		if other.Status.Phase.HasStarted() || earlier(other, u) {

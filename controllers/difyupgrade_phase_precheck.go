@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -35,9 +36,11 @@ import (
 )
 
 // reconcilePrecheck resolves the installation into a plan (components, their
-// images now and after, the rollout order) and checks that the routing the
-// canary needs is there. It changes nothing in the cluster; any failure here
-// ends the upgrade as Failed with nothing touched.
+// images now and after, the rollout strategy and order) and checks, end to
+// end, that the routing the canary needs is there and fits the plan, and
+// that no Deployment the canary would create already belongs to someone
+// else. It changes nothing in the cluster; any failure here ends the
+// upgrade as Failed with nothing touched.
 func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope) (phaseResult, error) {
 	spec := s.spec()
 	deployments := map[upgradev1alpha1.Component]*appsv1.Deployment{}
@@ -45,16 +48,11 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 		if spec.Skipped(c) {
 			continue
 		}
-		d := &appsv1.Deployment{}
-		err := r.Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: spec.DeploymentName(c)}, d)
-		switch {
-		case apierrors.IsNotFound(err):
-			deployments[c] = nil
-		case err != nil:
-			return phaseResult{}, fmt.Errorf("reading Deployment %s: %w", spec.DeploymentName(c), err)
-		default:
-			deployments[c] = d
+		d, err := r.getDeployment(ctx, s, spec.DeploymentName(c))
+		if err != nil {
+			return phaseResult{}, err
 		}
+		deployments[c] = d
 	}
 	p, err := plan.Resolve(spec, deployments, r.Matrix)
 	if planErr, ok := errors.AsType[*plan.Error](err); ok {
@@ -67,7 +65,21 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 	for _, w := range p.Warnings {
 		s.recordCheck("compatibility", upgradev1alpha1.CheckWarning, w)
 	}
-	if res, bad := r.checkRouting(ctx, s); bad {
+	for _, c := range p.Components {
+		if !c.Canary {
+			continue
+		}
+		existing, err := r.getDeployment(ctx, s, canaryName(c))
+		if err != nil {
+			return phaseResult{}, err
+		}
+		if existing != nil && !ours(s, existing) {
+			res := foreignCanary(existing)
+			s.recordCheck("ownership", upgradev1alpha1.CheckFailed, res.fail.message)
+			return res, nil
+		}
+	}
+	if res, bad := r.checkRouting(ctx, s, p.Components); bad {
 		return res, nil
 	}
 
@@ -75,51 +87,108 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 	st.FromVersion = p.FromVersion
 	st.Components = p.Components
 	s.recordCheck("plan", upgradev1alpha1.CheckPassed, fmt.Sprintf("%d components to upgrade from %s to %s", len(p.Components), p.FromVersion, spec.TargetVersion))
-	return phaseResult{next: upgradev1alpha1.PhaseBackup, message: fmt.Sprintf("Planned the upgrade of %d components from %s to %s", len(p.Components), p.FromVersion, spec.TargetVersion)}, nil
+	res := phaseResult{next: upgradev1alpha1.PhaseBackup, message: fmt.Sprintf("Planned the upgrade of %d components from %s to %s", len(p.Components), p.FromVersion, spec.TargetVersion)}
+	if skipped := notPerformedPrechecks(spec); len(skipped) > 0 {
+		for _, name := range skipped {
+			s.recordCheck(name, upgradev1alpha1.CheckSkipped, "not performed: this precheck is not implemented in this version of the operator")
+		}
+		res.outcome = &outcome{metav1.ConditionFalse, upgradev1alpha1.ReasonNotImplemented,
+			"Performed: plan, ownership, routing. Not performed (not implemented yet): " + strings.Join(skipped, ", ")}
+	}
+	return res, nil
 }
 
-// checkRouting makes sure the Istio objects exist and the named routes can be
-// split. It reports bad=true with the failure to return.
-func (r *DifyUpgradeReconciler) checkRouting(ctx context.Context, s *scope) (phaseResult, bool) {
+// notPerformedPrechecks names the prechecks the spec asks for that this
+// version does not perform.
+func notPerformedPrechecks(spec *upgradev1alpha1.DifyUpgradeSpec) []string {
+	var out []string
+	if spec.Precheck.MaxUtilizationPercent > 0 {
+		out = append(out, "utilization")
+	}
+	for _, e := range spec.Precheck.Endpoints {
+		out = append(out, "endpoint/"+e.Name)
+	}
+	for _, c := range spec.Precheck.Certificates {
+		out = append(out, "certificate/"+c.SecretName)
+	}
+	if spec.Database != nil && (spec.Precheck.CheckDatabase == nil || *spec.Precheck.CheckDatabase) {
+		out = append(out, "database")
+	}
+	if spec.Compatibility != nil && spec.Compatibility.ConfigMapName != "" {
+		out = append(out, "compatibility/"+spec.Compatibility.ConfigMapName)
+	}
+	return out
+}
+
+// getDeployment reads a Deployment; nil when it does not exist.
+func (r *DifyUpgradeReconciler) getDeployment(ctx context.Context, s *scope, name string) (*appsv1.Deployment, error) {
+	d := &appsv1.Deployment{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: name}, d)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading Deployment %s: %w", name, err)
+	}
+	return d, nil
+}
+
+// checkRouting makes sure the Istio objects exist and fit the plan (see
+// traffic.CheckRouting). It reports bad=true with the failure to return.
+func (r *DifyUpgradeReconciler) checkRouting(ctx context.Context, s *scope, components []upgradev1alpha1.ComponentStatus) (phaseResult, bool) {
 	istio := s.spec().Canary.Istio
 	if istio == nil {
 		s.recordCheck("routing", upgradev1alpha1.CheckPassed, "No mesh: the canary's share follows its share of replicas")
 		return phaseResult{}, false
 	}
-	get := func(gvk schema.GroupVersionKind, name string) (*unstructured.Unstructured, *phaseResult) {
+	canaried := map[upgradev1alpha1.Component]bool{}
+	for _, c := range components {
+		canaried[c.Name] = c.Canary
+	}
+	bad := func(reason, format string, args ...any) (phaseResult, bool) {
+		res := failed(reason, format, args...)
+		s.recordCheck("routing", upgradev1alpha1.CheckFailed, res.fail.message)
+		return res, true
+	}
+	get := func(gvk schema.GroupVersionKind, name string) (*unstructured.Unstructured, error) {
 		obj := &unstructured.Unstructured{}
 		obj.SetGroupVersionKind(gvk)
-		err := r.Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: name}, obj)
-		var res phaseResult
+		return obj, r.Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: name}, obj)
+	}
+	missing := func(gvk schema.GroupVersionKind, name string, err error) (phaseResult, bool) {
 		switch {
 		case meta.IsNoMatchError(err):
-			res = failed(upgradev1alpha1.ReasonPrecheckFailed, "Istio is not installed (the cluster serves no %s); remove spec.canary.istio to canary by replica ratio", gvk.Kind)
+			return bad(upgradev1alpha1.ReasonPrecheckFailed, "Istio is not installed (the cluster serves no %s); remove spec.canary.istio to canary by replica ratio", gvk.Kind)
 		case apierrors.IsNotFound(err):
-			res = failed(upgradev1alpha1.ReasonPrecheckFailed, "%s %s not found in namespace %s", gvk.Kind, name, s.upgrade.Namespace)
-		case err != nil:
-			res = failed(upgradev1alpha1.ReasonPrecheckFailed, "reading %s %s: %v", gvk.Kind, name, err)
-		default:
-			return obj, nil
+			return bad(upgradev1alpha1.ReasonPrecheckFailed, "%s %s not found in namespace %s", gvk.Kind, name, s.upgrade.Namespace)
 		}
-		s.recordCheck("routing", upgradev1alpha1.CheckFailed, res.fail.message)
-		return nil, &res
+		return bad(upgradev1alpha1.ReasonPrecheckFailed, "reading %s %s: %v", gvk.Kind, name, err)
 	}
-	vs, bad := get(traffic.VirtualServiceGVK, istio.VirtualService.Name)
-	if bad != nil {
-		return *bad, true
+	vs, err := get(traffic.VirtualServiceGVK, istio.VirtualService.Name)
+	if err != nil {
+		return missing(traffic.VirtualServiceGVK, istio.VirtualService.Name, err)
 	}
+	hosts := map[string]string{}
 	for _, dr := range istio.DestinationRules {
-		if _, bad := get(traffic.DestinationRuleGVK, dr.Name); bad != nil {
-			return *bad, true
+		if !canaried[dr.Component] {
+			continue
 		}
+		obj, err := get(traffic.DestinationRuleGVK, dr.Name)
+		if err != nil {
+			return missing(traffic.DestinationRuleGVK, dr.Name, err)
+		}
+		hosts[dr.Name], _, _ = unstructured.NestedString(obj.Object, "spec", "host")
 	}
 	http, _, _ := unstructured.NestedSlice(vs.Object, "spec", "http")
-	if _, err := traffic.DesiredHTTP(http, istio.VirtualService.Routes, istio.StableSubset, istio.CanarySubset, 0); err != nil {
-		msg := fmt.Sprintf("VirtualService %s %v", istio.VirtualService.Name, err)
-		s.recordCheck("routing", upgradev1alpha1.CheckFailed, msg)
-		return failed(upgradev1alpha1.ReasonPrecheckFailed, "%s", msg), true
+	warnings, err := traffic.CheckRouting(http, *istio, hosts, canaried, s.upgrade.Namespace)
+	if err != nil {
+		return bad(upgradev1alpha1.ReasonRoutingMisconfigured, "%v", err)
 	}
-	s.recordCheck("routing", upgradev1alpha1.CheckPassed, fmt.Sprintf("VirtualService %s routes %v can be split", istio.VirtualService.Name, istio.VirtualService.Routes))
+	if len(warnings) > 0 {
+		s.recordCheck("routing-unused", upgradev1alpha1.CheckWarning, strings.Join(warnings, "; "))
+	}
+	s.recordCheck("routing", upgradev1alpha1.CheckPassed, fmt.Sprintf("VirtualService %s routes %v reach the DestinationRules of the canaried components",
+		istio.VirtualService.Name, istio.VirtualService.Routes))
 	return phaseResult{}, false
 }
 
@@ -144,11 +213,15 @@ func (s *scope) recordCheck(name string, result upgradev1alpha1.CheckResultValue
 // says so plainly rather than pretend.
 func (r *DifyUpgradeReconciler) reconcileBackup(context.Context, *scope) (phaseResult, error) {
 	return phaseResult{next: upgradev1alpha1.PhaseMigrate, message: "Backup skipped (not implemented): nothing was backed up",
-		skipped: "Backup is not implemented in this version of the operator: nothing was backed up"}, nil
+		outcome: &outcome{metav1.ConditionFalse, upgradev1alpha1.ReasonNotImplemented,
+			"Backup is not implemented in this version of the operator: nothing was backed up"}}, nil
 }
 
-// reconcileMigrate does not migrate yet: its own issue fills it.
+// reconcileMigrate does not migrate yet: its own issue fills it. Every
+// Deployment the operator rolls gets MIGRATION_ENABLED=false, so no pod
+// migrates the schema behind its back either.
 func (r *DifyUpgradeReconciler) reconcileMigrate(context.Context, *scope) (phaseResult, error) {
 	return phaseResult{next: upgradev1alpha1.PhaseCanary, message: "Migration skipped (not implemented): the schema was not touched",
-		skipped: "Migration is not implemented in this version of the operator: the schema was not touched"}, nil
+		outcome: &outcome{metav1.ConditionFalse, upgradev1alpha1.ReasonNotImplemented,
+			"Migration is not implemented in this version of the operator: the schema was not touched, and every pod the upgrade rolls runs with MIGRATION_ENABLED=false"}}, nil
 }

@@ -23,55 +23,52 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/plan"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/rollout"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/workload"
 )
 
 // reconcilePromote rolls every stable Deployment to the target image, stage
-// by stage in the planned order, with the spec's rolling-update settings
-// (Recreate for the singletons worker-beat and plugin-daemon). With Istio,
-// all canaried traffic first goes to the full-size canary, so the stable
-// subset can roll empty; after the last rollout, the routing is put back as it was (it then
-// reaches only new pods) and the canaries are removed.
+// by stage in the planned order, with the strategy the plan chose and
+// MIGRATION_ENABLED=false on the dify-api workloads. With Istio, all
+// canaried traffic first goes to the full-size canary, so the stable subset
+// can roll empty; after the last rollout, the routing is put back as it was
+// (it then reaches only new pods) and the canaries are removed.
 func (r *DifyUpgradeReconciler) reconcilePromote(ctx context.Context, s *scope) (phaseResult, error) {
-	if s.spec().Canary.Istio != nil {
+	if c := s.obs.missing(s.status().Components); c != nil {
+		return componentGone(c), nil
+	}
+	if s.spec().Canary.Istio != nil && !r.canariedStableOnTarget(s) {
 		// Without a mesh the stable pods roll behind the Service beside the
 		// canary's, so only Istio needs the full-size canary first, until
 		// the canaried stable Deployments themselves run the target.
-		onTarget, err := r.canariedStableOnTarget(ctx, s)
-		if err != nil {
-			return phaseResult{}, err
+		res, ready, err := r.applyWeight(ctx, s, 100)
+		if !ready || err != nil {
+			return res, err
 		}
-		if !onTarget {
-			res, ready, err := r.applyWeight(ctx, s, 100)
-			if !ready || err != nil {
-				return res, err
-			}
-			if s.status().Canary != nil {
-				s.status().Canary.Weight = 100
-			}
+		if s.status().Canary != nil {
+			s.status().Canary.Weight = 100
 		}
 	}
 
-	progressed := false
 	for i := range plan.Stages {
 		var waits []string
+		var progress int64
 		for _, c := range s.status().Components {
 			if plan.Stage(c.Name) != i {
 				continue
 			}
-			d, changed, err := r.changeStable(ctx, s, c, func(d *appsv1.Deployment) { r.promoted(s, c, d) })
-			if err != nil {
-				return phaseResult{}, err
+			changed, fail, err := r.writeStable(ctx, s, c, func(d *appsv1.Deployment) error { return r.promoted(s, c, d) })
+			if fail != nil || err != nil {
+				return orZero(fail), err
 			}
+			d := s.obs.stable[c.Name]
 			if changed {
-				progressed = true
 				r.Recorder.Eventf(s.upgrade, d, corev1.EventTypeNormal, "ImagesUpdated", "Promote",
-					"Rolling %s to %s", c.Deployment, c.ToImage)
+					"Rolling %s to %s (%s)", c.Deployment, c.ToImage, c.Strategy)
 			}
 			rs := rollout.DeploymentStatus(d)
 			if rs.Failed {
@@ -80,70 +77,55 @@ func (r *DifyUpgradeReconciler) reconcilePromote(ctx context.Context, s *scope) 
 			if !rs.Done {
 				waits = append(waits, rs.Message)
 			}
+			progress += workload.Progress(d)
 		}
 		if len(waits) > 0 {
-			res := waiting("Rolling out stage %d of %d: %s", i+1, len(plan.Stages), strings.Join(waits, "; "))
-			res.progressed = progressed
-			return res, nil
+			return waiting(fmt.Sprintf("Promote stage %d", i+1), progress,
+				"Rolling out stage %d of %d: %s", i+1, len(plan.Stages), strings.Join(waits, "; ")), nil
 		}
 	}
 
-	if _, notes, err := r.router(s, nil).Restore(ctx); err != nil {
+	res, err := r.router(s, nil).Restore(ctx)
+	if err != nil {
 		return phaseResult{}, fmt.Errorf("putting the routing back: %w", err)
-	} else if len(notes) > 0 {
-		s.recordCheck("routing", upgradev1alpha1.CheckWarning, strings.Join(notes, "; "))
+	}
+	if len(res.Notes) > 0 {
+		s.recordCheck("routing", upgradev1alpha1.CheckWarning, strings.Join(res.Notes, "; "))
 	}
 	gone, err := r.deleteCanaries(ctx, s)
 	if err != nil {
 		return phaseResult{}, err
 	}
 	if !gone {
-		return waiting("Waiting for the canary Deployments to be deleted"), nil
+		return waiting("canary deletion", 0, "Waiting for the canary Deployments to be deleted"), nil
 	}
 	return phaseResult{next: upgradev1alpha1.PhaseVerify, message: fmt.Sprintf("Every component rolled to %s; verifying", s.spec().TargetVersion)}, nil
 }
 
-// promoted sets the target image, the rolling-update settings and the
-// original replica count on a stable Deployment.
-func (r *DifyUpgradeReconciler) promoted(s *scope, c upgradev1alpha1.ComponentStatus, d *appsv1.Deployment) {
-	if replicas, err := originalReplicas(d, c.Container); err == nil {
-		d.Spec.Replicas = new(replicas)
+// promoted sets the target image, MIGRATION_ENABLED=false (dify-api image)
+// and the planned strategy on a stable Deployment, and hands its replica
+// count back (the original when the mesh-less canary had scaled it down and
+// nobody scaled it since; else the count as it is).
+func (r *DifyUpgradeReconciler) promoted(s *scope, c upgradev1alpha1.ComponentStatus, d *appsv1.Deployment) error {
+	if _, err := original.HandBackReplicas(d, c.Container); err != nil {
+		return err
 	}
-	if container := original.Container(d, c.Container); container != nil {
-		container.Image = c.ToImage
+	before, err := original.DeploymentBefore(d, c.Container)
+	if err != nil {
+		return err
 	}
-	if c.Name == upgradev1alpha1.ComponentWorkerBeat || c.Name == upgradev1alpha1.ComponentPluginDaemon {
-		// A singleton (beat) or the owner of a ReadWriteOnce volume (plugin
-		// daemon): stop the old pod before the new one starts.
-		d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
-		return
-	}
-	p := s.spec().Promote
-	surge, unavailable := intstr.FromString("25%"), intstr.FromString("10%")
-	if p.MaxSurge != nil {
-		surge = *p.MaxSurge
-	}
-	if p.MaxUnavailable != nil {
-		unavailable = *p.MaxUnavailable
-	}
-	d.Spec.Strategy = appsv1.DeploymentStrategy{
-		Type:          appsv1.RollingUpdateDeploymentStrategyType,
-		RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &surge, MaxUnavailable: &unavailable},
-	}
+	return workload.Promote(d, c, plan.PromoteStrategy(s.spec(), c.Name, before.Strategy))
 }
 
 // canariedStableOnTarget reports whether every canaried component's stable
 // Deployment already has its target image: from then on its own pods take
 // the traffic back and the canary is on its way out.
-func (r *DifyUpgradeReconciler) canariedStableOnTarget(ctx context.Context, s *scope) (bool, error) {
+func (r *DifyUpgradeReconciler) canariedStableOnTarget(s *scope) bool {
 	for _, c := range s.canaried() {
-		d, err := r.deployment(ctx, s, c.Deployment)
-		if err != nil {
-			return false, fmt.Errorf("reading Deployment %s: %w", c.Deployment, err)
-		}
-		if container := original.Container(d, c.Container); container == nil || container.Image != c.ToImage {
-			return false, nil
+		container := original.Container(s.obs.stable[c.Name], c.Container)
+		if container == nil || container.Image != c.ToImage {
+			return false
 		}
 	}
-	return true, nil
+	return true
 }

@@ -18,13 +18,17 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/lifecycle"
 )
 
 // phaseResult is what a phase handler decided in one pass. Handlers never
@@ -34,18 +38,31 @@ type phaseResult struct {
 	next upgradev1alpha1.DifyUpgradePhase
 	// message tells a person what the phase is doing or waiting for.
 	message string
-	// waitingFor, when set, names progress the phase waits for; waiting longer
-	// than spec.promote.progressDeadline fails the phase with it.
-	waitingFor string
+	// waitKey, when set, names progress the phase waits for (a rollout, a
+	// canary becoming ready). Its clock (status.wait) starts when the wait
+	// starts; without progress within spec.promote.progressDeadline the
+	// phase fails. Pauses, gates and the bake set no waitKey.
+	waitKey string
+	// progress measures how far the wait has come (for a rollout, updated
+	// available replicas); only a value above the highest seen restarts the
+	// clock.
+	progress int64
 	// progressed means the phase moved forward in this pass.
 	progressed bool
 	// requeueAfter asks for another pass after this long (pauses, ticks).
 	requeueAfter time.Duration
 	// fail, when set, fails the phase.
 	fail *failure
-	// skipped, when set with next, says why the phase did nothing: its
-	// outcome condition becomes False with reason NotImplemented.
-	skipped string
+	// outcome, when set with next, is the phase's outcome condition instead
+	// of True/Succeeded: a phase that did not perform everything the spec
+	// asks for says so.
+	outcome *outcome
+}
+
+// outcome is a phase's outcome condition.
+type outcome struct {
+	status          metav1.ConditionStatus
+	reason, message string
 }
 
 // failure is why a phase failed.
@@ -55,9 +72,9 @@ func failed(reason, format string, args ...any) phaseResult {
 	return phaseResult{fail: &failure{reason: reason, message: fmt.Sprintf(format, args...)}}
 }
 
-func waiting(format string, args ...any) phaseResult {
-	msg := fmt.Sprintf(format, args...)
-	return phaseResult{message: msg, waitingFor: msg}
+// waiting is a wait for progress named key, with a message for people.
+func waiting(key string, progress int64, format string, args ...any) phaseResult {
+	return phaseResult{message: fmt.Sprintf(format, args...), waitKey: key, progress: progress}
 }
 
 type phaseHandler func(ctx context.Context, s *scope) (phaseResult, error)
@@ -95,9 +112,10 @@ var phaseCondition = map[upgradev1alpha1.DifyUpgradePhase]string{
 	upgradev1alpha1.PhaseRollingBack: upgradev1alpha1.ConditionRolledBack,
 }
 
-// dispatch runs the handler of the current phase and applies its result.
-// A pass that changes the status needs no explicit requeue: the status write
-// is itself a change of the watched object and starts the next pass.
+// dispatch handles the one-shot actions, then runs the handler of the
+// current phase and applies its result. A pass that changes the status
+// needs no explicit requeue: the status write is itself a change of the
+// watched object and starts the next pass.
 func (r *DifyUpgradeReconciler) dispatch(ctx context.Context, s *scope) (ctrl.Result, error) {
 	u := s.upgrade
 	st := s.status()
@@ -107,41 +125,42 @@ func (r *DifyUpgradeReconciler) dispatch(ctx context.Context, s *scope) (ctrl.Re
 	}
 	st.ObservedGeneration = u.Generation
 
+	if value, ok := u.PendingAction(upgradev1alpha1.ActionAbort); ok {
+		u.MarkActionHandled(upgradev1alpha1.ActionAbort, truncate(value))
+		out, ok, why := lifecycle.Abort(st)
+		if !ok {
+			r.Recorder.Eventf(u, nil, "Normal", "AbortIgnored", "Abort", "Abort (%s=%s) ignored: %s", upgradev1alpha1.AnnotationAbort, value, why)
+		} else {
+			r.apply(s, out, &failure{upgradev1alpha1.ReasonAborted, "Aborted by the " + upgradev1alpha1.AnnotationAbort + " annotation"})
+			return ctrl.Result{}, nil
+		}
+	}
 	if st.Phase.IsTerminal() {
 		r.reconcileTerminal(s)
 		return ctrl.Result{}, nil
 	}
-	if value, ok := u.PendingAction(upgradev1alpha1.ActionAbort); ok {
-		u.MarkActionHandled(upgradev1alpha1.ActionAbort, truncate(value))
-		if st.Phase != upgradev1alpha1.PhaseRollingBack { // already going back
-			r.fail(s, &failure{upgradev1alpha1.ReasonAborted, "Aborted by the " + upgradev1alpha1.AnnotationAbort + " annotation"}, true)
-			return ctrl.Result{}, nil
-		}
-	}
-	if u.Spec.Paused {
-		st.Message = "Paused (spec.paused); nothing changes until it is set back to false"
+	if u.Spec.Paused && st.Phase != upgradev1alpha1.PhaseRollingBack {
+		// A pause a person asked for: no clock runs.
+		st.Wait = nil
+		st.Message = "Paused (spec.paused): nothing changes until it is set back to false; annotate " +
+			upgradev1alpha1.AnnotationAbort + " to roll back now"
 		return ctrl.Result{}, nil
 	}
 
-	res, err := r.handlers()[st.Phase](ctx, s)
+	res, err := r.runHandler(ctx, s)
 	if err != nil {
-		return ctrl.Result{}, err
+		if apierrors.IsConflict(err) {
+			// Someone wrote an object since this pass read it: look again.
+			return ctrl.Result{RequeueAfter: 50 * time.Millisecond}, nil
+		}
+		res = r.retryingError(s, err)
 	}
 	if res.fail != nil {
-		r.fail(s, res.fail, false)
+		r.fail(s, res.fail)
 		return ctrl.Result{}, nil
 	}
 	if res.next != "" {
-		if cond, ok := phaseCondition[st.Phase]; ok && res.skipped != "" {
-			setCondition(s, cond, metav1.ConditionFalse, upgradev1alpha1.ReasonNotImplemented, res.skipped)
-		} else if ok {
-			setCondition(s, cond, metav1.ConditionTrue, upgradev1alpha1.ReasonSucceeded, fmt.Sprintf("%s finished", st.Phase))
-		}
-		reason := "PhaseStarted"
-		if res.next.IsTerminal() {
-			reason = string(res.next)
-		}
-		r.transition(s, res.next, reason, res.message)
+		r.finishPhase(s, res)
 		return ctrl.Result{}, nil
 	}
 	if res.progressed || st.ProgressedAt == nil {
@@ -149,19 +168,70 @@ func (r *DifyUpgradeReconciler) dispatch(ctx context.Context, s *scope) (ctrl.Re
 	}
 	st.Message = res.message
 	after := res.requeueAfter
-	if res.waitingFor != "" && !res.progressed {
-		deadline := st.ProgressedAt.Add(s.spec().Promote.ProgressDeadline.Duration)
-		if !s.now.Before(deadline) {
-			r.fail(s, &failure{upgradev1alpha1.ReasonProgressDeadlineExceeded, fmt.Sprintf(
-				"No progress for %s (spec.promote.progressDeadline) in %s: %s",
-				s.spec().Promote.ProgressDeadline.Duration, st.Phase, res.waitingFor)}, false)
-			return ctrl.Result{}, nil
-		}
-		if left := deadline.Sub(s.now); after == 0 || left < after {
-			after = left
-		}
+	if res.waitKey == "" {
+		st.Wait = nil
+		return ctrl.Result{RequeueAfter: after}, nil
+	}
+	st.Wait = lifecycle.Track(st.Wait, res.waitKey, res.progress, s.now)
+	deadline := lifecycle.Deadline(st.Wait, s.spec().Promote.ProgressDeadline.Duration)
+	if !s.now.Before(deadline) {
+		r.fail(s, &failure{upgradev1alpha1.ReasonProgressDeadlineExceeded, fmt.Sprintf(
+			"No progress for %s (spec.promote.progressDeadline) in %s: %s",
+			s.spec().Promote.ProgressDeadline.Duration, st.Phase, res.message)})
+		return ctrl.Result{}, nil
+	}
+	if left := deadline.Sub(s.now); after == 0 || left < after {
+		after = left
 	}
 	return ctrl.Result{RequeueAfter: after}, nil
+}
+
+// runHandler reads the cluster once for the phases that work on it, then
+// runs the phase's handler.
+func (r *DifyUpgradeReconciler) runHandler(ctx context.Context, s *scope) (phaseResult, error) {
+	if lifecycle.ChangesMade(s.status().Phase) {
+		if err := r.observe(ctx, s); err != nil {
+			return phaseResult{}, err
+		}
+	}
+	return r.handlers()[s.status().Phase](ctx, s)
+}
+
+// retryingError turns an error a handler returned into a wait: it is shown
+// in the message and the Reconciling (or, when a person must act, Stalled)
+// condition, retried every tick, and fails the phase at the progress
+// deadline like any wait without progress.
+func (r *DifyUpgradeReconciler) retryingError(s *scope, err error) phaseResult {
+	s.log.Error(err, "Phase failed; retrying", "phase", s.status().Phase)
+	s.reason = upgradev1alpha1.ReasonRetryingError
+	if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || meta.IsNoMatchError(err) || errors.Is(err, errNeedsPerson) {
+		s.stalled = true
+	}
+	res := waiting("error in "+string(s.status().Phase), 0, "Retrying after an error in %s: %v", s.status().Phase, err)
+	res.requeueAfter = min(s.tick(), 5*time.Second)
+	return res
+}
+
+// errNeedsPerson marks an error that retrying alone will not fix.
+var errNeedsPerson = errors.New("needs a person")
+
+// finishPhase records the phase's outcome and moves to the next phase.
+func (r *DifyUpgradeReconciler) finishPhase(s *scope, res phaseResult) {
+	st := s.status()
+	if cond, ok := phaseCondition[st.Phase]; ok {
+		switch {
+		case res.outcome != nil:
+			setCondition(s, cond, res.outcome.status, res.outcome.reason, res.outcome.message)
+		default:
+			setCondition(s, cond, metav1.ConditionTrue, upgradev1alpha1.ReasonSucceeded, fmt.Sprintf("%s finished", st.Phase))
+		}
+	}
+	st.Wait = nil
+	reason := "PhaseStarted"
+	if res.next.IsTerminal() {
+		reason = string(res.next)
+	}
+	r.transition(s, res.next, reason, res.message)
 }
 
 // transition moves the upgrade to the next phase: status, event, log, once.
@@ -169,6 +239,7 @@ func (r *DifyUpgradeReconciler) transition(s *scope, next upgradev1alpha1.DifyUp
 	st := s.status()
 	from := st.Phase
 	st.Phase = next
+	st.Wait = nil
 	now := metav1.NewTime(s.now)
 	st.ProgressedAt = &now
 	if from == upgradev1alpha1.PhasePending && st.StartedAt == nil {
@@ -192,44 +263,31 @@ func (r *DifyUpgradeReconciler) transition(s *scope, next upgradev1alpha1.DifyUp
 	})
 }
 
-// fail ends the current phase. Before anything changed the upgrade simply
-// fails; after, it rolls back (unless automatic rollback is off and no person
-// asked for it).
-func (r *DifyUpgradeReconciler) fail(s *scope, f *failure, byPerson bool) {
+// fail ends the current phase where lifecycle.Failure says.
+func (r *DifyUpgradeReconciler) fail(s *scope, f *failure) {
+	r.apply(s, lifecycle.Failure(s.status().Phase, f.reason, false, *s.spec().Rollback.Automatic), f)
+}
+
+// apply records a failure (or abort) of the current phase and moves on.
+func (r *DifyUpgradeReconciler) apply(s *scope, out lifecycle.Outcome, f *failure) {
 	st := s.status()
 	phase := st.Phase
-	if cond, ok := phaseCondition[phase]; ok && phase != upgradev1alpha1.PhaseRollingBack {
-		setCondition(s, cond, metav1.ConditionFalse, f.reason, f.message)
-	}
-	if phase != upgradev1alpha1.PhaseRollingBack {
-		st.FailedPhase = phase
-	}
 	switch {
 	case phase == upgradev1alpha1.PhaseRollingBack:
 		setCondition(s, upgradev1alpha1.ConditionRolledBack, metav1.ConditionFalse, upgradev1alpha1.ReasonRollbackFailed, f.message)
-		r.transition(s, upgradev1alpha1.PhaseFailed, upgradev1alpha1.ReasonRollbackFailed,
-			"Rollback could not finish: "+f.message+"; fix the cause and annotate "+upgradev1alpha1.AnnotationRetry+" to try again")
-	case !changesMade(phase):
-		r.transition(s, upgradev1alpha1.PhaseFailed, f.reason, f.message+"; nothing was changed")
-	case byPerson || *s.spec().Rollback.Automatic:
-		r.transition(s, upgradev1alpha1.PhaseRollingBack, upgradev1alpha1.ReasonRollingBack,
-			fmt.Sprintf("Rolling back from %s: %s", phase, f.message))
+	case phase == upgradev1alpha1.PhaseFailed:
+		// An abort of a Failed upgrade that left changes: keep what failed.
 	default:
-		r.transition(s, upgradev1alpha1.PhaseFailed, upgradev1alpha1.ReasonRollbackDisabled,
-			f.message+"; spec.rollback.automatic is false, so nothing was reverted: annotate "+
-				upgradev1alpha1.AnnotationAbort+" to roll back")
+		if cond, ok := phaseCondition[phase]; ok {
+			setCondition(s, cond, metav1.ConditionFalse, f.reason, f.message)
+		}
+		st.FailedPhase = phase
 	}
-}
-
-// changesMade reports whether the cluster may have been changed by the time
-// the phase runs: from the migration on.
-func changesMade(p upgradev1alpha1.DifyUpgradePhase) bool {
-	switch p {
-	case upgradev1alpha1.PhaseMigrate, upgradev1alpha1.PhaseCanary, upgradev1alpha1.PhasePromote,
-		upgradev1alpha1.PhaseVerify, upgradev1alpha1.PhaseRollingBack:
-		return true
+	msg := f.message + out.Suffix
+	if out.Next == upgradev1alpha1.PhaseRollingBack {
+		msg = fmt.Sprintf("Rolling back from %s: %s", st.FailedPhase, f.message)
 	}
-	return false
+	r.transition(s, out.Next, out.Reason, msg)
 }
 
 // reconcileTerminal handles a finished upgrade: Succeeded stays; Failed and
@@ -238,28 +296,29 @@ func (r *DifyUpgradeReconciler) reconcileTerminal(s *scope) {
 	u := s.upgrade
 	st := s.status()
 	value, ok := u.PendingAction(upgradev1alpha1.ActionRetry)
-	if !ok || st.Phase == upgradev1alpha1.PhaseSucceeded {
+	if !ok {
 		return
 	}
 	u.MarkActionHandled(upgradev1alpha1.ActionRetry, truncate(value))
-	next := upgradev1alpha1.PhasePending
-	switch {
-	case st.Phase == upgradev1alpha1.PhaseFailed && changesMade(st.FailedPhase):
-		// The rollback (or the failure with automatic rollback off) left
-		// changes behind: finish putting them back.
-		next = upgradev1alpha1.PhaseRollingBack
-	case st.Phase == upgradev1alpha1.PhaseFailed && st.FailedPhase != "":
-		next = st.FailedPhase
+	out, ok := lifecycle.Retry(st)
+	if !ok {
+		return
 	}
 	st.CompletedAt = nil
-	if next != upgradev1alpha1.PhaseRollingBack {
+	msg := fmt.Sprintf("Retrying from %s (%s=%s)", out.Next, upgradev1alpha1.AnnotationRetry, value)
+	if out.Next == upgradev1alpha1.PhaseRollingBack {
+		msg = fmt.Sprintf("Retry (%s=%s): first rolling back what the failed attempt left in the cluster; annotate %s again once RolledBack to start over",
+			upgradev1alpha1.AnnotationRetry, value, upgradev1alpha1.AnnotationRetry)
+	} else {
 		st.FailedPhase = ""
 		st.Canary = nil
+		st.Bake = nil
+		st.ExternalChanges = nil
 		for _, cond := range phaseCondition {
 			removeCondition(s, cond)
 		}
 	}
-	r.transition(s, next, upgradev1alpha1.ReasonRetrying, fmt.Sprintf("Retrying from %s (%s=%s)", next, upgradev1alpha1.AnnotationRetry, value))
+	r.transition(s, out.Next, out.Reason, msg)
 }
 
 // truncate keeps an annotation value within what status.actions stores.

@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
@@ -66,29 +65,6 @@ func TestWeightBefore(t *testing.T) {
 	for i, want := range []int32{0, 5, 5, 20, 20, 20} {
 		if got := weightBefore(steps, i); got != want {
 			t.Errorf("weightBefore(steps, %d) = %d, want %d", i, got, want)
-		}
-	}
-}
-
-func TestSetEnvReplacesOrAppendsWithoutTouchingItsInput(t *testing.T) {
-	env := []corev1.EnvVar{{Name: "MODE", Value: "api"}, {Name: "MIGRATION_ENABLED", Value: "true"}}
-	got := setEnv(env, "MIGRATION_ENABLED", "false")
-	if got[1].Value != "false" || env[1].Value != "true" || len(got) != 2 {
-		t.Errorf("setEnv replaced wrongly: got %v, input %v", got, env)
-	}
-	if got := setEnv(env[:1], "MIGRATION_ENABLED", "false"); len(got) != 2 || got[1].Value != "false" {
-		t.Errorf("setEnv did not append: %v", got)
-	}
-}
-
-func TestChangesMadeStartWithTheMigration(t *testing.T) {
-	for phase, want := range map[upgradev1alpha1.DifyUpgradePhase]bool{
-		upgradev1alpha1.PhasePending: false, upgradev1alpha1.PhasePrecheck: false, upgradev1alpha1.PhaseBackup: false,
-		upgradev1alpha1.PhaseMigrate: true, upgradev1alpha1.PhaseCanary: true, upgradev1alpha1.PhasePromote: true,
-		upgradev1alpha1.PhaseVerify: true,
-	} {
-		if got := changesMade(phase); got != want {
-			t.Errorf("changesMade(%s) = %v, want %v", phase, got, want)
 		}
 	}
 }

@@ -20,92 +20,123 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/lifecycle"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/rollout"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/workload"
 )
 
-// releaseStable hands a Deployment back. revert=true puts the whole saved
-// original back (image, env, strategy, replicas); revert=false keeps the new
-// image (and env) it runs now and puts back the rest. Either way the saved original goes.
+// releaseStable hands a Deployment back. revert=true puts the saved image,
+// env and strategy back; revert=false keeps the image and env it runs now
+// and puts back the strategy. Either way the replica count stays with
+// whoever scaled it last (the original only when the operator had scaled it
+// and nobody since), and the operator's marks go.
 func (r *DifyUpgradeReconciler) releaseStable(ctx context.Context, s *scope, c upgradev1alpha1.ComponentStatus, revert bool) error {
-	d, err := r.deployment(ctx, s, c.Deployment)
-	if err != nil {
-		return client.IgnoreNotFound(err)
+	d := s.obs.stable[c.Name]
+	if d == nil || !original.HeldBy(d, s.upgrade.Name) {
+		return nil
 	}
+	want := d.DeepCopy()
 	var saved original.Deployment
-	ok, err := original.Load(d, &saved)
-	if err != nil || !ok || d.Labels[original.Label] != s.upgrade.Name {
+	ok, err := original.Load(want, &saved)
+	if err != nil {
 		return err
 	}
-	if container := original.Container(d, c.Container); container != nil && !revert {
-		saved.Image, saved.Env = container.Image, container.Env
+	if ok {
+		if container := original.Container(want, c.Container); container != nil && !revert {
+			saved.Image, saved.Env = container.Image, container.Env
+		}
+		saved.Apply(want)
+		if _, err := original.HandBackReplicas(want, c.Container); err != nil {
+			return err
+		}
 	}
-	saved.Apply(d)
-	original.Clear(d)
-	if err := r.Update(ctx, d); err != nil {
+	original.Clear(want)
+	if err := r.Update(ctx, want); err != nil {
 		return fmt.Errorf("handing back Deployment %s: %w", d.Name, err)
 	}
-	if revert {
-		r.Recorder.Eventf(s.upgrade, d, corev1.EventTypeNormal, "ImagesRestored", "Revert",
-			"Restored %s to %s with its original settings", d.Name, saved.Image)
+	s.obs.stable[c.Name] = want
+	if revert && ok {
+		r.Recorder.Eventf(s.upgrade, want, corev1.EventTypeNormal, "ImagesRestored", "Revert",
+			"Restored %s to %s with its original settings", want.Name, saved.Image)
 	}
 	return nil
 }
 
-// reconcileRollingBack puts everything back, traffic first: the routing,
-// then each Deployment's image, env, strategy and replicas, then the canaries
-// go; the database restore hook follows (its issue fills it). It ends when
-// every Deployment has rolled back.
-func (r *DifyUpgradeReconciler) reconcileRollingBack(ctx context.Context, s *scope) (phaseResult, error) {
-	restored, notes, err := r.router(s, nil).Restore(ctx)
+// putBack returns the cluster to the stable version's serving state without
+// ever lowering serving capacity: the routing first (seconds matter), then
+// each Deployment's settings (revert=true: image and env too), and only once
+// every stable Deployment has rolled out do the canaries go. It returns what
+// it still waits for (empty when done) and notes on what was gone.
+func (r *DifyUpgradeReconciler) putBack(ctx context.Context, s *scope, revert bool) (waits []string, progress int64, notes []string, err error) {
+	res, err := r.router(s, nil).Restore(ctx)
 	if err != nil {
-		return phaseResult{}, fmt.Errorf("putting the routing back: %w", err)
+		return nil, 0, nil, fmt.Errorf("putting the routing back: %w", err)
 	}
-	if restored {
+	notes = res.Notes
+	if res.Changed {
 		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "TrafficRestored", "Revert",
 			"All traffic back on the stable pods of %s", s.status().FromVersion)
 	}
-	if len(notes) > 0 {
-		s.recordCheck("routing", upgradev1alpha1.CheckWarning, strings.Join(notes, "; "))
-	}
 	for _, c := range s.status().Components {
-		if err := r.releaseStable(ctx, s, c, true); err != nil {
-			return phaseResult{}, err
+		if err := r.releaseStable(ctx, s, c, revert); err != nil {
+			return nil, 0, notes, err
 		}
 	}
-	gone, err := r.deleteCanaries(ctx, s)
-	if err != nil {
-		return phaseResult{}, err
-	}
-	if m := s.status().Migration; m != nil && m.PointOfNoReturnPassed {
-		s.recordCheck("database", upgradev1alpha1.CheckWarning, "The schema moved, but restoring the database is not implemented yet: restore the backup by hand")
-	}
-	var waits []string
 	for _, c := range s.status().Components {
-		d, err := r.deployment(ctx, s, c.Deployment)
-		if err != nil {
-			return phaseResult{}, client.IgnoreNotFound(err)
+		d := s.obs.stable[c.Name]
+		if d == nil {
+			notes = append(notes, fmt.Sprintf("Deployment %s is gone; nothing to restore", c.Deployment))
+			continue
 		}
 		if rs := rollout.DeploymentStatus(d); !rs.Done {
 			waits = append(waits, rs.Message)
 		}
+		progress += workload.Progress(d)
+	}
+	if len(waits) > 0 {
+		// The canaries keep serving until the stable pods are back.
+		return waits, progress, notes, nil
+	}
+	gone, err := r.deleteCanaries(ctx, s)
+	if err != nil {
+		return nil, 0, notes, err
 	}
 	if !gone {
 		waits = append(waits, "canary Deployments being deleted")
 	}
+	return waits, progress, notes, nil
+}
+
+// reconcileRollingBack puts everything back (see putBack); the database
+// restore hook follows (its issue fills it). It ends when every Deployment
+// has rolled back and the canaries are gone.
+func (r *DifyUpgradeReconciler) reconcileRollingBack(ctx context.Context, s *scope) (phaseResult, error) {
+	waits, progress, notes, err := r.putBack(ctx, s, true)
+	if err != nil {
+		return phaseResult{}, err
+	}
+	if len(notes) > 0 {
+		s.recordCheck("routing", upgradev1alpha1.CheckWarning, strings.Join(notes, "; "))
+	}
+	if m := s.status().Migration; m != nil && m.PointOfNoReturnPassed {
+		s.recordCheck("database", upgradev1alpha1.CheckWarning, "The schema moved, but restoring the database is not implemented yet: restore the backup by hand")
+	}
 	if len(waits) > 0 {
-		return waiting("Rolling back: %s", strings.Join(waits, "; ")), nil
+		return waiting("RollingBack", progress, "Rolling back: %s", strings.Join(waits, "; ")), nil
 	}
 	setCondition(s, upgradev1alpha1.ConditionRolledBack, metav1.ConditionTrue, upgradev1alpha1.ReasonRolledBack,
-		"Traffic, images, settings and replicas are back as they were")
-	msg := fmt.Sprintf("Rolled back to %s after %s failed: traffic, images, env, strategies and replicas restored; canaries removed",
+		"Traffic, images and settings are back as they were")
+	msg := fmt.Sprintf("Rolled back to %s after %s failed: traffic, images, env and strategies restored; canaries removed",
 		s.status().FromVersion, s.status().FailedPhase)
 	if len(notes) > 0 {
 		msg += " (" + strings.Join(notes, "; ") + ")"
@@ -113,31 +144,32 @@ func (r *DifyUpgradeReconciler) reconcileRollingBack(ctx context.Context, s *sco
 	return phaseResult{next: upgradev1alpha1.PhaseRolledBack, message: msg}, nil
 }
 
-// reconcileDelete runs when a DifyUpgrade is deleted: an upgrade in flight
-// puts the traffic back on stable and removes its canaries (the Deployments
-// keep the images they have and lose the saved originals); then the
+// reconcileDelete runs when a DifyUpgrade is deleted: an upgrade that holds
+// changes puts the traffic back on stable and hands the Deployments back
+// (each keeps the image it runs), and removes its canaries once the stable
+// Deployments have rolled out, so serving capacity never drops; then the
 // finalizer goes.
-func (r *DifyUpgradeReconciler) reconcileDelete(ctx context.Context, u *upgradev1alpha1.DifyUpgrade) error {
+func (r *DifyUpgradeReconciler) reconcileDelete(ctx context.Context, u *upgradev1alpha1.DifyUpgrade) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(u, Finalizer) {
-		return nil
+		return ctrl.Result{}, nil
 	}
 	s := newScope(ctx, u, r.Clock.Now())
-	if changesMade(u.Status.Phase) || u.Status.Phase == upgradev1alpha1.PhaseFailed {
-		if _, _, err := r.router(s, nil).Restore(ctx); err != nil {
-			return fmt.Errorf("putting the routing back: %w", err)
+	if lifecycle.LeftChanges(&u.Status) {
+		if err := r.observe(ctx, s); err != nil {
+			return ctrl.Result{}, err
 		}
-		if _, err := r.deleteCanaries(ctx, s); err != nil {
-			return err
+		waits, _, _, err := r.putBack(ctx, s, false)
+		if err != nil {
+			return ctrl.Result{}, err
 		}
-		for _, c := range u.Status.Components {
-			if err := r.releaseStable(ctx, s, c, false); err != nil {
-				return err
-			}
+		if len(waits) > 0 {
+			s.log.Info("Deleting: waiting before removing the canaries", "waiting", strings.Join(waits, "; "))
+			return ctrl.Result{RequeueAfter: min(s.tick(), 5*time.Second)}, nil
 		}
 		r.Recorder.Eventf(u, nil, corev1.EventTypeNormal, "Deleted", "Delete",
 			"Deleted in %s: traffic back on stable, canaries removed", u.Status.Phase)
 	}
 	patch := client.MergeFrom(u.DeepCopy())
 	controllerutil.RemoveFinalizer(u, Finalizer)
-	return client.IgnoreNotFound(r.Patch(ctx, u, patch))
+	return ctrl.Result{}, client.IgnoreNotFound(r.Patch(ctx, u, patch))
 }

@@ -39,6 +39,11 @@ type scope struct {
 	// reason, when a phase sets it, says why the upgrade waits (for example
 	// BlockedByUpgrade); it becomes the Reconciling condition's reason.
 	reason string
+	// stalled, when set, says the upgrade cannot go on without a person
+	// (an error retrying will not fix); it sets the Stalled condition.
+	stalled bool
+	// obs is what this pass read of the cluster (phases from Migrate on).
+	obs *observation
 }
 
 func newScope(ctx context.Context, u *upgradev1alpha1.DifyUpgrade, now time.Time) *scope {

@@ -72,6 +72,10 @@ func summarize(s *scope) {
 		}
 		setCondition(s, upgradev1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
 		setCondition(s, upgradev1alpha1.ConditionReconciling, metav1.ConditionTrue, reason, msg)
-		removeCondition(s, upgradev1alpha1.ConditionStalled)
+		if s.stalled {
+			setCondition(s, upgradev1alpha1.ConditionStalled, metav1.ConditionTrue, reason, msg)
+		} else {
+			removeCondition(s, upgradev1alpha1.ConditionStalled)
+		}
 	}
 }

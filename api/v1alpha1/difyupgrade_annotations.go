@@ -153,4 +153,16 @@ const (
 	// LabelTrack marks the canary pods ("canary"); it is part of the canary
 	// Deployment's selector.
 	LabelTrack = "upgrade.difyops.io/track"
+	// AnnotationUpgrade holds the full name of the DifyUpgrade that changed
+	// the object (LabelUpgrade holds a shortened form of a name longer than
+	// a label value may be).
+	AnnotationUpgrade = "upgrade.difyops.io/upgrade-name"
+	// AnnotationApplied holds a fingerprint of each field the operator
+	// manages on the object, as it last wrote it, so that a change by
+	// another writer is noticed.
+	AnnotationApplied = "upgrade.difyops.io/applied"
+	// AnnotationScaledTo is the replica count the operator last set on a
+	// stable Deployment (mesh-less canary), or "released" once someone else
+	// scaled it: from then on the replicas are theirs.
+	AnnotationScaledTo = "upgrade.difyops.io/scaled-to"
 )

@@ -105,6 +105,21 @@ const (
 	ReasonProgressDeadlineExceeded = "ProgressDeadlineExceeded"
 	// ReasonVerificationFailed: a check failed during the bake time.
 	ReasonVerificationFailed = "VerificationFailed"
+	// ReasonExternalWriter: another writer (a GitOps sync, a person) kept
+	// changing a field the upgrade manages.
+	ReasonExternalWriter = "ExternalWriter"
+	// ReasonOwnershipConflict: an object the upgrade would create already
+	// exists and belongs to someone else.
+	ReasonOwnershipConflict = "OwnershipConflict"
+	// ReasonRoutingMisconfigured: the routes and DestinationRules named in
+	// spec.canary.istio do not fit the components being upgraded.
+	ReasonRoutingMisconfigured = "RoutingMisconfigured"
+	// ReasonRetryingError: an error is being retried; the progress deadline
+	// runs while it lasts.
+	ReasonRetryingError = "RetryingError"
+	// ReasonNotMeasured: nothing measured the outcome (no analysis is
+	// configured); the condition is Unknown.
+	ReasonNotMeasured = "NotMeasured"
 
 	// ReasonAborted: a person aborted the upgrade with the abort annotation.
 	ReasonAborted = "Aborted"

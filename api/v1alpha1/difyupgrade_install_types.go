@@ -84,7 +84,27 @@ type ComponentSpec struct {
 	// Use it for components the installation does not run.
 	// +optional
 	Skip bool `json:"skip,omitempty"`
+
+	// strategy is how Promote rolls the component's Deployment: RollingUpdate
+	// (with spec.promote.maxSurge and maxUnavailable) or Recreate (stop the
+	// old pods, then start the new ones). Default: Recreate for workerBeat
+	// and pluginDaemon (a singleton, the owner of a ReadWriteOnce volume) and
+	// for any Deployment whose own strategy is Recreate; RollingUpdate for
+	// the rest. The Deployment's own strategy is handed back when the
+	// upgrade ends.
+	// +optional
+	Strategy PromoteStrategy `json:"strategy,omitempty"`
 }
+
+// PromoteStrategy is how Promote rolls a Deployment.
+// +kubebuilder:validation:Enum=RollingUpdate;Recreate
+type PromoteStrategy string
+
+// The promote strategies.
+const (
+	PromoteRollingUpdate PromoteStrategy = "RollingUpdate"
+	PromoteRecreate      PromoteStrategy = "Recreate"
+)
 
 // CompatibilitySpec replaces the compatibility matrix shipped with the
 // operator.

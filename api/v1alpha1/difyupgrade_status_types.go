@@ -48,9 +48,8 @@ type DifyUpgradeStatus struct {
 	StartedAt *metav1.Time `json:"startedAt,omitempty"`
 
 	// progressedAt is when the upgrade last moved forward (a phase started, a
-	// canary step was reached, a rollout finished). A phase that waits longer
-	// than spec.promote.progressDeadline for its next step fails, except in
-	// pauses, windows and approvals, which are waits a person asked for.
+	// canary step was reached, a rollout stage finished). The progress
+	// deadline runs on status.wait, not on this.
 	// +optional
 	ProgressedAt *metav1.Time `json:"progressedAt,omitempty"`
 
@@ -80,6 +79,28 @@ type DifyUpgradeStatus struct {
 	// canary is the progress through spec.canary.steps.
 	// +optional
 	Canary *CanaryStatus `json:"canary,omitempty"`
+
+	// wait is the wait for progress the current phase is in (a rollout, a
+	// canary becoming ready, an error being retried), with its own clock:
+	// when no progress comes within spec.promote.progressDeadline of since,
+	// the phase fails. Pauses, manual gates, the bake and spec.paused are not
+	// waits for progress and never run this clock.
+	// +optional
+	Wait *WaitStatus `json:"wait,omitempty"`
+
+	// bake is the Verify bake: when it started (every pod on its target
+	// image) and when it ends.
+	// +optional
+	Bake *BakeStatus `json:"bake,omitempty"`
+
+	// externalChanges are the fields of objects the upgrade manages that
+	// another writer changed while the upgrade ran (a GitOps sync, a
+	// person). Each is put back at most a few times; when the writer keeps
+	// at it, the upgrade fails and says who.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	ExternalChanges []ExternalChange `json:"externalChanges,omitempty"`
 
 	// backup is what the backup holds and where.
 	// +optional
@@ -136,6 +157,73 @@ type ComponentStatus struct {
 	// canary is true for the components that take canary traffic (api, web).
 	// +optional
 	Canary bool `json:"canary,omitempty"`
+
+	// strategy is how Promote rolls the component: RollingUpdate (with the
+	// maxSurge and maxUnavailable it used) or Recreate.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	Strategy string `json:"strategy,omitempty"`
+}
+
+// WaitStatus is a wait for progress and its clock.
+type WaitStatus struct {
+	// for names what the phase waits for, for example "Promote stage 2".
+	// +required
+	// +kubebuilder:validation:MaxLength=256
+	For string `json:"for"`
+
+	// since is when the wait started, or when it last made progress.
+	// +required
+	Since metav1.Time `json:"since"`
+
+	// progress is the most progress seen in this wait (for a rollout, the
+	// number of updated, available replicas). Only a value above it counts
+	// as progress: a rollout pushed back and forth does not restart the
+	// clock.
+	// +optional
+	Progress int64 `json:"progress,omitempty"`
+}
+
+// BakeStatus is the Verify bake's own clock.
+type BakeStatus struct {
+	// startedAt is when every pod of every component first ran its target
+	// image.
+	// +required
+	StartedAt metav1.Time `json:"startedAt"`
+
+	// endsAt is when the bake ends: startedAt plus spec.verify.bakeTime.
+	// +required
+	EndsAt metav1.Time `json:"endsAt"`
+}
+
+// ExternalChange is a field the upgrade manages that someone else changed.
+type ExternalChange struct {
+	// object is the kind and name of the changed object, for example
+	// Deployment/dify-api.
+	// +required
+	// +kubebuilder:validation:MaxLength=512
+	Object string `json:"object"`
+
+	// field is the changed field, for example
+	// spec.template.spec.containers[api].image.
+	// +required
+	// +kubebuilder:validation:MaxLength=512
+	Field string `json:"field"`
+
+	// writer is the field manager that wrote it (from managedFields), for
+	// example argocd-controller or kubectl-set; empty when unknown.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Writer string `json:"writer,omitempty"`
+
+	// count is how many times the change was seen (and put back).
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	Count int32 `json:"count"`
+
+	// lastSeen is when it was last seen.
+	// +optional
+	LastSeen *metav1.Time `json:"lastSeen,omitempty"`
 }
 
 // CanaryStatus is the progress through the canary steps.
@@ -265,14 +353,16 @@ type MigrationStatus struct {
 }
 
 // CheckResultValue is the outcome of a check.
-// +kubebuilder:validation:Enum=Passed;Failed;Warning
+// +kubebuilder:validation:Enum=Passed;Failed;Warning;Skipped
 type CheckResultValue string
 
-// The outcomes of a check.
+// The outcomes of a check. Skipped is a check the spec asks for that was
+// not performed (the message says why, for example not implemented yet).
 const (
 	CheckPassed  CheckResultValue = "Passed"
 	CheckFailed  CheckResultValue = "Failed"
 	CheckWarning CheckResultValue = "Warning"
+	CheckSkipped CheckResultValue = "Skipped"
 )
 
 // CheckResult is the latest result of one check.
@@ -287,7 +377,8 @@ type CheckResult struct {
 	// +required
 	Phase DifyUpgradePhase `json:"phase"`
 
-	// result is Passed, Failed or Warning (reported, does not block).
+	// result is Passed, Failed, Warning (reported, does not block) or
+	// Skipped (asked for, not performed; the message says why).
 	// +required
 	Result CheckResultValue `json:"result"`
 

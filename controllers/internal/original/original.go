@@ -21,9 +21,12 @@ limitations under the License.
 package original
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -54,15 +57,39 @@ func Record(obj metav1.Object, upgrade string, state any) error {
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	labels[Label] = upgrade
+	labels[Label] = LabelValue(upgrade)
 	obj.SetLabels(labels)
 	annotations := obj.GetAnnotations()
 	if annotations == nil {
 		annotations = map[string]string{}
 	}
 	annotations[Annotation] = string(raw)
+	annotations[upgradev1alpha1.AnnotationUpgrade] = upgrade
 	obj.SetAnnotations(annotations)
 	return nil
+}
+
+// LabelValue is the value of Label for an upgrade: its name, or, for a name
+// longer than a label value may be (63), a prefix and a hash of it.
+func LabelValue(upgrade string) string {
+	if len(upgrade) <= 63 {
+		return upgrade
+	}
+	sum := sha256.Sum256([]byte(upgrade))
+	return upgrade[:54] + "-" + hex.EncodeToString(sum[:4])
+}
+
+// HeldBy reports whether obj carries the mark of the named upgrade.
+func HeldBy(obj metav1.Object, upgrade string) bool {
+	return obj.GetLabels()[Label] == LabelValue(upgrade)
+}
+
+// Holder is the name of the DifyUpgrade that holds obj, or "".
+func Holder(obj metav1.Object) string {
+	if name := obj.GetAnnotations()[upgradev1alpha1.AnnotationUpgrade]; name != "" {
+		return name
+	}
+	return obj.GetLabels()[Label]
 }
 
 // Load reads the saved original into state; false when none is saved.
@@ -79,14 +106,113 @@ func Load(obj metav1.Object, state any) (bool, error) {
 	return true, nil
 }
 
-// Clear removes the label and the annotation: the object is back to its own.
+// Clear removes every mark of the operator: the object is back to its own.
 func Clear(obj metav1.Object) {
 	labels := obj.GetLabels()
 	delete(labels, Label)
 	obj.SetLabels(labels)
 	annotations := obj.GetAnnotations()
-	delete(annotations, Annotation)
+	for _, key := range []string{Annotation, upgradev1alpha1.AnnotationUpgrade,
+		upgradev1alpha1.AnnotationApplied, upgradev1alpha1.AnnotationScaledTo} {
+		delete(annotations, key)
+	}
 	obj.SetAnnotations(annotations)
+}
+
+// ScaleState says who owns a stable Deployment's replica count.
+type ScaleState int
+
+const (
+	// NotScaled: the operator never scaled it.
+	NotScaled ScaleState = iota
+	// ScaledByUs: the operator scaled it and nobody has since.
+	ScaledByUs
+	// ScaledByOthers: someone else scaled it after the operator did (an
+	// HPA, a person); the count is theirs from then on.
+	ScaledByOthers
+)
+
+// ScaledToAnnotation records who owns a stable Deployment's replica count.
+const ScaledToAnnotation = upgradev1alpha1.AnnotationScaledTo
+
+// Released is ScaledToAnnotation's value once someone else owns the count.
+const Released = "released"
+
+// OwnReplicas is the replica count d stands for: the original count while
+// the operator has it scaled down for a canary, else the live count (which
+// may be someone else's newer choice).
+func OwnReplicas(d *appsv1.Deployment, container string) (int32, error) {
+	if Scaled(d) == ScaledByUs {
+		saved, err := DeploymentBefore(d, container)
+		if err != nil {
+			return 0, err
+		}
+		if saved.Replicas != nil {
+			return *saved.Replicas, nil
+		}
+		return 1, nil
+	}
+	if d.Spec.Replicas == nil {
+		return 1, nil
+	}
+	return *d.Spec.Replicas, nil
+}
+
+// Scaled reads who owns d's replica count.
+func Scaled(d *appsv1.Deployment) ScaleState {
+	v, ok := d.Annotations[upgradev1alpha1.AnnotationScaledTo]
+	switch {
+	case !ok:
+		return NotScaled
+	case v == Released:
+		return ScaledByOthers
+	}
+	n, err := strconv.ParseInt(v, 10, 32)
+	if err != nil || d.Spec.Replicas == nil || int32(n) != *d.Spec.Replicas {
+		return ScaledByOthers
+	}
+	return ScaledByUs
+}
+
+// MarkScaled records that the operator sets d's replicas to n.
+func MarkScaled(d *appsv1.Deployment, n int32) {
+	if d.Annotations == nil {
+		d.Annotations = map[string]string{}
+	}
+	d.Annotations[upgradev1alpha1.AnnotationScaledTo] = strconv.Itoa(int(n))
+}
+
+// MarkReleased records that d's replicas belong to someone else now.
+func MarkReleased(d *appsv1.Deployment) {
+	if d.Annotations == nil {
+		d.Annotations = map[string]string{}
+	}
+	d.Annotations[upgradev1alpha1.AnnotationScaledTo] = Released
+}
+
+// HandBackReplicas sets the replicas d keeps when the operator lets go of
+// its count: the original count when the operator scaled it and nobody has
+// since, or the live count (never a saved count over someone else's newer
+// one); and drops the record. It reports whether it changed the count.
+func HandBackReplicas(d *appsv1.Deployment, container string) (bool, error) {
+	state := Scaled(d)
+	delete(d.Annotations, upgradev1alpha1.AnnotationScaledTo)
+	if state != ScaledByUs {
+		return false, nil
+	}
+	saved, err := DeploymentBefore(d, container)
+	if err != nil {
+		return false, err
+	}
+	want := int32(1)
+	if saved.Replicas != nil {
+		want = *saved.Replicas
+	}
+	if *d.Spec.Replicas == want {
+		return false, nil
+	}
+	d.Spec.Replicas = new(want)
+	return true, nil
 }
 
 // Deployment is what the operator may change on a component's Deployment:
@@ -125,12 +251,11 @@ func DeploymentBefore(d *appsv1.Deployment, container string) (Deployment, error
 	return saved, nil
 }
 
-// Apply puts the saved state back on d.
+// Apply puts the saved image, env and strategy back on d. The replica count
+// is not put back here: it belongs to whoever scaled last (see
+// HandBackReplicas).
 func (o Deployment) Apply(d *appsv1.Deployment) {
 	d.Spec.Strategy = *o.Strategy.DeepCopy()
-	if o.Replicas != nil {
-		d.Spec.Replicas = new(*o.Replicas)
-	}
 	if c := Container(d, o.Container); c != nil {
 		c.Image = o.Image
 		c.Env = slices.Clone(o.Env)

@@ -17,6 +17,7 @@ limitations under the License.
 package original
 
 import (
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -64,12 +65,70 @@ func TestDeploymentRoundTrip(t *testing.T) {
 	}}
 	saved := TakeDeployment(d, "api")
 	changed := d.DeepCopy()
-	changed.Spec.Replicas = new(int32(0))
 	changed.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
 	changed.Spec.Template.Spec.Containers[0].Image = "dify-api:1.11.1"
 	changed.Spec.Template.Spec.Containers[0].Env = append(changed.Spec.Template.Spec.Containers[0].Env, corev1.EnvVar{Name: "X", Value: "y"})
 	saved.Apply(changed)
 	if !equality.Semantic.DeepEqual(changed.Spec, d.Spec) {
 		t.Errorf("Apply() gave %+v, want %+v", changed.Spec, d.Spec)
+	}
+}
+
+func TestReplicasBelongToWhoeverScaledLast(t *testing.T) {
+	d := &appsv1.Deployment{Spec: appsv1.DeploymentSpec{Replicas: new(int32(4)),
+		Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "api"}}}}}}
+	if Scaled(d) != NotScaled {
+		t.Fatal("a Deployment the operator never scaled is NotScaled")
+	}
+	if n, _ := OwnReplicas(d, "api"); n != 4 {
+		t.Errorf("OwnReplicas() = %d, want the live 4", n)
+	}
+	if err := Record(d, "u", TakeDeployment(d, "api")); err != nil {
+		t.Fatal(err)
+	}
+	MarkScaled(d, 2)
+	d.Spec.Replicas = new(int32(2))
+	if Scaled(d) != ScaledByUs {
+		t.Fatal("scaled by the operator and nobody since: ScaledByUs")
+	}
+	if n, _ := OwnReplicas(d, "api"); n != 4 {
+		t.Errorf("OwnReplicas() = %d, want the original 4 while scaled down", n)
+	}
+
+	byUs := d.DeepCopy()
+	if changed, err := HandBackReplicas(byUs, "api"); err != nil || !changed || *byUs.Spec.Replicas != 4 {
+		t.Errorf("HandBackReplicas() = %v, %v, replicas %d; want the original 4 back", changed, err, *byUs.Spec.Replicas)
+	}
+
+	hpa := d.DeepCopy()
+	hpa.Spec.Replicas = new(int32(7))
+	if Scaled(hpa) != ScaledByOthers {
+		t.Fatal("scaled to 7 by someone else: ScaledByOthers")
+	}
+	if n, _ := OwnReplicas(hpa, "api"); n != 7 {
+		t.Errorf("OwnReplicas() = %d, want their 7", n)
+	}
+	if changed, _ := HandBackReplicas(hpa, "api"); changed || *hpa.Spec.Replicas != 7 {
+		t.Errorf("HandBackReplicas() put %d over someone else's 7", *hpa.Spec.Replicas)
+	}
+	if _, ok := hpa.Annotations[ScaledToAnnotation]; ok {
+		t.Error("HandBackReplicas() left the scaled-to record")
+	}
+}
+
+func TestLabelValueFitsAnyName(t *testing.T) {
+	long := strings.Repeat("a", 200)
+	if got := LabelValue(long); len(got) != 63 || got == LabelValue(long+"b") {
+		t.Errorf("LabelValue(200 chars) = %q (%d chars), want 63 chars, distinct per name", got, len(got))
+	}
+	if got := LabelValue("dify-to-1-11-1"); got != "dify-to-1-11-1" {
+		t.Errorf("LabelValue(short) = %q, want the name", got)
+	}
+	obj := &appsv1.Deployment{}
+	if err := Record(obj, long, 1); err != nil {
+		t.Fatal(err)
+	}
+	if !HeldBy(obj, long) || Holder(obj) != long {
+		t.Errorf("HeldBy/Holder do not find %q", long)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/compat"
@@ -111,6 +112,7 @@ func Resolve(spec *upgradev1alpha1.DifyUpgradeSpec, deployments map[upgradev1alp
 				FromImage:  container.Image,
 				ToImage:    toImage,
 				Canary:     Canaried(c),
+				Strategy:   DescribeStrategy(PromoteStrategy(spec, c, d.Spec.Strategy)),
 			})
 		}
 	}
@@ -228,4 +230,53 @@ func fieldName(c upgradev1alpha1.Component) string {
 		return "pluginDaemon"
 	}
 	return string(c)
+}
+
+// PromoteStrategy is the strategy Promote rolls component c's Deployment
+// with, given the Deployment's own strategy (before the upgrade): the
+// override in spec.components when there is one; Recreate for worker-beat (a
+// singleton) and plugin-daemon (the owner of a ReadWriteOnce volume), and for
+// a Deployment that is Recreate on its own (it may hold a ReadWriteOnce
+// volume too); otherwise RollingUpdate with spec.promote's maxSurge and
+// maxUnavailable.
+func PromoteStrategy(spec *upgradev1alpha1.DifyUpgradeSpec, c upgradev1alpha1.Component, own appsv1.DeploymentStrategy) appsv1.DeploymentStrategy {
+	choice := upgradev1alpha1.PromoteRollingUpdate
+	switch {
+	case spec.Components.Override(c) != nil && spec.Components.Override(c).Strategy != "":
+		choice = spec.Components.Override(c).Strategy
+	case c == upgradev1alpha1.ComponentWorkerBeat, c == upgradev1alpha1.ComponentPluginDaemon,
+		own.Type == appsv1.RecreateDeploymentStrategyType:
+		choice = upgradev1alpha1.PromoteRecreate
+	}
+	if choice == upgradev1alpha1.PromoteRecreate {
+		return appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
+	}
+	surge := intstr.FromString(upgradev1alpha1.DefaultMaxSurge)
+	unavailable := intstr.FromString(upgradev1alpha1.DefaultMaxUnavailable)
+	if p := spec.Promote.MaxSurge; p != nil {
+		surge = *p
+	}
+	if p := spec.Promote.MaxUnavailable; p != nil {
+		unavailable = *p
+	}
+	return appsv1.DeploymentStrategy{
+		Type:          appsv1.RollingUpdateDeploymentStrategyType,
+		RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &surge, MaxUnavailable: &unavailable},
+	}
+}
+
+// DescribeStrategy says a strategy for people, for example
+// "RollingUpdate (maxSurge 25%, maxUnavailable 10%)".
+func DescribeStrategy(s appsv1.DeploymentStrategy) string {
+	if s.Type != appsv1.RollingUpdateDeploymentStrategyType || s.RollingUpdate == nil {
+		return string(s.Type)
+	}
+	return fmt.Sprintf("RollingUpdate (maxSurge %s, maxUnavailable %s)", s.RollingUpdate.MaxSurge, s.RollingUpdate.MaxUnavailable)
+}
+
+// RunsDifyAPI reports whether the component runs the dify-api image, whose
+// entrypoint migrates the database on start unless MIGRATION_ENABLED is
+// false.
+func RunsDifyAPI(c upgradev1alpha1.Component) bool {
+	return c == upgradev1alpha1.ComponentAPI || c == upgradev1alpha1.ComponentWorker || c == upgradev1alpha1.ComponentWorkerBeat
 }

@@ -20,15 +20,22 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/drift"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
 )
 
@@ -61,40 +68,45 @@ type Istio struct {
 
 var _ Router = &Istio{}
 
-// Route writes the subsets, then the weights.
-func (r *Istio) Route(ctx context.Context, weight int32) (bool, error) {
-	changed := false
+// Route writes the subsets of the canaried components' DestinationRules,
+// then the weights. DestinationRules of components without hashes (not
+// canaried in this upgrade) are left alone.
+func (r *Istio) Route(ctx context.Context, weight int32) (Result, error) {
+	var res Result
 	for _, dr := range r.Spec.DestinationRules {
 		h, ok := r.Hashes[dr.Component]
-		if !ok || h.Stable == "" || h.Canary == "" {
-			return changed, fmt.Errorf("no pod-template-hash known for the %s pods yet", dr.Component)
+		if !ok {
+			continue
 		}
-		c, err := r.update(ctx, DestinationRuleGVK, dr.Name, "subsets", func(orig []any) ([]any, error) {
+		if h.Stable == "" || h.Canary == "" {
+			return res, fmt.Errorf("no pod-template-hash known for the %s pods yet", dr.Component)
+		}
+		if err := r.update(ctx, &res, DestinationRuleGVK, dr.Name, "subsets", func(orig []any) ([]any, error) {
 			return DesiredSubsets(orig, r.Spec.StableSubset, r.Spec.CanarySubset, h), nil
-		})
-		changed = changed || c
-		if err != nil {
-			return changed, err
+		}); err != nil {
+			return res, err
 		}
 	}
-	c, err := r.update(ctx, VirtualServiceGVK, r.Spec.VirtualService.Name, "http", func(orig []any) ([]any, error) {
+	err := r.update(ctx, &res, VirtualServiceGVK, r.Spec.VirtualService.Name, "http", func(orig []any) ([]any, error) {
 		return DesiredHTTP(orig, r.Spec.VirtualService.Routes, r.Spec.StableSubset, r.Spec.CanarySubset, weight)
 	})
-	return changed || c, err
+	return res, err
 }
 
 // Restore puts back the VirtualService first (traffic matters most), then the
 // DestinationRules.
-func (r *Istio) Restore(ctx context.Context) (bool, []string, error) {
-	var notes []string
-	changed := false
+func (r *Istio) Restore(ctx context.Context) (Result, error) {
+	var res Result
 	restore := func(gvk schema.GroupVersionKind, name, field string) error {
 		obj, err := r.get(ctx, gvk, name)
-		if apierrors.IsNotFound(err) {
-			notes = append(notes, fmt.Sprintf("%s %s is gone; nothing to restore", gvk.Kind, name))
+		switch {
+		case apierrors.IsNotFound(err):
+			res.Notes = append(res.Notes, fmt.Sprintf("%s %s is gone; nothing to restore", gvk.Kind, name))
 			return nil
-		}
-		if err != nil {
+		case meta.IsNoMatchError(err):
+			res.Notes = append(res.Notes, fmt.Sprintf("Istio's %s kind is no longer served; nothing to restore in %s", gvk.Kind, name))
+			return nil
+		case err != nil:
 			return err
 		}
 		var saved []any
@@ -111,63 +123,71 @@ func (r *Istio) Restore(ctx context.Context) (bool, []string, error) {
 		if err := r.Client.Update(ctx, obj); err != nil {
 			return fmt.Errorf("restoring %s %s: %w", gvk.Kind, name, err)
 		}
-		changed = true
+		res.Changed = true
 		return nil
 	}
 	if err := restore(VirtualServiceGVK, r.Spec.VirtualService.Name, "http"); err != nil {
-		return changed, notes, err
+		return res, err
 	}
 	for _, dr := range r.Spec.DestinationRules {
 		if err := restore(DestinationRuleGVK, dr.Name, "subsets"); err != nil {
-			return changed, notes, err
+			return res, err
 		}
 	}
-	return changed, notes, nil
+	return res, nil
 }
 
 // update computes spec.<field> from its original and writes it when it
-// differs, saving the original in the same write. The read resourceVersion
-// makes the write fail on a concurrent change rather than overwrite it.
-func (r *Istio) update(ctx context.Context, gvk schema.GroupVersionKind, name, field string,
-	desired func(orig []any) ([]any, error)) (bool, error) {
+// differs, saving the original in the same write. A live value that differs
+// from what the router last wrote was changed by someone else: it is
+// reported in res.External (and put back). The read resourceVersion makes
+// the write fail on a concurrent change rather than overwrite it.
+func (r *Istio) update(ctx context.Context, res *Result, gvk schema.GroupVersionKind, name, field string,
+	desired func(orig []any) ([]any, error)) error {
 	obj, err := r.get(ctx, gvk, name)
-	if apierrors.IsNotFound(err) {
-		return false, fmt.Errorf("%s %s/%s: %w", gvk.Kind, r.Namespace, name, ErrMissing)
+	if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
+		return fmt.Errorf("%s %s/%s: %w", gvk.Kind, r.Namespace, name, ErrMissing)
 	}
 	if err != nil {
-		return false, err
+		return err
 	}
 	current, _, err := unstructured.NestedSlice(obj.Object, "spec", field)
 	if err != nil {
-		return false, fmt.Errorf("reading spec.%s of %s %s: %w", field, gvk.Kind, name, err)
+		return fmt.Errorf("reading spec.%s of %s %s: %w", field, gvk.Kind, name, err)
 	}
 	// Loaded into a slice of its own: decoding into current's array would
 	// overwrite the live spec it is compared with.
 	var orig []any
 	saved, err := original.Load(obj, &orig)
 	if err != nil {
-		return false, err
+		return err
 	}
 	if !saved {
 		orig = current
 	}
 	want, err := desired(orig)
 	if err != nil {
-		return false, fmt.Errorf("%s %s: %w", gvk.Kind, name, err)
+		return fmt.Errorf("%s %s: %w", gvk.Kind, name, err)
 	}
 	if equality.Semantic.DeepEqual(want, current) {
-		return false, nil
+		return nil
+	}
+	if changed := drift.Changed(obj, drift.Fields{field: current}); len(changed) > 0 {
+		res.External = append(res.External, Change{Object: gvk.Kind + "/" + name, Field: "spec." + field,
+			Writer: drift.Writer(obj, "f:"+field)})
 	}
 	if err := original.Record(obj, r.Upgrade, current); err != nil {
-		return false, err
+		return err
 	}
 	if err := unstructured.SetNestedSlice(obj.Object, want, "spec", field); err != nil {
-		return false, err
+		return err
 	}
+	drift.Mark(obj, drift.Fields{field: want}.Fingerprint())
 	if err := r.Client.Update(ctx, obj); err != nil {
-		return false, fmt.Errorf("writing %s %s: %w", gvk.Kind, name, err)
+		return fmt.Errorf("writing %s %s: %w", gvk.Kind, name, err)
 	}
-	return true, nil
+	res.Changed = true
+	return nil
 }
 
 func (r *Istio) get(ctx context.Context, gvk schema.GroupVersionKind, name string) (*unstructured.Unstructured, error) {
@@ -231,4 +251,115 @@ func DesiredHTTP(orig []any, routes []string, stable, canary string, weight int3
 		}
 	}
 	return out, nil
+}
+
+// CheckRouting proves, before anything changes, that the named routes and
+// the listed DestinationRules fit the components this upgrade canaries:
+// every named route's destination host is the host of a listed
+// DestinationRule of a canaried component; every canaried component has a
+// listed DestinationRule and a route to it. drHosts maps each listed
+// DestinationRule to its spec.host. DestinationRules of components that are
+// not canaried are left alone, with a warning.
+func CheckRouting(http []any, spec upgradev1alpha1.IstioCanary, drHosts map[string]string,
+	canaried map[upgradev1alpha1.Component]bool, namespace string) (warnings []string, err error) {
+	if _, err := DesiredHTTP(http, spec.VirtualService.Routes, spec.StableSubset, spec.CanarySubset, 0); err != nil {
+		return nil, fmt.Errorf("VirtualService %s %w", spec.VirtualService.Name, err)
+	}
+	byComponent := map[upgradev1alpha1.Component]upgradev1alpha1.IstioDestinationRule{}
+	for _, dr := range spec.DestinationRules {
+		if !canaried[dr.Component] {
+			warnings = append(warnings, fmt.Sprintf("DestinationRule %s is for %s, which this upgrade does not canary; it is left alone", dr.Name, dr.Component))
+			continue
+		}
+		byComponent[dr.Component] = dr
+	}
+	for _, c := range upgradev1alpha1.Components() {
+		if _, ok := byComponent[c]; canaried[c] && !ok {
+			return warnings, fmt.Errorf("%s takes canary traffic, but spec.canary.istio.destinationRules lists no DestinationRule for it", c)
+		}
+	}
+	routed := map[upgradev1alpha1.Component]bool{}
+	for _, r := range http {
+		route, _ := r.(map[string]any)
+		name := fmt.Sprint(route["name"])
+		if !slices.Contains(spec.VirtualService.Routes, name) {
+			continue
+		}
+		host := normalizeHost(destinationHost(route), namespace)
+		found := false
+		for _, dr := range spec.DestinationRules {
+			if normalizeHost(drHosts[dr.Name], namespace) != host {
+				continue
+			}
+			if !canaried[dr.Component] {
+				return warnings, fmt.Errorf("route %q sends to %s, the host of DestinationRule %s of %s, which this upgrade does not canary; remove the route from spec.canary.istio.virtualService.routes",
+					name, host, dr.Name, dr.Component)
+			}
+			found = true
+			routed[dr.Component] = true
+		}
+		if !found {
+			return warnings, fmt.Errorf("route %q sends to host %s, but no DestinationRule in spec.canary.istio.destinationRules has that host, so its canary subset would not exist",
+				name, host)
+		}
+	}
+	for _, c := range upgradev1alpha1.Components() {
+		if dr, ok := byComponent[c]; ok && !routed[c] {
+			return warnings, fmt.Errorf("%s takes canary traffic, but no route in spec.canary.istio.virtualService.routes sends to %s, the host of its DestinationRule %s",
+				c, normalizeHost(drHosts[dr.Name], namespace), dr.Name)
+		}
+	}
+	return warnings, nil
+}
+
+func destinationHost(route map[string]any) string {
+	dests, _ := route["route"].([]any)
+	if len(dests) == 0 {
+		return ""
+	}
+	dest, _ := dests[0].(map[string]any)
+	target, _ := dest["destination"].(map[string]any)
+	host, _ := target["host"].(string)
+	return host
+}
+
+// normalizeHost shortens a Kubernetes service host in namespace to its
+// short name, so dify-api, dify-api.ns and dify-api.ns.svc.cluster.local
+// compare equal.
+func normalizeHost(host, namespace string) string {
+	host = strings.TrimSuffix(host, ".cluster.local")
+	host = strings.TrimSuffix(host, ".svc")
+	return strings.TrimSuffix(host, "."+namespace)
+}
+
+// StableHash is the pod-template-hash a subset of Deployment d selects: the
+// newest of d's ReplicaSets that has ready pods, so that during a rollout of
+// d (a `kubectl rollout restart`, say) the subset moves to the new
+// ReplicaSet only once it serves, and never stays on one drained empty. With
+// no ready pod anywhere, the newest ReplicaSet.
+func StableHash(d *appsv1.Deployment, sets []appsv1.ReplicaSet) string {
+	var best, newest *appsv1.ReplicaSet
+	revision := func(rs *appsv1.ReplicaSet) int64 {
+		n, _ := strconv.ParseInt(rs.Annotations["deployment.kubernetes.io/revision"], 10, 64)
+		return n
+	}
+	for i := range sets {
+		rs := &sets[i]
+		if owner := metav1.GetControllerOf(rs); owner == nil || owner.UID != d.UID {
+			continue
+		}
+		if newest == nil || revision(rs) > revision(newest) {
+			newest = rs
+		}
+		if rs.Status.ReadyReplicas > 0 && (best == nil || revision(rs) > revision(best)) {
+			best = rs
+		}
+	}
+	if best == nil {
+		best = newest
+	}
+	if best == nil {
+		return ""
+	}
+	return best.Labels[PodTemplateHashLabel]
 }

@@ -158,13 +158,33 @@ spec:
 		weight  int32
 		changed bool
 	}{{5, true}, {5, false}, {20, true}, {20, false}} {
-		changed, err := r.Route(ctx, tt.weight)
-		if err != nil || changed != tt.changed {
-			t.Fatalf("Route(%d) #%d = %v, %v; want changed=%v", tt.weight, i, changed, err, tt.changed)
+		res, err := r.Route(ctx, tt.weight)
+		if err != nil || res.Changed != tt.changed || len(res.External) > 0 {
+			t.Fatalf("Route(%d) #%d = %+v, %v; want changed=%v and no external change", tt.weight, i, res, err, tt.changed)
 		}
 	}
-	if changed, _, err := r.Restore(ctx); err != nil || !changed {
-		t.Fatalf("Restore() = %v, %v", changed, err)
+
+	// Someone else rewrites the weights: the next Route puts them back and
+	// reports who.
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(VirtualServiceGVK)
+	if err := c.Get(ctx, client.ObjectKeyFromObject(vs), live); err != nil {
+		t.Fatal(err)
+	}
+	if err := unstructured.SetNestedSlice(live.Object, []any{map[string]any{"name": "api",
+		"route": []any{map[string]any{"destination": map[string]any{"host": "dify-api"}}}}}, "spec", "http"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Update(ctx, live, client.FieldOwner("argocd-controller")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Route(ctx, 20)
+	if err != nil || !res.Changed || len(res.External) != 1 || res.External[0].Object != "VirtualService/dify" || res.External[0].Field != "spec.http" {
+		t.Fatalf("Route() after an external rewrite = %+v, %v; want it put back and reported", res, err)
+	}
+
+	if res, err := r.Restore(ctx); err != nil || !res.Changed {
+		t.Fatalf("Restore() = %+v, %v", res, err)
 	}
 	got := &unstructured.Unstructured{}
 	got.SetGroupVersionKind(VirtualServiceGVK)

@@ -21,7 +21,6 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
@@ -33,18 +32,26 @@ import (
 // R - floor(R × weight / 100) replicas (never zero below 100%) while the
 // canary runs ceil(R × weight / 100); coarse for small R, which the
 // documentation says.
+//
+// The replica count belongs to whoever scaled last: once someone else (an
+// HPA, a person) scales a stable Deployment the router had scaled, the
+// router leaves its count alone for the rest of the upgrade and never puts
+// its own count back over theirs.
 type Replicas struct {
-	Client    client.Client
-	Namespace string
+	Client client.Client
 	// Upgrade is the name of the DifyUpgrade, written on what it changes.
 	Upgrade string
-	// Stable are the stable Deployments of the canaried components, with the
-	// container the plan upgrades.
+	// Stable are the stable Deployments of the canaried components as this
+	// pass read them (nil when gone); writes update them in place.
 	Stable []Target
 }
 
 // Target is a stable Deployment and its upgraded container.
-type Target struct{ Deployment, Container string }
+type Target struct {
+	Name       string
+	Deployment *appsv1.Deployment
+	Container  string
+}
 
 var _ Router = &Replicas{}
 
@@ -58,60 +65,68 @@ func StableReplicas(before, weight int32) int32 {
 }
 
 // Route scales each stable Deployment for the weight.
-func (r *Replicas) Route(ctx context.Context, weight int32) (bool, error) {
-	changed := false
+func (r *Replicas) Route(ctx context.Context, weight int32) (Result, error) {
+	var res Result
 	for _, t := range r.Stable {
-		c, err := r.scale(ctx, t, func(orig int32) int32 { return StableReplicas(orig, weight) })
-		changed = changed || c
-		if err != nil {
-			return changed, err
+		d := t.Deployment
+		if d == nil {
+			return res, fmt.Errorf("Deployment %s: %w", t.Name, ErrMissing)
 		}
+		before := d.DeepCopy()
+		switch original.Scaled(d) {
+		case original.ScaledByOthers:
+			if d.Annotations[original.ScaledToAnnotation] == original.Released {
+				continue
+			}
+			original.MarkReleased(d)
+			res.Released = append(res.Released, fmt.Sprintf(
+				"Deployment %s was scaled to %d by someone else (an HPA or a person); its replicas are theirs for the rest of the upgrade",
+				d.Name, *d.Spec.Replicas))
+		default:
+			base, err := original.OwnReplicas(d, t.Container)
+			if err != nil {
+				return res, err
+			}
+			want := StableReplicas(base, weight)
+			if *d.Spec.Replicas == want {
+				continue
+			}
+			if err := original.Record(d, r.Upgrade, original.TakeDeployment(before, t.Container)); err != nil {
+				return res, err
+			}
+			original.MarkScaled(d, want)
+			d.Spec.Replicas = new(want)
+		}
+		if err := r.Client.Update(ctx, d); err != nil {
+			return res, fmt.Errorf("scaling Deployment %s: %w", d.Name, err)
+		}
+		res.Changed = true
 	}
-	return changed, nil
+	return res, nil
 }
 
-// Restore scales each stable Deployment back to its original replicas. The
-// saved original stays on the Deployment until the upgrade releases it.
-func (r *Replicas) Restore(ctx context.Context) (bool, []string, error) {
-	var notes []string
-	changed := false
+// Restore hands each stable Deployment's replica count back: its original
+// count when the router scaled it and nobody has since, else the count
+// someone else set. The saved original stays until the upgrade releases the
+// Deployment.
+func (r *Replicas) Restore(ctx context.Context) (Result, error) {
+	var res Result
 	for _, t := range r.Stable {
-		c, err := r.scale(ctx, t, func(orig int32) int32 { return orig })
-		if apierrors.IsNotFound(err) {
-			notes = append(notes, fmt.Sprintf("Deployment %s is gone; nothing to restore", t.Deployment))
+		d := t.Deployment
+		if d == nil {
+			res.Notes = append(res.Notes, fmt.Sprintf("Deployment %s is gone; nothing to restore", t.Name))
 			continue
 		}
-		if err != nil {
-			return changed, notes, err
+		if original.Scaled(d) == original.NotScaled {
+			continue
 		}
-		changed = changed || c
+		if _, err := original.HandBackReplicas(d, t.Container); err != nil {
+			return res, err
+		}
+		if err := r.Client.Update(ctx, d); err != nil {
+			return res, fmt.Errorf("scaling Deployment %s back: %w", d.Name, err)
+		}
+		res.Changed = true
 	}
-	return changed, notes, nil
-}
-
-func (r *Replicas) scale(ctx context.Context, t Target, replicas func(orig int32) int32) (bool, error) {
-	d := &appsv1.Deployment{}
-	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: t.Deployment}, d); err != nil {
-		return false, err
-	}
-	saved, err := original.DeploymentBefore(d, t.Container)
-	if err != nil {
-		return false, err
-	}
-	orig := int32(1)
-	if saved.Replicas != nil {
-		orig = *saved.Replicas
-	}
-	want := replicas(orig)
-	if d.Spec.Replicas != nil && *d.Spec.Replicas == want {
-		return false, nil
-	}
-	if err := original.Record(d, r.Upgrade, original.TakeDeployment(d, t.Container)); err != nil {
-		return false, err
-	}
-	d.Spec.Replicas = new(want)
-	if err := r.Client.Update(ctx, d); err != nil {
-		return false, fmt.Errorf("scaling Deployment %s to %d: %w", t.Deployment, want, err)
-	}
-	return true, nil
+	return res, nil
 }

@@ -28,13 +28,35 @@ import (
 // Router sends a share of traffic to the canary and puts the original routing
 // back. Both are idempotent and save the original before their first write.
 type Router interface {
-	// Route sends weight percent of the traffic to the canary. It reports
-	// whether it had to write anything.
-	Route(ctx context.Context, weight int32) (changed bool, err error)
-	// Restore puts the original routing back and reports whether it had to
-	// write anything. Notes say what could not be restored because it is
-	// gone (a deleted VirtualService, say).
-	Restore(ctx context.Context) (changed bool, notes []string, err error)
+	// Route sends weight percent of the traffic to the canary.
+	Route(ctx context.Context, weight int32) (Result, error)
+	// Restore puts the original routing back.
+	Restore(ctx context.Context) (Result, error)
+}
+
+// Result is what a Route or Restore did and found.
+type Result struct {
+	// Changed is true when it wrote anything.
+	Changed bool
+	// Notes say what could not be done because it is gone (a deleted
+	// VirtualService, say).
+	Notes []string
+	// External are fields the router had written that someone else changed
+	// since (and that it put back).
+	External []Change
+	// Released are messages about replica counts someone else took over
+	// (an HPA, a person): the router no longer scales them.
+	Released []string
+}
+
+// Change is a field of an object that another writer changed.
+type Change struct {
+	// Object is Kind/name.
+	Object string
+	// Field is the path of the field, for example spec.http.
+	Field string
+	// Writer is the field manager that changed it, when known.
+	Writer string
 }
 
 // ErrMissing is returned (wrapped) when an object the routing needs is gone.

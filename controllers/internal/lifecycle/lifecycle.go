@@ -1,0 +1,125 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package lifecycle
+
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+)
+
+// ChangesMade reports whether the cluster may have been changed by the time
+// phase runs: from the migration on.
+func ChangesMade(p upgradev1alpha1.DifyUpgradePhase) bool {
+	switch p {
+	case upgradev1alpha1.PhaseMigrate, upgradev1alpha1.PhaseCanary, upgradev1alpha1.PhasePromote,
+		upgradev1alpha1.PhaseVerify, upgradev1alpha1.PhaseRollingBack:
+		return true
+	}
+	return false
+}
+
+// LeftChanges reports whether an upgrade in st holds changes in the cluster
+// that are not put back: it is on its way (past Precheck), rolling back, or
+// Failed after a change. Such an upgrade owns the release until it is rolled
+// back or deleted.
+func LeftChanges(st *upgradev1alpha1.DifyUpgradeStatus) bool {
+	switch st.Phase {
+	case upgradev1alpha1.PhaseFailed:
+		return ChangesMade(st.FailedPhase)
+	case upgradev1alpha1.PhaseSucceeded, upgradev1alpha1.PhaseRolledBack, upgradev1alpha1.PhasePending, "":
+		return false
+	}
+	return true
+}
+
+// Outcome is where an event takes the upgrade.
+type Outcome struct {
+	// Next is the phase to move to.
+	Next upgradev1alpha1.DifyUpgradePhase
+	// Reason is the transition's reason (event and condition).
+	Reason string
+	// Suffix is added to the failure's message, for a person.
+	Suffix string
+}
+
+// Failure is where a failure of phase goes. byPerson is an abort; automatic
+// is spec.rollback.automatic.
+func Failure(phase upgradev1alpha1.DifyUpgradePhase, reason string, byPerson, automatic bool) Outcome {
+	switch {
+	case phase == upgradev1alpha1.PhaseRollingBack:
+		return Outcome{upgradev1alpha1.PhaseFailed, upgradev1alpha1.ReasonRollbackFailed,
+			"; the rollback could not finish: fix the cause and annotate " + upgradev1alpha1.AnnotationRetry +
+				" (or " + upgradev1alpha1.AnnotationAbort + ") to go on rolling back"}
+	case !ChangesMade(phase):
+		return Outcome{upgradev1alpha1.PhaseFailed, reason, "; nothing was changed"}
+	case byPerson || automatic:
+		return Outcome{upgradev1alpha1.PhaseRollingBack, upgradev1alpha1.ReasonRollingBack, ""}
+	default:
+		return Outcome{upgradev1alpha1.PhaseFailed, upgradev1alpha1.ReasonRollbackDisabled,
+			"; spec.rollback.automatic is false, so nothing was reverted: annotate " +
+				upgradev1alpha1.AnnotationAbort + " to roll back"}
+	}
+}
+
+// Abort is where the abort annotation takes an upgrade in st. ok is false
+// when there is nothing to abort (the message says why).
+func Abort(st *upgradev1alpha1.DifyUpgradeStatus) (out Outcome, ok bool, why string) {
+	switch {
+	case st.Phase == upgradev1alpha1.PhaseRollingBack:
+		return Outcome{}, false, "already rolling back"
+	case st.Phase == upgradev1alpha1.PhaseFailed && LeftChanges(st):
+		return Outcome{upgradev1alpha1.PhaseRollingBack, upgradev1alpha1.ReasonAborted, ""}, true, ""
+	case st.Phase.IsTerminal():
+		return Outcome{}, false, "the upgrade has ended and left nothing to roll back"
+	}
+	return Failure(st.Phase, upgradev1alpha1.ReasonAborted, true, true), true, ""
+}
+
+// Retry is where the retry annotation takes an ended upgrade: back to Pending
+// (siblings, approvals and the window are checked again), unless a failure
+// left changes behind, which are rolled back first.
+func Retry(st *upgradev1alpha1.DifyUpgradeStatus) (Outcome, bool) {
+	switch {
+	case st.Phase == upgradev1alpha1.PhaseSucceeded || !st.Phase.IsTerminal():
+		return Outcome{}, false
+	case LeftChanges(st):
+		return Outcome{upgradev1alpha1.PhaseRollingBack, upgradev1alpha1.ReasonRetrying, ""}, true
+	}
+	return Outcome{upgradev1alpha1.PhasePending, upgradev1alpha1.ReasonRetrying, ""}, true
+}
+
+// Track runs the clock of a wait for progress. A new wait (another key)
+// starts its clock now; the same wait restarts it only when progress goes
+// above the most seen so far. It returns prev itself when nothing changes,
+// so an idle wait writes nothing.
+func Track(prev *upgradev1alpha1.WaitStatus, key string, progress int64, now time.Time) *upgradev1alpha1.WaitStatus {
+	if prev == nil || prev.For != key {
+		return &upgradev1alpha1.WaitStatus{For: key, Since: metav1.NewTime(now), Progress: progress}
+	}
+	if progress > prev.Progress {
+		return &upgradev1alpha1.WaitStatus{For: key, Since: metav1.NewTime(now), Progress: progress}
+	}
+	return prev
+}
+
+// Deadline is when a wait fails without progress.
+func Deadline(w *upgradev1alpha1.WaitStatus, progressDeadline time.Duration) time.Time {
+	return w.Since.Add(progressDeadline)
+}

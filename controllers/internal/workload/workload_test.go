@@ -1,0 +1,91 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package workload
+
+import (
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+)
+
+func deployment(env ...corev1.EnvVar) *appsv1.Deployment {
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "dify-api", Namespace: "ns"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: new(int32(2)),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "api"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{
+					Name: "api", Image: "langgenius/dify-api:1.10.1", Env: env,
+					EnvFrom: []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "dify-env"}}}},
+				}}},
+			},
+		},
+	}
+}
+
+var api = upgradev1alpha1.ComponentStatus{Name: upgradev1alpha1.ComponentAPI, Deployment: "dify-api", Container: "api", ToImage: "langgenius/dify-api:1.11.1", Canary: true}
+
+func TestPromoteSetsMigrationOffExplicitlyOverEnvFrom(t *testing.T) {
+	d := deployment() // MIGRATION_ENABLED comes from the ConfigMap only
+	if err := Promote(d, api, appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}); err != nil {
+		t.Fatal(err)
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	if c.Image != api.ToImage || len(c.Env) != 1 || c.Env[0] != (corev1.EnvVar{Name: MigrationEnv, Value: "false"}) || len(c.EnvFrom) != 1 {
+		t.Errorf("promoted container = %+v; want the target image, an explicit MIGRATION_ENABLED=false, envFrom kept", c)
+	}
+	if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+		t.Errorf("strategy = %v", d.Spec.Strategy)
+	}
+	web := api
+	web.Name, web.ToImage = upgradev1alpha1.ComponentWeb, "langgenius/dify-web:1.11.1"
+	d = deployment()
+	if err := Promote(d, web, appsv1.DeploymentStrategy{}); err != nil || len(d.Spec.Template.Spec.Containers[0].Env) != 0 {
+		t.Errorf("web (not the dify-api image) gets no MIGRATION_ENABLED: %v %v", d.Spec.Template.Spec.Containers[0].Env, err)
+	}
+}
+
+func TestCanaryCopiesTheStableTemplateWithTheTrackLabel(t *testing.T) {
+	stable := deployment(corev1.EnvVar{Name: MigrationEnv, Value: "true"})
+	canary, err := Canary(stable, api, 1, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := canary.Spec.Template.Spec.Containers[0]
+	if canary.Name != "dify-api-canary" || *canary.Spec.Replicas != 1 || c.Image != api.ToImage ||
+		c.Env[0].Value != "false" || canary.Spec.Selector.MatchLabels[TrackLabel] != TrackCanary ||
+		canary.Spec.Template.Labels[TrackLabel] != TrackCanary || canary.Spec.Template.Labels["app"] != "api" {
+		t.Errorf("canary = %+v", canary)
+	}
+	if stable.Spec.Template.Spec.Containers[0].Env[0].Value != "true" || stable.Spec.Template.Labels[TrackLabel] != "" {
+		t.Error("Canary() changed the stable Deployment")
+	}
+}
+
+func TestManagedLeavesReplicasOut(t *testing.T) {
+	a, b := deployment(), deployment()
+	b.Spec.Replicas = new(int32(9))
+	if fa, fb := Managed(a, "api").Fingerprint(), Managed(b, "api").Fingerprint(); fa["image"] != fb["image"] || fa["strategy"] != fb["strategy"] || len(fa) != 3 {
+		t.Errorf("managed fields differ on replicas alone: %v %v", fa, fb)
+	}
+}
