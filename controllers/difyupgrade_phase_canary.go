@@ -145,9 +145,25 @@ func (r *DifyUpgradeReconciler) applyWeight(ctx context.Context, s *scope, weigh
 		progress += workload.Progress(canary)
 	}
 	if len(waits) > 0 {
-		return waiting(fmt.Sprintf("%s canary at %d%%", s.status().Phase, weight), progress,
-			"Waiting for the canary: %s", strings.Join(waits, "; ")), false, nil
+		wait := waiting(fmt.Sprintf("%s canary at %d%%", s.status().Phase, weight), progress,
+			"Waiting for the canary: %s", strings.Join(waits, "; "))
+		if cs := s.status().Canary; cs != nil && cs.Weight > 0 && s.spec().Canary.Istio != nil {
+			// Traffic already flows: keep the subsets on ReplicaSets with
+			// ready pods (a stable rollout restart, a canary resize) at the
+			// weight already routed, while the new weight waits.
+			if res, _, err := r.route(ctx, s, cs.Weight); err != nil || res.fail != nil {
+				return res, false, err
+			}
+		}
+		return wait, false, nil
 	}
+	return r.route(ctx, s, weight)
+}
+
+// route sends weight percent of the traffic to the canaries: with Istio,
+// through subsets that select, of each Deployment, the newest ReplicaSet
+// with ready pods. ready is false while a ReplicaSet is missing.
+func (r *DifyUpgradeReconciler) route(ctx context.Context, s *scope, weight int32) (phaseResult, bool, error) {
 	var hashes map[upgradev1alpha1.Component]traffic.Hashes
 	if s.spec().Canary.Istio != nil {
 		h, ok, err := r.podTemplateHashes(ctx, s)

@@ -170,10 +170,10 @@ func (r *DifyUpgradeReconciler) checkRouting(ctx context.Context, s *scope, comp
 	}
 	hosts := map[string]string{}
 	for _, dr := range istio.DestinationRules {
-		if !canaried[dr.Component] {
-			continue
-		}
 		obj, err := get(traffic.DestinationRuleGVK, dr.Name)
+		if apierrors.IsNotFound(err) && !canaried[dr.Component] {
+			continue // never touched, need not exist
+		}
 		if err != nil {
 			return missing(traffic.DestinationRuleGVK, dr.Name, err)
 		}

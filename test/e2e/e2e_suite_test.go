@@ -59,6 +59,9 @@ var _ = BeforeSuite(func() {
 
 	cfg, err := cluster.RESTConfig()
 	Expect(err).NotTo(HaveOccurred())
+	// The specs poll what users rely on (endpoints, subsets) many times a
+	// second; client-go's default 5 QPS would make those polls coarse.
+	cfg.QPS, cfg.Burst = 200, 400
 	clientset, err = kubernetes.NewForConfig(cfg)
 	Expect(err).NotTo(HaveOccurred())
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})

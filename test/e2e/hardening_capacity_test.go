@@ -89,7 +89,7 @@ var _ = Describe("Serving capacity on the way back", func() {
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, time.Minute)
 		expectNoCanaries(ctx, ns)
 		lowest, samples := w.stop()
-		Expect(samples).To(BeNumerically(">", 20))
+		Expect(samples).To(BeNumerically(">", 10))
 		Expect(lowest).To(HaveKeyWithValue("dify-api", BeNumerically(">=", before["dify-api"])), "api ready endpoints at every observation")
 		Expect(lowest).To(HaveKeyWithValue("dify-web", BeNumerically(">=", before["dify-web"])), "web ready endpoints at every observation")
 	})
@@ -153,7 +153,7 @@ var _ = Describe("Serving capacity on the way back", func() {
 			g.Expect(d.Status.Replicas).To(Equal(int32(2)))
 		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
 		lowest, samples := w.stop()
-		Expect(samples).To(BeNumerically(">", 5))
+		Expect(samples).To(BeNumerically(">", 3))
 		Expect(lowest["ready"]).To(BeNumerically(">", 0), "the stable subset always selected a ReplicaSet with ready pods")
 		Expect(routeWeights(ctx, ns, "api")).To(Equal(map[string]int64{"stable": 50, "canary": 50}))
 

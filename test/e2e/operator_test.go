@@ -129,6 +129,8 @@ func serviceAccountConfig(admin *rest.Config) *rest.Config {
 	Expect(err).NotTo(HaveOccurred())
 	cfg := rest.AnonymousClientConfig(admin)
 	cfg.BearerToken = token.Status.Token
+	// The operator runs with client-go's own rate limits, as deployed.
+	cfg.QPS, cfg.Burst = 0, 0
 
 	By("checking the operator may not read Secrets (least privilege)")
 	asOperator, err := kubernetes.NewForConfig(cfg)
