@@ -41,10 +41,7 @@ var _ = Describe("Another writer fighting the upgrade", func() {
 		before := snapshot(ctx, ns)
 		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5))
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
-		Eventually(func(g Gomega) {
-			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
-			g.Expect(u.Status.Message).To(ContainSubstring("Rolling out stage 2 of 4"))
-		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
+		waitForMessage(ctx, u, "Rolling out stage 2 of 4")
 		Expect(container(deployment(ctx, ns, "dify-plugin-daemon")).Image).To(Equal(targetImages["dify-plugin-daemon"]))
 
 		By("resetting the plugin daemon's image to the one in Git every second")

@@ -216,6 +216,15 @@ func waitForPhase(ctx context.Context, u *upgradev1alpha1.DifyUpgrade, phase upg
 	}).WithContext(ctx).WithTimeout(timeout).WithPolling(100 * time.Millisecond).Should(Succeed())
 }
 
+// waitForMessage waits until the upgrade's message says what is expected.
+func waitForMessage(ctx context.Context, u *upgradev1alpha1.DifyUpgrade, substr string) {
+	GinkgoHelper()
+	Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
+		g.Expect(u.Status.Message).To(ContainSubstring(substr))
+	}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
+}
+
 // waitForGate waits until the canary holds at a pause for a person.
 func waitForGate(ctx context.Context, u *upgradev1alpha1.DifyUpgrade) {
 	GinkgoHelper()

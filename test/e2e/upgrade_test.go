@@ -106,6 +106,8 @@ var _ = Describe("Upgrading Dify through an Istio canary", func() {
 		}
 		Expect(after.routing).To(Equal(before.routing), "VirtualService and DestinationRules as they were")
 		expectNoCanaries(ctx, ns)
+		Expect(u.Status.ExternalChanges).To(BeEmpty(), "the operator never mistakes its own writes for someone else's")
+		Expect(u.Status.Wait).To(BeNil())
 
 		By("telling the story in events")
 		Eventually(func(g Gomega) {
@@ -172,6 +174,7 @@ var _ = Describe("Upgrading Dify without a mesh", func() {
 			Expect(d.Spec.Replicas).To(Equal(before.deployments[name].Replicas), name)
 		}
 		expectNoCanaries(ctx, ns)
+		Expect(u.Status.ExternalChanges).To(BeEmpty())
 	})
 })
 
@@ -198,10 +201,7 @@ var _ = Describe("An upgrade that cannot progress", func() {
 		before := snapshot(ctx, ns)
 		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5))
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
-		Eventually(func(g Gomega) {
-			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
-			g.Expect(u.Status.Message).To(ContainSubstring("Rolling out stage 2 of 4"))
-		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
+		waitForMessage(ctx, u, "Rolling out stage 2 of 4")
 
 		By("having rolled the plugin daemon first, with Recreate")
 		daemon := deployment(ctx, ns, "dify-plugin-daemon")
