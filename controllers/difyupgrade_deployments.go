@@ -223,6 +223,3 @@ func (r *DifyUpgradeReconciler) routed(s *scope, res traffic.Result) *phaseResul
 	}
 	return nil
 }
-
-// rolledOut reports whether a Deployment has finished rolling out.
-func rolledOut(d *appsv1.Deployment) bool { return rollout.DeploymentStatus(d).Done }

@@ -272,10 +272,10 @@ func (r *DifyUpgradeReconciler) fail(s *scope, f *failure) {
 func (r *DifyUpgradeReconciler) apply(s *scope, out lifecycle.Outcome, f *failure) {
 	st := s.status()
 	phase := st.Phase
-	switch {
-	case phase == upgradev1alpha1.PhaseRollingBack:
+	switch phase {
+	case upgradev1alpha1.PhaseRollingBack:
 		setCondition(s, upgradev1alpha1.ConditionRolledBack, metav1.ConditionFalse, upgradev1alpha1.ReasonRollbackFailed, f.message)
-	case phase == upgradev1alpha1.PhaseFailed:
+	case upgradev1alpha1.PhaseFailed:
 		// An abort of a Failed upgrade that left changes: keep what failed.
 	default:
 		if cond, ok := phaseCondition[phase]; ok {

@@ -18,10 +18,11 @@ limitations under the License.
 // walks this procedure, each step in a file of its own, each deciding whether
 // its work is done by looking at the cluster:
 //
-//  1. Pending: wait until no other upgrade of the same release is in flight,
-//     the approvals are given and the maintenance window is open.
+//  1. Pending: wait until no other upgrade of the same release is in flight
+//     (or Failed holding changes), the approvals are given and the
+//     maintenance window is open.
 //  2. Precheck: resolve the Dify installation into a plan and check the
-//     routing; nothing changes.
+//     routing end to end and the canary names' ownership; nothing changes.
 //  3. Backup: dump both PostgreSQL databases and archive the storage volumes
 //     (not implemented yet: it says so in its condition).
 //  4. Migrate: run the schema migration once, as a Job with the target image
@@ -32,8 +33,16 @@ limitations under the License.
 //     time, then hand the Deployments back.
 //
 // Any failure after the first change goes through RollingBack to RolledBack
-// (or Failed, saying what a person must do). One dispatcher
-// (difyupgrade_phases.go) moves status.phase; each phase handler only
-// reports what it saw and did. The originals of everything changed live on the
-// changed objects (package internal/original), written with the change.
+// (or Failed, saying what a person must do); the way back never lowers
+// serving capacity (the canaries go last). One dispatcher
+// (difyupgrade_phases.go) moves status.phase, by the transition table of
+// package internal/lifecycle, and runs the progress deadline on the clock of
+// each wait; each phase handler only reports what it saw and did.
+//
+// A pass observes once (difyupgrade_observe.go: every planned Deployment and
+// canary), decides with pure packages (internal/plan, internal/workload,
+// internal/traffic, internal/drift, internal/lifecycle), then writes. The
+// originals of everything changed live on the changed objects (package
+// internal/original), written with the change, together with a fingerprint
+// of what the operator wrote (internal/drift), so another writer is noticed.
 package controllers

@@ -110,7 +110,7 @@ func Writer(obj metav1.Object, key string) string {
 	var best *metav1.ManagedFieldsEntry
 	for i := range obj.GetManagedFields() {
 		e := &obj.GetManagedFields()[i]
-		if e.Manager == FieldOwner || e.FieldsV1 == nil || !strings.Contains(string(e.FieldsV1.Raw), `"`+key+`"`) {
+		if e.Manager == FieldOwner || e.FieldsV1 == nil || !strings.Contains(e.FieldsV1.GetRawString(), `"`+key+`"`) {
 			continue
 		}
 		if best == nil || (e.Time != nil && best.Time != nil && best.Time.Before(e.Time)) {

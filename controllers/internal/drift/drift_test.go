@@ -43,10 +43,10 @@ func TestChangedFindsFieldsSomeoneElseWrote(t *testing.T) {
 func TestWriterIsTheNewestOtherManagerOfTheField(t *testing.T) {
 	at := func(s int) *metav1.Time { return &metav1.Time{Time: metav1.Unix(int64(s), 0).Time} }
 	obj := &metav1.ObjectMeta{ManagedFields: []metav1.ManagedFieldsEntry{
-		{Manager: FieldOwner, Time: at(30), FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:template":{"f:spec":{"f:containers":{"k:{\"name\":\"api\"}":{"f:image":{}}}}}}}`)}},
-		{Manager: "helm", Time: at(10), FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:template":{"f:spec":{"f:containers":{"k:{\"name\":\"api\"}":{"f:image":{}}}}}}}`)}},
-		{Manager: "argocd-controller", Time: at(20), FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:template":{"f:spec":{"f:containers":{"k:{\"name\":\"api\"}":{"f:image":{}}}}}}}`)}},
-		{Manager: "kube-controller-manager", Time: at(40), FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:annotations":{}}}`)}},
+		{Manager: FieldOwner, Time: at(30), FieldsV1: metav1.NewFieldsV1(`{"f:spec":{"f:template":{"f:spec":{"f:containers":{"k:{\"name\":\"api\"}":{"f:image":{}}}}}}}`)},
+		{Manager: "helm", Time: at(10), FieldsV1: metav1.NewFieldsV1(`{"f:spec":{"f:template":{"f:spec":{"f:containers":{"k:{\"name\":\"api\"}":{"f:image":{}}}}}}}`)},
+		{Manager: "argocd-controller", Time: at(20), FieldsV1: metav1.NewFieldsV1(`{"f:spec":{"f:template":{"f:spec":{"f:containers":{"k:{\"name\":\"api\"}":{"f:image":{}}}}}}}`)},
+		{Manager: "kube-controller-manager", Time: at(40), FieldsV1: metav1.NewFieldsV1(`{"f:metadata":{"f:annotations":{}}}`)},
 	}}
 	if got := Writer(obj, "f:image"); got != "argocd-controller" {
 		t.Errorf("Writer() = %q, want argocd-controller", got)

@@ -166,18 +166,7 @@ spec:
 
 	// Someone else rewrites the weights: the next Route puts them back and
 	// reports who.
-	live := &unstructured.Unstructured{}
-	live.SetGroupVersionKind(VirtualServiceGVK)
-	if err := c.Get(ctx, client.ObjectKeyFromObject(vs), live); err != nil {
-		t.Fatal(err)
-	}
-	if err := unstructured.SetNestedSlice(live.Object, []any{map[string]any{"name": "api",
-		"route": []any{map[string]any{"destination": map[string]any{"host": "dify-api"}}}}}, "spec", "http"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Update(ctx, live, client.FieldOwner("argocd-controller")); err != nil {
-		t.Fatal(err)
-	}
+	rewriteAsGitOps(t, c, client.ObjectKeyFromObject(vs))
 	res, err := r.Route(ctx, 20)
 	if err != nil || !res.Changed || len(res.External) != 1 || res.External[0].Object != "VirtualService/dify" || res.External[0].Field != "spec.http" {
 		t.Fatalf("Route() after an external rewrite = %+v, %v; want it put back and reported", res, err)
@@ -193,5 +182,24 @@ spec:
 	}
 	if !equality.Semantic.DeepEqual(got.Object["spec"], before.Object["spec"]) || len(got.GetAnnotations()) != 0 {
 		t.Errorf("after Restore the VirtualService is %v %v, want its original spec and no annotation", got.Object["spec"], got.GetAnnotations())
+	}
+}
+
+// rewriteAsGitOps puts the VirtualService's original routes back, as a GitOps
+// sync would.
+func rewriteAsGitOps(t *testing.T, c client.Client, key client.ObjectKey) {
+	t.Helper()
+	ctx := context.Background()
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(VirtualServiceGVK)
+	if err := c.Get(ctx, key, live); err != nil {
+		t.Fatal(err)
+	}
+	if err := unstructured.SetNestedSlice(live.Object, []any{map[string]any{"name": "api",
+		"route": []any{map[string]any{"destination": map[string]any{"host": "dify-api"}}}}}, "spec", "http"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Update(ctx, live, client.FieldOwner("argocd-controller")); err != nil {
+		t.Fatal(err)
 	}
 }

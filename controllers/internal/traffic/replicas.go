@@ -70,7 +70,7 @@ func (r *Replicas) Route(ctx context.Context, weight int32) (Result, error) {
 	for _, t := range r.Stable {
 		d := t.Deployment
 		if d == nil {
-			return res, fmt.Errorf("Deployment %s: %w", t.Name, ErrMissing)
+			return res, fmt.Errorf("stable Deployment %s: %w", t.Name, ErrMissing)
 		}
 		before := d.DeepCopy()
 		switch original.Scaled(d) {

@@ -17,6 +17,7 @@ limitations under the License.
 package traffic
 
 import (
+	"maps"
 	"strings"
 	"testing"
 
@@ -59,9 +60,7 @@ func TestCheckRoutingProvesRoutesAndRulesFitThePlan(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			h := map[string]string{"other": "dify-other"}
-			for k, v := range hosts {
-				h[k] = v
-			}
+			maps.Copy(h, hosts)
 			warnings, err := CheckRouting(parse(t, http), tt.spec, h, tt.canaried, "ns")
 			switch {
 			case tt.err == "" && err != nil:
