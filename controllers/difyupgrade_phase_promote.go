@@ -68,7 +68,7 @@ func (r *DifyUpgradeReconciler) reconcilePromote(ctx context.Context, s *scope) 
 			d := s.obs.stable[c.Name]
 			if changed {
 				r.Recorder.Eventf(s.upgrade, d, corev1.EventTypeNormal, "ImagesUpdated", "Promote",
-					"Rolling %s to %s (%s)", c.Deployment, c.ToImage, c.Strategy)
+					"Rolling %s to %s with %s", c.Deployment, c.ToImage, c.Strategy)
 			}
 			rs := rollout.DeploymentStatus(d)
 			if rs.Failed {

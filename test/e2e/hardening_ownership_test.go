@@ -242,7 +242,7 @@ var _ = Describe("An install configured through envFrom, with a Recreate Deploym
 		Expect(cm.Data).To(Equal(map[string]string{"MIGRATION_ENABLED": "true"}), "the ConfigMap is untouched")
 		Expect(deployment(ctx, ns, "dify-web").Spec.Strategy.Type).To(Equal(appsv1.RecreateDeploymentStrategyType))
 		Expect(events(ctx, u)).To(ContainElement(And(HaveField("Reason", "ImagesUpdated"),
-			HaveField("Message", And(ContainSubstring("dify-web"), ContainSubstring("(Recreate)"))))))
+			HaveField("Message", And(ContainSubstring("dify-web"), ContainSubstring("with Recreate"))))))
 		Expect(u.Status.Conditions).To(ContainElements(
 			And(HaveField("Type", upgradev1alpha1.ConditionCanaryHealthy), HaveField("Status", metav1.ConditionFalse),
 				HaveField("Reason", upgradev1alpha1.ReasonNotImplemented), HaveField("Message", ContainSubstring("http/login"))),
