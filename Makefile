@@ -79,8 +79,8 @@ test-e2e: k8s-binaries ## End-to-end tests on a local cluster (kube-apiserver, c
 	K8S_BIN=$(K8S_BIN) go test $(GO_TEST_FLAGS) -timeout 30m ./test/e2e/ -ginkgo.v
 
 .PHONY: bench
-bench: ## Benchmarks (filled by later issues).
-	@echo "make bench: not yet implemented"; exit 1
+bench: build k8s-binaries ## Benchmarks on a local cluster (overhead, scale to 200 upgrades, idle writes); one table, JSON in bin/bench/.
+	K8S_BIN=$(K8S_BIN) go run ./test/bench
 
 ##@ Build
 

@@ -48,6 +48,8 @@ func init() {
 func main() {
 	var (
 		metricsAddr     string
+		apiQPS          float64
+		apiBurst        int
 		secureMetrics   bool
 		enableHTTP2     bool
 		probeAddr       string
@@ -65,6 +67,8 @@ func main() {
 		"Elect a leader so that only one replica of the operator acts at a time.")
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "",
 		"Comma-separated namespaces to watch; empty watches every namespace.")
+	flag.Float64Var(&apiQPS, "kube-api-qps", 50, "Requests per second the operator may send to the API server (client-side limit).")
+	flag.IntVar(&apiBurst, "kube-api-burst", 100, "Burst of requests the operator may send to the API server above kube-api-qps.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -85,13 +89,16 @@ func main() {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	restConfig := ctrl.GetConfigOrDie()
+	restConfig.QPS, restConfig.Burst = float32(apiQPS), apiBurst
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "dify-upgrade-operator.upgrade.difyops.io",
 		Cache:                  cache.Options{DefaultNamespaces: namespaceConfig(watchNamespaces)},
+		Client:                 controllers.ClientOptions(),
 	})
 	if err != nil {
 		log.Error(err, "Unable to create the manager")

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -52,6 +53,13 @@ const releaseIndex = "spec.release"
 // (stable and canary), so a change to any of them wakes the upgrade.
 const deploymentIndex = "status.components.deployment"
 
+// ClientOptions are the options of the manager's client the controller
+// expects: Istio objects (read as unstructured) come from the shared cache,
+// so the ticks at gates and pauses do not read them from the API server.
+func ClientOptions() client.Options {
+	return client.Options{Cache: &client.CacheOptions{Unstructured: true}}
+}
+
 // DifyUpgradeReconciler walks DifyUpgrade objects through their phases.
 type DifyUpgradeReconciler struct {
 	client.Client
@@ -65,6 +73,11 @@ type DifyUpgradeReconciler struct {
 	// while an upgrade needs them, so the operator keeps no cluster-wide
 	// cache of them. The cached client when nil.
 	APIReader client.Reader
+
+	// hashes remembers the pod-template-hash of each Deployment revision
+	// (key: UID/revision), which never changes, so a tick at a gate lists
+	// ReplicaSets only while a rollout is under way.
+	hashes sync.Map
 }
 
 func (r *DifyUpgradeReconciler) reader() client.Reader {
@@ -80,7 +93,7 @@ func (r *DifyUpgradeReconciler) reader() client.Reader {
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list
-// +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices;destinationrules,verbs=get;update;patch
+// +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices;destinationrules,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile moves one DifyUpgrade forward: Get, finalizer, deletion, then one

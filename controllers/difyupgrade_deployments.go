@@ -175,7 +175,9 @@ func (r *DifyUpgradeReconciler) externalChange(s *scope, object, field, writer s
 
 // podTemplateHashes finds, for each canaried component, the
 // pod-template-hash its stable and canary subsets select (see
-// traffic.StableHash), from one uncached list of ReplicaSets per component.
+// traffic.StableHash). A Deployment whose rollout is complete serves from its
+// current revision, whose hash is remembered; only while a rollout is under
+// way is the component's ReplicaSets listed (uncached, one list for both).
 // ok is false while a ReplicaSet is not there yet.
 func (r *DifyUpgradeReconciler) podTemplateHashes(ctx context.Context, s *scope) (map[upgradev1alpha1.Component]traffic.Hashes, bool, error) {
 	out := map[upgradev1alpha1.Component]traffic.Hashes{}
@@ -184,17 +186,46 @@ func (r *DifyUpgradeReconciler) podTemplateHashes(ctx context.Context, s *scope)
 		if stable == nil || canary == nil {
 			return nil, false, nil
 		}
-		list := &appsv1.ReplicaSetList{}
-		if err := r.reader().List(ctx, list, client.InNamespace(stable.Namespace), client.MatchingLabels(stable.Spec.Selector.MatchLabels)); err != nil {
-			return nil, false, fmt.Errorf("listing the ReplicaSets of %s: %w", stable.Name, err)
+		h := traffic.Hashes{Stable: r.knownHash(stable), Canary: r.knownHash(canary)}
+		if h.Stable == "" || h.Canary == "" {
+			list := &appsv1.ReplicaSetList{}
+			if err := r.reader().List(ctx, list, client.InNamespace(stable.Namespace), client.MatchingLabels(stable.Spec.Selector.MatchLabels)); err != nil {
+				return nil, false, fmt.Errorf("listing the ReplicaSets of %s: %w", stable.Name, err)
+			}
+			h = traffic.Hashes{Stable: r.rememberHash(stable, list.Items), Canary: r.rememberHash(canary, list.Items)}
 		}
-		h := traffic.Hashes{Stable: traffic.StableHash(stable, list.Items), Canary: traffic.StableHash(canary, list.Items)}
 		if h.Stable == "" || h.Canary == "" {
 			return nil, false, nil
 		}
 		out[c.Name] = h
 	}
 	return out, true, nil
+}
+
+func revisionKey(d *appsv1.Deployment) string {
+	return string(d.UID) + "/" + d.Annotations["deployment.kubernetes.io/revision"]
+}
+
+// knownHash is the remembered hash of d's current revision, when d has
+// finished rolling out to it; "" otherwise.
+func (r *DifyUpgradeReconciler) knownHash(d *appsv1.Deployment) string {
+	if !rollout.DeploymentStatus(d).Done {
+		return ""
+	}
+	if h, ok := r.hashes.Load(revisionKey(d)); ok {
+		return h.(string)
+	}
+	return ""
+}
+
+// rememberHash picks the hash a subset of d selects from its ReplicaSets
+// and, once d has finished rolling out, remembers it for its revision.
+func (r *DifyUpgradeReconciler) rememberHash(d *appsv1.Deployment, sets []appsv1.ReplicaSet) string {
+	h := traffic.StableHash(d, sets)
+	if h != "" && rollout.DeploymentStatus(d).Done {
+		r.hashes.Store(revisionKey(d), h)
+	}
+	return h
 }
 
 // router is the traffic router the spec asks for, over the observed

@@ -35,7 +35,9 @@ import (
 
 // reconcileVerify checks that every pod of every component runs its target
 // image, then bakes for spec.verify.bakeTime on a clock of its own
-// (status.bake), checking on every tick, then hands the Deployments back:
+// (status.bake), checking every tick that each Deployment still runs its
+// target and has rolled out (the pods are listed once, when the bake starts),
+// then hands the Deployments back:
 // their original rolling-update settings return and the saved originals are
 // removed, so nothing but the new images (and MIGRATION_ENABLED=false on
 // the dify-api workloads) remains. The replica counts stay as they are.
@@ -51,6 +53,11 @@ func (r *DifyUpgradeReconciler) reconcileVerify(ctx context.Context, s *scope) (
 		if rs := rollout.DeploymentStatus(d); !rs.Done {
 			return waiting("Verify "+c.Deployment, workload.Progress(d), "Verifying: %s", rs.Message), nil
 		}
+		if s.status().Bake != nil {
+			// The pods were checked when the bake started; since, the
+			// Deployment's own status says its pods run its template.
+			continue
+		}
 		stale, err := r.podsNotOn(ctx, d, c)
 		if err != nil {
 			return phaseResult{}, err
@@ -59,10 +66,9 @@ func (r *DifyUpgradeReconciler) reconcileVerify(ctx context.Context, s *scope) (
 			return waiting("Verify pods of "+c.Deployment, 0, "Verifying: pods of %s not on %s: %s", c.Deployment, c.ToImage, strings.Join(stale, ", ")), nil
 		}
 	}
-	s.recordCheck("images", upgradev1alpha1.CheckPassed, fmt.Sprintf("Every pod of the %d components runs its target image", len(s.status().Components)))
-
 	st := s.status()
 	if st.Bake == nil {
+		s.recordCheck("images", upgradev1alpha1.CheckPassed, fmt.Sprintf("Every pod of the %d components runs its target image", len(s.status().Components)))
 		bake := 10 * time.Minute
 		if b := s.spec().Verify.BakeTime; b != nil {
 			bake = b.Duration

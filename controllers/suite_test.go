@@ -82,6 +82,7 @@ var _ = BeforeSuite(func() {
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
+		Client:                 ClientOptions(),
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect((&DifyUpgradeReconciler{

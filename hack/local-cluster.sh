@@ -136,8 +136,30 @@ EOF
     --unsafe-no-fsync=true \
     --quota-backend-bytes=4294967296
 
+  # LOCAL_CLUSTER_AUDIT_USERS (comma-separated user names) turns on an audit
+  # log of those users' requests (metadata only) in logs/audit.log: the
+  # benchmarks count the operator's API calls by verb and resource with it.
+  local audit_flags=()
+  if [[ -n ${LOCAL_CLUSTER_AUDIT_USERS:-} ]]; then
+    {
+      echo "apiVersion: audit.k8s.io/v1"
+      echo "kind: Policy"
+      echo "omitStages: [RequestReceived]"
+      echo "rules:"
+      echo "- level: Metadata"
+      echo "  users:"
+      local user
+      IFS=, read -ra users <<<"$LOCAL_CLUSTER_AUDIT_USERS"
+      for user in "${users[@]}"; do echo "  - \"$user\""; done
+      echo "- level: None"
+    } >"$dir/audit-policy.yaml"
+    audit_flags=(--audit-policy-file="$dir/audit-policy.yaml" --audit-log-path="$dir/logs/audit.log"
+      --audit-log-maxsize=0 --audit-log-mode=blocking)
+  fi
+
   log "starting kube-apiserver on 127.0.0.1:$api_port"
   launch kube-apiserver \
+    "${audit_flags[@]}" \
     --etcd-servers="http://127.0.0.1:$etcd_port" \
     --bind-address=127.0.0.1 \
     --advertise-address=127.0.0.1 \

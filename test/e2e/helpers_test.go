@@ -17,12 +17,7 @@ limitations under the License.
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"io"
-	"os"
-	"path/filepath"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -33,7 +28,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
@@ -59,25 +53,7 @@ func installDify(ctx context.Context, mutate ...func(*unstructured.Unstructured)
 		Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, ns))).To(Succeed())
 	})
 
-	data, err := os.ReadFile(filepath.Join(localcluster.RepoRoot(), "test", "fixtures", "dify-1.10.1.yaml"))
-	Expect(err).NotTo(HaveOccurred())
-	decoder := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	for {
-		obj := &unstructured.Unstructured{}
-		err := decoder.Decode(&obj.Object)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		Expect(err).NotTo(HaveOccurred())
-		if len(obj.Object) == 0 {
-			continue
-		}
-		obj.SetNamespace(ns.Name)
-		for _, m := range mutate {
-			m(obj)
-		}
-		Expect(k8sClient.Create(ctx, obj)).To(Succeed())
-	}
+	Expect(localcluster.InstallFixture(ctx, k8sClient, ns.Name, mutate...)).To(Succeed())
 	for _, name := range difyDeployments {
 		Eventually(func(g Gomega) {
 			d := &appsv1.Deployment{}

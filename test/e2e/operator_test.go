@@ -18,15 +18,10 @@ package e2e
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"sync"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	authenticationv1 "k8s.io/api/authentication/v1"
-	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -38,7 +33,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/yaml"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers"
@@ -73,6 +67,7 @@ func startOperator(cfg *rest.Config) *runningOperator {
 		HealthProbeBindAddress: "0",
 		// A restarted operator is a new manager in the same process.
 		Controller: config.Controller{SkipNameValidation: new(true)},
+		Client:     controllers.ClientOptions(),
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect((&controllers.DifyUpgradeReconciler{
@@ -99,38 +94,13 @@ func (o *runningOperator) stop() {
 	o.done.Wait()
 }
 
-// serviceAccountConfig binds a new service account to the generated
-// ClusterRole (config/rbac/role.yaml) and returns a client configuration
-// that authenticates as it, so every e2e spec also proves the RBAC markers
-// grant enough, and no more than the markers say.
+// serviceAccountConfig is the operator's identity (see
+// localcluster.OperatorConfig), checked for least privilege.
 func serviceAccountConfig(admin *rest.Config) *rest.Config {
 	GinkgoHelper()
 	ctx := context.Background()
-	data, err := os.ReadFile(filepath.Join(localcluster.RepoRoot(), "config", "rbac", "role.yaml"))
+	cfg, err := localcluster.OperatorConfig(ctx, admin)
 	Expect(err).NotTo(HaveOccurred())
-	role := &rbacv1.ClusterRole{}
-	Expect(yaml.Unmarshal(data, role)).To(Succeed())
-	role.Name = "e2e-dify-upgrade-operator"
-	Expect(k8sClient.Create(ctx, role)).To(Succeed())
-
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "dify-upgrade-operator-system"}}
-	Expect(k8sClient.Create(ctx, ns)).To(Succeed())
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "controller-manager", Namespace: ns.Name}}
-	Expect(k8sClient.Create(ctx, sa)).To(Succeed())
-	Expect(k8sClient.Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: role.Name},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa.Name, Namespace: ns.Name}},
-	})).To(Succeed())
-
-	token, err := clientset.CoreV1().ServiceAccounts(ns.Name).CreateToken(ctx, sa.Name, &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: new(int64(24 * 3600))},
-	}, metav1.CreateOptions{})
-	Expect(err).NotTo(HaveOccurred())
-	cfg := rest.AnonymousClientConfig(admin)
-	cfg.BearerToken = token.Status.Token
-	// The operator runs with client-go's own rate limits, as deployed.
-	cfg.QPS, cfg.Burst = 0, 0
 
 	By("checking the operator may not read Secrets (least privilege)")
 	asOperator, err := kubernetes.NewForConfig(cfg)

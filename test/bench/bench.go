@@ -1,0 +1,469 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/test/localcluster"
+)
+
+// bench is a running local cluster with the operator beside it.
+type bench struct {
+	cluster    *localcluster.Cluster
+	c          client.Client
+	manager    *exec.Cmd
+	metricsURL string
+	auditLog   string
+}
+
+var scheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	must(clientgoscheme.AddToScheme(s))
+	must(upgradev1alpha1.AddToScheme(s))
+	return s
+}()
+
+func must(err error) {
+	if err != nil {
+		panic(err)
+	}
+}
+
+// start brings up a local cluster that audits the operator's identity,
+// installs the CRD, and starts bin/manager as that identity.
+func start(ctx context.Context) (*bench, error) {
+	dir, err := os.MkdirTemp("", "dify-bench-cluster-")
+	if err != nil {
+		return nil, err
+	}
+	os.Setenv("LOCAL_CLUSTER_AUDIT_USERS", localcluster.OperatorUser)
+	logf("starting a local cluster in %s", dir)
+	cluster, err := localcluster.Start(dir)
+	if err != nil {
+		return nil, err
+	}
+	b := &bench{cluster: cluster, auditLog: filepath.Join(dir, "logs", "audit.log")}
+	cfg, err := cluster.RESTConfig()
+	if err != nil {
+		return b, err
+	}
+	cfg.QPS, cfg.Burst = 500, 1000
+	if b.c, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		return b, err
+	}
+	if _, err := envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{
+		Paths: []string{filepath.Join(localcluster.RepoRoot(), "config", "crd", "bases")}, ErrorIfPathMissing: true,
+	}); err != nil {
+		return b, err
+	}
+	// Room for every pod of every install: kwok nodes take 1000 pods each.
+	for i := 1; i <= 6; i++ {
+		if err := b.c.Create(ctx, kwokNode(fmt.Sprintf("kwok-node-%d", i))); err != nil {
+			return b, err
+		}
+	}
+	opCfg, err := localcluster.OperatorConfig(ctx, cfg)
+	if err != nil {
+		return b, err
+	}
+	kubeconfig := filepath.Join(dir, "operator.kubeconfig")
+	if err := localcluster.WriteKubeconfig(opCfg, kubeconfig); err != nil {
+		return b, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return b, err
+	}
+	b.metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
+	b.manager = exec.Command(filepath.Join(localcluster.RepoRoot(), "bin", "manager"),
+		"--metrics-bind-address="+fmt.Sprintf("127.0.0.1:%d", port), "--metrics-secure=false",
+		"--health-probe-bind-address=127.0.0.1:0", "--zap-log-level=error")
+	b.manager.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	logFile, err := os.Create(filepath.Join(dir, "logs", "manager.log"))
+	if err != nil {
+		return b, err
+	}
+	b.manager.Stdout, b.manager.Stderr = logFile, logFile
+	if err := b.manager.Start(); err != nil {
+		return b, fmt.Errorf("starting bin/manager (make bench builds it): %w", err)
+	}
+	logf("operator pid %d, metrics %s", b.manager.Process.Pid, b.metricsURL)
+	return b, nil
+}
+
+func (b *bench) stop() {
+	if b.manager != nil && b.manager.Process != nil {
+		_ = b.manager.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = b.manager.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = b.manager.Process.Kill()
+		}
+	}
+	if b.cluster != nil {
+		if err := b.cluster.Stop(); err != nil {
+			logf("stopping the cluster: %v", err)
+		}
+	}
+}
+
+func kwokNode(name string) *corev1.Node {
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU: resource.MustParse("64"), corev1.ResourceMemory: resource.MustParse("256Gi"),
+		corev1.ResourcePods: resource.MustParse("1000"),
+	}
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name,
+			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+			Labels:      map[string]string{"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "type": "kwok"}},
+		Status: corev1.NodeStatus{Allocatable: capacity, Capacity: capacity},
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// installs creates the sample install in n new namespaces named
+// prefix-<i> and waits until every Deployment is available.
+func (b *bench) installs(ctx context.Context, prefix string, n int) ([]string, error) {
+	names := make([]string, n)
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for i := range n {
+		names[i] = fmt.Sprintf("%s-%d", prefix, i)
+		wg.Add(1)
+		go func(ns string) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := b.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+				errs <- err
+				return
+			}
+			if err := localcluster.InstallFixture(ctx, b.c, ns); err != nil {
+				errs <- err
+			}
+		}(names[i])
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		return nil, err
+	}
+	return names, b.waitAvailable(ctx, names)
+}
+
+func (b *bench) waitAvailable(ctx context.Context, namespaces []string) error {
+	want := map[string]bool{}
+	for _, ns := range namespaces {
+		want[ns] = true
+	}
+	return poll(ctx, 10*time.Minute, func() (bool, error) {
+		list := &appsv1.DeploymentList{}
+		if err := b.c.List(ctx, list); err != nil {
+			return false, err
+		}
+		ready := map[string]int{}
+		for _, d := range list.Items {
+			if want[d.Namespace] && d.Status.ObservedGeneration == d.Generation && d.Status.UpdatedReplicas == *d.Spec.Replicas &&
+				d.Status.AvailableReplicas == *d.Spec.Replicas && d.Status.Replicas == *d.Spec.Replicas {
+				ready[d.Namespace]++
+			}
+		}
+		for ns := range want {
+			if ready[ns] < 6 {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+}
+
+// waitPhase waits until every upgrade in namespaces has reached phase (or,
+// with gate, waits at a manual gate); a terminal phase other than the one
+// waited for is an error.
+func (b *bench) waitUpgrades(ctx context.Context, namespaces []string, done func(*upgradev1alpha1.DifyUpgrade) bool, timeout time.Duration) error {
+	want := map[string]bool{}
+	for _, ns := range namespaces {
+		want[ns] = true
+	}
+	return poll(ctx, timeout, func() (bool, error) {
+		list := &upgradev1alpha1.DifyUpgradeList{}
+		if err := b.c.List(ctx, list); err != nil {
+			return false, err
+		}
+		n := 0
+		for i := range list.Items {
+			u := &list.Items[i]
+			if !want[u.Namespace] {
+				continue
+			}
+			if done(u) {
+				n++
+				continue
+			}
+			if u.Status.Phase.IsTerminal() {
+				return false, fmt.Errorf("%s/%s ended %s: %s", u.Namespace, u.Name, u.Status.Phase, u.Status.Message)
+			}
+		}
+		return n == len(namespaces), nil
+	})
+}
+
+func poll(ctx context.Context, timeout time.Duration, f func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := f()
+		if err != nil || ok {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %s", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// procStats reads the manager's peak resident memory (VmHWM, bytes) and the
+// CPU seconds it has used.
+func (b *bench) procStats() (hwm int64, cpu float64, err error) {
+	pid := b.manager.Process.Pid
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			hwm = kb * 1024
+		}
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+	// utime and stime are fields 14 and 15 of stat; 12 and 13 after the name.
+	utime, _ := strconv.ParseFloat(fields[11], 64)
+	stime, _ := strconv.ParseFloat(fields[12], 64)
+	return hwm, (utime + stime) / 100, nil // USER_HZ is 100 on Linux
+}
+
+// reconcileStats scrapes the manager's controller-runtime metrics: the
+// difyupgrade controller's reconcile count and latency histogram.
+type reconcileStats struct {
+	count   float64
+	buckets map[float64]float64 // upper bound -> cumulative count
+}
+
+func (b *bench) reconciles() (reconcileStats, error) {
+	st := reconcileStats{buckets: map[float64]float64{}}
+	resp, err := http.Get(b.metricsURL)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return st, err
+	}
+	isOurs := func(m *dto.Metric) bool {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "controller" && l.GetValue() == "difyupgrade" {
+				return true
+			}
+		}
+		return false
+	}
+	if f, ok := families["controller_runtime_reconcile_total"]; ok {
+		for _, m := range f.GetMetric() {
+			if isOurs(m) {
+				st.count += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if f, ok := families["controller_runtime_reconcile_time_seconds"]; ok {
+		for _, m := range f.GetMetric() {
+			if isOurs(m) {
+				for _, bk := range m.GetHistogram().GetBucket() {
+					st.buckets[bk.GetUpperBound()] += float64(bk.GetCumulativeCount())
+				}
+			}
+		}
+	}
+	return st, nil
+}
+
+// p99Since is the 99th percentile reconcile latency between two scrapes,
+// read from the histogram (the upper bound of the bucket it falls in).
+func p99Since(before, after reconcileStats) float64 {
+	bounds := make([]float64, 0, len(after.buckets))
+	for ub := range after.buckets {
+		bounds = append(bounds, ub)
+	}
+	sort.Float64s(bounds)
+	total := 0.0
+	if len(bounds) > 0 {
+		total = after.buckets[bounds[len(bounds)-1]] - before.buckets[bounds[len(bounds)-1]]
+	}
+	if total == 0 {
+		return 0
+	}
+	for _, ub := range bounds {
+		if after.buckets[ub]-before.buckets[ub] >= 0.99*total {
+			if math.IsInf(ub, 1) {
+				return math.Inf(1)
+			}
+			return ub
+		}
+	}
+	return math.Inf(1)
+}
+
+// auditEntry is the part of an audit event the counts need.
+type auditEntry struct {
+	User struct {
+		Username string `json:"username"`
+	} `json:"user"`
+	Verb      string `json:"verb"`
+	ObjectRef *struct {
+		Resource    string `json:"resource"`
+		Subresource string `json:"subresource"`
+	} `json:"objectRef"`
+}
+
+// auditOffset is where the audit log ends now.
+func (b *bench) auditOffset() int64 {
+	fi, err := os.Stat(b.auditLog)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// requestsSince counts the operator's requests in the audit log after
+// offset, by "verb resource[/subresource]".
+func (b *bench) requestsSince(offset int64) (map[string]int, error) {
+	f, err := os.Open(b.auditLog)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return nil, err
+	}
+	counts := map[string]int{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var e auditEntry
+		if json.Unmarshal(sc.Bytes(), &e) != nil || e.User.Username != localcluster.OperatorUser {
+			continue
+		}
+		key := e.Verb
+		if e.ObjectRef != nil {
+			key += " " + e.ObjectRef.Resource
+			if e.ObjectRef.Subresource != "" {
+				key += "/" + e.ObjectRef.Subresource
+			}
+		}
+		counts[key]++
+	}
+	return counts, sc.Err()
+}
+
+func isWrite(key string) bool {
+	verb, _, _ := strings.Cut(key, " ")
+	switch verb {
+	case "create", "update", "patch", "delete", "deletecollection":
+		return true
+	}
+	return false
+}
+
+// describe writes counts as "verb resource=n, ...", most first.
+func describe(counts map[string]int, per float64) string {
+	type kv struct {
+		k string
+		v int
+	}
+	var list []kv
+	for k, v := range counts {
+		list = append(list, kv{k, v})
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].v > list[j].v || (list[i].v == list[j].v && list[i].k < list[j].k) })
+	var parts []string
+	for _, e := range list {
+		parts = append(parts, fmt.Sprintf("%s=%.1f", e.k, float64(e.v)/per))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func sum(counts map[string]int) int {
+	n := 0
+	for _, v := range counts {
+		n += v
+	}
+	return n
+}

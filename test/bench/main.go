@@ -1,0 +1,174 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Command bench runs the project's benchmarks on a local cluster (`make
+// bench`) and prints one table: figure, value, unit, target and the command
+// that reproduces it; the same results go to bin/bench/ as JSON.
+//
+// The operator runs as its own process (bin/manager), as deployed, under the
+// identity the generated RBAC grants; the API server writes an audit log of
+// that identity's requests, so every API call the operator makes is counted
+// by verb and resource. Figures:
+//
+//   - overhead: the wall time of a whole upgrade of the sample install over
+//     (its configured pauses + bake + the bare rollouts the same Deployments
+//     take when changed by hand, stage by stage, with the same strategies);
+//   - scale: N concurrent upgrades of N installs in N namespaces: wall time,
+//     peak RSS and CPU seconds of the manager, reconciles and their p99
+//     latency, API requests per upgrade by verb and resource;
+//   - idle: writes per minute by the manager with finished upgrades and
+//     upgrades parked at manual gates.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// result is one figure of the table.
+type result struct {
+	Figure  string  `json:"figure"`
+	Value   float64 `json:"value"`
+	Unit    string  `json:"unit"`
+	Target  string  `json:"target"`
+	Met     *bool   `json:"met,omitempty"`
+	Command string  `json:"command"`
+	Detail  string  `json:"detail,omitempty"`
+}
+
+func main() {
+	sizes := flag.String("n", envOr("BENCH_N", "10,50,200"), "sizes of the scale benchmark, comma-separated")
+	idle := flag.Duration("idle", durationOr("BENCH_IDLE", 5*time.Minute), "how long the idle benchmark watches")
+	idleN := flag.Int("idle-n", intOr("BENCH_IDLE_N", 200), "upgrades parked at a manual gate during the idle benchmark")
+	out := flag.String("out", "bin/bench", "directory for the JSON results")
+	flag.Parse()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+	defer cancel()
+	b, err := start(ctx)
+	if err != nil {
+		fail(err)
+	}
+	results, err := b.run(ctx, parseSizes(*sizes), *idle, *idleN)
+	b.stop()
+	if err != nil {
+		fail(err)
+	}
+	printTable(results)
+	if err := save(*out, results); err != nil {
+		fail(err)
+	}
+}
+
+func (b *bench) run(ctx context.Context, sizes []int, idle time.Duration, idleN int) ([]result, error) {
+	var results []result
+	r, err := b.overhead(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("overhead: %w", err)
+	}
+	results = append(results, r...)
+	for _, n := range sizes {
+		r, err := b.scale(ctx, n)
+		if err != nil {
+			return nil, fmt.Errorf("scale %d: %w", n, err)
+		}
+		results = append(results, r...)
+	}
+	if idle > 0 {
+		r, err := b.idle(ctx, idleN, idle)
+		if err != nil {
+			return nil, fmt.Errorf("idle: %w", err)
+		}
+		results = append(results, r...)
+	}
+	return results, nil
+}
+
+func printTable(results []result) {
+	fmt.Println()
+	fmt.Printf("%-44s %14s %-10s %-14s %-5s %s\n", "FIGURE", "VALUE", "UNIT", "TARGET", "MET", "REPRODUCE")
+	for _, r := range results {
+		met := ""
+		if r.Met != nil {
+			met = map[bool]string{true: "yes", false: "NO"}[*r.Met]
+		}
+		fmt.Printf("%-44s %14s %-10s %-14s %-5s %s\n", r.Figure, strconv.FormatFloat(r.Value, 'f', -1, 64), r.Unit, r.Target, met, r.Command)
+		if r.Detail != "" {
+			fmt.Printf("    %s\n", r.Detail)
+		}
+	}
+}
+
+func save(dir string, results []result) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(map[string]any{"at": time.Now().UTC().Format(time.RFC3339), "results": results}, "", "  ")
+	if err != nil {
+		return err
+	}
+	name := filepath.Join(dir, "bench-"+time.Now().UTC().Format("20060102T150405Z")+".json")
+	if err := os.WriteFile(name, data, 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("\nresults: %s (and %s)\n", name, filepath.Join(dir, "latest.json"))
+	return os.WriteFile(filepath.Join(dir, "latest.json"), data, 0o644)
+}
+
+func parseSizes(s string) []int {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func durationOr(key string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(key)); err == nil {
+		return d
+	}
+	return def
+}
+
+func intOr(key string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(key)); err == nil {
+		return n
+	}
+	return def
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
+
+func met(ok bool) *bool { return &ok }
