@@ -48,7 +48,7 @@ var _ = Describe("DifyUpgrade controller", func() {
 		Expect(upgrade.Status.ObservedGeneration).To(Equal(upgrade.Generation))
 		Expect(upgrade.Status.FailedPhase).To(Equal(upgradev1alpha1.PhasePrecheck))
 		Expect(upgrade.Status.Message).To(And(
-			ContainSubstring("Deployment dify-plugin-daemon for component plugin-daemon not found"),
+			ContainSubstring("no workload of release dify runs a Dify component"),
 			ContainSubstring("nothing was changed")))
 		Expect(upgrade.Finalizers).To(ContainElement(Finalizer))
 		Expect(upgrade.Status.Conditions).To(ContainElements(

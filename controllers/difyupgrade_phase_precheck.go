@@ -23,6 +23,7 @@ import (
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -31,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/discovery"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/plan"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/traffic"
 )
@@ -43,18 +45,11 @@ import (
 // upgrade as Failed with nothing touched.
 func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope) (phaseResult, error) {
 	spec := s.spec()
-	deployments := map[upgradev1alpha1.Component]*appsv1.Deployment{}
-	for _, c := range upgradev1alpha1.Components() {
-		if spec.Skipped(c) {
-			continue
-		}
-		d, err := r.getDeployment(ctx, s, spec.DeploymentName(c))
-		if err != nil {
-			return phaseResult{}, err
-		}
-		deployments[c] = d
+	workloads, fail, err := r.discover(ctx, s)
+	if fail != nil || err != nil {
+		return orZero(fail), err
 	}
-	p, err := plan.Resolve(spec, deployments, r.Matrix)
+	p, err := plan.Resolve(spec, workloads, r.Matrix)
 	if planErr, ok := errors.AsType[*plan.Error](err); ok {
 		s.recordCheck("plan", upgradev1alpha1.CheckFailed, planErr.Message)
 		return failed(planErr.Reason, "%s", planErr.Message), nil
@@ -62,8 +57,17 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 	if err != nil {
 		return phaseResult{}, err
 	}
+	for _, c := range p.NotInstalled {
+		s.recordCheck("component/"+string(c), upgradev1alpha1.CheckWarning, plan.NotInstalledMessage(spec.Release, c))
+	}
+	var compatibility []string
 	for _, w := range p.Warnings {
-		s.recordCheck("compatibility", upgradev1alpha1.CheckWarning, w)
+		if !strings.Contains(w, "is not installed") {
+			compatibility = append(compatibility, w)
+		}
+	}
+	if len(compatibility) > 0 {
+		s.recordCheck("compatibility", upgradev1alpha1.CheckWarning, strings.Join(compatibility, "; "))
 	}
 	for _, c := range p.Components {
 		if !c.Canary {
@@ -96,6 +100,96 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 			"Performed: plan, ownership, routing. Not performed (not implemented yet): " + strings.Join(skipped, ", ")}
 	}
 	return res, nil
+}
+
+// discover finds the workload of each component that is not skipped: the
+// Deployment spec.components names, or the one discovery classifies as the
+// component among the release's Deployments. A named Deployment that does not
+// exist, or several candidates for one component, fail Precheck with the
+// field to set.
+func (r *DifyUpgradeReconciler) discover(ctx context.Context, s *scope) (map[upgradev1alpha1.Component]plan.Workload, *phaseResult, error) {
+	spec := s.spec()
+	list := &appsv1.DeploymentList{}
+	if err := r.List(ctx, list, client.InNamespace(s.upgrade.Namespace)); err != nil {
+		return nil, nil, fmt.Errorf("listing the Deployments of namespace %s: %w", s.upgrade.Namespace, err)
+	}
+	cms := discovery.ConfigMaps{}
+	for _, name := range discovery.ConfigMapNames(list.Items) {
+		cm := &corev1.ConfigMap{}
+		err := r.reader().Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: name}, cm)
+		switch {
+		case apierrors.IsNotFound(err):
+			continue
+		case err != nil:
+			return nil, nil, fmt.Errorf("reading ConfigMap %s: %w", name, err)
+		}
+		cms[name] = cm.Data
+	}
+	found := discovery.Discover(spec.Release, list.Items, cms)
+	unsupported, err := r.statefulComponents(ctx, s, cms)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := map[upgradev1alpha1.Component]plan.Workload{}
+	for _, c := range upgradev1alpha1.Components() {
+		if spec.Skipped(c) {
+			continue
+		}
+		if o := spec.Components.Override(c); o != nil && o.Deployment != "" {
+			d, err := r.getDeployment(ctx, s, o.Deployment)
+			if err != nil {
+				return nil, nil, err
+			}
+			if d == nil {
+				res := failed(upgradev1alpha1.ReasonComponentNotFound,
+					"Deployment %s for component %s not found; set spec.components.%s.deployment to its name, or skip it",
+					o.Deployment, c, plan.FieldName(c))
+				s.recordCheck("component/"+string(c), upgradev1alpha1.CheckFailed, res.fail.message)
+				return nil, &res, nil
+			}
+			out[c] = plan.Workload{Deployment: d, FoundBy: "spec.components." + plan.FieldName(c) + ".deployment"}
+			continue
+		}
+		if f, ok := found.Found[c]; ok {
+			out[c] = plan.Workload{Deployment: f.Deployment, Container: f.Container, FoundBy: f.How}
+			continue
+		}
+		if name, ok := unsupported[c]; ok {
+			res := failed(upgradev1alpha1.ReasonPrecheckFailed,
+				"%s runs as StatefulSet %s, which this version of the operator cannot upgrade yet; upgrading the rest alone would mix versions",
+				c, name)
+			s.recordCheck("component/"+string(c), upgradev1alpha1.CheckFailed, res.fail.message)
+			return nil, &res, nil
+		}
+		if candidates, ok := found.Ambiguous[c]; ok {
+			res := failed(upgradev1alpha1.ReasonAmbiguousComponent,
+				"%d workloads of release %s run %s: %s; set spec.components.%s.deployment to the one to upgrade",
+				len(candidates), spec.Release, c, discovery.Describe(candidates), plan.FieldName(c))
+			s.recordCheck("component/"+string(c), upgradev1alpha1.CheckFailed, res.fail.message)
+			return nil, &res, nil
+		}
+	}
+	return out, nil, nil
+}
+
+// statefulComponents are the components the release runs as StatefulSets,
+// by name; read uncached, once, at Precheck.
+func (r *DifyUpgradeReconciler) statefulComponents(ctx context.Context, s *scope, cms discovery.ConfigMaps) (map[upgradev1alpha1.Component]string, error) {
+	list := &appsv1.StatefulSetList{}
+	if err := r.reader().List(ctx, list, client.InNamespace(s.upgrade.Namespace)); err != nil {
+		return nil, fmt.Errorf("listing the StatefulSets of namespace %s: %w", s.upgrade.Namespace, err)
+	}
+	out := map[upgradev1alpha1.Component]string{}
+	for i := range list.Items {
+		sts := &list.Items[i]
+		if v, ok := sts.Labels[discovery.InstanceLabel]; ok && v != s.spec().Release {
+			continue
+		}
+		if c, _, _, ok := discovery.ClassifyPod(&sts.Spec.Template.Spec, cms); ok {
+			out[c] = sts.Name
+		}
+	}
+	return out, nil
 }
 
 // notPerformedPrechecks names the prechecks the spec asks for that this

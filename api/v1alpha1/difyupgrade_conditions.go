@@ -82,6 +82,9 @@ const (
 	// ReasonComponentNotFound: a component's Deployment or container does not
 	// exist.
 	ReasonComponentNotFound = "ComponentNotFound"
+	// ReasonAmbiguousComponent: several workloads of the release run one
+	// component; spec.components must name the one to upgrade.
+	ReasonAmbiguousComponent = "AmbiguousComponent"
 	// ReasonIncompatible: the compatibility matrix rejects the upgrade path or
 	// the component versions.
 	ReasonIncompatible = "Incompatible"

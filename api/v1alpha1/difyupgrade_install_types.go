@@ -53,9 +53,9 @@ type ComponentsSpec struct {
 
 // ComponentSpec overrides how one Dify component is found and upgraded.
 type ComponentSpec struct {
-	// deployment is the name of the component's Deployment. Default:
-	// <release>-<component>, for example dify-api, dify-worker-beat or
-	// dify-plugin-daemon.
+	// deployment is the name of the component's Deployment. Default: the
+	// Deployment of the release that runs the component (found by image and
+	// MODE; <release>-<component> wins among several).
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="deployment must be a Kubernetes object name: lowercase letters, digits, '-' and '.'"

@@ -163,6 +163,17 @@ type ComponentStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=128
 	Strategy string `json:"strategy,omitempty"`
+
+	// kind is the kind of the component's workload: Deployment.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Kind string `json:"kind,omitempty"`
+
+	// foundBy says how the workload was found: by spec.components, or by
+	// what it runs (its release label, image and MODE).
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	FoundBy string `json:"foundBy,omitempty"`
 }
 
 // WaitStatus is a wait for progress and its clock.

@@ -48,10 +48,12 @@ type DifyUpgradeSpec struct {
 	TargetVersion string `json:"targetVersion"`
 
 	// release is the name of the Dify installation in this namespace (the Helm
-	// release name, a DNS label). Its Deployments are found as <release>-api,
-	// <release>-worker, <release>-worker-beat, <release>-web,
-	// <release>-plugin-daemon and <release>-sandbox unless components says
-	// otherwise. It cannot change once the upgrade has started.
+	// release name, a DNS label). Its Deployments are found by what they run:
+	// those labelled app.kubernetes.io/instance=<release> (every Deployment
+	// of the namespace when none is), classified by image (dify-api,
+	// dify-web, dify-sandbox, dify-plugin-daemon) and, for dify-api, by MODE
+	// (env, envFrom ConfigMap or args); spec.components names them where that
+	// is not enough. It cannot change once the upgrade has started.
 	// +required
 	// +kubebuilder:validation:MaxLength=53
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="release must be a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit"

@@ -125,7 +125,13 @@ func FixturePath() string {
 // InstallFixture creates the objects of the sample Dify installation in
 // namespace ns, after letting mutate change any of them.
 func InstallFixture(ctx context.Context, c client.Client, ns string, mutate ...func(*unstructured.Unstructured)) error {
-	data, err := os.ReadFile(FixturePath())
+	return InstallFile(ctx, c, ns, FixturePath(), mutate...)
+}
+
+// InstallFile creates the objects of a manifest file in namespace ns, after
+// letting mutate change any of them.
+func InstallFile(ctx context.Context, c client.Client, ns, path string, mutate ...func(*unstructured.Unstructured)) error {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}

@@ -59,6 +59,15 @@ func Stage(c upgradev1alpha1.Component) int {
 	return len(Stages)
 }
 
+// Workload is the workload found for a component: its Deployment, the
+// container that runs the component (empty: the first, or the spec's
+// override), and how it was found, for people.
+type Workload struct {
+	Deployment *appsv1.Deployment
+	Container  string
+	FoundBy    string
+}
+
 // Plan is the resolved upgrade.
 type Plan struct {
 	// FromVersion is the Dify version running now.
@@ -67,6 +76,8 @@ type Plan struct {
 	Components []upgradev1alpha1.ComponentStatus
 	// Warnings are things a person should know that do not stop the upgrade.
 	Warnings []string
+	// NotInstalled are the components the installation does not run.
+	NotInstalled []upgradev1alpha1.Component
 }
 
 // Error is a plan that cannot be made; retrying will not help until the spec
@@ -75,9 +86,11 @@ type Error struct{ Reason, Message string }
 
 func (e *Error) Error() string { return e.Message }
 
-// Resolve makes the plan. deployments holds the Deployment found for each
-// component that is not skipped (nil when there is none).
-func Resolve(spec *upgradev1alpha1.DifyUpgradeSpec, deployments map[upgradev1alpha1.Component]*appsv1.Deployment, matrix compat.Matrix) (*Plan, error) {
+// Resolve makes the plan from the workload found for each component. A
+// component that is not skipped and has no workload is not installed: it is
+// left out of the plan with a warning (the caller fails earlier when the
+// spec names its workload).
+func Resolve(spec *upgradev1alpha1.DifyUpgradeSpec, workloads map[upgradev1alpha1.Component]Workload, matrix compat.Matrix) (*Plan, error) {
 	target, err := semver.NewVersion(spec.TargetVersion)
 	if err != nil {
 		return nil, &Error{"InvalidSpec", fmt.Sprintf("spec.targetVersion %q is not a version: %v", spec.TargetVersion, err)}
@@ -90,14 +103,15 @@ func Resolve(spec *upgradev1alpha1.DifyUpgradeSpec, deployments map[upgradev1alp
 			if spec.Skipped(c) {
 				continue
 			}
-			d := deployments[c]
-			name := spec.DeploymentName(c)
-			if d == nil {
-				return nil, &Error{"ComponentNotFound", fmt.Sprintf(
-					"Deployment %s for component %s not found; set spec.components.%s.deployment to its name, or skip it",
-					name, c, fieldName(c))}
+			w, ok := workloads[c]
+			if !ok || w.Deployment == nil {
+				p.NotInstalled = append(p.NotInstalled, c)
+				p.Warnings = append(p.Warnings, NotInstalledMessage(spec.Release, c))
+				continue
 			}
-			container, err := findContainer(d, spec.Components.Override(c))
+			d := w.Deployment
+			name := d.Name
+			container, err := findContainer(d, spec.Components.Override(c), w.Container)
 			if err != nil {
 				return nil, &Error{"ComponentNotFound", err.Error()}
 			}
@@ -113,10 +127,17 @@ func Resolve(spec *upgradev1alpha1.DifyUpgradeSpec, deployments map[upgradev1alp
 				ToImage:    toImage,
 				Canary:     Canaried(c),
 				Strategy:   DescribeStrategy(PromoteStrategy(spec, c, d.Spec.Strategy)),
+				Kind:       "Deployment",
+				FoundBy:    w.FoundBy,
 			})
 		}
 	}
 	if len(p.Components) == 0 {
+		if len(workloads) == 0 {
+			return nil, &Error{"ComponentNotFound", fmt.Sprintf(
+				"no workload of release %s runs a Dify component (Deployments with the images dify-api, dify-web, dify-sandbox or dify-plugin-daemon); check spec.release and the namespace, or name the Deployments in spec.components",
+				spec.Release)}
+		}
 		return nil, &Error{"InvalidSpec", "every component is skipped; there is nothing to upgrade"}
 	}
 	from, err := runningVersion(p.Components)
@@ -156,20 +177,26 @@ func runningVersion(components []upgradev1alpha1.ComponentStatus) (*semver.Versi
 	return nil, &Error{"UnknownVersion", "api, worker, worker-beat and web are all skipped, so the running Dify version is unknown"}
 }
 
-func findContainer(d *appsv1.Deployment, o *upgradev1alpha1.ComponentSpec) (*corev1.Container, error) {
+// findContainer is the container that runs the component: the spec's
+// override, else the one discovery classified, else the first.
+func findContainer(d *appsv1.Deployment, o *upgradev1alpha1.ComponentSpec, classified string) (*corev1.Container, error) {
 	containers := d.Spec.Template.Spec.Containers
-	if o == nil || o.Container == "" {
+	name := classified
+	if o != nil && o.Container != "" {
+		name = o.Container
+	}
+	if name == "" {
 		if len(containers) == 0 {
 			return nil, fmt.Errorf("the Deployment %s has no containers", d.Name)
 		}
 		return &containers[0], nil
 	}
 	for i := range containers {
-		if containers[i].Name == o.Container {
+		if containers[i].Name == name {
 			return &containers[i], nil
 		}
 	}
-	return nil, fmt.Errorf("the Deployment %s has no container %q", d.Name, o.Container)
+	return nil, fmt.Errorf("the Deployment %s has no container %q", d.Name, name)
 }
 
 // targetImage is the image a component rolls to: the override, the official
@@ -189,7 +216,7 @@ func targetImage(spec *upgradev1alpha1.DifyUpgradeSpec, c upgradev1alpha1.Compon
 		return repo + ":" + spec.TargetVersion, ""
 	case !paired:
 		return current, fmt.Sprintf("the compatibility matrix pairs no %s version with Dify %s; %s keeps %s (set spec.components.%s.image to choose)",
-			c, spec.TargetVersion, c, current, fieldName(c))
+			c, spec.TargetVersion, c, current, FieldName(c))
 	case c == upgradev1alpha1.ComponentPluginDaemon:
 		return repo + ":" + pairing.PluginDaemon, ""
 	default:
@@ -221,8 +248,8 @@ func ImageVersion(image string) (*semver.Version, error) {
 	return semver.NewVersion(image[i+1:])
 }
 
-// fieldName is the component's field in spec.components.
-func fieldName(c upgradev1alpha1.Component) string {
+// FieldName is the component's field in spec.components.
+func FieldName(c upgradev1alpha1.Component) string {
 	switch c {
 	case upgradev1alpha1.ComponentWorkerBeat:
 		return "workerBeat"
@@ -279,4 +306,11 @@ func DescribeStrategy(s appsv1.DeploymentStrategy) string {
 // false.
 func RunsDifyAPI(c upgradev1alpha1.Component) bool {
 	return c == upgradev1alpha1.ComponentAPI || c == upgradev1alpha1.ComponentWorker || c == upgradev1alpha1.ComponentWorkerBeat
+}
+
+// NotInstalledMessage says that a component is not installed, and what to do
+// if it is, under another name.
+func NotInstalledMessage(release string, c upgradev1alpha1.Component) string {
+	return fmt.Sprintf("%s is not installed: no workload of release %s runs it, so it is left out; if it runs under another name, set spec.components.%s.deployment",
+		c, release, FieldName(c))
 }

@@ -29,15 +29,15 @@ import (
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/compat"
 )
 
-func dify(images map[upgradev1alpha1.Component]string) map[upgradev1alpha1.Component]*appsv1.Deployment {
-	out := map[upgradev1alpha1.Component]*appsv1.Deployment{}
+func dify(images map[upgradev1alpha1.Component]string) map[upgradev1alpha1.Component]Workload {
+	out := map[upgradev1alpha1.Component]Workload{}
 	for c, image := range images {
-		out[c] = &appsv1.Deployment{
+		out[c] = Workload{Deployment: &appsv1.Deployment{
 			ObjectMeta: metav1.ObjectMeta{Name: "dify-" + string(c)},
 			Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
 				Containers: []corev1.Container{{Name: string(c), Image: image}, {Name: "sidecar", Image: "envoy:1"}},
 			}}},
-		}
+		}, FoundBy: "name"}
 	}
 	return out
 }
@@ -138,16 +138,31 @@ func TestResolveKeepsUnpairedImagesAndWarns(t *testing.T) {
 	}
 }
 
+func TestResolveLeavesOutWhatIsNotInstalled(t *testing.T) {
+	images := dify1101()
+	delete(images, upgradev1alpha1.ComponentWorkerBeat)
+	p, err := Resolve(spec("1.11.1"), dify(images), matrix(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range p.Components {
+		if c.Name == upgradev1alpha1.ComponentWorkerBeat {
+			t.Error("worker-beat is not installed, yet planned")
+		}
+	}
+	if !strings.Contains(strings.Join(p.Warnings, ";"), "worker-beat is not installed") {
+		t.Errorf("warnings %v, want one saying worker-beat is not installed", p.Warnings)
+	}
+}
+
 func TestResolveRefuses(t *testing.T) {
-	missing := dify1101()
-	delete(missing, upgradev1alpha1.ComponentWorkerBeat)
 	digest := dify1101()
 	digest[upgradev1alpha1.ComponentAPI] = "langgenius/dify-api@sha256:0123"
 	tests := []struct {
 		name, target, reason string
 		images               map[upgradev1alpha1.Component]string
 	}{
-		{"a missing component", "1.11.1", "ComponentNotFound", missing},
+		{"nothing installed", "1.11.1", "ComponentNotFound", map[upgradev1alpha1.Component]string{}},
 		{"a downgrade", "1.9.0", "Downgrade", dify1101()},
 		{"the version it runs", "1.10.1", "AlreadyAtTarget", dify1101()},
 		{"an image without a readable version", "1.11.1", "UnknownVersion", digest},

@@ -1,0 +1,215 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2e
+
+import (
+	"context"
+	"path/filepath"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/test/localcluster"
+)
+
+// installFile installs one of the fixtures in a fresh namespace and waits
+// until all its Deployments are available.
+func installFile(ctx context.Context, file string) string {
+	GinkgoHelper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "dify-"}}
+	Expect(k8sClient.Create(ctx, ns)).To(Succeed())
+	DeferCleanup(func(ctx SpecContext) {
+		Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, ns))).To(Succeed())
+	})
+	Expect(localcluster.InstallFile(ctx, k8sClient, ns.Name, filepath.Join(localcluster.RepoRoot(), "test", "fixtures", file))).To(Succeed())
+	Eventually(func(g Gomega) {
+		list := &appsv1.DeploymentList{}
+		g.Expect(k8sClient.List(ctx, list, client.InNamespace(ns.Name))).To(Succeed())
+		g.Expect(list.Items).NotTo(BeEmpty())
+		for _, d := range list.Items {
+			g.Expect(d.Status.ObservedGeneration).To(Equal(d.Generation), d.Name)
+			g.Expect(d.Status.AvailableReplicas).To(Equal(*d.Spec.Replicas), d.Name)
+		}
+	}).WithContext(ctx).WithTimeout(60 * time.Second).Should(Succeed())
+	return ns.Name
+}
+
+// deploymentSpecs reads the spec of every Deployment in ns but canaries.
+func deploymentSpecs(ctx context.Context, ns string) map[string]appsv1.DeploymentSpec {
+	GinkgoHelper()
+	list := &appsv1.DeploymentList{}
+	Expect(k8sClient.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+	out := map[string]appsv1.DeploymentSpec{}
+	for _, d := range list.Items {
+		if d.Labels[upgradev1alpha1.LabelTrack] == "" {
+			out[d.Name] = d.Spec
+		}
+	}
+	return out
+}
+
+// expectOnTarget checks every Deployment and its live pods run the image.
+func expectOnTarget(ctx context.Context, ns string, images map[string]string) {
+	GinkgoHelper()
+	for name, image := range images {
+		d := deployment(ctx, ns, name)
+		Expect(container(d).Image).To(Equal(image), name)
+		pods := &corev1.PodList{}
+		Expect(k8sClient.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels(d.Spec.Selector.MatchLabels))).To(Succeed())
+		for _, p := range pods.Items {
+			if p.DeletionTimestamp.IsZero() && p.Labels[upgradev1alpha1.LabelTrack] == "" {
+				Expect(p.Spec.Containers[0].Image).To(Equal(image), "pod %s", p.Name)
+			}
+		}
+	}
+}
+
+// The shortest DifyUpgrade (targetVersion, release; quick pauses for the
+// test) on installs laid out the way the community charts lay them out.
+var _ = Describe("Installs as the community charts lay them out", func() {
+	shortest := func(ns string) *upgradev1alpha1.DifyUpgrade {
+		return upgradeTo(ns, "1.11.1", withSteps(50, "gate", 100))
+	}
+
+	It("finds the components of a chart-style install (release label, envFrom settings, no beat) and upgrades it", func(ctx SpecContext) {
+		ns := installFile(ctx, "chart-style-1.10.1.yaml")
+		before := deploymentSpecs(ctx, ns)
+		u := shortest(ns)
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		waitForGate(ctx, u)
+		Expect(u.Status.Components).To(HaveLen(5), "api, worker, web, plugin-daemon, sandbox; no beat")
+		Expect(u.Status.Components).To(ContainElement(And(
+			HaveField("Name", upgradev1alpha1.ComponentAPI), HaveField("Deployment", "dify-api"), HaveField("Kind", "Deployment"),
+			HaveField("FoundBy", ContainSubstring("MODE=api from ConfigMap dify-api")))))
+		Expect(u.Status.Checks).To(ContainElement(And(HaveField("Name", "component/worker-beat"),
+			HaveField("Result", upgradev1alpha1.CheckWarning), HaveField("Message", ContainSubstring("worker-beat is not installed")))))
+
+		annotate(ctx, u, upgradev1alpha1.ActionPromote)
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseSucceeded, 2*time.Minute)
+		expectOnTarget(ctx, ns, map[string]string{
+			"dify-api": "langgenius/dify-api:1.11.1", "dify-worker": "langgenius/dify-api:1.11.1", "dify-web": "langgenius/dify-web:1.11.1",
+			"dify-plugin-daemon": "langgenius/dify-plugin-daemon:0.5.2-local", "dify-sandbox": "langgenius/dify-sandbox:0.2.12",
+		})
+		for _, name := range []string{"dify-api", "dify-worker"} {
+			Expect(container(deployment(ctx, ns, name)).Env).To(ContainElement(corev1.EnvVar{Name: "MIGRATION_ENABLED", Value: "false"}), name)
+		}
+		Expect(container(deployment(ctx, ns, "dify-proxy")).Image).To(Equal("nginx:latest"), "not a Dify component: untouched")
+		Expect(deployment(ctx, ns, "dify-proxy").Spec).To(Equal(before["dify-proxy"]))
+	})
+
+	It("finds the components of an args-style install (frontend, containers named dify, args worker/beat) and rolls an abort back to the original specs", func(ctx SpecContext) {
+		ns := installFile(ctx, "args-style-1.10.1.yaml")
+		before := deploymentSpecs(ctx, ns)
+		u := shortest(ns)
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		waitForGate(ctx, u)
+		Expect(u.Status.Components).To(HaveLen(6))
+		Expect(u.Status.Components).To(ContainElements(
+			And(HaveField("Name", upgradev1alpha1.ComponentWeb), HaveField("Deployment", "dify-frontend"), HaveField("Container", "dify")),
+			And(HaveField("Name", upgradev1alpha1.ComponentWorkerBeat), HaveField("FoundBy", ContainSubstring("MODE=beat from args"))),
+			And(HaveField("Name", upgradev1alpha1.ComponentPluginDaemon), HaveField("Strategy", "Recreate"))))
+		Expect(container(deployment(ctx, ns, "dify-frontend-canary")).Image).To(Equal("langgenius/dify-web:1.11.1"))
+
+		annotate(ctx, u, upgradev1alpha1.ActionAbort)
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, time.Minute)
+		Expect(deploymentSpecs(ctx, ns)).To(Equal(before), "every Deployment back to its original spec")
+		expectNoCanaries(ctx, ns)
+
+		By("upgrading it for real after a retry")
+		annotate(ctx, u, upgradev1alpha1.ActionRetry)
+		waitForGate(ctx, u)
+		annotate(ctx, u, upgradev1alpha1.ActionPromote)
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseSucceeded, 2*time.Minute)
+		expectOnTarget(ctx, ns, map[string]string{
+			"dify-api": "langgenius/dify-api:1.11.1", "dify-worker": "langgenius/dify-api:1.11.1", "dify-worker-beat": "langgenius/dify-api:1.11.1",
+			"dify-frontend": "langgenius/dify-web:1.11.1", "dify-plugin-daemon": "langgenius/dify-plugin-daemon:0.5.2-local",
+			"dify-sandbox": "langgenius/dify-sandbox:0.2.12",
+		})
+		for _, name := range []string{"dify-api", "dify-worker", "dify-worker-beat"} {
+			Expect(container(deployment(ctx, ns, name)).Env).To(ContainElement(corev1.EnvVar{Name: "MIGRATION_ENABLED", Value: "false"}), name)
+		}
+	})
+
+	It("names the candidates and the field to set when two workloads run one component, changing nothing", func(ctx SpecContext) {
+		ns := installFile(ctx, "args-style-1.10.1.yaml")
+		api := deployment(ctx, ns, "dify-api")
+		for _, name := range []string{"api-a", "api-b"} {
+			twin := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: api.Labels}, Spec: *api.Spec.DeepCopy()}
+			twin.Spec.Selector.MatchLabels["twin"] = name
+			twin.Spec.Template.Labels = map[string]string{"twin": name}
+			for k, v := range api.Spec.Template.Labels {
+				twin.Spec.Template.Labels[k] = v
+			}
+			Expect(k8sClient.Create(ctx, twin)).To(Succeed())
+		}
+		Expect(k8sClient.Delete(ctx, api)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(deploymentSpecs(ctx, ns)).NotTo(HaveKey("dify-api"))
+		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
+		before := deploymentSpecs(ctx, ns)
+
+		u := shortest(ns)
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseFailed, 30*time.Second)
+		Expect(u.Status.Message).To(And(
+			ContainSubstring("2 workloads of release dify run api: api-a (app.kubernetes.io/instance=dify, image dify-api, MODE=api from env), api-b ("),
+			ContainSubstring("set spec.components.api.deployment to the one to upgrade"),
+			ContainSubstring("nothing was changed")))
+		Expect(u.Status.Conditions).To(ContainElement(And(HaveField("Type", upgradev1alpha1.ConditionPrecheckPassed),
+			HaveField("Reason", upgradev1alpha1.ReasonAmbiguousComponent))))
+		Expect(deploymentSpecs(ctx, ns)).To(Equal(before))
+
+		By("naming the one to upgrade, then retrying")
+		patch := client.MergeFrom(u.DeepCopy())
+		u.Spec.Components = &upgradev1alpha1.ComponentsSpec{API: &upgradev1alpha1.ComponentSpec{Deployment: "api-a"}}
+		Expect(k8sClient.Patch(ctx, u, patch)).To(Succeed())
+		annotate(ctx, u, upgradev1alpha1.ActionRetry)
+		waitForGate(ctx, u)
+		Expect(u.Status.Components).To(ContainElement(And(HaveField("Name", upgradev1alpha1.ComponentAPI),
+			HaveField("Deployment", "api-a"), HaveField("FoundBy", "spec.components.api.deployment"))))
+		Expect(deployment(ctx, ns, "api-a-canary")).NotTo(BeNil())
+	})
+
+	It("refuses, changing nothing, an install that runs a component as a StatefulSet", func(ctx SpecContext) {
+		ns := installFile(ctx, "args-style-1.10.1.yaml")
+		worker := deployment(ctx, ns, "dify-worker")
+		sts := &appsv1.StatefulSet{
+			ObjectMeta: metav1.ObjectMeta{Name: "dify-worker", Namespace: ns, Labels: worker.Labels},
+			Spec: appsv1.StatefulSetSpec{Replicas: new(int32(1)), Selector: worker.Spec.Selector.DeepCopy(),
+				Template: *worker.Spec.Template.DeepCopy()},
+		}
+		Expect(k8sClient.Delete(ctx, worker)).To(Succeed())
+		Expect(k8sClient.Create(ctx, sts)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(deploymentSpecs(ctx, ns)).NotTo(HaveKey("dify-worker"))
+		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
+		before := deploymentSpecs(ctx, ns)
+
+		u := shortest(ns)
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseFailed, 30*time.Second)
+		Expect(u.Status.Message).To(And(ContainSubstring("worker runs as StatefulSet dify-worker"), ContainSubstring("nothing was changed")))
+		Expect(deploymentSpecs(ctx, ns)).To(Equal(before))
+		expectNoCanaries(ctx, ns)
+	})
+})
