@@ -79,7 +79,9 @@ func start(ctx context.Context) (*bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	os.Setenv("LOCAL_CLUSTER_AUDIT_USERS", localcluster.OperatorUser)
+	if err := os.Setenv("LOCAL_CLUSTER_AUDIT_USERS", localcluster.OperatorUser); err != nil {
+		return nil, err
+	}
 	logf("starting a local cluster in %s", dir)
 	cluster, err := localcluster.Start(dir)
 	if err != nil {
@@ -170,8 +172,8 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	port := l.Addr().(*net.TCPAddr).Port
+	return port, l.Close()
 }
 
 func logf(format string, args ...any) {
@@ -292,7 +294,7 @@ func (b *bench) procStats() (hwm int64, cpu float64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	for _, line := range strings.Split(string(status), "\n") {
+	for line := range strings.SplitSeq(string(status), "\n") {
 		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
 			kb, _ := strconv.ParseInt(f[1], 10, 64)
 			hwm = kb * 1024
@@ -322,7 +324,7 @@ func (b *bench) reconciles() (reconcileStats, error) {
 	if err != nil {
 		return st, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
@@ -409,7 +411,7 @@ func (b *bench) requestsSince(offset int64) (map[string]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
 		return nil, err
 	}
@@ -448,12 +450,12 @@ func describe(counts map[string]int, per float64) string {
 		k string
 		v int
 	}
-	var list []kv
+	list := make([]kv, 0, len(counts))
 	for k, v := range counts {
 		list = append(list, kv{k, v})
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].v > list[j].v || (list[i].v == list[j].v && list[i].k < list[j].k) })
-	var parts []string
+	parts := make([]string, 0, len(list))
 	for _, e := range list {
 		parts = append(parts, fmt.Sprintf("%s=%.1f", e.k, float64(e.v)/per))
 	}

@@ -137,7 +137,7 @@ func save(dir string, results []result) error {
 
 func parseSizes(s string) []int {
 	var out []int
-	for _, f := range strings.Split(s, ",") {
+	for f := range strings.SplitSeq(s, ",") {
 		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 {
 			out = append(out, n)
 		}
@@ -171,4 +171,5 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-func met(ok bool) *bool { return &ok }
+// reproduce is the command that reproduces the benchmarks.
+const reproduce = "make bench"

@@ -31,13 +31,15 @@ import (
 
 // stages are the sample install's Deployments in the operator's rollout
 // order, with the image and strategy each gets.
+const apiImage = "langgenius/dify-api:1.11.1"
+
 var stages = [][]struct {
 	name, image string
 	recreate    bool
 }{
 	{{"dify-plugin-daemon", "langgenius/dify-plugin-daemon:0.5.2-local", true}},
-	{{"dify-worker", "langgenius/dify-api:1.11.1", false}, {"dify-worker-beat", "langgenius/dify-api:1.11.1", true}},
-	{{"dify-api", "langgenius/dify-api:1.11.1", false}, {"dify-web", "langgenius/dify-web:1.11.1", false}},
+	{{"dify-worker", apiImage, false}, {"dify-worker-beat", apiImage, true}},
+	{{"dify-api", apiImage, false}, {"dify-web", "langgenius/dify-web:1.11.1", false}},
 	{{"dify-sandbox", "langgenius/dify-sandbox:0.2.12", false}},
 }
 
@@ -135,10 +137,10 @@ func (b *bench) overhead(ctx context.Context) ([]result, error) {
 	floor := 2*pause + bake + bare
 	ratio := wall.Seconds() / floor.Seconds()
 	return []result{
-		{Figure: "overhead: bare rollouts (kubectl set image)", Value: round(bare.Seconds(), 2), Unit: "s", Command: "make bench"},
-		{Figure: "overhead: whole upgrade wall time", Value: round(wall.Seconds(), 2), Unit: "s", Command: "make bench",
+		{Figure: "overhead: bare rollouts (kubectl set image)", Value: round(bare.Seconds(), 2), Unit: "s", Command: reproduce},
+		{Figure: "overhead: whole upgrade wall time", Value: round(wall.Seconds(), 2), Unit: "s", Command: reproduce,
 			Detail: fmt.Sprintf("pauses %s + bake %s + bare rollouts %.2fs = %.2fs", 2*pause, bake, bare.Seconds(), floor.Seconds())},
-		{Figure: "overhead ratio", Value: round(ratio, 3), Unit: "ratio", Target: "<= 1.05", Met: met(ratio <= 1.05), Command: "make bench"},
+		{Figure: "overhead ratio", Value: round(ratio, 3), Unit: "ratio", Target: "<= 1.05", Met: new(ratio <= 1.05), Command: reproduce},
 	}, nil
 }
 
@@ -250,7 +252,7 @@ func (b *bench) scale(ctx context.Context, n int) ([]result, error) {
 	label := func(s string) string { return fmt.Sprintf("scale N=%d: %s", n, s) }
 	rssTarget, rssMet := "", (*bool)(nil)
 	if n >= 200 {
-		rssTarget, rssMet = "< 200", met(float64(hwm)/(1<<20) < 200)
+		rssTarget, rssMet = "< 200", new(float64(hwm)/(1<<20) < 200)
 	}
 	return []result{
 		{Figure: label("wall time, all Succeeded"), Value: round(wall.Seconds(), 1), Unit: "s", Command: fmt.Sprintf("BENCH_N=%d make bench", n)},
@@ -258,7 +260,7 @@ func (b *bench) scale(ctx context.Context, n int) ([]result, error) {
 		{Figure: label("manager CPU"), Value: round(cpuAfter-cpuBefore, 1), Unit: "s", Command: fmt.Sprintf("BENCH_N=%d make bench", n)},
 		{Figure: label("reconciles per upgrade"), Value: round((after.count-before.count)/float64(n), 1), Unit: "count", Command: fmt.Sprintf("BENCH_N=%d make bench", n)},
 		{Figure: label("reconcile latency p99"), Value: round(p99Since(before, after)*1000, 1), Unit: "ms", Command: fmt.Sprintf("BENCH_N=%d make bench", n)},
-		{Figure: label("API requests per upgrade"), Value: round(perUpgrade, 1), Unit: "count", Target: "constant in N", Met: met(constant),
+		{Figure: label("API requests per upgrade"), Value: round(perUpgrade, 1), Unit: "count", Target: "constant in N", Met: new(constant),
 			Command: fmt.Sprintf("BENCH_N=%d make bench", n), Detail: describe(requests, float64(n))},
 	}, nil
 }
@@ -307,9 +309,9 @@ func (b *bench) idle(ctx context.Context, n int, watch time.Duration) ([]result,
 	perMinute := float64(sum(writes)) / watch.Minutes()
 	return []result{
 		{Figure: fmt.Sprintf("idle: writes/min (%d finished, %d at gates)", done, n), Value: round(perMinute, 2), Unit: "1/min", Target: "0",
-			Met: met(sum(writes) == 0), Command: "make bench", Detail: describe(writes, watch.Minutes())},
+			Met: new(sum(writes) == 0), Command: reproduce, Detail: describe(writes, watch.Minutes())},
 		{Figure: "idle: reads/min", Value: round(float64(sum(requests)-sum(writes))/watch.Minutes(), 1), Unit: "1/min",
-			Command: "make bench", Detail: describe(requests, watch.Minutes())},
+			Command: reproduce, Detail: describe(requests, watch.Minutes())},
 	}, nil
 }
 

@@ -57,10 +57,13 @@ var _ = Describe("A component deleted mid-upgrade", func() {
 		expectNoCanaries(ctx, ns)
 
 		By("leaving the release free for the next upgrade")
-		next := upgradeTo(ns, "1.11.1", withIstio, func(n *upgradev1alpha1.DifyUpgrade) { n.Name = "dify-again" })
+		next := upgradeTo(ns, "1.11.1", withIstio, withSteps(5, "gate", 100), func(n *upgradev1alpha1.DifyUpgrade) { n.Name = "dify-again" })
 		Expect(k8sClient.Create(ctx, next)).To(Succeed())
-		waitForPhase(ctx, next, upgradev1alpha1.PhaseFailed, 30*time.Second)
-		Expect(next.Status.Message).To(ContainSubstring("Deployment dify-sandbox for component sandbox not found"))
+		waitForGate(ctx, next)
+		Expect(next.Status.Checks).To(ContainElement(And(HaveField("Name", "component/sandbox"),
+			HaveField("Result", upgradev1alpha1.CheckWarning), HaveField("Message", ContainSubstring("sandbox is not installed")))))
+		annotate(ctx, next, upgradev1alpha1.ActionAbort)
+		waitForPhase(ctx, next, upgradev1alpha1.PhaseRolledBack, time.Minute)
 	})
 
 	It("finishes an abort that comes after the deletion, with a message", func(ctx SpecContext) {

@@ -18,6 +18,7 @@ package e2e
 
 import (
 	"context"
+	"maps"
 	"path/filepath"
 	"time"
 
@@ -157,9 +158,7 @@ var _ = Describe("Installs as the community charts lay them out", func() {
 			twin := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: api.Labels}, Spec: *api.Spec.DeepCopy()}
 			twin.Spec.Selector.MatchLabels["twin"] = name
 			twin.Spec.Template.Labels = map[string]string{"twin": name}
-			for k, v := range api.Spec.Template.Labels {
-				twin.Spec.Template.Labels[k] = v
-			}
+			maps.Copy(twin.Spec.Template.Labels, api.Spec.Template.Labels)
 			Expect(k8sClient.Create(ctx, twin)).To(Succeed())
 		}
 		Expect(k8sClient.Delete(ctx, api)).To(Succeed())

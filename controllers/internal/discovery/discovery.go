@@ -145,13 +145,13 @@ func Mode(ctr corev1.Container, cms ConfigMaps) (mode, from string) {
 		}
 	}
 	// Later envFrom sources win over earlier ones, as in the kubelet.
-	for i := len(ctr.EnvFrom) - 1; i >= 0; i-- {
-		ref := ctr.EnvFrom[i].ConfigMapRef
+	for _, from := range slices.Backward(ctr.EnvFrom) {
+		ref := from.ConfigMapRef
 		if ref == nil {
 			continue
 		}
 		// With a prefix P, the ConfigMap's key K becomes the variable P+K.
-		key, ok := strings.CutPrefix("MODE", ctr.EnvFrom[i].Prefix)
+		key, ok := strings.CutPrefix("MODE", from.Prefix)
 		if !ok {
 			continue
 		}

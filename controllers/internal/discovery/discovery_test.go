@@ -34,7 +34,7 @@ func workload(name string, labels map[string]string, containers ...corev1.Contai
 	}
 }
 
-func env(name, value string) corev1.EnvVar { return corev1.EnvVar{Name: name, Value: value} }
+func mode(value string) corev1.EnvVar { return corev1.EnvVar{Name: "MODE", Value: value} }
 
 func fromConfigMap(name, prefix string) corev1.EnvFromSource {
 	return corev1.EnvFromSource{Prefix: prefix, ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: name}}}
@@ -50,9 +50,9 @@ func TestClassifyManyShapes(t *testing.T) {
 		"official api, no MODE":      {corev1.Container{Name: "api", Image: "langgenius/dify-api:1.10.1"}, upgradev1alpha1.ComponentAPI, "image dify-api"},
 		"private registry with port": {corev1.Container{Name: "a", Image: "registry.example.com:5000/mirror/langgenius/dify-api:1.10.1-fix.1"}, upgradev1alpha1.ComponentAPI, "image dify-api"},
 		"pinned by digest":           {corev1.Container{Name: "a", Image: "langgenius/dify-web@sha256:0123"}, upgradev1alpha1.ComponentWeb, "image dify-web"},
-		"worker by env":              {corev1.Container{Name: "w", Image: "langgenius/dify-api:1.10.1", Env: []corev1.EnvVar{env("MODE", "worker")}}, upgradev1alpha1.ComponentWorker, "MODE=worker from env"},
+		"worker by env":              {corev1.Container{Name: "w", Image: "langgenius/dify-api:1.10.1", Env: []corev1.EnvVar{mode("worker")}}, upgradev1alpha1.ComponentWorker, "MODE=worker from env"},
 		"worker by envFrom":          {corev1.Container{Name: "w", Image: "dify-api:1", EnvFrom: []corev1.EnvFromSource{fromConfigMap("api-env", ""), fromConfigMap("worker-env", "")}}, upgradev1alpha1.ComponentWorker, "MODE=worker from ConfigMap worker-env"},
-		"env wins over envFrom":      {corev1.Container{Name: "a", Image: "dify-api:1", Env: []corev1.EnvVar{env("MODE", "api")}, EnvFrom: []corev1.EnvFromSource{fromConfigMap("worker-env", "")}}, upgradev1alpha1.ComponentAPI, "MODE=api from env"},
+		"env wins over envFrom":      {corev1.Container{Name: "a", Image: "dify-api:1", Env: []corev1.EnvVar{mode("api")}, EnvFrom: []corev1.EnvFromSource{fromConfigMap("worker-env", "")}}, upgradev1alpha1.ComponentAPI, "MODE=api from env"},
 		"envFrom with a prefix":      {corev1.Container{Name: "b", Image: "dify-api:1", EnvFrom: []corev1.EnvFromSource{fromConfigMap("prefixed", "MO")}}, upgradev1alpha1.ComponentAPI, "image dify-api"},
 		"beat by args":               {corev1.Container{Name: "dify", Image: "langgenius/dify-api:1.10.1", Args: []string{"beat"}}, upgradev1alpha1.ComponentWorkerBeat, "MODE=beat from args"},
 		"sandbox":                    {corev1.Container{Name: "s", Image: "langgenius/dify-sandbox:0.2.12"}, upgradev1alpha1.ComponentSandbox, "image dify-sandbox"},
@@ -68,7 +68,7 @@ func TestClassifyManyShapes(t *testing.T) {
 	}
 	for name, ctr := range map[string]corev1.Container{
 		"nginx":                  {Name: "nginx", Image: "nginx:latest"},
-		"migration job mode":     {Name: "m", Image: "langgenius/dify-api:1.10.1", Env: []corev1.EnvVar{env("MODE", "migration")}},
+		"migration job mode":     {Name: "m", Image: "langgenius/dify-api:1.10.1", Env: []corev1.EnvVar{mode("migration")}},
 		"an image named similar": {Name: "x", Image: "example.com/dify-api-gateway:1"},
 	} {
 		d := workload("x", nil, ctr)
@@ -83,7 +83,7 @@ func TestDiscoverGroupsTheReleasesWorkloads(t *testing.T) {
 	other := map[string]string{InstanceLabel: "other"}
 	deployments := []appsv1.Deployment{
 		workload("dify-api", release, corev1.Container{Name: "api", Image: "langgenius/dify-api:1.10.1", EnvFrom: []corev1.EnvFromSource{fromConfigMap("api-env", "")}}),
-		workload("dify-worker", release, corev1.Container{Name: "worker", Image: "langgenius/dify-api:1.10.1", Env: []corev1.EnvVar{env("MODE", "worker")}}),
+		workload("dify-worker", release, corev1.Container{Name: "worker", Image: "langgenius/dify-api:1.10.1", Env: []corev1.EnvVar{mode("worker")}}),
 		workload("dify-frontend", release, corev1.Container{Name: "dify", Image: "langgenius/dify-web:1.10.1"}),
 		workload("other-api", other, corev1.Container{Name: "api", Image: "langgenius/dify-api:1.9.0"}),
 		workload("dify-api-canary", map[string]string{InstanceLabel: "dify", upgradev1alpha1.LabelTrack: "canary"}, corev1.Container{Name: "api", Image: "langgenius/dify-api:1.11.1"}),
@@ -100,7 +100,7 @@ func TestDiscoverGroupsTheReleasesWorkloads(t *testing.T) {
 	}
 
 	two := append(deployments[:0:0], deployments...)
-	two = append(two, workload("dify-api-ws", release, corev1.Container{Name: "api", Image: "langgenius/dify-api:1.10.1", Env: []corev1.EnvVar{env("MODE", "api")}}))
+	two = append(two, workload("dify-api-ws", release, corev1.Container{Name: "api", Image: "langgenius/dify-api:1.10.1", Env: []corev1.EnvVar{mode("api")}}))
 	res = Discover("dify", two, ConfigMaps{"api-env": {"MODE": "api"}})
 	if _, ok := res.Found[upgradev1alpha1.ComponentAPI]; !ok {
 		t.Error("<release>-api wins among several api workloads")
