@@ -48,7 +48,7 @@ var _ = Describe("DifyUpgrade controller", func() {
 		Expect(upgrade.Status.ObservedGeneration).To(Equal(upgrade.Generation))
 		Expect(upgrade.Status.FailedPhase).To(Equal(upgradev1alpha1.PhasePrecheck))
 		Expect(upgrade.Status.Message).To(And(
-			ContainSubstring("no workload of release dify runs a Dify component"),
+			ContainSubstring("no workload of release dify runs the api"),
 			ContainSubstring("nothing was changed")))
 		Expect(upgrade.Finalizers).To(ContainElement(Finalizer))
 		Expect(upgrade.Status.Conditions).To(ContainElements(

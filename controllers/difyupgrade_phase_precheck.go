@@ -161,6 +161,15 @@ func (r *DifyUpgradeReconciler) discover(ctx context.Context, s *scope) (map[upg
 			s.recordCheck("component/"+string(c), upgradev1alpha1.CheckFailed, res.fail.message)
 			return nil, &res, nil
 		}
+		if _, ok := found.Ambiguous[c]; !ok && c == upgradev1alpha1.ComponentAPI {
+			// Every Dify runs an api: not finding it is a discovery that
+			// went wrong, and upgrading the rest without it would mix versions.
+			res := failed(upgradev1alpha1.ReasonComponentNotFound,
+				"no workload of release %s runs the api (a Deployment with the dify-api image and MODE api or none); set spec.components.api.deployment to its name, or skip it",
+				spec.Release)
+			s.recordCheck("component/api", upgradev1alpha1.CheckFailed, res.fail.message)
+			return nil, &res, nil
+		}
 		if candidates, ok := found.Ambiguous[c]; ok {
 			res := failed(upgradev1alpha1.ReasonAmbiguousComponent,
 				"%d workloads of release %s run %s: %s; set spec.components.%s.deployment to the one to upgrade",
@@ -172,7 +181,7 @@ func (r *DifyUpgradeReconciler) discover(ctx context.Context, s *scope) (map[upg
 	return out, nil, nil
 }
 
-// statefulComponents are the components the release runs as StatefulSets,
+// statefulComponents are the components the namespace runs as StatefulSets,
 // by name; read uncached, once, at Precheck.
 func (r *DifyUpgradeReconciler) statefulComponents(ctx context.Context, s *scope, cms discovery.ConfigMaps) (map[upgradev1alpha1.Component]string, error) {
 	list := &appsv1.StatefulSetList{}
@@ -182,9 +191,9 @@ func (r *DifyUpgradeReconciler) statefulComponents(ctx context.Context, s *scope
 	out := map[upgradev1alpha1.Component]string{}
 	for i := range list.Items {
 		sts := &list.Items[i]
-		if v, ok := sts.Labels[discovery.InstanceLabel]; ok && v != s.spec().Release {
-			continue
-		}
+		// Every StatefulSet of the namespace counts, whatever its labels say:
+		// plain manifests label each part on its own, and upgrading the rest
+		// of an installation without its api would mix versions.
 		if c, _, _, ok := discovery.ClassifyPod(&sts.Spec.Template.Spec, cms); ok {
 			out[c] = sts.Name
 		}

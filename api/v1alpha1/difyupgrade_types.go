@@ -49,8 +49,8 @@ type DifyUpgradeSpec struct {
 
 	// release is the name of the Dify installation in this namespace (the Helm
 	// release name, a DNS label). Its Deployments are found by what they run:
-	// those labelled app.kubernetes.io/instance=<release> (every Deployment
-	// of the namespace when none is), classified by image (dify-api,
+	// those of the namespace not labelled app.kubernetes.io/instance for
+	// another release, classified by image (dify-api,
 	// dify-web, dify-sandbox, dify-plugin-daemon) and, for dify-api, by MODE
 	// (env, envFrom ConfigMap or args); spec.components names them where that
 	// is not enough. It cannot change once the upgrade has started.

@@ -28,6 +28,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
@@ -142,11 +143,16 @@ func repeatEvery(interval time.Duration, f func()) (stop func()) {
 // `kubectl scale` (field manager kubectl-scale) does.
 func scale(ctx context.Context, ns, name string, replicas int32) {
 	GinkgoHelper()
-	s, err := clientset.AppsV1().Deployments(ns).GetScale(ctx, name, metav1.GetOptions{})
-	Expect(err).NotTo(HaveOccurred())
-	s.Spec.Replicas = replicas
-	_, err = clientset.AppsV1().Deployments(ns).UpdateScale(ctx, name, s, metav1.UpdateOptions{FieldManager: "kubectl-scale"})
-	Expect(err).NotTo(HaveOccurred())
+	// Like kubectl scale, it does not fail on a concurrent status update.
+	Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		s, err := clientset.AppsV1().Deployments(ns).GetScale(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		s.Spec.Replicas = replicas
+		_, err = clientset.AppsV1().Deployments(ns).UpdateScale(ctx, name, s, metav1.UpdateOptions{FieldManager: "kubectl-scale"})
+		return err
+	})).To(Succeed())
 }
 
 // waitForReplicas waits until a Deployment wants n replicas and has them

@@ -59,25 +59,32 @@ type Result struct {
 // through envFrom, by name.
 type ConfigMaps map[string]map[string]string
 
-// Discover classifies the Deployments of release (all of them when none
-// carries the release's instance label) and groups them by component. A
-// Deployment named like a canary of the operator's (the track label) is
-// never a candidate.
+// OfRelease reports whether a workload with these labels may belong to
+// release: its app.kubernetes.io/instance label is the release, starts with
+// "<release>-" (some charts label each part <release>-api, ...), or is
+// absent (plain manifests). A label naming another release excludes it.
+func OfRelease(labels map[string]string, release string) bool {
+	v, ok := labels[InstanceLabel]
+	return !ok || v == release || strings.HasPrefix(v, release+"-")
+}
+
+// Discover classifies the Deployments of release (see OfRelease) and groups
+// them by component. A canary of the operator's (the track label) is never
+// a candidate.
 func Discover(release string, deployments []appsv1.Deployment, cms ConfigMaps) Result {
 	res := Result{Found: map[upgradev1alpha1.Component]Found{}, Ambiguous: map[upgradev1alpha1.Component][]Found{}}
-	labelled := slices.ContainsFunc(deployments, func(d appsv1.Deployment) bool { return d.Labels[InstanceLabel] == release })
 	candidates := map[upgradev1alpha1.Component][]Found{}
 	for i := range deployments {
 		d := &deployments[i]
-		if d.Labels[upgradev1alpha1.LabelTrack] != "" || (labelled && d.Labels[InstanceLabel] != release) {
+		if d.Labels[upgradev1alpha1.LabelTrack] != "" || !OfRelease(d.Labels, release) {
 			continue
 		}
 		c, container, how, ok := Classify(d, cms)
 		if !ok {
 			continue
 		}
-		if labelled {
-			how = InstanceLabel + "=" + release + ", " + how
+		if v, ok := d.Labels[InstanceLabel]; ok {
+			how = InstanceLabel + "=" + v + ", " + how
 		}
 		candidates[c] = append(candidates[c], Found{Deployment: d, Container: container, How: how})
 	}

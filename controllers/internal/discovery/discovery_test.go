@@ -111,6 +111,18 @@ func TestDiscoverGroupsTheReleasesWorkloads(t *testing.T) {
 		t.Errorf("two api workloads, neither <release>-api: ambiguous %v", Describe(list))
 	}
 
+	// Labelled per part (<release>-api), or not at all, next to labelled
+	// ones: all of the release.
+	mixed := []appsv1.Deployment{
+		workload("dify-api", map[string]string{InstanceLabel: "dify-api"}, corev1.Container{Name: "api", Image: "langgenius/dify-api:1.10.1"}),
+		workload("dify-web", nil, corev1.Container{Name: "web", Image: "langgenius/dify-web:1.10.1"}),
+		workload("dify-plugin-daemon", release, corev1.Container{Name: "p", Image: "langgenius/dify-plugin-daemon:0.4.1-local"}),
+		workload("difyx-api", map[string]string{InstanceLabel: "difyx"}, corev1.Container{Name: "api", Image: "langgenius/dify-api:1.10.1"}),
+	}
+	if res := Discover("dify", mixed, nil); len(res.Found) != 3 || len(res.Ambiguous) != 0 {
+		t.Errorf("mixed labels: found %d, ambiguous %v; want api, web, plugin-daemon of dify and not difyx", len(res.Found), res.Ambiguous)
+	}
+
 	// Plain manifests: no instance label anywhere, every Deployment counts.
 	plain := []appsv1.Deployment{workload("api", nil, corev1.Container{Name: "api", Image: "langgenius/dify-api:1.10.1"})}
 	if res := Discover("dify", plain, nil); res.Found[upgradev1alpha1.ComponentAPI].Deployment == nil {
