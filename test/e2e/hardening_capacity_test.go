@@ -140,6 +140,11 @@ var _ = Describe("Serving capacity on the way back", func() {
 		By("restarting the stable api Deployment, as kubectl rollout restart does")
 		d := deployment(ctx, ns, "dify-api")
 		patch := client.MergeFrom(d.DeepCopy())
+		// Pods take time to become available on a real node; kwok makes them
+		// ready at once. Two seconds of minReadySeconds give the rollout the
+		// shape it has in a real cluster (a new pod is ready a while before
+		// the old ones go), without which no controller could react in time.
+		d.Spec.MinReadySeconds = 2
 		if d.Spec.Template.Annotations == nil {
 			d.Spec.Template.Annotations = map[string]string{}
 		}
