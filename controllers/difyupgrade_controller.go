@@ -39,7 +39,6 @@ import (
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/compat"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/drift"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/lifecycle"
-	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
 )
 
 // Finalizer lets the operator put traffic back and remove what it created
@@ -49,8 +48,9 @@ const Finalizer = "upgrade.difyops.io/finalizer"
 // releaseIndex indexes DifyUpgrades by spec.release, to find siblings.
 const releaseIndex = "spec.release"
 
-// deploymentIndex indexes DifyUpgrades by the Deployments of their plan
-// (stable and canary), so a change to any of them wakes the upgrade.
+// deploymentIndex indexes DifyUpgrades by the stable Deployments of their
+// plan, so a change to any of them wakes the upgrade (canaries wake their
+// owner through Owns).
 const deploymentIndex = "status.components.deployment"
 
 // ClientOptions are the options of the manager's client the controller
@@ -74,9 +74,10 @@ type DifyUpgradeReconciler struct {
 	// cache of them. The cached client when nil.
 	APIReader client.Reader
 
-	// hashes remembers the pod-template-hash of each Deployment revision
-	// (key: UID/revision), which never changes, so a tick at a gate lists
-	// ReplicaSets only while a rollout is under way.
+	// hashes remembers, per Deployment UID, the pod-template-hash of its
+	// current revision (which never changes for that revision), so a tick
+	// at a gate lists ReplicaSets only while a rollout is under way. One
+	// entry per Deployment; a canary's goes when the canary is deleted.
 	hashes sync.Map
 }
 
@@ -194,34 +195,23 @@ func planDeployments(o client.Object) []string {
 	if !lifecycle.LeftChanges(&u.Status) && u.DeletionTimestamp.IsZero() {
 		return nil
 	}
-	var out []string
+	out := make([]string, 0, len(u.Status.Components))
 	for _, c := range u.Status.Components {
 		out = append(out, c.Deployment)
-		if c.Canary {
-			out = append(out, canaryName(c))
-		}
 	}
 	return out
 }
 
-// upgradesOf maps a Deployment to the upgrades that act on it: the one that
-// holds it (by its marks) and those whose plan names it, so a scale, a
-// rollout restart or a deletion of a stable Deployment wakes its upgrade.
+// upgradesOf maps a Deployment to the upgrades whose plan names it, so a
+// scale, a rollout restart or a deletion of a stable Deployment wakes them.
 func (r *DifyUpgradeReconciler) upgradesOf(ctx context.Context, o client.Object) []reconcile.Request {
-	seen := map[string]bool{}
-	var out []reconcile.Request
-	add := func(name string) {
-		if name != "" && !seen[name] {
-			seen[name] = true
-			out = append(out, reconcile.Request{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}})
-		}
-	}
-	add(original.Holder(o))
 	list := &upgradev1alpha1.DifyUpgradeList{}
-	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{deploymentIndex: o.GetName()}); err == nil {
-		for i := range list.Items {
-			add(list.Items[i].Name)
-		}
+	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{deploymentIndex: o.GetName()}); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 	}
 	return out
 }

@@ -104,6 +104,7 @@ func (r *DifyUpgradeReconciler) deleteCanaries(ctx context.Context, s *scope) (b
 			continue
 		}
 		gone = false
+		r.hashes.Delete(d.UID)
 		if d.DeletionTimestamp.IsZero() {
 			if err := r.Delete(ctx, d, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
 				return false, fmt.Errorf("deleting canary Deployment %s: %w", d.Name, err)
@@ -202,9 +203,10 @@ func (r *DifyUpgradeReconciler) podTemplateHashes(ctx context.Context, s *scope)
 	return out, true, nil
 }
 
-func revisionKey(d *appsv1.Deployment) string {
-	return string(d.UID) + "/" + d.Annotations["deployment.kubernetes.io/revision"]
-}
+// revisionHash is a remembered pod-template-hash and the revision it is of.
+type revisionHash struct{ revision, hash string }
+
+func revision(d *appsv1.Deployment) string { return d.Annotations["deployment.kubernetes.io/revision"] }
 
 // knownHash is the remembered hash of d's current revision, when d has
 // finished rolling out to it; "" otherwise.
@@ -212,8 +214,8 @@ func (r *DifyUpgradeReconciler) knownHash(d *appsv1.Deployment) string {
 	if !rollout.DeploymentStatus(d).Done {
 		return ""
 	}
-	if h, ok := r.hashes.Load(revisionKey(d)); ok {
-		return h.(string)
+	if v, ok := r.hashes.Load(d.UID); ok && v.(revisionHash).revision == revision(d) {
+		return v.(revisionHash).hash
 	}
 	return ""
 }
@@ -223,7 +225,7 @@ func (r *DifyUpgradeReconciler) knownHash(d *appsv1.Deployment) string {
 func (r *DifyUpgradeReconciler) rememberHash(d *appsv1.Deployment, sets []appsv1.ReplicaSet) string {
 	h := traffic.StableHash(d, sets)
 	if h != "" && rollout.DeploymentStatus(d).Done {
-		r.hashes.Store(revisionKey(d), h)
+		r.hashes.Store(d.UID, revisionHash{revision(d), h})
 	}
 	return h
 }

@@ -18,12 +18,9 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 )
@@ -43,19 +40,8 @@ func (r *DifyUpgradeReconciler) observe(ctx context.Context, s *scope) error {
 		stable: map[upgradev1alpha1.Component]*appsv1.Deployment{},
 		canary: map[upgradev1alpha1.Component]*appsv1.Deployment{},
 	}
-	get := func(name string) (*appsv1.Deployment, error) {
-		d := &appsv1.Deployment{}
-		err := r.Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: name}, d)
-		if apierrors.IsNotFound(err) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading Deployment %s: %w", name, err)
-		}
-		return d, nil
-	}
 	for _, c := range s.status().Components {
-		d, err := get(c.Deployment)
+		d, err := r.getDeployment(ctx, s, c.Deployment)
 		if err != nil {
 			return err
 		}
@@ -63,7 +49,7 @@ func (r *DifyUpgradeReconciler) observe(ctx context.Context, s *scope) error {
 		if !c.Canary {
 			continue
 		}
-		canary, err := get(canaryName(c))
+		canary, err := r.getDeployment(ctx, s, canaryName(c))
 		if err != nil {
 			return err
 		}
@@ -73,8 +59,8 @@ func (r *DifyUpgradeReconciler) observe(ctx context.Context, s *scope) error {
 	return nil
 }
 
-// missing names the first planned component whose Deployment is gone, in
-// rollout order; "" when every one is there.
+// missing is the first planned component whose Deployment is gone, in
+// rollout order; nil when every one is there.
 func (o *observation) missing(components []upgradev1alpha1.ComponentStatus) *upgradev1alpha1.ComponentStatus {
 	for i := range components {
 		if o.stable[components[i].Name] == nil {

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -45,7 +46,15 @@ import (
 // upgrade as Failed with nothing touched.
 func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope) (phaseResult, error) {
 	spec := s.spec()
-	workloads, fail, err := r.discover(ctx, s)
+	list := &appsv1.DeploymentList{}
+	if err := r.List(ctx, list, client.InNamespace(s.upgrade.Namespace)); err != nil {
+		return phaseResult{}, fmt.Errorf("listing the Deployments of namespace %s: %w", s.upgrade.Namespace, err)
+	}
+	byName := map[string]*appsv1.Deployment{}
+	for i := range list.Items {
+		byName[list.Items[i].Name] = &list.Items[i]
+	}
+	workloads, fail, err := r.discover(ctx, s, list.Items, byName)
 	if fail != nil || err != nil {
 		return orZero(fail), err
 	}
@@ -60,31 +69,28 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 	for _, c := range p.NotInstalled {
 		s.recordCheck("component/"+string(c), upgradev1alpha1.CheckWarning, plan.NotInstalledMessage(spec.Release, c))
 	}
-	var compatibility []string
-	for _, w := range p.Warnings {
-		if !strings.Contains(w, "is not installed") {
-			compatibility = append(compatibility, w)
-		}
+	if len(p.Warnings) > 0 {
+		s.recordCheck("compatibility", upgradev1alpha1.CheckWarning, strings.Join(p.Warnings, "; "))
 	}
-	if len(compatibility) > 0 {
-		s.recordCheck("compatibility", upgradev1alpha1.CheckWarning, strings.Join(compatibility, "; "))
-	}
+	performed := []string{"plan"}
 	for _, c := range p.Components {
 		if !c.Canary {
 			continue
 		}
-		existing, err := r.getDeployment(ctx, s, canaryName(c))
-		if err != nil {
-			return phaseResult{}, err
-		}
-		if existing != nil && !ours(s, existing) {
+		if existing := byName[canaryName(c)]; existing != nil && !ours(s, existing) {
 			res := foreignCanary(existing)
 			s.recordCheck("ownership", upgradev1alpha1.CheckFailed, res.fail.message)
 			return res, nil
 		}
+		if !slices.Contains(performed, "ownership") {
+			performed = append(performed, "ownership")
+		}
 	}
 	if res, bad := r.checkRouting(ctx, s, p.Components); bad {
 		return res, nil
+	}
+	if spec.Canary.Istio != nil {
+		performed = append(performed, "routing")
 	}
 
 	st := s.status()
@@ -97,24 +103,22 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 			s.recordCheck(name, upgradev1alpha1.CheckSkipped, "not performed: this precheck is not implemented in this version of the operator")
 		}
 		res.outcome = &outcome{metav1.ConditionFalse, upgradev1alpha1.ReasonNotImplemented,
-			"Performed: plan, ownership, routing. Not performed (not implemented yet): " + strings.Join(skipped, ", ")}
+			"Performed: " + strings.Join(performed, ", ") + ". Not performed (not implemented yet): " + strings.Join(skipped, ", ")}
 	}
 	return res, nil
 }
 
-// discover finds the workload of each component that is not skipped: the
-// Deployment spec.components names, or the one discovery classifies as the
-// component among the release's Deployments. A named Deployment that does not
-// exist, or several candidates for one component, fail Precheck with the
-// field to set.
-func (r *DifyUpgradeReconciler) discover(ctx context.Context, s *scope) (map[upgradev1alpha1.Component]plan.Workload, *phaseResult, error) {
+// discover finds the workload of each component that is not skipped, among
+// the namespace's Deployments (listed once by the caller): the one
+// spec.components names, or the one discovery classifies as the component.
+// A named Deployment that does not exist, a component run by a StatefulSet,
+// a missing api, or several candidates for one component fail Precheck,
+// saying which field to set.
+func (r *DifyUpgradeReconciler) discover(ctx context.Context, s *scope, deployments []appsv1.Deployment,
+	byName map[string]*appsv1.Deployment) (map[upgradev1alpha1.Component]plan.Workload, *phaseResult, error) {
 	spec := s.spec()
-	list := &appsv1.DeploymentList{}
-	if err := r.List(ctx, list, client.InNamespace(s.upgrade.Namespace)); err != nil {
-		return nil, nil, fmt.Errorf("listing the Deployments of namespace %s: %w", s.upgrade.Namespace, err)
-	}
 	cms := discovery.ConfigMaps{}
-	for _, name := range discovery.ConfigMapNames(list.Items) {
+	for _, name := range discovery.ConfigMapNames(deployments) {
 		cm := &corev1.ConfigMap{}
 		err := r.reader().Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: name}, cm)
 		switch {
@@ -125,57 +129,50 @@ func (r *DifyUpgradeReconciler) discover(ctx context.Context, s *scope) (map[upg
 		}
 		cms[name] = cm.Data
 	}
-	found := discovery.Discover(spec.Release, list.Items, cms)
-	unsupported, err := r.statefulComponents(ctx, s, cms)
+	found := discovery.Discover(spec.Release, deployments, cms)
+	stateful, err := r.statefulComponents(ctx, s, cms)
 	if err != nil {
 		return nil, nil, err
+	}
+	refuse := func(c upgradev1alpha1.Component, reason, format string, args ...any) (map[upgradev1alpha1.Component]plan.Workload, *phaseResult, error) {
+		res := failed(reason, format, args...)
+		s.recordCheck("component/"+string(c), upgradev1alpha1.CheckFailed, res.fail.message)
+		return nil, &res, nil
 	}
 	out := map[upgradev1alpha1.Component]plan.Workload{}
 	for _, c := range upgradev1alpha1.Components() {
 		if spec.Skipped(c) {
 			continue
 		}
+		field := "spec.components." + plan.FieldName(c) + ".deployment"
 		if o := spec.Components.Override(c); o != nil && o.Deployment != "" {
-			d, err := r.getDeployment(ctx, s, o.Deployment)
-			if err != nil {
-				return nil, nil, err
-			}
+			d := byName[o.Deployment]
 			if d == nil {
-				res := failed(upgradev1alpha1.ReasonComponentNotFound,
-					"Deployment %s for component %s not found; set spec.components.%s.deployment to its name, or skip it",
-					o.Deployment, c, plan.FieldName(c))
-				s.recordCheck("component/"+string(c), upgradev1alpha1.CheckFailed, res.fail.message)
-				return nil, &res, nil
+				return refuse(c, upgradev1alpha1.ReasonComponentNotFound,
+					"Deployment %s for component %s not found; set %s to its name, or skip it", o.Deployment, c, field)
 			}
-			out[c] = plan.Workload{Deployment: d, FoundBy: "spec.components." + plan.FieldName(c) + ".deployment"}
+			out[c] = plan.Workload{Deployment: d, FoundBy: field}
 			continue
 		}
 		if f, ok := found.Found[c]; ok {
 			out[c] = plan.Workload{Deployment: f.Deployment, Container: f.Container, FoundBy: f.How}
 			continue
 		}
-		if name, ok := unsupported[c]; ok {
-			res := failed(upgradev1alpha1.ReasonPrecheckFailed,
-				"%s runs as StatefulSet %s, which this version of the operator cannot upgrade yet; upgrading the rest alone would mix versions",
-				c, name)
-			s.recordCheck("component/"+string(c), upgradev1alpha1.CheckFailed, res.fail.message)
-			return nil, &res, nil
-		}
-		if _, ok := found.Ambiguous[c]; !ok && c == upgradev1alpha1.ComponentAPI {
-			// Every Dify runs an api: not finding it is a discovery that
-			// went wrong, and upgrading the rest without it would mix versions.
-			res := failed(upgradev1alpha1.ReasonComponentNotFound,
-				"no workload of release %s runs the api (a Deployment with the dify-api image and MODE api or none); set spec.components.api.deployment to its name, or skip it",
-				spec.Release)
-			s.recordCheck("component/api", upgradev1alpha1.CheckFailed, res.fail.message)
-			return nil, &res, nil
+		if name, ok := stateful[c]; ok {
+			return refuse(c, upgradev1alpha1.ReasonPrecheckFailed,
+				"%s runs as StatefulSet %s, which this version of the operator cannot upgrade yet; upgrading the rest alone would mix versions", c, name)
 		}
 		if candidates, ok := found.Ambiguous[c]; ok {
-			res := failed(upgradev1alpha1.ReasonAmbiguousComponent,
-				"%d workloads of release %s run %s: %s; set spec.components.%s.deployment to the one to upgrade",
-				len(candidates), spec.Release, c, discovery.Describe(candidates), plan.FieldName(c))
-			s.recordCheck("component/"+string(c), upgradev1alpha1.CheckFailed, res.fail.message)
-			return nil, &res, nil
+			return refuse(c, upgradev1alpha1.ReasonAmbiguousComponent,
+				"%d workloads of release %s run %s: %s; set %s to the one to upgrade",
+				len(candidates), spec.Release, c, discovery.Describe(candidates), field)
+		}
+		if c == upgradev1alpha1.ComponentAPI {
+			// Every Dify runs an api: not finding it is a discovery that
+			// went wrong, and upgrading the rest without it would mix versions.
+			return refuse(c, upgradev1alpha1.ReasonComponentNotFound,
+				"no workload of release %s runs the api (a Deployment with the dify-api image and MODE api or none); set %s to its name, or skip it",
+				spec.Release, field)
 		}
 	}
 	return out, nil, nil
@@ -241,7 +238,7 @@ func (r *DifyUpgradeReconciler) getDeployment(ctx context.Context, s *scope, nam
 func (r *DifyUpgradeReconciler) checkRouting(ctx context.Context, s *scope, components []upgradev1alpha1.ComponentStatus) (phaseResult, bool) {
 	istio := s.spec().Canary.Istio
 	if istio == nil {
-		s.recordCheck("routing", upgradev1alpha1.CheckPassed, "No mesh: the canary's share follows its share of replicas")
+		// No mesh: nothing to check; the canary's share follows its replicas.
 		return phaseResult{}, false
 	}
 	canaried := map[upgradev1alpha1.Component]bool{}

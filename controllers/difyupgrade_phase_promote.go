@@ -107,7 +107,7 @@ func (r *DifyUpgradeReconciler) reconcilePromote(ctx context.Context, s *scope) 
 // count back (the original when the mesh-less canary had scaled it down and
 // nobody scaled it since; else the count as it is).
 func (r *DifyUpgradeReconciler) promoted(s *scope, c upgradev1alpha1.ComponentStatus, d *appsv1.Deployment) error {
-	if _, err := original.HandBackReplicas(d, c.Container); err != nil {
+	if err := original.HandBackReplicas(d, c.Container); err != nil {
 		return err
 	}
 	before, err := original.DeploymentBefore(d, c.Container)

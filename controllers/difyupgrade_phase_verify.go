@@ -35,8 +35,9 @@ import (
 
 // reconcileVerify checks that every pod of every component runs its target
 // image, then bakes for spec.verify.bakeTime on a clock of its own
-// (status.bake), checking every tick that each Deployment still runs its
-// target and has rolled out (the pods are listed once, when the bake starts),
+// (status.bake), checking on every change of a Deployment (they are watched)
+// that each still runs its target and has rolled out (the pods are listed
+// once, when the bake starts),
 // then hands the Deployments back:
 // their original rolling-update settings return and the saved originals are
 // removed, so nothing but the new images (and MIGRATION_ENABLED=false on
@@ -76,9 +77,11 @@ func (r *DifyUpgradeReconciler) reconcileVerify(ctx context.Context, s *scope) (
 		st.Bake = &upgradev1alpha1.BakeStatus{StartedAt: metav1.NewTime(s.now), EndsAt: metav1.NewTime(s.now.Add(bake))}
 	}
 	if left := st.Bake.EndsAt.Sub(s.now); left > 0 {
+		// The Deployments are watched: a change to any of them brings a
+		// pass before the bake ends; otherwise the next pass is at its end.
 		return phaseResult{
 			message:      fmt.Sprintf("Every component runs %s; baking until %s", s.spec().TargetVersion, st.Bake.EndsAt.UTC().Format(time.RFC3339)),
-			requeueAfter: min(left, s.tick()),
+			requeueAfter: left,
 		}, nil
 	}
 

@@ -18,10 +18,10 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -129,7 +129,7 @@ func (r *DifyUpgradeReconciler) dispatch(ctx context.Context, s *scope) (ctrl.Re
 		u.MarkActionHandled(upgradev1alpha1.ActionAbort, truncate(value))
 		out, ok, why := lifecycle.Abort(st)
 		if !ok {
-			r.Recorder.Eventf(u, nil, "Normal", "AbortIgnored", "Abort", "Abort (%s=%s) ignored: %s", upgradev1alpha1.AnnotationAbort, value, why)
+			r.Recorder.Eventf(u, nil, corev1.EventTypeNormal, "AbortIgnored", "Abort", "Abort (%s=%s) ignored: %s", upgradev1alpha1.AnnotationAbort, value, why)
 		} else {
 			r.apply(s, out, &failure{upgradev1alpha1.ReasonAborted, "Aborted by the " + upgradev1alpha1.AnnotationAbort + " annotation"})
 			return ctrl.Result{}, nil
@@ -204,16 +204,13 @@ func (r *DifyUpgradeReconciler) runHandler(ctx context.Context, s *scope) (phase
 func (r *DifyUpgradeReconciler) retryingError(s *scope, err error) phaseResult {
 	s.log.Error(err, "Phase failed; retrying", "phase", s.status().Phase)
 	s.reason = upgradev1alpha1.ReasonRetryingError
-	if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || meta.IsNoMatchError(err) || errors.Is(err, errNeedsPerson) {
+	if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || meta.IsNoMatchError(err) {
 		s.stalled = true
 	}
 	res := waiting("error in "+string(s.status().Phase), 0, "Retrying after an error in %s: %v", s.status().Phase, err)
 	res.requeueAfter = min(s.tick(), 5*time.Second)
 	return res
 }
-
-// errNeedsPerson marks an error that retrying alone will not fix.
-var errNeedsPerson = errors.New("needs a person")
 
 // finishPhase records the phase's outcome and moves to the next phase.
 func (r *DifyUpgradeReconciler) finishPhase(s *scope, res phaseResult) {
@@ -226,7 +223,6 @@ func (r *DifyUpgradeReconciler) finishPhase(s *scope, res phaseResult) {
 			setCondition(s, cond, metav1.ConditionTrue, upgradev1alpha1.ReasonSucceeded, fmt.Sprintf("%s finished", st.Phase))
 		}
 	}
-	st.Wait = nil
 	reason := "PhaseStarted"
 	if res.next.IsTerminal() {
 		reason = string(res.next)

@@ -20,7 +20,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -56,7 +55,7 @@ func (r *DifyUpgradeReconciler) releaseStable(ctx context.Context, s *scope, c u
 			saved.Image, saved.Env = container.Image, container.Env
 		}
 		saved.Apply(want)
-		if _, err := original.HandBackReplicas(want, c.Container); err != nil {
+		if err := original.HandBackReplicas(want, c.Container); err != nil {
 			return err
 		}
 	}
@@ -163,8 +162,10 @@ func (r *DifyUpgradeReconciler) reconcileDelete(ctx context.Context, u *upgradev
 			return ctrl.Result{}, err
 		}
 		if len(waits) > 0 {
+			// The stable Deployments stay watched while the object is being
+			// deleted (planDeployments): their rollout brings the next pass.
 			s.log.Info("Deleting: waiting before removing the canaries", "waiting", strings.Join(waits, "; "))
-			return ctrl.Result{RequeueAfter: min(s.tick(), 5*time.Second)}, nil
+			return ctrl.Result{}, nil
 		}
 		r.Recorder.Eventf(u, nil, corev1.EventTypeNormal, "Deleted", "Delete",
 			"Deleted in %s: traffic back on stable, canaries removed", u.Status.Phase)

@@ -216,15 +216,14 @@ func (b *bench) waitAvailable(ctx context.Context, namespaces []string) error {
 	for _, ns := range namespaces {
 		want[ns] = true
 	}
-	return poll(ctx, 10*time.Minute, func() (bool, error) {
+	return poll(ctx, 10*time.Minute, slowPoll, func() (bool, error) {
 		list := &appsv1.DeploymentList{}
 		if err := b.c.List(ctx, list); err != nil {
 			return false, err
 		}
 		ready := map[string]int{}
-		for _, d := range list.Items {
-			if want[d.Namespace] && d.Status.ObservedGeneration == d.Generation && d.Status.UpdatedReplicas == *d.Spec.Replicas &&
-				d.Status.AvailableReplicas == *d.Spec.Replicas && d.Status.Replicas == *d.Spec.Replicas {
+		for i := range list.Items {
+			if d := &list.Items[i]; want[d.Namespace] && rolledOut(d) {
 				ready[d.Namespace]++
 			}
 		}
@@ -237,15 +236,28 @@ func (b *bench) waitAvailable(ctx context.Context, namespaces []string) error {
 	})
 }
 
-// waitPhase waits until every upgrade in namespaces has reached phase (or,
-// with gate, waits at a manual gate); a terminal phase other than the one
-// waited for is an error.
-func (b *bench) waitUpgrades(ctx context.Context, namespaces []string, done func(*upgradev1alpha1.DifyUpgrade) bool, timeout time.Duration) error {
+// rolledOut is `kubectl rollout status` done: every replica updated and
+// available, none old left (controllers/internal/rollout is out of reach of
+// test/).
+func rolledOut(d *appsv1.Deployment) bool {
+	want := int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	st := d.Status
+	return st.ObservedGeneration >= d.Generation && st.UpdatedReplicas == want && st.AvailableReplicas == want && st.Replicas == want
+}
+
+// waitUpgrades waits until every upgrade in namespaces is done; a terminal
+// phase that is not done is an error. It polls every interval: the timings
+// of one upgrade poll fast, the scale runs slowly.
+func (b *bench) waitUpgrades(ctx context.Context, namespaces []string, done func(*upgradev1alpha1.DifyUpgrade) bool,
+	timeout, interval time.Duration) error {
 	want := map[string]bool{}
 	for _, ns := range namespaces {
 		want[ns] = true
 	}
-	return poll(ctx, timeout, func() (bool, error) {
+	return poll(ctx, timeout, interval, func() (bool, error) {
 		list := &upgradev1alpha1.DifyUpgradeList{}
 		if err := b.c.List(ctx, list); err != nil {
 			return false, err
@@ -268,7 +280,14 @@ func (b *bench) waitUpgrades(ctx context.Context, namespaces []string, done func
 	})
 }
 
-func poll(ctx context.Context, timeout time.Duration, f func() (bool, error)) error {
+// The polling intervals: fast for the timings of one upgrade, slow for
+// waits on hundreds of objects.
+const (
+	fastPoll = 20 * time.Millisecond
+	slowPoll = 250 * time.Millisecond
+)
+
+func poll(ctx context.Context, timeout, interval time.Duration, f func() (bool, error)) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		ok, err := f()
@@ -281,7 +300,7 @@ func poll(ctx context.Context, timeout time.Duration, f func() (bool, error)) er
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(interval):
 		}
 	}
 }

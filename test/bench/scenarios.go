@@ -130,7 +130,7 @@ func (b *bench) overhead(ctx context.Context) ([]result, error) {
 	if err := b.c.Create(ctx, upgrade(ns[0], bake, 5, pause, 20, pause, 100)); err != nil {
 		return nil, err
 	}
-	if err := b.waitUpgradesFast(ctx, ns, succeeded, 5*time.Minute); err != nil {
+	if err := b.waitUpgrades(ctx, ns, succeeded, 5*time.Minute, fastPoll); err != nil {
 		return nil, err
 	}
 	wall := time.Since(t0)
@@ -145,57 +145,18 @@ func (b *bench) overhead(ctx context.Context) ([]result, error) {
 }
 
 func (b *bench) waitRolledOut(ctx context.Context, ns string, names []string) error {
-	return pollFast(ctx, 2*time.Minute, func() (bool, error) {
+	return poll(ctx, 2*time.Minute, fastPoll, func() (bool, error) {
 		for _, name := range names {
 			d := &appsv1.Deployment{}
 			if err := b.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, d); err != nil {
 				return false, err
 			}
-			if d.Status.ObservedGeneration != d.Generation || d.Status.UpdatedReplicas != *d.Spec.Replicas ||
-				d.Status.AvailableReplicas != *d.Spec.Replicas || d.Status.Replicas != *d.Spec.Replicas {
+			if !rolledOut(d) {
 				return false, nil
 			}
 		}
 		return true, nil
 	})
-}
-
-// waitUpgradesFast is waitUpgrades polling every 20ms, for the timings of
-// one upgrade.
-func (b *bench) waitUpgradesFast(ctx context.Context, namespaces []string, done func(*upgradev1alpha1.DifyUpgrade) bool, timeout time.Duration) error {
-	return pollFast(ctx, timeout, func() (bool, error) {
-		for _, ns := range namespaces {
-			u := &upgradev1alpha1.DifyUpgrade{}
-			if err := b.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "dify-to-1-11-1"}, u); err != nil {
-				return false, err
-			}
-			if !done(u) {
-				if u.Status.Phase.IsTerminal() {
-					return false, fmt.Errorf("%s ended %s: %s", ns, u.Status.Phase, u.Status.Message)
-				}
-				return false, nil
-			}
-		}
-		return true, nil
-	})
-}
-
-func pollFast(ctx context.Context, timeout time.Duration, f func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, err := f()
-		if err != nil || ok {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %s", timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }
 
 // perUpgradeRequests remembers the smallest size's requests per upgrade, to
@@ -225,7 +186,7 @@ func (b *bench) scale(ctx context.Context, n int) ([]result, error) {
 			return nil, err
 		}
 	}
-	if err := b.waitUpgrades(ctx, namespaces, succeeded, 25*time.Minute); err != nil {
+	if err := b.waitUpgrades(ctx, namespaces, succeeded, 25*time.Minute, slowPoll); err != nil {
 		return nil, err
 	}
 	wall := time.Since(t0)
@@ -279,7 +240,7 @@ func (b *bench) idle(ctx context.Context, n int, watch time.Duration) ([]result,
 			return nil, err
 		}
 	}
-	if err := b.waitUpgrades(ctx, namespaces, atGate, 20*time.Minute); err != nil {
+	if err := b.waitUpgrades(ctx, namespaces, atGate, 20*time.Minute, slowPoll); err != nil {
 		return nil, err
 	}
 	finished := &upgradev1alpha1.DifyUpgradeList{}

@@ -74,11 +74,7 @@ var _ = Describe("Controlling an upgrade", func() {
 
 	It("retries a Failed upgrade from Precheck once the spec is fixed, and a RolledBack one from the start", func(ctx SpecContext) {
 		ns := installDify(ctx)
-		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5, "gate", 100), func(u *upgradev1alpha1.DifyUpgrade) {
-			u.Spec.Components = &upgradev1alpha1.ComponentsSpec{Sandbox: &upgradev1alpha1.ComponentSpec{Deployment: "code-sandbox"}}
-		})
-		Expect(k8sClient.Create(ctx, u)).To(Succeed())
-		waitForPhase(ctx, u, upgradev1alpha1.PhaseFailed, 30*time.Second)
+		u := failedAtPrecheck(ctx, ns)
 		Expect(u.Status.FailedPhase).To(Equal(upgradev1alpha1.PhasePrecheck))
 		Expect(u.Status.Message).To(ContainSubstring("Deployment code-sandbox for component sandbox not found"))
 		expectNoCanaries(ctx, ns)

@@ -70,46 +70,34 @@ func readyEndpoints(ctx context.Context, ns, service string) (int, error) {
 // the lowest value seen, so a spec can assert a floor held at every
 // observation, not just at the end.
 type watcher struct {
-	stopOnce sync.Once
-	stopCh   chan struct{}
-	done     sync.WaitGroup
-	mu       sync.Mutex
-	lowest   map[string]int
-	samples  int
+	halt    func()
+	mu      sync.Mutex
+	lowest  map[string]int
+	samples int
 }
 
 func watchLowest(measure func() (map[string]int, error)) *watcher {
-	w := &watcher{stopCh: make(chan struct{}), lowest: map[string]int{}}
-	w.done.Add(1)
-	go func() {
-		defer GinkgoRecover()
-		defer w.done.Done()
-		for {
-			if m, err := measure(); err == nil {
-				w.mu.Lock()
-				for k, v := range m {
-					if old, ok := w.lowest[k]; !ok || v < old {
-						w.lowest[k] = v
-					}
-				}
-				w.samples++
-				w.mu.Unlock()
-			}
-			select {
-			case <-w.stopCh:
-				return
-			case <-time.After(20 * time.Millisecond):
+	w := &watcher{lowest: map[string]int{}}
+	w.halt = repeatEvery(20*time.Millisecond, func() {
+		m, err := measure()
+		if err != nil {
+			return
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for k, v := range m {
+			if old, ok := w.lowest[k]; !ok || v < old {
+				w.lowest[k] = v
 			}
 		}
-	}()
-	DeferCleanup(w.stop)
+		w.samples++
+	})
 	return w
 }
 
 // stop ends the polling and returns the lowest values and the sample count.
 func (w *watcher) stop() (map[string]int, int) {
-	w.stopOnce.Do(func() { close(w.stopCh) })
-	w.done.Wait()
+	w.halt()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.lowest, w.samples

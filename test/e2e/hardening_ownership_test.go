@@ -89,7 +89,8 @@ var _ = Describe("Who owns the release", func() {
 		waitForPhase(ctx, first, upgradev1alpha1.PhaseFailed, time.Minute)
 		Expect(first.Status.FailedPhase).To(Equal(upgradev1alpha1.PhasePromote))
 		Expect(first.Status.Message).To(ContainSubstring(upgradev1alpha1.AnnotationAbort))
-		Expect(deployment(ctx, ns, "dify-api-canary")).NotTo(BeNil(), "nothing reverted: automatic rollback is off")
+		Expect(deployment(ctx, ns, "dify-api-canary").DeletionTimestamp).To(BeNil(), "nothing reverted: automatic rollback is off")
+		Expect(istioObject(ctx, ns, vsGVK, "dify").GetLabels()).To(HaveKey(upgradev1alpha1.LabelUpgrade), "the failed upgrade still holds the routing")
 
 		second := upgradeTo(ns, "1.12.1", withIstio, withSteps(5, "gate"))
 		Expect(k8sClient.Create(ctx, second)).To(Succeed())
@@ -143,11 +144,7 @@ var _ = Describe("Who owns the release", func() {
 
 	It("re-enters Pending on retry, checking approvals again; an abort of a Failed upgrade that changed nothing is ignored", func(ctx SpecContext) {
 		ns := installDify(ctx)
-		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5, "gate", 100), func(u *upgradev1alpha1.DifyUpgrade) {
-			u.Spec.Components = &upgradev1alpha1.ComponentsSpec{Sandbox: &upgradev1alpha1.ComponentSpec{Deployment: "code-sandbox"}}
-		})
-		Expect(k8sClient.Create(ctx, u)).To(Succeed())
-		waitForPhase(ctx, u, upgradev1alpha1.PhaseFailed, 30*time.Second)
+		u := failedAtPrecheck(ctx, ns)
 		annotate(ctx, u, upgradev1alpha1.ActionAbort)
 		Eventually(func(g Gomega) {
 			g.Expect(events(ctx, u)).To(ContainElement(HaveField("Reason", "AbortIgnored")))

@@ -23,7 +23,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -31,7 +30,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
-	"github.com/difyops/dify-upgrade-operator/test/localcluster"
 )
 
 var (
@@ -47,22 +45,7 @@ var difyDeployments = []string{"dify-api", "dify-worker", "dify-worker-beat", "d
 // Available. The namespace is deleted when the spec ends.
 func installDify(ctx context.Context, mutate ...func(*unstructured.Unstructured)) string {
 	GinkgoHelper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "dify-"}}
-	Expect(k8sClient.Create(ctx, ns)).To(Succeed())
-	DeferCleanup(func(ctx SpecContext) {
-		Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, ns))).To(Succeed())
-	})
-
-	Expect(localcluster.InstallFixture(ctx, k8sClient, ns.Name, mutate...)).To(Succeed())
-	for _, name := range difyDeployments {
-		Eventually(func(g Gomega) {
-			d := &appsv1.Deployment{}
-			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: name}, d)).To(Succeed())
-			g.Expect(d.Status.ObservedGeneration).To(Equal(d.Generation))
-			g.Expect(d.Status.AvailableReplicas).To(Equal(*d.Spec.Replicas))
-		}).WithContext(ctx).WithTimeout(60*time.Second).Should(Succeed(), "Deployment %s becomes Available", name)
-	}
-	return ns.Name
+	return installFile(ctx, "dify-1.10.1.yaml", mutate...)
 }
 
 // state is what an upgrade may change and a rollback must put back.
@@ -190,6 +173,19 @@ func waitForPhase(ctx context.Context, u *upgradev1alpha1.DifyUpgrade, phase upg
 		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
 		g.Expect(u.Status.Phase).To(Equal(phase), "message: %s", u.Status.Message)
 	}).WithContext(ctx).WithTimeout(timeout).WithPolling(100 * time.Millisecond).Should(Succeed())
+}
+
+// failedAtPrecheck creates an upgrade that names a sandbox Deployment that
+// does not exist (a gate at 5%, then 100%) and waits until it has Failed in
+// Precheck, having changed nothing.
+func failedAtPrecheck(ctx context.Context, ns string) *upgradev1alpha1.DifyUpgrade {
+	GinkgoHelper()
+	u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5, "gate", 100), func(u *upgradev1alpha1.DifyUpgrade) {
+		u.Spec.Components = &upgradev1alpha1.ComponentsSpec{Sandbox: &upgradev1alpha1.ComponentSpec{Deployment: "code-sandbox"}}
+	})
+	Expect(k8sClient.Create(ctx, u)).To(Succeed())
+	waitForPhase(ctx, u, upgradev1alpha1.PhaseFailed, 30*time.Second)
+	return u
 }
 
 // waitForMessage waits until the upgrade's message says what is expected.

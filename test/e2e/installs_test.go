@@ -27,22 +27,24 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/test/localcluster"
 )
 
-// installFile installs one of the fixtures in a fresh namespace and waits
-// until all its Deployments are available.
-func installFile(ctx context.Context, file string) string {
+// installFile installs one of the fixtures in a fresh namespace (after
+// letting mutate change any object) and waits until all its Deployments are
+// available. The namespace is deleted when the spec ends.
+func installFile(ctx context.Context, file string, mutate ...func(*unstructured.Unstructured)) string {
 	GinkgoHelper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "dify-"}}
 	Expect(k8sClient.Create(ctx, ns)).To(Succeed())
 	DeferCleanup(func(ctx SpecContext) {
 		Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, ns))).To(Succeed())
 	})
-	Expect(localcluster.InstallFile(ctx, k8sClient, ns.Name, filepath.Join(localcluster.RepoRoot(), "test", "fixtures", file))).To(Succeed())
+	Expect(localcluster.InstallFile(ctx, k8sClient, ns.Name, filepath.Join(localcluster.RepoRoot(), "test", "fixtures", file), mutate...)).To(Succeed())
 	Eventually(func(g Gomega) {
 		list := &appsv1.DeploymentList{}
 		g.Expect(k8sClient.List(ctx, list, client.InNamespace(ns.Name))).To(Succeed())
@@ -186,7 +188,7 @@ var _ = Describe("Installs as the community charts lay them out", func() {
 		waitForGate(ctx, u)
 		Expect(u.Status.Components).To(ContainElement(And(HaveField("Name", upgradev1alpha1.ComponentAPI),
 			HaveField("Deployment", "api-a"), HaveField("FoundBy", "spec.components.api.deployment"))))
-		Expect(deployment(ctx, ns, "api-a-canary")).NotTo(BeNil())
+		Expect(container(deployment(ctx, ns, "api-a-canary")).Image).To(Equal("langgenius/dify-api:1.11.1"), "the named api is canaried")
 	})
 
 	It("refuses, changing nothing, an install that runs a component as a StatefulSet", func(ctx SpecContext) {

@@ -84,14 +84,6 @@ func HeldBy(obj metav1.Object, upgrade string) bool {
 	return obj.GetLabels()[Label] == LabelValue(upgrade)
 }
 
-// Holder is the name of the DifyUpgrade that holds obj, or "".
-func Holder(obj metav1.Object) string {
-	if name := obj.GetAnnotations()[upgradev1alpha1.AnnotationUpgrade]; name != "" {
-		return name
-	}
-	return obj.GetLabels()[Label]
-}
-
 // Load reads the saved original into state; false when none is saved.
 func Load(obj metav1.Object, state any) (bool, error) {
 	raw, ok := obj.GetAnnotations()[Annotation]
@@ -193,26 +185,23 @@ func MarkReleased(d *appsv1.Deployment) {
 // HandBackReplicas sets the replicas d keeps when the operator lets go of
 // its count: the original count when the operator scaled it and nobody has
 // since, or the live count (never a saved count over someone else's newer
-// one); and drops the record. It reports whether it changed the count.
-func HandBackReplicas(d *appsv1.Deployment, container string) (bool, error) {
+// one); and drops the record.
+func HandBackReplicas(d *appsv1.Deployment, container string) error {
 	state := Scaled(d)
 	delete(d.Annotations, upgradev1alpha1.AnnotationScaledTo)
 	if state != ScaledByUs {
-		return false, nil
+		return nil
 	}
 	saved, err := DeploymentBefore(d, container)
 	if err != nil {
-		return false, err
+		return err
 	}
 	want := int32(1)
 	if saved.Replicas != nil {
 		want = *saved.Replicas
 	}
-	if *d.Spec.Replicas == want {
-		return false, nil
-	}
 	d.Spec.Replicas = new(want)
-	return true, nil
+	return nil
 }
 
 // Deployment is what the operator may change on a component's Deployment:

@@ -25,6 +25,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 )
 
 func TestRecordKeepsTheFirstOriginalAndLoadKeepsIntegers(t *testing.T) {
@@ -96,8 +98,8 @@ func TestReplicasBelongToWhoeverScaledLast(t *testing.T) {
 	}
 
 	byUs := d.DeepCopy()
-	if changed, err := HandBackReplicas(byUs, "api"); err != nil || !changed || *byUs.Spec.Replicas != 4 {
-		t.Errorf("HandBackReplicas() = %v, %v, replicas %d; want the original 4 back", changed, err, *byUs.Spec.Replicas)
+	if err := HandBackReplicas(byUs, "api"); err != nil || *byUs.Spec.Replicas != 4 {
+		t.Errorf("HandBackReplicas() = %v, replicas %d; want the original 4 back", err, *byUs.Spec.Replicas)
 	}
 
 	hpa := d.DeepCopy()
@@ -108,7 +110,7 @@ func TestReplicasBelongToWhoeverScaledLast(t *testing.T) {
 	if n, _ := OwnReplicas(hpa, "api"); n != 7 {
 		t.Errorf("OwnReplicas() = %d, want their 7", n)
 	}
-	if changed, _ := HandBackReplicas(hpa, "api"); changed || *hpa.Spec.Replicas != 7 {
+	if err := HandBackReplicas(hpa, "api"); err != nil || *hpa.Spec.Replicas != 7 {
 		t.Errorf("HandBackReplicas() put %d over someone else's 7", *hpa.Spec.Replicas)
 	}
 	if _, ok := hpa.Annotations[ScaledToAnnotation]; ok {
@@ -128,7 +130,7 @@ func TestLabelValueFitsAnyName(t *testing.T) {
 	if err := Record(obj, long, 1); err != nil {
 		t.Fatal(err)
 	}
-	if !HeldBy(obj, long) || Holder(obj) != long {
-		t.Errorf("HeldBy/Holder do not find %q", long)
+	if !HeldBy(obj, long) || obj.Annotations[upgradev1alpha1.AnnotationUpgrade] != long {
+		t.Errorf("HeldBy or the name annotation do not find %q", long)
 	}
 }

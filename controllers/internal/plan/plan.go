@@ -74,9 +74,11 @@ type Plan struct {
 	FromVersion string
 	// Components in rollout order.
 	Components []upgradev1alpha1.ComponentStatus
-	// Warnings are things a person should know that do not stop the upgrade.
+	// Warnings are things a person should know that do not stop the upgrade
+	// (about versions the compatibility matrix does not pair).
 	Warnings []string
-	// NotInstalled are the components the installation does not run.
+	// NotInstalled are the components the installation does not run; they
+	// are left out (see NotInstalledMessage).
 	NotInstalled []upgradev1alpha1.Component
 }
 
@@ -106,7 +108,6 @@ func Resolve(spec *upgradev1alpha1.DifyUpgradeSpec, workloads map[upgradev1alpha
 			w, ok := workloads[c]
 			if !ok || w.Deployment == nil {
 				p.NotInstalled = append(p.NotInstalled, c)
-				p.Warnings = append(p.Warnings, NotInstalledMessage(spec.Release, c))
 				continue
 			}
 			d := w.Deployment

@@ -150,8 +150,9 @@ func TestResolveLeavesOutWhatIsNotInstalled(t *testing.T) {
 			t.Error("worker-beat is not installed, yet planned")
 		}
 	}
-	if !strings.Contains(strings.Join(p.Warnings, ";"), "worker-beat is not installed") {
-		t.Errorf("warnings %v, want one saying worker-beat is not installed", p.Warnings)
+	if len(p.NotInstalled) != 1 || p.NotInstalled[0] != upgradev1alpha1.ComponentWorkerBeat ||
+		!strings.Contains(NotInstalledMessage("dify", p.NotInstalled[0]), "worker-beat is not installed") {
+		t.Errorf("not installed %v, want worker-beat, said so", p.NotInstalled)
 	}
 }
 

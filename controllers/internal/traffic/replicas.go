@@ -120,7 +120,7 @@ func (r *Replicas) Restore(ctx context.Context) (Result, error) {
 		if original.Scaled(d) == original.NotScaled {
 			continue
 		}
-		if _, err := original.HandBackReplicas(d, t.Container); err != nil {
+		if err := original.HandBackReplicas(d, t.Container); err != nil {
 			return res, err
 		}
 		if err := r.Client.Update(ctx, d); err != nil {
