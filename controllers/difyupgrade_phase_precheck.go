@@ -92,6 +92,10 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 	if spec.Canary.Istio != nil {
 		performed = append(performed, "routing")
 	}
+	if res, bad := r.checkData(ctx, s); bad {
+		return res, nil
+	}
+	performed = append(performed, "database", "backup")
 
 	st := s.status()
 	st.FromVersion = p.FromVersion
@@ -212,7 +216,7 @@ func notPerformedPrechecks(spec *upgradev1alpha1.DifyUpgradeSpec) []string {
 		out = append(out, "certificate/"+c.SecretName)
 	}
 	if spec.Database != nil && (spec.Precheck.CheckDatabase == nil || *spec.Precheck.CheckDatabase) {
-		out = append(out, "database")
+		out = append(out, "replication-lag")
 	}
 	if spec.Compatibility != nil && spec.Compatibility.ConfigMapName != "" {
 		out = append(out, "compatibility/"+spec.Compatibility.ConfigMapName)
@@ -307,21 +311,4 @@ func (s *scope) recordCheck(name string, result upgradev1alpha1.CheckResultValue
 		}
 	}
 	st.Checks = append(st.Checks, entry)
-}
-
-// reconcileBackup does not back anything up yet: its own issue fills it. It
-// says so plainly rather than pretend.
-func (r *DifyUpgradeReconciler) reconcileBackup(context.Context, *scope) (phaseResult, error) {
-	return phaseResult{next: upgradev1alpha1.PhaseMigrate, message: "Backup skipped (not implemented): nothing was backed up",
-		outcome: &outcome{metav1.ConditionFalse, upgradev1alpha1.ReasonNotImplemented,
-			"Backup is not implemented in this version of the operator: nothing was backed up"}}, nil
-}
-
-// reconcileMigrate does not migrate yet: its own issue fills it. Every
-// Deployment the operator rolls gets MIGRATION_ENABLED=false, so no pod
-// migrates the schema behind its back either.
-func (r *DifyUpgradeReconciler) reconcileMigrate(context.Context, *scope) (phaseResult, error) {
-	return phaseResult{next: upgradev1alpha1.PhaseCanary, message: "Migration skipped (not implemented): the schema was not touched",
-		outcome: &outcome{metav1.ConditionFalse, upgradev1alpha1.ReasonNotImplemented,
-			"Migration is not implemented in this version of the operator: the schema was not touched, and every pod the upgrade rolls runs with MIGRATION_ENABLED=false"}}, nil
 }

@@ -90,6 +90,9 @@ func (r *DifyUpgradeReconciler) reconcileVerify(ctx context.Context, s *scope) (
 			return phaseResult{}, err
 		}
 	}
+	if err := r.pruneBackups(ctx, s); err != nil {
+		return phaseResult{}, err
+	}
 	res := phaseResult{next: upgradev1alpha1.PhaseSucceeded, message: fmt.Sprintf("Upgraded %s from %s to %s",
 		s.spec().Release, s.status().FromVersion, s.spec().TargetVersion)}
 	if checks := s.spec().Verify.Checks; len(checks) > 0 {

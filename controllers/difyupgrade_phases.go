@@ -310,6 +310,8 @@ func (r *DifyUpgradeReconciler) reconcileTerminal(s *scope) {
 		st.Canary = nil
 		st.Bake = nil
 		st.ExternalChanges = nil
+		// A new attempt takes a new backup and migrates again.
+		st.Backup, st.Migration, st.Restore = nil, nil, nil
 		for _, cond := range phaseCondition {
 			removeCondition(s, cond)
 		}

@@ -116,10 +116,18 @@ func (r *DifyUpgradeReconciler) putBack(ctx context.Context, s *scope, revert bo
 	return waits, progress, notes, nil
 }
 
-// reconcileRollingBack puts everything back (see putBack); the database
-// restore hook follows (its issue fills it). It ends when every Deployment
-// has rolled back and the canaries are gone.
+// reconcileRollingBack puts everything back: when the schema migration ran
+// and the policy allows, the database first (routing back on stable, the
+// writers stopped, the backup restored and checked), then traffic, images
+// and settings (see putBack). It ends when every Deployment has rolled back
+// and the canaries are gone.
 func (r *DifyUpgradeReconciler) reconcileRollingBack(ctx context.Context, s *scope) (phaseResult, error) {
+	restore, why := restoreDecision(s.spec(), s.status())
+	if restore {
+		if res, err := r.restoreDatabase(ctx, s); res != nil || err != nil {
+			return orZero(res), err
+		}
+	}
 	waits, progress, notes, err := r.putBack(ctx, s, true)
 	if err != nil {
 		return phaseResult{}, err
@@ -127,8 +135,14 @@ func (r *DifyUpgradeReconciler) reconcileRollingBack(ctx context.Context, s *sco
 	if len(notes) > 0 {
 		s.recordCheck("routing", upgradev1alpha1.CheckWarning, strings.Join(notes, "; "))
 	}
-	if m := s.status().Migration; m != nil && m.PointOfNoReturnPassed {
-		s.recordCheck("database", upgradev1alpha1.CheckWarning, "The schema moved, but restoring the database is not implemented yet: restore the backup by hand")
+	if why != "" {
+		msg := fmt.Sprintf("The schema migration ran and the database was NOT restored (%s): the old version %s now runs on the migrated schema, which Dify does not support; restore a backup by hand",
+			why, s.status().FromVersion)
+		if s.status().Restore == nil {
+			s.status().Restore = &upgradev1alpha1.RestoreStatus{}
+			r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "DatabaseNotRestored", "Revert", "%s", msg)
+		}
+		s.recordCheck("database", upgradev1alpha1.CheckWarning, msg)
 	}
 	if len(waits) > 0 {
 		return waiting("RollingBack", progress, "Rolling back: %s", strings.Join(waits, "; ")), nil
@@ -137,6 +151,11 @@ func (r *DifyUpgradeReconciler) reconcileRollingBack(ctx context.Context, s *sco
 		"Traffic, images and settings are back as they were")
 	msg := fmt.Sprintf("Rolled back to %s after %s failed: traffic, images, env and strategies restored; canaries removed",
 		s.status().FromVersion, s.status().FailedPhase)
+	if rs := s.status().Restore; rs != nil && rs.CompletedAt != nil {
+		msg += fmt.Sprintf("; database restored from backup %s (data written since %s discarded)", rs.BackupName, s.status().Backup.TakenAt.UTC().Format("2006-01-02T15:04:05Z"))
+	} else if why != "" {
+		msg += "; WARNING: the database keeps the migrated schema (" + why + ")"
+	}
 	if len(notes) > 0 {
 		msg += " (" + strings.Join(notes, "; ") + ")"
 	}

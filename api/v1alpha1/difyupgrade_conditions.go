@@ -101,6 +101,22 @@ const (
 	ReasonBackupFailed = "BackupFailed"
 	// ReasonMigrationFailed: the migration Job failed or timed out.
 	ReasonMigrationFailed = "MigrationFailed"
+	// ReasonBackupDisabled: spec.backup.enabled is false; nothing was backed
+	// up.
+	ReasonBackupDisabled = "Disabled"
+	// ReasonNothingToBackUp: neither spec.database nor volumes nor config
+	// are given; nothing was backed up.
+	ReasonNothingToBackUp = "NothingToBackUp"
+	// ReasonMigrationDisabled: spec.migration.enabled is false; something
+	// else migrates the schema.
+	ReasonMigrationDisabled = "Disabled"
+	// ReasonMigrationUnverified: the migration ran and the target image
+	// reports its head, but without spec.database the operator could not read
+	// the revision itself.
+	ReasonMigrationUnverified = "Unverified"
+	// ReasonRestoreFailed: the database restore failed or could not be
+	// verified.
+	ReasonRestoreFailed = "RestoreFailed"
 	// ReasonAnalysisFailed: an analysis rule or HTTP check failed.
 	ReasonAnalysisFailed = "AnalysisFailed"
 	// ReasonProgressDeadlineExceeded: a Deployment did not finish rolling out

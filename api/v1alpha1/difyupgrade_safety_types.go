@@ -215,6 +215,14 @@ type BackupSpec struct {
 	// +optional
 	Config *ConfigBackup `json:"config,omitempty"`
 
+	// image is the PostgreSQL client image the backup and restore Jobs run
+	// (pg_dump, pg_restore, psql, tar, sha256sum). Its major version must be
+	// at least the server's. Default: postgres:<server major>-alpine, chosen
+	// from the server's version read before the backup.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image,omitempty"`
+
 	// retention says how many backups of this release to keep.
 	// +optional
 	// +kubebuilder:default={}

@@ -110,6 +110,10 @@ type DifyUpgradeStatus struct {
 	// +optional
 	Migration *MigrationStatus `json:"migration,omitempty"`
 
+	// restore is what the rollback's database restore did.
+	// +optional
+	Restore *RestoreStatus `json:"restore,omitempty"`
+
 	// checks are the latest results of the prechecks, analysis rules and HTTP
 	// checks, one entry per check and phase.
 	// +optional
@@ -279,6 +283,31 @@ type BackupStatus struct {
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name,omitempty"`
 
+	// jobName is the name of the backup Job.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	JobName string `json:"jobName,omitempty"`
+
+	// location is the backup's directory on the destination volume.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Location string `json:"location,omitempty"`
+
+	// image is the PostgreSQL client image the backup ran with.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image,omitempty"`
+
+	// serverVersion is the PostgreSQL server's version at the time of the
+	// backup.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	ServerVersion string `json:"serverVersion,omitempty"`
+
+	// takenAt is when the backup was verified complete.
+	// +optional
+	TakenAt *metav1.Time `json:"takenAt,omitempty"`
+
 	// artifacts are the files the backup consists of.
 	// +optional
 	// +listType=atomic
@@ -356,11 +385,60 @@ type MigrationStatus struct {
 	// +kubebuilder:validation:MaxLength=128
 	ToRevision string `json:"toRevision,omitempty"`
 
+	// expectedRevision is the head revision the target image reports
+	// (flask db heads).
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	ExpectedRevision string `json:"expectedRevision,omitempty"`
+
 	// pointOfNoReturnPassed is true once the migration has started changing
 	// the schema: from then on the old version can only come back together
 	// with the database backup.
 	// +optional
 	PointOfNoReturnPassed bool `json:"pointOfNoReturnPassed,omitempty"`
+
+	// startedAt is when the migration Job was created.
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+
+	// completedAt is when the migration was verified.
+	// +optional
+	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+}
+
+// RestoreStatus is what the rollback's database restore did.
+type RestoreStatus struct {
+	// jobName is the name of the restore Job.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	JobName string `json:"jobName,omitempty"`
+
+	// backupName is the backup restored.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	BackupName string `json:"backupName,omitempty"`
+
+	// writersStoppedAt is when every Dify workload that writes to the
+	// database had stopped.
+	// +optional
+	WritersStoppedAt *metav1.Time `json:"writersStoppedAt,omitempty"`
+
+	// revision is the Alembic revision of the restored dify database.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	Revision string `json:"revision,omitempty"`
+
+	// preservedDatabases are the databases as they were before the restore
+	// (migrated, with the data written since the backup), kept under new
+	// names for a person to inspect and drop.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	PreservedDatabases []string `json:"preservedDatabases,omitempty"`
+
+	// completedAt is when the restore was verified.
+	// +optional
+	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
 }
 
 // CheckResultValue is the outcome of a check.

@@ -1,0 +1,153 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/database"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/dbjob"
+)
+
+// jobState is what the operator reads of one of its Jobs.
+type jobState struct {
+	exists, complete, failed bool
+	// report is the Job's pod's termination message: its result lines when
+	// it succeeded, the end of its log when it failed.
+	report string
+	// why says why a failed Job failed (the Job's condition).
+	why string
+}
+
+// job reads the named Job and, once it has finished, its pod's report.
+func (r *DifyUpgradeReconciler) job(ctx context.Context, s *scope, name string) (jobState, error) {
+	var st jobState
+	j := &batchv1.Job{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: name}, j)
+	switch {
+	case apierrors.IsNotFound(err):
+		return st, nil
+	case err != nil:
+		return st, fmt.Errorf("reading Job %s: %w", name, err)
+	}
+	st.exists = true
+	for _, c := range j.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete:
+			st.complete = true
+		case batchv1.JobFailed:
+			st.failed = true
+			st.why = strings.TrimSpace(c.Reason + ": " + c.Message)
+		}
+	}
+	if !st.complete && !st.failed {
+		return st, nil
+	}
+	pods := &corev1.PodList{}
+	if err := r.reader().List(ctx, pods, client.InNamespace(s.upgrade.Namespace),
+		client.MatchingLabels{batchv1.JobNameLabel: name}); err != nil {
+		return st, fmt.Errorf("listing the pods of Job %s: %w", name, err)
+	}
+	for _, p := range pods.Items {
+		for _, cs := range p.Status.ContainerStatuses {
+			if t := cs.State.Terminated; t != nil && t.Message != "" {
+				st.report = t.Message
+				if (st.complete && t.ExitCode == 0) || (st.failed && t.ExitCode != 0) {
+					return st, nil
+				}
+			}
+		}
+	}
+	return st, nil
+}
+
+// createJob creates one of the upgrade's Jobs, owned by the upgrade (so it
+// goes with it and its changes wake the upgrade). A Job of that name that
+// exists already is this upgrade's from an earlier pass.
+func (r *DifyUpgradeReconciler) createJob(ctx context.Context, s *scope, j *batchv1.Job) error {
+	if err := controllerutil.SetControllerReference(s.upgrade, j, r.Scheme()); err != nil {
+		return err
+	}
+	if err := r.Create(ctx, j); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating Job %s: %w", j.Name, err)
+	}
+	return nil
+}
+
+// failure text of a Job for people: why it failed and the end of its log.
+func (j jobState) failure() string {
+	msg := j.why
+	if tail := strings.TrimSpace(j.report); tail != "" {
+		lines := strings.Split(tail, "\n")
+		if len(lines) > 5 {
+			lines = lines[len(lines)-5:]
+		}
+		msg += "; log: " + strings.Join(lines, " | ")
+	}
+	return msg
+}
+
+// dbInfo says how to reach the database: for the Jobs (the Secret by
+// reference) and for the operator itself (the credentials read from the
+// Secret, kept in memory only).
+func (r *DifyUpgradeReconciler) dbTarget(ctx context.Context, s *scope) (database.Target, error) {
+	db := s.spec().Database
+	secret := &corev1.Secret{}
+	key := client.ObjectKey{Namespace: s.upgrade.Namespace, Name: db.CredentialsSecret.Name}
+	if err := r.reader().Get(ctx, key, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return database.Target{}, fmt.Errorf("the credentials Secret %s (spec.database.credentialsSecret) does not exist", key.Name)
+		}
+		return database.Target{}, fmt.Errorf("reading the credentials Secret %s: %w", key.Name, err)
+	}
+	user, ok := secret.Data[db.CredentialsSecret.UsernameKey]
+	if !ok {
+		return database.Target{}, fmt.Errorf("the credentials Secret %s has no key %q (spec.database.credentialsSecret.usernameKey)", key.Name, db.CredentialsSecret.UsernameKey)
+	}
+	password, ok := secret.Data[db.CredentialsSecret.PasswordKey]
+	if !ok {
+		return database.Target{}, fmt.Errorf("the credentials Secret %s has no key %q (spec.database.credentialsSecret.passwordKey)", key.Name, db.CredentialsSecret.PasswordKey)
+	}
+	return database.Target{Host: db.Host, Port: db.Port, User: string(user), Password: string(password), SSLMode: string(db.SSLMode)}, nil
+}
+
+// jobDatabase is spec.database as the Jobs see it.
+func jobDatabase(db *upgradev1alpha1.DatabaseSpec) *dbjob.Database {
+	if db == nil {
+		return nil
+	}
+	return &dbjob.Database{Host: db.Host, Port: db.Port, SSLMode: string(db.SSLMode), Secret: db.CredentialsSecret.Name,
+		UsernameKey: db.CredentialsSecret.UsernameKey, PasswordKey: db.CredentialsSecret.PasswordKey, Databases: db.Databases}
+}
+
+// common are the fields every Job of this upgrade shares.
+func common(s *scope, kind dbjob.Kind, name string, timeout metav1.Duration) dbjob.Common {
+	return dbjob.Common{Namespace: s.upgrade.Namespace, Name: name, Upgrade: s.upgrade.Name, Kind: kind, Timeout: timeout.Duration}
+}

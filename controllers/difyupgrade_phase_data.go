@@ -1,0 +1,406 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/database"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/dbjob"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/plan"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/rollout"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/workload"
+)
+
+// somethingToBackUp reports whether the spec asks for anything to be backed
+// up: the database, volumes or configuration.
+func somethingToBackUp(spec *upgradev1alpha1.DifyUpgradeSpec) bool {
+	b := spec.Backup
+	return spec.Database != nil || len(b.Volumes) > 0 || (b.Config != nil && len(b.Config.ConfigMaps)+len(b.Config.Secrets) > 0)
+}
+
+// backupInput is the backup Job's input for this upgrade.
+func backupInput(s *scope) dbjob.BackupInput {
+	spec := s.spec()
+	b := s.status().Backup
+	in := dbjob.BackupInput{
+		Common:      common(s, dbjob.KindBackup, b.JobName, spec.Backup.Timeout),
+		BackupName:  b.Name,
+		Image:       b.Image,
+		Database:    jobDatabase(spec.Database),
+		Destination: spec.Backup.Destination.ClaimName,
+	}
+	for _, v := range spec.Backup.Volumes {
+		in.Volumes = append(in.Volumes, dbjob.Volume{Claim: v.ClaimName, SubPath: v.SubPath})
+	}
+	if c := spec.Backup.Config; c != nil {
+		in.ConfigMaps, in.Secrets = c.ConfigMaps, c.Secrets
+	}
+	return in
+}
+
+// reconcileBackup takes the backup before anything changes: a Job dumps
+// each database and checks the archive reads back, archives the volumes
+// and the configuration, and reports a checksummed manifest. The phase ends
+// only when every artifact asked for is in the manifest; a failure ends the
+// upgrade with nothing changed.
+func (r *DifyUpgradeReconciler) reconcileBackup(ctx context.Context, s *scope) (phaseResult, error) {
+	spec := s.spec()
+	st := s.status()
+	next := upgradev1alpha1.PhaseMigrate
+	if !*spec.Backup.Enabled {
+		msg := "Backup disabled (spec.backup.enabled is false): nothing was backed up, and a rollback cannot restore the database"
+		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "BackupDisabled", "Backup", "%s", msg)
+		return phaseResult{next: next, message: msg, outcome: &outcome{metav1.ConditionFalse, upgradev1alpha1.ReasonBackupDisabled, msg}}, nil
+	}
+	if !somethingToBackUp(spec) {
+		msg := "Nothing was backed up: set spec.database and spec.backup.destination to back up the database before the migration"
+		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "NothingBackedUp", "Backup", "%s", msg)
+		return phaseResult{next: next, message: msg, outcome: &outcome{metav1.ConditionFalse, upgradev1alpha1.ReasonNothingToBackUp, msg}}, nil
+	}
+
+	if st.Backup == nil || st.Backup.JobName == "" {
+		// Name the backup and its Job, and choose the client image, in
+		// status first: a restarted operator finds the same Job.
+		b := &upgradev1alpha1.BackupStatus{Name: dbjob.BackupName(spec.Release, s.now), Image: spec.Backup.Image}
+		if spec.Database != nil {
+			t, err := r.dbTarget(ctx, s)
+			if err != nil {
+				return failed(upgradev1alpha1.ReasonBackupFailed, "%v", err), nil
+			}
+			info, err := database.Probe(ctx, t, spec.Database.Databases)
+			if err != nil {
+				return failed(upgradev1alpha1.ReasonBackupFailed, "%v", err), nil
+			}
+			b.ServerVersion = info.ServerVersion
+			if b.Image == "" {
+				b.Image = dbjob.ClientImage(info.Major)
+			}
+		}
+		if b.Image == "" {
+			b.Image = dbjob.DefaultClientImage
+		}
+		b.JobName = dbjob.Name(s.upgrade.Name, string(s.upgrade.UID), dbjob.KindBackup, b.Name)
+		b.Location = dbjob.Location(spec.Backup.Destination.ClaimName, b.Name)
+		st.Backup = b
+		return phaseResult{message: fmt.Sprintf("Backing up to %s with %s", b.Location, b.Image), progressed: true}, nil
+	}
+
+	b := st.Backup
+	job, err := r.job(ctx, s, b.JobName)
+	if err != nil {
+		return phaseResult{}, err
+	}
+	switch {
+	case !job.exists:
+		if err := r.createJob(ctx, s, dbjob.Backup(backupInput(s))); err != nil {
+			return phaseResult{}, err
+		}
+		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "BackupStarted", "Backup",
+			"Backup Job %s started: %s", b.JobName, b.Location)
+		return phaseResult{message: fmt.Sprintf("Backing up (Job %s) to %s", b.JobName, b.Location), progressed: true}, nil
+	case job.failed:
+		return failed(upgradev1alpha1.ReasonBackupFailed, "Backup Job %s failed: %s", b.JobName, job.failure()), nil
+	case !job.complete:
+		return phaseResult{message: fmt.Sprintf("Backing up (Job %s) to %s", b.JobName, b.Location)}, nil
+	}
+
+	m, err := dbjob.ParseManifest(job.report)
+	if err == nil {
+		in := backupInput(s)
+		var databases []string
+		if in.Database != nil {
+			databases = in.Database.Databases
+		}
+		err = m.Verify(databases, in.Volumes, len(in.ConfigMaps)+len(in.Secrets) > 0)
+	}
+	if err != nil {
+		return failed(upgradev1alpha1.ReasonBackupFailed, "Backup Job %s finished, but its backup cannot be trusted: %v", b.JobName, err), nil
+	}
+	taken := metav1.NewTime(m.Time)
+	if m.Time.IsZero() {
+		taken = metav1.NewTime(s.now)
+	}
+	b.TakenAt = &taken
+	if m.ServerVersion != "" {
+		b.ServerVersion = m.ServerVersion
+	}
+	b.Artifacts = nil
+	var total int64
+	for _, a := range m.Artifacts {
+		b.Artifacts = append(b.Artifacts, upgradev1alpha1.BackupArtifact{
+			Kind: upgradev1alpha1.BackupArtifactKind(a.Kind), Name: a.Name, Location: b.Location + "/" + a.File,
+			SizeBytes: a.Size, SHA256: a.SHA256, SchemaRevision: a.Revision, TakenAt: &taken})
+		total += a.Size
+	}
+	msg := fmt.Sprintf("Backup %s verified: %d artifacts, %s, at %s", b.Name, len(b.Artifacts), humanBytes(total), b.Location)
+	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "BackupVerified", "Backup", "%s", msg)
+	return phaseResult{next: next, message: msg}, nil
+}
+
+// humanBytes writes a size for people.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// migrationOff reports whether the api container of d runs with
+// MIGRATION_ENABLED explicitly false, so its pods never migrate on start.
+func migrationOff(d *appsv1.Deployment, container string) bool {
+	c := original.Container(d, container)
+	if c == nil {
+		return true
+	}
+	for _, e := range c.Env {
+		if e.Name == workload.MigrationEnv {
+			return e.ValueFrom == nil && e.Value == "false"
+		}
+	}
+	// Unset means off for Dify's entrypoint, unless envFrom may set it.
+	return len(c.EnvFrom) == 0
+}
+
+// quiesce sets MIGRATION_ENABLED=false (an explicit env entry, the original
+// saved) on every stable workload of the dify-api image, so that no pod
+// migrates the schema on start, and waits for them to roll out. It returns
+// nil when they all run with it.
+func (r *DifyUpgradeReconciler) quiesce(ctx context.Context, s *scope) (*phaseResult, error) {
+	var waits []string
+	var progress int64
+	for _, c := range s.status().Components {
+		if !plan.RunsDifyAPI(c.Name) {
+			continue
+		}
+		_, fail, err := r.writeStable(ctx, s, c, func(d *appsv1.Deployment) error {
+			if migrationOff(d, c.Container) {
+				return nil
+			}
+			container := original.Container(d, c.Container)
+			container.Env = workload.SetEnv(container.Env, workload.MigrationEnv, "false")
+			return nil
+		})
+		if fail != nil || err != nil {
+			return fail, err
+		}
+		d := s.obs.stable[c.Name]
+		if rs := rollout.DeploymentStatus(d); !rs.Done {
+			waits = append(waits, rs.Message)
+		}
+		progress += workload.Progress(d)
+	}
+	if len(waits) > 0 {
+		res := waiting("MIGRATION_ENABLED=false", progress,
+			"Setting MIGRATION_ENABLED=false on the dify-api workloads before the migration: %s", strings.Join(waits, "; "))
+		return &res, nil
+	}
+	return nil, nil
+}
+
+// apiTemplate is the api Deployment's pod template the migration Job is
+// made from.
+func (s *scope) apiTemplate() (corev1.PodTemplateSpec, string, error) {
+	for _, c := range s.status().Components {
+		if c.Name != upgradev1alpha1.ComponentAPI {
+			continue
+		}
+		d := s.obs.stable[c.Name]
+		if d == nil {
+			return corev1.PodTemplateSpec{}, "", fmt.Errorf("the api Deployment %s is gone", c.Deployment)
+		}
+		return *d.Spec.Template.DeepCopy(), c.Container, nil
+	}
+	return corev1.PodTemplateSpec{}, "", fmt.Errorf("the plan has no api component")
+}
+
+// reconcileMigrate migrates the schema once: every dify-api workload first
+// runs with MIGRATION_ENABLED=false, then a Job with the target api image
+// runs upgrade-db; the migration is judged by the revision the database
+// reports afterwards (read by the operator itself when spec.database is
+// set), against the revision before and the target image's head, never by
+// the exit code alone. From the Job's creation on, the point of no return
+// is passed: a rollback then restores the backup (spec.rollback).
+func (r *DifyUpgradeReconciler) reconcileMigrate(ctx context.Context, s *scope) (phaseResult, error) {
+	spec := s.spec()
+	st := s.status()
+	next := upgradev1alpha1.PhaseCanary
+	if !*spec.Migration.Enabled {
+		msg := "Migration disabled (spec.migration.enabled is false): the schema was not touched by the operator; every pod it rolls runs with MIGRATION_ENABLED=false"
+		return phaseResult{next: next, message: msg, outcome: &outcome{metav1.ConditionFalse, upgradev1alpha1.ReasonMigrationDisabled, msg}}, nil
+	}
+	if res, err := r.quiesce(ctx, s); res != nil || err != nil {
+		return orZero(res), err
+	}
+
+	if st.Migration == nil || st.Migration.JobName == "" {
+		m := &upgradev1alpha1.MigrationStatus{}
+		if spec.Database != nil {
+			t, err := r.dbTarget(ctx, s)
+			if err != nil {
+				return phaseResult{}, err
+			}
+			info, err := database.Probe(ctx, t, spec.Database.Databases)
+			if err != nil {
+				return phaseResult{}, err
+			}
+			m.FromRevision = info.Revision
+		} else if st.Backup != nil {
+			m.FromRevision = backupRevision(st.Backup)
+		}
+		started := metav1.NewTime(s.now)
+		m.StartedAt = &started
+		m.JobName = dbjob.Name(s.upgrade.Name, string(s.upgrade.UID), dbjob.KindMigrate, started.UTC().Format("20060102150405"))
+		st.Migration = m
+		return phaseResult{message: fmt.Sprintf("Migrating the schema from revision %q (Job %s)", m.FromRevision, m.JobName), progressed: true}, nil
+	}
+
+	m := st.Migration
+	job, err := r.job(ctx, s, m.JobName)
+	if err != nil {
+		return phaseResult{}, err
+	}
+	if !job.exists {
+		template, container, err := s.apiTemplate()
+		if err != nil {
+			return phaseResult{}, err
+		}
+		var image string
+		for _, c := range st.Components {
+			if c.Name == upgradev1alpha1.ComponentAPI {
+				image = c.ToImage
+			}
+		}
+		j := dbjob.Migration(dbjob.MigrationInput{Common: common(s, dbjob.KindMigrate, m.JobName, spec.Migration.Timeout),
+			Template: template, Container: container, Image: image})
+		if err := r.createJob(ctx, s, j); err != nil {
+			return phaseResult{}, err
+		}
+		m.PointOfNoReturnPassed = true
+		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "PointOfNoReturn", "Migrate",
+			"Migration Job %s started with %s: from now on the old version comes back only with the database backup", m.JobName, image)
+		return phaseResult{message: fmt.Sprintf("Migrating the schema (Job %s)", m.JobName), progressed: true}, nil
+	}
+	// The Job exists: the migration may have run, whatever the last pass
+	// managed to record.
+	m.PointOfNoReturnPassed = true
+	switch {
+	case job.failed:
+		return failed(upgradev1alpha1.ReasonMigrationFailed, "Migration Job %s failed: %s", m.JobName, job.failure()), nil
+	case !job.complete:
+		return phaseResult{message: fmt.Sprintf("Migrating the schema (Job %s)", m.JobName)}, nil
+	}
+	report := dbjob.ParseMigration(job.report)
+	if len(report.Heads) == 1 {
+		m.ExpectedRevision = report.Heads[0]
+	}
+	current, verified := report.Current, false
+	if spec.Database != nil {
+		t, err := r.dbTarget(ctx, s)
+		if err != nil {
+			return phaseResult{}, err
+		}
+		info, err := database.Probe(ctx, t, spec.Database.Databases)
+		if err != nil {
+			return phaseResult{}, err
+		}
+		current, verified = info.Revision, true
+	}
+	m.ToRevision = current
+	if why := judgeMigration(m.FromRevision, current, m.ExpectedRevision); why != "" {
+		return failed(upgradev1alpha1.ReasonMigrationFailed, "Migration Job %s exited 0, but %s", m.JobName, why), nil
+	}
+	done := metav1.NewTime(s.now)
+	m.CompletedAt = &done
+	msg := fmt.Sprintf("Schema migrated from revision %s to %s (the target's head)", orNone(m.FromRevision), current)
+	res := phaseResult{next: next, message: msg}
+	if !verified {
+		msg += "; read through the target image, not by the operator: set spec.database to have the operator read the revision itself"
+		res.outcome = &outcome{metav1.ConditionTrue, upgradev1alpha1.ReasonMigrationUnverified, msg}
+	}
+	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "SchemaMigrated", "Migrate", "%s", msg)
+	return res, nil
+}
+
+// judgeMigration says what is wrong with a migration that exited 0, or ""
+// when the database is at the target's head.
+func judgeMigration(from, current, head string) string {
+	switch {
+	case current == "":
+		return "the database reports no schema revision (alembic_version is empty or missing)"
+	case head == "":
+		return fmt.Sprintf("the target image reported no head revision, so revision %s cannot be judged", current)
+	case current != head:
+		if current == from {
+			return fmt.Sprintf("the schema revision is unchanged (%s), not the target's head %s: the migration did not run", current, head)
+		}
+		return fmt.Sprintf("the database is at revision %s, not the target's head %s", current, head)
+	}
+	return ""
+}
+
+func orNone(rev string) string {
+	if rev == "" {
+		return "(none)"
+	}
+	return rev
+}
+
+// backupRevision is the schema revision recorded in the backup.
+func backupRevision(b *upgradev1alpha1.BackupStatus) string {
+	for _, a := range b.Artifacts {
+		if a.Kind == upgradev1alpha1.BackupArtifactDatabase && a.SchemaRevision != "" {
+			return a.SchemaRevision
+		}
+	}
+	return ""
+}
+
+// pruneBackups starts, once the upgrade has succeeded, the Job that keeps
+// the release's newest spec.backup.retention.keep backups on the
+// destination and deletes the older ones (never the one just taken).
+func (r *DifyUpgradeReconciler) pruneBackups(ctx context.Context, s *scope) error {
+	b := s.status().Backup
+	spec := s.spec()
+	if b == nil || b.TakenAt == nil || spec.Backup.Destination == nil {
+		return nil
+	}
+	name := dbjob.Name(s.upgrade.Name, string(s.upgrade.UID), dbjob.KindPrune, b.Name)
+	j := dbjob.Prune(dbjob.PruneInput{Common: common(s, dbjob.KindPrune, name, spec.Backup.Timeout),
+		Image: b.Image, Destination: spec.Backup.Destination.ClaimName, Release: spec.Release,
+		Keep: spec.Backup.Retention.Keep, Current: b.Name})
+	if err := r.createJob(ctx, s, j); err != nil {
+		return err
+	}
+	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "RetentionStarted", "Retention",
+		"Job %s keeps the newest %d backups of %s on %s", name, spec.Backup.Retention.Keep, spec.Release, spec.Backup.Destination.ClaimName)
+	return nil
+}

@@ -1,0 +1,117 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/database"
+)
+
+// databaseName is what the backup and restore Jobs accept as a database
+// name: PostgreSQL's unquoted identifiers.
+var databaseName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+
+// checkData checks, before anything changes, that the data can be
+// protected the way the spec says: a backup to restore if the policy needs
+// one, a destination that exists, the database reachable with the given
+// credentials and every database present. It records the checks; bad is
+// true with the failure when the upgrade must not start.
+func (r *DifyUpgradeReconciler) checkData(ctx context.Context, s *scope) (res phaseResult, bad bool) {
+	spec := s.spec()
+	fail := func(check, reason, format string, args ...any) (phaseResult, bool) {
+		msg := fmt.Sprintf(format, args...)
+		s.recordCheck(check, upgradev1alpha1.CheckFailed, msg)
+		return failed(reason, "%s", msg), true
+	}
+	backupOn := *spec.Backup.Enabled
+	if !backupOn && *spec.Migration.Enabled && spec.Rollback.RestoreDatabase == upgradev1alpha1.RestoreDatabaseIfMigrated {
+		return fail("backup", upgradev1alpha1.ReasonInvalidSpec,
+			"spec.backup.enabled is false, but spec.rollback.restoreDatabase is IfMigrated: a rollback after the migration would have no backup to restore; turn the backup on, or set spec.rollback.restoreDatabase: Never to accept that the old version may have to run on the migrated schema")
+	}
+	if db := spec.Database; db != nil {
+		for _, name := range db.Databases {
+			if !databaseName.MatchString(name) {
+				return fail("database", upgradev1alpha1.ReasonInvalidSpec,
+					"spec.database.databases: %q is not a plain PostgreSQL identifier (letters, digits, underscores; not starting with a digit)", name)
+			}
+		}
+	}
+	if backupOn && somethingToBackUp(spec) {
+		if spec.Backup.Destination == nil {
+			return fail("backup", upgradev1alpha1.ReasonInvalidSpec,
+				"spec.backup.destination.claimName is required: name the PersistentVolumeClaim the backup is written to (or set spec.backup.enabled: false)")
+		}
+		claims := []string{spec.Backup.Destination.ClaimName}
+		for _, v := range spec.Backup.Volumes {
+			claims = append(claims, v.ClaimName)
+		}
+		for i, name := range claims {
+			pvc := &corev1.PersistentVolumeClaim{}
+			err := r.reader().Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: name}, pvc)
+			field := "spec.backup.destination.claimName"
+			if i > 0 {
+				field = fmt.Sprintf("spec.backup.volumes[%d].claimName", i-1)
+			}
+			switch {
+			case apierrors.IsNotFound(err):
+				return fail("backup", upgradev1alpha1.ReasonInvalidSpec, "%s: PersistentVolumeClaim %s does not exist in namespace %s", field, name, s.upgrade.Namespace)
+			case err != nil:
+				return fail("backup", upgradev1alpha1.ReasonPrecheckFailed, "reading PersistentVolumeClaim %s: %v", name, err)
+			}
+		}
+	}
+
+	db := spec.Database
+	if db == nil {
+		s.recordCheck("database", upgradev1alpha1.CheckWarning,
+			"spec.database is not set: the database is not backed up, and a rollback after the schema migration cannot restore it")
+	} else {
+		t, err := r.dbTarget(ctx, s)
+		if err != nil {
+			return fail("database", upgradev1alpha1.ReasonInvalidSpec, "%v", err)
+		}
+		info, err := database.Probe(ctx, t, db.Databases)
+		if err != nil {
+			return fail("database", upgradev1alpha1.ReasonPrecheckFailed, "%v", err)
+		}
+		if len(info.Missing) > 0 {
+			return fail("database", upgradev1alpha1.ReasonPrecheckFailed, "spec.database.databases: %s not found on %s:%d",
+				strings.Join(info.Missing, ", "), db.Host, db.Port)
+		}
+		msg := fmt.Sprintf("PostgreSQL %s at %s:%d answers; databases %s exist", info.ServerVersion, db.Host, db.Port, strings.Join(db.Databases, ", "))
+		if info.RevisionDB != "" {
+			msg += fmt.Sprintf("; schema revision %s (in %s)", info.Revision, info.RevisionDB)
+		}
+		s.recordCheck("database", upgradev1alpha1.CheckPassed, msg)
+	}
+	switch {
+	case !backupOn:
+		s.recordCheck("backup", upgradev1alpha1.CheckWarning, "spec.backup.enabled is false: nothing will be backed up")
+	case somethingToBackUp(spec):
+		s.recordCheck("backup", upgradev1alpha1.CheckPassed, fmt.Sprintf("The backup goes to PersistentVolumeClaim %s", spec.Backup.Destination.ClaimName))
+	}
+	return phaseResult{}, false
+}

@@ -1,0 +1,209 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/database"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/dbjob"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
+)
+
+// writes reports whether a component writes to Dify's databases, so must be
+// stopped while they are restored.
+func writes(c upgradev1alpha1.Component) bool {
+	switch c {
+	case upgradev1alpha1.ComponentAPI, upgradev1alpha1.ComponentWorker, upgradev1alpha1.ComponentWorkerBeat,
+		upgradev1alpha1.ComponentPluginDaemon:
+		return true
+	}
+	return false
+}
+
+// restoreDecision says whether the rollback restores the database: only
+// past the point of no return, with the policy IfMigrated, and with a
+// verified database backup. why explains a migrated schema left as it is.
+func restoreDecision(spec *upgradev1alpha1.DifyUpgradeSpec, st *upgradev1alpha1.DifyUpgradeStatus) (restore bool, why string) {
+	if st.Migration == nil || !st.Migration.PointOfNoReturnPassed {
+		return false, ""
+	}
+	switch {
+	case spec.Rollback.RestoreDatabase == upgradev1alpha1.RestoreDatabaseNever:
+		return false, "spec.rollback.restoreDatabase is Never"
+	case spec.Database == nil || st.Backup == nil || st.Backup.TakenAt == nil || !hasDatabaseArtifact(st.Backup):
+		return false, "there is no database backup to restore"
+	}
+	return true, ""
+}
+
+func hasDatabaseArtifact(b *upgradev1alpha1.BackupStatus) bool {
+	for _, a := range b.Artifacts {
+		if a.Kind == upgradev1alpha1.BackupArtifactDatabase {
+			return true
+		}
+	}
+	return false
+}
+
+// restoreDatabase brings the database back to the backup, after the routing
+// is back on stable: it stops every Dify workload that writes to the
+// database (canaries deleted, stable Deployments scaled to 0 with their
+// counts saved), waits for their pods to be gone, then runs the restore Job
+// and checks the restored revision itself. It returns nil once the
+// database is restored; the caller then starts the old images again.
+func (r *DifyUpgradeReconciler) restoreDatabase(ctx context.Context, s *scope) (*phaseResult, error) {
+	st := s.status()
+	if st.Restore != nil && st.Restore.CompletedAt != nil {
+		return nil, nil
+	}
+	if _, err := r.router(s, nil).Restore(ctx); err != nil {
+		return nil, fmt.Errorf("putting the routing back: %w", err)
+	}
+	if st.Restore == nil || st.Restore.WritersStoppedAt == nil {
+		res, err := r.stopWriters(ctx, s)
+		if res != nil || err != nil {
+			return res, err
+		}
+		now := metav1.NewTime(s.now)
+		st.Restore = &upgradev1alpha1.RestoreStatus{BackupName: st.Backup.Name, WritersStoppedAt: &now,
+			JobName: dbjob.Name(s.upgrade.Name, string(s.upgrade.UID), dbjob.KindRestore, st.Backup.Name+"/"+now.UTC().Format("20060102150405"))}
+		return &phaseResult{message: "Every Dify workload that writes to the database has stopped; restoring " + st.Backup.Name, progressed: true}, nil
+	}
+
+	rs := st.Restore
+	job, err := r.job(ctx, s, rs.JobName)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !job.exists:
+		if err := r.createJob(ctx, s, r.restoreJob(s)); err != nil {
+			return nil, err
+		}
+		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "RestoreStarted", "Restore",
+			"Restoring the database from backup %s (taken %s): data written since then is discarded", st.Backup.Name, st.Backup.TakenAt.UTC().Format("2006-01-02T15:04:05Z"))
+		return &phaseResult{message: fmt.Sprintf("Restoring the database from %s (Job %s)", st.Backup.Name, rs.JobName), progressed: true}, nil
+	case job.failed:
+		return &phaseResult{fail: &failure{upgradev1alpha1.ReasonRestoreFailed, fmt.Sprintf(
+			"Restore Job %s failed: %s. The Dify workloads that write to the database stay stopped (scaled to 0)", rs.JobName, job.failure())}}, nil
+	case !job.complete:
+		return &phaseResult{message: fmt.Sprintf("Restoring the database from %s (Job %s)", st.Backup.Name, rs.JobName)}, nil
+	}
+	report := dbjob.ParseRestore(job.report)
+	want := backupRevision(st.Backup)
+	t, err := r.dbTarget(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	info, err := database.Probe(ctx, t, s.spec().Database.Databases)
+	if err != nil {
+		return nil, err
+	}
+	if info.Revision != want {
+		return &phaseResult{fail: &failure{upgradev1alpha1.ReasonRestoreFailed, fmt.Sprintf(
+			"Restore Job %s finished, but the database is at revision %q, not the backup's %q", rs.JobName, info.Revision, want)}}, nil
+	}
+	done := metav1.NewTime(s.now)
+	rs.CompletedAt, rs.Revision, rs.PreservedDatabases = &done, info.Revision, report.Preserved
+	msg := fmt.Sprintf("Database restored from backup %s at revision %s: data written since %s was discarded from the live databases",
+		st.Backup.Name, orNone(info.Revision), st.Backup.TakenAt.UTC().Format("2006-01-02T15:04:05Z"))
+	if len(report.Preserved) > 0 {
+		msg += fmt.Sprintf(" (the databases as they were are kept as %s; drop them when no longer needed)", strings.Join(report.Preserved, ", "))
+	}
+	s.recordCheck("database", upgradev1alpha1.CheckPassed, msg)
+	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "DatabaseRestored", "Restore", "%s", msg)
+	return nil, nil
+}
+
+// restoreJob is the restore Job of this upgrade's backup.
+func (r *DifyUpgradeReconciler) restoreJob(s *scope) *batchv1.Job {
+	spec := s.spec()
+	st := s.status()
+	sums := map[string]string{}
+	revisionDB := ""
+	for _, a := range st.Backup.Artifacts {
+		if a.Kind != upgradev1alpha1.BackupArtifactDatabase {
+			continue
+		}
+		sums[a.Name] = a.SHA256
+		if a.SchemaRevision != "" && revisionDB == "" {
+			revisionDB = a.Name
+		}
+	}
+	return dbjob.Restore(dbjob.RestoreInput{
+		Common:      common(s, dbjob.KindRestore, st.Restore.JobName, spec.Backup.Timeout),
+		BackupName:  st.Backup.Name,
+		Image:       st.Backup.Image,
+		Destination: spec.Backup.Destination.ClaimName,
+		Database:    *jobDatabase(spec.Database),
+		Checksums:   sums,
+		RevisionDB:  revisionDB,
+		Revision:    backupRevision(st.Backup),
+	})
+}
+
+// stopWriters deletes the canaries and scales every stable Deployment that
+// writes to the database to 0 (the count it had is saved and comes back
+// with the old images), and waits until none of their pods is left.
+func (r *DifyUpgradeReconciler) stopWriters(ctx context.Context, s *scope) (*phaseResult, error) {
+	if _, err := r.deleteCanaries(ctx, s); err != nil {
+		return nil, err
+	}
+	var running []string
+	for _, c := range s.status().Components {
+		if !writes(c.Name) {
+			continue
+		}
+		_, fail, err := r.writeStable(ctx, s, c, func(d *appsv1.Deployment) error {
+			if d.Spec.Replicas != nil && *d.Spec.Replicas == 0 && original.Scaled(d) == original.ScaledByUs {
+				return nil
+			}
+			d.Spec.Replicas = new(int32(0))
+			original.MarkScaled(d, 0)
+			return nil
+		})
+		if fail != nil || err != nil {
+			return fail, err
+		}
+		d := s.obs.stable[c.Name]
+		pods := &corev1.PodList{}
+		if err := r.reader().List(ctx, pods, client.InNamespace(d.Namespace), client.MatchingLabels(d.Spec.Selector.MatchLabels)); err != nil {
+			return nil, fmt.Errorf("listing the pods of %s: %w", d.Name, err)
+		}
+		if n := len(pods.Items); n > 0 {
+			running = append(running, fmt.Sprintf("%s: %d pods", d.Name, n))
+		}
+	}
+	if len(running) > 0 {
+		res := waiting("writers stopping", 0, "Stopping the Dify workloads that write to the database before the restore: %s", strings.Join(running, ", "))
+		// Pods are not watched: look again shortly.
+		res.requeueAfter = time.Second
+		return &res, nil
+	}
+	return nil, nil
+}

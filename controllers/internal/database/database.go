@@ -1,0 +1,180 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package database reads what the operator must know of Dify's PostgreSQL
+// itself, not through a Job: the server's version (to choose the client
+// image), which databases exist, and the schema revision in
+// alembic_version (to judge a migration and a restore). It only reads.
+package database
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Target is how to reach the server. The password comes from the
+// credentials Secret and is never logged or written to status.
+type Target struct {
+	Host     string
+	Port     int32
+	User     string
+	Password string
+	SSLMode  string
+}
+
+// timeout bounds every connection and query.
+const timeout = 10 * time.Second
+
+func (t Target) connect(ctx context.Context, db string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig("")
+	if err != nil {
+		return nil, err
+	}
+	cfg.Host, cfg.Port, cfg.User, cfg.Password, cfg.Database = t.Host, uint16(t.Port), t.User, t.Password, db
+	cfg.ConnectTimeout = timeout
+	cfg.Fallbacks = nil
+	switch t.SSLMode {
+	case "", "disable":
+		cfg.TLSConfig = nil
+	case "require":
+		cfg.TLSConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // libpq's sslmode=require: encrypted, not verified
+	default:
+		cfg.TLSConfig = &tls.Config{ServerName: t.Host, MinVersion: tls.VersionTLS12}
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, describe(t, db, err)
+	}
+	return conn, nil
+}
+
+// describe turns a connection error into a message a person can act on,
+// without the password.
+func describe(t Target, db string, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "28P01", "28000":
+			return fmt.Errorf("PostgreSQL at %s:%d refused user %q (wrong password or not allowed): %s", t.Host, t.Port, t.User, pgErr.Message)
+		case "3D000":
+			return fmt.Errorf("database %q does not exist on %s:%d", db, t.Host, t.Port)
+		}
+		return fmt.Errorf("PostgreSQL at %s:%d, database %q: %s (%s)", t.Host, t.Port, db, pgErr.Message, pgErr.Code)
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) || strings.Contains(err.Error(), "connect") {
+		return fmt.Errorf("cannot reach PostgreSQL at %s:%d: %v", t.Host, t.Port, errors.Unwrap(err))
+	}
+	return fmt.Errorf("PostgreSQL at %s:%d, database %q: %w", t.Host, t.Port, db, err)
+}
+
+// Info is what Probe found.
+type Info struct {
+	// ServerVersion is the server's version, for example 15.8.
+	ServerVersion string
+	// Major is its major version.
+	Major int
+	// Missing are the asked-for databases that do not exist.
+	Missing []string
+	// RevisionDB is the first database holding alembic_version (Dify's),
+	// and Revision its revision; both empty when none does.
+	RevisionDB, Revision string
+}
+
+// Probe connects, reads the server's version, checks that each database
+// exists, and reads the schema revision.
+func Probe(ctx context.Context, t Target, databases []string) (Info, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var info Info
+	conn, err := t.connect(ctx, "postgres")
+	if err != nil {
+		return info, err
+	}
+	defer conn.Close(context.Background())
+	var num int
+	if err := conn.QueryRow(ctx, "select current_setting('server_version'), current_setting('server_version_num')::int").Scan(&info.ServerVersion, &num); err != nil {
+		return info, describe(t, "postgres", err)
+	}
+	info.Major = num / 10000
+	for _, db := range databases {
+		var exists bool
+		if err := conn.QueryRow(ctx, "select exists(select 1 from pg_database where datname = $1)", db).Scan(&exists); err != nil {
+			return info, describe(t, "postgres", err)
+		}
+		if !exists {
+			info.Missing = append(info.Missing, db)
+			continue
+		}
+		if info.RevisionDB != "" {
+			continue
+		}
+		rev, ok, err := Revision(ctx, t, db)
+		if err != nil {
+			return info, err
+		}
+		if ok {
+			info.RevisionDB, info.Revision = db, rev
+		}
+	}
+	return info, nil
+}
+
+// Revision reads db's alembic_version; ok is false when db has no such
+// table.
+func Revision(ctx context.Context, t Target, db string) (rev string, ok bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := t.connect(ctx, db)
+	if err != nil {
+		return "", false, err
+	}
+	defer conn.Close(context.Background())
+	if err := conn.QueryRow(ctx, "select to_regclass('public.alembic_version') is not null").Scan(&ok); err != nil || !ok {
+		return "", false, describeOrNil(t, db, err)
+	}
+	var revs []string
+	if err := conn.QueryRow(ctx, "select coalesce(array_agg(version_num order by version_num), '{}') from alembic_version").Scan(&revs); err != nil {
+		return "", false, describe(t, db, err)
+	}
+	return strings.Join(revs, ","), true, nil
+}
+
+func describeOrNil(t Target, db string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return describe(t, db, err)
+}
+
+// MajorOf is the major version of a server version string (15.8, 16beta1).
+func MajorOf(version string) int {
+	digits := version
+	if i := strings.IndexFunc(version, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
+		digits = version[:i]
+	}
+	n, _ := strconv.Atoi(digits)
+	return n
+}

@@ -1,0 +1,142 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dbjob
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+func TestNameIsDeterministicAndShort(t *testing.T) {
+	long := strings.Repeat("upgrade-", 10)
+	a := Name(long, "uid-1", KindBackup, "dify-20261129-101500")
+	if a != Name(long, "uid-1", KindBackup, "dify-20261129-101500") {
+		t.Fatal("the same inputs gave two names")
+	}
+	if len(a) > 63 || strings.HasSuffix(a, "-") {
+		t.Fatalf("name %q is not a valid Job name", a)
+	}
+	if a == Name(long, "uid-1", KindBackup, "dify-20261129-101501") || a == Name(long, "uid-2", KindBackup, "dify-20261129-101500") {
+		t.Fatal("another attempt or upgrade got the same name")
+	}
+	if got := Name("u", "x", KindMigrate, "s"); !strings.HasPrefix(got, "u-migrate-") {
+		t.Fatalf("name %q does not say what the Job does", got)
+	}
+}
+
+func TestBackupNameSortsByTime(t *testing.T) {
+	early := BackupName("dify", time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	late := BackupName("dify", time.Date(2026, 11, 2, 3, 4, 5, 0, time.UTC))
+	if early != "dify-20260102-030405" || !(early < late) {
+		t.Fatalf("names %q, %q", early, late)
+	}
+}
+
+func manifest(lines ...string) string { return strings.Join(lines, "\n") + "\n" }
+
+const sum = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+func TestManifestVerify(t *testing.T) {
+	good := manifest("time\t2026-11-29T10:00:00Z", "server\t15.8",
+		"artifact\tDatabase\tdify\tdify.dump\t1200\t"+sum+"\t5c1e4a7b9d20",
+		"artifact\tDatabase\tdify_plugin\tdify_plugin.dump\t800\t"+sum+"\t-",
+		"artifact\tVolume\tstorage/files\tvolume-0.tar\t10240\t"+sum+"\t-",
+		"artifact\tConfig\tconfig\tconfig.tar\t2048\t"+sum+"\t-")
+	m, err := ParseManifest(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ServerVersion != "15.8" || len(m.Artifacts) != 4 || m.Artifacts[0].Revision != "5c1e4a7b9d20" || m.Artifacts[1].Revision != "" {
+		t.Fatalf("parsed %+v", m)
+	}
+	dbs := []string{"dify", "dify_plugin"}
+	vols := []Volume{{Claim: "storage", SubPath: "files"}}
+	if err := m.Verify(dbs, vols, true); err != nil {
+		t.Fatalf("a complete backup failed verification: %v", err)
+	}
+	cases := map[string]struct {
+		report string
+		want   string
+	}{
+		"missing database": {manifest("artifact\tDatabase\tdify\tdify.dump\t1200\t" + sum + "\t-"), "no artifact for Database/dify_plugin"},
+		"empty archive":    {manifest("artifact\tDatabase\tdify\tdify.dump\t0\t"+sum+"\t-", "artifact\tDatabase\tdify_plugin\tp.dump\t1\t"+sum+"\t-"), "is empty"},
+		"bad checksum":     {manifest("artifact\tDatabase\tdify\tdify.dump\t10\tzz\t-", "artifact\tDatabase\tdify_plugin\tp.dump\t1\t"+sum+"\t-"), "no valid checksum"},
+		"stranger":         {manifest("artifact\tDatabase\tother\to.dump\t10\t" + sum + "\t-"), "nobody asked for"},
+	}
+	for name, c := range cases {
+		m, err := ParseManifest(c.report)
+		if err == nil {
+			err = m.Verify(dbs, nil, false)
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want an error containing %q", name, err, c.want)
+		}
+	}
+	if _, err := ParseManifest("garbage line\n"); err == nil {
+		t.Error("a report that is not a manifest parsed")
+	}
+}
+
+func TestParseMigrationSkipsLogLines(t *testing.T) {
+	r := ParseMigration("heads\tINFO  [alembic] Context impl PostgresqlImpl.\nheads\t8f3d2b6a1c47 (head)\ncurrent\t8f3d2b6a1c47 (head)\n")
+	if len(r.Heads) != 1 || r.Heads[0] != "8f3d2b6a1c47" || r.Current != "8f3d2b6a1c47" {
+		t.Fatalf("parsed %+v", r)
+	}
+}
+
+// Every Job passes the restricted Pod Security level and never carries the
+// password itself.
+func TestJobsAreRestrictedAndHoldNoSecrets(t *testing.T) {
+	db := Database{Host: "pg", Port: 5432, SSLMode: "disable", Secret: "dify-db", UsernameKey: "username", PasswordKey: "password", Databases: []string{"dify"}}
+	c := Common{Namespace: "ns", Name: "j", Upgrade: "u", Timeout: time.Minute}
+	jobs := map[string]*corev1.PodSpec{
+		"backup":  &Backup(BackupInput{Common: c, BackupName: "b", Image: "postgres:15-alpine", Database: &db, Destination: "backups", Volumes: []Volume{{Claim: "s"}}, Secrets: []string{"dify"}}).Spec.Template.Spec,
+		"restore": &Restore(RestoreInput{Common: c, BackupName: "b", Image: "postgres:15-alpine", Destination: "backups", Database: db, Checksums: map[string]string{"dify": sum}}).Spec.Template.Spec,
+		"migrate": &Migration(MigrationInput{Common: c, Container: "api", Image: "langgenius/dify-api:1.11.1", Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "api", Env: []corev1.EnvVar{{Name: "DB_PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "dify-db"}, Key: "password"}}}, {Name: "MIGRATION_ENABLED", Value: "true"}}}}}}}).Spec.Template.Spec,
+		"prune": &Prune(PruneInput{Common: c, Image: "postgres:15-alpine", Destination: "backups", Release: "dify", Keep: 3, Current: "b"}).Spec.Template.Spec,
+	}
+	for name, spec := range jobs {
+		psc := spec.SecurityContext
+		if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+			t.Errorf("%s: pod security context %+v is not restricted", name, psc)
+		}
+		if spec.RestartPolicy != corev1.RestartPolicyNever {
+			t.Errorf("%s: restartPolicy %s", name, spec.RestartPolicy)
+		}
+		for _, ctr := range spec.Containers {
+			sc := ctr.SecurityContext
+			if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
+				t.Errorf("%s: container security context %+v is not restricted", name, sc)
+			}
+			if ctr.Resources.Limits.Memory().IsZero() || ctr.Resources.Requests.Cpu().IsZero() {
+				t.Errorf("%s: no requests or limits", name)
+			}
+			for _, e := range ctr.Env {
+				if strings.Contains(e.Name, "PASSWORD") && (e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil) {
+					t.Errorf("%s: %s is not taken from a Secret by reference", name, e.Name)
+				}
+				if e.Name == "MIGRATION_ENABLED" {
+					t.Errorf("%s: the migration Job keeps MIGRATION_ENABLED", name)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,211 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package dbjob builds the Jobs that protect Dify's data (the backup, the
+// schema migration, the restore and the retention sweep) and reads what they
+// report. It is pure: the controller creates the Jobs and reads their pods.
+//
+// Every Job runs once (backoffLimit 0), within a deadline, under the
+// restricted Pod Security level, and reports through the container's
+// termination message (RESULT_FILE points at it): a few tab-separated lines
+// the controller parses. Scripts take every path and name from env
+// variables, never from the command line text, so nothing in the spec is
+// interpreted by a shell. Passwords come from the credentials Secret by
+// secretKeyRef and appear nowhere else.
+package dbjob
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Kind is what a Job does; it is part of the Job's name and labels.
+type Kind string
+
+// The Jobs the operator runs.
+const (
+	KindBackup  Kind = "backup"
+	KindMigrate Kind = "migrate"
+	KindRestore Kind = "restore"
+	KindPrune   Kind = "prune"
+)
+
+// KindLabel labels the operator's Jobs with their Kind.
+const KindLabel = "upgrade.difyops.io/job"
+
+// UpgradeLabel labels the operator's Jobs with their DifyUpgrade.
+const UpgradeLabel = "upgrade.difyops.io/upgrade"
+
+// Mount points inside the Jobs' containers.
+const (
+	backupMount = "/backup"
+	volumeMount = "/volumes"
+	configMount = "/config"
+	resultPath  = "/dev/termination-log"
+)
+
+// Name is the deterministic name of an upgrade's Job of kind for one attempt
+// (seed tells attempts apart: the backup's name, the time the phase began):
+// the same inputs always give the same name, so a restarted operator finds
+// the Job it created instead of creating a second one.
+func Name(upgrade string, uid string, kind Kind, seed string) string {
+	sum := sha256.Sum256([]byte(uid + "/" + string(kind) + "/" + seed))
+	suffix := "-" + string(kind) + "-" + hex.EncodeToString(sum[:])[:8]
+	const maxLen = 63
+	if len(upgrade)+len(suffix) > maxLen {
+		upgrade = strings.TrimRight(upgrade[:maxLen-len(suffix)], "-.")
+	}
+	return upgrade + suffix
+}
+
+// BackupName is the name of a backup taken at t for release: its directory
+// on the destination volume. Names sort by time, which retention relies on.
+func BackupName(release string, t time.Time) string {
+	return release + "-" + t.UTC().Format("20060102-150405")
+}
+
+// Database says how the Jobs reach PostgreSQL.
+type Database struct {
+	Host        string
+	Port        int32
+	SSLMode     string
+	Secret      string
+	UsernameKey string
+	PasswordKey string
+	// Databases are the databases to back up and restore.
+	Databases []string
+}
+
+// Common is what every Job of an upgrade shares.
+type Common struct {
+	Namespace string
+	Name      string
+	Upgrade   string
+	Kind      Kind
+	Timeout   time.Duration
+}
+
+func (c Common) job(spec corev1.PodSpec) *batchv1.Job {
+	labels := map[string]string{KindLabel: string(c.Kind), UpgradeLabel: c.Upgrade}
+	spec.RestartPolicy = corev1.RestartPolicyNever
+	deadline := int64(c.Timeout / time.Second)
+	if deadline < 1 {
+		deadline = 1
+	}
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: c.Name, Namespace: c.Namespace, Labels: labels},
+		Spec: batchv1.JobSpec{
+			BackoffLimit:          new(int32(0)),
+			ActiveDeadlineSeconds: &deadline,
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       spec,
+			},
+		},
+	}
+}
+
+// restricted is a security context that passes the restricted Pod Security
+// level: non-root, no privilege escalation, every capability dropped, the
+// runtime's default seccomp profile.
+func restricted(uid int64) (*corev1.PodSecurityContext, *corev1.SecurityContext) {
+	pod := &corev1.PodSecurityContext{
+		RunAsNonRoot:   new(true),
+		RunAsUser:      new(uid),
+		RunAsGroup:     new(uid),
+		FSGroup:        new(uid),
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+	container := &corev1.SecurityContext{
+		AllowPrivilegeEscalation: new(false),
+		RunAsNonRoot:             new(true),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+	return pod, container
+}
+
+// postgresUID is the uid of the postgres user in the official PostgreSQL
+// images (Debian and Alpine variants).
+const postgresUID = 70
+
+// resources are the Jobs' requests and limits: small, bounded.
+func resources() corev1.ResourceRequirements {
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("1Gi")},
+	}
+}
+
+// pgEnv are the libpq variables for db; the user name and password come from
+// the Secret by reference.
+func pgEnv(db Database) []corev1.EnvVar {
+	ref := func(key string) *corev1.EnvVarSource {
+		return &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: db.Secret}, Key: key}}
+	}
+	return []corev1.EnvVar{
+		{Name: "PGHOST", Value: db.Host},
+		{Name: "PGPORT", Value: strconv.Itoa(int(db.Port))},
+		{Name: "PGSSLMODE", Value: db.SSLMode},
+		{Name: "PGDATABASE", Value: "postgres"},
+		{Name: "PGCONNECT_TIMEOUT", Value: "10"},
+		{Name: "PGUSER", ValueFrom: ref(db.UsernameKey)},
+		{Name: "PGPASSWORD", ValueFrom: ref(db.PasswordKey)},
+	}
+}
+
+// ClientImage is the default PostgreSQL client image for a server of the
+// given major version: the client must be at least as new as the server.
+func ClientImage(serverMajor int) string {
+	if serverMajor < 13 {
+		serverMajor = 13
+	}
+	return fmt.Sprintf("postgres:%d-alpine", serverMajor)
+}
+
+// DefaultClientImage is the client image when the server's version is
+// unknown (no database is backed up).
+const DefaultClientImage = "postgres:17-alpine"
+
+func container(name, image, script string, env []corev1.EnvVar, sc *corev1.SecurityContext, mounts []corev1.VolumeMount) corev1.Container {
+	env = append(env, corev1.EnvVar{Name: "RESULT_FILE", Value: resultPath})
+	return corev1.Container{
+		Name:                     name,
+		Image:                    image,
+		Command:                  []string{"/bin/sh", "-c", script},
+		Env:                      env,
+		VolumeMounts:             mounts,
+		SecurityContext:          sc,
+		Resources:                resources(),
+		TerminationMessagePath:   resultPath,
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+	}
+}
+
+func claimVolume(name, claim string, readOnly bool) corev1.Volume {
+	return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim, ReadOnly: readOnly}}}
+}

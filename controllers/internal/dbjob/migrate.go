@@ -1,0 +1,98 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dbjob
+
+import (
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// MigrationInput is the migration Job's source: the api's pod template.
+type MigrationInput struct {
+	Common
+	// Template is the api Deployment's pod template as it was before the
+	// upgrade (its env, envFrom and service account reach the database and
+	// Redis the way the api does).
+	Template corev1.PodTemplateSpec
+	// Container is the api container's name in Template.
+	Container string
+	// Image is the target dify-api image.
+	Image string
+}
+
+// migrateScript runs Dify's migration the way its entrypoint does, then asks
+// the image for its head and the database for its revision. The exit code
+// of upgrade-db is not trusted (Dify before #32299 exits 0 on failure): the
+// controller compares the revisions.
+const migrateScript = `set -eu
+echo "running flask upgrade-db"
+flask upgrade-db
+heads=$(flask db heads)
+current=$(flask db current)
+{
+  printf '%s\n' "$heads" | sed 's/^/heads\t/'
+  printf '%s\n' "$current" | sed 's/^/current\t/'
+} > "$RESULT_FILE"
+echo "migration finished; head: $heads; current: $current"
+`
+
+// defaultMigrationUID runs the migration when the api container names no
+// user: any non-root uid can read the image's files.
+const defaultMigrationUID = 1001
+
+// Migration is the migration Job: the api container with the target image,
+// its env and envFrom (so it reaches the database like the api does),
+// without its volumes, probes and ports, running upgrade-db once.
+func Migration(in MigrationInput) *batchv1.Job {
+	var api *corev1.Container
+	for i := range in.Template.Spec.Containers {
+		if in.Template.Spec.Containers[i].Name == in.Container {
+			api = &in.Template.Spec.Containers[i]
+		}
+	}
+	uid := int64(defaultMigrationUID)
+	if api != nil && api.SecurityContext != nil && api.SecurityContext.RunAsUser != nil && *api.SecurityContext.RunAsUser != 0 {
+		uid = *api.SecurityContext.RunAsUser
+	} else if psc := in.Template.Spec.SecurityContext; psc != nil && psc.RunAsUser != nil && *psc.RunAsUser != 0 {
+		uid = *psc.RunAsUser
+	}
+	podSC, sc := restricted(uid)
+	var env []corev1.EnvVar
+	var envFrom []corev1.EnvFromSource
+	if api != nil {
+		for _, e := range api.Env {
+			if e.Name != "MIGRATION_ENABLED" && e.Name != "RESULT_FILE" {
+				env = append(env, *e.DeepCopy())
+			}
+		}
+		for _, e := range api.EnvFrom {
+			envFrom = append(envFrom, *e.DeepCopy())
+		}
+	}
+	c := container("migrate", in.Image, migrateScript, env, sc, nil)
+	c.EnvFrom = envFrom
+	src := in.Template.Spec
+	spec := corev1.PodSpec{
+		SecurityContext:    podSC,
+		Containers:         []corev1.Container{c},
+		ServiceAccountName: src.ServiceAccountName,
+		ImagePullSecrets:   src.ImagePullSecrets,
+		NodeSelector:       src.NodeSelector,
+		Tolerations:        src.Tolerations,
+	}
+	return in.job(spec)
+}

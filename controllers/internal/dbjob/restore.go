@@ -1,0 +1,149 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dbjob
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// RestoreInput is what a restore Job restores.
+type RestoreInput struct {
+	Common
+	BackupName  string
+	Image       string
+	Destination string
+	Database    Database
+	// Checksums are the SHA-256 of each database's archive, as recorded in
+	// status when the backup was verified; the Job refuses an archive that
+	// differs.
+	Checksums map[string]string
+	// RevisionDB and Revision: the database holding alembic_version and the
+	// revision it must have once restored.
+	RevisionDB, Revision string
+}
+
+// restoreScript checks every archive against its recorded checksum and reads
+// it back, restores each database into a new database in one transaction,
+// checks the schema revision, and only then swaps: the database as it was
+// (migrated, with what was written since the backup) is renamed, not
+// dropped, and the restored one takes its name. A failure before the swap
+// leaves the databases as they were.
+const restoreScript = `set -eu
+fail() { echo "restore failed: $*" >&2; exit 1; }
+dir="$BACKUP_ROOT/$BACKUP_NAME"
+[ -d "$dir" ] || fail "backup $BACKUP_NAME is not on the backup volume"
+for pair in $CHECKSUMS; do
+  db=${pair%%=*}; want=${pair#*=}
+  [ -f "$dir/$db.dump" ] || fail "the archive of $db is missing from backup $BACKUP_NAME"
+  have=$(sha256sum "$dir/$db.dump" | cut -d' ' -f1)
+  [ "$have" = "$want" ] || fail "the archive of $db changed since the backup (sha256 $have, recorded $want); nothing was restored"
+  pg_restore --list "$dir/$db.dump" > /dev/null || fail "the archive of $db does not read back; nothing was restored"
+done
+suffix=$(date -u +%Y%m%d%H%M%S)
+res=$(mktemp)
+for pair in $CHECKSUMS; do
+  db=${pair%%=*}
+  psql -X -v ON_ERROR_STOP=1 -qc "drop database if exists \"${db}__restoring\"" -c "create database \"${db}__restoring\" template template0" || fail "cannot create ${db}__restoring"
+  pg_restore --single-transaction --exit-on-error -d "${db}__restoring" "$dir/$db.dump" || fail "pg_restore of $db; the live databases are unchanged"
+done
+if [ -n "${REVISION:-}" ]; then
+  rev=$(psql -d "${REVISION_DB}__restoring" -XAtc "select string_agg(version_num, ',') from alembic_version") || fail "reading the restored revision"
+  [ "$rev" = "$REVISION" ] || fail "the restored $REVISION_DB is at revision $rev, not $REVISION; the live databases are unchanged"
+fi
+sql="begin;"
+for pair in $CHECKSUMS; do
+  db=${pair%%=*}
+  sql="$sql select pg_terminate_backend(pid) from pg_stat_activity where datname in ('$db', '${db}__restoring') and pid <> pg_backend_pid();"
+  sql="$sql alter database \"$db\" rename to \"${db}__before_restore_$suffix\"; alter database \"${db}__restoring\" rename to \"$db\";"
+  printf 'preserved\t%s\n' "${db}__before_restore_$suffix" >> "$res"
+done
+psql -X -v ON_ERROR_STOP=1 -qc "$sql commit;" > /dev/null || fail "swapping in the restored databases; the live databases are unchanged"
+printf 'revision\t%s\n' "${rev:-}" >> "$res"
+cat "$res" > "$RESULT_FILE"
+echo "restore of $BACKUP_NAME complete"
+`
+
+// Restore is the restore Job.
+func Restore(in RestoreInput) *batchv1.Job {
+	podSC, sc := restricted(postgresUID)
+	names := make([]string, 0, len(in.Checksums))
+	for db := range in.Checksums {
+		names = append(names, db)
+	}
+	sort.Strings(names)
+	pairs := make([]string, 0, len(names))
+	for _, db := range names {
+		pairs = append(pairs, db+"="+in.Checksums[db])
+	}
+	env := []corev1.EnvVar{
+		{Name: "BACKUP_ROOT", Value: backupMount},
+		{Name: "BACKUP_NAME", Value: in.BackupName},
+		{Name: "CHECKSUMS", Value: strings.Join(pairs, " ")},
+		{Name: "REVISION_DB", Value: in.RevisionDB},
+		{Name: "REVISION", Value: in.Revision},
+	}
+	env = append(env, pgEnv(in.Database)...)
+	mounts := []corev1.VolumeMount{{Name: "backup", MountPath: backupMount, ReadOnly: true}}
+	c := container("restore", in.Image, restoreScript, env, sc, mounts)
+	return in.job(corev1.PodSpec{SecurityContext: podSC, Containers: []corev1.Container{c},
+		Volumes: []corev1.Volume{claimVolume("backup", in.Destination, true)}})
+}
+
+// PruneInput is what the retention Job keeps.
+type PruneInput struct {
+	Common
+	Image       string
+	Destination string
+	Release     string
+	Keep        int32
+	// Current is the backup just taken, never deleted.
+	Current string
+}
+
+// pruneScript deletes the release's complete backups beyond the newest KEEP
+// (names sort by time), never CURRENT, and leftovers of unfinished ones.
+const pruneScript = `set -eu
+cd "$BACKUP_ROOT"
+ls -1 | grep -E "^${RELEASE}-[0-9]{8}-[0-9]{6}$" | sort -r | awk -v keep="$KEEP" 'NR > keep' | while read -r old; do
+  [ "$old" = "$CURRENT" ] && continue
+  rm -rf "./$old" && printf 'deleted\t%s\n' "$old"
+done > "$RESULT_FILE"
+ls -1 | grep -E "^${RELEASE}-[0-9]{8}-[0-9]{6}\.partial$" | while read -r old; do
+  [ "$old" = "$CURRENT.partial" ] || rm -rf "./$old"
+done
+echo "kept the newest $KEEP backups of $RELEASE"
+`
+
+// Prune is the retention Job.
+func Prune(in PruneInput) *batchv1.Job {
+	podSC, sc := restricted(postgresUID)
+	env := []corev1.EnvVar{
+		{Name: "BACKUP_ROOT", Value: backupMount},
+		{Name: "RELEASE", Value: in.Release},
+		{Name: "KEEP", Value: strconv.Itoa(int(in.Keep))},
+		{Name: "CURRENT", Value: in.Current},
+	}
+	mounts := []corev1.VolumeMount{{Name: "backup", MountPath: backupMount}}
+	c := container("prune", in.Image, pruneScript, env, sc, mounts)
+	return in.job(corev1.PodSpec{SecurityContext: podSC, Containers: []corev1.Container{c},
+		Volumes: []corev1.Volume{claimVolume("backup", in.Destination, false)}})
+}
