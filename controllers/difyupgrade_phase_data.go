@@ -19,7 +19,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -30,7 +29,6 @@ import (
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/dbjob"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/plan"
-	"github.com/difyops/dify-upgrade-operator/controllers/internal/rollout"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/workload"
 )
 
@@ -191,17 +189,17 @@ func migrationOff(d *appsv1.Deployment, container string) bool {
 }
 
 // quiesce sets MIGRATION_ENABLED=false (an explicit env entry, the original
-// saved) on every stable workload of the dify-api image, so that no pod
-// migrates the schema on start, and waits for them to roll out. It returns
-// nil when they all run with it.
+// saved) on every stable workload of the dify-api image before the
+// migration, so that no pod started from now on migrates the schema with
+// the old code. It does not wait for those rollouts: pods already running
+// ran their entrypoint when they started, and a rollout that lacks room
+// must not hold the upgrade here (Promote rolls the same workloads again).
 func (r *DifyUpgradeReconciler) quiesce(ctx context.Context, s *scope) (*phaseResult, error) {
-	var waits []string
-	var progress int64
 	for _, c := range s.status().Components {
 		if !plan.RunsDifyAPI(c.Name) {
 			continue
 		}
-		_, fail, err := r.writeStable(ctx, s, c, func(d *appsv1.Deployment) error {
+		changed, fail, err := r.writeStable(ctx, s, c, func(d *appsv1.Deployment) error {
 			if migrationOff(d, c.Container) {
 				return nil
 			}
@@ -212,16 +210,10 @@ func (r *DifyUpgradeReconciler) quiesce(ctx context.Context, s *scope) (*phaseRe
 		if fail != nil || err != nil {
 			return fail, err
 		}
-		d := s.obs.stable[c.Name]
-		if rs := rollout.DeploymentStatus(d); !rs.Done {
-			waits = append(waits, rs.Message)
+		if changed {
+			r.Recorder.Eventf(s.upgrade, s.obs.stable[c.Name], corev1.EventTypeNormal, "MigrationDisabled", "Migrate",
+				"Set %s=false on %s so that its pods never migrate the schema on start", workload.MigrationEnv, c.Deployment)
 		}
-		progress += workload.Progress(d)
-	}
-	if len(waits) > 0 {
-		res := waiting("MIGRATION_ENABLED=false", progress,
-			"Setting MIGRATION_ENABLED=false on the dify-api workloads before the migration: %s", strings.Join(waits, "; "))
-		return &res, nil
 	}
 	return nil, nil
 }

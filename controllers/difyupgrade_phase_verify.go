@@ -86,7 +86,7 @@ func (r *DifyUpgradeReconciler) reconcileVerify(ctx context.Context, s *scope) (
 	}
 
 	for _, c := range s.status().Components {
-		if err := r.releaseStable(ctx, s, c, false); err != nil {
+		if err := r.releaseStable(ctx, s, c, false, true); err != nil {
 			return phaseResult{}, err
 		}
 	}

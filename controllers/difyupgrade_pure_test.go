@@ -17,6 +17,7 @@ limitations under the License.
 package controllers
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -65,6 +66,62 @@ func TestWeightBefore(t *testing.T) {
 	for i, want := range []int32{0, 5, 5, 20, 20, 20} {
 		if got := weightBefore(steps, i); got != want {
 			t.Errorf("weightBefore(steps, %d) = %d, want %d", i, got, want)
+		}
+	}
+}
+
+// A migration is judged by the revision, never by the exit code.
+func TestJudgeMigration(t *testing.T) {
+	tests := []struct {
+		from, current, head string
+		ok                  bool
+		says                string
+	}{
+		{"5c1e", "8f3d", "8f3d", true, ""},
+		{"8f3d", "8f3d", "8f3d", true, ""}, // nothing to migrate: already at head
+		{"5c1e", "5c1e", "8f3d", false, "unchanged"},
+		{"5c1e", "7a7a", "8f3d", false, "not the target's head"},
+		{"5c1e", "", "8f3d", false, "no schema revision"},
+		{"5c1e", "8f3d", "", false, "no head revision"},
+	}
+	for _, tt := range tests {
+		why := judgeMigration(tt.from, tt.current, tt.head)
+		if (why == "") != tt.ok || !strings.Contains(why, tt.says) {
+			t.Errorf("judgeMigration(%q, %q, %q) = %q", tt.from, tt.current, tt.head, why)
+		}
+	}
+}
+
+// The database is restored only past the point of no return, by policy,
+// from a verified backup; otherwise the reason is given.
+func TestRestoreDecision(t *testing.T) {
+	taken := metav1.Now()
+	backup := &upgradev1alpha1.BackupStatus{TakenAt: &taken, Artifacts: []upgradev1alpha1.BackupArtifact{{Kind: upgradev1alpha1.BackupArtifactDatabase, Name: "dify"}}}
+	migrated := &upgradev1alpha1.MigrationStatus{PointOfNoReturnPassed: true}
+	spec := func(policy upgradev1alpha1.RestoreDatabasePolicy, db bool) *upgradev1alpha1.DifyUpgradeSpec {
+		s := &upgradev1alpha1.DifyUpgradeSpec{Rollback: upgradev1alpha1.RollbackSpec{RestoreDatabase: policy}}
+		if db {
+			s.Database = &upgradev1alpha1.DatabaseSpec{Host: "pg"}
+		}
+		return s
+	}
+	tests := []struct {
+		name    string
+		spec    *upgradev1alpha1.DifyUpgradeSpec
+		st      upgradev1alpha1.DifyUpgradeStatus
+		restore bool
+		why     string
+	}{
+		{"before the migration", spec(upgradev1alpha1.RestoreDatabaseIfMigrated, true), upgradev1alpha1.DifyUpgradeStatus{Backup: backup}, false, ""},
+		{"migrated, backed up", spec(upgradev1alpha1.RestoreDatabaseIfMigrated, true), upgradev1alpha1.DifyUpgradeStatus{Backup: backup, Migration: migrated}, true, ""},
+		{"policy Never", spec(upgradev1alpha1.RestoreDatabaseNever, true), upgradev1alpha1.DifyUpgradeStatus{Backup: backup, Migration: migrated}, false, "Never"},
+		{"no database", spec(upgradev1alpha1.RestoreDatabaseIfMigrated, false), upgradev1alpha1.DifyUpgradeStatus{Migration: migrated}, false, "no database backup"},
+		{"backup not verified", spec(upgradev1alpha1.RestoreDatabaseIfMigrated, true), upgradev1alpha1.DifyUpgradeStatus{Backup: &upgradev1alpha1.BackupStatus{Name: "b"}, Migration: migrated}, false, "no database backup"},
+	}
+	for _, tt := range tests {
+		restore, why := restoreDecision(tt.spec, &tt.st)
+		if restore != tt.restore || !strings.Contains(why, tt.why) {
+			t.Errorf("%s: restoreDecision = %v, %q", tt.name, restore, why)
 		}
 	}
 }

@@ -21,13 +21,16 @@ import (
 	"fmt"
 	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/drift"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/lifecycle"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/rollout"
@@ -35,11 +38,19 @@ import (
 )
 
 // releaseStable hands a Deployment back. revert=true puts the saved image,
-// env and strategy back; revert=false keeps the image and env it runs now
-// and puts back the strategy. Either way the replica count stays with
+// env and strategy back; revert=false keeps the image it runs now (and its
+// env, unless that image is still the original, whose env then comes back
+// too) and puts back the strategy. Either way the replica count stays with
 // whoever scaled it last (the original only when the operator had scaled it
-// and nobody since), and the operator's marks go.
-func (r *DifyUpgradeReconciler) releaseStable(ctx context.Context, s *scope, c upgradev1alpha1.ComponentStatus, revert bool) error {
+// and nobody since).
+//
+// final=false is the first of two steps on the way back: everything but
+// MIGRATION_ENABLED=false, which the migration set on a workload whose own
+// env did not, so the template is the one its current pods already run and
+// no capacity is needed while the canaries still hold theirs; the saved
+// original stays. final=true, once the canaries are gone, puts the env back
+// too and removes the operator's marks.
+func (r *DifyUpgradeReconciler) releaseStable(ctx context.Context, s *scope, c upgradev1alpha1.ComponentStatus, revert, final bool) error {
 	d := s.obs.stable[c.Name]
 	if d == nil || !original.HeldBy(d, s.upgrade.Name) {
 		return nil
@@ -50,32 +61,95 @@ func (r *DifyUpgradeReconciler) releaseStable(ctx context.Context, s *scope, c u
 	if err != nil {
 		return err
 	}
+	restoredImage := saved.Image
 	if ok {
-		if container := original.Container(want, c.Container); container != nil && !revert {
-			saved.Image, saved.Env = container.Image, container.Env
+		container := original.Container(want, c.Container)
+		if container != nil && !revert {
+			if container.Image != saved.Image {
+				saved.Env = container.Env
+			}
+			saved.Image = container.Image
+		}
+		if container != nil && !final && migrationOff(d, c.Container) && !envSaysOff(saved.Env) {
+			quiesced := workload.SetEnv(saved.Env, workload.MigrationEnv, "false")
+			keep, err := r.runsMore(ctx, d, c.Container, saved.Image, quiesced, saved.Env)
+			if err != nil {
+				return err
+			}
+			if keep {
+				saved.Env = quiesced
+			}
 		}
 		saved.Apply(want)
 		if err := original.HandBackReplicas(want, c.Container); err != nil {
 			return err
 		}
 	}
-	original.Clear(want)
+	if final {
+		original.Clear(want)
+	} else {
+		drift.Mark(want, workload.Managed(want, c.Container).Fingerprint())
+	}
+	if equality.Semantic.DeepEqual(want, d) {
+		return nil
+	}
 	if err := r.Update(ctx, want); err != nil {
 		return fmt.Errorf("handing back Deployment %s: %w", d.Name, err)
 	}
 	s.obs.stable[c.Name] = want
-	if revert && ok {
+	if revert && ok && final {
 		r.Recorder.Eventf(s.upgrade, want, corev1.EventTypeNormal, "ImagesRestored", "Revert",
-			"Restored %s to %s with its original settings", want.Name, saved.Image)
+			"Restored %s to %s with its original settings", want.Name, restoredImage)
 	}
 	return nil
 }
 
+// runsMore reports whether more ready pods of d run image with env a than
+// with env b (ReplicaSets compared by their container), so the way back
+// first returns to the template that needs the fewest new pods.
+func (r *DifyUpgradeReconciler) runsMore(ctx context.Context, d *appsv1.Deployment, container, image string, a, b []corev1.EnvVar) (bool, error) {
+	list := &appsv1.ReplicaSetList{}
+	if err := r.reader().List(ctx, list, client.InNamespace(d.Namespace), client.MatchingLabels(d.Spec.Selector.MatchLabels)); err != nil {
+		return false, fmt.Errorf("listing the ReplicaSets of %s: %w", d.Name, err)
+	}
+	var readyA, readyB int32
+	for i := range list.Items {
+		rs := &list.Items[i]
+		if !metav1.IsControlledBy(rs, d) {
+			continue
+		}
+		for _, ctr := range rs.Spec.Template.Spec.Containers {
+			if ctr.Name != container || ctr.Image != image {
+				continue
+			}
+			switch {
+			case equality.Semantic.DeepEqual(ctr.Env, a):
+				readyA += rs.Status.ReadyReplicas
+			case equality.Semantic.DeepEqual(ctr.Env, b):
+				readyB += rs.Status.ReadyReplicas
+			}
+		}
+	}
+	return readyA > readyB, nil
+}
+
+// envSaysOff reports whether env sets MIGRATION_ENABLED=false itself.
+func envSaysOff(env []corev1.EnvVar) bool {
+	for _, e := range env {
+		if e.Name == workload.MigrationEnv {
+			return e.ValueFrom == nil && e.Value == "false"
+		}
+	}
+	return false
+}
+
 // putBack returns the cluster to the stable version's serving state without
 // ever lowering serving capacity: the routing first (seconds matter), then
-// each Deployment's settings (revert=true: image and env too), and only once
-// every stable Deployment has rolled out do the canaries go. It returns what
-// it still waits for (empty when done) and notes on what was gone.
+// each Deployment's settings (revert=true: image and env too) but
+// MIGRATION_ENABLED, and only once every stable Deployment has rolled out do
+// the canaries go; then the env the install had, and the operator's marks.
+// It returns what it still waits for (empty when done) and notes on what
+// was gone.
 func (r *DifyUpgradeReconciler) putBack(ctx context.Context, s *scope, revert bool) (waits []string, progress int64, notes []string, err error) {
 	res, err := r.router(s, nil).Restore(ctx)
 	if err != nil {
@@ -86,23 +160,27 @@ func (r *DifyUpgradeReconciler) putBack(ctx context.Context, s *scope, revert bo
 		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "TrafficRestored", "Revert",
 			"All traffic back on the stable pods of %s", s.status().FromVersion)
 	}
+	rolledOut := func() {
+		for _, c := range s.status().Components {
+			d := s.obs.stable[c.Name]
+			if d == nil {
+				continue
+			}
+			if rs := rollout.DeploymentStatus(d); !rs.Done {
+				waits = append(waits, rs.Message)
+			}
+			progress += workload.Progress(d)
+		}
+	}
 	for _, c := range s.status().Components {
-		if err := r.releaseStable(ctx, s, c, revert); err != nil {
+		if err := r.releaseStable(ctx, s, c, revert, false); err != nil {
 			return nil, 0, notes, err
 		}
-	}
-	for _, c := range s.status().Components {
-		d := s.obs.stable[c.Name]
-		if d == nil {
+		if s.obs.stable[c.Name] == nil {
 			notes = append(notes, fmt.Sprintf("Deployment %s is gone; nothing to restore", c.Deployment))
-			continue
 		}
-		if rs := rollout.DeploymentStatus(d); !rs.Done {
-			waits = append(waits, rs.Message)
-		}
-		progress += workload.Progress(d)
 	}
-	if len(waits) > 0 {
+	if rolledOut(); len(waits) > 0 {
 		// The canaries keep serving until the stable pods are back.
 		return waits, progress, notes, nil
 	}
@@ -111,8 +189,15 @@ func (r *DifyUpgradeReconciler) putBack(ctx context.Context, s *scope, revert bo
 		return nil, 0, notes, err
 	}
 	if !gone {
-		waits = append(waits, "canary Deployments being deleted")
+		return []string{"canary Deployments being deleted"}, progress, notes, nil
 	}
+	progress = 0
+	for _, c := range s.status().Components {
+		if err := r.releaseStable(ctx, s, c, revert, true); err != nil {
+			return nil, 0, notes, err
+		}
+	}
+	rolledOut()
 	return waits, progress, notes, nil
 }
 

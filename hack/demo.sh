@@ -18,6 +18,7 @@ kubectl=$bin/kubectl
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 manager_pid=
+servers_pid=
 cleanup() {
   local rc=$?
   if [[ ${DEMO_KEEP:-} == 1 && $rc == 0 ]]; then
@@ -25,10 +26,10 @@ cleanup() {
     return
   fi
   step "Cleaning up"
-  if [[ -n $manager_pid ]]; then
-    kill -TERM "$manager_pid" 2>/dev/null || true
-    wait "$manager_pid" 2>/dev/null || true
-  fi
+  for pid in $manager_pid $servers_pid; do
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   hack/local-cluster.sh stop
   exit $rc
 }
@@ -50,8 +51,23 @@ bin/manager --health-probe-bind-address=127.0.0.1:0 --metrics-bind-address=0 \
 manager_pid=$!
 echo "operator pid $manager_pid, log $LOCAL_CLUSTER_DIR/logs/manager.log"
 
-step "Installing a sample Dify 1.10.1 in namespace dify"
+step "Starting PostgreSQL (Dify-like data in two databases) and the Job runner (kwok runs no containers; it runs Job pods here)"
 "$kubectl" create namespace dify
+go build -o bin/demo-servers ./test/harness/cmd/demo-servers
+rm -f "$LOCAL_CLUSTER_DIR/servers.env"
+bin/demo-servers serve --namespace dify --dir "$LOCAL_CLUSTER_DIR/servers" --env-file "$LOCAL_CLUSTER_DIR/servers.env" \
+  2>"$LOCAL_CLUSTER_DIR/logs/servers.log" &
+servers_pid=$!
+for _ in $(seq 1 600); do
+  [[ -f $LOCAL_CLUSTER_DIR/servers.env ]] && break
+  kill -0 "$servers_pid" 2>/dev/null || { cat "$LOCAL_CLUSTER_DIR/logs/servers.log" >&2; exit 1; }
+  sleep 0.2
+done
+# shellcheck disable=SC1091
+source "$LOCAL_CLUSTER_DIR/servers.env"
+echo "PostgreSQL on $PG_HOST:$PG_PORT, databases $DIFY_DB and $PLUGIN_DB; backups in $BACKUP_DIR"
+
+step "Installing a sample Dify 1.10.1 in namespace dify"
 "$kubectl" -n dify apply -f test/fixtures/dify-1.10.1.yaml
 "$kubectl" -n dify wait deployment --all --for=condition=Available --timeout=120s
 images() {
@@ -59,27 +75,63 @@ images() {
 }
 images
 
-step "Upgrading it to 1.11.1 (hack/demo/difyupgrade.yaml)"
-"$kubectl" apply -f hack/demo/difyupgrade.yaml
+apply_upgrade() {
+  sed -e "s/@PG_HOST@/$PG_HOST/; s/@PG_PORT@/$PG_PORT/; s/@DIFY_DB@/$DIFY_DB/; s/@PLUGIN_DB@/$PLUGIN_DB/" "$1" | "$kubectl" apply -f -
+}
 weights() {
   "$kubectl" -n dify get virtualservice dify \
     -o jsonpath='{range .spec.http[*]}{.name}={range .route[*]}{.destination.subset}:{.weight} {end}  {end}'
 }
-last=
-deadline=$((SECONDS + 300))
-while ((SECONDS < deadline)); do
-  line=$("$kubectl" -n dify get difyupgrade dify-to-1-11-1 --no-headers \
-    -o custom-columns='PHASE:.status.phase,STEP:.status.canary.step,WEIGHT:.status.canary.weight,MESSAGE:.status.message')
-  if [[ $line != "$last" ]]; then
-    printf '%s  %s\n' "$(date +%T)" "$line"
-    printf '          routes: %s\n' "$(weights)"
-    last=$line
-  fi
-  phase=$("$kubectl" -n dify get difyupgrade dify-to-1-11-1 -o jsonpath='{.status.phase}')
-  case $phase in Succeeded | RolledBack | Failed) break ;; esac
-  sleep 0.5
-done
-[[ $phase == Succeeded ]] || { echo "the upgrade ended $phase" >&2; exit 1; }
+# follow NAME UNTIL...: print each change of the upgrade until its phase is
+# one of UNTIL (or it waits for a person, when UNTIL holds "Gate").
+follow() {
+  local name=$1 last= line phase gate deadline=$((SECONDS + 300))
+  shift
+  while ((SECONDS < deadline)); do
+    line=$("$kubectl" -n dify get difyupgrade "$name" --no-headers \
+      -o custom-columns='PHASE:.status.phase,STEP:.status.canary.step,WEIGHT:.status.canary.weight,MESSAGE:.status.message')
+    if [[ $line != "$last" ]]; then
+      printf '%s  %s\n' "$(date +%T)" "$line"
+      printf '          routes: %s\n' "$(weights)"
+      last=$line
+    fi
+    phase=$("$kubectl" -n dify get difyupgrade "$name" -o jsonpath='{.status.phase}')
+    gate=$("$kubectl" -n dify get difyupgrade "$name" -o jsonpath='{.status.canary.waitingForPromotion}')
+    [[ $gate == true ]] && phase=Gate
+    for want in "$@"; do [[ $phase == "$want" ]] && return 0; done
+    case $phase in Succeeded | RolledBack | Failed) echo "the upgrade ended $phase" >&2; exit 1 ;; esac
+    sleep 0.5
+  done
+  echo "timed out waiting for $name" >&2
+  exit 1
+}
+
+step "Row checksums before any upgrade"
+bin/demo-servers checksums --url "$PG_URL_DIFY" | tee "$LOCAL_CLUSTER_DIR/checksums-before.txt"
+
+step "Scene 1: an upgrade aborted past the point of no return (hack/demo/rollback.yaml)"
+apply_upgrade hack/demo/rollback.yaml
+follow dify-to-1-11-1-first-try Gate
+echo "backup:    $("$kubectl" -n dify get difyupgrade dify-to-1-11-1-first-try -o jsonpath='{.status.backup.name}: {range .status.backup.artifacts[*]}{.kind}/{.name} {.sizeBytes}B sha256 {.sha256} {"; "}{end}')"
+echo "migration: $("$kubectl" -n dify get difyupgrade dify-to-1-11-1-first-try -o jsonpath='{.status.migration.fromRevision} -> {.status.migration.toRevision}, point of no return passed: {.status.migration.pointOfNoReturnPassed}')"
+bin/demo-servers checksums --url "$PG_URL_DIFY" | sed -n 1,3p
+echo "A person aborts: kubectl annotate difyupgrade dify-to-1-11-1-first-try upgrade.difyops.io/abort=now"
+"$kubectl" -n dify annotate difyupgrade dify-to-1-11-1-first-try upgrade.difyops.io/abort=now
+follow dify-to-1-11-1-first-try RolledBack
+step "Row checksums after the restore"
+bin/demo-servers checksums --url "$PG_URL_DIFY" | tee "$LOCAL_CLUSTER_DIR/checksums-after.txt"
+if diff -u "$LOCAL_CLUSTER_DIR/checksums-before.txt" "$LOCAL_CLUSTER_DIR/checksums-after.txt"; then
+  echo "identical: every table and the schema are back as before the upgrade"
+else
+  echo "the restored database differs from the original" >&2
+  exit 1
+fi
+images
+
+step "Scene 2: the upgrade to 1.11.1 (hack/demo/difyupgrade.yaml)"
+apply_upgrade hack/demo/difyupgrade.yaml
+follow dify-to-1-11-1 Succeeded
+bin/demo-servers checksums --url "$PG_URL_DIFY" | sed -n 1p
 
 step "kubectl get difyupgrades"
 "$kubectl" -n dify get difyupgrades -o wide

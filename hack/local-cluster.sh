@@ -2,8 +2,9 @@
 # local-cluster.sh start|stop|status: a whole Kubernetes cluster on 127.0.0.1,
 # built from Go modules by hack/build-k8s.sh, with no containers: etcd,
 # kube-apiserver, kube-controller-manager, kube-scheduler and kwok, which plays
-# the kubelet of a fake node so that Deployments, ReplicaSets and Jobs really
-# roll. The real Istio CRDs are installed.
+# the kubelet of a fake node so that Deployments and ReplicaSets really roll.
+# kwok leaves Job pods Pending on that node: test/jobrunner runs them as local
+# processes (see kwok_stages). The real Istio CRDs are installed.
 #
 # Environment:
 #   LOCAL_CLUSTER_DIR  state directory (kubeconfig, pids, logs, etcd data);
@@ -77,6 +78,40 @@ wait_for() {
 }
 
 kubectl_() { "$bin/kubectl" --kubeconfig "$dir/kubeconfig" "$@"; }
+
+# kwok_stages SRC DEST: copy kwok's stage file, teaching the pod stages
+# pod-ready and pod-complete to leave Job pods (label
+# batch.kubernetes.io/job-name) alone: test/jobrunner runs those as local
+# processes and writes their status, so a Job's outcome is what its command
+# really did. pod-delete is untouched, so deleted Job pods still go away.
+# Each stage document is buffered and, in the two stages named in their
+# metadata, one more expression is put ahead of the first item under
+# selector.matchExpressions, with that item's indentation. A kwok selector key
+# is a jq expression; DoesNotExist matches when it yields nothing (no label).
+kwok_stages() {
+  local key=\''.metadata.labels["batch.kubernetes.io/job-name"]'\'
+  awk -v key="$key" '
+    function flush(i, target, inexpr, done, indent) {
+      for (i = 1; i <= n; i++)
+        if (doc[i] ~ /^  name: *.?pod-(ready|complete).? *$/) target = 1
+      for (i = 1; i <= n; i++) {
+        if (target && inexpr && !done && match(doc[i], /^ *- /)) {
+          indent = substr(doc[i], 1, RLENGTH - 2)
+          print indent "- key: " key
+          print indent "  operator: " "\047DoesNotExist\047"
+          done = 1
+          added++
+        }
+        if (doc[i] ~ /^ *matchExpressions: *$/) inexpr = 1
+        print doc[i]
+      }
+      n = 0
+    }
+    /^---/ { flush(); print; next }
+    { doc[++n] = $0 }
+    END { flush(); if (added != 2) exit 1 }
+  ' "$1" >"$2" || die "could not add the Job-pod selector to pod-ready and pod-complete in $1"
+}
 
 start() {
   if running kube-apiserver; then
@@ -201,9 +236,10 @@ EOF
     --leader-elect=false
 
   log "starting kwok"
+  kwok_stages "$bin/kwok-stages.yaml" "$dir/kwok-stages.yaml"
   launch kwok \
     --kubeconfig="$dir/kubeconfig" \
-    --config="$bin/kwok-stages.yaml" \
+    --config="$dir/kwok-stages.yaml" \
     --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
     --server-address="127.0.0.1:$kwok_port" \
     --node-ip=127.0.0.1 \

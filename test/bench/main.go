@@ -60,16 +60,17 @@ func main() {
 	sizes := flag.String("n", envOr("BENCH_N", "10,50,200"), "sizes of the scale benchmark, comma-separated")
 	idle := flag.Duration("idle", durationOr("BENCH_IDLE", 5*time.Minute), "how long the idle benchmark watches")
 	idleN := flag.Int("idle-n", intOr("BENCH_IDLE_N", 200), "upgrades parked at a manual gate during the idle benchmark")
+	dataMB := flag.Int64("data-mb", int64(intOr("BENCH_DATA_MB", 1100)), "size in MB of the database the data benchmark backs up and restores (0 skips it)")
 	out := flag.String("out", "bin/bench", "directory for the JSON results")
 	flag.Parse()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Minute)
 	defer cancel()
 	b, err := start(ctx)
 	if err != nil {
 		fail(err)
 	}
-	results, err := b.run(ctx, parseSizes(*sizes), *idle, *idleN)
+	results, err := b.run(ctx, parseSizes(*sizes), *idle, *idleN, *dataMB*1e6)
 	b.stop()
 	if err != nil {
 		fail(err)
@@ -80,7 +81,7 @@ func main() {
 	}
 }
 
-func (b *bench) run(ctx context.Context, sizes []int, idle time.Duration, idleN int) ([]result, error) {
+func (b *bench) run(ctx context.Context, sizes []int, idle time.Duration, idleN int, dataBytes int64) ([]result, error) {
 	var results []result
 	r, err := b.overhead(ctx)
 	if err != nil {
@@ -91,6 +92,13 @@ func (b *bench) run(ctx context.Context, sizes []int, idle time.Duration, idleN 
 		r, err := b.scale(ctx, n)
 		if err != nil {
 			return nil, fmt.Errorf("scale %d: %w", n, err)
+		}
+		results = append(results, r...)
+	}
+	if dataBytes > 0 {
+		r, err := b.data(ctx, dataBytes)
+		if err != nil {
+			return nil, fmt.Errorf("data: %w", err)
 		}
 		results = append(results, r...)
 	}

@@ -52,6 +52,9 @@ func upgrade(ns string, bake time.Duration, steps ...any) *upgradev1alpha1.DifyU
 		Spec:       upgradev1alpha1.DifyUpgradeSpec{TargetVersion: "1.11.1", Release: "dify"},
 	}
 	u.SetDefaults()
+	// The engine's figures: no migration Job (the data benchmark measures
+	// the data path on its own).
+	u.Spec.Migration.Enabled = new(false)
 	u.Spec.Verify.BakeTime = &metav1.Duration{Duration: bake}
 	u.Spec.Canary.Istio = &upgradev1alpha1.IstioCanary{
 		VirtualService: upgradev1alpha1.IstioVirtualService{Name: "dify", Routes: []string{"api", "web"}},

@@ -17,6 +17,8 @@ limitations under the License.
 package e2e
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/difyops/dify-upgrade-operator/test/harness"
 	"github.com/difyops/dify-upgrade-operator/test/localcluster"
 )
 
@@ -43,6 +46,8 @@ var (
 	// operatorCfg is the operator's identity: a service account bound to the
 	// ClusterRole that `make manifests` generates from the RBAC markers.
 	operatorCfg *rest.Config
+	// servers are PostgreSQL and the Job runner (test/harness).
+	servers *harness.Servers
 )
 
 func TestE2E(t *testing.T) {
@@ -74,6 +79,12 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	Expect(crds).To(HaveLen(1))
 
+	By("starting PostgreSQL and the Job runner")
+	servers, err = harness.Start(context.Background(), cfg, filepath.Join(dir, "servers"), func(format string, args ...any) {
+		fmt.Fprintf(GinkgoWriter, "jobrunner: "+format+"\n", args...)
+	})
+	Expect(err).NotTo(HaveOccurred())
+
 	By("starting the operator as its own service account, with only the generated RBAC")
 	operatorCfg = serviceAccountConfig(cfg)
 	operator = startOperator(operatorCfg)
@@ -82,6 +93,13 @@ var _ = BeforeSuite(func() {
 var _ = AfterSuite(func() {
 	if operator != nil {
 		operator.stop()
+	}
+	if servers != nil {
+		// Keep the Job pods' output for a person reading a failure.
+		artifacts := filepath.Join(localcluster.RepoRoot(), "test", "e2e", "artifacts")
+		Expect(os.MkdirAll(artifacts, 0o755)).To(Succeed())
+		_ = exec.Command("cp", "-r", servers.Logs(), filepath.Join(artifacts, "jobs")).Run()
+		servers.Stop()
 	}
 	if cluster != nil {
 		// Keep the control plane's logs for a person reading a failure.

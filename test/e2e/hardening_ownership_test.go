@@ -246,7 +246,8 @@ var _ = Describe("An install configured through envFrom, with a Recreate Deploym
 		Expect(u.Status.Conditions).To(ContainElements(
 			And(HaveField("Type", upgradev1alpha1.ConditionCanaryHealthy), HaveField("Status", metav1.ConditionFalse),
 				HaveField("Reason", upgradev1alpha1.ReasonNotImplemented), HaveField("Message", ContainSubstring("http/login"))),
-			And(HaveField("Type", upgradev1alpha1.ConditionSchemaMigrated), HaveField("Status", metav1.ConditionFalse)),
+			And(HaveField("Type", upgradev1alpha1.ConditionSchemaMigrated), HaveField("Status", metav1.ConditionTrue),
+				HaveField("Reason", upgradev1alpha1.ReasonMigrationUnverified)),
 		))
 		Expect(u.Status.Checks).To(ContainElement(And(HaveField("Name", "http/login"), HaveField("Result", upgradev1alpha1.CheckSkipped))))
 	})

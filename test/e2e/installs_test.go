@@ -44,6 +44,9 @@ func installFile(ctx context.Context, file string, mutate ...func(*unstructured.
 	DeferCleanup(func(ctx SpecContext) {
 		Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, ns))).To(Succeed())
 	})
+	dbs, err := servers.InstallDatabases(ctx, k8sClient, ns.Name)
+	Expect(err).NotTo(HaveOccurred())
+	installedDatabases.Store(ns.Name, dbs)
 	Expect(localcluster.InstallFile(ctx, k8sClient, ns.Name, filepath.Join(localcluster.RepoRoot(), "test", "fixtures", file), mutate...)).To(Succeed())
 	Eventually(func(g Gomega) {
 		list := &appsv1.DeploymentList{}

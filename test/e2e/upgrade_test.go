@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/test/pgserver"
 )
 
 // targetImages are what the fixture's Deployments run after an upgrade to
@@ -82,12 +83,18 @@ var _ = Describe("Upgrading Dify through an Istio canary", func() {
 		Expect(u.Status.Conditions).To(ContainElements(
 			And(HaveField("Type", upgradev1alpha1.ConditionReady), HaveField("Status", metav1.ConditionTrue)),
 			And(HaveField("Type", upgradev1alpha1.ConditionPromoted), HaveField("Status", metav1.ConditionTrue)),
-			// Backup and Migrate do not pretend: they say they did nothing.
+			// Without spec.database nothing is backed up, and it says so; the
+			// migration ran, judged by what the target image reads.
 			And(HaveField("Type", upgradev1alpha1.ConditionBackupComplete), HaveField("Status", metav1.ConditionFalse),
-				HaveField("Reason", upgradev1alpha1.ReasonNotImplemented)),
-			And(HaveField("Type", upgradev1alpha1.ConditionSchemaMigrated), HaveField("Status", metav1.ConditionFalse),
-				HaveField("Reason", upgradev1alpha1.ReasonNotImplemented)),
+				HaveField("Reason", upgradev1alpha1.ReasonNothingToBackUp)),
+			And(HaveField("Type", upgradev1alpha1.ConditionSchemaMigrated), HaveField("Status", metav1.ConditionTrue),
+				HaveField("Reason", upgradev1alpha1.ReasonMigrationUnverified)),
 		))
+		By("having migrated the real schema once, with the target image")
+		Expect(u.Status.Migration.FromRevision).To(BeEmpty(), "nothing could read it without spec.database")
+		Expect(u.Status.Migration.ToRevision).To(Equal(pgserver.Revision1111))
+		Expect(revision(ctx, ns)).To(Equal(pgserver.Revision1111))
+		Expect(jobRuns(ns, "migrate")).To(HaveLen(1))
 
 		By("leaving every Deployment on its target image, with its own settings back")
 		after := snapshot(ctx, ns)
@@ -213,9 +220,12 @@ var _ = Describe("An upgrade that cannot progress", func() {
 		Expect(worker.Spec.Strategy.RollingUpdate.MaxSurge.String()).To(Equal("25%"))
 		Expect(worker.Spec.Strategy.RollingUpdate.MaxUnavailable.String()).To(Equal("10%"))
 		Expect(deployment(ctx, ns, "dify-worker-beat").Spec.Strategy.Type).To(Equal(appsv1.RecreateDeploymentStrategyType))
-		By("leaving the later stages alone until then")
+		By("leaving the later stages alone until then (but for MIGRATION_ENABLED=false, set before the migration)")
 		for _, name := range []string{"dify-api", "dify-web", "dify-sandbox"} {
-			Expect(deployment(ctx, ns, name).Spec).To(Equal(before.deployments[name]), name)
+			spec := deployment(ctx, ns, name).Spec
+			Expect(spec.Template.Spec.Containers[0].Image).To(Equal(before.deployments[name].Template.Spec.Containers[0].Image), name)
+			Expect(spec.Strategy).To(Equal(before.deployments[name].Strategy), name)
+			Expect(spec.Replicas).To(Equal(before.deployments[name].Replicas), name)
 		}
 
 		annotate(ctx, u, upgradev1alpha1.ActionAbort)

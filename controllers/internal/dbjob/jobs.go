@@ -39,6 +39,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
 )
 
 // Kind is what a Job does; it is part of the Job's name and labels.
@@ -108,7 +110,7 @@ type Common struct {
 }
 
 func (c Common) job(spec corev1.PodSpec) *batchv1.Job {
-	labels := map[string]string{KindLabel: string(c.Kind), UpgradeLabel: c.Upgrade}
+	labels := map[string]string{KindLabel: string(c.Kind), UpgradeLabel: original.LabelValue(c.Upgrade)}
 	spec.RestartPolicy = corev1.RestartPolicyNever
 	deadline := int64(c.Timeout / time.Second)
 	if deadline < 1 {

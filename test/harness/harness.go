@@ -1,0 +1,190 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package harness starts the servers the e2e suite, `make demo` and
+// `make bench` share besides the cluster: a real PostgreSQL (test/pgserver,
+// seeded with a Dify-like schema) and the Job runner (test/jobrunner), which
+// runs the operator's Job pods as local processes: the PostgreSQL client
+// image maps to the server's own client binaries, the dify-api image to
+// test/fakedify (built here as `flask`), which migrates the real schema.
+package harness
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/difyops/dify-upgrade-operator/test/jobrunner"
+	"github.com/difyops/dify-upgrade-operator/test/localcluster"
+	"github.com/difyops/dify-upgrade-operator/test/pgserver"
+)
+
+// Servers are the running PostgreSQL and Job runner.
+type Servers struct {
+	Postgres *pgserver.Server
+	Runner   *jobrunner.Runner
+	// StateDir holds the runner's claims, pod directories and logs.
+	StateDir string
+	root     string
+}
+
+// Start starts PostgreSQL and the Job runner for the cluster at cfg, with
+// their files under dir. logf receives the runner's lines (nil: none).
+func Start(ctx context.Context, cfg *rest.Config, dir string, logf func(string, ...any)) (*Servers, error) {
+	// The Job pods run as the users their security contexts name: every
+	// directory they use (the tools, the claims) must be reachable by
+	// others, which a test's temporary directory (0700) is not.
+	root, err := os.MkdirTemp("", "dify-harness-")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(root, 0o755); err != nil {
+		return nil, err
+	}
+	tools := filepath.Join(root, "tools", "dify-api")
+	if err := os.MkdirAll(tools, 0o755); err != nil {
+		return nil, err
+	}
+	build := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(tools, "flask"), "./test/fakedify")
+	build.Dir = localcluster.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building test/fakedify: %v: %s", err, out)
+	}
+	pg, err := pgserver.Start(ctx, filepath.Join(dir, "postgres"))
+	if err != nil {
+		return nil, err
+	}
+	state := filepath.Join(root, "jobs")
+	if err := os.MkdirAll(state, 0o755); err != nil {
+		pg.Stop()
+		return nil, err
+	}
+	runner, err := jobrunner.Start(ctx, cfg, jobrunner.Options{
+		StateDir: state,
+		Images: []jobrunner.ImageRule{
+			{Repository: "postgres", PathDirs: []string{pg.BinDir}},
+			{Repository: "dify-api", PathDirs: []string{tools}},
+		},
+		Logf: logf,
+	})
+	if err != nil {
+		pg.Stop()
+		return nil, err
+	}
+	return &Servers{Postgres: pg, Runner: runner, StateDir: state, root: root}, nil
+}
+
+// Stop stops the runner (killing what it runs), then PostgreSQL.
+func (s *Servers) Stop() {
+	if s == nil {
+		return
+	}
+	if s.Runner != nil {
+		s.Runner.Stop()
+	}
+	if s.Postgres != nil {
+		s.Postgres.Stop()
+	}
+	if s.root != "" {
+		_ = os.RemoveAll(s.root)
+	}
+}
+
+// Logs is where the runner keeps each Job pod's output.
+func (s *Servers) Logs() string { return filepath.Join(s.StateDir, "logs") }
+
+// Databases are a namespace's own copies of the seeded Dify databases.
+type Databases struct {
+	// Dify and Plugin are the database names (dify's, the plugin daemon's).
+	Dify, Plugin string
+	// Secret is the Secret holding host, port, username, password, database
+	// and plugin-database (the fixtures' api reads it); EnvSecret holds the
+	// same as Dify's DB_* variables, for envFrom.
+	Secret, EnvSecret string
+}
+
+// DBSecret and DBEnvSecret are the names of the Secrets the fixtures read.
+const (
+	DBSecret    = "dify-db"
+	DBEnvSecret = "dify-db-env"
+)
+
+// InstallDatabases gives namespace ns its own copies of the seeded Dify
+// databases (at 1.10.1's schema revision) and the Secrets that point the
+// fixtures' api at them.
+func (s *Servers) InstallDatabases(ctx context.Context, c client.Client, ns string) (Databases, error) {
+	difyDB, pluginDB, err := s.Postgres.NewDifyDatabases(ctx, strings.ReplaceAll(ns, "-", "_"))
+	if err != nil {
+		return Databases{}, err
+	}
+	pg := s.Postgres
+	port := strconv.Itoa(pg.Port)
+	secrets := []*corev1.Secret{
+		{ObjectMeta: metav1.ObjectMeta{Name: DBSecret, Namespace: ns}, StringData: map[string]string{
+			"host": pg.Host, "port": port, "username": pg.User, "password": pg.Password, "database": difyDB, "plugin-database": pluginDB}},
+		{ObjectMeta: metav1.ObjectMeta{Name: DBEnvSecret, Namespace: ns}, StringData: map[string]string{
+			"DB_HOST": pg.Host, "DB_PORT": port, "DB_USERNAME": pg.User, "DB_PASSWORD": pg.Password, "DB_DATABASE": difyDB}},
+	}
+	for _, sec := range secrets {
+		if err := c.Create(ctx, sec); err != nil && !apierrors.IsAlreadyExists(err) {
+			return Databases{}, fmt.Errorf("creating Secret %s/%s: %w", ns, sec.Name, err)
+		}
+	}
+	return Databases{Dify: difyDB, Plugin: pluginDB, Secret: DBSecret, EnvSecret: DBEnvSecret}, nil
+}
+
+// Claim creates the PersistentVolumeClaim name in ns, bound to a volume
+// whose data the runner keeps in ClaimDir, and returns that directory.
+func (s *Servers) Claim(ctx context.Context, c client.Client, ns, name string) (string, error) {
+	pvc := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			StorageClassName: new(""),
+			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Gi")}},
+		},
+	}
+	if err := c.Create(ctx, pvc); err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", fmt.Errorf("creating PersistentVolumeClaim %s/%s: %w", ns, name, err)
+	}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(pvc), pvc); err != nil {
+		return "", err
+	}
+	if err := s.Runner.BindClaim(ctx, pvc); err != nil {
+		return "", err
+	}
+	dir := s.ClaimDir(ns, name)
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return "", err
+	}
+	return dir, os.Chmod(dir, 0o777)
+}
+
+// ClaimDir is where the data of claim name in ns is.
+func (s *Servers) ClaimDir(ns, name string) string {
+	return jobrunner.ClaimDir(s.StateDir, ns, name)
+}
