@@ -67,15 +67,16 @@ verify: manifests generate fmt ## Regenerate everything and fail when anything d
 test: manifests generate fmt vet test-unit test-integration test-e2e ## Run every test: unit, envtest integration and e2e on a local cluster.
 
 .PHONY: test-unit
-test-unit: ## Unit tests of pure logic (no control plane).
-	go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v -e /test/e2e -e '/controllers$$')
+test-unit: ## Unit tests of pure logic (no control plane, no servers).
+	go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v -e /test/ -e '/controllers$$')
 
 .PHONY: test-integration
 test-integration: k8s-binaries ## Integration tests against a real kube-apiserver and etcd (envtest).
 	KUBEBUILDER_ASSETS=$(K8S_BIN) go test $(GO_TEST_FLAGS) -timeout 20m ./controllers/ -ginkgo.v
 
 .PHONY: test-e2e
-test-e2e: k8s-binaries ## End-to-end tests on a local cluster (kube-apiserver, controller-manager, scheduler, kwok).
+test-e2e: k8s-binaries ## The test servers' own tests (PostgreSQL, the Job runner), then end-to-end tests on a local cluster (kube-apiserver, controller-manager, scheduler, kwok).
+	K8S_BIN=$(K8S_BIN) go test $(GO_TEST_FLAGS) -timeout 10m ./test/pgserver/ ./test/fakedify/ ./test/jobrunner/
 	K8S_BIN=$(K8S_BIN) go test $(GO_TEST_FLAGS) -timeout 30m ./test/e2e/ -ginkgo.v
 
 .PHONY: bench
