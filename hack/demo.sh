@@ -97,7 +97,7 @@ follow() {
     fi
     phase=$("$kubectl" -n dify get difyupgrade "$name" -o jsonpath='{.status.phase}')
     gate=$("$kubectl" -n dify get difyupgrade "$name" -o jsonpath='{.status.canary.waitingForPromotion}')
-    [[ $gate == true ]] && phase=Gate
+    [[ $phase == Canary && $gate == true ]] && phase=Gate
     for want in "$@"; do [[ $phase == "$want" ]] && return 0; done
     case $phase in Succeeded | RolledBack | Failed) echo "the upgrade ended $phase" >&2; exit 1 ;; esac
     sleep 0.5

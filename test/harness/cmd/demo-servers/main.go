@@ -121,7 +121,7 @@ func checksums(args []string) error {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	fmt.Printf("  %-24s %s\n", "alembic_version", rev)
+	fmt.Printf("  %-24s %s\n", "(schema revision)", rev)
 	for _, name := range names {
 		fmt.Printf("  %-24s %s\n", name, sums[name])
 	}
