@@ -80,30 +80,7 @@ func (r *DifyUpgradeReconciler) reconcileBackup(ctx context.Context, s *scope) (
 	}
 
 	if st.Backup == nil || st.Backup.JobName == "" {
-		// Name the backup and its Job, and choose the client image, in
-		// status first: a restarted operator finds the same Job.
-		b := &upgradev1alpha1.BackupStatus{Name: dbjob.BackupName(spec.Release, s.now), Image: spec.Backup.Image}
-		if spec.Database != nil {
-			t, err := r.dbTarget(ctx, s)
-			if err != nil {
-				return failed(upgradev1alpha1.ReasonBackupFailed, "%v", err), nil
-			}
-			info, err := database.Probe(ctx, t, spec.Database.Databases)
-			if err != nil {
-				return failed(upgradev1alpha1.ReasonBackupFailed, "%v", err), nil
-			}
-			b.ServerVersion = info.ServerVersion
-			if b.Image == "" {
-				b.Image = dbjob.ClientImage(info.Major)
-			}
-		}
-		if b.Image == "" {
-			b.Image = dbjob.DefaultClientImage
-		}
-		b.JobName = dbjob.Name(s.upgrade.Name, string(s.upgrade.UID), dbjob.KindBackup, b.Name)
-		b.Location = dbjob.Location(spec.Backup.Destination.ClaimName, b.Name)
-		st.Backup = b
-		return phaseResult{message: fmt.Sprintf("Backing up to %s with %s", b.Location, b.Image), progressed: true}, nil
+		return r.nameBackup(ctx, s), nil
 	}
 
 	b := st.Backup
@@ -156,6 +133,41 @@ func (r *DifyUpgradeReconciler) reconcileBackup(ctx context.Context, s *scope) (
 	msg := fmt.Sprintf("Backup %s verified: %d artifacts, %s, at %s", b.Name, len(b.Artifacts), humanBytes(total), b.Location)
 	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "BackupVerified", "Backup", "%s", msg)
 	return phaseResult{next: next, message: msg}, nil
+}
+
+// nameBackup names the backup and its Job, and chooses the client image
+// (from the server's version), in status first: a restarted operator finds
+// the same Job.
+func (r *DifyUpgradeReconciler) nameBackup(ctx context.Context, s *scope) phaseResult {
+	spec := s.spec()
+	b := &upgradev1alpha1.BackupStatus{Name: dbjob.BackupName(spec.Release, s.now), Image: spec.Backup.Image}
+	if spec.Database != nil {
+		info, err := r.probe(ctx, s)
+		if err != nil {
+			return failed(upgradev1alpha1.ReasonBackupFailed, "%v", err)
+		}
+		b.ServerVersion = info.ServerVersion
+		if b.Image == "" {
+			b.Image = dbjob.ClientImage(info.Major)
+		}
+	}
+	if b.Image == "" {
+		b.Image = dbjob.DefaultClientImage
+	}
+	b.JobName = dbjob.Name(s.upgrade.Name, string(s.upgrade.UID), dbjob.KindBackup, b.Name)
+	b.Location = dbjob.Location(spec.Backup.Destination.ClaimName, b.Name)
+	s.status().Backup = b
+	return phaseResult{message: fmt.Sprintf("Backing up to %s with %s", b.Location, b.Image), progressed: true}
+}
+
+// probe reads the server's version, the databases and the schema revision
+// with the credentials of spec.database.
+func (r *DifyUpgradeReconciler) probe(ctx context.Context, s *scope) (database.Info, error) {
+	t, err := r.dbTarget(ctx, s)
+	if err != nil {
+		return database.Info{}, err
+	}
+	return database.Probe(ctx, t, s.spec().Database.Databases)
 }
 
 // humanBytes writes a size for people.
@@ -254,25 +266,7 @@ func (r *DifyUpgradeReconciler) reconcileMigrate(ctx context.Context, s *scope) 
 	}
 
 	if st.Migration == nil || st.Migration.JobName == "" {
-		m := &upgradev1alpha1.MigrationStatus{}
-		if spec.Database != nil {
-			t, err := r.dbTarget(ctx, s)
-			if err != nil {
-				return phaseResult{}, err
-			}
-			info, err := database.Probe(ctx, t, spec.Database.Databases)
-			if err != nil {
-				return phaseResult{}, err
-			}
-			m.FromRevision = info.Revision
-		} else if st.Backup != nil {
-			m.FromRevision = backupRevision(st.Backup)
-		}
-		started := metav1.NewTime(s.now)
-		m.StartedAt = &started
-		m.JobName = dbjob.Name(s.upgrade.Name, string(s.upgrade.UID), dbjob.KindMigrate, started.UTC().Format("20060102150405"))
-		st.Migration = m
-		return phaseResult{message: fmt.Sprintf("Migrating the schema from revision %q (Job %s)", m.FromRevision, m.JobName), progressed: true}, nil
+		return r.nameMigration(ctx, s)
 	}
 
 	m := st.Migration
@@ -281,25 +275,7 @@ func (r *DifyUpgradeReconciler) reconcileMigrate(ctx context.Context, s *scope) 
 		return phaseResult{}, err
 	}
 	if !job.exists {
-		template, container, err := s.apiTemplate()
-		if err != nil {
-			return phaseResult{}, err
-		}
-		var image string
-		for _, c := range st.Components {
-			if c.Name == upgradev1alpha1.ComponentAPI {
-				image = c.ToImage
-			}
-		}
-		j := dbjob.Migration(dbjob.MigrationInput{Common: common(s, dbjob.KindMigrate, m.JobName, spec.Migration.Timeout),
-			Template: template, Container: container, Image: image})
-		if err := r.createJob(ctx, s, j); err != nil {
-			return phaseResult{}, err
-		}
-		m.PointOfNoReturnPassed = true
-		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "PointOfNoReturn", "Migrate",
-			"Migration Job %s started with %s: from now on the old version comes back only with the database backup", m.JobName, image)
-		return phaseResult{message: fmt.Sprintf("Migrating the schema (Job %s)", m.JobName), progressed: true}, nil
+		return r.startMigration(ctx, s)
 	}
 	// The Job exists: the migration may have run, whatever the last pass
 	// managed to record.
@@ -310,17 +286,68 @@ func (r *DifyUpgradeReconciler) reconcileMigrate(ctx context.Context, s *scope) 
 	case !job.complete:
 		return phaseResult{message: fmt.Sprintf("Migrating the schema (Job %s)", m.JobName)}, nil
 	}
-	report := dbjob.ParseMigration(job.report)
+	return r.migrated(ctx, s, dbjob.ParseMigration(job.report))
+}
+
+// nameMigration records the revision before the migration and names its Job,
+// in status first: a restarted operator finds the same Job.
+func (r *DifyUpgradeReconciler) nameMigration(ctx context.Context, s *scope) (phaseResult, error) {
+	st := s.status()
+	m := &upgradev1alpha1.MigrationStatus{}
+	switch {
+	case s.spec().Database != nil:
+		info, err := r.probe(ctx, s)
+		if err != nil {
+			return phaseResult{}, err
+		}
+		m.FromRevision = info.Revision
+	case st.Backup != nil:
+		m.FromRevision = backupRevision(st.Backup)
+	}
+	started := metav1.NewTime(s.now)
+	m.StartedAt = &started
+	m.JobName = dbjob.Name(s.upgrade.Name, string(s.upgrade.UID), dbjob.KindMigrate, started.UTC().Format("20060102150405"))
+	st.Migration = m
+	return phaseResult{message: fmt.Sprintf("Migrating the schema from revision %q (Job %s)", m.FromRevision, m.JobName), progressed: true}, nil
+}
+
+// startMigration creates the migration Job from the api's pod template with
+// the target image: the point of no return.
+func (r *DifyUpgradeReconciler) startMigration(ctx context.Context, s *scope) (phaseResult, error) {
+	st := s.status()
+	m := st.Migration
+	template, container, err := s.apiTemplate()
+	if err != nil {
+		return phaseResult{}, err
+	}
+	var image string
+	for _, c := range st.Components {
+		if c.Name == upgradev1alpha1.ComponentAPI {
+			image = c.ToImage
+		}
+	}
+	j := dbjob.Migration(dbjob.MigrationInput{Common: common(s, dbjob.KindMigrate, m.JobName, s.spec().Migration.Timeout),
+		Template: template, Container: container, Image: image})
+	if err := r.createJob(ctx, s, j); err != nil {
+		return phaseResult{}, err
+	}
+	m.PointOfNoReturnPassed = true
+	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "PointOfNoReturn", "Migrate",
+		"Migration Job %s started with %s: from now on the old version comes back only with the database backup", m.JobName, image)
+	return phaseResult{message: fmt.Sprintf("Migrating the schema (Job %s)", m.JobName), progressed: true}, nil
+}
+
+// migrated judges a migration Job that exited 0 by the revision: read by
+// the operator itself with spec.database, else as the target image reported
+// it.
+func (r *DifyUpgradeReconciler) migrated(ctx context.Context, s *scope, report dbjob.MigrationReport) (phaseResult, error) {
+	m := s.status().Migration
 	if len(report.Heads) == 1 {
 		m.ExpectedRevision = report.Heads[0]
 	}
 	current, verified := report.Current, false
-	if spec.Database != nil {
-		t, err := r.dbTarget(ctx, s)
-		if err != nil {
-			return phaseResult{}, err
-		}
-		info, err := database.Probe(ctx, t, spec.Database.Databases)
+	if s.spec().Database != nil {
+		info, err := r.probe(ctx, s)
 		if err != nil {
 			return phaseResult{}, err
 		}
@@ -333,7 +360,7 @@ func (r *DifyUpgradeReconciler) reconcileMigrate(ctx context.Context, s *scope) 
 	done := metav1.NewTime(s.now)
 	m.CompletedAt = &done
 	msg := fmt.Sprintf("Schema migrated from revision %s to %s (the target's head)", orNone(m.FromRevision), current)
-	res := phaseResult{next: next, message: msg}
+	res := phaseResult{next: upgradev1alpha1.PhaseCanary, message: msg}
 	if !verified {
 		msg += "; read through the target image, not by the operator: set spec.database to have the operator read the revision itself"
 		res.outcome = &outcome{metav1.ConditionTrue, upgradev1alpha1.ReasonMigrationUnverified, msg}

@@ -60,58 +60,86 @@ func (r *DifyUpgradeReconciler) checkData(ctx context.Context, s *scope) (res ph
 		}
 	}
 	if backupOn && somethingToBackUp(spec) {
-		if spec.Backup.Destination == nil {
-			return fail("backup", upgradev1alpha1.ReasonInvalidSpec,
-				"spec.backup.destination.claimName is required: name the PersistentVolumeClaim the backup is written to (or set spec.backup.enabled: false)")
-		}
-		claims := []string{spec.Backup.Destination.ClaimName}
-		for _, v := range spec.Backup.Volumes {
-			claims = append(claims, v.ClaimName)
-		}
-		for i, name := range claims {
-			pvc := &corev1.PersistentVolumeClaim{}
-			err := r.reader().Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: name}, pvc)
-			field := "spec.backup.destination.claimName"
-			if i > 0 {
-				field = fmt.Sprintf("spec.backup.volumes[%d].claimName", i-1)
-			}
-			switch {
-			case apierrors.IsNotFound(err):
-				return fail("backup", upgradev1alpha1.ReasonInvalidSpec, "%s: PersistentVolumeClaim %s does not exist in namespace %s", field, name, s.upgrade.Namespace)
-			case err != nil:
-				return fail("backup", upgradev1alpha1.ReasonPrecheckFailed, "reading PersistentVolumeClaim %s: %v", name, err)
-			}
+		if res, bad := r.checkClaims(ctx, s); bad {
+			return res, true
 		}
 	}
-
-	db := spec.Database
-	if db == nil {
-		s.recordCheck("database", upgradev1alpha1.CheckWarning,
-			"spec.database is not set: the database is not backed up, and a rollback after the schema migration cannot restore it")
-	} else {
-		t, err := r.dbTarget(ctx, s)
-		if err != nil {
-			return fail("database", upgradev1alpha1.ReasonInvalidSpec, "%v", err)
-		}
-		info, err := database.Probe(ctx, t, db.Databases)
-		if err != nil {
-			return fail("database", upgradev1alpha1.ReasonPrecheckFailed, "%v", err)
-		}
-		if len(info.Missing) > 0 {
-			return fail("database", upgradev1alpha1.ReasonPrecheckFailed, "spec.database.databases: %s not found on %s:%d",
-				strings.Join(info.Missing, ", "), db.Host, db.Port)
-		}
-		msg := fmt.Sprintf("PostgreSQL %s at %s:%d answers; databases %s exist", info.ServerVersion, db.Host, db.Port, strings.Join(db.Databases, ", "))
-		if info.RevisionDB != "" {
-			msg += fmt.Sprintf("; schema revision %s (in %s)", info.Revision, info.RevisionDB)
-		}
-		s.recordCheck("database", upgradev1alpha1.CheckPassed, msg)
+	if res, bad := r.checkDatabase(ctx, s); bad {
+		return res, true
 	}
 	switch {
 	case !backupOn:
 		s.recordCheck("backup", upgradev1alpha1.CheckWarning, "spec.backup.enabled is false: nothing will be backed up")
 	case somethingToBackUp(spec):
 		s.recordCheck("backup", upgradev1alpha1.CheckPassed, fmt.Sprintf("The backup goes to PersistentVolumeClaim %s", spec.Backup.Destination.ClaimName))
+	}
+	return phaseResult{}, false
+}
+
+// checkDatabase connects with the credentials of spec.database, reports the
+// server's version and the schema revision, and checks every database
+// exists; without spec.database it warns that nothing can be restored.
+func (r *DifyUpgradeReconciler) checkDatabase(ctx context.Context, s *scope) (phaseResult, bool) {
+	db := s.spec().Database
+	fail := func(reason, format string, args ...any) (phaseResult, bool) {
+		msg := fmt.Sprintf(format, args...)
+		s.recordCheck("database", upgradev1alpha1.CheckFailed, msg)
+		return failed(reason, "%s", msg), true
+	}
+	if db == nil {
+		s.recordCheck("database", upgradev1alpha1.CheckWarning,
+			"spec.database is not set: the database is not backed up, and a rollback after the schema migration cannot restore it")
+		return phaseResult{}, false
+	}
+	t, err := r.dbTarget(ctx, s)
+	if err != nil {
+		return fail(upgradev1alpha1.ReasonInvalidSpec, "%v", err)
+	}
+	info, err := database.Probe(ctx, t, db.Databases)
+	if err != nil {
+		return fail(upgradev1alpha1.ReasonPrecheckFailed, "%v", err)
+	}
+	if len(info.Missing) > 0 {
+		return fail(upgradev1alpha1.ReasonPrecheckFailed, "spec.database.databases: %s not found on %s:%d",
+			strings.Join(info.Missing, ", "), db.Host, db.Port)
+	}
+	msg := fmt.Sprintf("PostgreSQL %s at %s:%d answers; databases %s exist", info.ServerVersion, db.Host, db.Port, strings.Join(db.Databases, ", "))
+	if info.RevisionDB != "" {
+		msg += fmt.Sprintf("; schema revision %s (in %s)", info.Revision, info.RevisionDB)
+	}
+	s.recordCheck("database", upgradev1alpha1.CheckPassed, msg)
+	return phaseResult{}, false
+}
+
+// checkClaims checks the backup's destination and volumes exist.
+func (r *DifyUpgradeReconciler) checkClaims(ctx context.Context, s *scope) (phaseResult, bool) {
+	spec := s.spec()
+	fail := func(reason, format string, args ...any) (phaseResult, bool) {
+		msg := fmt.Sprintf(format, args...)
+		s.recordCheck("backup", upgradev1alpha1.CheckFailed, msg)
+		return failed(reason, "%s", msg), true
+	}
+	if spec.Backup.Destination == nil {
+		return fail(upgradev1alpha1.ReasonInvalidSpec,
+			"spec.backup.destination.claimName is required: name the PersistentVolumeClaim the backup is written to (or set spec.backup.enabled: false)")
+	}
+	claims := []string{spec.Backup.Destination.ClaimName}
+	for _, v := range spec.Backup.Volumes {
+		claims = append(claims, v.ClaimName)
+	}
+	for i, name := range claims {
+		pvc := &corev1.PersistentVolumeClaim{}
+		err := r.reader().Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: name}, pvc)
+		field := "spec.backup.destination.claimName"
+		if i > 0 {
+			field = fmt.Sprintf("spec.backup.volumes[%d].claimName", i-1)
+		}
+		switch {
+		case apierrors.IsNotFound(err):
+			return fail(upgradev1alpha1.ReasonInvalidSpec, "%s: PersistentVolumeClaim %s does not exist in namespace %s", field, name, s.upgrade.Namespace)
+		case err != nil:
+			return fail(upgradev1alpha1.ReasonPrecheckFailed, "reading PersistentVolumeClaim %s: %v", name, err)
+		}
 	}
 	return phaseResult{}, false
 }

@@ -29,7 +29,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
-	"github.com/difyops/dify-upgrade-operator/controllers/internal/database"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/dbjob"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
 )
@@ -120,11 +119,7 @@ func (r *DifyUpgradeReconciler) restoreDatabase(ctx context.Context, s *scope) (
 	}
 	report := dbjob.ParseRestore(job.report)
 	want := backupRevision(st.Backup)
-	t, err := r.dbTarget(ctx, s)
-	if err != nil {
-		return nil, err
-	}
-	info, err := database.Probe(ctx, t, s.spec().Database.Databases)
+	info, err := r.probe(ctx, s)
 	if err != nil {
 		return nil, err
 	}

@@ -70,14 +70,9 @@ func (r *DifyUpgradeReconciler) releaseStable(ctx context.Context, s *scope, c u
 			}
 			saved.Image = container.Image
 		}
-		if container != nil && !final && migrationOff(d, c.Container) && !envSaysOff(saved.Env) {
-			quiesced := workload.SetEnv(saved.Env, workload.MigrationEnv, "false")
-			keep, err := r.runsMore(ctx, d, c.Container, saved.Image, quiesced, saved.Env)
-			if err != nil {
+		if container != nil && !final {
+			if saved.Env, err = r.firstStepEnv(ctx, d, c.Container, saved); err != nil {
 				return err
-			}
-			if keep {
-				saved.Env = quiesced
 			}
 		}
 		saved.Apply(want)
@@ -102,6 +97,20 @@ func (r *DifyUpgradeReconciler) releaseStable(ctx context.Context, s *scope, c u
 			"Restored %s to %s with its original settings", want.Name, restoredImage)
 	}
 	return nil
+}
+
+// firstStepEnv is the env of the first step back: the saved one, or with the
+// MIGRATION_ENABLED=false the migration set when more ready pods run that.
+func (r *DifyUpgradeReconciler) firstStepEnv(ctx context.Context, d *appsv1.Deployment, container string, saved original.Deployment) ([]corev1.EnvVar, error) {
+	if !migrationOff(d, container) || envSaysOff(saved.Env) {
+		return saved.Env, nil
+	}
+	quiesced := workload.SetEnv(saved.Env, workload.MigrationEnv, "false")
+	keep, err := r.runsMore(ctx, d, container, saved.Image, quiesced, saved.Env)
+	if err != nil || !keep {
+		return saved.Env, err
+	}
+	return quiesced, nil
 }
 
 // runsMore reports whether more ready pods of d run image with env a than

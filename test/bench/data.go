@@ -53,7 +53,7 @@ func (b *bench) data(ctx context.Context, size int64) ([]result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	servers, err := harness.Start(ctx, cfg, dir, logf)
 	if err != nil {
 		return nil, err
@@ -134,16 +134,22 @@ func (b *bench) data(ctx context.Context, size int64) ([]result, error) {
 	backupRatio, backupMet := ratio(plainDump, backup)
 	restoreRatio, restoreMet := ratio(plainRestore, restore)
 	return []result{
-		{Figure: "backup throughput (operator's Job)", Value: rate(backup), Unit: "MB/s", Target: "", Command: cmd,
+		{Figure: "backup throughput (operator's Job)", Value: rate(backup), Unit: unitMBps, Target: "", Command: cmd,
 			Detail: fmt.Sprintf("%.0f MB database (+ the plugin database) in %s: pg_dump -Fc, pg_restore --list, sha256", mb, backup.Round(time.Millisecond))},
-		{Figure: "backup throughput (plain pg_dump -Fc)", Value: rate(plainDump), Unit: "MB/s", Command: cmd},
-		{Figure: "backup ratio (plain time / operator time)", Value: backupRatio, Unit: "ratio", Target: ">= 0.9", Met: backupMet, Command: cmd},
-		{Figure: "restore throughput (operator's Job)", Value: rate(restore), Unit: "MB/s", Command: cmd,
+		{Figure: "backup throughput (plain pg_dump -Fc)", Value: rate(plainDump), Unit: unitMBps, Command: cmd},
+		{Figure: "backup ratio (plain time / operator time)", Value: backupRatio, Unit: unitRatio, Target: ">= 0.9", Met: backupMet, Command: cmd},
+		{Figure: "restore throughput (operator's Job)", Value: rate(restore), Unit: unitMBps, Command: cmd,
 			Detail: fmt.Sprintf("in %s: sha256 and pg_restore --list of the archive, pg_restore --single-transaction into a new database, revision check, swap", restore.Round(time.Millisecond))},
-		{Figure: "restore throughput (plain pg_restore)", Value: rate(plainRestore), Unit: "MB/s", Command: cmd},
-		{Figure: "restore ratio (plain time / operator time)", Value: restoreRatio, Unit: "ratio", Target: ">= 0.9", Met: restoreMet, Command: cmd},
+		{Figure: "restore throughput (plain pg_restore)", Value: rate(plainRestore), Unit: unitMBps, Command: cmd},
+		{Figure: "restore ratio (plain time / operator time)", Value: restoreRatio, Unit: unitRatio, Target: ">= 0.9", Met: restoreMet, Command: cmd},
 	}, nil
 }
+
+// Units of the data figures.
+const (
+	unitMBps  = "MB/s"
+	unitRatio = "ratio"
+)
 
 // runTime is how long the (last) Job pod whose Job name contains kind ran.
 func runTime(runs []jobrunner.Run, kind string) time.Duration {
@@ -161,7 +167,7 @@ func databaseSize(ctx context.Context, url string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }()
 	var n int64
 	err = conn.QueryRow(ctx, "select pg_database_size(current_database())").Scan(&n)
 	return n, err

@@ -143,7 +143,7 @@ func (b *bench) overhead(ctx context.Context) ([]result, error) {
 		{Figure: "overhead: bare rollouts (kubectl set image)", Value: round(bare.Seconds(), 2), Unit: "s", Command: reproduce},
 		{Figure: "overhead: whole upgrade wall time", Value: round(wall.Seconds(), 2), Unit: "s", Command: reproduce,
 			Detail: fmt.Sprintf("pauses %s + bake %s + bare rollouts %.2fs = %.2fs", 2*pause, bake, bare.Seconds(), floor.Seconds())},
-		{Figure: "overhead ratio", Value: round(ratio, 3), Unit: "ratio", Target: "<= 1.05", Met: new(ratio <= 1.05), Command: reproduce},
+		{Figure: "overhead ratio", Value: round(ratio, 3), Unit: unitRatio, Target: "<= 1.05", Met: new(ratio <= 1.05), Command: reproduce},
 	}, nil
 }
 

@@ -326,7 +326,7 @@ var _ = Describe("Protecting Dify's data", Label("data"), func() {
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseSucceeded, 2*time.Minute)
 		Eventually(func() []string {
 			entries, _ := os.ReadDir(dir)
-			var names []string
+			names := make([]string, 0, len(entries))
 			for _, e := range entries {
 				names = append(names, e.Name())
 			}

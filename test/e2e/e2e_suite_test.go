@@ -81,7 +81,7 @@ var _ = BeforeSuite(func() {
 
 	By("starting PostgreSQL and the Job runner")
 	servers, err = harness.Start(context.Background(), cfg, filepath.Join(dir, "servers"), func(format string, args ...any) {
-		fmt.Fprintf(GinkgoWriter, "jobrunner: "+format+"\n", args...)
+		_, _ = fmt.Fprintf(GinkgoWriter, "jobrunner: "+format+"\n", args...)
 	})
 	Expect(err).NotTo(HaveOccurred())
 

@@ -73,8 +73,7 @@ func (t Target) connect(ctx context.Context, db string) (*pgx.Conn, error) {
 // describe turns a connection error into a message a person can act on,
 // without the password.
 func describe(t Target, db string, err error) error {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok {
 		switch pgErr.Code {
 		case "28P01", "28000":
 			return fmt.Errorf("PostgreSQL at %s:%d refused user %q (wrong password or not allowed): %s", t.Host, t.Port, t.User, pgErr.Message)
@@ -113,7 +112,7 @@ func Probe(ctx context.Context, t Target, databases []string) (Info, error) {
 	if err != nil {
 		return info, err
 	}
-	defer conn.Close(context.Background())
+	defer func() { _ = conn.Close(context.Background()) }()
 	var num int
 	if err := conn.QueryRow(ctx, "select current_setting('server_version'), current_setting('server_version_num')::int").Scan(&info.ServerVersion, &num); err != nil {
 		return info, describe(t, "postgres", err)
@@ -151,7 +150,7 @@ func Revision(ctx context.Context, t Target, db string) (rev string, ok bool, er
 	if err != nil {
 		return "", false, err
 	}
-	defer conn.Close(context.Background())
+	defer func() { _ = conn.Close(context.Background()) }()
 	if err := conn.QueryRow(ctx, "select to_regclass('public.alembic_version') is not null").Scan(&ok); err != nil || !ok {
 		return "", false, describeOrNil(t, db, err)
 	}

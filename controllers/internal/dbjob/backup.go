@@ -116,11 +116,11 @@ echo "backup $BACKUP_NAME complete"
 func Backup(in BackupInput) *batchv1.Job {
 	podSC, sc := restricted(postgresUID)
 	env := []corev1.EnvVar{
-		{Name: "BACKUP_ROOT", Value: backupMount},
-		{Name: "BACKUP_NAME", Value: in.BackupName},
+		{Name: envBackupRoot, Value: backupMount},
+		{Name: envBackupName, Value: in.BackupName},
 	}
-	mounts := []corev1.VolumeMount{{Name: "backup", MountPath: backupMount}}
-	volumes := []corev1.Volume{claimVolume("backup", in.Destination, false)}
+	mounts := []corev1.VolumeMount{{Name: destinationVolume, MountPath: backupMount}}
+	volumes := []corev1.Volume{claimVolume(destinationVolume, in.Destination, false)}
 	if db := in.Database; db != nil {
 		env = append(env, pgEnv(*db)...)
 		env = append(env, corev1.EnvVar{Name: "DATABASES", Value: strings.Join(db.Databases, " ")})
@@ -154,7 +154,7 @@ func Backup(in BackupInput) *batchv1.Job {
 		addConfig("secrets", name, corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: name}})
 	}
 	env = append(env, corev1.EnvVar{Name: "CONFIG_COUNT", Value: strconv.Itoa(config)})
-	c := container("backup", in.Image, backupScript, env, sc, mounts)
+	c := container(string(KindBackup), in.Image, backupScript, env, sc, mounts)
 	return in.job(corev1.PodSpec{SecurityContext: podSC, Containers: []corev1.Container{c}, Volumes: volumes})
 }
 

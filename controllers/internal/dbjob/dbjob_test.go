@@ -44,7 +44,7 @@ func TestNameIsDeterministicAndShort(t *testing.T) {
 func TestBackupNameSortsByTime(t *testing.T) {
 	early := BackupName("dify", time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	late := BackupName("dify", time.Date(2026, 11, 2, 3, 4, 5, 0, time.UTC))
-	if early != "dify-20260102-030405" || !(early < late) {
+	if early != "dify-20260102-030405" || early >= late {
 		t.Fatalf("names %q, %q", early, late)
 	}
 }
@@ -114,29 +114,39 @@ func TestJobsAreRestrictedAndHoldNoSecrets(t *testing.T) {
 		"prune": &Prune(PruneInput{Common: c, Image: "postgres:15-alpine", Destination: "backups", Release: "dify", Keep: 3, Current: "b"}).Spec.Template.Spec,
 	}
 	for name, spec := range jobs {
-		psc := spec.SecurityContext
-		if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
-			t.Errorf("%s: pod security context %+v is not restricted", name, psc)
+		checkRestricted(t, name, spec)
+	}
+}
+
+func checkRestricted(t *testing.T, name string, spec *corev1.PodSpec) {
+	t.Helper()
+	psc := spec.SecurityContext
+	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("%s: pod security context %+v is not restricted", name, psc)
+	}
+	if spec.RestartPolicy != corev1.RestartPolicyNever {
+		t.Errorf("%s: restartPolicy %s", name, spec.RestartPolicy)
+	}
+	for _, ctr := range spec.Containers {
+		checkContainer(t, name, ctr)
+	}
+}
+
+func checkContainer(t *testing.T, name string, ctr corev1.Container) {
+	t.Helper()
+	sc := ctr.SecurityContext
+	if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
+		t.Errorf("%s: container security context %+v is not restricted", name, sc)
+	}
+	if ctr.Resources.Limits.Memory().IsZero() || ctr.Resources.Requests.Cpu().IsZero() {
+		t.Errorf("%s: no requests or limits", name)
+	}
+	for _, e := range ctr.Env {
+		if strings.Contains(e.Name, "PASSWORD") && (e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil) {
+			t.Errorf("%s: %s is not taken from a Secret by reference", name, e.Name)
 		}
-		if spec.RestartPolicy != corev1.RestartPolicyNever {
-			t.Errorf("%s: restartPolicy %s", name, spec.RestartPolicy)
-		}
-		for _, ctr := range spec.Containers {
-			sc := ctr.SecurityContext
-			if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
-				t.Errorf("%s: container security context %+v is not restricted", name, sc)
-			}
-			if ctr.Resources.Limits.Memory().IsZero() || ctr.Resources.Requests.Cpu().IsZero() {
-				t.Errorf("%s: no requests or limits", name)
-			}
-			for _, e := range ctr.Env {
-				if strings.Contains(e.Name, "PASSWORD") && (e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil) {
-					t.Errorf("%s: %s is not taken from a Secret by reference", name, e.Name)
-				}
-				if e.Name == "MIGRATION_ENABLED" {
-					t.Errorf("%s: the migration Job keeps MIGRATION_ENABLED", name)
-				}
-			}
+		if e.Name == "MIGRATION_ENABLED" {
+			t.Errorf("%s: the migration Job keeps MIGRATION_ENABLED", name)
 		}
 	}
 }

@@ -68,6 +68,14 @@ const (
 	resultPath  = "/dev/termination-log"
 )
 
+// Names shared by the Jobs' specs and scripts.
+const (
+	envBackupRoot = "BACKUP_ROOT"
+	envBackupName = "BACKUP_NAME"
+	// destinationVolume is the pod volume of the backup destination claim.
+	destinationVolume = "destination"
+)
+
 // Name is the deterministic name of an upgrade's Job of kind for one attempt
 // (seed tells attempts apart: the backup's name, the time the phase began):
 // the same inputs always give the same name, so a restarted operator finds
@@ -112,10 +120,7 @@ type Common struct {
 func (c Common) job(spec corev1.PodSpec) *batchv1.Job {
 	labels := map[string]string{KindLabel: string(c.Kind), UpgradeLabel: original.LabelValue(c.Upgrade)}
 	spec.RestartPolicy = corev1.RestartPolicyNever
-	deadline := int64(c.Timeout / time.Second)
-	if deadline < 1 {
-		deadline = 1
-	}
+	deadline := max(int64(c.Timeout/time.Second), 1)
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: c.Name, Namespace: c.Namespace, Labels: labels},
 		Spec: batchv1.JobSpec{

@@ -94,18 +94,17 @@ func Restore(in RestoreInput) *batchv1.Job {
 	for _, db := range names {
 		pairs = append(pairs, db+"="+in.Checksums[db])
 	}
-	env := []corev1.EnvVar{
-		{Name: "BACKUP_ROOT", Value: backupMount},
-		{Name: "BACKUP_NAME", Value: in.BackupName},
+	env := append([]corev1.EnvVar{
+		{Name: envBackupRoot, Value: backupMount},
+		{Name: envBackupName, Value: in.BackupName},
 		{Name: "CHECKSUMS", Value: strings.Join(pairs, " ")},
 		{Name: "REVISION_DB", Value: in.RevisionDB},
 		{Name: "REVISION", Value: in.Revision},
-	}
-	env = append(env, pgEnv(in.Database)...)
-	mounts := []corev1.VolumeMount{{Name: "backup", MountPath: backupMount, ReadOnly: true}}
+	}, pgEnv(in.Database)...)
+	mounts := []corev1.VolumeMount{{Name: destinationVolume, MountPath: backupMount, ReadOnly: true}}
 	c := container("restore", in.Image, restoreScript, env, sc, mounts)
 	return in.job(corev1.PodSpec{SecurityContext: podSC, Containers: []corev1.Container{c},
-		Volumes: []corev1.Volume{claimVolume("backup", in.Destination, true)}})
+		Volumes: []corev1.Volume{claimVolume(destinationVolume, in.Destination, true)}})
 }
 
 // PruneInput is what the retention Job keeps.
@@ -137,13 +136,13 @@ echo "kept the newest $KEEP backups of $RELEASE"
 func Prune(in PruneInput) *batchv1.Job {
 	podSC, sc := restricted(postgresUID)
 	env := []corev1.EnvVar{
-		{Name: "BACKUP_ROOT", Value: backupMount},
+		{Name: envBackupRoot, Value: backupMount},
 		{Name: "RELEASE", Value: in.Release},
 		{Name: "KEEP", Value: strconv.Itoa(int(in.Keep))},
 		{Name: "CURRENT", Value: in.Current},
 	}
-	mounts := []corev1.VolumeMount{{Name: "backup", MountPath: backupMount}}
+	mounts := []corev1.VolumeMount{{Name: destinationVolume, MountPath: backupMount}}
 	c := container("prune", in.Image, pruneScript, env, sc, mounts)
 	return in.job(corev1.PodSpec{SecurityContext: podSC, Containers: []corev1.Container{c},
-		Volumes: []corev1.Volume{claimVolume("backup", in.Destination, false)}})
+		Volumes: []corev1.Volume{claimVolume(destinationVolume, in.Destination, false)}})
 }
