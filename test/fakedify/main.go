@@ -53,7 +53,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/difyops/dify-upgrade-operator/test/pgserver"
 )
@@ -213,36 +212,6 @@ func connect(ctx context.Context, getenv func(string) string) (*pgx.Conn, error)
 	return conn, nil
 }
 
-// querier is what reading the revision needs: a connection or transaction.
-type querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
-// currentRevision reads the single row of alembic_version.
-func currentRevision(ctx context.Context, q querier) (string, error) {
-	rows, err := q.Query(ctx, "SELECT version_num FROM alembic_version")
-	if err != nil {
-		return "", revisionError(err)
-	}
-	revs, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return "", revisionError(err)
-	}
-	if len(revs) != 1 {
-		return "", fmt.Errorf("alembic_version holds %d rows, want 1", len(revs))
-	}
-	return revs[0], nil
-}
-
-// revisionError explains a failed read of alembic_version.
-func revisionError(err error) error {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "42P01" {
-		return errors.New("no alembic_version table: this fake only migrates databases seeded by test/pgserver")
-	}
-	return fmt.Errorf("reading alembic_version: %w", err)
-}
-
 // dbHeads prints the head of the image's version, as `flask db heads` does.
 func dbHeads(getenv func(string) string, stdout, stderr io.Writer) int {
 	head, err := headOf(getenv)
@@ -262,7 +231,7 @@ func dbCurrent(ctx context.Context, getenv func(string) string, stdout, stderr i
 		return 1
 	}
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
-	rev, err := currentRevision(ctx, conn)
+	rev, err := pgserver.ReadRevision(ctx, conn)
 	if err != nil {
 		say(stderr, "Error:", err)
 		return 1
@@ -351,7 +320,7 @@ func migrate(ctx context.Context, getenv func(string) string, head string, f fau
 		return 0, fmt.Errorf("taking the migration lock: %w", err)
 	}
 	say(stdout, "Starting database migration.")
-	current, err := currentRevision(ctx, tx)
+	current, err := pgserver.ReadRevision(ctx, tx)
 	if err != nil {
 		return 0, err
 	}

@@ -567,7 +567,17 @@ func Revision(ctx context.Context, url string) (string, error) {
 		return "", fmt.Errorf("connecting to read the revision: %w", err)
 	}
 	defer closeConn(ctx, conn)
-	rows, err := conn.Query(ctx, "SELECT version_num FROM alembic_version")
+	return ReadRevision(ctx, conn)
+}
+
+// Querier is what reading the revision needs: a connection or transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// ReadRevision reads the single row of alembic_version through q.
+func ReadRevision(ctx context.Context, q Querier) (string, error) {
+	rows, err := q.Query(ctx, "SELECT version_num FROM alembic_version")
 	if err != nil {
 		return "", revisionError(err)
 	}
@@ -583,8 +593,7 @@ func Revision(ctx context.Context, url string) (string, error) {
 
 // revisionError explains a failed read of alembic_version.
 func revisionError(err error) error {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "42P01" {
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "42P01" {
 		return errors.New("no alembic_version table: not a Dify database, or not migrated yet")
 	}
 	return fmt.Errorf("reading alembic_version: %w", err)
