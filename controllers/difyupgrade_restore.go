@@ -128,11 +128,14 @@ func (r *DifyUpgradeReconciler) restoreDatabase(ctx context.Context, s *scope) (
 			"Restore Job %s finished, but the database is at revision %q, not the backup's %q", rs.JobName, info.Revision, want)}}, nil
 	}
 	done := metav1.NewTime(s.now)
-	rs.CompletedAt, rs.Revision, rs.PreservedDatabases = &done, info.Revision, report.Preserved
+	rs.CompletedAt, rs.Revision, rs.PreservedDatabases, rs.PreservedVolumes = &done, info.Revision, report.Preserved, report.PreservedVolumes
 	msg := fmt.Sprintf("Database restored from backup %s at revision %s: data written since %s was discarded from the live databases",
 		st.Backup.Name, orNone(info.Revision), st.Backup.TakenAt.UTC().Format("2006-01-02T15:04:05Z"))
 	if len(report.Preserved) > 0 {
 		msg += fmt.Sprintf(" (the databases as they were are kept as %s; drop them when no longer needed)", strings.Join(report.Preserved, ", "))
+	}
+	if len(report.PreservedVolumes) > 0 {
+		msg += fmt.Sprintf("; volumes restored, their contents before kept in %s", strings.Join(report.PreservedVolumes, ", "))
 	}
 	s.recordCheck("database", upgradev1alpha1.CheckPassed, msg)
 	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "DatabaseRestored", "Restore", "%s", msg)
@@ -163,7 +166,25 @@ func (r *DifyUpgradeReconciler) restoreJob(s *scope) *batchv1.Job {
 		Checksums:   sums,
 		RevisionDB:  revisionDB,
 		Revision:    backupRevision(st.Backup),
+		Volumes:     restoredVolumes(spec.Backup.Volumes, st.Backup),
 	})
+}
+
+// restoredVolumes are the volumes of the backup to put back, in the
+// backup's order, with their recorded checksums.
+func restoredVolumes(volumes []upgradev1alpha1.VolumeBackup, b *upgradev1alpha1.BackupStatus) []dbjob.RestoredVolume {
+	sums := map[string]string{}
+	for _, a := range b.Artifacts {
+		if a.Kind == upgradev1alpha1.BackupArtifactVolume {
+			sums[a.Name] = a.SHA256
+		}
+	}
+	out := make([]dbjob.RestoredVolume, 0, len(volumes))
+	for _, v := range volumes {
+		vol := dbjob.Volume{Claim: v.ClaimName, SubPath: v.SubPath}
+		out = append(out, dbjob.RestoredVolume{Volume: vol, SHA256: sums[dbjob.VolumeName(vol)]})
+	}
+	return out
 }
 
 // stopWriters deletes the canaries and scales every stable Deployment that

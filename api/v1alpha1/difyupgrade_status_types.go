@@ -436,6 +436,14 @@ type RestoreStatus struct {
 	// +kubebuilder:validation:MaxItems=16
 	PreservedDatabases []string `json:"preservedDatabases,omitempty"`
 
+	// preservedVolumes are the directories, inside each restored volume,
+	// that hold what the volume held before the restore
+	// (<claim>[/<subPath>]/.before_restore_<time>).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=20
+	PreservedVolumes []string `json:"preservedVolumes,omitempty"`
+
 	// completedAt is when the restore was verified.
 	// +optional
 	CompletedAt *metav1.Time `json:"completedAt,omitempty"`

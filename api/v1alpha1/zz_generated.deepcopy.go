@@ -970,6 +970,11 @@ func (in *RestoreStatus) DeepCopyInto(out *RestoreStatus) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.PreservedVolumes != nil {
+		in, out := &in.PreservedVolumes, &out.PreservedVolumes
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.CompletedAt != nil {
 		in, out := &in.CompletedAt, &out.CompletedAt
 		*out = (*in).DeepCopy()

@@ -135,8 +135,13 @@ var _ = Describe("Protecting Dify's data", Label("data"), func() {
 
 		backups := claim(ctx, ns, backupClaim)
 		storage := claim(ctx, ns, "dify-storage")
-		Expect(os.MkdirAll(filepath.Join(storage, "files", "privkeys"), 0o755)).To(Succeed())
-		Expect(os.WriteFile(filepath.Join(storage, "files", "privkeys", "tenant.pem"), []byte("a tenant's key"), 0o644)).To(Succeed())
+		keys := filepath.Join(storage, "files", "privkeys")
+		Expect(os.MkdirAll(keys, 0o777)).To(Succeed())
+		// The Jobs run as non-root users (fsGroup makes a real volume
+		// group-writable; here the directories are open to all).
+		Expect(os.Chmod(filepath.Join(storage, "files"), 0o777)).To(Succeed())
+		Expect(os.Chmod(keys, 0o777)).To(Succeed())
+		Expect(os.WriteFile(filepath.Join(keys, "tenant.pem"), []byte("a tenant's key"), 0o644)).To(Succeed())
 		before := snapshot(ctx, ns)
 		sums := checksums(ctx, ns)
 		Expect(revision(ctx, ns)).To(Equal(pgserver.Revision1101))
@@ -177,7 +182,9 @@ var _ = Describe("Protecting Dify's data", Label("data"), func() {
 				"%s cannot migrate on start", name)
 		}
 
-		By("restoring the databases when a person aborts")
+		By("restoring the databases and the storage when a person aborts")
+		Expect(os.WriteFile(filepath.Join(keys, "tenant.pem"), []byte("written by the new version"), 0o644)).To(Succeed())
+		Expect(os.WriteFile(filepath.Join(keys, "new.pem"), []byte("a key made after the backup"), 0o644)).To(Succeed())
 		annotate(ctx, u, upgradev1alpha1.ActionAbort)
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, 2*time.Minute)
 		Expect(checksums(ctx, ns)).To(Equal(sums), "every table and the schema of both databases as before the upgrade")
@@ -195,6 +202,11 @@ var _ = Describe("Protecting Dify's data", Label("data"), func() {
 			}
 		}
 		Expect(u.Status.Message).To(ContainSubstring("database restored from backup " + b.Name))
+		Expect(os.ReadFile(filepath.Join(keys, "tenant.pem"))).To(Equal([]byte("a tenant's key")), "the storage as it was at the backup")
+		Expect(filepath.Join(keys, "new.pem")).NotTo(BeAnExistingFile())
+		Expect(rs.PreservedVolumes).To(HaveLen(1))
+		kept := filepath.Join(storage, strings.TrimPrefix(rs.PreservedVolumes[0], "dify-storage/"))
+		Expect(os.ReadFile(filepath.Join(kept, "privkeys", "new.pem"))).To(Equal([]byte("a key made after the backup")), "what the volume held is kept aside")
 		Expect(jobRuns(ns, "backup")).To(HaveLen(1))
 		Expect(jobRuns(ns, "restore")).To(HaveLen(1))
 		Expect(events(ctx, u)).To(ContainElement(And(HaveField("Reason", "DatabaseRestored"), HaveField("Type", corev1.EventTypeWarning))))

@@ -17,6 +17,7 @@ limitations under the License.
 package dbjob
 
 import (
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,11 +40,21 @@ type RestoreInput struct {
 	// RevisionDB and Revision: the database holding alembic_version and the
 	// revision it must have once restored.
 	RevisionDB, Revision string
+	// Volumes are the archived volumes to put back, in the order of the
+	// backup (volume-<i>.tar), each with its recorded SHA-256.
+	Volumes []RestoredVolume
+}
+
+// RestoredVolume is an archived volume the restore puts back.
+type RestoredVolume struct {
+	Volume
+	SHA256 string
 }
 
 // restoreScript checks every archive against its recorded checksum and reads
-// it back, restores each database into a new database in one transaction,
-// checks the schema revision, and only then swaps: the database as it was
+// it back, restores each database into a new database (in parallel jobs: a
+// failure leaves only that new database half-built), checks the schema
+// revision, and only then swaps, in one transaction: the database as it was
 // (migrated, with what was written since the backup) is renamed, not
 // dropped, and the restored one takes its name. A failure before the swap
 // leaves the databases as they were.
@@ -58,12 +69,21 @@ for pair in $CHECKSUMS; do
   [ "$have" = "$want" ] || fail "the archive of $db changed since the backup (sha256 $have, recorded $want); nothing was restored"
   pg_restore --list "$dir/$db.dump" > /dev/null || fail "the archive of $db does not read back; nothing was restored"
 done
+i=0
+while [ "$i" -lt "${VOLUME_COUNT:-0}" ]; do
+  eval "name=\$VOLUME_${i}_NAME; want=\$VOLUME_${i}_SHA256"
+  f="$dir/volume-$i.tar"
+  [ -f "$f" ] || fail "the archive of volume $name is missing from backup $BACKUP_NAME"
+  have=$(sha256sum "$f" | cut -d' ' -f1)
+  [ "$have" = "$want" ] || fail "the archive of volume $name changed since the backup (sha256 $have, recorded $want); nothing was restored"
+  i=$((i + 1))
+done
 suffix=$(date -u +%Y%m%d%H%M%S)
 res=$(mktemp)
 for pair in $CHECKSUMS; do
   db=${pair%%=*}
   psql -X -v ON_ERROR_STOP=1 -qc "drop database if exists \"${db}__restoring\"" -c "create database \"${db}__restoring\" template template0" || fail "cannot create ${db}__restoring"
-  pg_restore --single-transaction --exit-on-error -d "${db}__restoring" "$dir/$db.dump" || fail "pg_restore of $db; the live databases are unchanged"
+  pg_restore --jobs="$RESTORE_JOBS" --exit-on-error -d "${db}__restoring" "$dir/$db.dump" || fail "pg_restore of $db; the live databases are unchanged"
 done
 if [ -n "${REVISION:-}" ]; then
   rev=$(psql -d "${REVISION_DB}__restoring" -XAtc "select string_agg(version_num, ',') from alembic_version") || fail "reading the restored revision"
@@ -78,9 +98,28 @@ for pair in $CHECKSUMS; do
 done
 psql -X -v ON_ERROR_STOP=1 -qc "$sql commit;" > /dev/null || fail "swapping in the restored databases; the live databases are unchanged"
 printf 'revision\t%s\n' "${rev:-}" >> "$res"
+# The volumes, once the databases are back: what each holds now moves
+# aside into .before_restore_<time> (kept, not deleted), then the archive
+# is unpacked in its place.
+i=0
+while [ "$i" -lt "${VOLUME_COUNT:-0}" ]; do
+  eval "dst=\$VOLUME_${i}_PATH; name=\$VOLUME_${i}_NAME"
+  keep=".before_restore_$suffix"
+  mkdir "$dst/$keep" || fail "cannot write to volume $name (the databases are restored)"
+  find "$dst" -mindepth 1 -maxdepth 1 ! -name '.before_restore_*' ! -name '.restoring_*' -exec mv {} "$dst/$keep/" \; || fail "moving aside the contents of volume $name (the databases are restored)"
+  unpack="$dst/.restoring_$suffix"
+  mkdir "$unpack" && tar -xf "$dir/volume-$i.tar" -C "$unpack" || fail "unpacking volume $name (its contents before are in $keep)"
+  find "$unpack" -mindepth 1 -maxdepth 1 -exec mv {} "$dst/" \; && rmdir "$unpack" || fail "moving the archive of volume $name in place (its contents before are in $keep)"
+  printf 'preserved-volume\t%s/%s\n' "$name" "$keep" >> "$res"
+  i=$((i + 1))
+done
 cat "$res" > "$RESULT_FILE"
 echo "restore of $BACKUP_NAME complete"
 `
+
+// restoreJobs is how many parallel jobs pg_restore runs: the container's CPU
+// limit.
+const restoreJobs = 2
 
 // Restore is the restore Job.
 func Restore(in RestoreInput) *batchv1.Job {
@@ -100,11 +139,23 @@ func Restore(in RestoreInput) *batchv1.Job {
 		{Name: "CHECKSUMS", Value: strings.Join(pairs, " ")},
 		{Name: "REVISION_DB", Value: in.RevisionDB},
 		{Name: "REVISION", Value: in.Revision},
+		{Name: "RESTORE_JOBS", Value: strconv.Itoa(restoreJobs)},
 	}, pgEnv(in.Database)...)
 	mounts := []corev1.VolumeMount{{Name: destinationVolume, MountPath: backupMount, ReadOnly: true}}
+	volumes := []corev1.Volume{claimVolume(destinationVolume, in.Destination, true)}
+	env = append(env, corev1.EnvVar{Name: "VOLUME_COUNT", Value: strconv.Itoa(len(in.Volumes))})
+	for i, v := range in.Volumes {
+		name := fmt.Sprintf("data-%d", i)
+		at := fmt.Sprintf("%s/%d", volumeMount, i)
+		volumes = append(volumes, claimVolume(name, v.Claim, false))
+		mounts = append(mounts, corev1.VolumeMount{Name: name, MountPath: at, SubPath: v.SubPath})
+		env = append(env,
+			corev1.EnvVar{Name: fmt.Sprintf("VOLUME_%d_PATH", i), Value: at},
+			corev1.EnvVar{Name: fmt.Sprintf("VOLUME_%d_NAME", i), Value: VolumeName(v.Volume)},
+			corev1.EnvVar{Name: fmt.Sprintf("VOLUME_%d_SHA256", i), Value: v.SHA256})
+	}
 	c := container("restore", in.Image, restoreScript, env, sc, mounts)
-	return in.job(corev1.PodSpec{SecurityContext: podSC, Containers: []corev1.Container{c},
-		Volumes: []corev1.Volume{claimVolume(destinationVolume, in.Destination, true)}})
+	return in.job(corev1.PodSpec{SecurityContext: podSC, Containers: []corev1.Container{c}, Volumes: volumes})
 }
 
 // PruneInput is what the retention Job keeps.

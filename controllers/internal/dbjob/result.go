@@ -150,8 +150,11 @@ func ParseMigration(report string) MigrationReport {
 
 // Restored is what a restore Job reported.
 type Restored struct {
-	Preserved []string
-	Revision  string
+	// Preserved are the databases as they were, kept under new names;
+	// PreservedVolumes the directories holding each volume's contents as
+	// they were.
+	Preserved, PreservedVolumes []string
+	Revision                    string
 }
 
 // ParseRestore reads a restore Job's report.
@@ -161,6 +164,8 @@ func ParseRestore(report string) Restored {
 		switch {
 		case len(f) == 2 && f[0] == "preserved":
 			r.Preserved = append(r.Preserved, f[1])
+		case len(f) == 2 && f[0] == "preserved-volume":
+			r.PreservedVolumes = append(r.PreservedVolumes, f[1])
 		case len(f) == 2 && f[0] == "revision":
 			r.Revision = f[1]
 		}
