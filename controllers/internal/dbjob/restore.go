@@ -141,8 +141,10 @@ func Restore(in RestoreInput) *batchv1.Job {
 		{Name: "REVISION", Value: in.Revision},
 		{Name: "RESTORE_JOBS", Value: strconv.Itoa(restoreJobs)},
 	}, pgEnv(in.Database)...)
-	mounts := []corev1.VolumeMount{{Name: destinationVolume, MountPath: backupMount, ReadOnly: true}}
-	volumes := []corev1.Volume{claimVolume(destinationVolume, in.Destination, true)}
+	mounts := make([]corev1.VolumeMount, 0, 1+len(in.Volumes))
+	mounts = append(mounts, corev1.VolumeMount{Name: destinationVolume, MountPath: backupMount, ReadOnly: true})
+	volumes := make([]corev1.Volume, 0, 1+len(in.Volumes))
+	volumes = append(volumes, claimVolume(destinationVolume, in.Destination, true))
 	env = append(env, corev1.EnvVar{Name: "VOLUME_COUNT", Value: strconv.Itoa(len(in.Volumes))})
 	for i, v := range in.Volumes {
 		name := fmt.Sprintf("data-%d", i)
