@@ -236,6 +236,12 @@ func (r *DifyUpgradeReconciler) transition(s *scope, next upgradev1alpha1.DifyUp
 	from := st.Phase
 	st.Phase = next
 	st.Wait = nil
+	if next == upgradev1alpha1.PhaseRollingBack && st.Restore != nil && st.Restore.CompletedAt == nil {
+		// Rolling back again (a retry or an abort of a failed rollback): a
+		// restore that did not finish starts over, writers checked again,
+		// with a Job of its own.
+		st.Restore = nil
+	}
 	now := metav1.NewTime(s.now)
 	st.ProgressedAt = &now
 	if from == upgradev1alpha1.PhasePending && st.StartedAt == nil {

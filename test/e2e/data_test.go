@@ -300,6 +300,16 @@ var _ = Describe("Protecting Dify's data", Label("data"), func() {
 		for _, name := range []string{"dify-api", "dify-worker", "dify-worker-beat", "dify-plugin-daemon"} {
 			Expect(*deployment(ctx, ns, name).Spec.Replicas).To(BeZero(), "%s stays stopped until a person decides", name)
 		}
+
+		By("going on without the restore when a person says so, and retries")
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
+		u.Spec.Rollback.RestoreDatabase = upgradev1alpha1.RestoreDatabaseNever
+		Expect(k8sClient.Update(ctx, u)).To(Succeed())
+		annotate(ctx, u, upgradev1alpha1.ActionRetry)
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, time.Minute)
+		Expect(u.Status.Message).To(ContainSubstring("WARNING: the database keeps the migrated schema"))
+		Expect(*deployment(ctx, ns, "dify-api").Spec.Replicas).To(Equal(int32(2)), "the api runs again with its own replica count")
+		Expect(checksums(ctx, ns)).To(Equal(migrated))
 	})
 
 	It("runs each Job exactly once across restarts of the operator", func(ctx SpecContext) {
