@@ -212,13 +212,19 @@ var _ = Describe("Protecting Dify's data", Label("data"), func() {
 		Expect(events(ctx, u)).To(ContainElement(And(HaveField("Reason", "DatabaseRestored"), HaveField("Type", corev1.EventTypeWarning))))
 	})
 
-	It("restores the backup after a failing migration", func(ctx SpecContext) {
+	It("restores the backup after a failing migration, once across a restart of the operator", func(ctx SpecContext) {
 		ns := installDify(ctx, withAPIEnv("FAKE_MIGRATION", "fail"))
 		claim(ctx, ns, backupClaim)
 		sums := checksums(ctx, ns)
 		u := upgradeTo(ns, "1.11.1", withSteps(100), withData(ns))
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		Eventually(func() []batchv1.Job { return jobsOf(ctx, ns, "restore") }).WithContext(ctx).WithTimeout(time.Minute).
+			WithPolling(20 * time.Millisecond).ShouldNot(BeEmpty())
+		By("restarting the operator while the restore Job exists")
+		operator.stop()
+		operator = startOperator(operatorCfg)
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, 2*time.Minute)
+		Expect(jobsOf(ctx, ns, "restore")).To(HaveLen(1))
 		Expect(u.Status.FailedPhase).To(Equal(upgradev1alpha1.PhaseMigrate))
 		Expect(u.Status.Conditions).To(ContainElement(And(HaveField("Type", upgradev1alpha1.ConditionSchemaMigrated),
 			HaveField("Reason", upgradev1alpha1.ReasonMigrationFailed), HaveField("Message", ContainSubstring("failed")))))
