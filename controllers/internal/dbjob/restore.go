@@ -51,10 +51,11 @@ type RestoredVolume struct {
 	SHA256 string
 }
 
-// restoreScript checks every archive against its recorded checksum and reads
-// it back, restores each database into a new database (in parallel jobs: a
-// failure leaves only that new database half-built), checks the schema
-// revision, and only then swaps, in one transaction: the database as it was
+// restoreScript checks every archive against its recorded checksum (in the
+// background) and reads it back, restores each database into a new database
+// (in parallel jobs: a failure leaves only that new database half-built),
+// waits for the checksums, checks the schema revision, and only then swaps,
+// in one transaction: the database as it was
 // (migrated, with what was written since the backup) is renamed, not
 // dropped, and the restored one takes its name. A failure before the swap
 // leaves the databases as they were.
@@ -62,29 +63,49 @@ const restoreScript = `set -eu
 fail() { echo "restore failed: $*" >&2; exit 1; }
 dir="$BACKUP_ROOT/$BACKUP_NAME"
 [ -d "$dir" ] || fail "backup $BACKUP_NAME is not on the backup volume"
+work=$(mktemp -d)
+# Each archive's checksum is checked in the background while the databases
+# are restored into new ones: nothing live is touched before every check
+# has passed (verified, below).
+checks=""
+check() {
+  ( have=$(sha256sum "$1" | cut -d' ' -f1)
+    [ "$have" = "$2" ] || echo "the archive of $3 changed since the backup (sha256 $have, recorded $2); nothing was restored" > "$work/$4.bad" ) &
+  checks="$checks $!"
+}
+verified() {
+  for pid in $checks; do wait "$pid" || true; done
+  checks=""
+  for bad in "$work"/*.bad; do
+    [ -e "$bad" ] && fail "$(cat "$bad")"
+  done
+  return 0
+}
 for pair in $CHECKSUMS; do
   db=${pair%%=*}; want=${pair#*=}
   [ -f "$dir/$db.dump" ] || fail "the archive of $db is missing from backup $BACKUP_NAME"
-  have=$(sha256sum "$dir/$db.dump" | cut -d' ' -f1)
-  [ "$have" = "$want" ] || fail "the archive of $db changed since the backup (sha256 $have, recorded $want); nothing was restored"
-  pg_restore --list "$dir/$db.dump" > /dev/null || fail "the archive of $db does not read back; nothing was restored"
+  check "$dir/$db.dump" "$want" "$db" "db-$db"
 done
 i=0
 while [ "$i" -lt "${VOLUME_COUNT:-0}" ]; do
   eval "name=\$VOLUME_${i}_NAME; want=\$VOLUME_${i}_SHA256"
   f="$dir/volume-$i.tar"
   [ -f "$f" ] || fail "the archive of volume $name is missing from backup $BACKUP_NAME"
-  have=$(sha256sum "$f" | cut -d' ' -f1)
-  [ "$have" = "$want" ] || fail "the archive of volume $name changed since the backup (sha256 $have, recorded $want); nothing was restored"
+  check "$f" "$want" "volume $name" "volume-$i"
   i=$((i + 1))
+done
+for pair in $CHECKSUMS; do
+  db=${pair%%=*}
+  pg_restore --list "$dir/$db.dump" > /dev/null || { verified; fail "the archive of $db does not read back; nothing was restored"; }
 done
 suffix=$(date -u +%Y%m%d%H%M%S)
 res=$(mktemp)
 for pair in $CHECKSUMS; do
   db=${pair%%=*}
   psql -X -v ON_ERROR_STOP=1 -qc "drop database if exists \"${db}__restoring\"" -c "create database \"${db}__restoring\" template template0" || fail "cannot create ${db}__restoring"
-  pg_restore --jobs="$RESTORE_JOBS" --exit-on-error -d "${db}__restoring" "$dir/$db.dump" || fail "pg_restore of $db; the live databases are unchanged"
+  pg_restore --jobs="$RESTORE_JOBS" --exit-on-error -d "${db}__restoring" "$dir/$db.dump" || { verified; fail "pg_restore of $db; the live databases are unchanged"; }
 done
+verified
 if [ -n "${REVISION:-}" ]; then
   rev=$(psql -d "${REVISION_DB}__restoring" -XAtc "select string_agg(version_num, ',') from alembic_version") || fail "reading the restored revision"
   [ "$rev" = "$REVISION" ] || fail "the restored $REVISION_DB is at revision $rev, not $REVISION; the live databases are unchanged"
