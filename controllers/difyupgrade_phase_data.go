@@ -191,10 +191,8 @@ func migrationOff(d *appsv1.Deployment, container string) bool {
 	if c == nil {
 		return true
 	}
-	for _, e := range c.Env {
-		if e.Name == workload.MigrationEnv {
-			return e.ValueFrom == nil && e.Value == "false"
-		}
+	if set, off := workload.MigrationSetting(c.Env); set {
+		return off
 	}
 	// Unset means off for Dify's entrypoint, unless envFrom may set it.
 	return len(c.EnvFrom) == 0
@@ -294,15 +292,17 @@ func (r *DifyUpgradeReconciler) reconcileMigrate(ctx context.Context, s *scope) 
 func (r *DifyUpgradeReconciler) nameMigration(ctx context.Context, s *scope) (phaseResult, error) {
 	st := s.status()
 	m := &upgradev1alpha1.MigrationStatus{}
-	switch {
-	case s.spec().Database != nil:
+	// The backup read the revision moments ago; without a database backup
+	// the operator reads it itself.
+	if st.Backup != nil {
+		m.FromRevision = backupRevision(st.Backup)
+	}
+	if m.FromRevision == "" && s.spec().Database != nil {
 		info, err := r.probe(ctx, s)
 		if err != nil {
 			return phaseResult{}, err
 		}
 		m.FromRevision = info.Revision
-	case st.Backup != nil:
-		m.FromRevision = backupRevision(st.Backup)
 	}
 	started := metav1.NewTime(s.now)
 	m.StartedAt = &started

@@ -95,7 +95,7 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 	if res, bad := r.checkData(ctx, s); bad {
 		return res, nil
 	}
-	performed = append(performed, "database", "backup")
+	performed = append(performed, dataChecks(spec)...)
 
 	st := s.status()
 	st.FromVersion = p.FromVersion
@@ -250,9 +250,7 @@ func (r *DifyUpgradeReconciler) checkRouting(ctx context.Context, s *scope, comp
 		canaried[c.Name] = c.Canary
 	}
 	bad := func(reason, format string, args ...any) (phaseResult, bool) {
-		res := failed(reason, format, args...)
-		s.recordCheck("routing", upgradev1alpha1.CheckFailed, res.fail.message)
-		return res, true
+		return s.refuse("routing", reason, format, args...), true
 	}
 	get := func(gvk schema.GroupVersionKind, name string) (*unstructured.Unstructured, error) {
 		obj := &unstructured.Unstructured{}
@@ -294,6 +292,14 @@ func (r *DifyUpgradeReconciler) checkRouting(ctx context.Context, s *scope, comp
 	s.recordCheck("routing", upgradev1alpha1.CheckPassed, fmt.Sprintf("VirtualService %s routes %v reach the DestinationRules of the canaried components",
 		istio.VirtualService.Name, istio.VirtualService.Routes))
 	return phaseResult{}, false
+}
+
+// refuse records check as Failed with the message and returns the failure
+// that ends the phase.
+func (s *scope) refuse(check, reason, format string, args ...any) phaseResult {
+	res := failed(reason, format, args...)
+	s.recordCheck(check, upgradev1alpha1.CheckFailed, res.fail.message)
+	return res
 }
 
 // recordCheck keeps the latest result of a named check in the current phase.

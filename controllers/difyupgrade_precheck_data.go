@@ -42,9 +42,7 @@ var databaseName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 func (r *DifyUpgradeReconciler) checkData(ctx context.Context, s *scope) (res phaseResult, bad bool) {
 	spec := s.spec()
 	fail := func(check, reason, format string, args ...any) (phaseResult, bool) {
-		msg := fmt.Sprintf(format, args...)
-		s.recordCheck(check, upgradev1alpha1.CheckFailed, msg)
-		return failed(reason, "%s", msg), true
+		return s.refuse(check, reason, format, args...), true
 	}
 	backupOn := *spec.Backup.Enabled
 	if !backupOn && *spec.Migration.Enabled && spec.Rollback.RestoreDatabase == upgradev1alpha1.RestoreDatabaseIfMigrated {
@@ -71,9 +69,22 @@ func (r *DifyUpgradeReconciler) checkData(ctx context.Context, s *scope) (res ph
 	case !backupOn:
 		s.recordCheck("backup", upgradev1alpha1.CheckWarning, "spec.backup.enabled is false: nothing will be backed up")
 	case somethingToBackUp(spec):
-		s.recordCheck("backup", upgradev1alpha1.CheckPassed, fmt.Sprintf("The backup goes to PersistentVolumeClaim %s", spec.Backup.Destination.ClaimName))
+		s.recordCheck("backup", upgradev1alpha1.CheckPassed, fmt.Sprintf("PersistentVolumeClaim %s (the destination) and the claims of backup.volumes exist", spec.Backup.Destination.ClaimName))
 	}
 	return phaseResult{}, false
+}
+
+// dataChecks are the data checks checkData performs for spec (the ones
+// that can pass; without them there is only a warning).
+func dataChecks(spec *upgradev1alpha1.DifyUpgradeSpec) []string {
+	var out []string
+	if spec.Database != nil {
+		out = append(out, "database")
+	}
+	if *spec.Backup.Enabled && somethingToBackUp(spec) {
+		out = append(out, "backup")
+	}
+	return out
 }
 
 // checkDatabase connects with the credentials of spec.database, reports the
@@ -82,9 +93,7 @@ func (r *DifyUpgradeReconciler) checkData(ctx context.Context, s *scope) (res ph
 func (r *DifyUpgradeReconciler) checkDatabase(ctx context.Context, s *scope) (phaseResult, bool) {
 	db := s.spec().Database
 	fail := func(reason, format string, args ...any) (phaseResult, bool) {
-		msg := fmt.Sprintf(format, args...)
-		s.recordCheck("database", upgradev1alpha1.CheckFailed, msg)
-		return failed(reason, "%s", msg), true
+		return s.refuse("database", reason, format, args...), true
 	}
 	if db == nil {
 		s.recordCheck("database", upgradev1alpha1.CheckWarning,
@@ -115,15 +124,12 @@ func (r *DifyUpgradeReconciler) checkDatabase(ctx context.Context, s *scope) (ph
 func (r *DifyUpgradeReconciler) checkClaims(ctx context.Context, s *scope) (phaseResult, bool) {
 	spec := s.spec()
 	fail := func(reason, format string, args ...any) (phaseResult, bool) {
-		msg := fmt.Sprintf(format, args...)
-		s.recordCheck("backup", upgradev1alpha1.CheckFailed, msg)
-		return failed(reason, "%s", msg), true
+		return s.refuse("backup", reason, format, args...), true
 	}
-	if spec.Backup.Destination == nil {
-		return fail(upgradev1alpha1.ReasonInvalidSpec,
-			"spec.backup.destination.claimName is required: name the PersistentVolumeClaim the backup is written to (or set spec.backup.enabled: false)")
-	}
-	claims := []string{spec.Backup.Destination.ClaimName}
+	// The CRD requires backup.destination when there is anything to back
+	// up (a CEL rule), so it is set here.
+	claims := make([]string, 0, 1+len(spec.Backup.Volumes))
+	claims = append(claims, spec.Backup.Destination.ClaimName)
 	for _, v := range spec.Backup.Volumes {
 		claims = append(claims, v.ClaimName)
 	}

@@ -102,7 +102,7 @@ func (r *DifyUpgradeReconciler) releaseStable(ctx context.Context, s *scope, c u
 // firstStepEnv is the env of the first step back: the saved one, or with the
 // MIGRATION_ENABLED=false the migration set when more ready pods run that.
 func (r *DifyUpgradeReconciler) firstStepEnv(ctx context.Context, d *appsv1.Deployment, container string, saved original.Deployment) ([]corev1.EnvVar, error) {
-	if !migrationOff(d, container) || envSaysOff(saved.Env) {
+	if _, savedOff := workload.MigrationSetting(saved.Env); !migrationOff(d, container) || savedOff {
 		return saved.Env, nil
 	}
 	quiesced := workload.SetEnv(saved.Env, workload.MigrationEnv, "false")
@@ -140,16 +140,6 @@ func (r *DifyUpgradeReconciler) runsMore(ctx context.Context, d *appsv1.Deployme
 		}
 	}
 	return readyA > readyB, nil
-}
-
-// envSaysOff reports whether env sets MIGRATION_ENABLED=false itself.
-func envSaysOff(env []corev1.EnvVar) bool {
-	for _, e := range env {
-		if e.Name == workload.MigrationEnv {
-			return e.ValueFrom == nil && e.Value == "false"
-		}
-	}
-	return false
 }
 
 // putBack returns the cluster to the stable version's serving state without

@@ -125,16 +125,7 @@ func Backup(in BackupInput) *batchv1.Job {
 		env = append(env, pgEnv(*db)...)
 		env = append(env, corev1.EnvVar{Name: "DATABASES", Value: strings.Join(db.Databases, " ")})
 	}
-	env = append(env, corev1.EnvVar{Name: "VOLUME_COUNT", Value: strconv.Itoa(len(in.Volumes))})
-	for i, v := range in.Volumes {
-		name := fmt.Sprintf("data-%d", i)
-		at := fmt.Sprintf("%s/%d", volumeMount, i)
-		volumes = append(volumes, claimVolume(name, v.Claim, true))
-		mounts = append(mounts, corev1.VolumeMount{Name: name, MountPath: at, SubPath: v.SubPath, ReadOnly: true})
-		env = append(env,
-			corev1.EnvVar{Name: fmt.Sprintf("VOLUME_%d_PATH", i), Value: at},
-			corev1.EnvVar{Name: fmt.Sprintf("VOLUME_%d_NAME", i), Value: VolumeName(v)})
-	}
+	volumes, mounts, env = dataVolumes(in.Volumes, nil, true, volumes, mounts, env)
 	config := 0
 	addConfig := func(kind, name string, source corev1.VolumeSource) {
 		vol := fmt.Sprintf("config-%d", config)
@@ -156,6 +147,29 @@ func Backup(in BackupInput) *batchv1.Job {
 	env = append(env, corev1.EnvVar{Name: "CONFIG_COUNT", Value: strconv.Itoa(config)})
 	c := container(string(KindBackup), in.Image, backupScript, env, sc, mounts)
 	return in.job(corev1.PodSpec{SecurityContext: podSC, Containers: []corev1.Container{c}, Volumes: volumes})
+}
+
+// dataVolumes mounts each archived volume (and its subPath) at
+// /volumes/<i> and tells the script where, what it is called and, when sums
+// are given, its archive's checksum: VOLUME_COUNT, VOLUME_<i>_PATH,
+// VOLUME_<i>_NAME, VOLUME_<i>_SHA256. The backup reads them; the restore
+// writes them.
+func dataVolumes(vols []Volume, sums []string, readOnly bool, volumes []corev1.Volume, mounts []corev1.VolumeMount,
+	env []corev1.EnvVar) ([]corev1.Volume, []corev1.VolumeMount, []corev1.EnvVar) {
+	env = append(env, corev1.EnvVar{Name: "VOLUME_COUNT", Value: strconv.Itoa(len(vols))})
+	for i, v := range vols {
+		name := fmt.Sprintf("data-%d", i)
+		at := fmt.Sprintf("%s/%d", volumeMount, i)
+		volumes = append(volumes, claimVolume(name, v.Claim, readOnly))
+		mounts = append(mounts, corev1.VolumeMount{Name: name, MountPath: at, SubPath: v.SubPath, ReadOnly: readOnly})
+		env = append(env,
+			corev1.EnvVar{Name: fmt.Sprintf("VOLUME_%d_PATH", i), Value: at},
+			corev1.EnvVar{Name: fmt.Sprintf("VOLUME_%d_NAME", i), Value: VolumeName(v)})
+		if sums != nil {
+			env = append(env, corev1.EnvVar{Name: fmt.Sprintf("VOLUME_%d_SHA256", i), Value: sums[i]})
+		}
+	}
+	return volumes, mounts, env
 }
 
 // VolumeName names a volume artifact: the claim, and the directory in it.

@@ -17,7 +17,6 @@ limitations under the License.
 package dbjob
 
 import (
-	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -118,7 +117,6 @@ for pair in $CHECKSUMS; do
   printf 'preserved\t%s\n' "${db}__before_restore_$suffix" >> "$res"
 done
 psql -X -v ON_ERROR_STOP=1 -qc "$sql commit;" > /dev/null || fail "swapping in the restored databases; the live databases are unchanged"
-printf 'revision\t%s\n' "${rev:-}" >> "$res"
 # The volumes, once the databases are back: what each holds now moves
 # aside into .before_restore_<time> (kept, not deleted), then the archive
 # is unpacked in its place.
@@ -166,17 +164,12 @@ func Restore(in RestoreInput) *batchv1.Job {
 	mounts = append(mounts, corev1.VolumeMount{Name: destinationVolume, MountPath: backupMount, ReadOnly: true})
 	volumes := make([]corev1.Volume, 0, 1+len(in.Volumes))
 	volumes = append(volumes, claimVolume(destinationVolume, in.Destination, true))
-	env = append(env, corev1.EnvVar{Name: "VOLUME_COUNT", Value: strconv.Itoa(len(in.Volumes))})
-	for i, v := range in.Volumes {
-		name := fmt.Sprintf("data-%d", i)
-		at := fmt.Sprintf("%s/%d", volumeMount, i)
-		volumes = append(volumes, claimVolume(name, v.Claim, false))
-		mounts = append(mounts, corev1.VolumeMount{Name: name, MountPath: at, SubPath: v.SubPath})
-		env = append(env,
-			corev1.EnvVar{Name: fmt.Sprintf("VOLUME_%d_PATH", i), Value: at},
-			corev1.EnvVar{Name: fmt.Sprintf("VOLUME_%d_NAME", i), Value: VolumeName(v.Volume)},
-			corev1.EnvVar{Name: fmt.Sprintf("VOLUME_%d_SHA256", i), Value: v.SHA256})
+	vols := make([]Volume, 0, len(in.Volumes))
+	sums := make([]string, 0, len(in.Volumes))
+	for _, v := range in.Volumes {
+		vols, sums = append(vols, v.Volume), append(sums, v.SHA256)
 	}
+	volumes, mounts, env = dataVolumes(vols, sums, false, volumes, mounts, env)
 	c := container("restore", in.Image, restoreScript, env, sc, mounts)
 	return in.job(corev1.PodSpec{SecurityContext: podSC, Containers: []corev1.Container{c}, Volumes: volumes})
 }

@@ -154,7 +154,6 @@ type Restored struct {
 	// PreservedVolumes the directories holding each volume's contents as
 	// they were.
 	Preserved, PreservedVolumes []string
-	Revision                    string
 }
 
 // ParseRestore reads a restore Job's report.
@@ -166,8 +165,6 @@ func ParseRestore(report string) Restored {
 			r.Preserved = append(r.Preserved, f[1])
 		case len(f) == 2 && f[0] == "preserved-volume":
 			r.PreservedVolumes = append(r.PreservedVolumes, f[1])
-		case len(f) == 2 && f[0] == "revision":
-			r.Revision = f[1]
 		}
 	}
 	return r

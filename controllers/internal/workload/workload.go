@@ -135,6 +135,17 @@ func Progress(d *appsv1.Deployment) int64 {
 	return int64(min(d.Status.UpdatedReplicas, d.Status.AvailableReplicas, want))
 }
 
+// MigrationSetting reads MIGRATION_ENABLED from env: set reports whether env
+// names it, off whether it says false as a plain value.
+func MigrationSetting(env []corev1.EnvVar) (set, off bool) {
+	for _, e := range env {
+		if e.Name == MigrationEnv {
+			return true, e.ValueFrom == nil && e.Value == "false"
+		}
+	}
+	return false, false
+}
+
 // SetEnv returns env with name set to value (a copy; env is not changed).
 func SetEnv(env []corev1.EnvVar, name, value string) []corev1.EnvVar {
 	out := make([]corev1.EnvVar, 0, len(env)+1)
