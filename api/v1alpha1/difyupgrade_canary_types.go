@@ -175,22 +175,113 @@ type CanaryAnalysis struct {
 	Prometheus *PrometheusSource `json:"prometheus,omitempty"`
 
 	// rules are Prometheus queries whose value must stay within min and max.
-	// Default (the runbook): error-rate at most 0.05 for 1m, and
-	// p99-latency-ms at most 1000 for 30s, both measured by Istio on the
-	// canary of the API. Write rules: [] to evaluate none.
+	// During Canary they measure the canary workloads; during the Verify
+	// bake the same rules measure the stable workloads, which then run the
+	// new version. Default (the runbook): error-rate at most 0.05 for 1m,
+	// and p99-latency-ms at most 1000 for 30s, both as Istio reports them
+	// for the API workload ({{.Workload}}). Write rules: [] to evaluate
+	// none.
 	// +optional
 	// +listType=map
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=20
-	// +default=[{"name":"error-rate","query":"sum(rate(istio_requests_total{reporter=\"destination\",destination_workload_namespace=\"{{.Namespace}}\",destination_workload=\"{{.Release}}-api-canary\",response_code=~\"5..\"}[1m])) / sum(rate(istio_requests_total{reporter=\"destination\",destination_workload_namespace=\"{{.Namespace}}\",destination_workload=\"{{.Release}}-api-canary\"}[1m]))","max":"0.05","for":"1m"},{"name":"p99-latency-ms","query":"histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter=\"destination\",destination_workload_namespace=\"{{.Namespace}}\",destination_workload=\"{{.Release}}-api-canary\"}[1m])))","max":"1000","for":"30s"}]
+	// +default=[{"name":"error-rate","query":"(sum(rate(istio_requests_total{reporter=\"destination\",destination_workload_namespace=\"{{.Namespace}}\",destination_workload=\"{{.Workload}}\",response_code=~\"5..\"}[1m])) or vector(0)) / sum(rate(istio_requests_total{reporter=\"destination\",destination_workload_namespace=\"{{.Namespace}}\",destination_workload=\"{{.Workload}}\"}[1m]))","max":"0.05","for":"1m"},{"name":"p99-latency-ms","query":"histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter=\"destination\",destination_workload_namespace=\"{{.Namespace}}\",destination_workload=\"{{.Workload}}\"}[1m])))","max":"1000","for":"30s"}]
 	Rules []AnalysisRule `json:"rules,omitempty"`
 
-	// httpChecks are HTTP requests that must succeed at every interval.
+	// httpChecks are HTTP requests that must succeed at every interval
+	// during Canary.
 	// +optional
 	// +listType=map
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=20
 	HTTPChecks []HTTPCheck `json:"httpChecks,omitempty"`
+
+	// inconclusive says what happens when the analysis cannot judge: the
+	// Prometheus server does not answer, a query returns no data or NaN (no
+	// traffic), an HTTP check cannot be rendered. Inconclusive never counts
+	// as healthy: the canary does not advance past a pause, and the upgrade
+	// never succeeds, while it lasts.
+	// +optional
+	// +kubebuilder:default={}
+	Inconclusive InconclusivePolicy `json:"inconclusive,omitzero"`
+
+	// performance compares the new version with the old one (runbook
+	// §3.3): p99 latency, request rate and error rate of the API, measured
+	// from Prometheus before the upgrade (the baseline, in Precheck), at the
+	// end of Canary and at the end of the Verify bake. Needs prometheus.
+	// +optional
+	// +kubebuilder:default={}
+	Performance PerformanceComparison `json:"performance,omitzero"`
+}
+
+// InconclusiveAction is what an analysis that stayed inconclusive too long
+// does.
+// +kubebuilder:validation:Enum=Pause;Fail
+type InconclusiveAction string
+
+// The inconclusive actions.
+const (
+	// InconclusivePause halts the upgrade where it is and waits for a
+	// person: the promote annotation resumes (and measures again), the
+	// abort annotation rolls back. A breach still rolls back.
+	InconclusivePause InconclusiveAction = "Pause"
+	// InconclusiveFail fails the analysis, which rolls the upgrade back.
+	InconclusiveFail InconclusiveAction = "Fail"
+)
+
+// InconclusivePolicy limits how long the analysis may stay inconclusive.
+type InconclusivePolicy struct {
+	// limit is how long the analysis may stay inconclusive in a row before
+	// action is taken. Default: 2m.
+	// +optional
+	// +kubebuilder:default="2m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="inconclusive.limit must be a positive duration such as 2m"
+	Limit metav1.Duration `json:"limit,omitzero"`
+
+	// action is Pause (wait for a person) or Fail (roll back). Default:
+	// Pause.
+	// +optional
+	// +kubebuilder:default="Pause"
+	Action InconclusiveAction `json:"action,omitempty"`
+}
+
+// PerformanceComparison compares the new version's API with the old one's.
+type PerformanceComparison struct {
+	// enabled turns the comparison on when prometheus is set. Default: true.
+	// +optional
+	// +kubebuilder:default=true
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// window is how far back each measurement looks: the baseline covers
+	// the window before Precheck; the canary's and the bake's cover at most
+	// the window, and no more than the canary or the bake has run. Default:
+	// 5m.
+	// +optional
+	// +kubebuilder:default="5m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s')",message="performance.window must be a duration of at least 10s"
+	Window metav1.Duration `json:"window,omitzero"`
+
+	// maxLatencyRatio is the highest accepted ratio of the new version's
+	// p99 latency to the baseline's, a decimal number written as a string.
+	// Default: "1.5".
+	// +optional
+	// +kubebuilder:default="1.5"
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+([.][0-9]+)?$') && double(self) >= 1.0",message="maxLatencyRatio must be a decimal number of at least 1, such as \"1.5\""
+	MaxLatencyRatio string `json:"maxLatencyRatio,omitempty"`
+
+	// maxErrorRateIncrease is the highest accepted rise of the error rate
+	// (a share of requests: 0.01 is one percentage point) over the
+	// baseline's. Default: "0.01".
+	// +optional
+	// +kubebuilder:default="0.01"
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]+([.][0-9]+)?$') && double(self) <= 1.0",message="maxErrorRateIncrease must be a decimal number between 0 and 1, such as \"0.01\""
+	MaxErrorRateIncrease string `json:"maxErrorRateIncrease,omitempty"`
 }
 
 // PrometheusSource is a Prometheus server.
@@ -205,11 +296,20 @@ type PrometheusSource struct {
 
 // AnalysisRule is a Prometheus query whose value must stay within bounds.
 //
-// The query is a Go template filled in before it is sent: {{.Namespace}} is
-// the upgrade's namespace, {{.Release}} is spec.release, {{.Component}} is the
-// component being analysed (api, web, ...) and {{.Track}} is "canary" or
-// "stable". The query must return a single number; no result counts as no
-// data, which neither passes nor fails.
+// The query is a Go template filled in before it is sent (see Placeholders
+// below). It should return one number; when it returns several series,
+// every one must be within bounds and the worst is reported. No result, or
+// NaN (for example a ratio with no requests), is inconclusive: it neither
+// passes nor fails (see canary.analysis.inconclusive).
+//
+// Placeholders, in rules and in HTTP checks' url and expectJSON:
+// {{.Namespace}} the upgrade's namespace; {{.Release}} spec.release;
+// {{.Component}} the rule's component (api unless set); {{.Track}} "canary"
+// during Canary, "stable" during the Verify bake; {{.Workload}} the
+// workload measured: the component's canary Deployment during Canary, its
+// stable Deployment during the bake; {{.StableWorkload}} and
+// {{.CanaryWorkload}} both names; {{.TargetVersion}} and {{.FromVersion}}
+// the versions.
 // +kubebuilder:validation:XValidation:rule="has(self.min) || has(self.max)",message="each analysis rule needs min, max or both"
 // +kubebuilder:validation:XValidation:rule="!has(self.min) || !has(self.max) || double(self.min) <= double(self.max)",message="an analysis rule's min must not be greater than its max"
 type AnalysisRule struct {
@@ -240,8 +340,17 @@ type AnalysisRule struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^-?[0-9]+([.][0-9]+)?$')",message="max must be a decimal number written as a string, such as \"0.05\""
 	Max string `json:"max,omitempty"`
 
+	// component is the component whose workloads fill the placeholders:
+	// api, web, worker, worker-beat, plugin-daemon or sandbox. Default: api.
+	// +optional
+	// +kubebuilder:validation:Enum=api;worker;worker-beat;web;plugin-daemon;sandbox
+	Component Component `json:"component,omitempty"`
+
 	// for is how long the value must stay out of bounds before the rule fails;
-	// 0s fails at the first bad sample. Default: 0s.
+	// 0s fails at the first bad sample. The first bad sample's time is kept
+	// in status.analysis, so a restart of the operator does not reset it,
+	// and the rule is evaluated again exactly when the window ends.
+	// Default: 0s.
 	// +optional
 	// +kubebuilder:default="0s"
 	// +kubebuilder:validation:Type=string
@@ -251,7 +360,8 @@ type AnalysisRule struct {
 }
 
 // HTTPCheck is an HTTP request that must answer with the expected status
-// within maxLatency.
+// within maxLatency, and with the expected JSON fields. url and the
+// expected values are templates with the placeholders of AnalysisRule.
 type HTTPCheck struct {
 	// name identifies the check in status.checks, for example console-login.
 	// +required
@@ -280,4 +390,41 @@ type HTTPCheck struct {
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="maxLatency must be a positive duration such as 1s or 200ms"
 	MaxLatency metav1.Duration `json:"maxLatency,omitzero"`
+
+	// expectJSON are fields the JSON body must hold, for example
+	// {field: version, equals: "{{.TargetVersion}}"} against Dify's /health.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	ExpectJSON []JSONExpectation `json:"expectJSON,omitempty"`
+
+	// failureThreshold is how many failures in a row fail the check (and
+	// the upgrade). Default: 1.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	FailureThreshold int32 `json:"failureThreshold,omitempty"`
+
+	// component is the component whose workloads fill the placeholders.
+	// Default: api.
+	// +optional
+	// +kubebuilder:validation:Enum=api;worker;worker-beat;web;plugin-daemon;sandbox
+	Component Component `json:"component,omitempty"`
+}
+
+// JSONExpectation is a field of a JSON response and the value it must have.
+type JSONExpectation struct {
+	// field is the path of the field, its keys joined by dots, for example
+	// version or data.items.0.status.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Field string `json:"field"`
+
+	// equals is the value the field must have, compared as text (numbers
+	// and booleans as JSON writes them); a template.
+	// +required
+	// +kubebuilder:validation:MaxLength=256
+	Equals string `json:"equals"`
 }

@@ -119,6 +119,12 @@ const (
 	ReasonRestoreFailed = "RestoreFailed"
 	// ReasonAnalysisFailed: an analysis rule or HTTP check failed.
 	ReasonAnalysisFailed = "AnalysisFailed"
+	// ReasonAnalysisInconclusive: the analysis could not judge (no data,
+	// Prometheus unreachable) for longer than its limit.
+	ReasonAnalysisInconclusive = "AnalysisInconclusive"
+	// ReasonPerformanceRegression: the new version's p99 latency or error
+	// rate is worse than the baseline's by more than the spec allows.
+	ReasonPerformanceRegression = "PerformanceRegression"
 	// ReasonProgressDeadlineExceeded: a Deployment did not finish rolling out
 	// within spec.promote.progressDeadline.
 	ReasonProgressDeadlineExceeded = "ProgressDeadlineExceeded"

@@ -51,13 +51,21 @@ const (
 	DefaultMaxUnavailable        = "10%"
 	DefaultProgressDeadline      = 10 * time.Minute
 	DefaultBakeTime              = 10 * time.Minute
+	DefaultInconclusiveLimit     = 2 * time.Minute
+	DefaultPerformanceWindow     = 5 * time.Minute
+	DefaultMaxLatencyRatio       = "1.5"
+	DefaultMaxErrorRateIncrease  = "0.01"
+	DefaultHTTPFailureThreshold  = int32(1)
 )
 
-// The queries of the default analysis rules: the API canary's 5xx ratio and
-// its p99 latency in milliseconds, as Istio's sidecars report them.
+// The queries of the default analysis rules: the API canary's 5xx ratio (0
+// while no request failed, no data while there are no requests) and
+// its p99 latency in milliseconds, as Istio's sidecars report them for the
+// workload measured (the canary during Canary, the stable Deployment during
+// the bake).
 const (
-	DefaultErrorRateQuery  = `sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Release}}-api-canary",response_code=~"5.."}[1m])) / sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Release}}-api-canary"}[1m]))`
-	DefaultP99LatencyQuery = `histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Release}}-api-canary"}[1m])))`
+	DefaultErrorRateQuery  = `(sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Workload}}",response_code=~"5.."}[1m])) or vector(0)) / sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Workload}}"}[1m]))`
+	DefaultP99LatencyQuery = `histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Workload}}"}[1m])))`
 )
 
 // DefaultDatabases are the databases backed up when spec.database.databases
@@ -159,12 +167,20 @@ func (c *CanarySpec) setDefaults() {
 		a.Rules = DefaultAnalysisRules()
 	}
 	defaultHTTPChecks(a.HTTPChecks)
+	defaultDuration(&a.Inconclusive.Limit, DefaultInconclusiveLimit)
+	defaultString((*string)(&a.Inconclusive.Action), string(InconclusivePause))
+	p := &a.Performance
+	defaultTrue(&p.Enabled)
+	defaultDuration(&p.Window, DefaultPerformanceWindow)
+	defaultString(&p.MaxLatencyRatio, DefaultMaxLatencyRatio)
+	defaultString(&p.MaxErrorRateIncrease, DefaultMaxErrorRateIncrease)
 }
 
 func defaultHTTPChecks(checks []HTTPCheck) {
 	for i := range checks {
 		defaultInt32(&checks[i].ExpectStatus, DefaultHTTPCheckStatus)
 		defaultDuration(&checks[i].MaxLatency, DefaultHTTPCheckMaxLatency)
+		defaultInt32(&checks[i].FailureThreshold, DefaultHTTPFailureThreshold)
 	}
 }
 

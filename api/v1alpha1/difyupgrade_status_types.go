@@ -93,6 +93,22 @@ type DifyUpgradeStatus struct {
 	// +optional
 	Bake *BakeStatus `json:"bake,omitempty"`
 
+	// analysis is what the health analysis measured and decided during
+	// Canary and the Verify bake: per rule and HTTP check the last and the
+	// worst value against its bound, the breach that rolled the upgrade
+	// back, and the values at the end of each step.
+	// +optional
+	Analysis *AnalysisStatus `json:"analysis,omitempty"`
+
+	// performance is the old version's API measured before the upgrade next
+	// to the new version's at the end of Canary and of the bake.
+	// +optional
+	Performance *PerformanceStatus `json:"performance,omitempty"`
+
+	// phaseStartedAt is when the current phase started.
+	// +optional
+	PhaseStartedAt *metav1.Time `json:"phaseStartedAt,omitempty"`
+
 	// externalChanges are the fields of objects the upgrade manages that
 	// another writer changed while the upgrade ran (a GitOps sync, a
 	// person). Each is put back at most a few times; when the writer keeps
