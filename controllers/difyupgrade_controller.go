@@ -80,6 +80,8 @@ type DifyUpgradeReconciler struct {
 	// at a gate lists ReplicaSets only while a rollout is under way. One
 	// entry per Deployment; a canary's goes when the canary is deleted.
 	hashes sync.Map
+	// queriers holds one Prometheus client per address.
+	queriers sync.Map
 }
 
 func (r *DifyUpgradeReconciler) reader() client.Reader {
@@ -107,6 +109,9 @@ func (r *DifyUpgradeReconciler) reader() client.Reader {
 func (r *DifyUpgradeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	u := &upgradev1alpha1.DifyUpgrade{}
 	if err := r.Get(ctx, req.NamespacedName, u); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetMetrics(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	log := ctrl.LoggerFrom(ctx).WithValues("difyupgrade", klog.KObj(u), "phase", u.Status.Phase)
@@ -139,6 +144,7 @@ func (r *DifyUpgradeReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 // conditions and patches status when anything differs from what was read.
 func (r *DifyUpgradeReconciler) writeStatus(ctx context.Context, s *scope) error {
 	summarize(s)
+	observeProgress(s.upgrade)
 	if equality.Semantic.DeepEqual(s.before.Status, s.upgrade.Status) {
 		return nil
 	}

@@ -34,9 +34,12 @@ import (
 
 // reconcileCanary walks spec.canary.steps. A setWeight step sizes the canary
 // Deployments, waits for them to be ready, then routes the weight; a pause
-// waits its duration, or for the promote annotation when it has none. Each
-// pass re-applies the current weight, so a routing object that disappears
-// or is rewritten is noticed within one analysis interval.
+// waits its duration, or for the promote annotation when it has none. While
+// traffic reaches the canaries the analysis runs every interval: a breach
+// puts every request back on the stable version in the same pass and rolls
+// back; a pause ends, and the canary ends, only on a passing evaluation.
+// Each pass re-applies the current weight, so a routing object that
+// disappears or is rewritten is noticed within one analysis interval.
 func (r *DifyUpgradeReconciler) reconcileCanary(ctx context.Context, s *scope) (phaseResult, error) {
 	steps := s.spec().Canary.Steps
 	st := s.status()
@@ -46,17 +49,18 @@ func (r *DifyUpgradeReconciler) reconcileCanary(ctx context.Context, s *scope) (
 	cs := st.Canary
 	cs.Steps = int32(len(steps))
 	if len(s.canaried()) == 0 {
-		return r.canaryDone(s, "No component takes canary traffic (api and web are skipped); promoting"), nil
+		return r.canaryDone(ctx, s, analysisResult{}, "No component takes canary traffic (api and web are skipped); promoting")
 	}
 
 	weight := weightBefore(steps, int(cs.StepIndex))
-	if int(cs.StepIndex) >= len(steps) {
-		return r.canaryDone(s, fmt.Sprintf("Canary steps done at %d%%; promoting %s", weight, s.spec().TargetVersion)), nil
-	}
-	step := steps[cs.StepIndex]
-	cs.Step = fmt.Sprintf("%d/%d", cs.StepIndex+1, len(steps))
-	if step.SetWeight != nil {
-		weight = *step.SetWeight
+	done := int(cs.StepIndex) >= len(steps)
+	var step upgradev1alpha1.CanaryStep
+	if !done {
+		step = steps[cs.StepIndex]
+		cs.Step = fmt.Sprintf("%d/%d", cs.StepIndex+1, len(steps))
+		if step.SetWeight != nil {
+			weight = *step.SetWeight
+		}
 	}
 
 	res, ready, err := r.applyWeight(ctx, s, weight)
@@ -64,6 +68,29 @@ func (r *DifyUpgradeReconciler) reconcileCanary(ctx context.Context, s *scope) (
 		return res, err
 	}
 	cs.Weight = weight
+
+	var a analysisResult
+	if weight > 0 {
+		// At 0% nothing reaches the canaries: nothing to measure.
+		a = r.analyze(ctx, s, weight)
+	}
+	if a.failure != nil {
+		return r.rollbackNow(ctx, s, *a.failure), nil
+	}
+	if a.halted {
+		if _, ok := s.upgrade.PendingAction(upgradev1alpha1.ActionPromote); !ok {
+			return r.halted(s, a), nil
+		}
+		r.resumeByAnnotation(s)
+		return phaseResult{message: "Analysis resumed by " + upgradev1alpha1.AnnotationPromote, requeueAfter: a.next}, nil
+	}
+	if done {
+		if !a.passed() {
+			return phaseResult{message: fmt.Sprintf("Canary steps done at %d%%; waiting for the analysis to pass: %s", weight, a.summary),
+				requeueAfter: a.next}, nil
+		}
+		return r.canaryDone(ctx, s, a, fmt.Sprintf("Canary steps done at %d%%; promoting %s", weight, s.spec().TargetVersion))
+	}
 
 	switch {
 	case step.SetWeight != nil:
@@ -77,51 +104,110 @@ func (r *DifyUpgradeReconciler) reconcileCanary(ctx context.Context, s *scope) (
 		}
 		if left := cs.PausedUntil.Sub(s.now); left > 0 {
 			return phaseResult{
-				message:      fmt.Sprintf("Pausing at %d%% until %s", weight, cs.PausedUntil.UTC().Format(time.RFC3339)),
-				requeueAfter: min(left, s.tick()),
+				message:      withAnalysis(fmt.Sprintf("Pausing at %d%% until %s", weight, cs.PausedUntil.UTC().Format(time.RFC3339)), a),
+				requeueAfter: min(left, a.tick(s)),
 			}, nil
 		}
+		if !a.passed() {
+			return phaseResult{message: fmt.Sprintf("Pause at %d%% over; waiting for the analysis to pass: %s", weight, a.summary),
+				requeueAfter: a.next}, nil
+		}
+		recordStep(s, cs.Step, weight)
 		return r.nextStep(s, fmt.Sprintf("Pause at %d%% over", weight)), nil
 	default:
 		if _, ok := s.upgrade.PendingAction(upgradev1alpha1.ActionPromote); ok {
+			recordStep(s, cs.Step, weight)
 			return r.promoteByAnnotation(s), nil
 		}
 		cs.WaitingForPromotion = true
 		s.reason = upgradev1alpha1.ReasonWaitingForPromotion
 		return phaseResult{
-			message: fmt.Sprintf("Paused at %d%% for a person: annotate %s=<new value> to continue, or %s to roll back",
-				weight, upgradev1alpha1.AnnotationPromote, upgradev1alpha1.AnnotationAbort),
-			requeueAfter: s.tick(),
+			message: withAnalysis(fmt.Sprintf("Paused at %d%% for a person: annotate %s=<new value> to continue, or %s to roll back",
+				weight, upgradev1alpha1.AnnotationPromote, upgradev1alpha1.AnnotationAbort), a),
+			requeueAfter: a.tick(s),
 		}, nil
 	}
 }
 
-// canaryDone ends the canary, saying honestly what judged it: the analysis
-// the spec asks for is not performed by this version, and with none asked
-// for, nothing measured the canary's health.
-func (r *DifyUpgradeReconciler) canaryDone(s *scope, message string) phaseResult {
-	a := s.spec().Canary.Analysis
-	var asked []string
-	if a.Prometheus != nil {
-		for _, rule := range a.Rules {
-			asked = append(asked, "rule/"+rule.Name)
-		}
+// tick is when a pass that waits should look again: at the next
+// evaluation, or every analysis interval when nothing is measured.
+func (a analysisResult) tick(s *scope) time.Duration {
+	if a.configured {
+		return a.next
 	}
-	for _, c := range a.HTTPChecks {
-		asked = append(asked, "http/"+c.Name)
+	return s.tick()
+}
+
+// withAnalysis adds the analysis' last values to a message.
+func withAnalysis(message string, a analysisResult) string {
+	if !a.configured || a.summary == "" {
+		return message
+	}
+	return message + "; " + a.summary
+}
+
+// halted is the wait of an analysis that stayed inconclusive too long.
+func (r *DifyUpgradeReconciler) halted(s *scope, a analysisResult) phaseResult {
+	s.reason = upgradev1alpha1.ReasonAnalysisInconclusive
+	return phaseResult{
+		message: fmt.Sprintf("%s. Paused for a person: annotate %s=<new value> to resume, or %s to roll back",
+			a.summary, upgradev1alpha1.AnnotationPromote, upgradev1alpha1.AnnotationAbort),
+		requeueAfter: a.next,
+	}
+}
+
+// resumeByAnnotation lifts a halt because a person asked.
+func (r *DifyUpgradeReconciler) resumeByAnnotation(s *scope) {
+	value, _ := s.upgrade.PendingAction(upgradev1alpha1.ActionPromote)
+	s.upgrade.MarkActionHandled(upgradev1alpha1.ActionPromote, truncate(value))
+	resume(s)
+	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "AnalysisResumed", "Promote",
+		"Analysis resumed by the %s annotation; the inconclusive limit starts over", upgradev1alpha1.AnnotationPromote)
+}
+
+// canaryDone ends the canary once the analysis passed at the last weight
+// (and the new version's performance compares well with the baseline),
+// saying honestly what judged it.
+func (r *DifyUpgradeReconciler) canaryDone(ctx context.Context, s *scope, a analysisResult, message string) (phaseResult, error) {
+	if f := r.comparePerformance(ctx, s, upgradev1alpha1.PhaseCanary); f != nil {
+		return r.rollbackNow(ctx, s, *f), nil
+	}
+	if a.configured {
+		recordStep(s, "done", s.status().Canary.Weight)
+		for _, rs := range s.status().Analysis.Rules {
+			s.recordCheck("rule/"+rs.Name, upgradev1alpha1.CheckPassed, rs.Message)
+		}
+		for _, cs := range s.status().Analysis.HTTPChecks {
+			s.recordCheck("http/"+cs.Name, upgradev1alpha1.CheckPassed, cs.Message)
+		}
 	}
 	res := phaseResult{next: upgradev1alpha1.PhasePromote, message: message}
-	if len(asked) > 0 {
-		for _, name := range asked {
-			s.recordCheck(name, upgradev1alpha1.CheckSkipped, "not performed: analysis is not implemented in this version of the operator")
-		}
-		res.outcome = &outcome{metav1.ConditionFalse, upgradev1alpha1.ReasonNotImplemented,
-			"The canary steps completed, but the analysis the spec asks for was not performed (not implemented yet): " + strings.Join(asked, ", ")}
-		return res
+	switch {
+	case a.configured:
+		res.outcome = &outcome{metav1.ConditionTrue, upgradev1alpha1.ReasonSucceeded,
+			fmt.Sprintf("The analysis passed at every step (%d evaluations): %s", s.status().Analysis.Evaluations, a.summary)}
+	case len(s.canaried()) > 0:
+		res.outcome = &outcome{metav1.ConditionUnknown, upgradev1alpha1.ReasonNotMeasured,
+			"The canary steps completed; no analysis is configured (no canary.analysis.prometheus, no httpChecks), so nothing measured the canary's health"}
 	}
-	res.outcome = &outcome{metav1.ConditionUnknown, upgradev1alpha1.ReasonNotMeasured,
-		"The canary steps completed; no analysis is configured, so nothing measured the canary's health"}
-	return res
+	return res, nil
+}
+
+// rollbackNow ends the canary on a failed analysis: every request goes back
+// to the stable version first, in this pass, then the failure starts the
+// rollback.
+func (r *DifyUpgradeReconciler) rollbackNow(ctx context.Context, s *scope, f failure) phaseResult {
+	if err := r.trafficToStable(ctx, s); err != nil {
+		// RollingBack puts the routing back first thing anyway.
+		f.message += fmt.Sprintf(" (sending traffic to stable failed, retried by the rollback: %v)", err)
+	} else if as := s.status().Analysis; as != nil && as.Breach != nil {
+		at := metav1.NewMicroTime(r.Clock.Now())
+		as.Breach.TrafficOnStableAt = &at
+		if as.Breach.ConfirmedAt != nil {
+			metricTimeToSafety.Observe(at.Sub(as.Breach.ConfirmedAt.Time).Seconds())
+		}
+	}
+	return phaseResult{fail: &f}
 }
 
 // applyWeight sizes the canaries for weight, waits for them to be ready,
@@ -212,6 +298,7 @@ func (r *DifyUpgradeReconciler) nextStep(s *scope, message string) phaseResult {
 func (r *DifyUpgradeReconciler) promoteByAnnotation(s *scope) phaseResult {
 	value, _ := s.upgrade.PendingAction(upgradev1alpha1.ActionPromote)
 	s.upgrade.MarkActionHandled(upgradev1alpha1.ActionPromote, truncate(value))
+	resume(s)
 	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "PauseEnded", "Promote",
 		"Pause ended by the %s annotation", upgradev1alpha1.AnnotationPromote)
 	return r.nextStep(s, "Pause ended by "+upgradev1alpha1.AnnotationPromote)

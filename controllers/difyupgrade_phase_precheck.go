@@ -100,6 +100,11 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 	st := s.status()
 	st.FromVersion = p.FromVersion
 	st.Components = p.Components
+	fail, analysisChecks := r.checkAnalysis(ctx, s)
+	if fail != nil {
+		return *fail, nil
+	}
+	performed = append(performed, analysisChecks...)
 	s.recordCheck("plan", upgradev1alpha1.CheckPassed, fmt.Sprintf("%d components to upgrade from %s to %s", len(p.Components), p.FromVersion, spec.TargetVersion))
 	res := phaseResult{next: upgradev1alpha1.PhaseBackup, message: fmt.Sprintf("Planned the upgrade of %d components from %s to %s", len(p.Components), p.FromVersion, spec.TargetVersion)}
 	if skipped := notPerformedPrechecks(spec); len(skipped) > 0 {

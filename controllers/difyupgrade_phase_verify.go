@@ -37,8 +37,10 @@ import (
 // image, then bakes for spec.verify.bakeTime on a clock of its own
 // (status.bake), checking on every change of a Deployment (they are watched)
 // that each still runs its target and has rolled out (the pods are listed
-// once, when the bake starts),
-// then hands the Deployments back:
+// once, when the bake starts), and running the analysis rules against the
+// stable workloads and verify.checks every interval: a breach rolls back.
+// The bake ends on a passing evaluation and a performance comparison with
+// the baseline; then it hands the Deployments back:
 // their original rolling-update settings return and the saved originals are
 // removed, so nothing but the new images (and MIGRATION_ENABLED=false on
 // the dify-api workloads) remains. The replica counts stay as they are.
@@ -76,14 +78,39 @@ func (r *DifyUpgradeReconciler) reconcileVerify(ctx context.Context, s *scope) (
 		}
 		st.Bake = &upgradev1alpha1.BakeStatus{StartedAt: metav1.NewTime(s.now), EndsAt: metav1.NewTime(s.now.Add(bake))}
 	}
+	a := r.analyze(ctx, s, 100)
+	if a.failure != nil {
+		// The canaries are gone and every request already reaches the
+		// new version's stable pods: the rollback puts back the images.
+		return phaseResult{fail: a.failure}, nil
+	}
+	if a.halted {
+		if _, ok := s.upgrade.PendingAction(upgradev1alpha1.ActionPromote); !ok {
+			return r.halted(s, a), nil
+		}
+		r.resumeByAnnotation(s)
+		return phaseResult{message: "Analysis resumed by " + upgradev1alpha1.AnnotationPromote, requeueAfter: a.next}, nil
+	}
 	if left := st.Bake.EndsAt.Sub(s.now); left > 0 {
 		// The Deployments are watched: a change to any of them brings a
-		// pass before the bake ends; otherwise the next pass is at its end.
+		// pass before the bake ends; otherwise the next pass is at its end,
+		// or at the next evaluation.
+		after := left
+		if a.configured {
+			after = min(left, a.next)
+		}
 		return phaseResult{
-			message:      fmt.Sprintf("Every component runs %s; baking until %s", s.spec().TargetVersion, st.Bake.EndsAt.UTC().Format(time.RFC3339)),
-			requeueAfter: left,
+			message:      withAnalysis(fmt.Sprintf("Every component runs %s; baking until %s", s.spec().TargetVersion, st.Bake.EndsAt.UTC().Format(time.RFC3339)), a),
+			requeueAfter: after,
 		}, nil
 	}
+	if !a.passed() {
+		return phaseResult{message: "Bake over; waiting for the analysis to pass: " + a.summary, requeueAfter: a.next}, nil
+	}
+	if f := r.comparePerformance(ctx, s, upgradev1alpha1.PhaseVerify); f != nil {
+		return phaseResult{fail: f}, nil
+	}
+	recordStep(s, "bake", 100)
 
 	for _, c := range s.status().Components {
 		if err := r.releaseStable(ctx, s, c, false, true); err != nil {
@@ -95,14 +122,15 @@ func (r *DifyUpgradeReconciler) reconcileVerify(ctx context.Context, s *scope) (
 	}
 	res := phaseResult{next: upgradev1alpha1.PhaseSucceeded, message: fmt.Sprintf("Upgraded %s from %s to %s",
 		s.spec().Release, s.status().FromVersion, s.spec().TargetVersion)}
-	if checks := s.spec().Verify.Checks; len(checks) > 0 {
-		var names []string
-		for _, c := range checks {
-			names = append(names, "http/"+c.Name)
-			s.recordCheck("http/"+c.Name, upgradev1alpha1.CheckSkipped, "not performed: verify checks are not implemented in this version of the operator")
+	if a.configured {
+		for _, rs := range st.Analysis.Rules {
+			s.recordCheck("rule/"+rs.Name, upgradev1alpha1.CheckPassed, rs.Message)
 		}
-		res.outcome = &outcome{metav1.ConditionFalse, upgradev1alpha1.ReasonNotImplemented,
-			"Every pod runs its target image through the bake, but the checks the spec asks for were not performed (not implemented yet): " + strings.Join(names, ", ")}
+		for _, cs := range st.Analysis.HTTPChecks {
+			s.recordCheck("http/"+cs.Name, upgradev1alpha1.CheckPassed, cs.Message)
+		}
+		res.outcome = &outcome{metav1.ConditionTrue, upgradev1alpha1.ReasonSucceeded,
+			fmt.Sprintf("Every pod runs its target image, and the analysis passed through the bake (%d evaluations): %s", st.Analysis.Evaluations, a.summary)}
 	}
 	return res, nil
 }

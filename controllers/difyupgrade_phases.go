@@ -243,6 +243,11 @@ func (r *DifyUpgradeReconciler) transition(s *scope, next upgradev1alpha1.DifyUp
 		st.Restore = nil
 	}
 	now := metav1.NewTime(s.now)
+	phaseSeconds := -1.0
+	if st.PhaseStartedAt != nil {
+		phaseSeconds = s.now.Sub(st.PhaseStartedAt.Time).Seconds()
+	}
+	st.PhaseStartedAt = &now
 	st.ProgressedAt = &now
 	if from == upgradev1alpha1.PhasePending && st.StartedAt == nil {
 		st.StartedAt = &now
@@ -260,6 +265,7 @@ func (r *DifyUpgradeReconciler) transition(s *scope, next upgradev1alpha1.DifyUp
 	}
 	// Told once the status write that makes the transition real succeeds.
 	s.afterWrite = append(s.afterWrite, func() {
+		observeTransition(s.upgrade, from, phaseSeconds)
 		r.Recorder.Eventf(s.upgrade, nil, eventType, reason, string(next), "%s", message)
 		s.log.Info("Phase transition", "from", from, "to", next, "reason", reason, "message", message)
 	})

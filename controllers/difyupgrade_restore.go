@@ -83,8 +83,8 @@ func (r *DifyUpgradeReconciler) restoreDatabase(ctx context.Context, s *scope) (
 	if s.spec().Canary.Istio != nil {
 		// Without a mesh the routing is the replica split, which stopping
 		// the writers supersedes; the way back restores the counts.
-		if _, err := r.router(s, nil).Restore(ctx); err != nil {
-			return nil, fmt.Errorf("putting the routing back: %w", err)
+		if err := r.trafficToStable(ctx, s); err != nil {
+			return nil, err
 		}
 	}
 	if st.Restore == nil || st.Restore.WritersStoppedAt == nil {

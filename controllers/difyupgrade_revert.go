@@ -34,6 +34,7 @@ import (
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/lifecycle"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/rollout"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/traffic"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/workload"
 )
 
@@ -150,14 +151,8 @@ func (r *DifyUpgradeReconciler) runsMore(ctx context.Context, d *appsv1.Deployme
 // It returns what it still waits for (empty when done) and notes on what
 // was gone.
 func (r *DifyUpgradeReconciler) putBack(ctx context.Context, s *scope, revert bool) (waits []string, progress int64, notes []string, err error) {
-	res, err := r.router(s, nil).Restore(ctx)
-	if err != nil {
-		return nil, 0, nil, fmt.Errorf("putting the routing back: %w", err)
-	}
-	notes = res.Notes
-	if res.Changed {
-		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "TrafficRestored", "Revert",
-			"All traffic back on the stable pods of %s", s.status().FromVersion)
+	if err := r.trafficToStable(ctx, s); err != nil {
+		return nil, 0, nil, err
 	}
 	rolledOut := func() {
 		for _, c := range s.status().Components {
@@ -190,6 +185,13 @@ func (r *DifyUpgradeReconciler) putBack(ctx context.Context, s *scope, revert bo
 	if !gone {
 		return []string{"canary Deployments being deleted"}, progress, notes, nil
 	}
+	// The canaries are gone: the routing objects go back to their original
+	// spec, which again reaches every pod of each Service.
+	res, err := r.router(s, nil).Restore(ctx)
+	if err != nil {
+		return nil, 0, notes, fmt.Errorf("putting the routing back: %w", err)
+	}
+	notes = append(notes, res.Notes...)
 	progress = 0
 	for _, c := range s.status().Components {
 		if err := r.releaseStable(ctx, s, c, revert, true); err != nil {
@@ -198,6 +200,65 @@ func (r *DifyUpgradeReconciler) putBack(ctx context.Context, s *scope, revert bo
 	}
 	rolledOut()
 	return waits, progress, notes, nil
+}
+
+// trafficToStable sends every request to the stable version at once. With
+// Istio, while canaries exist, the routes go to 100% stable and 0% canary
+// (the original routes would reach the canaries' pods too, as they carry
+// the Service's labels); without canaries the routing objects go back to
+// their original spec. Without a mesh the stable Deployments get their
+// replicas back and the canaries are scaled to zero.
+func (r *DifyUpgradeReconciler) trafficToStable(ctx context.Context, s *scope) error {
+	var res traffic.Result
+	var err error
+	canaries := false
+	for _, c := range s.canaried() {
+		if d := s.obs.canary[c.Name]; ours(s, d) && d.DeletionTimestamp.IsZero() {
+			canaries = true
+		}
+	}
+	switch {
+	case canaries && s.spec().Canary.Istio != nil:
+		hashes, ok, herr := r.podTemplateHashes(ctx, s)
+		if herr != nil {
+			return herr
+		}
+		if ok {
+			res, err = r.router(s, hashes).Route(ctx, 0)
+		} else {
+			res, err = r.router(s, nil).Restore(ctx)
+		}
+	default:
+		res, err = r.router(s, nil).Restore(ctx)
+		if err == nil && canaries {
+			err = r.scaleCanariesToZero(ctx, s)
+			res.Changed = true
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("sending the traffic back to stable: %w", err)
+	}
+	if res.Changed {
+		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "TrafficRestored", "Revert",
+			"All traffic back on the stable pods of %s", s.status().FromVersion)
+	}
+	return nil
+}
+
+// scaleCanariesToZero takes the canaries out of a mesh-less Service's
+// rotation: their pods go, the stable Deployments' replicas came back.
+func (r *DifyUpgradeReconciler) scaleCanariesToZero(ctx context.Context, s *scope) error {
+	for _, c := range s.canaried() {
+		d := s.obs.canary[c.Name]
+		if !ours(s, d) || (d.Spec.Replicas != nil && *d.Spec.Replicas == 0) {
+			continue
+		}
+		d.Spec.Replicas = new(int32(0))
+		if err := r.Update(ctx, d); err != nil {
+			return fmt.Errorf("scaling canary Deployment %s to zero: %w", d.Name, err)
+		}
+	}
+	return nil
 }
 
 // reconcileRollingBack puts everything back: when the schema migration ran

@@ -127,8 +127,14 @@ var _ = Describe("DifyUpgrade API", func() {
 			Expect(spec.Canary.Analysis.Rules[0]).To(And(
 				HaveField("Name", "error-rate"), HaveField("Max", "0.05"), HaveField("Min", ""),
 				HaveField("For.Duration", time.Minute),
-				HaveField("Query", ContainSubstring(`destination_workload="{{.Release}}-api-canary"`)),
+				HaveField("Query", ContainSubstring(`destination_workload="{{.Workload}}"`)),
+				HaveField("Query", ContainSubstring(`or vector(0)`)),
 			))
+			Expect(spec.Canary.Analysis.Inconclusive.Limit.Duration).To(Equal(2 * time.Minute))
+			Expect(spec.Canary.Analysis.Inconclusive.Action).To(Equal(upgradev1alpha1.InconclusivePause))
+			Expect(spec.Canary.Analysis.Performance.Window.Duration).To(Equal(5 * time.Minute))
+			Expect(spec.Canary.Analysis.Performance.MaxLatencyRatio).To(Equal("1.5"))
+			Expect(spec.Canary.Analysis.Performance.MaxErrorRateIncrease).To(Equal("0.01"))
 			Expect(spec.Canary.Analysis.Rules[1]).To(And(
 				HaveField("Name", "p99-latency-ms"), HaveField("Max", "1000"),
 				HaveField("For.Duration", 30*time.Second),

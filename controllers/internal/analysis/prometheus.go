@@ -42,6 +42,9 @@ func NewQuerier(address string, rt http.RoundTripper) (Querier, error) {
 	return promv1.NewAPI(c), nil
 }
 
+// NoAnswer starts the reason of a reading Prometheus did not answer.
+const NoAnswer = "Prometheus did not answer: "
+
 // QueryTimeout bounds one query, so an unreachable server makes a reading
 // inconclusive quickly instead of holding the reconcile.
 const QueryTimeout = 5 * time.Second
@@ -58,7 +61,7 @@ func Measure(ctx context.Context, q Querier, query string, b Bounds, now time.Ti
 		if errors.As(err, &perr) && perr.Type == promv1.ErrBadData {
 			return Reading{Why: "Prometheus rejected the query: " + perr.Msg}, true
 		}
-		return Reading{Why: "Prometheus did not answer: " + err.Error()}, false
+		return Reading{Why: NoAnswer + err.Error()}, false
 	}
 	return Read(v, b), false
 }

@@ -1,0 +1,168 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+package controllers
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/analysis"
+)
+
+// performanceOn reports whether the performance comparison runs.
+func performanceOn(spec *upgradev1alpha1.DifyUpgradeSpec) bool {
+	a := spec.Canary.Analysis
+	return a.Prometheus != nil && (a.Performance.Enabled == nil || *a.Performance.Enabled)
+}
+
+// measureBaseline measures the old version's API over the window before
+// the upgrade, once (Precheck). What it cannot measure is recorded, and
+// the comparisons later skip it, saying so.
+func (r *DifyUpgradeReconciler) measureBaseline(ctx context.Context, s *scope) {
+	st := s.status()
+	if !performanceOn(s.spec()) || (st.Performance != nil && st.Performance.Baseline != nil) {
+		return
+	}
+	window := s.spec().Canary.Analysis.Performance.Window.Duration
+	vars := s.analysisVars(upgradev1alpha1.ComponentAPI, "stable")
+	sample, _ := r.measurePerformance(ctx, s, vars.StableWorkload, st.FromVersion, window)
+	st.Performance = &upgradev1alpha1.PerformanceStatus{Window: window.String(), Baseline: sample}
+	result := upgradev1alpha1.CheckPassed
+	msg := "baseline of " + vars.StableWorkload + " (" + st.FromVersion + "): " + describeSample(sample)
+	if sample.Message != "" {
+		result = upgradev1alpha1.CheckWarning
+	}
+	s.recordCheck("performance-baseline", result, msg)
+}
+
+// comparePerformance measures the new version at the end of phase (Canary:
+// the API canary since the canary started; Verify: the stable API since the
+// bake started, both at most the window) and compares it with the
+// baseline. It returns the failure of a regression beyond the spec's
+// limits. A measurement already taken in this phase is not taken again.
+func (r *DifyUpgradeReconciler) comparePerformance(ctx context.Context, s *scope, phase upgradev1alpha1.DifyUpgradePhase) *failure {
+	st := s.status()
+	if !performanceOn(s.spec()) || st.Performance == nil || st.Performance.Baseline == nil {
+		return nil
+	}
+	spec := s.spec().Canary.Analysis.Performance
+	p := st.Performance
+	slot, track, since := &p.Canary, "canary", st.PhaseStartedAt
+	if phase == upgradev1alpha1.PhaseVerify {
+		slot, track = &p.Verify, "stable"
+		if st.Bake != nil {
+			since = &st.Bake.StartedAt
+		}
+	}
+	if *slot != nil {
+		return nil
+	}
+	window := spec.Window.Duration
+	if since != nil {
+		window = min(window, s.now.Sub(since.Time))
+	}
+	window = max(window.Round(time.Second), 10*time.Second)
+	vars := s.analysisVars(upgradev1alpha1.ComponentAPI, track)
+	sample, cur := r.measurePerformance(ctx, s, vars.Workload, s.spec().TargetVersion, window)
+	*slot = sample
+	base := readingsOf(p.Baseline)
+	maxRatio, _ := strconv.ParseFloat(spec.MaxLatencyRatio, 64)
+	maxIncrease, _ := strconv.ParseFloat(spec.MaxErrorRateIncrease, 64)
+	regressed, msg := analysis.Compare(base, cur, maxRatio, maxIncrease)
+	p.Message = string(phase) + ": " + msg
+	name := "performance/" + track
+	if !regressed {
+		s.recordCheck(name, upgradev1alpha1.CheckPassed, msg)
+		return nil
+	}
+	s.recordCheck(name, upgradev1alpha1.CheckFailed, msg)
+	text := "Performance regression of " + s.spec().TargetVersion + " against " + st.FromVersion + ": " + msg
+	if st.Analysis == nil {
+		st.Analysis = &upgradev1alpha1.AnalysisStatus{Phase: phase}
+	}
+	confirmed := metav1.NewMicroTime(r.Clock.Now())
+	st.Analysis.Breach = &upgradev1alpha1.BreachStatus{Check: "performance", Phase: phase, Message: truncateText(text, 1024),
+		Value: sample.P99LatencyMs + "ms p99, " + sample.ErrorRate + " errors", ConfirmedAt: &confirmed,
+		Bound: "p99 <= " + spec.MaxLatencyRatio + " x baseline, errors <= baseline + " + spec.MaxErrorRateIncrease}
+	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, upgradev1alpha1.ReasonPerformanceRegression, "Analyze", "%s", text)
+	return &failure{upgradev1alpha1.ReasonPerformanceRegression, truncateText(text, 1024)}
+}
+
+// measurePerformance measures workload over window and returns both the
+// status' form and the readings.
+func (r *DifyUpgradeReconciler) measurePerformance(ctx context.Context, s *scope, workload, version string, window time.Duration) (*upgradev1alpha1.PerformanceSample, analysis.Performance) {
+	sample := &upgradev1alpha1.PerformanceSample{Workload: workload, Version: version, Window: window.String(), MeasuredAt: metav1.NewTime(s.now)}
+	q, err := r.querier(s.spec().Canary.Analysis.Prometheus.Address)
+	if err != nil {
+		sample.Message = err.Error()
+		return sample, analysis.Performance{}
+	}
+	perf := analysis.MeasurePerformance(ctx, q, s.upgrade.Namespace, workload, window, s.now)
+	var missing []string
+	put := func(into *string, rd analysis.Reading, name string) {
+		if rd.OK {
+			*into = analysis.Format(rd.Value)
+			return
+		}
+		missing = append(missing, name+": "+rd.Why)
+	}
+	put(&sample.P99LatencyMs, perf.P99LatencyMs, "p99")
+	put(&sample.RequestRate, perf.RequestRate, "request rate")
+	put(&sample.ErrorRate, perf.ErrorRate, "error rate")
+	if len(missing) > 0 {
+		sample.Message = truncateText("not measured: "+joinFirst(missing), 512)
+	}
+	return sample, perf
+}
+
+// readingsOf reads a recorded sample back (a restart keeps the baseline).
+func readingsOf(p *upgradev1alpha1.PerformanceSample) analysis.Performance {
+	read := func(v string) analysis.Reading {
+		f, err := strconv.ParseFloat(v, 64)
+		if v == "" || err != nil {
+			return analysis.Reading{Why: "not measured (" + p.Message + ")"}
+		}
+		return analysis.Reading{Value: f, OK: true}
+	}
+	return analysis.Performance{P99LatencyMs: read(p.P99LatencyMs), RequestRate: read(p.RequestRate), ErrorRate: read(p.ErrorRate)}
+}
+
+func describeSample(p *upgradev1alpha1.PerformanceSample) string {
+	or := func(v string) string {
+		if v == "" {
+			return "-"
+		}
+		return v
+	}
+	out := "p99 " + or(p.P99LatencyMs) + "ms, " + or(p.RequestRate) + " req/s, error rate " + or(p.ErrorRate) + " over " + p.Window
+	if p.Message != "" {
+		out += " (" + p.Message + ")"
+	}
+	return out
+}
+
+// joinFirst joins the first reason and counts the rest.
+func joinFirst(parts []string) string {
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	return parts[0] + " (and " + strconv.Itoa(len(parts)-1) + " more)"
+}

@@ -1,0 +1,103 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/analysis"
+)
+
+// checkAnalysis proves, before anything changes, that the health analysis
+// can run: every template of the rules and HTTP checks renders, and
+// Prometheus accepts every rule's query (a query it rejects would never
+// judge anything, so Precheck fails). A Prometheus that does not answer is
+// a Warning: the analysis stays inconclusive until it does. Then it
+// measures the old version's baseline. It returns the failure, if any, and
+// the names of the checks performed.
+func (r *DifyUpgradeReconciler) checkAnalysis(ctx context.Context, s *scope) (*phaseResult, []string) {
+	a := s.spec().Canary.Analysis
+	var performed []string
+	for _, phase := range []upgradev1alpha1.DifyUpgradePhase{upgradev1alpha1.PhaseCanary, upgradev1alpha1.PhaseVerify} {
+		m := measuredIn(s.spec(), phase)
+		for _, check := range m.checks {
+			if res := checkTemplates(s, check, m.track); res != nil {
+				return res, nil
+			}
+		}
+	}
+	if len(a.HTTPChecks) > 0 || len(s.spec().Verify.Checks) > 0 {
+		performed = append(performed, "http-checks")
+	}
+	if a.Prometheus == nil {
+		if len(a.Rules) > 0 {
+			s.recordCheck("analysis", upgradev1alpha1.CheckWarning,
+				"canary.analysis.prometheus is not set: the analysis rules are not evaluated; only HTTP checks (if any) judge the new version")
+		}
+		return nil, performed
+	}
+	unreachable := ""
+	for _, rule := range a.Rules {
+		rr := r.measureRule(ctx, s, rule, "canary")
+		name := "rule/" + rule.Name
+		switch {
+		case rr.bad:
+			msg := fmt.Sprintf("rule %s cannot be evaluated: %s", rule.Name, rr.reading.Why)
+			s.recordCheck(name, upgradev1alpha1.CheckFailed, truncateText(msg, 1024))
+			res := failed(upgradev1alpha1.ReasonInvalidSpec, "%s (spec.canary.analysis.rules)", msg)
+			return &res, nil
+		case !rr.reading.OK && unreachable == "" && isUnreachable(rr.reading):
+			unreachable = rr.reading.Why
+		}
+	}
+	if unreachable != "" {
+		s.recordCheck("prometheus", upgradev1alpha1.CheckWarning, truncateText(fmt.Sprintf(
+			"Prometheus at %s did not answer (%s): the analysis is inconclusive until it does", a.Prometheus.Address, unreachable), 1024))
+	} else {
+		s.recordCheck("prometheus", upgradev1alpha1.CheckPassed, fmt.Sprintf(
+			"Prometheus at %s accepted the %d rules' queries", a.Prometheus.Address, len(a.Rules)))
+		performed = append(performed, "prometheus")
+	}
+	r.measureBaseline(ctx, s)
+	return nil, performed
+}
+
+// checkTemplates renders an HTTP check's url and expected values.
+func checkTemplates(s *scope, check upgradev1alpha1.HTTPCheck, track string) *phaseResult {
+	vars := s.analysisVars(check.Component, track)
+	texts := map[string]string{"url": check.URL}
+	for _, e := range check.ExpectJSON {
+		texts["expectJSON "+e.Field] = e.Equals
+	}
+	for field, text := range texts {
+		if _, err := analysis.Render(text, vars); err != nil {
+			msg := fmt.Sprintf("HTTP check %s: %s: %v", check.Name, field, err)
+			s.recordCheck("http/"+check.Name, upgradev1alpha1.CheckFailed, truncateText(msg, 1024))
+			res := failed(upgradev1alpha1.ReasonInvalidSpec, "%s", msg)
+			return &res
+		}
+	}
+	return nil
+}
+
+// isUnreachable tells a Prometheus that did not answer from one that
+// answered without data.
+func isUnreachable(r analysis.Reading) bool {
+	return strings.HasPrefix(r.Why, analysis.NoAnswer)
+}

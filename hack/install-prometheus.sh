@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# install-prometheus.sh: makes sure a Prometheus server binary is installed,
+# for the throwaway Prometheus of the e2e tests, the demo and the benchmarks
+# (test/promserver). Idempotent: when $PROMETHEUS_BIN is an executable, or
+# prometheus is on PATH or at /usr/bin/prometheus, it only prints that path.
+# Otherwise it installs Debian's prometheus package, which needs root, without
+# letting the package start a Prometheus service, and prints the binary's path.
+# Only the path goes to stdout; progress goes to stderr.
+set -euo pipefail
+
+policy=/usr/sbin/policy-rc.d
+policy_backup=""
+policy_ours=false
+
+# find_bin prints the path of an installed prometheus binary, or nothing.
+find_bin() {
+	if [[ -n ${PROMETHEUS_BIN:-} && -x $PROMETHEUS_BIN ]]; then
+		printf '%s' "$PROMETHEUS_BIN"
+	elif command -v prometheus >/dev/null 2>&1; then
+		command -v prometheus
+	elif [[ -x /usr/bin/prometheus ]]; then
+		printf '%s' /usr/bin/prometheus
+	fi
+}
+
+# prometheus_pids prints the ids of running /usr/bin/prometheus processes.
+prometheus_pids() {
+	local exe pid
+	for exe in /proc/[0-9]*/exe; do
+		[[ $(readlink "$exe" 2>/dev/null) == /usr/bin/prometheus ]] || continue
+		pid=${exe#/proc/}
+		echo "${pid%/exe}"
+	done
+}
+
+# deny_service_starts makes invoke-rc.d refuse to start services, keeping any
+# existing policy aside until restore_policy puts it back.
+deny_service_starts() {
+	if [[ -e $policy ]]; then
+		policy_backup=$(mktemp "$policy.install-prometheus.XXXXXX")
+		cp -p "$policy" "$policy_backup"
+	fi
+	policy_ours=true
+	printf '#!/bin/sh\n# Written by install-prometheus.sh; removed when it ends.\nexit 101\n' >"$policy"
+	chmod 0755 "$policy"
+}
+
+# restore_policy undoes deny_service_starts.
+restore_policy() {
+	$policy_ours || return 0
+	if [[ -n $policy_backup ]]; then
+		mv -f "$policy_backup" "$policy"
+	else
+		rm -f "$policy"
+	fi
+	policy_ours=false
+}
+
+# stop_new_servers stops any prometheus process that is not in the list of
+# process ids given, i.e. one the package installation started.
+stop_new_servers() {
+	local before=" $* " pid
+	for pid in $(prometheus_pids); do
+		[[ $before == *" $pid "* ]] && continue
+		echo "install-prometheus.sh: stopping prometheus (pid $pid) started by the package" >&2
+		kill -TERM "$pid" 2>/dev/null || true
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.5
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+	done
+}
+
+bin=$(find_bin)
+if [[ -n $bin ]]; then
+	echo "$bin"
+	exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+	echo "install-prometheus.sh: Prometheus is not installed and installing it needs root;" >&2
+	echo "  run: sudo $0   (or: apt-get install prometheus, or set PROMETHEUS_BIN)" >&2
+	exit 1
+fi
+
+echo "install-prometheus.sh: installing Prometheus with apt-get" >&2
+running_before=$(prometheus_pids | tr '\n' ' ')
+trap restore_policy EXIT
+trap 'exit 130' INT TERM
+deny_service_starts
+apt-get update >&2
+DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >&2
+restore_policy
+# shellcheck disable=SC2086 # one argument per process id
+stop_new_servers $running_before
+
+bin=$(find_bin)
+if [[ -z $bin ]]; then
+	echo "install-prometheus.sh: installed, but no prometheus binary found" >&2
+	exit 1
+fi
+echo "$bin"
