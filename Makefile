@@ -76,7 +76,7 @@ test-integration: k8s-binaries ## Integration tests against a real kube-apiserve
 
 .PHONY: test-e2e
 test-e2e: k8s-binaries ## The test servers' own tests (PostgreSQL, the Job runner), then end-to-end tests on a local cluster (kube-apiserver, controller-manager, scheduler, kwok).
-	K8S_BIN=$(K8S_BIN) go test $(GO_TEST_FLAGS) -timeout 10m ./test/pgserver/ ./test/fakedify/ ./test/jobrunner/
+	K8S_BIN=$(K8S_BIN) go test $(GO_TEST_FLAGS) -timeout 10m ./test/pgserver/ ./test/fakedify/ ./test/jobrunner/ ./test/promserver/ ./test/trafficsim/
 	K8S_BIN=$(K8S_BIN) go test $(GO_TEST_FLAGS) -timeout 30m ./test/e2e/ -ginkgo.v
 
 .PHONY: bench

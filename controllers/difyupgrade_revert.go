@@ -24,6 +24,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -294,8 +295,8 @@ func (r *DifyUpgradeReconciler) reconcileRollingBack(ctx context.Context, s *sco
 	}
 	setCondition(s, upgradev1alpha1.ConditionRolledBack, metav1.ConditionTrue, upgradev1alpha1.ReasonRolledBack,
 		"Traffic, images and settings are back as they were")
-	msg := fmt.Sprintf("Rolled back to %s after %s failed: traffic, images, env and strategies restored; canaries removed",
-		s.status().FromVersion, s.status().FailedPhase)
+	msg := fmt.Sprintf("Rolled back to %s after %s failed%s: traffic, images, env and strategies restored; canaries removed",
+		s.status().FromVersion, s.status().FailedPhase, failureOf(s))
 	if rs := s.status().Restore; rs != nil && rs.CompletedAt != nil {
 		msg += fmt.Sprintf("; database restored from backup %s (data written since %s discarded)", rs.BackupName, s.status().Backup.TakenAt.UTC().Format("2006-01-02T15:04:05Z"))
 	} else if why != "" {
@@ -305,6 +306,20 @@ func (r *DifyUpgradeReconciler) reconcileRollingBack(ctx context.Context, s *sco
 		msg += " (" + strings.Join(notes, "; ") + ")"
 	}
 	return phaseResult{next: upgradev1alpha1.PhaseRolledBack, message: msg}, nil
+}
+
+// failureOf is why the failed phase failed, from its outcome condition, as
+// " (<message>)"; empty when unknown.
+func failureOf(s *scope) string {
+	cond, ok := phaseCondition[s.status().FailedPhase]
+	if !ok {
+		return ""
+	}
+	c := meta.FindStatusCondition(s.status().Conditions, cond)
+	if c == nil || c.Status != metav1.ConditionFalse || c.Message == "" {
+		return ""
+	}
+	return " (" + c.Message + ")"
 }
 
 // reconcileDelete runs when a DifyUpgrade is deleted: an upgrade that holds

@@ -16,10 +16,12 @@ limitations under the License.
 
 // Package harness starts the servers the e2e suite, `make demo` and
 // `make bench` share besides the cluster: a real PostgreSQL (test/pgserver,
-// seeded with a Dify-like schema) and the Job runner (test/jobrunner), which
+// seeded with a Dify-like schema); the Job runner (test/jobrunner), which
 // runs the operator's Job pods as local processes: the PostgreSQL client
 // image maps to the server's own client binaries, the dify-api image to
-// test/fakedify (built here as `flask`), which migrates the real schema.
+// test/fakedify (built here as `flask`), which migrates the real schema; the
+// traffic simulator (test/trafficsim), which plays the mesh and the Dify
+// pods; and a real Prometheus (test/promserver) scraping it every second.
 package harness
 
 import (
@@ -30,6 +32,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -41,12 +44,20 @@ import (
 	"github.com/difyops/dify-upgrade-operator/test/jobrunner"
 	"github.com/difyops/dify-upgrade-operator/test/localcluster"
 	"github.com/difyops/dify-upgrade-operator/test/pgserver"
+	"github.com/difyops/dify-upgrade-operator/test/promserver"
+	"github.com/difyops/dify-upgrade-operator/test/trafficsim"
 )
 
-// Servers are the running PostgreSQL and Job runner.
+// Servers are the running PostgreSQL, Job runner, traffic simulator and
+// Prometheus.
 type Servers struct {
 	Postgres *pgserver.Server
 	Runner   *jobrunner.Runner
+	// Traffic plays the mesh and the Dify pods: Add a namespace to it to
+	// give that install's api traffic, metrics and /health.
+	Traffic *trafficsim.Sim
+	// Prometheus scrapes Traffic every second.
+	Prometheus *promserver.Server
 	// StateDir holds the runner's claims, pod directories and logs.
 	StateDir string
 	root     string
@@ -95,13 +106,54 @@ func Start(ctx context.Context, cfg *rest.Config, dir string, logf func(string, 
 		pg.Stop()
 		return nil, err
 	}
-	return &Servers{Postgres: pg, Runner: runner, StateDir: state, root: root}, nil
+	servers := &Servers{Postgres: pg, Runner: runner, StateDir: state, root: root}
+	if err := servers.startTraffic(ctx, cfg, dir, logf); err != nil {
+		servers.Stop()
+		return nil, err
+	}
+	return servers, nil
+}
+
+// startTraffic starts the simulator and a Prometheus that scrapes it, and
+// waits until the first scrape succeeded.
+func (s *Servers) startTraffic(ctx context.Context, cfg *rest.Config, dir string, logf func(string, ...any)) error {
+	sim, err := trafficsim.Start(ctx, cfg, trafficsim.Options{Logf: logf})
+	if err != nil {
+		return fmt.Errorf("starting the traffic simulator: %w", err)
+	}
+	s.Traffic = sim
+	prom, err := promserver.Start(ctx, filepath.Join(dir, "prometheus"), promserver.Options{
+		Targets: []string{sim.Addr()}, ScrapeInterval: time.Second, Logf: logf,
+	})
+	if err != nil {
+		return fmt.Errorf("starting Prometheus: %w", err)
+	}
+	s.Prometheus = prom
+	return prom.WaitForTarget(ctx, sim.Addr())
+}
+
+// APITarget is the simulator's target for the fixture install's api in ns:
+// the Deployments dify-api and dify-api-canary behind the VirtualService
+// dify's route api (subsets stable and canary), or, without the
+// VirtualService, behind one Service.
+func APITarget(ns string) trafficsim.Target {
+	return trafficsim.Target{
+		Namespace: ns, Workloads: []string{"dify-api", "dify-api-canary"}, Container: "api",
+		VirtualService: "dify", Route: "api",
+		Subsets: map[string]string{"stable": "dify-api", "canary": "dify-api-canary"},
+	}
 }
 
 // Stop stops the runner (killing what it runs), then PostgreSQL.
 func (s *Servers) Stop() {
 	if s == nil {
 		return
+	}
+	if s.Traffic != nil {
+		s.Traffic.Stop()
+	}
+	if s.Prometheus != nil {
+		s.Prometheus.Stop()
 	}
 	if s.Runner != nil {
 		s.Runner.Stop()
