@@ -411,4 +411,3 @@ func matches(m *dto.Metric, labels map[string]string) bool {
 	}
 	return found == len(labels)
 }
-
