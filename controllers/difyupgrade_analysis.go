@@ -58,6 +58,12 @@ func (a analysisResult) passed() bool {
 	return !a.configured || (a.verdict == upgradev1alpha1.VerdictPassed && !a.halted)
 }
 
+// The tracks an analysis measures: {{.Track}} in templates.
+const (
+	trackCanary = "canary"
+	trackStable = "stable"
+)
+
 // measured are what the analysis of a phase measures.
 type measured struct {
 	rules  []upgradev1alpha1.AnalysisRule
@@ -70,9 +76,9 @@ type measured struct {
 // Verify the same rules and verify.checks against the stable workloads.
 func measuredIn(spec *upgradev1alpha1.DifyUpgradeSpec, phase upgradev1alpha1.DifyUpgradePhase) measured {
 	a := spec.Canary.Analysis
-	m := measured{track: "canary", checks: a.HTTPChecks}
+	m := measured{track: trackCanary, checks: a.HTTPChecks}
 	if phase == upgradev1alpha1.PhaseVerify {
-		m.track, m.checks = "stable", spec.Verify.Checks
+		m.track, m.checks = trackStable, spec.Verify.Checks
 	}
 	if a.Prometheus != nil {
 		m.rules = a.Rules
@@ -337,7 +343,7 @@ func (r *DifyUpgradeReconciler) probeCheck(ctx context.Context, s *scope, check 
 		}
 		c.ExpectJSON = append(c.ExpectJSON, analysis.Field{Path: e.Field, Equals: equals})
 	}
-	return checkResponse{response: analysis.Probe(ctx, r.httpClient(), c)}
+	return checkResponse{response: analysis.Probe(ctx, r.httpClient(), r.Clock, c)}
 }
 
 // applyCheck counts an HTTP check's response and records it.
@@ -396,7 +402,7 @@ func (s *scope) analysisVars(component upgradev1alpha1.Component, track string) 
 		v.CanaryWorkload = v.StableWorkload + "-canary"
 	}
 	v.Workload = v.CanaryWorkload
-	if track == "stable" {
+	if track == trackStable {
 		v.Workload = v.StableWorkload
 	}
 	return v
@@ -404,7 +410,7 @@ func (s *scope) analysisVars(component upgradev1alpha1.Component, track string) 
 
 // analysisSummary writes each rule's and check's last verdict for people.
 func analysisSummary(as *upgradev1alpha1.AnalysisStatus) string {
-	var parts []string
+	parts := make([]string, 0, len(as.Rules)+len(as.HTTPChecks))
 	for _, rs := range as.Rules {
 		parts = append(parts, fmt.Sprintf("%s %s (%s)", rs.Name, strings.ToLower(string(rs.Verdict)), rs.Message))
 	}

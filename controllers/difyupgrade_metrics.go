@@ -18,12 +18,19 @@ package controllers
 
 import (
 	"math"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/analysis"
+)
+
+// The labels of an upgrade's series, and of a check's.
+var (
+	upgradeLabels = []string{"namespace", "name"}
+	checkLabels   = []string{"namespace", "name", "check"}
 )
 
 // The operator's own metrics, served on the manager's metrics endpoint
@@ -33,27 +40,27 @@ var (
 	metricCanaryWeight = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "difyupgrade_canary_weight_percent",
 		Help: "Percentage of traffic routed to the new version's canaries.",
-	}, []string{"namespace", "name"})
+	}, upgradeLabels)
 	metricCanaryStep = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "difyupgrade_canary_step",
 		Help: "Index of the current canary step, counting from 1 (steps+1 once every step is done).",
-	}, []string{"namespace", "name"})
+	}, upgradeLabels)
 	metricPhase = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "difyupgrade_phase",
 		Help: "1 for the upgrade's current phase, 0 for the others it has been in.",
-	}, []string{"namespace", "name", "phase"})
+	}, append(slices.Clone(upgradeLabels), "phase"))
 	metricAnalysisValue = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "difyupgrade_analysis_value",
 		Help: "Last value a rule measured (rule/<name>), or an HTTP check's latency in seconds (http/<name>).",
-	}, []string{"namespace", "name", "check"})
+	}, checkLabels)
 	metricAnalysisVerdict = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "difyupgrade_analysis_verdict",
 		Help: "1 for a check's last verdict (Passed, Failing, Breached, Inconclusive), 0 for the others.",
-	}, []string{"namespace", "name", "check", "verdict"})
+	}, append(slices.Clone(checkLabels), "verdict"))
 	metricAnalysisBreaches = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "difyupgrade_analysis_breaches_total",
 		Help: "Breaches confirmed, by check (each rolls an upgrade back).",
-	}, []string{"namespace", "name", "check"})
+	}, checkLabels)
 	metricPhaseDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "difyupgrade_phase_duration_seconds",
 		Help:    "How long each phase of an upgrade lasted.",
@@ -136,7 +143,7 @@ func observeTransition(u *upgradev1alpha1.DifyUpgrade, from upgradev1alpha1.Dify
 
 // forgetMetrics removes an upgrade's series once it is deleted.
 func forgetMetrics(namespace, name string) {
-	labels := prometheus.Labels{"namespace": namespace, "name": name}
+	labels := prometheus.Labels{upgradeLabels[0]: namespace, upgradeLabels[1]: name}
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 		metricCanaryWeight, metricCanaryStep, metricPhase, metricAnalysisValue, metricAnalysisVerdict, metricAnalysisBreaches,
 	} {

@@ -43,7 +43,7 @@ func (r *DifyUpgradeReconciler) measureBaseline(ctx context.Context, s *scope) {
 		return
 	}
 	window := s.spec().Canary.Analysis.Performance.Window.Duration
-	vars := s.analysisVars(upgradev1alpha1.ComponentAPI, "stable")
+	vars := s.analysisVars(upgradev1alpha1.ComponentAPI, trackStable)
 	sample, _ := r.measurePerformance(ctx, s, vars.StableWorkload, st.FromVersion, window)
 	st.Performance = &upgradev1alpha1.PerformanceStatus{Window: window.String(), Baseline: sample}
 	result := upgradev1alpha1.CheckPassed
@@ -66,9 +66,9 @@ func (r *DifyUpgradeReconciler) comparePerformance(ctx context.Context, s *scope
 	}
 	spec := s.spec().Canary.Analysis.Performance
 	p := st.Performance
-	slot, track, since := &p.Canary, "canary", st.PhaseStartedAt
+	slot, track, since := &p.Canary, trackCanary, st.PhaseStartedAt
 	if phase == upgradev1alpha1.PhaseVerify {
-		slot, track = &p.Verify, "stable"
+		slot, track = &p.Verify, trackStable
 		if st.Bake != nil {
 			since = &st.Bake.StartedAt
 		}

@@ -77,12 +77,8 @@ func (r *DifyUpgradeReconciler) reconcileCanary(ctx context.Context, s *scope) (
 	if a.failure != nil {
 		return r.rollbackNow(ctx, s, *a.failure), nil
 	}
-	if a.halted {
-		if _, ok := s.upgrade.PendingAction(upgradev1alpha1.ActionPromote); !ok {
-			return r.halted(s, a), nil
-		}
-		r.resumeByAnnotation(s)
-		return phaseResult{message: "Analysis resumed by " + upgradev1alpha1.AnnotationPromote, requeueAfter: a.next}, nil
+	if res, held := r.holdForPerson(s, a); held {
+		return res, nil
 	}
 	if done {
 		if !a.passed() {
@@ -146,14 +142,23 @@ func withAnalysis(message string, a analysisResult) string {
 	return message + "; " + a.summary
 }
 
-// halted is the wait of an analysis that stayed inconclusive too long.
-func (r *DifyUpgradeReconciler) halted(s *scope, a analysisResult) phaseResult {
+// holdForPerson holds a phase whose analysis stayed inconclusive too long
+// until a person resumes it with the promote annotation (which this pass
+// then acknowledges); held is false when the analysis is not halted.
+func (r *DifyUpgradeReconciler) holdForPerson(s *scope, a analysisResult) (res phaseResult, held bool) {
+	if !a.halted {
+		return phaseResult{}, false
+	}
+	if _, ok := s.upgrade.PendingAction(upgradev1alpha1.ActionPromote); ok {
+		r.resumeByAnnotation(s)
+		return phaseResult{message: "Analysis resumed by " + upgradev1alpha1.AnnotationPromote, requeueAfter: a.next}, true
+	}
 	s.reason = upgradev1alpha1.ReasonAnalysisInconclusive
 	return phaseResult{
 		message: fmt.Sprintf("%s. Paused for a person: annotate %s=<new value> to resume, or %s to roll back",
 			a.summary, upgradev1alpha1.AnnotationPromote, upgradev1alpha1.AnnotationAbort),
 		requeueAfter: a.next,
-	}
+	}, true
 }
 
 // resumeByAnnotation lifts a halt because a person asked.
@@ -197,7 +202,7 @@ func (r *DifyUpgradeReconciler) canaryDone(ctx context.Context, s *scope, a anal
 // to the stable version first, in this pass, then the failure starts the
 // rollback.
 func (r *DifyUpgradeReconciler) rollbackNow(ctx context.Context, s *scope, f failure) phaseResult {
-	if err := r.trafficToStable(ctx, s); err != nil {
+	if err := r.trafficToStable(ctx, s, true); err != nil {
 		// RollingBack puts the routing back first thing anyway.
 		f.message += fmt.Sprintf(" (sending traffic to stable failed, retried by the rollback: %v)", err)
 	} else if as := s.status().Analysis; as != nil && as.Breach != nil {

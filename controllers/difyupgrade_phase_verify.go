@@ -84,12 +84,8 @@ func (r *DifyUpgradeReconciler) reconcileVerify(ctx context.Context, s *scope) (
 		// new version's stable pods: the rollback puts back the images.
 		return phaseResult{fail: a.failure}, nil
 	}
-	if a.halted {
-		if _, ok := s.upgrade.PendingAction(upgradev1alpha1.ActionPromote); !ok {
-			return r.halted(s, a), nil
-		}
-		r.resumeByAnnotation(s)
-		return phaseResult{message: "Analysis resumed by " + upgradev1alpha1.AnnotationPromote, requeueAfter: a.next}, nil
+	if res, held := r.holdForPerson(s, a); held {
+		return res, nil
 	}
 	if left := st.Bake.EndsAt.Sub(s.now); left > 0 {
 		// The Deployments are watched: a change to any of them brings a
@@ -107,6 +103,13 @@ func (r *DifyUpgradeReconciler) reconcileVerify(ctx context.Context, s *scope) (
 	if !a.passed() {
 		return phaseResult{message: "Bake over; waiting for the analysis to pass: " + a.summary, requeueAfter: a.next}, nil
 	}
+	return r.verified(ctx, s, a)
+}
+
+// verified ends a bake that passed: the performance comparison, then each
+// Deployment handed back, old backups pruned, and the outcome told.
+func (r *DifyUpgradeReconciler) verified(ctx context.Context, s *scope, a analysisResult) (phaseResult, error) {
+	st := s.status()
 	if f := r.comparePerformance(ctx, s, upgradev1alpha1.PhaseVerify); f != nil {
 		return phaseResult{fail: f}, nil
 	}

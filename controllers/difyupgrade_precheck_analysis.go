@@ -55,7 +55,7 @@ func (r *DifyUpgradeReconciler) checkAnalysis(ctx context.Context, s *scope) (*p
 	}
 	unreachable := ""
 	for _, rule := range a.Rules {
-		rr := r.measureRule(ctx, s, rule, "canary")
+		rr := r.measureRule(ctx, s, rule, trackCanary)
 		name := "rule/" + rule.Name
 		switch {
 		case rr.bad:

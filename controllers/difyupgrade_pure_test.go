@@ -24,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/analysis"
 )
 
 func TestWindowOpen(t *testing.T) {
@@ -123,5 +124,79 @@ func TestRestoreDecision(t *testing.T) {
 		if restore != tt.restore || !strings.Contains(why, tt.why) {
 			t.Errorf("%s: restoreDecision = %v, %q", tt.name, restore, why)
 		}
+	}
+}
+
+// The next evaluation is an interval after the last one, or earlier when a
+// failing rule's for window ends first; a breached or passing rule does not
+// pull it in.
+func TestNextEvaluation(t *testing.T) {
+	t0 := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	rules := []upgradev1alpha1.AnalysisRule{
+		{Name: "error-rate", For: metav1.Duration{Duration: time.Minute}},
+		{Name: "p99", For: metav1.Duration{Duration: 30 * time.Second}},
+	}
+	at := func(d time.Duration) *metav1.MicroTime { m := metav1.NewMicroTime(t0.Add(d)); return &m }
+	as := &upgradev1alpha1.AnalysisStatus{}
+	if due := nextEvaluation(as, rules, 15*time.Second); !due.IsZero() {
+		t.Fatalf("never evaluated: due %s, want now (zero)", due)
+	}
+	as.EvaluatedAt = &metav1.Time{Time: t0}
+	if due := nextEvaluation(as, rules, 15*time.Second); !due.Equal(t0.Add(15 * time.Second)) {
+		t.Fatalf("nothing failing: due %s", due)
+	}
+	// p99 out of bounds since t0-25s: its 30s window ends at t0+5s.
+	as.Rules = []upgradev1alpha1.RuleStatus{
+		{Name: "error-rate", Verdict: upgradev1alpha1.VerdictFailing, OutOfBoundsSince: at(-10 * time.Second)},
+		{Name: "p99", Verdict: upgradev1alpha1.VerdictFailing, OutOfBoundsSince: at(-25 * time.Second)},
+	}
+	if due := nextEvaluation(as, rules, 15*time.Second); !due.Equal(t0.Add(5 * time.Second)) {
+		t.Fatalf("a for window ending before the interval: due %s, want %s", due, t0.Add(5*time.Second))
+	}
+	as.Rules[1].Verdict = upgradev1alpha1.VerdictInconclusive
+	if due := nextEvaluation(as, rules, 15*time.Second); !due.Equal(t0.Add(15 * time.Second)) {
+		t.Fatalf("only failing rules pull the evaluation in: due %s", due)
+	}
+}
+
+// The worst value of a rule is the one farthest beyond its bounds.
+func TestWorse(t *testing.T) {
+	b := analysisBounds(t, "", "0.05")
+	if !worse(b, 0.2, "0.1") || worse(b, 0.01, "0.03") || !worse(b, 0.04, "0.03") {
+		t.Fatal("a higher value is worse against a max")
+	}
+	lo := analysisBounds(t, "0.95", "")
+	if !worse(lo, 0.5, "0.9") || worse(lo, 0.99, "0.96") {
+		t.Fatal("a lower value is worse against a min")
+	}
+	if !worse(b, 0.01, "not a number") {
+		t.Fatal("an unreadable recorded value is replaced")
+	}
+}
+
+func analysisBounds(t *testing.T, lo, hi string) analysis.Bounds {
+	t.Helper()
+	b, err := analysis.ParseBounds(lo, hi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// What each phase measures: the canaries with the canary's checks, then the
+// stable workloads with verify.checks; rules only with a Prometheus.
+func TestMeasuredIn(t *testing.T) {
+	u := &upgradev1alpha1.DifyUpgrade{Spec: upgradev1alpha1.DifyUpgradeSpec{TargetVersion: "1.11.1", Release: "dify"}}
+	u.SetDefaults()
+	u.Spec.Canary.Analysis.HTTPChecks = []upgradev1alpha1.HTTPCheck{{Name: "canary"}}
+	u.Spec.Verify.Checks = []upgradev1alpha1.HTTPCheck{{Name: "verify"}}
+	m := measuredIn(&u.Spec, upgradev1alpha1.PhaseCanary)
+	if m.track != "canary" || len(m.rules) != 0 || len(m.checks) != 1 || m.checks[0].Name != "canary" {
+		t.Fatalf("Canary without Prometheus: %+v", m)
+	}
+	u.Spec.Canary.Analysis.Prometheus = &upgradev1alpha1.PrometheusSource{Address: "http://127.0.0.1:9090"}
+	m = measuredIn(&u.Spec, upgradev1alpha1.PhaseVerify)
+	if m.track != "stable" || len(m.rules) != 2 || m.checks[0].Name != "verify" {
+		t.Fatalf("Verify with Prometheus: %+v", m)
 	}
 }

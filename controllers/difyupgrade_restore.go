@@ -83,7 +83,7 @@ func (r *DifyUpgradeReconciler) restoreDatabase(ctx context.Context, s *scope) (
 	if s.spec().Canary.Istio != nil {
 		// Without a mesh the routing is the replica split, which stopping
 		// the writers supersedes; the way back restores the counts.
-		if err := r.trafficToStable(ctx, s); err != nil {
+		if err := r.trafficToStable(ctx, s, false); err != nil {
 			return nil, err
 		}
 	}

@@ -18,6 +18,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -152,7 +153,7 @@ func (r *DifyUpgradeReconciler) runsMore(ctx context.Context, d *appsv1.Deployme
 // It returns what it still waits for (empty when done) and notes on what
 // was gone.
 func (r *DifyUpgradeReconciler) putBack(ctx context.Context, s *scope, revert bool) (waits []string, progress int64, notes []string, err error) {
-	if err := r.trafficToStable(ctx, s); err != nil {
+	if err := r.trafficToStable(ctx, s, false); err != nil {
 		return nil, 0, nil, err
 	}
 	rolledOut := func() {
@@ -206,10 +207,13 @@ func (r *DifyUpgradeReconciler) putBack(ctx context.Context, s *scope, revert bo
 // trafficToStable sends every request to the stable version at once. With
 // Istio, while canaries exist, the routes go to 100% stable and 0% canary
 // (the original routes would reach the canaries' pods too, as they carry
-// the Service's labels); without canaries the routing objects go back to
-// their original spec. Without a mesh the stable Deployments get their
-// replicas back and the canaries are scaled to zero.
-func (r *DifyUpgradeReconciler) trafficToStable(ctx context.Context, s *scope) error {
+// the Service's labels); without canaries (or without the VirtualService)
+// the routing objects go back to their original spec. Without a mesh the
+// stable Deployments get their replicas back; on a breach the canaries are
+// also scaled to zero where their stable Deployment has available pods to
+// serve (a canary at 100% keeps serving until the stable pods are back: a
+// failing version beats no version).
+func (r *DifyUpgradeReconciler) trafficToStable(ctx context.Context, s *scope, breach bool) error {
 	var res traffic.Result
 	var err error
 	canaries := false
@@ -226,14 +230,16 @@ func (r *DifyUpgradeReconciler) trafficToStable(ctx context.Context, s *scope) e
 		}
 		if ok {
 			res, err = r.router(s, hashes).Route(ctx, 0)
-		} else {
+		}
+		if !ok || errors.Is(err, traffic.ErrMissing) {
 			res, err = r.router(s, nil).Restore(ctx)
 		}
 	default:
 		res, err = r.router(s, nil).Restore(ctx)
-		if err == nil && canaries {
-			err = r.scaleCanariesToZero(ctx, s)
-			res.Changed = true
+		if err == nil && canaries && breach {
+			var scaled bool
+			scaled, err = r.scaleCanariesToZero(ctx, s)
+			res.Changed = res.Changed || scaled
 		}
 	}
 	if err != nil {
@@ -247,19 +253,21 @@ func (r *DifyUpgradeReconciler) trafficToStable(ctx context.Context, s *scope) e
 }
 
 // scaleCanariesToZero takes the canaries out of a mesh-less Service's
-// rotation: their pods go, the stable Deployments' replicas came back.
-func (r *DifyUpgradeReconciler) scaleCanariesToZero(ctx context.Context, s *scope) error {
+// rotation, each only while its stable Deployment has available pods.
+func (r *DifyUpgradeReconciler) scaleCanariesToZero(ctx context.Context, s *scope) (bool, error) {
+	scaled := false
 	for _, c := range s.canaried() {
-		d := s.obs.canary[c.Name]
-		if !ours(s, d) || (d.Spec.Replicas != nil && *d.Spec.Replicas == 0) {
+		d, stable := s.obs.canary[c.Name], s.obs.stable[c.Name]
+		if !ours(s, d) || (d.Spec.Replicas != nil && *d.Spec.Replicas == 0) || stable == nil || stable.Status.AvailableReplicas == 0 {
 			continue
 		}
 		d.Spec.Replicas = new(int32(0))
 		if err := r.Update(ctx, d); err != nil {
-			return fmt.Errorf("scaling canary Deployment %s to zero: %w", d.Name, err)
+			return scaled, fmt.Errorf("scaling canary Deployment %s to zero: %w", d.Name, err)
 		}
+		scaled = true
 	}
-	return nil
+	return scaled, nil
 }
 
 // reconcileRollingBack puts everything back: when the schema migration ran

@@ -4,7 +4,9 @@
 # installs a sample Dify 1.10.1 (test/fixtures/dify-1.10.1.yaml: six
 # Deployments, Services, an Istio VirtualService and DestinationRules) and
 # upgrades it to 1.11.1 through a canary (hack/demo/difyupgrade.yaml), showing
-# the phases, the traffic weights and the images as they change.
+# the phases, the traffic weights, what the analysis measured and the images
+# as they change; then an upgrade to 1.11.2 that the traffic simulator makes
+# fail (hack/demo/failing.yaml), rolled back by the analysis.
 # Everything it started is stopped at the end; DEMO_KEEP=1 leaves the cluster
 # and the operator running (stop them with `make cluster-stop`).
 set -euo pipefail
@@ -51,7 +53,7 @@ bin/manager --health-probe-bind-address=127.0.0.1:0 --metrics-bind-address=0 \
 manager_pid=$!
 echo "operator pid $manager_pid, log $LOCAL_CLUSTER_DIR/logs/manager.log"
 
-step "Starting PostgreSQL (Dify-like data in two databases) and the Job runner (kwok runs no containers; it runs Job pods here)"
+step "Starting PostgreSQL (Dify-like data in two databases), the Job runner (kwok runs no containers; it runs Job pods here), the traffic simulator (it plays Istio and the Dify pods) and Prometheus"
 "$kubectl" create namespace dify
 go build -o bin/demo-servers ./test/harness/cmd/demo-servers
 rm -f "$LOCAL_CLUSTER_DIR/servers.env"
@@ -66,6 +68,7 @@ done
 # shellcheck disable=SC1091
 source "$LOCAL_CLUSTER_DIR/servers.env"
 echo "PostgreSQL on $PG_HOST:$PG_PORT, databases $DIFY_DB and $PLUGIN_DB; backups in $BACKUP_DIR"
+echo "Prometheus at $PROM_URL scraping the traffic simulator at $SIM_URL every second"
 
 step "Installing a sample Dify 1.10.1 in namespace dify"
 "$kubectl" -n dify apply -f test/fixtures/dify-1.10.1.yaml
@@ -76,11 +79,17 @@ images() {
 images
 
 apply_upgrade() {
-  sed -e "s/@PG_HOST@/$PG_HOST/; s/@PG_PORT@/$PG_PORT/; s/@DIFY_DB@/$DIFY_DB/; s/@PLUGIN_DB@/$PLUGIN_DB/" "$1" | "$kubectl" apply -f -
+  sed -e "s/@PG_HOST@/$PG_HOST/; s/@PG_PORT@/$PG_PORT/; s/@DIFY_DB@/$DIFY_DB/; s/@PLUGIN_DB@/$PLUGIN_DB/" \
+    -e "s|@PROM_URL@|$PROM_URL|; s|@SIM_URL@|$SIM_URL|" "$1" | "$kubectl" apply -f -
 }
 weights() {
   "$kubectl" -n dify get virtualservice dify \
     -o jsonpath='{range .spec.http[*]}{.name}={range .route[*]}{.destination.subset}:{.weight} {end}  {end}'
+}
+# analysis NAME: the last values the analysis read from Prometheus.
+analysis() {
+  "$kubectl" -n dify get difyupgrade "$1" \
+    -o jsonpath='{.status.analysis.verdict}  {range .status.analysis.rules[*]}{.name}={.last.value} ({.verdict})  {end}{range .status.analysis.httpChecks[*]}http/{.name} {.statusCode} ({.verdict})  {end}'
 }
 # follow NAME UNTIL...: print each change of the upgrade until its phase is
 # one of UNTIL (or it waits for a person, when UNTIL holds "Gate").
@@ -93,6 +102,7 @@ follow() {
     if [[ $line != "$last" ]]; then
       printf '%s  %s\n' "$(date +%T)" "$line"
       printf '          routes: %s\n' "$(weights)"
+      printf '          analysis: %s\n' "$(analysis "$name")"
       last=$line
     fi
     phase=$("$kubectl" -n dify get difyupgrade "$name" -o jsonpath='{.status.phase}')
@@ -132,6 +142,36 @@ step "Scene 2: the upgrade to 1.11.1 (hack/demo/difyupgrade.yaml)"
 apply_upgrade hack/demo/difyupgrade.yaml
 follow dify-to-1-11-1 Succeeded
 bin/demo-servers checksums --url "$PG_URL_DIFY" | sed -n 1p
+
+step "Performance of 1.11.1 next to 1.10.1's (runbook §3.3), from Prometheus"
+for which in baseline canary verify; do
+  p=".status.performance.$which"
+  "$kubectl" -n dify get difyupgrade dify-to-1-11-1 -o jsonpath="  $which: {$p.workload} ({$p.version}) over {$p.window}: p99 {$p.p99LatencyMs}ms, {$p.requestRate} req/s, error rate {$p.errorRate}{'\n'}"
+done
+"$kubectl" -n dify get difyupgrade dify-to-1-11-1 -o jsonpath='{.status.performance.message}{"\n"}'
+
+step "Scene 3: an upgrade to 1.11.2 that fails under traffic (hack/demo/failing.yaml)"
+apply_upgrade hack/demo/failing.yaml
+for _ in $(seq 1 600); do
+  verdict=$("$kubectl" -n dify get difyupgrade dify-to-1-11-2 -o jsonpath='{.status.phase}/{.status.canary.weight}/{.status.analysis.verdict}')
+  [[ $verdict == Canary/20/Passed ]] && break
+  case $verdict in Succeeded* | RolledBack* | Failed*) echo "the upgrade ended $verdict" >&2; exit 1 ;; esac
+  sleep 0.5
+done
+echo "at 20%, analysis passing: $(analysis dify-to-1-11-2)"
+echo "The simulator now answers 30% of 1.11.2's requests with 500:"
+echo "  curl -X PUT '$SIM_URL/control/fault?version=1.11.2&errorRate=0.3'"
+injected=$(date +%s.%N)
+curl -fsS -X PUT "$SIM_URL/control/fault?version=1.11.2&errorRate=0.3"
+follow dify-to-1-11-2 RolledBack
+curl -fsS -X DELETE "$SIM_URL/control/faults" >/dev/null
+breach() { "$kubectl" -n dify get difyupgrade dify-to-1-11-2 -o jsonpath="{.status.analysis.breach.$1}"; }
+echo "breach:  $(breach message)"
+on_stable=$(date -d "$(breach trafficOnStableAt)" +%s.%N)
+confirmed=$(date -d "$(breach confirmedAt)" +%s.%N)
+awk -v i="$injected" -v c="$confirmed" -v s="$on_stable" 'BEGIN {
+  printf "time from injecting the errors to every request on 1.11.1: %.2fs (breach confirmed after %.2fs, routing written %.0fms later)\n", s - i, c - i, (s - c) * 1000 }'
+images
 
 step "kubectl get difyupgrades"
 "$kubectl" -n dify get difyupgrades -o wide

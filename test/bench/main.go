@@ -29,6 +29,10 @@ limitations under the License.
 //   - scale: N concurrent upgrades of N installs in N namespaces: wall time,
 //     peak RSS and CPU seconds of the manager, reconciles and their p99
 //     latency, API requests per upgrade by verb and resource;
+//   - time to safety: from injecting errors into the new version to the
+//     VirtualService sending it nothing, with a real Prometheus and the
+//     traffic simulator, and from the breach's confirmation to the routing
+//     write, p50/p95 over BENCH_SAFETY_RUNS runs;
 //   - idle: writes per minute by the manager with finished upgrades and
 //     upgrades parked at manual gates.
 package main
@@ -60,6 +64,7 @@ func main() {
 	sizes := flag.String("n", envOr("BENCH_N", "10,50,200"), "sizes of the scale benchmark, comma-separated")
 	idle := flag.Duration("idle", durationOr("BENCH_IDLE", 5*time.Minute), "how long the idle benchmark watches")
 	idleN := flag.Int("idle-n", intOr("BENCH_IDLE_N", 200), "upgrades parked at a manual gate during the idle benchmark")
+	safetyRuns := flag.Int("safety-runs", intOr("BENCH_SAFETY_RUNS", 20), "runs of the time-to-safety benchmark (0 skips it)")
 	dataMB := flag.Int64("data-mb", int64(intOr("BENCH_DATA_MB", 1100)), "size in MB of the database the data benchmark backs up and restores (0 skips it)")
 	out := flag.String("out", "bin/bench", "directory for the JSON results")
 	flag.Parse()
@@ -70,7 +75,7 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	results, err := b.run(ctx, parseSizes(*sizes), *idle, *idleN, *dataMB*1e6)
+	results, err := b.run(ctx, parseSizes(*sizes), *idle, *idleN, *dataMB*1e6, *safetyRuns)
 	b.stop()
 	if err != nil {
 		fail(err)
@@ -81,13 +86,20 @@ func main() {
 	}
 }
 
-func (b *bench) run(ctx context.Context, sizes []int, idle time.Duration, idleN int, dataBytes int64) ([]result, error) {
+func (b *bench) run(ctx context.Context, sizes []int, idle time.Duration, idleN int, dataBytes int64, safetyRuns int) ([]result, error) {
 	var results []result
 	r, err := b.overhead(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("overhead: %w", err)
 	}
 	results = append(results, r...)
+	if safetyRuns > 0 {
+		r, err := b.safety(ctx, safetyRuns)
+		if err != nil {
+			return nil, fmt.Errorf("safety: %w", err)
+		}
+		results = append(results, r...)
+	}
 	for _, n := range sizes {
 		r, err := b.scale(ctx, n)
 		if err != nil {

@@ -49,7 +49,7 @@ var stages = [][]struct {
 func upgrade(ns string, bake time.Duration, steps ...any) *upgradev1alpha1.DifyUpgrade {
 	u := &upgradev1alpha1.DifyUpgrade{
 		ObjectMeta: metav1.ObjectMeta{Name: "dify-to-1-11-1", Namespace: ns},
-		Spec:       upgradev1alpha1.DifyUpgradeSpec{TargetVersion: "1.11.1", Release: "dify"},
+		Spec:       upgradev1alpha1.DifyUpgradeSpec{TargetVersion: "1.11.1", Release: release},
 	}
 	u.SetDefaults()
 	// The engine's figures: no migration Job (the data benchmark measures
@@ -57,7 +57,7 @@ func upgrade(ns string, bake time.Duration, steps ...any) *upgradev1alpha1.DifyU
 	u.Spec.Migration.Enabled = new(false)
 	u.Spec.Verify.BakeTime = &metav1.Duration{Duration: bake}
 	u.Spec.Canary.Istio = &upgradev1alpha1.IstioCanary{
-		VirtualService: upgradev1alpha1.IstioVirtualService{Name: "dify", Routes: []string{"api", "web"}},
+		VirtualService: upgradev1alpha1.IstioVirtualService{Name: release, Routes: []string{"api", "web"}},
 		DestinationRules: []upgradev1alpha1.IstioDestinationRule{
 			{Name: "dify-api", Component: upgradev1alpha1.ComponentAPI},
 			{Name: "dify-web", Component: upgradev1alpha1.ComponentWeb},

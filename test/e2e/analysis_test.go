@@ -58,11 +58,14 @@ func withAnalysis(forWindow time.Duration) func(*upgradev1alpha1.DifyUpgrade) {
 }
 
 // healthCheck is an HTTP check on the simulated /health of the workload
-// measured, which must report the target version.
+// measured, which must report the target version. Three failures in a row
+// fail it: the simulator reads the cluster every 250ms, so a canary the
+// operator just saw ready may answer 503 once (as an endpoint may, in a
+// real cluster).
 func healthCheck(name string) upgradev1alpha1.HTTPCheck {
 	return upgradev1alpha1.HTTPCheck{
 		Name: name, URL: servers.Traffic.URL() + "/health/{{.Namespace}}/{{.Workload}}",
-		ExpectStatus: 200, MaxLatency: metav1.Duration{Duration: time.Second}, FailureThreshold: 1,
+		ExpectStatus: 200, MaxLatency: metav1.Duration{Duration: time.Second}, FailureThreshold: 3,
 		ExpectJSON: []upgradev1alpha1.JSONExpectation{{Field: "version", Equals: "{{.TargetVersion}}"}},
 	}
 }
@@ -111,7 +114,7 @@ func expectBreach(ctx context.Context, u *upgradev1alpha1.DifyUpgrade, check, bo
 	Expect(b.Message).To(ContainSubstring(b.Value))
 	Expect(u.Status.Message).To(ContainSubstring(strings.TrimPrefix(check, "rule/")))
 	var found bool
-	core := strings.SplitN(bound, " for ", 2)[0]
+	core, _, _ := strings.Cut(bound, " for ")
 	for _, e := range events(ctx, u) {
 		if e.Reason == "AnalysisBreached" && strings.Contains(e.Message, b.Value) && strings.Contains(e.Message, core) {
 			found = true
@@ -320,6 +323,7 @@ var _ = Describe("Judging the new version's health", Label("analysis"), func() {
 		b := u.Status.Analysis.Breach
 		Expect(b).NotTo(BeNil())
 		Expect(b.Check).To(Equal("http/version"))
+		Expect(b.Message).To(ContainSubstring("failed 3 times in a row"))
 		Expect(b.Message).To(ContainSubstring(`version is "1.11.0", expected "1.11.1"`))
 		Expect(u.Status.Message).To(ContainSubstring(`version is "1.11.0", expected "1.11.1"`))
 		expectRestored(ctx, ns, before)

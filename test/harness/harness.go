@@ -132,15 +132,18 @@ func (s *Servers) startTraffic(ctx context.Context, cfg *rest.Config, dir string
 	return prom.WaitForTarget(ctx, sim.Addr())
 }
 
+// apiDeployment is the fixture install's api Deployment.
+const apiDeployment = "dify-api"
+
 // APITarget is the simulator's target for the fixture install's api in ns:
 // the Deployments dify-api and dify-api-canary behind the VirtualService
 // dify's route api (subsets stable and canary), or, without the
 // VirtualService, behind one Service.
 func APITarget(ns string) trafficsim.Target {
 	return trafficsim.Target{
-		Namespace: ns, Workloads: []string{"dify-api", "dify-api-canary"}, Container: "api",
+		Namespace: ns, Workloads: []string{apiDeployment, apiDeployment + "-canary"}, Container: "api",
 		VirtualService: "dify", Route: "api",
-		Subsets: map[string]string{"stable": "dify-api", "canary": "dify-api-canary"},
+		Subsets: map[string]string{"stable": apiDeployment, "canary": apiDeployment + "-canary"},
 	}
 }
 

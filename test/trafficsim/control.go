@@ -204,5 +204,5 @@ func badRequest(w http.ResponseWriter, err error) {
 // reply answers 200 with one line of plain text.
 func reply(w http.ResponseWriter, format string, args ...any) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprintf(w, format+"\n", args...)
+	_, _ = fmt.Fprintf(w, format+"\n", args...)
 }

@@ -123,10 +123,10 @@ func virtualService(t *testing.T, doc string) *unstructured.Unstructured {
 	return vs
 }
 
-// canaryTarget is a release's api with a canary Deployment, split by the
+// canaryTarget is namespace ns's api with a canary Deployment, split by the
 // VirtualService "dify" when vs is true.
-func canaryTarget(namespace string, vs bool) Target {
-	t := Target{Namespace: namespace, Workloads: []string{"dify-api", "dify-api-canary"}}
+func canaryTarget(vs bool) Target {
+	t := Target{Namespace: "ns", Workloads: []string{"dify-api", "dify-api-canary"}}
 	if vs {
 		t.VirtualService, t.Route = "dify", "api"
 		t.Subsets = map[string]string{"stable": "dify-api", "canary": "dify-api-canary"}

@@ -52,7 +52,7 @@ func within(t *testing.T, what string, got, want, tolerance int64) {
 func canarySim(t *testing.T, opts Options) (*Sim, *fakeReader) {
 	s, fr := testSim(t, opts)
 	fr.set("ns", canarySnapshot(t, vsYAML(95, 5)))
-	s.Add(canaryTarget("ns", true))
+	s.Add(canaryTarget(true))
 	s.refresh(t.Context())
 	return s, fr
 }
@@ -216,7 +216,7 @@ func TestApportionRecoversFromOddCredit(t *testing.T) {
 
 func TestTakeCredit(t *testing.T) {
 	c := 0.0
-	var taken []int
+	taken := make([]int, 0, 10)
 	for range 10 {
 		taken = append(taken, takeCredit(&c, 0.2, 1))
 	}

@@ -26,6 +26,9 @@ import (
 // maxHealthDelay caps how long /health waits before answering.
 const maxHealthDelay = 5 * time.Second
 
+// statusKey is the status field of a /health answer.
+const statusKey = "status"
+
 // routes is the simulator's HTTP API: metrics, health and control.
 func (s *Sim) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -70,11 +73,11 @@ func (s *Sim) health(namespace, workload string) healthAnswer {
 	tg := s.targetServing(namespace, workload)
 	if tg == nil {
 		return healthAnswer{code: http.StatusNotFound, body: map[string]string{
-			"status": "not found", "message": "no simulated workload " + namespace + "/" + workload}}
+			statusKey: "not found", "message": "no simulated workload " + namespace + "/" + workload}}
 	}
 	version, ok := servedVersion(tg.dests, workload)
 	if !ok {
-		return healthAnswer{code: http.StatusServiceUnavailable, body: map[string]string{"status": "unavailable"}}
+		return healthAnswer{code: http.StatusServiceUnavailable, body: map[string]string{statusKey: "unavailable"}}
 	}
 	f := s.faults[version]
 	a := healthAnswer{delay: min(f.typical(), maxHealthDelay)}
@@ -83,7 +86,7 @@ func (s *Sim) health(namespace, workload string) healthAnswer {
 	tg.healthCredit[workload] = credit
 	if failed {
 		a.code, a.body = http.StatusInternalServerError, map[string]any{
-			"code": "internal_server_error", "message": "simulated fault of version " + version, "status": 500}
+			"code": "internal_server_error", "message": "simulated fault of version " + version, statusKey: 500}
 		return a
 	}
 	if reported, ok := s.healthVersions[version]; ok {

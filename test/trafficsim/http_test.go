@@ -44,7 +44,7 @@ func call(t *testing.T, srv *httptest.Server, method, path string) (int, string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
@@ -248,7 +248,7 @@ func TestHealthFault(t *testing.T) {
 	s, _ := canarySim(t, Options{})
 	srv := serve(t, s)
 	s.SetFault("1.11.1", Fault{ErrorRate: 0.5, Latency: 50 * time.Millisecond})
-	var codes []int
+	codes := make([]int, 0, 4)
 	for range 4 {
 		began := time.Now()
 		code, _ := health(t, srv, "dify-api-canary")

@@ -49,7 +49,7 @@ func get(url string) (int, string, error) {
 	if err != nil {
 		return 0, "", err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body), err
 }
@@ -65,7 +65,7 @@ func TestStartServeStop(t *testing.T) {
 	if !strings.HasPrefix(s.Addr(), "127.0.0.1:") || s.URL() != "http://"+s.Addr() {
 		t.Errorf("Addr() = %q, URL() = %q; want 127.0.0.1:<port>", s.Addr(), s.URL())
 	}
-	s.Add(canaryTarget("ns", true))
+	s.Add(canaryTarget(true))
 	eventually(t, "requests to the canary", func() bool {
 		_, body, err := get(s.URL() + "/metrics")
 		return err == nil && strings.Contains(body, `istio_requests_total{destination_service_name="dify-api",destination_version="1.11.1",destination_workload="dify-api-canary"`)

@@ -58,7 +58,7 @@ func TestReadyPodsSplitAcrossTwoReplicaSets(t *testing.T) {
 	stray := workload("ns", "other", rs{image: "langgenius/dify-api:9.9.9", ready: 4})
 	api.replicaSets = append(api.replicaSets, stray.replicaSets...)
 
-	got, note := shares(canaryTarget("ns", false), &snapshot{workloads: []workloadObjects{api}})
+	got, note := shares(canaryTarget(false), &snapshot{workloads: []workloadObjects{api}})
 	if note != "" {
 		t.Errorf("note = %q, want none", note)
 	}
@@ -70,7 +70,7 @@ func TestReadyPodsSplitAcrossWorkloads(t *testing.T) {
 		workload("ns", "dify-api", rs{image: "dify-api:1.10.1", ready: 3}),
 		workload("ns", "dify-api-canary", rs{image: "dify-api:1.11.1", ready: 1}),
 	}}
-	got, _ := shares(canaryTarget("ns", false), snap)
+	got, _ := shares(canaryTarget(false), snap)
 	checkShares(t, got, map[string]float64{"dify-api 1.10.1": 0.75, "dify-api-canary 1.11.1": 0.25})
 }
 
@@ -79,7 +79,7 @@ func TestReadyPodsSameVersionMerged(t *testing.T) {
 	snap := &snapshot{workloads: []workloadObjects{
 		workload("ns", "dify-api", rs{image: "dify-api:1.10.1", ready: 1}, rs{image: "dify-api:1.10.1", ready: 2, at: 1}),
 	}}
-	dests := readyPods(canaryTarget("ns", false), snap)
+	dests := readyPods(canaryTarget(false), snap)
 	if len(dests) != 1 || dests[0].ready != 3 || !dests[0].newest.Equal(epoch.Add(60e9)) {
 		t.Errorf("destinations = %+v, want one with 3 ready pods", dests)
 	}
@@ -89,7 +89,7 @@ func TestReadyPodsNamedContainer(t *testing.T) {
 	w := workload("ns", "dify-api", rs{image: "dify-api:1.10.1", ready: 1})
 	spec := &w.replicaSets[0].Spec.Template.Spec
 	spec.Containers = append([]corev1.Container{{Name: "sidecar", Image: "proxy:2.0"}}, spec.Containers...)
-	tg := canaryTarget("ns", false)
+	tg := canaryTarget(false)
 	got, _ := shares(tg, &snapshot{workloads: []workloadObjects{w}})
 	checkShares(t, got, map[string]float64{"dify-api 2.0": 1})
 	tg.Container = "api"
@@ -111,7 +111,7 @@ func canarySnapshot(t *testing.T, vs string) *snapshot {
 }
 
 func TestVirtualServiceSubsetWeights(t *testing.T) {
-	got, note := shares(canaryTarget("ns", true), canarySnapshot(t, vsYAML(95, 5)))
+	got, note := shares(canaryTarget(true), canarySnapshot(t, vsYAML(95, 5)))
 	if note != "" {
 		t.Errorf("note = %q, want none", note)
 	}
@@ -122,12 +122,12 @@ func TestVirtualServiceSubsetWeights(t *testing.T) {
 func TestVirtualServiceSubsetSplitByVersion(t *testing.T) {
 	snap := canarySnapshot(t, vsYAML(90, 10))
 	snap.workloads[0] = workload("ns", "dify-api", rs{image: "dify-api:1.10.1", ready: 1}, rs{image: "dify-api:1.10.2", ready: 3})
-	got, _ := shares(canaryTarget("ns", true), snap)
+	got, _ := shares(canaryTarget(true), snap)
 	checkShares(t, got, map[string]float64{"dify-api 1.10.1": 0.225, "dify-api 1.10.2": 0.675, "dify-api-canary 1.11.1": 0.1})
 }
 
 func TestVirtualServiceWeightZero(t *testing.T) {
-	got, _ := shares(canaryTarget("ns", true), canarySnapshot(t, vsYAML(100, 0)))
+	got, _ := shares(canaryTarget(true), canarySnapshot(t, vsYAML(100, 0)))
 	checkShares(t, got, map[string]float64{"dify-api 1.10.1": 1, "dify-api-canary 1.11.1": 0})
 }
 
@@ -144,7 +144,7 @@ func TestVirtualServiceSingleDestinationWithoutWeight(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			vs := "metadata: {name: dify}\nspec:\n  http:\n  - name: api\n    route:\n    - destination: " + tt.destination + "\n"
-			got, note := shares(canaryTarget("ns", true), canarySnapshot(t, vs))
+			got, note := shares(canaryTarget(true), canarySnapshot(t, vs))
 			if note != "" {
 				t.Errorf("note = %q, want none", note)
 			}
@@ -170,7 +170,7 @@ func TestVirtualServiceFallback(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			snap := canarySnapshot(t, tt.vs)
 			snap.vsMissing = tt.missing
-			got, note := shares(canaryTarget("ns", true), snap)
+			got, note := shares(canaryTarget(true), snap)
 			if note != tt.note {
 				t.Errorf("note = %q, want %q", note, tt.note)
 			}
@@ -184,13 +184,13 @@ func TestVirtualServiceDestinationWithoutReadyPods(t *testing.T) {
 	// destination-side reporter never sees requests no pod received.
 	snap := canarySnapshot(t, vsYAML(90, 10))
 	snap.workloads = snap.workloads[:1]
-	got, _ := shares(canaryTarget("ns", true), snap)
+	got, _ := shares(canaryTarget(true), snap)
 	checkShares(t, got, map[string]float64{"dify-api 1.10.1": 0.9})
 }
 
 func TestNothingReady(t *testing.T) {
 	snap := &snapshot{workloads: []workloadObjects{workload("ns", "dify-api", rs{image: "dify-api:1.10.1", ready: 0})}}
-	got, _ := shares(canaryTarget("ns", false), snap)
+	got, _ := shares(canaryTarget(false), snap)
 	checkShares(t, got, map[string]float64{})
 }
 
@@ -206,7 +206,7 @@ func TestServedVersion(t *testing.T) {
 		"none ready":      {[]rs{{"dify-api:1.11.1", 0, 0}}, "", false},
 	} {
 		snap := &snapshot{workloads: []workloadObjects{workload("ns", "dify-api", tt.sets...)}}
-		got, ok := servedVersion(readyPods(canaryTarget("ns", false), snap), "dify-api")
+		got, ok := servedVersion(readyPods(canaryTarget(false), snap), "dify-api")
 		if got != tt.want || ok != tt.ok {
 			t.Errorf("%s: servedVersion = %q, %v; want %q, %v", name, got, ok, tt.want, tt.ok)
 		}

@@ -28,7 +28,11 @@ import (
 
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
+	"k8s.io/utils/clock"
 )
+
+// testNow is the time the table tests judge at.
+var testNow = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 
 func bounds(t *testing.T, lo, hi string) Bounds {
 	t.Helper()
@@ -40,7 +44,7 @@ func bounds(t *testing.T, lo, hi string) Bounds {
 }
 
 func vector(values ...float64) model.Vector {
-	var v model.Vector
+	v := make(model.Vector, 0, len(values))
 	for i, x := range values {
 		v = append(v, &model.Sample{Metric: model.Metric{"pod": model.LabelValue(rune('a' + i))}, Value: model.SampleValue(x)})
 	}
@@ -104,7 +108,7 @@ func TestReadAndJudge(t *testing.T) {
 				if r.Why == "" {
 					t.Fatal("an inconclusive reading must say why")
 				}
-				if j := Judge(r, tc.b, 0, nil, time.Now()); j.Verdict != Inconclusive {
+				if j := Judge(r, tc.b, 0, nil, testNow); j.Verdict != Inconclusive {
 					t.Fatalf("verdict %s, want Inconclusive", j.Verdict)
 				}
 				return
@@ -112,7 +116,7 @@ func TestReadAndJudge(t *testing.T) {
 			if r.Value != tc.value64 {
 				t.Fatalf("value %v, want %v", r.Value, tc.value64)
 			}
-			j := Judge(r, tc.b, 0, nil, time.Now())
+			j := Judge(r, tc.b, 0, nil, testNow)
 			if want := map[bool]Verdict{true: Passed, false: Breached}[tc.pass]; j.Verdict != want {
 				t.Fatalf("verdict %s (%s), want %s", j.Verdict, j.Message, want)
 			}
@@ -185,15 +189,15 @@ func (f *fakeQuerier) Query(_ context.Context, q string, _ time.Time, _ ...promv
 
 func TestMeasure(t *testing.T) {
 	b := bounds(t, "", "1")
-	r, rejected := Measure(context.Background(), &fakeQuerier{err: &promv1.Error{Type: promv1.ErrBadData, Msg: "parse error at char 3"}}, "x(", b, time.Now())
+	r, rejected := Measure(context.Background(), &fakeQuerier{err: &promv1.Error{Type: promv1.ErrBadData, Msg: "parse error at char 3"}}, "x(", b, testNow)
 	if r.OK || !rejected || !strings.Contains(r.Why, "parse error") {
 		t.Fatalf("bad query: %+v rejected=%v", r, rejected)
 	}
-	r, rejected = Measure(context.Background(), &fakeQuerier{err: errors.New("connection refused")}, "up", b, time.Now())
+	r, rejected = Measure(context.Background(), &fakeQuerier{err: errors.New("connection refused")}, "up", b, testNow)
 	if r.OK || rejected || !strings.Contains(r.Why, "did not answer") {
 		t.Fatalf("unreachable: %+v rejected=%v", r, rejected)
 	}
-	r, _ = Measure(context.Background(), &fakeQuerier{value: vector(0.5)}, "up", b, time.Now())
+	r, _ = Measure(context.Background(), &fakeQuerier{value: vector(0.5)}, "up", b, testNow)
 	if !r.OK || r.Value != 0.5 {
 		t.Fatalf("value: %+v", r)
 	}
@@ -213,7 +217,7 @@ func TestProbe(t *testing.T) {
 	defer srv.Close()
 	ctx := context.Background()
 	check := func(path string, fields ...Field) Response {
-		return Probe(ctx, srv.Client(), Check{URL: srv.URL + path, ExpectStatus: 200, MaxLatency: time.Second, ExpectJSON: fields})
+		return Probe(ctx, srv.Client(), clock.RealClock{}, Check{URL: srv.URL + path, ExpectStatus: 200, MaxLatency: time.Second, ExpectJSON: fields})
 	}
 	if r := check("/health", Field{"status", "ok"}, Field{"n.list.0", "true"}, Field{"n.list.1", "2"}); !r.OK || r.StatusCode != 200 {
 		t.Fatalf("healthy: %+v", r)
@@ -228,11 +232,11 @@ func TestProbe(t *testing.T) {
 	if r := check("/nope"); r.OK || !strings.Contains(r.Message, "status 404, expected 200") {
 		t.Fatalf("404: %+v", r)
 	}
-	slow := Probe(ctx, srv.Client(), Check{URL: srv.URL + "/slow", ExpectStatus: 200, MaxLatency: time.Millisecond})
+	slow := Probe(ctx, srv.Client(), clock.RealClock{}, Check{URL: srv.URL + "/slow", ExpectStatus: 200, MaxLatency: time.Millisecond})
 	if slow.OK || !strings.Contains(slow.Message, "more than 1ms") {
 		t.Fatalf("slow: %+v", slow)
 	}
-	if r := Probe(ctx, srv.Client(), Check{URL: "http://127.0.0.1:1/health", ExpectStatus: 200, MaxLatency: time.Second}); r.OK || r.StatusCode != 0 {
+	if r := Probe(ctx, srv.Client(), clock.RealClock{}, Check{URL: "http://127.0.0.1:1/health", ExpectStatus: 200, MaxLatency: time.Second}); r.OK || r.StatusCode != 0 {
 		t.Fatalf("refused: %+v", r)
 	}
 }

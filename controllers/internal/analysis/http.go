@@ -25,6 +25,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/utils/clock"
 )
 
 // Check is an HTTP check with its placeholders filled in.
@@ -51,24 +53,24 @@ type Response struct {
 // maxBody bounds how much of a response is read.
 const maxBody = 1 << 20
 
-// Probe makes one request of c. The request may take up to the latency
+// Probe makes one request of c, timed on clk. The request may take up to the latency
 // bound and two seconds more, so that a slow answer is reported with its
 // latency rather than as a timeout.
-func Probe(ctx context.Context, client *http.Client, c Check) Response {
+func Probe(ctx context.Context, client *http.Client, clk clock.PassiveClock, c Check) Response {
 	ctx, cancel := context.WithTimeout(ctx, c.MaxLatency+2*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL, nil)
 	if err != nil {
 		return Response{Message: fmt.Sprintf("bad request for %s: %v", c.URL, err)}
 	}
-	start := time.Now()
+	start := clk.Now()
 	resp, err := client.Do(req)
 	if err != nil {
-		return Response{Latency: time.Since(start), Message: fmt.Sprintf("GET %s: %v", c.URL, err)}
+		return Response{Latency: clk.Since(start), Message: fmt.Sprintf("GET %s: %v", c.URL, err)}
 	}
 	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	latency := time.Since(start)
+	latency := clk.Since(start)
 	out := Response{StatusCode: resp.StatusCode, Latency: latency}
 	if err != nil {
 		out.Message = fmt.Sprintf("GET %s: reading the body: %v", c.URL, err)
@@ -117,7 +119,7 @@ func checkFields(body []byte, fields []Field) []string {
 // writes it as text: strings as they are, anything else as JSON.
 func Lookup(doc any, path string) (string, bool) {
 	cur := doc
-	for _, key := range strings.Split(path, ".") {
+	for key := range strings.SplitSeq(path, ".") {
 		switch node := cur.(type) {
 		case map[string]any:
 			next, ok := node[key]

@@ -15,10 +15,10 @@ limitations under the License.
 */
 
 // Command demo-servers gives `make demo` the servers the tests use
-// (test/harness): `serve` starts PostgreSQL and the Job runner for the local
-// cluster, gives a namespace its databases, credentials Secret and backup
-// claim, writes their coordinates to an env file and runs until it is
-// signalled; `checksums` prints every table's row count and checksum of a
+// (test/harness): `serve` starts PostgreSQL, the Job runner, the traffic
+// simulator and Prometheus for the local cluster, gives a namespace its
+// databases, credentials Secret, backup claim and simulated api traffic,
+// writes their coordinates to an env file and runs until it is signalled; `checksums` prints every table's row count and checksum of a
 // database, the way the e2e specs compare them.
 package main
 
@@ -63,7 +63,7 @@ func serve(args []string) error {
 	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "the local cluster's kubeconfig")
 	namespace := fs.String("namespace", "dify", "the namespace to give databases and a backup claim")
 	dir := fs.String("dir", "", "where the servers keep their files")
-	envFile := fs.String("env-file", "", "where to write the coordinates (PG_HOST, PG_PORT, DIFY_DB, PLUGIN_DB, BACKUP_DIR, PG_URL_DIFY)")
+	envFile := fs.String("env-file", "", "where to write the coordinates (PG_HOST, PG_PORT, DIFY_DB, PLUGIN_DB, BACKUP_DIR, PG_URL_DIFY, PROM_URL, SIM_URL)")
 	claim := fs.String("claim", "dify-backups", "the backup claim to create")
 	_ = fs.Parse(args)
 	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
@@ -91,9 +91,10 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	servers.Traffic.Add(harness.APITarget(*namespace))
 	pg := servers.Postgres
-	env := fmt.Sprintf("PG_HOST=%s\nPG_PORT=%d\nDIFY_DB=%s\nPLUGIN_DB=%s\nBACKUP_DIR=%s\nPG_URL_DIFY='%s'\nPG_URL_PLUGIN='%s'\n",
-		pg.Host, pg.Port, dbs.Dify, dbs.Plugin, backups, pg.URL(dbs.Dify), pg.URL(dbs.Plugin))
+	env := fmt.Sprintf("PG_HOST=%s\nPG_PORT=%d\nDIFY_DB=%s\nPLUGIN_DB=%s\nBACKUP_DIR=%s\nPG_URL_DIFY='%s'\nPG_URL_PLUGIN='%s'\nPROM_URL=%s\nSIM_URL=%s\n",
+		pg.Host, pg.Port, dbs.Dify, dbs.Plugin, backups, pg.URL(dbs.Dify), pg.URL(dbs.Plugin), servers.Prometheus.URL(), servers.Traffic.URL())
 	if err := os.WriteFile(*envFile+".partial", []byte(env), 0o600); err != nil {
 		return err
 	}
