@@ -58,8 +58,12 @@ type healthAnswer struct {
 }
 
 // serveHealth answers GET /health/<namespace>/<workload> as Dify's api
-// would, with the faults of the version the workload runs.
+// would, with the faults of the version the workload runs. It reads the
+// workload's target from the cluster first, so the answer is about the pods
+// ready now (a pod answers as soon as it is ready), not as of the last
+// periodic read.
 func (s *Sim) serveHealth(w http.ResponseWriter, r *http.Request) {
+	s.refreshServing(r.Context(), r.PathValue("namespace"), r.PathValue("workload"))
 	a := s.health(r.PathValue("namespace"), r.PathValue("workload"))
 	s.wait(r.Context(), a.delay)
 	writeJSON(w, a.code, a.body)

@@ -35,6 +35,23 @@ func (s *Sim) refresh(ctx context.Context) {
 	}
 }
 
+// refreshServing reads the target that serves a workload from the cluster
+// now; nothing when there is none.
+func (s *Sim) refreshServing(ctx context.Context, namespace, workload string) {
+	s.mu.Lock()
+	tg := s.targetServing(namespace, workload)
+	s.mu.Unlock()
+	if tg == nil {
+		return
+	}
+	readCtx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	snap, err := s.reader.read(readCtx, tg.spec)
+	if ctx.Err() == nil {
+		s.record(tg, snap, err, time.Now())
+	}
+}
+
 // targetList is the current targets, in key order.
 func (s *Sim) targetList() []*target {
 	s.mu.Lock()

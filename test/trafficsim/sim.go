@@ -162,6 +162,10 @@ type Sim struct {
 // Start starts a simulator that reads the cluster at cfg and serves on
 // 127.0.0.1 at a free port. It runs until Stop is called or ctx ends.
 func Start(ctx context.Context, cfg *rest.Config, opts Options) (*Sim, error) {
+	// Its reads (every target four times a second, and each /health
+	// request) must not queue behind client-go's default 5 requests/s.
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = max(cfg.QPS, 200), max(cfg.Burst, 400)
 	c, err := client.New(cfg, client.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("trafficsim: create a client: %w", err)
