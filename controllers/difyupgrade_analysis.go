@@ -26,6 +26,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/analysis"
@@ -331,19 +332,115 @@ type checkResponse struct {
 
 func (r *DifyUpgradeReconciler) probeCheck(ctx context.Context, s *scope, check upgradev1alpha1.HTTPCheck, track string) checkResponse {
 	vars := s.analysisVars(check.Component, track)
+	if !check.ForEachPod {
+		c, why := renderCheck(check, vars)
+		if why != "" {
+			return checkResponse{unrendered: why}
+		}
+		return checkResponse{response: analysis.Probe(ctx, r.httpClient(), r.Clock, c)}
+	}
+	pods, err := r.readyPodsOf(ctx, s, check.Component, track)
+	if err != nil {
+		return checkResponse{unrendered: err.Error()}
+	}
+	if len(pods) == 0 {
+		return checkResponse{unrendered: "no ready pod of " + vars.Workload + " to ask"}
+	}
+	responses := make([]analysis.Response, len(pods))
+	var wg sync.WaitGroup
+	for i, p := range pods {
+		v := vars
+		v.Pod, v.PodIP = p.Name, p.Status.PodIP
+		c, why := renderCheck(check, v)
+		if why != "" {
+			return checkResponse{unrendered: why}
+		}
+		wg.Go(func() { responses[i] = analysis.Probe(ctx, r.httpClient(), r.Clock, c) })
+	}
+	wg.Wait()
+	return checkResponse{response: everyPod(pods, responses)}
+}
+
+// renderCheck fills an HTTP check's placeholders; why says what did not
+// render.
+func renderCheck(check upgradev1alpha1.HTTPCheck, vars analysis.Vars) (analysis.Check, string) {
 	url, err := analysis.Render(check.URL, vars)
 	if err != nil {
-		return checkResponse{unrendered: "url: " + err.Error()}
+		return analysis.Check{}, "url: " + err.Error()
 	}
 	c := analysis.Check{URL: url, ExpectStatus: int(check.ExpectStatus), MaxLatency: check.MaxLatency.Duration}
 	for _, e := range check.ExpectJSON {
 		equals, err := analysis.Render(e.Equals, vars)
 		if err != nil {
-			return checkResponse{unrendered: "expectJSON " + e.Field + ": " + err.Error()}
+			return analysis.Check{}, "expectJSON " + e.Field + ": " + err.Error()
 		}
 		c.ExpectJSON = append(c.ExpectJSON, analysis.Field{Path: e.Field, Equals: equals})
 	}
-	return checkResponse{response: analysis.Probe(ctx, r.httpClient(), r.Clock, c)}
+	return c, ""
+}
+
+// everyPod folds the responses of each pod into one: it passes when every
+// pod passed; the slowest latency and the first failure's status code are
+// kept, and the message names the pods that failed.
+func everyPod(pods []corev1.Pod, responses []analysis.Response) analysis.Response {
+	out := analysis.Response{OK: true}
+	var failed []string
+	for i, resp := range responses {
+		out.Latency = max(out.Latency, resp.Latency)
+		if resp.OK {
+			if out.StatusCode == 0 {
+				out.StatusCode = resp.StatusCode
+			}
+			continue
+		}
+		if out.OK {
+			out.StatusCode = resp.StatusCode
+		}
+		out.OK = false
+		failed = append(failed, "pod "+pods[i].Name+": "+resp.Message)
+	}
+	if out.OK {
+		out.Message = fmt.Sprintf("all %d pods passed (slowest %s)", len(pods), out.Latency.Round(time.Millisecond))
+		return out
+	}
+	out.Message = fmt.Sprintf("%d of %d pods failed: %s", len(failed), len(pods), strings.Join(failed, "; "))
+	return out
+}
+
+// readyPodsOf lists the ready pods of the workload a track measures: the
+// component's canary, or its stable Deployment without the canary's pods.
+func (r *DifyUpgradeReconciler) readyPodsOf(ctx context.Context, s *scope, component upgradev1alpha1.Component, track string) ([]corev1.Pod, error) {
+	if component == "" {
+		component = upgradev1alpha1.ComponentAPI
+	}
+	d := s.obs.stable[component]
+	if track == trackCanary {
+		d = s.obs.canary[component]
+	}
+	if d == nil {
+		return nil, fmt.Errorf("no %s workload of component %s to ask", track, component)
+	}
+	list := &corev1.PodList{}
+	if err := r.reader().List(ctx, list, client.InNamespace(d.Namespace), client.MatchingLabels(d.Spec.Selector.MatchLabels)); err != nil {
+		return nil, fmt.Errorf("listing the pods of %s: %w", d.Name, err)
+	}
+	var out []corev1.Pod
+	for _, p := range list.Items {
+		if !p.DeletionTimestamp.IsZero() || (track == trackStable && p.Labels[TrackLabel] != "") || !podReady(&p) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 // applyCheck counts an HTTP check's response and records it.

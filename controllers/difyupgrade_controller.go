@@ -82,6 +82,9 @@ type DifyUpgradeReconciler struct {
 	hashes sync.Map
 	// queriers holds one Prometheus client per address.
 	queriers sync.Map
+	// written tells a cached DifyUpgrade older than the operator's own last
+	// write of it.
+	written writtenPast
 }
 
 func (r *DifyUpgradeReconciler) reader() client.Reader {
@@ -116,14 +119,22 @@ func (r *DifyUpgradeReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	log := ctrl.LoggerFrom(ctx).WithValues("difyupgrade", klog.KObj(u), "phase", u.Status.Phase)
 	ctx = ctrl.LoggerInto(ctx, log)
+	if r.written.stale(u.UID, u.ResourceVersion) {
+		// The cache has not caught up with this operator's last write; its
+		// watch event brings the next pass.
+		log.V(1).Info("Skipping a stale copy", "resourceVersion", u.ResourceVersion)
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
 
 	if !u.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, u)
 	}
 	if controllerutil.AddFinalizer(u, Finalizer) {
+		read := u.ResourceVersion
 		if err := r.Update(ctx, u); err != nil {
 			return ctrl.Result{}, fmt.Errorf("adding the finalizer: %w", err)
 		}
+		r.written.wrote(u.UID, read)
 	}
 
 	s := newScope(ctx, u, r.Clock.Now())
@@ -157,6 +168,7 @@ func (r *DifyUpgradeReconciler) writeStatus(ctx context.Context, s *scope) error
 		}
 		return fmt.Errorf("writing status: %w", err)
 	}
+	r.written.wrote(s.upgrade.UID, s.before.ResourceVersion)
 	for _, f := range s.afterWrite {
 		f()
 	}

@@ -17,6 +17,7 @@ limitations under the License.
 package controllers
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -198,5 +199,33 @@ func TestMeasuredIn(t *testing.T) {
 	m = measuredIn(&u.Spec, upgradev1alpha1.PhaseVerify)
 	if m.track != "stable" || len(m.rules) != 2 || m.checks[0].Name != "verify" {
 		t.Fatalf("Verify with Prometheus: %+v", m)
+	}
+}
+
+// A copy read before one of the operator's own writes is stale; the copy
+// the write produced, or one someone else wrote since, is not.
+func TestWrittenPast(t *testing.T) {
+	var w writtenPast
+	w.wrote("a", "10")
+	w.wrote("a", "12")
+	if !w.stale("a", "10") || !w.stale("a", "12") {
+		t.Fatal("versions read before a write are stale")
+	}
+	if w.stale("a", "13") || w.stale("b", "10") {
+		t.Fatal("a newer version, or another object, is not stale")
+	}
+	for i := range keepWritten {
+		w.wrote("a", strconv.Itoa(100+i))
+	}
+	if w.stale("a", "10") || !w.stale("a", strconv.Itoa(100+keepWritten-1)) {
+		t.Fatal("only the last versions are remembered")
+	}
+	w.forget("a")
+	if w.stale("a", "107") {
+		t.Fatal("forget drops an object")
+	}
+	w.wrote("a", "")
+	if w.stale("a", "") {
+		t.Fatal("an unknown version is never recorded")
 	}
 }

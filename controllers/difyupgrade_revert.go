@@ -359,5 +359,6 @@ func (r *DifyUpgradeReconciler) reconcileDelete(ctx context.Context, u *upgradev
 	}
 	patch := client.MergeFrom(u.DeepCopy())
 	controllerutil.RemoveFinalizer(u, Finalizer)
+	r.written.forget(u.UID)
 	return ctrl.Result{}, client.IgnoreNotFound(r.Patch(ctx, u, patch))
 }

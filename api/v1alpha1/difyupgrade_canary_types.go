@@ -398,6 +398,16 @@ type HTTPCheck struct {
 	// +kubebuilder:validation:MaxItems=8
 	ExpectJSON []JSONExpectation `json:"expectJSON,omitempty"`
 
+	// forEachPod makes the request once per ready pod of the workload
+	// measured (the canary's during Canary, the stable Deployment's during
+	// the bake), with {{.Pod}} and {{.PodIP}} in url, for example
+	// http://{{.PodIP}}:5001/health: every pod must pass, and a failure
+	// names the pods that did not. With expectJSON version =
+	// {{.TargetVersion}} it proves every pod of the component runs the new
+	// version. No ready pod is inconclusive.
+	// +optional
+	ForEachPod bool `json:"forEachPod,omitempty"`
+
 	// failureThreshold is how many failures in a row fail the check (and
 	// the upgrade). Default: 1.
 	// +optional

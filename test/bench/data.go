@@ -195,10 +195,13 @@ func median(ds []time.Duration) time.Duration {
 	return sorted[len(sorted)/2]
 }
 
-func roundAll(ds []time.Duration) string {
+func roundAll(ds []time.Duration) string { return roundEach(ds, 100*time.Millisecond) }
+
+// roundEach lists durations rounded to unit.
+func roundEach(ds []time.Duration, unit time.Duration) string {
 	out := make([]string, 0, len(ds))
 	for _, d := range ds {
-		out = append(out, d.Round(100*time.Millisecond).String())
+		out = append(out, d.Round(unit).String())
 	}
 	return strings.Join(out, ", ")
 }

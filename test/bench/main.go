@@ -47,6 +47,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // result is one figure of the table.
@@ -68,6 +71,9 @@ func main() {
 	dataMB := flag.Int64("data-mb", int64(intOr("BENCH_DATA_MB", 1100)), "size in MB of the database the data benchmark backs up and restores (0 skips it)")
 	out := flag.String("out", "bin/bench", "directory for the JSON results")
 	flag.Parse()
+	// The test servers' clients log through controller-runtime; the bench
+	// prints its own lines.
+	ctrllog.SetLogger(logr.Discard())
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Minute)
 	defer cancel()

@@ -18,6 +18,7 @@ package main
 
 import (
 	"context"
+	stderrors "errors"
 	"fmt"
 	"os"
 	"slices"
@@ -34,6 +35,7 @@ import (
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/test/harness"
 	"github.com/difyops/dify-upgrade-operator/test/localcluster"
+	"github.com/difyops/dify-upgrade-operator/test/promserver"
 	"github.com/difyops/dify-upgrade-operator/test/trafficsim"
 )
 
@@ -42,10 +44,12 @@ import (
 // Prometheus (test/harness), holds it at a gate at 20% once the analysis
 // passes, then makes 1.11.1 answer half its requests with 500 and watches
 // the VirtualService on the API server until the api route sends nothing
-// to the canary. Two figures: from the injection to that moment (the floor
-// is the rule's for window + one analysis interval + one scrape interval,
-// plus the time the rate takes to cross the bound), and from the
-// evaluation that confirmed the breach to the routing write (the
+// to the canary. Two figures: from the injection to that moment, next to
+// the bound the quantized parts set (the rule's for window + one analysis
+// interval + one scrape interval: the errors wait up to a scrape to reach
+// Prometheus and up to an interval to be read, then the window runs; the
+// rate crossing 5% takes a fraction of a second at 50% errors), and from
+// the evaluation that confirmed the breach to the routing write (the
 // operator's own part), both as p50/p95 over the runs.
 
 // safetyInterval, safetyFor and scrapeInterval make the floor.
@@ -90,19 +94,19 @@ func (b *bench) safety(ctx context.Context, runs int) ([]result, error) {
 		logf("safety: run %d of %d: injection to stable %s, breach to routing write %s", i+1, runs, e.Round(time.Millisecond), o.Round(time.Millisecond))
 		exposed, operatorPart = append(exposed, e), append(operatorPart, o)
 	}
-	floor := safetyFor + safetyInterval + scrapeInterval
+	bound := safetyFor + safetyInterval + scrapeInterval
 	cmd := "BENCH_SAFETY_RUNS=" + strconv.Itoa(runs) + " make bench"
-	p95 := percentile(operatorPart, 0.95)
-	met := p95 < time.Second
+	p95, exposedP95 := percentile(operatorPart, 0.95), percentile(exposed, 0.95)
+	met, withinBound := p95 < time.Second, exposedP95 <= bound+500*time.Millisecond
 	return []result{
 		{Figure: "time to safety p50 (injection to 100% stable)", Value: round(percentile(exposed, 0.5).Seconds(), 3), Unit: "s",
-			Target: fmt.Sprintf("floor %s", floor), Command: cmd,
-			Detail: fmt.Sprintf("%d runs, 50%% errors injected at 20%% weight; rule: 5xx ratio over 3s > 0.05 for %s, interval %s, scrape %s; floor = for + interval + scrape; runs %s",
-				runs, safetyFor, safetyInterval, scrapeInterval, roundAll(exposed))},
-		{Figure: "time to safety p95 (injection to 100% stable)", Value: round(percentile(exposed, 0.95).Seconds(), 3), Unit: "s",
-			Target: fmt.Sprintf("floor %s", floor), Command: cmd},
+			Target: fmt.Sprintf("bound %s", bound), Command: cmd,
+			Detail: fmt.Sprintf("%d runs, 50%% errors injected at 20%% weight; rule: 5xx ratio over 3s > 0.05 for %s, interval %s, scrape %s; bound = for + interval + scrape; runs %s",
+				runs, safetyFor, safetyInterval, scrapeInterval, roundEach(exposed, 10*time.Millisecond))},
+		{Figure: "time to safety p95 (injection to 100% stable)", Value: round(exposedP95.Seconds(), 3), Unit: "s",
+			Target: "<= bound + 0.5s", Met: &withinBound, Command: cmd},
 		{Figure: "breach to routing write p50", Value: round(percentile(operatorPart, 0.5).Seconds(), 4), Unit: "s", Command: cmd,
-			Detail: "status.analysis.breach: confirmedAt to trafficOnStableAt, in the same pass; runs " + roundAll(operatorPart)},
+			Detail: "status.analysis.breach: confirmedAt to trafficOnStableAt, in the same pass; runs " + roundEach(operatorPart, time.Millisecond)},
 		{Figure: "breach to routing write p95", Value: round(p95.Seconds(), 4), Unit: "s", Target: "< 1s", Met: &met, Command: cmd},
 	}, nil
 }
@@ -131,6 +135,13 @@ func (b *bench) safetyRun(ctx context.Context, servers *harness.Servers, ns stri
 		_ = poll(ctx, time.Minute, fastPoll, func() (bool, error) {
 			gerr := b.c.Get(ctx, client.ObjectKeyFromObject(u), &upgradev1alpha1.DifyUpgrade{})
 			return client.IgnoreNotFound(gerr) == nil && gerr != nil, nil
+		})
+		// The next run's canary has the same name: wait until this run's
+		// errors have left the rule's window.
+		errors := fmt.Sprintf(`sum(rate(istio_requests_total{destination_workload_namespace=%q,response_code=~"5.."}[3s]))`, ns)
+		_ = poll(ctx, time.Minute, 100*time.Millisecond, func() (bool, error) {
+			v, qerr := servers.Prometheus.Query(ctx, errors)
+			return errorsIs(qerr, promserver.ErrNoSamples) || (qerr == nil && v == 0), nil
 		})
 	}()
 	if err := poll(ctx, 2*time.Minute, fastPoll, func() (bool, error) {
@@ -197,6 +208,8 @@ func (b *bench) canaryWeightZero(ctx context.Context, ns string) (bool, error) {
 	}
 	return true, nil
 }
+
+func errorsIs(err, target error) bool { return err != nil && stderrors.Is(err, target) }
 
 // percentile is the p-quantile (nearest rank) of ds.
 func percentile(ds []time.Duration, p float64) time.Duration {

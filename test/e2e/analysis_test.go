@@ -130,7 +130,10 @@ var _ = Describe("Judging the new version's health", Label("analysis"), func() {
 		u := upgradeTo(ns, "1.11.1", withIstio, withAnalysis(2*time.Second), withSteps(20, 3*time.Second, 50, 3*time.Second, 100),
 			func(u *upgradev1alpha1.DifyUpgrade) {
 				u.Spec.Canary.Analysis.HTTPChecks = []upgradev1alpha1.HTTPCheck{healthCheck("canary-version")}
-				u.Spec.Verify.Checks = []upgradev1alpha1.HTTPCheck{healthCheck("version")}
+				everyPod := healthCheck("every-pod")
+				everyPod.URL = servers.Traffic.URL() + "/pods/{{.Namespace}}/{{.Pod}}/health"
+				everyPod.ForEachPod = true
+				u.Spec.Verify.Checks = []upgradev1alpha1.HTTPCheck{healthCheck("version"), everyPod}
 				u.Spec.Verify.BakeTime = &metav1.Duration{Duration: 5 * time.Second}
 			})
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
@@ -156,6 +159,9 @@ var _ = Describe("Judging the new version's health", Label("analysis"), func() {
 			Expect(rs.Last).NotTo(BeNil(), rs.Name)
 			Expect(rs.Worst).NotTo(BeNil(), rs.Name)
 		}
+		Expect(as.HTTPChecks).To(ContainElement(And(HaveField("Name", "every-pod"),
+			HaveField("Verdict", upgradev1alpha1.VerdictPassed), HaveField("Message", ContainSubstring("all 2 pods passed")))),
+			"every pod of the api reported 1.11.1")
 		Expect(as.Breach).To(BeNil())
 
 		By("comparing the new version's performance with the old one's")

@@ -26,14 +26,18 @@ import (
 // maxHealthDelay caps how long /health waits before answering.
 const maxHealthDelay = 5 * time.Second
 
-// statusKey is the status field of a /health answer.
-const statusKey = "status"
+// statusKey and messageKey are fields of a /health answer.
+const (
+	statusKey  = "status"
+	messageKey = "message"
+)
 
 // routes is the simulator's HTTP API: metrics, health and control.
 func (s *Sim) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.HandleFunc("GET /health/{namespace}/{workload}", s.serveHealth)
+	mux.HandleFunc("GET /pods/{namespace}/{pod}/health", s.servePodHealth)
 	mux.HandleFunc("PUT /control/fault", s.putFault)
 	mux.HandleFunc("DELETE /control/fault", s.deleteFault)
 	mux.HandleFunc("DELETE /control/faults", s.deleteFaults)
@@ -77,20 +81,26 @@ func (s *Sim) health(namespace, workload string) healthAnswer {
 	tg := s.targetServing(namespace, workload)
 	if tg == nil {
 		return healthAnswer{code: http.StatusNotFound, body: map[string]string{
-			statusKey: "not found", "message": "no simulated workload " + namespace + "/" + workload}}
+			statusKey: "not found", messageKey: "no simulated workload " + namespace + "/" + workload}}
 	}
 	version, ok := servedVersion(tg.dests, workload)
 	if !ok {
 		return healthAnswer{code: http.StatusServiceUnavailable, body: map[string]string{statusKey: "unavailable"}}
 	}
+	credit := tg.healthCredit[workload]
+	a := s.answer(version, &credit)
+	tg.healthCredit[workload] = credit
+	return a
+}
+
+// answer is the /health answer of a pod running version, with that
+// version's faults (errors drawn from credit). s.mu must be held.
+func (s *Sim) answer(version string, credit *float64) healthAnswer {
 	f := s.faults[version]
 	a := healthAnswer{delay: min(f.typical(), maxHealthDelay)}
-	credit := tg.healthCredit[workload]
-	failed := takeCredit(&credit, f.ErrorRate, 1) == 1
-	tg.healthCredit[workload] = credit
-	if failed {
+	if takeCredit(credit, f.ErrorRate, 1) == 1 {
 		a.code, a.body = http.StatusInternalServerError, map[string]any{
-			"code": "internal_server_error", "message": "simulated fault of version " + version, statusKey: 500}
+			"code": "internal_server_error", messageKey: "simulated fault of version " + version, statusKey: 500}
 		return a
 	}
 	if reported, ok := s.healthVersions[version]; ok {

@@ -153,7 +153,9 @@ type Sim struct {
 	faults         map[string]Fault
 	rates          map[string]float64
 	healthVersions map[string]string
-	rng            *rand.Rand
+	// podCredit is each pod's fractional /health errors.
+	podCredit map[string]float64
+	rng       *rand.Rand
 
 	listener net.Listener
 	wg       sync.WaitGroup
@@ -200,6 +202,7 @@ func newSim(ctx context.Context, r reader, opts Options) *Sim {
 		faults:         map[string]Fault{},
 		rates:          map[string]float64{},
 		healthVersions: map[string]string{},
+		podCredit:      map[string]float64{},
 		rng:            rand.New(rand.NewPCG(0x646966, 0x7369)),
 	}
 	s.ctx, s.cancel = context.WithCancel(ctx)

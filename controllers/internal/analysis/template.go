@@ -33,6 +33,9 @@ type Vars struct {
 	CanaryWorkload string
 	TargetVersion  string
 	FromVersion    string
+	// Pod and PodIP are the pod a per-pod HTTP check asks.
+	Pod   string
+	PodIP string
 }
 
 // Render fills text's placeholders from v. An unknown placeholder or a

@@ -31,14 +31,18 @@ import (
 	"sort"
 	"syscall"
 
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/difyops/dify-upgrade-operator/test/harness"
 	"github.com/difyops/dify-upgrade-operator/test/pgserver"
 )
 
 func main() {
+	// The servers' clients log through controller-runtime; nothing to say.
+	ctrllog.SetLogger(logr.Discard())
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: demo-servers serve|checksums [flags]")
 		os.Exit(2)
