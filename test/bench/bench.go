@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -48,6 +47,7 @@ import (
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/test/localcluster"
+	"github.com/difyops/dify-upgrade-operator/test/proc"
 )
 
 // bench is a running local cluster with the operator beside it.
@@ -115,7 +115,7 @@ func start(ctx context.Context) (*bench, error) {
 	if err := localcluster.WriteKubeconfig(opCfg, kubeconfig); err != nil {
 		return b, err
 	}
-	port, err := freePort()
+	port, err := proc.FreePort()
 	if err != nil {
 		return b, err
 	}
@@ -165,15 +165,6 @@ func kwokNode(name string) *corev1.Node {
 			Labels:      map[string]string{"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "type": "kwok"}},
 		Status: corev1.NodeStatus{Allocatable: capacity, Capacity: capacity},
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	return port, l.Close()
 }
 
 func logf(format string, args ...any) {

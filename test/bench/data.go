@@ -46,24 +46,12 @@ import (
 // same data on the same machine. Throughput is the database's size over
 // the Job pod's run time.
 func (b *bench) data(ctx context.Context, size int64) ([]result, error) {
-	cfg, err := b.cluster.RESTConfig()
-	if err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "dify-bench-data-")
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = os.RemoveAll(dir) }()
-	servers, err := harness.Start(ctx, cfg, dir, logf)
-	if err != nil {
-		return nil, err
-	}
-	defer servers.Stop()
 	const ns = "data"
-	if err := b.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+	servers, dir, stop, err := b.startServers(ctx, ns)
+	if err != nil {
 		return nil, err
 	}
+	defer stop()
 	dbs, err := servers.InstallDatabases(ctx, b.c, ns)
 	if err != nil {
 		return nil, err

@@ -60,24 +60,12 @@ const (
 )
 
 func (b *bench) safety(ctx context.Context, runs int) ([]result, error) {
-	cfg, err := b.cluster.RESTConfig()
-	if err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "dify-bench-safety-")
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = os.RemoveAll(dir) }()
-	servers, err := harness.Start(ctx, cfg, dir, logf)
-	if err != nil {
-		return nil, err
-	}
-	defer servers.Stop()
 	const ns = "safety"
-	if err := b.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+	servers, _, stop, err := b.startServers(ctx, ns)
+	if err != nil {
 		return nil, err
 	}
+	defer stop()
 	if err := localcluster.InstallFixture(ctx, b.c, ns); err != nil {
 		return nil, err
 	}
@@ -109,6 +97,34 @@ func (b *bench) safety(ctx context.Context, runs int) ([]result, error) {
 			Detail: "status.analysis.breach: confirmedAt to trafficOnStableAt, in the same pass; runs " + roundEach(operatorPart, time.Millisecond)},
 		{Figure: "breach to routing write p95", Value: round(p95.Seconds(), 4), Unit: "s", Target: "< 1s", Met: &met, Command: cmd},
 	}, nil
+}
+
+// startServers starts the test servers (test/harness) with their files in a
+// temporary directory, and creates the namespace ns for a scenario; stop
+// stops them and removes the directory.
+func (b *bench) startServers(ctx context.Context, ns string) (servers *harness.Servers, dir string, stop func(), err error) {
+	cfg, err := b.cluster.RESTConfig()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	dir, err = os.MkdirTemp("", "dify-bench-"+ns+"-")
+	if err != nil {
+		return nil, "", nil, err
+	}
+	servers, err = harness.Start(ctx, cfg, dir, logf)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, "", nil, err
+	}
+	stop = func() {
+		servers.Stop()
+		_ = os.RemoveAll(dir)
+	}
+	if err := b.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		stop()
+		return nil, "", nil, err
+	}
+	return servers, dir, stop, nil
 }
 
 // safetyRun is one run; it returns the exposure (injection to the

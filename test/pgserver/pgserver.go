@@ -32,7 +32,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,6 +40,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/difyops/dify-upgrade-operator/test/proc"
 )
 
 const (
@@ -181,7 +182,7 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 	}
 	for attempt := 1; ; attempt++ {
 		err = s.startPostgres(ctx)
-		if err == nil || attempt == startAttempts || !errors.Is(err, errPortTaken) {
+		if err == nil || attempt == startAttempts || !errors.Is(err, proc.ErrPortTaken) {
 			break
 		}
 	}
@@ -312,22 +313,9 @@ func randomHex(n int) (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// freePort asks the kernel for a TCP port free on 127.0.0.1.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("picking a free port: %w", err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// errPortTaken marks a start that failed because the port was taken.
-var errPortTaken = errors.New("port already in use")
-
 // startPostgres starts the server on a free port and waits for it.
 func (s *Server) startPostgres(ctx context.Context) error {
-	port, err := freePort()
+	port, err := proc.FreePort()
 	if err != nil {
 		return err
 	}
@@ -345,33 +333,12 @@ func (s *Server) startPostgres(ctx context.Context) error {
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// If the caller dies, the server shuts down at once rather than linger.
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
-	exited, err := startOnLockedThread(cmd)
+	exited, err := proc.StartOnLockedThread(cmd)
 	if err != nil {
 		return fmt.Errorf("starting postgres: %w", err)
 	}
 	s.cmd, s.exited = cmd, exited
 	return s.waitReady(ctx)
-}
-
-// startOnLockedThread starts cmd from a goroutine locked to its OS thread and
-// kept there until cmd exits: the parent-death signal fires when the thread
-// that started the child ends, and Go may otherwise end threads at will.
-func startOnLockedThread(cmd *exec.Cmd) (<-chan struct{}, error) {
-	started := make(chan error, 1)
-	exited := make(chan struct{})
-	go func() {
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			runtime.UnlockOSThread()
-			started <- err
-			return
-		}
-		started <- nil
-		_ = cmd.Wait()
-		close(exited)
-		// The goroutine ends locked, so its thread ends too, after the child.
-	}()
-	return exited, <-started
 }
 
 // waitReady polls until a connection succeeds, the server exits or the
@@ -392,7 +359,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 		case <-s.exited:
 			log := s.logTail()
 			if strings.Contains(log, "already in use") {
-				return fmt.Errorf("postgres on port %d: %w", s.Port, errPortTaken)
+				return fmt.Errorf("postgres on port %d: %w", s.Port, proc.ErrPortTaken)
 			}
 			return fmt.Errorf("postgres exited before accepting connections; log:\n%s", log)
 		case <-ctx.Done():

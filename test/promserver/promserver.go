@@ -30,7 +30,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +38,8 @@ import (
 
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+
+	"github.com/difyops/dify-upgrade-operator/test/proc"
 )
 
 const (
@@ -170,7 +171,7 @@ func Start(ctx context.Context, dir string, opts Options) (*Server, error) {
 			return nil, err
 		}
 		err = s.run(ctx)
-		if err == nil || attempt == startAttempts || !errors.Is(err, errPortTaken) {
+		if err == nil || attempt == startAttempts || !errors.Is(err, proc.ErrPortTaken) {
 			break
 		}
 	}
@@ -230,19 +231,6 @@ func (s *Server) makeDirs() error {
 func (s *Server) consoleDir() string    { return filepath.Join(s.dir, "consoles") }
 func (s *Server) consoleLibDir() string { return filepath.Join(s.dir, "console_libraries") }
 
-// freePort asks the kernel for a TCP port free on 127.0.0.1.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("picking a free port: %w", err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// errPortTaken marks a start that failed because the port was taken.
-var errPortTaken = errors.New("port already in use")
-
 // URL is the server's base URL, http://127.0.0.1:<port>.
 func (s *Server) URL() string { return "http://" + net.JoinHostPort(host, strconv.Itoa(s.port)) }
 
@@ -254,7 +242,7 @@ func (s *Server) LogPath() string { return s.logPath }
 
 // usePort picks a free port and makes the API client for it.
 func (s *Server) usePort() error {
-	port, err := freePort()
+	port, err := proc.FreePort()
 	if err != nil {
 		return err
 	}
@@ -308,7 +296,7 @@ func (s *Server) startProcess(ctx context.Context) error {
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Its own process group, and killed outright if the caller dies.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	exited, err := startOnLockedThread(cmd)
+	exited, err := proc.StartOnLockedThread(cmd)
 	if err != nil {
 		return fmt.Errorf("starting %s: %w", s.bin, err)
 	}
@@ -316,27 +304,6 @@ func (s *Server) startProcess(ctx context.Context) error {
 	s.cmd, s.exited = cmd, exited
 	s.mu.Unlock()
 	return nil
-}
-
-// startOnLockedThread starts cmd from a goroutine locked to its OS thread and
-// kept there until cmd exits: the parent-death signal fires when the thread
-// that started the child ends, and Go may otherwise end threads at will.
-func startOnLockedThread(cmd *exec.Cmd) (<-chan struct{}, error) {
-	started := make(chan error, 1)
-	exited := make(chan struct{})
-	go func() {
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			runtime.UnlockOSThread()
-			started <- err
-			return
-		}
-		started <- nil
-		_ = cmd.Wait()
-		close(exited)
-		// The goroutine ends locked, so its thread ends too, after the child.
-	}()
-	return exited, <-started
 }
 
 // waitReady polls /-/ready until it answers 200, the process exits or the
@@ -384,7 +351,7 @@ func (s *Server) ready(ctx context.Context) error {
 func (s *Server) exitError() error {
 	log := s.logTail()
 	if strings.Contains(log, "address already in use") {
-		return fmt.Errorf("prometheus on port %d: %w; log:\n%s", s.port, errPortTaken, log)
+		return fmt.Errorf("prometheus on port %d: %w; log:\n%s", s.port, proc.ErrPortTaken, log)
 	}
 	return fmt.Errorf("prometheus exited before it was ready; log:\n%s", log)
 }
