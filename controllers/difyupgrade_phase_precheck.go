@@ -20,7 +20,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -73,18 +72,12 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 		s.recordCheck("compatibility", upgradev1alpha1.CheckWarning, strings.Join(p.Warnings, "; "))
 	}
 	performed := []string{"plan"}
-	for _, c := range p.Components {
-		if !c.Canary {
-			continue
-		}
-		if existing := byName[canaryName(c)]; existing != nil && !ours(s, existing) {
-			res := foreignCanary(existing)
-			s.recordCheck("ownership", upgradev1alpha1.CheckFailed, res.fail.message)
-			return res, nil
-		}
-		if !slices.Contains(performed, "ownership") {
-			performed = append(performed, "ownership")
-		}
+	owned, refused := checkOwnership(s, p.Components, byName)
+	if refused != nil {
+		return *refused, nil
+	}
+	if owned {
+		performed = append(performed, "ownership")
 	}
 	if res, bad := r.checkRouting(ctx, s, p.Components); bad {
 		return res, nil
@@ -96,6 +89,11 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 		return res, nil
 	}
 	performed = append(performed, dataChecks(spec)...)
+	serviceChecks, serviceRes, bad, err := r.checkService(ctx, s)
+	if bad || err != nil {
+		return serviceRes, err
+	}
+	performed = append(performed, serviceChecks...)
 
 	st := s.status()
 	st.FromVersion = p.FromVersion
@@ -207,18 +205,29 @@ func (r *DifyUpgradeReconciler) statefulComponents(ctx context.Context, s *scope
 	return out, nil
 }
 
+// checkOwnership refuses a <deployment>-canary this upgrade did not create;
+// checked is true when there was a canaried component to check.
+func checkOwnership(s *scope, components []upgradev1alpha1.ComponentStatus, byName map[string]*appsv1.Deployment) (checked bool, refused *phaseResult) {
+	for _, c := range components {
+		if !c.Canary {
+			continue
+		}
+		if existing := byName[canaryName(c)]; existing != nil && !ours(s, existing) {
+			res := foreignCanary(existing)
+			s.recordCheck("ownership", upgradev1alpha1.CheckFailed, res.fail.message)
+			return true, &res
+		}
+		checked = true
+	}
+	return checked, nil
+}
+
 // notPerformedPrechecks names the prechecks the spec asks for that this
 // version does not perform.
 func notPerformedPrechecks(spec *upgradev1alpha1.DifyUpgradeSpec) []string {
 	var out []string
 	if spec.Precheck.MaxUtilizationPercent > 0 {
 		out = append(out, "utilization")
-	}
-	for _, e := range spec.Precheck.Endpoints {
-		out = append(out, "endpoint/"+e.Name)
-	}
-	for _, c := range spec.Precheck.Certificates {
-		out = append(out, "certificate/"+c.SecretName)
 	}
 	if spec.Database != nil && (spec.Precheck.CheckDatabase == nil || *spec.Precheck.CheckDatabase) {
 		out = append(out, "replication-lag")

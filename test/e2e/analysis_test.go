@@ -296,6 +296,42 @@ var _ = Describe("Judging the new version's health", Label("analysis"), func() {
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseSucceeded, 2*time.Minute)
 	})
 
+	It("rolls back, with action Fail, when the analysis stays inconclusive past its limit", func(ctx SpecContext) {
+		ns := withTraffic(ctx)
+		before := snapshot(ctx, ns)
+		u := upgradeTo(ns, "1.11.1", withIstio, withAnalysis(2*time.Second), withSteps(50, 10*time.Minute, 100),
+			func(u *upgradev1alpha1.DifyUpgrade) {
+				u.Spec.Canary.Analysis.Inconclusive = upgradev1alpha1.InconclusivePolicy{
+					Limit: metav1.Duration{Duration: 3 * time.Second}, Action: upgradev1alpha1.InconclusiveFail}
+			})
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseCanary, time.Minute)
+		servers.Traffic.SetRate(ns, 0)
+		DeferCleanup(func() { servers.Traffic.SetRate(ns, 50) })
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, time.Minute)
+		cond := findCondition(u, upgradev1alpha1.ConditionCanaryHealthy)
+		Expect(cond.Status).To(Equal(metav1.ConditionFalse))
+		Expect(cond.Reason).To(Equal(upgradev1alpha1.ReasonAnalysisInconclusive))
+		Expect(cond.Message).To(ContainSubstring("inconclusive for"))
+		expectRestored(ctx, ns, before)
+	})
+
+	It("fails Precheck, changing nothing, on a rule Prometheus rejects", func(ctx SpecContext) {
+		ns := withTraffic(ctx)
+		before := snapshot(ctx, ns)
+		u := upgradeTo(ns, "1.11.1", withIstio, withAnalysis(2*time.Second), func(u *upgradev1alpha1.DifyUpgrade) {
+			u.Spec.Canary.Analysis.Rules[0].Query = `sum(rate(istio_requests_total{destination_workload="{{.Workload}}"}[5s])`
+		})
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseFailed, 30*time.Second)
+		Expect(u.Status.FailedPhase).To(Equal(upgradev1alpha1.PhasePrecheck))
+		Expect(u.Status.Message).To(ContainSubstring("rule error-rate cannot be evaluated: Prometheus rejected the query"))
+		Expect(u.Status.Checks).To(ContainElement(And(HaveField("Name", "rule/error-rate"), HaveField("Result", upgradev1alpha1.CheckFailed))))
+		after := snapshot(ctx, ns)
+		Expect(after.deployments).To(Equal(before.deployments))
+		Expect(after.routing).To(Equal(before.routing))
+	})
+
 	It("rolls back when the whole service breaches during the Verify bake", func(ctx SpecContext) {
 		ns := withTraffic(ctx)
 		before := snapshot(ctx, ns)

@@ -31,7 +31,8 @@ import (
 
 // Check is an HTTP check with its placeholders filled in.
 type Check struct {
-	URL          string
+	URL string
+	// ExpectStatus is the status the answer must have; 0 accepts any 2xx.
 	ExpectStatus int
 	MaxLatency   time.Duration
 	ExpectJSON   []Field
@@ -77,7 +78,10 @@ func Probe(ctx context.Context, client *http.Client, clk clock.PassiveClock, c C
 		return out
 	}
 	var problems []string
-	if resp.StatusCode != c.ExpectStatus {
+	switch {
+	case c.ExpectStatus == 0 && (resp.StatusCode < 200 || resp.StatusCode > 299):
+		problems = append(problems, fmt.Sprintf("status %d, expected 2xx", resp.StatusCode))
+	case c.ExpectStatus != 0 && resp.StatusCode != c.ExpectStatus:
 		problems = append(problems, fmt.Sprintf("status %d, expected %d", resp.StatusCode, c.ExpectStatus))
 	}
 	if latency > c.MaxLatency {

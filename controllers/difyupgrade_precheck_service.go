@@ -1,0 +1,119 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/analysis"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/tlscert"
+)
+
+// checkService runs the pre-flight checks of the running service: its
+// endpoints, then its certificates. It returns the names of the checks
+// performed, or the failure.
+func (r *DifyUpgradeReconciler) checkService(ctx context.Context, s *scope) (performed []string, res phaseResult, bad bool, err error) {
+	pre := s.spec().Precheck
+	if res, bad := r.checkEndpoints(ctx, s); bad {
+		return nil, res, true, nil
+	}
+	if len(pre.Endpoints) > 0 {
+		performed = append(performed, "endpoints")
+	}
+	if res, bad, err := r.checkCertificates(ctx, s); bad || err != nil {
+		return nil, res, bad, err
+	}
+	if len(pre.Certificates) > 0 {
+		performed = append(performed, "certificates")
+	}
+	return performed, phaseResult{}, false, nil
+}
+
+// endpointTries is how many requests measure an endpoint; the median is
+// judged, so one slow answer does not fail the upgrade and one fast answer
+// does not pass it.
+const endpointTries = 5
+
+// checkEndpoints asks each precheck endpoint endpointTries times: it must
+// answer 2xx every time, with a median latency within its maxLatency.
+func (r *DifyUpgradeReconciler) checkEndpoints(ctx context.Context, s *scope) (phaseResult, bool) {
+	for _, e := range s.spec().Precheck.Endpoints {
+		name := "endpoint/" + e.Name
+		// Each try may take well past the bound: the median is what counts.
+		c := analysis.Check{URL: e.URL, MaxLatency: max(10*e.MaxLatency.Duration, 5*time.Second)}
+		latencies := make([]time.Duration, 0, endpointTries)
+		for range endpointTries {
+			resp := analysis.Probe(ctx, r.httpClient(), r.Clock, c)
+			if !resp.OK {
+				return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "endpoint %s: %s", e.Name, resp.Message), true
+			}
+			latencies = append(latencies, resp.Latency)
+		}
+		slices.Sort(latencies)
+		median := latencies[len(latencies)/2]
+		if median > e.MaxLatency.Duration {
+			return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "endpoint %s (%s) answered in a median of %s over %d tries, more than its maxLatency %s",
+				e.Name, e.URL, median.Round(time.Millisecond), endpointTries, e.MaxLatency.Duration), true
+		}
+		s.recordCheck(name, upgradev1alpha1.CheckPassed, fmt.Sprintf("%s answered 2xx %d times, median %s (limit %s)",
+			e.URL, endpointTries, median.Round(time.Millisecond), e.MaxLatency.Duration))
+	}
+	return phaseResult{}, false
+}
+
+// checkCertificates reads each named TLS Secret (get, never list) and checks
+// that its certificate, the chain's leaf, stays valid for minValidity. An
+// error reading a Secret is returned (and retried): a check not made never
+// passes.
+func (r *DifyUpgradeReconciler) checkCertificates(ctx context.Context, s *scope) (phaseResult, bool, error) {
+	for _, c := range s.spec().Precheck.Certificates {
+		name := "certificate/" + c.SecretName
+		minValidity := upgradev1alpha1.DefaultCertificateValidity
+		if c.MinValidity != nil {
+			minValidity = c.MinValidity.Duration
+		}
+		sec := &corev1.Secret{}
+		err := r.reader().Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: c.SecretName}, sec)
+		switch {
+		case apierrors.IsNotFound(err):
+			return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "Secret %s (spec.precheck.certificates) does not exist", c.SecretName), true, nil
+		case err != nil:
+			return phaseResult{}, false, fmt.Errorf("reading Secret %s: %w", c.SecretName, err)
+		}
+		leaf, err := tlscert.ParseLeaf(sec.Data[corev1.TLSCertKey])
+		if err != nil {
+			return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "Secret %s: %s: %v", c.SecretName, corev1.TLSCertKey, err), true, nil
+		}
+		left := leaf.NotAfter.Sub(s.now)
+		if left < minValidity {
+			return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed,
+				"the certificate of Secret %s (%s) expires %s, %d days from now; it must stay valid for at least %s",
+				c.SecretName, leaf.Subject, leaf.NotAfter.UTC().Format(time.RFC3339), leaf.DaysLeft(s.now), minValidity), true, nil
+		}
+		s.recordCheck(name, upgradev1alpha1.CheckPassed, fmt.Sprintf("%s valid until %s: %d days left (at least %s needed)",
+			leaf.Subject, leaf.NotAfter.UTC().Format(time.RFC3339), leaf.DaysLeft(s.now), minValidity))
+	}
+	return phaseResult{}, false, nil
+}
