@@ -229,9 +229,6 @@ func notPerformedPrechecks(spec *upgradev1alpha1.DifyUpgradeSpec) []string {
 	if spec.Precheck.MaxUtilizationPercent > 0 {
 		out = append(out, "utilization")
 	}
-	if spec.Database != nil && (spec.Precheck.CheckDatabase == nil || *spec.Precheck.CheckDatabase) {
-		out = append(out, "replication-lag")
-	}
 	if spec.Compatibility != nil && spec.Compatibility.ConfigMapName != "" {
 		out = append(out, "compatibility/"+spec.Compatibility.ConfigMapName)
 	}

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -117,6 +118,40 @@ func (r *DifyUpgradeReconciler) checkDatabase(ctx context.Context, s *scope) (ph
 		msg += fmt.Sprintf("; schema revision %s (in %s)", info.Revision, info.RevisionDB)
 	}
 	s.recordCheck("database", upgradev1alpha1.CheckPassed, msg)
+	return checkReplication(s, info.Replication)
+}
+
+// checkReplication judges the replication lag against
+// precheck.maxReplicationLag: a lagging replica fails Precheck (a restore
+// or a failover would lose what it has not replayed); a lag the user may
+// not read is a Warning, never a pass.
+func checkReplication(s *scope, r database.Replication) (phaseResult, bool) {
+	limit := s.spec().Precheck.MaxReplicationLag.Duration
+	const name = "replication-lag"
+	if on := s.spec().Precheck.CheckDatabase; on != nil && !*on {
+		s.recordCheck(name, upgradev1alpha1.CheckSkipped, "not performed: spec.precheck.checkDatabase is false")
+		return phaseResult{}, false
+	}
+	switch {
+	case r.Hidden && r.InRecovery:
+		s.recordCheck(name, upgradev1alpha1.CheckWarning, "the server is a replica that has not replayed a transaction yet: its lag is unknown")
+	case r.Hidden:
+		s.recordCheck(name, upgradev1alpha1.CheckWarning, fmt.Sprintf(
+			"cannot read the lag of the %d streaming replicas: the database user needs the pg_monitor role", r.Replicas))
+	case r.Lag > limit:
+		what := fmt.Sprintf("the largest replay lag of the %d streaming replicas", r.Replicas)
+		if r.InRecovery {
+			what = "the server is a replica; its replay lag"
+		}
+		return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "%s is %s, more than spec.precheck.maxReplicationLag %s",
+			what, r.Lag.Round(time.Millisecond), limit), true
+	case r.InRecovery:
+		s.recordCheck(name, upgradev1alpha1.CheckPassed, fmt.Sprintf("the server is a replica %s behind its primary (limit %s)", r.Lag.Round(time.Millisecond), limit))
+	case r.Replicas == 0:
+		s.recordCheck(name, upgradev1alpha1.CheckPassed, "no streaming replicas (pg_stat_replication is empty): nothing lags")
+	default:
+		s.recordCheck(name, upgradev1alpha1.CheckPassed, fmt.Sprintf("%d streaming replicas, largest lag %s (limit %s)", r.Replicas, r.Lag.Round(time.Millisecond), limit))
+	}
 	return phaseResult{}, false
 }
 

@@ -26,6 +26,7 @@ import (
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/analysis"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/database"
 )
 
 func TestWindowOpen(t *testing.T) {
@@ -227,5 +228,38 @@ func TestWrittenPast(t *testing.T) {
 	w.wrote("a", "")
 	if w.stale("a", "") {
 		t.Fatal("an unknown version is never recorded")
+	}
+}
+
+// The replication lag: a lagging replica refuses the upgrade with the
+// numbers; a lag that cannot be read is a warning, never a pass.
+func TestCheckReplication(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		r       database.Replication
+		refused bool
+		result  upgradev1alpha1.CheckResultValue
+		message string
+	}{
+		{"no replicas", database.Replication{}, false, upgradev1alpha1.CheckPassed, "no streaming replicas"},
+		{"caught up", database.Replication{Replicas: 2, Lag: 200 * time.Millisecond}, false, upgradev1alpha1.CheckPassed, "2 streaming replicas, largest lag 200ms (limit 1s)"},
+		{"lagging", database.Replication{Replicas: 2, Lag: 3 * time.Second}, true, upgradev1alpha1.CheckFailed, "largest replay lag of the 2 streaming replicas is 3s, more than spec.precheck.maxReplicationLag 1s"},
+		{"hidden", database.Replication{Replicas: 1, Hidden: true}, false, upgradev1alpha1.CheckWarning, "needs the pg_monitor role"},
+		{"a replica itself", database.Replication{InRecovery: true, Lag: 5 * time.Second}, true, upgradev1alpha1.CheckFailed, "the server is a replica; its replay lag is 5s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := &upgradev1alpha1.DifyUpgrade{Spec: upgradev1alpha1.DifyUpgradeSpec{TargetVersion: "1.11.1", Release: "dify"}}
+			u.SetDefaults()
+			u.Status.Phase = upgradev1alpha1.PhasePrecheck
+			s := newScope(t.Context(), u, time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC))
+			res, refused := checkReplication(s, tc.r)
+			if refused != tc.refused || (refused && res.fail == nil) {
+				t.Fatalf("refused = %v, %+v", refused, res)
+			}
+			c := u.Status.Checks[len(u.Status.Checks)-1]
+			if c.Name != "replication-lag" || c.Result != tc.result || !strings.Contains(c.Message, tc.message) {
+				t.Fatalf("check %+v, want %s containing %q", c, tc.result, tc.message)
+			}
+		})
 	}
 }

@@ -153,6 +153,10 @@ var _ = Describe("Protecting Dify's data", Label("data"), func() {
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
 		waitForGate(ctx, u)
 
+		By("having read the server's replication state: no replicas, nothing lags")
+		Expect(u.Status.Checks).To(ContainElement(And(HaveField("Name", "replication-lag"), HaveField("Result", upgradev1alpha1.CheckPassed),
+			HaveField("Message", ContainSubstring("no streaming replicas")))))
+
 		By("having verified every artifact of the backup, each on the volume with its checksum")
 		b := u.Status.Backup
 		Expect(b).NotTo(BeNil())

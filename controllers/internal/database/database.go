@@ -100,6 +100,24 @@ type Info struct {
 	// RevisionDB is the first database holding alembic_version (Dify's),
 	// and Revision its revision; both empty when none does.
 	RevisionDB, Revision string
+	// Replication is how far the server's replicas (or the server itself,
+	// when it is one) lag.
+	Replication Replication
+}
+
+// Replication is what the server says of streaming replication.
+type Replication struct {
+	// InRecovery is true when the server is itself a replica; Lag is then
+	// how long ago it replayed the primary's last transaction.
+	InRecovery bool
+	// Replicas counts the primary's streaming replicas (pg_stat_replication).
+	Replicas int
+	// Lag is the largest replay lag; zero when every replica has caught
+	// up (PostgreSQL shows no lag once a replica is idle and current).
+	Lag time.Duration
+	// Hidden is true when the user may not read the replicas' state (it
+	// needs the pg_monitor role): the lag is then unknown.
+	Hidden bool
 }
 
 // Probe connects, reads the server's version, checks that each database
@@ -118,6 +136,9 @@ func Probe(ctx context.Context, t Target, databases []string) (Info, error) {
 		return info, describe(t, "postgres", err)
 	}
 	info.Major = num / 10000
+	if info.Replication, err = replication(ctx, conn); err != nil {
+		return info, describe(t, "postgres", err)
+	}
 	for _, db := range databases {
 		var exists bool
 		if err := conn.QueryRow(ctx, "select exists(select 1 from pg_database where datname = $1)", db).Scan(&exists); err != nil {
@@ -139,6 +160,35 @@ func Probe(ctx context.Context, t Target, databases []string) (Info, error) {
 		}
 	}
 	return info, nil
+}
+
+// replication reads the server's replication state and lag.
+func replication(ctx context.Context, conn *pgx.Conn) (Replication, error) {
+	var r Replication
+	if err := conn.QueryRow(ctx, "select pg_is_in_recovery()").Scan(&r.InRecovery); err != nil {
+		return r, err
+	}
+	var seconds *float64
+	if r.InRecovery {
+		// No replayed transaction yet reads as NULL: unknown, so hidden.
+		err := conn.QueryRow(ctx, "select extract(epoch from now() - pg_last_xact_replay_timestamp())::float8").Scan(&seconds)
+		r.Hidden = seconds == nil
+		r.Lag = secondsOf(seconds)
+		return r, err
+	}
+	var hidden int
+	err := conn.QueryRow(ctx, `select count(*)::int, count(*) filter (where state is null)::int,
+		max(extract(epoch from greatest(write_lag, flush_lag, replay_lag)))::float8 from pg_stat_replication`).Scan(&r.Replicas, &hidden, &seconds)
+	r.Hidden = hidden > 0
+	r.Lag = secondsOf(seconds)
+	return r, err
+}
+
+func secondsOf(s *float64) time.Duration {
+	if s == nil || *s < 0 {
+		return 0
+	}
+	return time.Duration(*s * float64(time.Second))
 }
 
 // Revision reads db's alembic_version; ok is false when db has no such
