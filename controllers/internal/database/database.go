@@ -170,8 +170,12 @@ func replication(ctx context.Context, conn *pgx.Conn) (Replication, error) {
 	}
 	var seconds *float64
 	if r.InRecovery {
-		// No replayed transaction yet reads as NULL: unknown, so hidden.
-		err := conn.QueryRow(ctx, "select extract(epoch from now() - pg_last_xact_replay_timestamp())::float8").Scan(&seconds)
+		// Caught up (everything received is replayed) is no lag, however
+		// long the primary has been idle; otherwise the time since the last
+		// replayed transaction. No replayed transaction yet reads as NULL:
+		// unknown, so hidden.
+		err := conn.QueryRow(ctx, `select case when pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() then 0
+			else extract(epoch from now() - pg_last_xact_replay_timestamp()) end::float8`).Scan(&seconds)
 		r.Hidden = seconds == nil
 		r.Lag = secondsOf(seconds)
 		return r, err
