@@ -121,32 +121,29 @@ func (r *DifyUpgradeReconciler) checkDatabase(ctx context.Context, s *scope) (ph
 	return checkReplication(s, info.Replication)
 }
 
-// checkReplication judges the replication lag against
-// precheck.maxReplicationLag: a lagging replica fails Precheck (a restore
-// or a failover would lose what it has not replayed); a lag the user may
-// not read is a Warning, never a pass.
+// checkReplication refuses a spec.database that is a read-only replica (the
+// migration and a restore write), and judges the replicas' lag against
+// precheck.maxReplicationLag: a lagging replica fails Precheck (a failover
+// during the upgrade would lose what it has not replayed); a lag the user
+// may not read is a Warning, never a pass.
 func checkReplication(s *scope, r database.Replication) (phaseResult, bool) {
 	limit := s.spec().Precheck.MaxReplicationLag.Duration
 	const name = "replication-lag"
+	if r.InRecovery {
+		return s.refuse("database", upgradev1alpha1.ReasonInvalidSpec,
+			"spec.database points at a read-only replica (pg_is_in_recovery is true): the schema migration and a restore must write; point spec.database.host and port at the primary"), true
+	}
 	if on := s.spec().Precheck.CheckDatabase; on != nil && !*on {
 		s.recordCheck(name, upgradev1alpha1.CheckSkipped, "not performed: spec.precheck.checkDatabase is false")
 		return phaseResult{}, false
 	}
 	switch {
-	case r.Hidden && r.InRecovery:
-		s.recordCheck(name, upgradev1alpha1.CheckWarning, "the server is a replica that has not replayed a transaction yet: its lag is unknown")
 	case r.Hidden:
 		s.recordCheck(name, upgradev1alpha1.CheckWarning, fmt.Sprintf(
 			"cannot read the lag of the %d streaming replicas: the database user needs the pg_monitor role", r.Replicas))
 	case r.Lag > limit:
-		what := fmt.Sprintf("the largest replay lag of the %d streaming replicas", r.Replicas)
-		if r.InRecovery {
-			what = "the server is a replica; its replay lag"
-		}
-		return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "%s is %s, more than spec.precheck.maxReplicationLag %s",
-			what, r.Lag.Round(time.Millisecond), limit), true
-	case r.InRecovery:
-		s.recordCheck(name, upgradev1alpha1.CheckPassed, fmt.Sprintf("the server is a replica %s behind its primary (limit %s)", r.Lag.Round(time.Millisecond), limit))
+		return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "the largest replay lag of the %d streaming replicas is %s, more than spec.precheck.maxReplicationLag %s",
+			r.Replicas, r.Lag.Round(time.Millisecond), limit), true
 	case r.Replicas == 0:
 		s.recordCheck(name, upgradev1alpha1.CheckPassed, "no streaming replicas (pg_stat_replication is empty): nothing lags")
 	default:

@@ -276,6 +276,46 @@ var _ = Describe("Protecting Dify's data", Label("data"), func() {
 		expectNothingChanged(ctx, ns, before, sums)
 	})
 
+	It("refuses to start while a streaming replica lags, or on a spec.database that is a replica", func(ctx SpecContext) {
+		ns := installDify(ctx)
+		claim(ctx, ns, backupClaim)
+		before := snapshot(ctx, ns)
+		standby, err := servers.Postgres.StartStandby(ctx, "", 5*time.Second)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(standby.Stop)
+		By("keeping the primary busy: a write every 100ms, which the replica applies 5s late")
+		conn, err := servers.Postgres.Connect(ctx, databasesOf(ns).Dify)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { _ = conn.Close(context.Background()) })
+		_, err = conn.Exec(ctx, "create table lag_marks (at timestamptz default now())")
+		Expect(err).NotTo(HaveOccurred())
+		repeatEvery(100*time.Millisecond, func() { _, _ = conn.Exec(context.Background(), "insert into lag_marks default values") })
+		Eventually(func(g Gomega) {
+			var lag float64
+			g.Expect(conn.QueryRow(ctx, "select coalesce(max(extract(epoch from replay_lag)), 0)::float8 from pg_stat_replication").Scan(&lag)).To(Succeed())
+			g.Expect(lag).To(BeNumerically(">", 2), "the replica's replay lag builds up to its apply delay")
+		}).WithContext(ctx).WithTimeout(30 * time.Second).WithPolling(250 * time.Millisecond).Should(Succeed())
+
+		u := upgradeTo(ns, "1.11.1", withIstio, withData(ns))
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseFailed, time.Minute)
+		Expect(u.Status.FailedPhase).To(Equal(upgradev1alpha1.PhasePrecheck))
+		Expect(u.Status.Message).To(MatchRegexp(`largest replay lag of the 1 streaming replicas is [0-9][0-9hms.]*s, more than spec.precheck.maxReplicationLag 1s`))
+
+		By("asking the replica itself")
+		onReplica := upgradeTo(ns, "1.11.1", withIstio, withData(ns), func(u *upgradev1alpha1.DifyUpgrade) {
+			u.Name = "dify-on-the-replica"
+			u.Spec.Database.Port = int32(standby.Port)
+		})
+		Expect(k8sClient.Create(ctx, onReplica)).To(Succeed())
+		waitForPhase(ctx, onReplica, upgradev1alpha1.PhaseFailed, time.Minute)
+		Expect(onReplica.Status.FailedPhase).To(Equal(upgradev1alpha1.PhasePrecheck))
+		Expect(onReplica.Status.Message).To(ContainSubstring("spec.database points at a read-only replica"))
+		after := snapshot(ctx, ns)
+		Expect(after.deployments).To(Equal(before.deployments))
+		Expect(jobsOf(ctx, ns, "backup")).To(BeEmpty(), "nothing backed up")
+	})
+
 	It("fails the backup on a destination it cannot write, with nothing after it run", func(ctx SpecContext) {
 		ns := installDify(ctx)
 		dir := claim(ctx, ns, backupClaim)

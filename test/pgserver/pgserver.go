@@ -83,8 +83,10 @@ type Server struct {
 	dataDir string
 	logPath string
 	cred    *syscall.Credential
-	cmd     *exec.Cmd
-	exited  <-chan struct{}
+	// extraArgs are more postgres options (a standby's apply delay).
+	extraArgs []string
+	cmd       *exec.Cmd
+	exited    <-chan struct{}
 
 	stopOnce sync.Once
 	seedMu   sync.Mutex
@@ -191,6 +193,35 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// StartStandby starts a streaming replica of s (pg_basebackup -R, then a
+// server in standby mode on its own port) that applies s's changes
+// applyDelay late (recovery_min_apply_delay), so a test can make a replica
+// lag. It has s's credentials. Call its Stop when done.
+func (s *Server) StartStandby(ctx context.Context, dir string, applyDelay time.Duration) (*Server, error) {
+	r := &Server{Host: s.Host, User: s.User, Password: s.Password, BinDir: s.BinDir, Major: s.Major, cred: s.cred,
+		extraArgs: []string{"-c", fmt.Sprintf("recovery_min_apply_delay=%dms", applyDelay.Milliseconds())}}
+	if err := r.makeDir(dir); err != nil {
+		return nil, err
+	}
+	conninfo := fmt.Sprintf("host=%s port=%d user=%s password=%s", s.Host, s.Port, s.User, s.Password)
+	out, err := r.command(ctx, "pg_basebackup", "-D", r.dataDir, "-d", conninfo, "-R", "-X", "stream", "-c", "fast", "--no-sync").CombinedOutput()
+	if err != nil {
+		r.removeDir()
+		return nil, fmt.Errorf("pg_basebackup: %w\n%s", err, out)
+	}
+	for attempt := 1; ; attempt++ {
+		err = r.startPostgres(ctx)
+		if err == nil || attempt == startAttempts || !errors.Is(err, proc.ErrPortTaken) {
+			break
+		}
+	}
+	if err != nil {
+		r.Stop()
+		return nil, err
+	}
+	return r, nil
 }
 
 // runCredential returns whom PostgreSQL runs as: nil (the caller) unless
@@ -326,10 +357,11 @@ func (s *Server) startPostgres(ctx context.Context) error {
 	}
 	defer func() { _ = logFile.Close() }() // the child has its own copy
 	// Not bound to ctx: the server outlives Start and ends with Stop.
-	cmd := s.command(context.WithoutCancel(ctx), "postgres", "-D", s.dataDir,
+	args := []string{"-D", s.dataDir,
 		"-h", s.Host, "-p", strconv.Itoa(port), "-k", s.dataDir,
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-		"-c", "max_connections=200")
+		"-c", "max_connections=200"}
+	cmd := s.command(context.WithoutCancel(ctx), "postgres", append(args, s.extraArgs...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// If the caller dies, the server shuts down at once rather than linger.
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT

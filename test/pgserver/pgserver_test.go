@@ -156,3 +156,47 @@ func TestSeedDifyAndGenerate(t *testing.T) {
 		t.Errorf("size %d after Generate(%d)", size, target)
 	}
 }
+
+// A standby replays the primary's writes, its apply delay late: the
+// primary sees it streaming, and it is in recovery.
+func TestStandby(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	r, err := s.StartStandby(ctx, t.TempDir(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	execSQL(t, s, "postgres", "create table marks (at timestamptz default now())")
+	execSQL(t, s, "postgres", "insert into marks default values")
+	conn, err := pgx.Connect(ctx, r.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeConn(ctx, conn)
+	var recovering bool
+	if err := conn.QueryRow(ctx, "select pg_is_in_recovery()").Scan(&recovering); err != nil || !recovering {
+		t.Fatalf("the standby is not in recovery: %v %v", recovering, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		err := conn.QueryRow(ctx, "select count(*) from marks").Scan(&n)
+		if err == nil && n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the standby never replayed the insert: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	primary, err := pgx.Connect(ctx, s.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeConn(ctx, primary)
+	var streaming int
+	if err := primary.QueryRow(ctx, "select count(*) from pg_stat_replication where state = 'streaming'").Scan(&streaming); err != nil || streaming != 1 {
+		t.Fatalf("streaming replicas: %d, %v", streaming, err)
+	}
+}
