@@ -357,10 +357,11 @@ func (s *Server) startPostgres(ctx context.Context) error {
 	}
 	defer func() { _ = logFile.Close() }() // the child has its own copy
 	// Not bound to ctx: the server outlives Start and ends with Stop.
-	args := []string{"-D", s.dataDir,
+	args := make([]string, 0, 16+len(s.extraArgs))
+	args = append(args, "-D", s.dataDir,
 		"-h", s.Host, "-p", strconv.Itoa(port), "-k", s.dataDir,
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-		"-c", "max_connections=200"}
+		"-c", "max_connections=200")
 	cmd := s.command(context.WithoutCancel(ctx), "postgres", append(args, s.extraArgs...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// If the caller dies, the server shuts down at once rather than linger.
