@@ -181,6 +181,7 @@ func (p DifyUpgradePhase) HasStarted() bool {
 // +kubebuilder:printcolumn:name="To",type=string,JSONPath=`.spec.targetVersion`
 // +kubebuilder:printcolumn:name="Step",type=string,JSONPath=`.status.canary.step`
 // +kubebuilder:printcolumn:name="Weight",type=integer,JSONPath=`.status.canary.weight`
+// +kubebuilder:printcolumn:name="Health",type=string,JSONPath=`.status.analysis.verdict`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase == 'Pending' || self.spec.targetVersion == oldSelf.spec.targetVersion",message="spec.targetVersion cannot change once the upgrade has started; create a new DifyUpgrade",fieldPath=".spec.targetVersion"
