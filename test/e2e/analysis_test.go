@@ -26,6 +26,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	dto "github.com/prometheus/client_model/go"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -113,14 +114,9 @@ func expectBreach(ctx context.Context, u *upgradev1alpha1.DifyUpgrade, check, bo
 	Expect(value).To(BeNumerically(">", beyond))
 	Expect(b.Message).To(ContainSubstring(b.Value))
 	Expect(u.Status.Message).To(ContainSubstring(strings.TrimPrefix(check, "rule/")))
-	var found bool
 	core, _, _ := strings.Cut(bound, " for ")
-	for _, e := range events(ctx, u) {
-		if e.Reason == "AnalysisBreached" && strings.Contains(e.Message, b.Value) && strings.Contains(e.Message, core) {
-			found = true
-		}
-	}
-	Expect(found).To(BeTrue(), "a Warning event AnalysisBreached names the value and the bound")
+	expectEvent(ctx, u, And(HaveField("Reason", "AnalysisBreached"), HaveField("Type", corev1.EventTypeWarning),
+		HaveField("Message", And(ContainSubstring(b.Value), ContainSubstring(core)))))
 }
 
 var _ = Describe("Judging the new version's health", Label("analysis"), func() {

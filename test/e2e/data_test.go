@@ -213,7 +213,7 @@ var _ = Describe("Protecting Dify's data", Label("data"), func() {
 		Expect(os.ReadFile(filepath.Join(kept, "privkeys", "new.pem"))).To(Equal([]byte("a key made after the backup")), "what the volume held is kept aside")
 		Expect(jobRuns(ns, "backup")).To(HaveLen(1))
 		Expect(jobRuns(ns, "restore")).To(HaveLen(1))
-		Expect(events(ctx, u)).To(ContainElement(And(HaveField("Reason", "DatabaseRestored"), HaveField("Type", corev1.EventTypeWarning))))
+		expectEvent(ctx, u, And(HaveField("Reason", "DatabaseRestored"), HaveField("Type", corev1.EventTypeWarning)))
 	})
 
 	It("restores the backup after a failing migration, once across a restart of the operator", func(ctx SpecContext) {

@@ -247,7 +247,7 @@ var _ = Describe("Deadlines and scaling by others", func() {
 		Consistently(func(g Gomega) {
 			g.Expect(*deployment(ctx, ns, "dify-api").Spec.Replicas).To(Equal(int32(3)), "the person's count wins")
 		}).WithContext(ctx).WithTimeout(2 * time.Second).Should(Succeed())
-		Expect(events(ctx, u)).To(ContainElement(HaveField("Reason", "ReplicasTakenOver")))
+		expectEvent(ctx, u, HaveField("Reason", "ReplicasTakenOver"))
 
 		annotate(ctx, u, upgradev1alpha1.ActionPromote)
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseVerify, time.Minute)

@@ -23,6 +23,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/types"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -183,6 +184,14 @@ func events(ctx context.Context, u *upgradev1alpha1.DifyUpgrade) []corev1.Event 
 		}
 	}
 	return out
+}
+
+// expectEvent waits until an event about u matches m: the operator writes
+// its events asynchronously, so one may land just after the status says
+// what it tells.
+func expectEvent(ctx context.Context, u *upgradev1alpha1.DifyUpgrade, m types.GomegaMatcher) {
+	GinkgoHelper()
+	Eventually(func() []corev1.Event { return events(ctx, u) }).WithContext(ctx).WithTimeout(10 * time.Second).Should(ContainElement(m))
 }
 
 // container is the first container of a Deployment's pod template.

@@ -239,8 +239,8 @@ var _ = Describe("An install configured through envFrom, with a Recreate Deploym
 		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(cm), cm)).To(Succeed())
 		Expect(cm.Data).To(Equal(map[string]string{"MIGRATION_ENABLED": "true"}), "the ConfigMap is untouched")
 		Expect(deployment(ctx, ns, "dify-web").Spec.Strategy.Type).To(Equal(appsv1.RecreateDeploymentStrategyType))
-		Expect(events(ctx, u)).To(ContainElement(And(HaveField("Reason", "ImagesUpdated"),
-			HaveField("Message", And(ContainSubstring("dify-web"), ContainSubstring("with Recreate"))))))
+		expectEvent(ctx, u, And(HaveField("Reason", "ImagesUpdated"),
+			HaveField("Message", And(ContainSubstring("dify-web"), ContainSubstring("with Recreate")))))
 		Expect(u.Status.Conditions).To(ContainElements(
 			And(HaveField("Type", upgradev1alpha1.ConditionCanaryHealthy), HaveField("Status", metav1.ConditionUnknown),
 				HaveField("Reason", upgradev1alpha1.ReasonNotMeasured), HaveField("Message", ContainSubstring("nothing measured"))),
