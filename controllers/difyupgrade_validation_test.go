@@ -377,13 +377,14 @@ promote: {maxSurge: 0, maxUnavailable: 1}
 		})
 	})
 
-	It("is listed by kubectl with the columns Phase, From, To, Step, Weight, Age and Message", func(ctx SpecContext) {
+	It("is listed by kubectl with the columns Phase, From, To, Step, Weight, Health, Age and Message", func(ctx SpecContext) {
 		ns := newNamespace(ctx)
 		upgrade := newPausedUpgrade(ns)
 		Expect(k8sClient.Create(ctx, upgrade)).To(Succeed())
 		setPhase(ctx, upgrade, upgradev1alpha1.PhaseCanary, func(s *upgradev1alpha1.DifyUpgradeStatus) {
 			s.FromVersion = "1.10.1"
 			s.Canary = &upgradev1alpha1.CanaryStatus{StepIndex: 2, Steps: 5, Step: "3/5", Weight: 20}
+			s.Analysis = &upgradev1alpha1.AnalysisStatus{Phase: upgradev1alpha1.PhaseCanary, Verdict: upgradev1alpha1.VerdictPassed}
 		})
 
 		httpClient, err := rest.HTTPClientFor(cfg)
@@ -403,10 +404,10 @@ promote: {maxSurge: 0, maxUnavailable: 1}
 		for _, c := range table.ColumnDefinitions {
 			columns = append(columns, c.Name)
 		}
-		Expect(columns).To(Equal([]string{"Name", "Phase", "From", "To", "Step", "Weight", "Age", "Message"}))
-		Expect(table.ColumnDefinitions[7].Priority).To(Equal(int32(1)), "Message shows only with -o wide")
+		Expect(columns).To(Equal([]string{"Name", "Phase", "From", "To", "Step", "Weight", "Health", "Age", "Message"}))
+		Expect(table.ColumnDefinitions[8].Priority).To(Equal(int32(1)), "Message shows only with -o wide")
 		Expect(table.Rows).To(HaveLen(1))
-		Expect(table.Rows[0].Cells[:6]).To(Equal([]any{"dify-to-1-11-1", "Canary", "1.10.1", "1.11.1", "3/5", float64(20)}))
+		Expect(table.Rows[0].Cells[:7]).To(Equal([]any{"dify-to-1-11-1", "Canary", "1.10.1", "1.11.1", "3/5", float64(20), "Passed"}))
 	})
 })
 
