@@ -26,7 +26,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/analysis"
@@ -39,8 +38,6 @@ type analysisResult struct {
 	configured bool
 	// verdict is the last evaluation's overall verdict.
 	verdict upgradev1alpha1.AnalysisVerdict
-	// evaluated is true when this pass evaluated (not only read status).
-	evaluated bool
 	// next is when the next evaluation is due.
 	next time.Duration
 	// failure, when set, ends the phase: a breach, or an analysis that
@@ -111,7 +108,7 @@ func (r *DifyUpgradeReconciler) analyze(ctx context.Context, s *scope, weight in
 	res := analysisResult{configured: true, verdict: as.Verdict, halted: as.Halted}
 	if as.EvaluatedAt == nil || !s.now.Before(due) {
 		r.evaluate(ctx, s, m, weight)
-		res.evaluated, res.verdict = true, as.Verdict
+		res.verdict = as.Verdict
 		due = nextEvaluation(as, s.spec().Canary.Analysis.Rules, interval)
 	}
 	res.next = max(due.Sub(s.now), time.Millisecond)
@@ -148,7 +145,7 @@ func (r *DifyUpgradeReconciler) inconclusive(s *scope, res *analysisResult) {
 	}
 	if !as.Halted {
 		as.Halted = true
-		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, upgradev1alpha1.ReasonAnalysisInconclusive, "Analyze",
+		r.tell(s, corev1.EventTypeWarning, upgradev1alpha1.ReasonAnalysisInconclusive, "Analyze",
 			"%s; paused: annotate %s to resume, or %s to roll back", why, upgradev1alpha1.AnnotationPromote, upgradev1alpha1.AnnotationAbort)
 	}
 	res.halted = true
@@ -227,7 +224,7 @@ func (r *DifyUpgradeReconciler) evaluate(ctx context.Context, s *scope, m measur
 		confirmed := metav1.NewMicroTime(r.Clock.Now())
 		breach.ConfirmedAt = &confirmed
 		as.Breach = breach
-		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "AnalysisBreached", "Analyze", "%s", breach.Message)
+		r.tell(s, corev1.EventTypeWarning, "AnalysisBreached", "Analyze", "%s", breach.Message)
 	case verdicts[upgradev1alpha1.VerdictInconclusive]:
 		as.Verdict = upgradev1alpha1.VerdictInconclusive
 	case verdicts[upgradev1alpha1.VerdictFailing]:
@@ -291,7 +288,7 @@ func (r *DifyUpgradeReconciler) applyRule(s *scope, rule upgradev1alpha1.Analysi
 	}
 	observeRule(s.upgrade, "rule/"+rule.Name, rr.reading, j.Verdict)
 	if j.Verdict == upgradev1alpha1.VerdictFailing && before != upgradev1alpha1.VerdictFailing {
-		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "AnalysisFailing", "Analyze",
+		r.tell(s, corev1.EventTypeWarning, "AnalysisFailing", "Analyze",
 			"Rule %s out of bounds at %d%%: %s", rule.Name, weight, j.Message)
 	}
 	if j.Verdict != upgradev1alpha1.VerdictBreached {
@@ -420,18 +417,17 @@ func (r *DifyUpgradeReconciler) readyPodsOf(ctx context.Context, s *scope, compo
 	if d == nil {
 		return nil, fmt.Errorf("no %s workload of component %s to ask", track, component)
 	}
-	list := &corev1.PodList{}
-	if err := r.reader().List(ctx, list, client.InNamespace(d.Namespace), client.MatchingLabels(d.Spec.Selector.MatchLabels)); err != nil {
-		return nil, fmt.Errorf("listing the pods of %s: %w", d.Name, err)
+	pods, err := r.livePods(ctx, d, track == trackCanary)
+	if err != nil {
+		return nil, err
 	}
-	var out []corev1.Pod
-	for _, p := range list.Items {
-		if !p.DeletionTimestamp.IsZero() || (track == trackStable && p.Labels[TrackLabel] != "") || !podReady(&p) {
-			continue
+	ready := pods[:0]
+	for _, p := range pods {
+		if podReady(&p) {
+			ready = append(ready, p)
 		}
-		out = append(out, p)
 	}
-	return out, nil
+	return ready, nil
 }
 
 func podReady(p *corev1.Pod) bool {

@@ -103,7 +103,7 @@ func (r *DifyUpgradeReconciler) comparePerformance(ctx context.Context, s *scope
 	st.Analysis.Breach = &upgradev1alpha1.BreachStatus{Check: "performance", Phase: phase, Message: truncateText(text, 1024),
 		Value: sample.P99LatencyMs + "ms p99, " + sample.ErrorRate + " errors", ConfirmedAt: &confirmed,
 		Bound: "p99 <= " + spec.MaxLatencyRatio + " x baseline, errors <= baseline + " + spec.MaxErrorRateIncrease}
-	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, upgradev1alpha1.ReasonPerformanceRegression, "Analyze", "%s", text)
+	r.tell(s, corev1.EventTypeWarning, upgradev1alpha1.ReasonPerformanceRegression, "Analyze", "%s", text)
 	return &failure{upgradev1alpha1.ReasonPerformanceRegression, truncateText(text, 1024)}
 }
 

@@ -166,7 +166,7 @@ func (r *DifyUpgradeReconciler) resumeByAnnotation(s *scope) {
 	value, _ := s.upgrade.PendingAction(upgradev1alpha1.ActionPromote)
 	s.upgrade.MarkActionHandled(upgradev1alpha1.ActionPromote, truncate(value))
 	resume(s)
-	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "AnalysisResumed", "Promote",
+	r.tell(s, corev1.EventTypeNormal, "AnalysisResumed", "Promote",
 		"Analysis resumed by the %s annotation; the inconclusive limit starts over", upgradev1alpha1.AnnotationPromote)
 }
 
@@ -191,7 +191,10 @@ func (r *DifyUpgradeReconciler) canaryDone(ctx context.Context, s *scope, a anal
 	case a.configured:
 		res.outcome = &outcome{metav1.ConditionTrue, upgradev1alpha1.ReasonSucceeded,
 			fmt.Sprintf("The analysis passed at every step (%d evaluations): %s", s.status().Analysis.Evaluations, a.summary)}
-	case len(s.canaried()) > 0:
+	case len(s.canaried()) == 0:
+		res.outcome = &outcome{metav1.ConditionUnknown, upgradev1alpha1.ReasonNotMeasured,
+			"No component takes canary traffic (api and web are skipped), so nothing measured a canary's health"}
+	default:
 		res.outcome = &outcome{metav1.ConditionUnknown, upgradev1alpha1.ReasonNotMeasured,
 			"The canary steps completed; no analysis is configured (no canary.analysis.prometheus, no httpChecks), so nothing measured the canary's health"}
 	}

@@ -138,18 +138,32 @@ func (r *DifyUpgradeReconciler) verified(ctx context.Context, s *scope, a analys
 	return res, nil
 }
 
+// livePods lists the pods of Deployment d that are not terminating; of a
+// stable Deployment (canary false) without the canary's pods, which its
+// selector also matches.
+func (r *DifyUpgradeReconciler) livePods(ctx context.Context, d *appsv1.Deployment, canary bool) ([]corev1.Pod, error) {
+	list := &corev1.PodList{}
+	if err := r.reader().List(ctx, list, client.InNamespace(d.Namespace), client.MatchingLabels(d.Spec.Selector.MatchLabels)); err != nil {
+		return nil, fmt.Errorf("listing the pods of %s: %w", d.Name, err)
+	}
+	out := list.Items[:0]
+	for _, p := range list.Items {
+		if p.DeletionTimestamp.IsZero() && (canary || p.Labels[TrackLabel] == "") {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
 // podsNotOn lists the pods of a component's Deployment (not the canary's,
 // not terminating) whose container does not run the target image.
 func (r *DifyUpgradeReconciler) podsNotOn(ctx context.Context, d *appsv1.Deployment, c upgradev1alpha1.ComponentStatus) ([]string, error) {
-	pods := &corev1.PodList{}
-	if err := r.reader().List(ctx, pods, client.InNamespace(d.Namespace), client.MatchingLabels(d.Spec.Selector.MatchLabels)); err != nil {
-		return nil, fmt.Errorf("listing the pods of %s: %w", d.Name, err)
+	pods, err := r.livePods(ctx, d, false)
+	if err != nil {
+		return nil, err
 	}
 	var stale []string
-	for _, p := range pods.Items {
-		if !p.DeletionTimestamp.IsZero() || p.Labels[TrackLabel] != "" {
-			continue
-		}
+	for _, p := range pods {
 		for _, container := range p.Spec.Containers {
 			if container.Name == c.Container && container.Image != c.ToImage {
 				stale = append(stale, p.Name)

@@ -100,7 +100,7 @@ func Ensure(ctx context.Context) (string, error) {
 	if dir, ok := newestBinDir(); ok {
 		return dir, nil
 	}
-	root, err := repoRoot()
+	root, err := proc.RepoRoot()
 	if err != nil {
 		return "", fmt.Errorf("PostgreSQL is not installed and the installer cannot be found: %w", err)
 	}
@@ -135,24 +135,6 @@ func newestBinDir() (dir string, ok bool) {
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].major > all[j].major })
 	return all[0].dir, true
-}
-
-// repoRoot walks up from the working directory to the one holding go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("working directory: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // majorOf reads the major version from a bin directory's path.

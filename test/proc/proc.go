@@ -23,9 +23,30 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 )
+
+// RepoRoot walks up from the working directory to the one holding go.mod:
+// where the servers' install scripts (hack/) are.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("working directory: %w", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
 
 // ErrPortTaken marks a start that failed because its port was taken
 // between FreePort and the server binding it; the caller tries another.

@@ -101,7 +101,7 @@ func Ensure(ctx context.Context) (string, error) {
 	if bin, ok := installedBin(); ok {
 		return bin, nil
 	}
-	root, err := repoRoot()
+	root, err := proc.RepoRoot()
 	if err != nil {
 		return "", fmt.Errorf("prometheus is not installed and the installer cannot be found: %w", err)
 	}
@@ -138,24 +138,6 @@ func installedBin() (string, bool) {
 func isExecutable(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
-}
-
-// repoRoot walks up from the working directory to the one holding go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("working directory: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // Start starts a throwaway Prometheus with its config and data under dir

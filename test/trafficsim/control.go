@@ -30,104 +30,96 @@ import (
 // maxRPS bounds the rate the control endpoint accepts.
 const maxRPS = 100000
 
+// control answers a control request: its query must hold only the
+// allowed parameters, then act changes the simulator and says what it did
+// (200, one line), or says what is wrong with the request (400).
+func control(w http.ResponseWriter, r *http.Request, act func(q url.Values) (string, error), allowed ...string) {
+	q, err := params(r, allowed...)
+	if err == nil {
+		var done string
+		if done, err = act(q); err == nil {
+			reply(w, "%s", done)
+			return
+		}
+	}
+	badRequest(w, err)
+}
+
 // putFault handles PUT /control/fault?version=V&errorRate=R&latency=D.
 func (s *Sim) putFault(w http.ResponseWriter, r *http.Request) {
-	q, err := params(r, "version", "errorRate", "latency")
-	if err != nil {
-		badRequest(w, err)
-		return
-	}
-	version, err := required(q, "version")
-	if err != nil {
-		badRequest(w, err)
-		return
-	}
-	rate, err := number(q, "errorRate", 0, 1)
-	if err != nil {
-		badRequest(w, err)
-		return
-	}
-	latency, err := duration(q, "latency")
-	if err != nil {
-		badRequest(w, err)
-		return
-	}
-	f := Fault{ErrorRate: rate, Latency: latency}
-	s.SetFault(version, f)
-	reply(w, "version %s: %g%% errors, typical latency %s", version, rate*100, f.typical())
+	control(w, r, func(q url.Values) (string, error) {
+		version, err := required(q, "version")
+		if err != nil {
+			return "", err
+		}
+		rate, err := number(q, "errorRate", 0, 1)
+		if err != nil {
+			return "", err
+		}
+		latency, err := duration(q, "latency")
+		if err != nil {
+			return "", err
+		}
+		f := Fault{ErrorRate: rate, Latency: latency}
+		s.SetFault(version, f)
+		return fmt.Sprintf("version %s: %g%% errors, typical latency %s", version, rate*100, f.typical()), nil
+	}, "version", "errorRate", "latency")
 }
 
 // deleteFault handles DELETE /control/fault?version=V.
 func (s *Sim) deleteFault(w http.ResponseWriter, r *http.Request) {
-	q, err := params(r, "version")
-	if err != nil {
-		badRequest(w, err)
-		return
-	}
-	version, err := required(q, "version")
-	if err != nil {
-		badRequest(w, err)
-		return
-	}
-	s.clearFault(version)
-	reply(w, "version %s: no fault", version)
+	control(w, r, func(q url.Values) (string, error) {
+		version, err := required(q, "version")
+		if err != nil {
+			return "", err
+		}
+		s.clearFault(version)
+		return fmt.Sprintf("version %s: no fault", version), nil
+	}, "version")
 }
 
 // deleteFaults handles DELETE /control/faults.
 func (s *Sim) deleteFaults(w http.ResponseWriter, r *http.Request) {
-	if _, err := params(r); err != nil {
-		badRequest(w, err)
-		return
-	}
-	s.ClearFaults()
-	reply(w, "no faults")
+	control(w, r, func(url.Values) (string, error) {
+		s.ClearFaults()
+		return "no faults", nil
+	})
 }
 
 // putRate handles PUT /control/rate?namespace=NS&rps=N.
 func (s *Sim) putRate(w http.ResponseWriter, r *http.Request) {
-	q, err := params(r, "namespace", "rps")
-	if err != nil {
-		badRequest(w, err)
-		return
-	}
-	namespace, err := required(q, "namespace")
-	if err != nil {
-		badRequest(w, err)
-		return
-	}
-	if _, err := required(q, "rps"); err != nil {
-		badRequest(w, err)
-		return
-	}
-	rps, err := number(q, "rps", 0, maxRPS)
-	if err != nil {
-		badRequest(w, err)
-		return
-	}
-	s.SetRate(namespace, rps)
-	reply(w, "namespace %s: %g requests per second per target", namespace, rps)
+	control(w, r, func(q url.Values) (string, error) {
+		namespace, err := required(q, "namespace")
+		if err != nil {
+			return "", err
+		}
+		if _, err := required(q, "rps"); err != nil {
+			return "", err
+		}
+		rps, err := number(q, "rps", 0, maxRPS)
+		if err != nil {
+			return "", err
+		}
+		s.SetRate(namespace, rps)
+		return fmt.Sprintf("namespace %s: %g requests per second per target", namespace, rps), nil
+	}, "namespace", "rps")
 }
 
 // putHealthVersion handles PUT /control/health-version?version=V&reported=R;
 // an empty or absent reported clears it.
 func (s *Sim) putHealthVersion(w http.ResponseWriter, r *http.Request) {
-	q, err := params(r, "version", "reported")
-	if err != nil {
-		badRequest(w, err)
-		return
-	}
-	version, err := required(q, "version")
-	if err != nil {
-		badRequest(w, err)
-		return
-	}
-	reported := q.Get("reported")
-	s.SetHealthVersion(version, reported)
-	if reported == "" {
-		reply(w, "version %s: /health reports %s", version, version)
-		return
-	}
-	reply(w, "version %s: /health reports %s", version, reported)
+	control(w, r, func(q url.Values) (string, error) {
+		version, err := required(q, "version")
+		if err != nil {
+			return "", err
+		}
+		reported := q.Get("reported")
+		s.SetHealthVersion(version, reported)
+		if reported == "" {
+			reported = version
+		}
+		return fmt.Sprintf("version %s: /health reports %s", version, reported), nil
+	}, "version", "reported")
 }
 
 // getState handles GET /control/state.

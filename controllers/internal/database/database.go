@@ -107,8 +107,8 @@ type Info struct {
 
 // Replication is what the server says of streaming replication.
 type Replication struct {
-	// InRecovery is true when the server is itself a replica; Lag is then
-	// how long ago it replayed the primary's last transaction.
+	// InRecovery is true when the server is itself a read-only replica;
+	// nothing else is read then.
 	InRecovery bool
 	// Replicas counts the primary's streaming replicas (pg_stat_replication).
 	Replicas int
@@ -168,18 +168,12 @@ func replication(ctx context.Context, conn *pgx.Conn) (Replication, error) {
 	if err := conn.QueryRow(ctx, "select pg_is_in_recovery()").Scan(&r.InRecovery); err != nil {
 		return r, err
 	}
-	var seconds *float64
 	if r.InRecovery {
-		// Caught up (everything received is replayed) is no lag, however
-		// long the primary has been idle; otherwise the time since the last
-		// replayed transaction. No replayed transaction yet reads as NULL:
-		// unknown, so hidden.
-		err := conn.QueryRow(ctx, `select case when pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() then 0
-			else extract(epoch from now() - pg_last_xact_replay_timestamp()) end::float8`).Scan(&seconds)
-		r.Hidden = seconds == nil
-		r.Lag = secondsOf(seconds)
-		return r, err
+		// A replica: the operator refuses it (the migration and a restore
+		// write), so its own lag is not read.
+		return r, nil
 	}
+	var seconds *float64
 	var hidden int
 	err := conn.QueryRow(ctx, `select count(*)::int, count(*) filter (where state is null)::int,
 		max(extract(epoch from greatest(write_lag, flush_lag, replay_lag)))::float8 from pg_stat_replication`).Scan(&r.Replicas, &hidden, &seconds)
