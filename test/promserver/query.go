@@ -35,7 +35,7 @@ var ErrNoSamples = errors.New("query returned no samples")
 // gives an error wrapping ErrNoSamples; an expression Prometheus rejects
 // gives its error, e.g. "bad_data: ...".
 func (s *Server) Query(ctx context.Context, q string) (float64, error) {
-	val, warnings, err := s.api.Query(ctx, q, time.Now())
+	val, warnings, _, err := s.api.Query(ctx, q, time.Now())
 	if err != nil {
 		return 0, fmt.Errorf("query %q: %w", q, err)
 	}

@@ -182,9 +182,9 @@ type fakeQuerier struct {
 	got   string
 }
 
-func (f *fakeQuerier) Query(_ context.Context, q string, _ time.Time, _ ...promv1.Option) (model.Value, promv1.Warnings, error) {
+func (f *fakeQuerier) Query(_ context.Context, q string, _ time.Time, _ ...promv1.Option) (model.Value, promv1.Warnings, promv1.Infos, error) {
 	f.got = q
-	return f.value, nil, f.err
+	return f.value, nil, nil, f.err
 }
 
 func TestMeasure(t *testing.T) {

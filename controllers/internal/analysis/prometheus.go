@@ -30,7 +30,7 @@ import (
 
 // Querier is the part of the Prometheus HTTP API the rules use.
 type Querier interface {
-	Query(ctx context.Context, query string, ts time.Time, opts ...promv1.Option) (model.Value, promv1.Warnings, error)
+	Query(ctx context.Context, query string, ts time.Time, opts ...promv1.Option) (model.Value, promv1.Warnings, promv1.Infos, error)
 }
 
 // NewQuerier is a client of the Prometheus HTTP API at address, sending its
@@ -56,7 +56,7 @@ const QueryTimeout = 5 * time.Second
 func Measure(ctx context.Context, q Querier, query string, b Bounds, now time.Time) (r Reading, rejected bool) {
 	ctx, cancel := context.WithTimeout(ctx, QueryTimeout)
 	defer cancel()
-	v, _, err := q.Query(ctx, query, now, promv1.WithTimeout(QueryTimeout))
+	v, _, _, err := q.Query(ctx, query, now, promv1.WithTimeout(QueryTimeout))
 	if err != nil {
 		var perr *promv1.Error
 		if errors.As(err, &perr) && perr.Type == promv1.ErrBadData {
