@@ -20,10 +20,12 @@ package main
 import (
 	"crypto/tls"
 	"flag"
+	"fmt"
 	"os"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
@@ -55,6 +57,7 @@ func main() {
 		probeAddr       string
 		leaderElect     bool
 		watchNamespaces string
+		compatibilityCM string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0",
 		"Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
@@ -69,12 +72,19 @@ func main() {
 		"Comma-separated namespaces to watch; empty watches every namespace.")
 	flag.Float64Var(&apiQPS, "kube-api-qps", 50, "Requests per second the operator may send to the API server (client-side limit).")
 	flag.IntVar(&apiBurst, "kube-api-burst", 100, "Burst of requests the operator may send to the API server above kube-api-qps.")
+	flag.StringVar(&compatibilityCM, "compatibility-configmap", "",
+		"namespace/name of a ConfigMap whose matrix.yaml replaces the shipped compatibility matrix for every upgrade that names none (spec.compatibility.configMapName wins).")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
+	matrixCM, err := namespacedName(compatibilityCM)
+	if err != nil {
+		log.Error(err, "Bad --compatibility-configmap")
+		os.Exit(2)
+	}
 
 	var tlsOpts []func(*tls.Config)
 	if !enableHTTP2 {
@@ -110,6 +120,8 @@ func main() {
 		Recorder:  mgr.GetEventRecorder("dify-upgrade-operator"),
 		Clock:     clock.RealClock{},
 		APIReader: mgr.GetAPIReader(),
+
+		CompatibilityConfigMap: matrixCM,
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "Unable to set up the controller", "controller", "DifyUpgrade")
 		os.Exit(1)
@@ -144,4 +156,16 @@ func namespaceConfig(list string) map[string]cache.Config {
 		}
 	}
 	return namespaces
+}
+
+// namespacedName reads "namespace/name"; empty gives the zero name.
+func namespacedName(s string) (types.NamespacedName, error) {
+	if s == "" {
+		return types.NamespacedName{}, nil
+	}
+	ns, name, ok := strings.Cut(s, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return types.NamespacedName{}, fmt.Errorf("%q is not namespace/name", s)
+	}
+	return types.NamespacedName{Namespace: ns, Name: name}, nil
 }

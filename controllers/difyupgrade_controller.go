@@ -27,6 +27,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -69,7 +70,10 @@ type DifyUpgradeReconciler struct {
 	Clock clock.PassiveClock
 	// Matrix pairs plugin-daemon and sandbox versions with Dify versions;
 	// the shipped one when nil.
-	Matrix compat.Matrix
+	Matrix *compat.Matrix
+	// CompatibilityConfigMap, when set, names the ConfigMap whose matrix
+	// replaces Matrix for upgrades that name none (--compatibility-configmap).
+	CompatibilityConfigMap types.NamespacedName
 	// APIReader reads Pods and ReplicaSets straight from the API server, only
 	// while an upgrade needs them, so the operator keeps no cluster-wide
 	// cache of them. The cached client when nil.
@@ -101,6 +105,7 @@ func (r *DifyUpgradeReconciler) reader() client.Reader {
 // +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list
 // +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=list
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get
 // +kubebuilder:rbac:groups="",resources=secrets;persistentvolumeclaims,verbs=get
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete

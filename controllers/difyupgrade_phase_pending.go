@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
@@ -33,6 +34,17 @@ import (
 // same release in flight, every required approval given, the maintenance
 // window open. These are waits a person chose, so no deadline applies.
 func (r *DifyUpgradeReconciler) reconcilePending(ctx context.Context, s *scope) (phaseResult, error) {
+	dry := s.spec().DryRun
+	// A dry run does not wait: each wait is reported as what the real run
+	// would wait for.
+	wouldWait := func(check, reason string, res phaseResult) (phaseResult, bool) {
+		if !dry {
+			s.reason = reason
+			return res, true
+		}
+		s.recordCheck(check, upgradev1alpha1.CheckWarning, "the upgrade would wait: "+res.message)
+		return phaseResult{}, false
+	}
 	blocker, err := r.blockingUpgrade(ctx, s.upgrade)
 	if err != nil {
 		return phaseResult{}, err
@@ -43,25 +55,35 @@ func (r *DifyUpgradeReconciler) reconcilePending(ctx context.Context, s *scope) 
 			msg = fmt.Sprintf("Waiting for DifyUpgrade %s of release %s: it failed and left changes in the cluster; roll it back (annotate it %s) or delete it",
 				blocker.Name, s.spec().Release, upgradev1alpha1.AnnotationAbort)
 		}
-		s.reason = upgradev1alpha1.ReasonBlockedByUpgrade
-		return phaseResult{message: msg}, nil
+		if res, wait := wouldWait("sibling", upgradev1alpha1.ReasonBlockedByUpgrade, phaseResult{message: msg}); wait {
+			return res, nil
+		}
 	}
 	if missing := s.upgrade.MissingApprovals(); len(missing) > 0 {
-		s.reason = upgradev1alpha1.ReasonWaitingForApproval
-		return phaseResult{message: fmt.Sprintf("Waiting for approval by %s: annotate %s<role>=<who>",
-			strings.Join(missing, ", "), upgradev1alpha1.ApprovalAnnotationPrefix)}, nil
+		res := phaseResult{message: fmt.Sprintf("Waiting for approval by %s: annotate %s<role>=<who>",
+			strings.Join(missing, ", "), upgradev1alpha1.ApprovalAnnotationPrefix)}
+		if res, wait := wouldWait("approvals", upgradev1alpha1.ReasonWaitingForApproval, res); wait {
+			return res, nil
+		}
 	}
+	s.status().WindowEndsAt = nil
 	if w := s.spec().Window; w != nil {
-		open, next, err := windowOpen(w, s.now)
+		open, at, err := windowOpen(w, s.now)
 		if err != nil {
 			return failed(upgradev1alpha1.ReasonInvalidSpec, "spec.window: %v", err), nil
 		}
 		if !open {
-			s.reason = upgradev1alpha1.ReasonWaitingForWindow
-			return phaseResult{
-				message:      fmt.Sprintf("Waiting for the maintenance window, which opens at %s", next.Format(time.RFC3339)),
-				requeueAfter: next.Sub(s.now),
-			}, nil
+			res := phaseResult{
+				message:      fmt.Sprintf("Waiting for the maintenance window, which opens at %s", at.Format(time.RFC3339)),
+				requeueAfter: at.Sub(s.now),
+			}
+			if res, wait := wouldWait("window", upgradev1alpha1.ReasonWaitingForWindow, res); wait {
+				return res, nil
+			}
+			// A dry run estimates against the next window.
+			s.status().WindowEndsAt = &metav1.Time{Time: at.Add(w.Duration.Duration)}
+		} else {
+			s.status().WindowEndsAt = &metav1.Time{Time: at.Add(w.Duration.Duration)}
 		}
 	}
 	return phaseResult{next: upgradev1alpha1.PhasePrecheck, message: fmt.Sprintf("Checking %s before upgrading to %s", s.spec().Release, s.spec().TargetVersion)}, nil

@@ -38,11 +38,14 @@ import (
 )
 
 // reconcilePrecheck resolves the installation into a plan (components, their
-// images now and after, the rollout strategy and order) and checks, end to
-// end, that the routing the canary needs is there and fits the plan, and
-// that no Deployment the canary would create already belongs to someone
-// else. It changes nothing in the cluster; any failure here ends the
-// upgrade as Failed with nothing touched.
+// images now and after, the rollout strategy and order) and runs the
+// pre-flight list: the version path and the compatibility matrix, the
+// routing the canary needs, ownership of the canary names, the database and
+// backup targets, what must run beside the target version, the service's
+// endpoints and certificates, the object storage, the nodes' headroom, the
+// analysis queries and the window. It changes nothing in the cluster; any
+// failure here ends the upgrade as Failed with nothing touched. A dry run
+// stops after it, in Planned.
 func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope) (phaseResult, error) {
 	spec := s.spec()
 	list := &appsv1.DeploymentList{}
@@ -53,11 +56,19 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 	for i := range list.Items {
 		byName[list.Items[i].Name] = &list.Items[i]
 	}
-	workloads, fail, err := r.discover(ctx, s, list.Items, byName)
+	statefulSets, err := r.listStatefulSets(ctx, s)
+	if err != nil {
+		return phaseResult{}, err
+	}
+	workloads, fail, err := r.discover(ctx, s, list.Items, statefulSets, byName)
 	if fail != nil || err != nil {
 		return orZero(fail), err
 	}
-	p, err := plan.Resolve(spec, workloads, r.Matrix)
+	matrix, fail, err := r.loadMatrix(ctx, s)
+	if fail != nil || err != nil {
+		return orZero(fail), err
+	}
+	p, err := plan.Resolve(spec, workloads, matrix)
 	if planErr, ok := errors.AsType[*plan.Error](err); ok {
 		s.recordCheck("plan", upgradev1alpha1.CheckFailed, planErr.Message)
 		return failed(planErr.Reason, "%s", planErr.Message), nil
@@ -71,48 +82,52 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 	if len(p.Warnings) > 0 {
 		s.recordCheck("compatibility", upgradev1alpha1.CheckWarning, strings.Join(p.Warnings, "; "))
 	}
-	performed := []string{"plan"}
-	owned, refused := checkOwnership(s, p.Components, byName)
-	if refused != nil {
-		return *refused, nil
+	if fail := r.checkVersionPath(ctx, s, p, matrix); fail != nil {
+		return *fail, nil
 	}
-	if owned {
-		performed = append(performed, "ownership")
+	if refused := checkOwnership(s, p.Components, byName); refused != nil {
+		return *refused, nil
 	}
 	if res, bad := r.checkRouting(ctx, s, p.Components); bad {
 		return res, nil
 	}
-	if spec.Canary.Istio != nil {
-		performed = append(performed, "routing")
-	}
 	if res, bad := r.checkData(ctx, s); bad {
 		return res, nil
 	}
-	performed = append(performed, dataChecks(spec)...)
-	serviceChecks, serviceRes, bad, err := r.checkService(ctx, s)
-	if bad || err != nil {
-		return serviceRes, err
+	have := installedVersions(p, list.Items, statefulSets)
+	if s.postgresVersion != "" {
+		have["postgres"] = s.postgresVersion
 	}
-	performed = append(performed, serviceChecks...)
+	if fail := checkRequirements(s, matrix, have); fail != nil {
+		return *fail, nil
+	}
+	if res, bad, err := r.checkService(ctx, s); bad || err != nil {
+		return res, err
+	}
+	if fail, err := r.checkObjectStorage(ctx, s); fail != nil || err != nil {
+		return orZero(fail), err
+	}
+	if fail, err := r.checkHeadroom(ctx, s, p.Components, byName); fail != nil || err != nil {
+		return orZero(fail), err
+	}
 
 	st := s.status()
 	st.FromVersion = p.FromVersion
 	st.Components = p.Components
-	fail, analysisChecks := r.checkAnalysis(ctx, s)
-	if fail != nil {
+	if fail := r.checkAnalysis(ctx, s); fail != nil {
 		return *fail, nil
 	}
-	performed = append(performed, analysisChecks...)
-	s.recordCheck("plan", upgradev1alpha1.CheckPassed, fmt.Sprintf("%d components to upgrade from %s to %s", len(p.Components), p.FromVersion, spec.TargetVersion))
-	res := phaseResult{next: upgradev1alpha1.PhaseBackup, message: fmt.Sprintf("Planned the upgrade of %d components from %s to %s", len(p.Components), p.FromVersion, spec.TargetVersion)}
-	if skipped := notPerformedPrechecks(spec); len(skipped) > 0 {
-		for _, name := range skipped {
-			s.recordCheck(name, upgradev1alpha1.CheckSkipped, "not performed: this precheck is not implemented in this version of the operator")
-		}
-		res.outcome = &outcome{metav1.ConditionFalse, upgradev1alpha1.ReasonNotImplemented,
-			"Performed: " + strings.Join(performed, ", ") + ". Not performed (not implemented yet): " + strings.Join(skipped, ", ")}
+	st.Plan = planOf(spec, p.Components, byName)
+	checkWindowEnd(s, st.Plan.EstimatedDuration.Duration)
+	s.recordCheck("plan", upgradev1alpha1.CheckPassed, fmt.Sprintf("%d components to upgrade from %s to %s, estimated %s",
+		len(p.Components), p.FromVersion, spec.TargetVersion, st.Plan.EstimatedDuration.Duration))
+	if spec.DryRun {
+		return phaseResult{next: upgradev1alpha1.PhasePlanned, outcome: &outcome{metav1.ConditionTrue, upgradev1alpha1.ReasonPlanned, "Dry run: every check ran"},
+			message: fmt.Sprintf("Dry run: planned the upgrade of %d components from %s to %s (estimated %s); nothing was changed. Set spec.dryRun to false to run it",
+				len(p.Components), p.FromVersion, spec.TargetVersion, st.Plan.EstimatedDuration.Duration)}, nil
 	}
-	return res, nil
+	return phaseResult{next: upgradev1alpha1.PhaseBackup, message: fmt.Sprintf("Planned the upgrade of %d components from %s to %s",
+		len(p.Components), p.FromVersion, spec.TargetVersion)}, nil
 }
 
 // discover finds the workload of each component that is not skipped, among
@@ -122,7 +137,7 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 // a missing api, or several candidates for one component fail Precheck,
 // saying which field to set.
 func (r *DifyUpgradeReconciler) discover(ctx context.Context, s *scope, deployments []appsv1.Deployment,
-	byName map[string]*appsv1.Deployment) (map[upgradev1alpha1.Component]plan.Workload, *phaseResult, error) {
+	statefulSets []appsv1.StatefulSet, byName map[string]*appsv1.Deployment) (map[upgradev1alpha1.Component]plan.Workload, *phaseResult, error) {
 	spec := s.spec()
 	cms := discovery.ConfigMaps{}
 	for _, name := range discovery.ConfigMapNames(deployments) {
@@ -137,10 +152,7 @@ func (r *DifyUpgradeReconciler) discover(ctx context.Context, s *scope, deployme
 		cms[name] = cm.Data
 	}
 	found := discovery.Discover(spec.Release, deployments, cms)
-	stateful, err := r.statefulComponents(ctx, s, cms)
-	if err != nil {
-		return nil, nil, err
-	}
+	stateful := statefulComponents(statefulSets, cms)
 	refuse := func(c upgradev1alpha1.Component, reason, format string, args ...any) (map[upgradev1alpha1.Component]plan.Workload, *phaseResult, error) {
 		res := failed(reason, format, args...)
 		s.recordCheck("component/"+string(c), upgradev1alpha1.CheckFailed, res.fail.message)
@@ -186,15 +198,11 @@ func (r *DifyUpgradeReconciler) discover(ctx context.Context, s *scope, deployme
 }
 
 // statefulComponents are the components the namespace runs as StatefulSets,
-// by name; read uncached, once, at Precheck.
-func (r *DifyUpgradeReconciler) statefulComponents(ctx context.Context, s *scope, cms discovery.ConfigMaps) (map[upgradev1alpha1.Component]string, error) {
-	list := &appsv1.StatefulSetList{}
-	if err := r.reader().List(ctx, list, client.InNamespace(s.upgrade.Namespace)); err != nil {
-		return nil, fmt.Errorf("listing the StatefulSets of namespace %s: %w", s.upgrade.Namespace, err)
-	}
+// by name.
+func statefulComponents(statefulSets []appsv1.StatefulSet, cms discovery.ConfigMaps) map[upgradev1alpha1.Component]string {
 	out := map[upgradev1alpha1.Component]string{}
-	for i := range list.Items {
-		sts := &list.Items[i]
+	for i := range statefulSets {
+		sts := &statefulSets[i]
 		// Every StatefulSet of the namespace counts, whatever its labels say:
 		// plain manifests label each part on its own, and upgrading the rest
 		// of an installation without its api would mix versions.
@@ -202,12 +210,12 @@ func (r *DifyUpgradeReconciler) statefulComponents(ctx context.Context, s *scope
 			out[c] = sts.Name
 		}
 	}
-	return out, nil
+	return out
 }
 
-// checkOwnership refuses a <deployment>-canary this upgrade did not create;
-// checked is true when there was a canaried component to check.
-func checkOwnership(s *scope, components []upgradev1alpha1.ComponentStatus, byName map[string]*appsv1.Deployment) (checked bool, refused *phaseResult) {
+// checkOwnership refuses a <deployment>-canary this upgrade did not create.
+func checkOwnership(s *scope, components []upgradev1alpha1.ComponentStatus, byName map[string]*appsv1.Deployment) *phaseResult {
+	checked := 0
 	for _, c := range components {
 		if !c.Canary {
 			continue
@@ -215,24 +223,14 @@ func checkOwnership(s *scope, components []upgradev1alpha1.ComponentStatus, byNa
 		if existing := byName[canaryName(c)]; existing != nil && !ours(s, existing) {
 			res := foreignCanary(existing)
 			s.recordCheck("ownership", upgradev1alpha1.CheckFailed, res.fail.message)
-			return true, &res
+			return &res
 		}
-		checked = true
+		checked++
 	}
-	return checked, nil
-}
-
-// notPerformedPrechecks names the prechecks the spec asks for that this
-// version does not perform.
-func notPerformedPrechecks(spec *upgradev1alpha1.DifyUpgradeSpec) []string {
-	var out []string
-	if spec.Precheck.MaxUtilizationPercent > 0 {
-		out = append(out, "utilization")
+	if checked > 0 {
+		s.recordCheck("ownership", upgradev1alpha1.CheckPassed, fmt.Sprintf("no Deployment the %d canaries will be named after exists, or it is this upgrade's", checked))
 	}
-	if spec.Compatibility != nil && spec.Compatibility.ConfigMapName != "" {
-		out = append(out, "compatibility/"+spec.Compatibility.ConfigMapName)
-	}
-	return out
+	return nil
 }
 
 // getDeployment reads a Deployment; nil when it does not exist.
@@ -311,6 +309,18 @@ func (s *scope) refuse(check, reason, format string, args ...any) phaseResult {
 	res := failed(reason, format, args...)
 	s.recordCheck(check, upgradev1alpha1.CheckFailed, res.fail.message)
 	return res
+}
+
+// recordMeasure adds what a check measured, and its bound, to the check's
+// latest result in the current phase.
+func (s *scope) recordMeasure(name, value, limit string) {
+	st := s.status()
+	for i := range st.Checks {
+		if st.Checks[i].Name == name && st.Checks[i].Phase == st.Phase {
+			st.Checks[i].Value, st.Checks[i].Limit = value, limit
+			return
+		}
+	}
 }
 
 // recordCheck keeps the latest result of a named check in the current phase.

@@ -91,6 +91,7 @@ func (s *scope) tick() time.Duration {
 func (r *DifyUpgradeReconciler) handlers() map[upgradev1alpha1.DifyUpgradePhase]phaseHandler {
 	return map[upgradev1alpha1.DifyUpgradePhase]phaseHandler{
 		upgradev1alpha1.PhasePending:     r.reconcilePending,
+		upgradev1alpha1.PhasePlanned:     r.reconcilePlanned,
 		upgradev1alpha1.PhasePrecheck:    r.reconcilePrecheck,
 		upgradev1alpha1.PhaseBackup:      r.reconcileBackup,
 		upgradev1alpha1.PhaseMigrate:     r.reconcileMigrate,
@@ -147,6 +148,10 @@ func (r *DifyUpgradeReconciler) dispatch(ctx context.Context, s *scope) (ctrl.Re
 		return ctrl.Result{}, nil
 	}
 
+	if r.windowClosed(s) {
+		return ctrl.Result{}, nil
+	}
+
 	res, err := r.runHandler(ctx, s)
 	if err != nil {
 		if apierrors.IsConflict(err) {
@@ -167,7 +172,7 @@ func (r *DifyUpgradeReconciler) dispatch(ctx context.Context, s *scope) (ctrl.Re
 		st.ProgressedAt = &metav1.Time{Time: s.now}
 	}
 	st.Message = res.message
-	after := res.requeueAfter
+	after := untilWindowEnd(s, res.requeueAfter)
 	if res.waitKey == "" {
 		st.Wait = nil
 		return ctrl.Result{RequeueAfter: after}, nil

@@ -30,28 +30,23 @@ import (
 // Prometheus accepts every rule's query (a query it rejects would never
 // judge anything, so Precheck fails). A Prometheus that does not answer is
 // a Warning: the analysis stays inconclusive until it does. Then it
-// measures the old version's baseline. It returns the failure, if any, and
-// the names of the checks performed.
-func (r *DifyUpgradeReconciler) checkAnalysis(ctx context.Context, s *scope) (*phaseResult, []string) {
+// measures the old version's baseline. It returns the failure, if any.
+func (r *DifyUpgradeReconciler) checkAnalysis(ctx context.Context, s *scope) *phaseResult {
 	a := s.spec().Canary.Analysis
-	var performed []string
 	for _, phase := range []upgradev1alpha1.DifyUpgradePhase{upgradev1alpha1.PhaseCanary, upgradev1alpha1.PhaseVerify} {
 		m := measuredIn(s.spec(), phase)
 		for _, check := range m.checks {
 			if res := checkTemplates(s, check, m.track); res != nil {
-				return res, nil
+				return res
 			}
 		}
-	}
-	if len(a.HTTPChecks) > 0 || len(s.spec().Verify.Checks) > 0 {
-		performed = append(performed, "http-checks")
 	}
 	if a.Prometheus == nil {
 		if len(a.Rules) > 0 {
 			s.recordCheck("analysis", upgradev1alpha1.CheckWarning,
 				"canary.analysis.prometheus is not set: the analysis rules are not evaluated; only HTTP checks (if any) judge the new version")
 		}
-		return nil, performed
+		return nil
 	}
 	unreachable := ""
 	for _, rule := range a.Rules {
@@ -62,7 +57,7 @@ func (r *DifyUpgradeReconciler) checkAnalysis(ctx context.Context, s *scope) (*p
 			msg := fmt.Sprintf("rule %s cannot be evaluated: %s", rule.Name, rr.reading.Why)
 			s.recordCheck(name, upgradev1alpha1.CheckFailed, truncateText(msg, 1024))
 			res := failed(upgradev1alpha1.ReasonInvalidSpec, "%s (spec.canary.analysis.rules)", msg)
-			return &res, nil
+			return &res
 		case !rr.reading.OK && unreachable == "" && isUnreachable(rr.reading):
 			unreachable = rr.reading.Why
 		}
@@ -73,10 +68,9 @@ func (r *DifyUpgradeReconciler) checkAnalysis(ctx context.Context, s *scope) (*p
 	} else {
 		s.recordCheck("prometheus", upgradev1alpha1.CheckPassed, fmt.Sprintf(
 			"Prometheus at %s accepted the %d rules' queries", a.Prometheus.Address, len(a.Rules)))
-		performed = append(performed, "prometheus")
 	}
 	r.measureBaseline(ctx, s)
-	return nil, performed
+	return nil
 }
 
 // checkTemplates renders an HTTP check's url and expected values.

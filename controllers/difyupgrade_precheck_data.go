@@ -75,19 +75,6 @@ func (r *DifyUpgradeReconciler) checkData(ctx context.Context, s *scope) (res ph
 	return phaseResult{}, false
 }
 
-// dataChecks are the data checks checkData performs for spec (the ones
-// that can pass; without them there is only a warning).
-func dataChecks(spec *upgradev1alpha1.DifyUpgradeSpec) []string {
-	var out []string
-	if spec.Database != nil {
-		out = append(out, "database")
-	}
-	if *spec.Backup.Enabled && somethingToBackUp(spec) {
-		out = append(out, "backup")
-	}
-	return out
-}
-
 // checkDatabase connects with the credentials of spec.database, reports the
 // server's version and the schema revision, and checks every database
 // exists; without spec.database it warns that nothing can be restored.
@@ -118,6 +105,8 @@ func (r *DifyUpgradeReconciler) checkDatabase(ctx context.Context, s *scope) (ph
 		msg += fmt.Sprintf("; schema revision %s (in %s)", info.Revision, info.RevisionDB)
 	}
 	s.recordCheck("database", upgradev1alpha1.CheckPassed, msg)
+	s.recordMeasure("database", "PostgreSQL "+info.ServerVersion, "")
+	s.postgresVersion = info.ServerVersion
 	return checkReplication(s, info.Replication)
 }
 
@@ -142,12 +131,15 @@ func checkReplication(s *scope, r database.Replication) (phaseResult, bool) {
 		s.recordCheck(name, upgradev1alpha1.CheckWarning, fmt.Sprintf(
 			"cannot read the lag of the %d streaming replicas: the database user needs the pg_monitor role", r.Replicas))
 	case r.Lag > limit:
-		return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "the largest replay lag of the %d streaming replicas is %s, more than spec.precheck.maxReplicationLag %s",
-			r.Replicas, r.Lag.Round(time.Millisecond), limit), true
+		res := s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "the largest replay lag of the %d streaming replicas is %s, more than spec.precheck.maxReplicationLag %s",
+			r.Replicas, r.Lag.Round(time.Millisecond), limit)
+		s.recordMeasure(name, r.Lag.Round(time.Millisecond).String(), limit.String())
+		return res, true
 	case r.Replicas == 0:
 		s.recordCheck(name, upgradev1alpha1.CheckPassed, "no streaming replicas (pg_stat_replication is empty): nothing lags")
 	default:
 		s.recordCheck(name, upgradev1alpha1.CheckPassed, fmt.Sprintf("%d streaming replicas, largest lag %s (limit %s)", r.Replicas, r.Lag.Round(time.Millisecond), limit))
+		s.recordMeasure(name, r.Lag.Round(time.Millisecond).String(), limit.String())
 	}
 	return phaseResult{}, false
 }

@@ -32,23 +32,12 @@ import (
 )
 
 // checkService runs the pre-flight checks of the running service: its
-// endpoints, then its certificates. It returns the names of the checks
-// performed, or the failure.
-func (r *DifyUpgradeReconciler) checkService(ctx context.Context, s *scope) (performed []string, res phaseResult, bad bool, err error) {
-	pre := s.spec().Precheck
+// endpoints, then its certificates. It returns the failure, if any.
+func (r *DifyUpgradeReconciler) checkService(ctx context.Context, s *scope) (res phaseResult, bad bool, err error) {
 	if res, bad := r.checkEndpoints(ctx, s); bad {
-		return nil, res, true, nil
+		return res, true, nil
 	}
-	if len(pre.Endpoints) > 0 {
-		performed = append(performed, "endpoints")
-	}
-	if res, bad, err := r.checkCertificates(ctx, s); bad || err != nil {
-		return nil, res, bad, err
-	}
-	if len(pre.Certificates) > 0 {
-		performed = append(performed, "certificates")
-	}
-	return performed, phaseResult{}, false, nil
+	return r.checkCertificates(ctx, s)
 }
 
 // endpointTries is how many requests measure an endpoint; the median is
@@ -73,12 +62,16 @@ func (r *DifyUpgradeReconciler) checkEndpoints(ctx context.Context, s *scope) (p
 		}
 		slices.Sort(latencies)
 		median := latencies[len(latencies)/2]
+		value, limit := median.Round(time.Millisecond).String(), e.MaxLatency.Duration.String()
 		if median > e.MaxLatency.Duration {
-			return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "endpoint %s (%s) answered in a median of %s over %d tries, more than its maxLatency %s",
-				e.Name, e.URL, median.Round(time.Millisecond), endpointTries, e.MaxLatency.Duration), true
+			res := s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "endpoint %s (%s) answered in a median of %s over %d tries, more than its maxLatency %s",
+				e.Name, e.URL, value, endpointTries, limit)
+			s.recordMeasure(name, value, limit)
+			return res, true
 		}
 		s.recordCheck(name, upgradev1alpha1.CheckPassed, fmt.Sprintf("%s answered 2xx %d times, median %s (limit %s)",
-			e.URL, endpointTries, median.Round(time.Millisecond), e.MaxLatency.Duration))
+			e.URL, endpointTries, value, limit))
+		s.recordMeasure(name, value, limit)
 	}
 	return phaseResult{}, false
 }
@@ -107,13 +100,17 @@ func (r *DifyUpgradeReconciler) checkCertificates(ctx context.Context, s *scope)
 			return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "Secret %s: %s: %v", c.SecretName, corev1.TLSCertKey, err), true, nil
 		}
 		left := leaf.NotAfter.Sub(s.now)
+		value, limit := fmt.Sprintf("%d days", leaf.DaysLeft(s.now)), minValidity.String()
 		if left < minValidity {
-			return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed,
+			res := s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed,
 				"the certificate of Secret %s (%s) expires %s, %d days from now; it must stay valid for at least %s",
-				c.SecretName, leaf.Subject, leaf.NotAfter.UTC().Format(time.RFC3339), leaf.DaysLeft(s.now), minValidity), true, nil
+				c.SecretName, leaf.Subject, leaf.NotAfter.UTC().Format(time.RFC3339), leaf.DaysLeft(s.now), minValidity)
+			s.recordMeasure(name, value, limit)
+			return res, true, nil
 		}
 		s.recordCheck(name, upgradev1alpha1.CheckPassed, fmt.Sprintf("%s valid until %s: %d days left (at least %s needed)",
 			leaf.Subject, leaf.NotAfter.UTC().Format(time.RFC3339), leaf.DaysLeft(s.now), minValidity))
+		s.recordMeasure(name, value, limit)
 	}
 	return phaseResult{}, false, nil
 }

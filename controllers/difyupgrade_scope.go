@@ -44,6 +44,9 @@ type scope struct {
 	stalled bool
 	// obs is what this pass read of the cluster (phases from Migrate on).
 	obs *observation
+	// postgresVersion is the database server's version, when Precheck
+	// reached it.
+	postgresVersion string
 }
 
 func newScope(ctx context.Context, u *upgradev1alpha1.DifyUpgrade, now time.Time) *scope {

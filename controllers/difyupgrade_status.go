@@ -50,6 +50,11 @@ func summarize(s *scope) {
 		setCondition(s, upgradev1alpha1.ConditionReady, metav1.ConditionTrue, upgradev1alpha1.ReasonSucceeded, msg)
 		setCondition(s, upgradev1alpha1.ConditionReconciling, metav1.ConditionFalse, upgradev1alpha1.ReasonSucceeded, msg)
 		removeCondition(s, upgradev1alpha1.ConditionStalled)
+	case upgradev1alpha1.PhasePlanned:
+		// A dry run that ran every check: done, until the spec changes.
+		setCondition(s, upgradev1alpha1.ConditionReady, metav1.ConditionTrue, upgradev1alpha1.ReasonPlanned, msg)
+		setCondition(s, upgradev1alpha1.ConditionReconciling, metav1.ConditionFalse, upgradev1alpha1.ReasonPlanned, msg)
+		removeCondition(s, upgradev1alpha1.ConditionStalled)
 	case upgradev1alpha1.PhaseFailed, upgradev1alpha1.PhaseRolledBack:
 		reason := upgradev1alpha1.ReasonRolledBack
 		if st.Phase == upgradev1alpha1.PhaseFailed {
@@ -71,10 +76,13 @@ func summarize(s *scope) {
 			reason = upgradev1alpha1.ReasonRollingBack
 		}
 		setCondition(s, upgradev1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
-		setCondition(s, upgradev1alpha1.ConditionReconciling, metav1.ConditionTrue, reason, msg)
 		if s.stalled {
+			// kstatus reads the first True of Reconciling and Stalled: a
+			// person must act, so Reconciling is False while Stalled holds.
+			setCondition(s, upgradev1alpha1.ConditionReconciling, metav1.ConditionFalse, reason, msg)
 			setCondition(s, upgradev1alpha1.ConditionStalled, metav1.ConditionTrue, reason, msg)
 		} else {
+			setCondition(s, upgradev1alpha1.ConditionReconciling, metav1.ConditionTrue, reason, msg)
 			removeCondition(s, upgradev1alpha1.ConditionStalled)
 		}
 	}

@@ -64,6 +64,10 @@ const (
 
 	// ReasonWaitingForWindow: the maintenance window is closed.
 	ReasonWaitingForWindow = "WaitingForWindow"
+	// ReasonWindowClosed: the maintenance window closed before Promote.
+	ReasonWindowClosed = "WindowClosed"
+	// ReasonPlanned: a dry run wrote its plan and stopped.
+	ReasonPlanned = "Planned"
 	// ReasonWaitingForApproval: a required approval annotation is missing.
 	ReasonWaitingForApproval = "WaitingForApproval"
 	// ReasonBlockedByUpgrade: another DifyUpgrade of the same release is in

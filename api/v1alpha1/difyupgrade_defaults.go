@@ -33,6 +33,9 @@ const (
 	DefaultWindowDuration        = 4 * time.Hour
 	DefaultWindowTimeZone        = "UTC"
 	DefaultMaxUtilizationPercent = int32(80)
+	DefaultObjectStorageRegion   = "us-east-1"
+	DefaultAccessKeyIDKey        = "accessKeyID"
+	DefaultSecretAccessKeyKey    = "secretAccessKey"
 	DefaultEndpointMaxLatency    = 200 * time.Millisecond
 	DefaultCertificateValidity   = 720 * time.Hour
 	DefaultMaxReplicationLag     = time.Second
@@ -102,6 +105,7 @@ func (u *DifyUpgrade) SetDefaults() {
 	if w := s.Window; w != nil {
 		defaultDuration(&w.Duration, DefaultWindowDuration)
 		defaultString(&w.TimeZone, DefaultWindowTimeZone)
+		defaultString((*string)(&w.OnClose), string(WindowCloseRevert))
 	}
 	s.Precheck.setDefaults()
 	if db := s.Database; db != nil {
@@ -138,6 +142,13 @@ func (u *DifyUpgrade) SetDefaults() {
 
 func (p *PrecheckSpec) setDefaults() {
 	defaultInt32(&p.MaxUtilizationPercent, DefaultMaxUtilizationPercent)
+	defaultString((*string)(&p.OnUtilizationExceeded), string(PrecheckFail))
+	if o := p.ObjectStorage; o != nil {
+		defaultString(&o.Region, DefaultObjectStorageRegion)
+		defaultTrue(&o.PathStyle)
+		defaultString(&o.CredentialsSecret.AccessKeyIDKey, DefaultAccessKeyIDKey)
+		defaultString(&o.CredentialsSecret.SecretAccessKeyKey, DefaultSecretAccessKeyKey)
+	}
 	for i := range p.Endpoints {
 		defaultDuration(&p.Endpoints[i].MaxLatency, DefaultEndpointMaxLatency)
 	}

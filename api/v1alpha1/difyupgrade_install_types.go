@@ -110,10 +110,12 @@ const (
 // operator.
 type CompatibilitySpec struct {
 	// configMapName is the name of a ConfigMap in the upgrade's namespace whose
-	// data replaces the shipped compatibility matrix: which plugin-daemon and
-	// sandbox versions go with each Dify version, and which upgrade paths are
-	// supported. The format is described with the compatibility matrix in the
-	// operator's documentation.
+	// key matrix.yaml replaces the shipped compatibility matrix (and the
+	// manager's --compatibility-configmap default): which plugin-daemon and
+	// sandbox versions go with each Dify version, what must run beside it,
+	// and the one-off steps on the way. The format is in
+	// docs/compatibility.md; a malformed matrix fails Precheck with the line
+	// at fault.
 	// +required
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="configMapName must be a Kubernetes object name: lowercase letters, digits, '-' and '.'"
@@ -121,7 +123,9 @@ type CompatibilitySpec struct {
 }
 
 // WindowSpec is a recurring maintenance window. The upgrade starts only inside
-// it; once started, it runs to its end even past the window.
+// it, and Precheck warns when the plan's estimate does not fit in what is
+// left of it. If the window closes before Promote has started, onClose
+// decides; from Promote on, the upgrade runs to its end.
 type WindowSpec struct {
 	// schedule is when the window opens, as a standard 5-field cron expression
 	// (minute hour day-of-month month day-of-week), for example "0 2 * * 6"
@@ -147,7 +151,24 @@ type WindowSpec struct {
 	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z][A-Za-z0-9_+/-]*$')",message="timeZone must be an IANA time zone name such as UTC or Asia/Shanghai"
 	TimeZone string `json:"timeZone,omitempty"`
+
+	// onClose is what happens when the window closes before Promote has
+	// started: Revert rolls the upgrade back (reason WindowClosed), Continue
+	// goes on with a warning event. Default: Revert.
+	// +optional
+	// +kubebuilder:default="Revert"
+	OnClose WindowCloseAction `json:"onClose,omitempty"`
 }
+
+// WindowCloseAction is what a window closing mid-upgrade does.
+// +kubebuilder:validation:Enum=Revert;Continue
+type WindowCloseAction string
+
+// The window-close actions.
+const (
+	WindowCloseRevert   WindowCloseAction = "Revert"
+	WindowCloseContinue WindowCloseAction = "Continue"
+)
 
 // ApprovalsSpec lists the roles that must approve an upgrade.
 //

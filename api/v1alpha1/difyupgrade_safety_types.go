@@ -35,6 +35,15 @@ type PrecheckSpec struct {
 	// +kubebuilder:validation:Maximum=100
 	MaxUtilizationPercent int32 `json:"maxUtilizationPercent,omitempty"`
 
+	// onUtilizationExceeded is what a node above maxUtilizationPercent (or
+	// an extra pod that fits on no node) does once the upgrade's surge and
+	// canary pods are counted: Fail stops the upgrade in Precheck; Warn
+	// reports it and goes on, for clusters whose autoscaler adds nodes for
+	// pending pods. Default: Fail.
+	// +optional
+	// +kubebuilder:default="Fail"
+	OnUtilizationExceeded PrecheckAction `json:"onUtilizationExceeded,omitempty"`
+
 	// endpoints are HTTP endpoints that must answer with a 2xx status within
 	// their maxLatency, for example the API's /health.
 	// +optional
@@ -66,7 +75,95 @@ type PrecheckSpec struct {
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="maxReplicationLag must be a positive duration such as 1s or 500ms"
 	MaxReplicationLag metav1.Duration `json:"maxReplicationLag,omitzero"`
+
+	// healthURL is the api's GET /health, whose "version" is the Dify
+	// version the api really runs, for example
+	// http://dify-api.dify.svc:5001/health (the community charts' Service).
+	// It is compared with the image tag; when they disagree the /health
+	// version wins, with a warning. An api that does not answer leaves the
+	// image tag as the version, with a warning. Absent: the version comes
+	// from the image tag alone (the check is reported as Skipped).
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.matches('^https?://[^[:space:]/]+[^[:space:]]*$')",message="healthURL must start with http:// or https:// and contain no spaces"
+	HealthURL string `json:"healthURL,omitempty"`
+
+	// objectStorage is the S3 (or S3-compatible) bucket Dify keeps its files
+	// in (STORAGE_TYPE s3): the bucket must answer before the upgrade starts.
+	// Absent means no object storage check.
+	// +optional
+	ObjectStorage *ObjectStorageCheck `json:"objectStorage,omitempty"`
 }
+
+// ObjectStorageCheck is a bucket that must be reachable with the
+// installation's credentials.
+type ObjectStorageCheck struct {
+	// endpoint is the S3 API's URL, as in Dify's S3_ENDPOINT, for example
+	// https://s3.us-east-1.amazonaws.com or http://minio.storage:9000.
+	// +required
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.matches('^https?://[^[:space:]/]+[^[:space:]]*$')",message="endpoint must start with http:// or https:// and contain no spaces"
+	Endpoint string `json:"endpoint"`
+
+	// bucket is the bucket's name, as in Dify's S3_BUCKET_NAME.
+	// +required
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=63
+	Bucket string `json:"bucket"`
+
+	// region is the bucket's region, as in Dify's S3_REGION. Default:
+	// us-east-1.
+	// +optional
+	// +kubebuilder:default="us-east-1"
+	// +kubebuilder:validation:MaxLength=64
+	Region string `json:"region,omitempty"`
+
+	// pathStyle addresses the bucket as <endpoint>/<bucket> (most
+	// S3-compatible servers) rather than <bucket>.<endpoint> (AWS); Dify's
+	// S3_ADDRESS_STYLE path. Default: true.
+	// +optional
+	// +kubebuilder:default=true
+	PathStyle *bool `json:"pathStyle,omitempty"`
+
+	// credentialsSecret is the Secret holding the access key; it is read
+	// when the check runs and never copied anywhere.
+	// +required
+	CredentialsSecret ObjectStorageCredentials `json:"credentialsSecret"`
+}
+
+// ObjectStorageCredentials points at the keys of a Secret that hold an S3
+// access key.
+type ObjectStorageCredentials struct {
+	// name is the name of the Secret, in the upgrade's namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// accessKeyIDKey is the key of the access key ID in the Secret. Default:
+	// accessKeyID.
+	// +optional
+	// +kubebuilder:default="accessKeyID"
+	// +kubebuilder:validation:MaxLength=253
+	AccessKeyIDKey string `json:"accessKeyIDKey,omitempty"`
+
+	// secretAccessKeyKey is the key of the secret access key in the Secret.
+	// Default: secretAccessKey.
+	// +optional
+	// +kubebuilder:default="secretAccessKey"
+	// +kubebuilder:validation:MaxLength=253
+	SecretAccessKeyKey string `json:"secretAccessKeyKey,omitempty"`
+}
+
+// PrecheckAction is what a check that does not pass does.
+// +kubebuilder:validation:Enum=Fail;Warn
+type PrecheckAction string
+
+// The precheck actions.
+const (
+	PrecheckFail PrecheckAction = "Fail"
+	PrecheckWarn PrecheckAction = "Warn"
+)
 
 // EndpointCheck is an HTTP endpoint that must answer quickly.
 type EndpointCheck struct {

@@ -130,6 +130,20 @@ type DifyUpgradeStatus struct {
 	// +optional
 	Restore *RestoreStatus `json:"restore,omitempty"`
 
+	// plan is what the upgrade will do, written by Precheck (and by a dry
+	// run, which stops there).
+	// +optional
+	Plan *PlanStatus `json:"plan,omitempty"`
+
+	// compatibility is the compatibility matrix Precheck used.
+	// +optional
+	Compatibility *CompatibilityStatus `json:"compatibility,omitempty"`
+
+	// windowEndsAt is when the maintenance window the upgrade started in
+	// closes (spec.window).
+	// +optional
+	WindowEndsAt *metav1.Time `json:"windowEndsAt,omitempty"`
+
 	// checks are the latest results of the prechecks, analysis rules and HTTP
 	// checks, one entry per check and phase.
 	// +optional
@@ -150,6 +164,71 @@ type DifyUpgradeStatus struct {
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=32
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// PlanStatus is the plan of an upgrade, for people to read before it
+// changes anything (see spec.dryRun).
+type PlanStatus struct {
+	// order is the rollout order of Promote, one entry per stage, for example
+	// ["plugin-daemon, sandbox", "api, worker", "web"].
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MaxLength=256
+	Order []string `json:"order,omitempty"`
+
+	// canarySteps are the canary's steps as they will run, for example
+	// ["setWeight 5", "pause 5m", "setWeight 20"].
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=128
+	CanarySteps []string `json:"canarySteps,omitempty"`
+
+	// backupTargets are what the backup will hold: databases, volumes,
+	// ConfigMaps and Secrets. Empty: nothing is backed up.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=300
+	BackupTargets []string `json:"backupTargets,omitempty"`
+
+	// migration says whether the schema migration runs and what that means
+	// for the way back.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Migration string `json:"migration,omitempty"`
+
+	// pointOfNoReturn is true when the plan runs a schema migration: once
+	// it starts, only the database restore takes the data back.
+	// +optional
+	PointOfNoReturn bool `json:"pointOfNoReturn,omitempty"`
+
+	// estimatedDuration is the plan's estimate from Precheck to Succeeded:
+	// the canary's pauses, the bake, and the rollouts (a minute per batch of
+	// surge pods, per component), plus the backup and migration.
+	// +optional
+	EstimatedDuration *metav1.Duration `json:"estimatedDuration,omitempty"`
+}
+
+// CompatibilityStatus says which compatibility matrix was used.
+type CompatibilityStatus struct {
+	// source is "shipped" (built into the operator) or the ConfigMap
+	// namespace/name the matrix came from.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Source string `json:"source,omitempty"`
+
+	// version is the matrix's own version field.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Version string `json:"version,omitempty"`
+
+	// resourceVersion is the ConfigMap's resourceVersion when the matrix
+	// came from one.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	ResourceVersion string `json:"resourceVersion,omitempty"`
 }
 
 // ComponentStatus is one component of the plan.
@@ -500,6 +579,17 @@ type CheckResult struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	Message string `json:"message,omitempty"`
+
+	// value is what the check measured, for example "312ms", "23 days" or
+	// "node-1 cpu 72%".
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Value string `json:"value,omitempty"`
+
+	// limit is the bound the value was held to, for example "200ms".
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Limit string `json:"limit,omitempty"`
 
 	// at is when the check ran.
 	// +optional

@@ -136,15 +136,25 @@ type DifyUpgradeSpec struct {
 	// paused upgrade changes nothing and does not roll back on its own.
 	// +optional
 	Paused bool `json:"paused,omitempty"`
+
+	// dryRun runs the checks of Pending and Precheck and writes the whole
+	// plan to status (status.plan, status.components, status.checks), then
+	// stops in the phase Planned without changing anything. Waits Pending
+	// would make (approvals, the window, another upgrade) are reported as
+	// warnings instead. Setting it back to false starts the real upgrade
+	// from Pending; changing the spec while Planned plans again.
+	// +optional
+	DryRun bool `json:"dryRun,omitempty"`
 }
 
 // DifyUpgradePhase is where an upgrade stands.
-// +kubebuilder:validation:Enum=Pending;Precheck;Backup;Migrate;Canary;Promote;Verify;Succeeded;RollingBack;RolledBack;Failed
+// +kubebuilder:validation:Enum=Pending;Planned;Precheck;Backup;Migrate;Canary;Promote;Verify;Succeeded;RollingBack;RolledBack;Failed
 type DifyUpgradePhase string
 
 // The phases of an upgrade, in the order they normally pass.
 const (
 	PhasePending     DifyUpgradePhase = "Pending"
+	PhasePlanned     DifyUpgradePhase = "Planned"
 	PhasePrecheck    DifyUpgradePhase = "Precheck"
 	PhaseBackup      DifyUpgradePhase = "Backup"
 	PhaseMigrate     DifyUpgradePhase = "Migrate"
@@ -163,10 +173,11 @@ func (p DifyUpgradePhase) IsTerminal() bool {
 	return p == PhaseSucceeded || p == PhaseRolledBack || p == PhaseFailed
 }
 
-// HasStarted reports whether the upgrade has left Pending; from then on
-// spec.targetVersion and spec.release cannot change.
+// HasStarted reports whether the upgrade has left Pending (a dry run's
+// Planned does not count); from then on spec.targetVersion and spec.release
+// cannot change.
 func (p DifyUpgradePhase) HasStarted() bool {
-	return p != "" && p != PhasePending
+	return p != "" && p != PhasePending && p != PhasePlanned
 }
 
 // DifyUpgrade takes a running Dify installation from one version to another:
@@ -184,9 +195,9 @@ func (p DifyUpgradePhase) HasStarted() bool {
 // +kubebuilder:printcolumn:name="Health",type=string,JSONPath=`.status.analysis.verdict`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase == 'Pending' || self.spec.targetVersion == oldSelf.spec.targetVersion",message="spec.targetVersion cannot change once the upgrade has started; create a new DifyUpgrade",fieldPath=".spec.targetVersion"
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase == 'Pending' || self.spec.release == oldSelf.spec.release",message="spec.release cannot change once the upgrade has started; create a new DifyUpgrade",fieldPath=".spec.release"
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase in ['Pending', 'Precheck', 'Succeeded', 'RolledBack'] || (oldSelf.status.phase == 'Failed' && (!has(oldSelf.status.failedPhase) || oldSelf.status.failedPhase in ['Pending', 'Precheck', 'Backup'])) || (has(self.spec.canary.istio) == has(oldSelf.spec.canary.istio) && (!has(self.spec.canary.istio) || self.spec.canary.istio == oldSelf.spec.canary.istio) && (has(self.spec.canary.steps) ? self.spec.canary.steps : []) == (has(oldSelf.spec.canary.steps) ? oldSelf.spec.canary.steps : []))",message="spec.canary.istio and spec.canary.steps cannot change while the upgrade has changes in the cluster (the way back depends on them); to change course, abort it (annotate upgrade.difyops.io/abort), then create a new DifyUpgrade",fieldPath=".spec.canary"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase in ['Pending', 'Planned'] || self.spec.targetVersion == oldSelf.spec.targetVersion",message="spec.targetVersion cannot change once the upgrade has started; create a new DifyUpgrade",fieldPath=".spec.targetVersion"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase in ['Pending', 'Planned'] || self.spec.release == oldSelf.spec.release",message="spec.release cannot change once the upgrade has started; create a new DifyUpgrade",fieldPath=".spec.release"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase in ['Pending', 'Planned', 'Precheck', 'Succeeded', 'RolledBack'] || (oldSelf.status.phase == 'Failed' && (!has(oldSelf.status.failedPhase) || oldSelf.status.failedPhase in ['Pending', 'Precheck', 'Backup'])) || (has(self.spec.canary.istio) == has(oldSelf.spec.canary.istio) && (!has(self.spec.canary.istio) || self.spec.canary.istio == oldSelf.spec.canary.istio) && (has(self.spec.canary.steps) ? self.spec.canary.steps : []) == (has(oldSelf.spec.canary.steps) ? oldSelf.spec.canary.steps : []))",message="spec.canary.istio and spec.canary.steps cannot change while the upgrade has changes in the cluster (the way back depends on them); to change course, abort it (annotate upgrade.difyops.io/abort), then create a new DifyUpgrade",fieldPath=".spec.canary"
 type DifyUpgrade struct {
 	metav1.TypeMeta `json:",inline"`
 

@@ -181,7 +181,7 @@ var _ = Describe("Restarting the operator", func() {
 	It("rolls back the same way after a restart in Promote", func(ctx SpecContext) {
 		ns := installDify(ctx, hungryAPI)
 		before := snapshot(ctx, ns)
-		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5))
+		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5), capacityRunsOut)
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
 		waitForPhase(ctx, u, upgradev1alpha1.PhasePromote, time.Minute)
 

@@ -81,7 +81,7 @@ var _ = Describe("Who owns the release", func() {
 	It("makes a second upgrade wait for a Failed one that left changes, until it is aborted", func(ctx SpecContext) {
 		ns := installDify(ctx, hungryAPI)
 		before := snapshot(ctx, ns)
-		first := upgradeTo(ns, "1.11.1", withIstio, withSteps(5), func(u *upgradev1alpha1.DifyUpgrade) {
+		first := upgradeTo(ns, "1.11.1", withIstio, withSteps(5), capacityRunsOut, func(u *upgradev1alpha1.DifyUpgrade) {
 			u.Spec.Promote.ProgressDeadline = metav1.Duration{Duration: 3 * time.Second}
 			u.Spec.Rollback.Automatic = new(false)
 		})
@@ -92,7 +92,7 @@ var _ = Describe("Who owns the release", func() {
 		Expect(deployment(ctx, ns, "dify-api-canary").DeletionTimestamp).To(BeNil(), "nothing reverted: automatic rollback is off")
 		Expect(istioObject(ctx, ns, vsGVK, "dify").GetLabels()).To(HaveKey(upgradev1alpha1.LabelUpgrade), "the failed upgrade still holds the routing")
 
-		second := upgradeTo(ns, "1.12.1", withIstio, withSteps(5, "gate"))
+		second := upgradeTo(ns, "1.12.1", withIstio, withSteps(5, "gate"), capacityRunsOut)
 		Expect(k8sClient.Create(ctx, second)).To(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(second), second)).To(Succeed())
@@ -254,7 +254,7 @@ var _ = Describe("An install configured through envFrom, with a Recreate Deploym
 	It("puts the install's own env back on the way back", func(ctx SpecContext) {
 		ns := installDify(ctx, hungryWorker)
 		before := snapshot(ctx, ns)
-		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5))
+		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5), capacityRunsOut)
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
 		waitForMessage(ctx, u, "Rolling out stage 2 of 4")
 		for _, name := range []string{"dify-worker", "dify-worker-beat"} {

@@ -189,7 +189,7 @@ var _ = Describe("An upgrade that cannot progress", func() {
 	It("fails at its progress deadline and rolls back", func(ctx SpecContext) {
 		ns := installDify(ctx, hungryAPI)
 		before := snapshot(ctx, ns)
-		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5), func(u *upgradev1alpha1.DifyUpgrade) {
+		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5), capacityRunsOut, func(u *upgradev1alpha1.DifyUpgrade) {
 			u.Spec.Promote.ProgressDeadline = metav1.Duration{Duration: 5 * time.Second}
 		})
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
@@ -206,7 +206,7 @@ var _ = Describe("An upgrade that cannot progress", func() {
 	It("promotes stage by stage with the configured rolling-update settings, and rolls every stage back", func(ctx SpecContext) {
 		ns := installDify(ctx, hungryWorker)
 		before := snapshot(ctx, ns)
-		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5))
+		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5), capacityRunsOut)
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
 		waitForMessage(ctx, u, "Rolling out stage 2 of 4")
 
@@ -237,7 +237,7 @@ var _ = Describe("An upgrade that cannot progress", func() {
 	It("rolls back when a person aborts during Promote", func(ctx SpecContext) {
 		ns := installDify(ctx, hungryAPI)
 		before := snapshot(ctx, ns)
-		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5))
+		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5), capacityRunsOut)
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
 		waitForPhase(ctx, u, upgradev1alpha1.PhasePromote, time.Minute)
 
@@ -277,4 +277,11 @@ func hungry(obj *unstructured.Unstructured, deployment, cpu string) {
 	containers, _, _ := unstructured.NestedSlice(obj.Object, "spec", "template", "spec", "containers")
 	containers[0].(map[string]any)["resources"] = map[string]any{"requests": map[string]any{"cpu": cpu}}
 	Expect(unstructured.SetNestedSlice(obj.Object, containers, "spec", "template", "spec", "containers")).To(Succeed())
+}
+
+// capacityRunsOut lets an upgrade of a hungry install past Precheck, which
+// sees that its surge pods will not fit: these specs are about what the
+// engine does when capacity runs out mid-upgrade.
+func capacityRunsOut(u *upgradev1alpha1.DifyUpgrade) {
+	u.Spec.Precheck.OnUtilizationExceeded = upgradev1alpha1.PrecheckWarn
 }

@@ -21,7 +21,8 @@ limitations under the License.
 // image maps to the server's own client binaries, the dify-api image to
 // test/fakedify (built here as `flask`), which migrates the real schema; the
 // traffic simulator (test/trafficsim), which plays the mesh and the Dify
-// pods; and a real Prometheus (test/promserver) scraping it every second.
+// pods; a real Prometheus (test/promserver) scraping it every second; and an
+// S3-compatible object storage (test/s3server).
 package harness
 
 import (
@@ -45,6 +46,7 @@ import (
 	"github.com/difyops/dify-upgrade-operator/test/localcluster"
 	"github.com/difyops/dify-upgrade-operator/test/pgserver"
 	"github.com/difyops/dify-upgrade-operator/test/promserver"
+	"github.com/difyops/dify-upgrade-operator/test/s3server"
 	"github.com/difyops/dify-upgrade-operator/test/trafficsim"
 )
 
@@ -58,6 +60,8 @@ type Servers struct {
 	Traffic *trafficsim.Sim
 	// Prometheus scrapes Traffic every second.
 	Prometheus *promserver.Server
+	// S3 is the object storage Dify's files may live in.
+	S3 *s3server.Server
 	// StateDir holds the runner's claims, pod directories and logs.
 	StateDir string
 	root     string
@@ -107,6 +111,10 @@ func Start(ctx context.Context, cfg *rest.Config, dir string, logf func(string, 
 		return nil, err
 	}
 	servers := &Servers{Postgres: pg, Runner: runner, StateDir: state, root: root}
+	if servers.S3, err = s3server.Start(); err != nil {
+		servers.Stop()
+		return nil, err
+	}
 	if err := servers.startTraffic(ctx, cfg, dir, logf); err != nil {
 		servers.Stop()
 		return nil, err
@@ -154,6 +162,9 @@ func (s *Servers) Stop() {
 	}
 	if s.Traffic != nil {
 		s.Traffic.Stop()
+	}
+	if s.S3 != nil {
+		s.S3.Stop()
 	}
 	if s.Prometheus != nil {
 		s.Prometheus.Stop()

@@ -43,7 +43,7 @@ func LeftChanges(st *upgradev1alpha1.DifyUpgradeStatus) bool {
 	switch st.Phase {
 	case upgradev1alpha1.PhaseFailed:
 		return ChangesMade(st.FailedPhase)
-	case upgradev1alpha1.PhaseSucceeded, upgradev1alpha1.PhaseRolledBack, upgradev1alpha1.PhasePending, "":
+	case upgradev1alpha1.PhaseSucceeded, upgradev1alpha1.PhaseRolledBack, upgradev1alpha1.PhasePending, upgradev1alpha1.PhasePlanned, "":
 		return false
 	}
 	return true

@@ -91,8 +91,9 @@ func (e *Error) Error() string { return e.Message }
 // Resolve makes the plan from the workload found for each component. A
 // component that is not skipped and has no workload is not installed: it is
 // left out of the plan with a warning (the caller fails earlier when the
-// spec names its workload).
-func Resolve(spec *upgradev1alpha1.DifyUpgradeSpec, workloads map[upgradev1alpha1.Component]Workload, matrix compat.Matrix) (*Plan, error) {
+// spec names its workload). The matrix pairs the plugin-daemon and sandbox
+// tags with the target version; a nil matrix pairs none.
+func Resolve(spec *upgradev1alpha1.DifyUpgradeSpec, workloads map[upgradev1alpha1.Component]Workload, matrix *compat.Matrix) (*Plan, error) {
 	target, err := semver.NewVersion(spec.TargetVersion)
 	if err != nil {
 		return nil, &Error{"InvalidSpec", fmt.Sprintf("spec.targetVersion %q is not a version: %v", spec.TargetVersion, err)}

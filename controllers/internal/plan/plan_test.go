@@ -57,7 +57,7 @@ func spec(target string) *upgradev1alpha1.DifyUpgradeSpec {
 	return &upgradev1alpha1.DifyUpgradeSpec{TargetVersion: target, Release: "dify"}
 }
 
-func matrix(t *testing.T) compat.Matrix {
+func matrix(t *testing.T) *compat.Matrix {
 	m, err := compat.Shipped()
 	if err != nil {
 		t.Fatal(err)
@@ -126,15 +126,17 @@ func TestResolveHonoursOverridesAndMirrors(t *testing.T) {
 }
 
 func TestResolveKeepsUnpairedImagesAndWarns(t *testing.T) {
-	p, err := Resolve(spec("2.0.0"), dify(dify1101()), matrix(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := p.Components[0]; got.ToImage != got.FromImage {
-		t.Errorf("plugin-daemon ToImage = %s, want it kept at %s", got.ToImage, got.FromImage)
-	}
-	if len(p.Warnings) != 2 {
-		t.Errorf("warnings = %v, want one for plugin-daemon and one for sandbox", p.Warnings)
+	for name, m := range map[string]*compat.Matrix{"a target the matrix does not pair": matrix(t), "no matrix": nil} {
+		p, err := Resolve(spec("2.0.0"), dify(dify1101()), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Components[0]; got.ToImage != got.FromImage {
+			t.Errorf("%s: plugin-daemon ToImage = %s, want it kept at %s", name, got.ToImage, got.FromImage)
+		}
+		if len(p.Warnings) != 2 {
+			t.Errorf("%s: warnings = %v, want one for plugin-daemon and one for sandbox", name, p.Warnings)
+		}
 	}
 }
 

@@ -1,0 +1,168 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/headroom"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/plan"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/rollout"
+)
+
+// checkHeadroom makes sure the nodes that run the release have room for
+// the pods the upgrade will add: a full-size canary of each canaried
+// component (the largest weight the steps reach) and the surge pods of each
+// rolling update. Requests are counted against allocatable, as the
+// scheduler does; the pods are placed on the least-loaded node that fits.
+// Above spec.precheck.maxUtilizationPercent on any node, or a pod that fits
+// nowhere, fails Precheck with the worst node and its numbers.
+func (r *DifyUpgradeReconciler) checkHeadroom(ctx context.Context, s *scope, components []upgradev1alpha1.ComponentStatus,
+	byName map[string]*appsv1.Deployment) (*phaseResult, error) {
+	spec := s.spec()
+	limit := spec.Precheck.MaxUtilizationPercent
+	if limit == 0 {
+		limit = upgradev1alpha1.DefaultMaxUtilizationPercent
+	}
+	maxWeight := int32(0)
+	for _, step := range spec.Canary.Steps {
+		if step.SetWeight != nil {
+			maxWeight = max(maxWeight, *step.SetWeight)
+		}
+	}
+	var extras []headroom.Extra
+	nodeNames := map[string]bool{}
+	for _, c := range components {
+		d := byName[c.Deployment]
+		if d == nil {
+			continue
+		}
+		replicas := ptrOr(d.Spec.Replicas, 1)
+		perPod := headroom.PodRequests(&d.Spec.Template.Spec)
+		if c.Canary {
+			if n := rollout.CanaryReplicas(replicas, maxWeight); n > 0 {
+				extras = append(extras, headroom.Extra{Workload: fmt.Sprintf("canary of Deployment %s", d.Name), Pods: n, PerPod: perPod})
+			}
+		}
+		if n := headroom.Surge(plan.PromoteStrategy(spec, c.Name, d.Spec.Strategy), replicas); n > 0 {
+			extras = append(extras, headroom.Extra{Workload: fmt.Sprintf("surge of Deployment %s", d.Name), Pods: n, PerPod: perPod})
+		}
+		pods, err := r.podsOf(ctx, s, d)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range pods {
+			if p.Spec.NodeName != "" {
+				nodeNames[p.Spec.NodeName] = true
+			}
+		}
+	}
+	if len(nodeNames) == 0 {
+		s.recordCheck("utilization", upgradev1alpha1.CheckSkipped,
+			"not performed: no pod of the release is bound to a node, so there is no node to measure")
+		return nil, nil
+	}
+	nodes, err := r.nodeUse(ctx, nodeNames)
+	if err != nil {
+		return nil, err
+	}
+	result := headroom.Check(nodes, extras)
+	value, bound := fmt.Sprintf("%.0f%%", result.WorstAfter.Worst()), fmt.Sprintf("%d%%", limit)
+	if result.Exceeds(limit) && spec.Precheck.OnUtilizationExceeded == upgradev1alpha1.PrecheckWarn {
+		s.recordCheck("utilization", upgradev1alpha1.CheckWarning, result.Message(limit)+"; going on (spec.precheck.onUtilizationExceeded: Warn)")
+		s.recordMeasure("utilization", value, bound)
+		return nil, nil
+	}
+	if result.Exceeds(limit) {
+		res := s.refuse("utilization", upgradev1alpha1.ReasonPrecheckFailed,
+			"%s; free room on the nodes or raise spec.precheck.maxUtilizationPercent", result.Message(limit))
+		s.recordMeasure("utilization", value, bound)
+		return &res, nil
+	}
+	s.recordCheck("utilization", upgradev1alpha1.CheckPassed, result.Message(limit))
+	s.recordMeasure("utilization", value, bound)
+	return nil, nil
+}
+
+// podsOf lists a Deployment's pods, uncached.
+func (r *DifyUpgradeReconciler) podsOf(ctx context.Context, s *scope, d *appsv1.Deployment) ([]corev1.Pod, error) {
+	selector, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil {
+		return nil, fmt.Errorf("the selector of Deployment %s: %w", d.Name, err)
+	}
+	list := &corev1.PodList{}
+	if err := r.reader().List(ctx, list, client.InNamespace(s.upgrade.Namespace), client.MatchingLabelsSelector{Selector: selector}); err != nil {
+		return nil, fmt.Errorf("listing the pods of Deployment %s: %w", d.Name, err)
+	}
+	return list.Items, nil
+}
+
+// nodeUse reads each node's allocatable and the requests of every pod bound
+// to it (in any namespace) that has not ended and is not being deleted.
+func (r *DifyUpgradeReconciler) nodeUse(ctx context.Context, names map[string]bool) ([]headroom.Node, error) {
+	sorted := make([]string, 0, len(names))
+	for n := range names {
+		sorted = append(sorted, n)
+	}
+	slices.Sort(sorted)
+	out := make([]headroom.Node, 0, len(sorted))
+	for _, name := range sorted {
+		node := &corev1.Node{}
+		err := r.reader().Get(ctx, client.ObjectKey{Name: name}, node)
+		switch {
+		case apierrors.IsNotFound(err):
+			continue // deleted since its pods were listed: nothing lands there
+		case err != nil:
+			return nil, fmt.Errorf("reading node %s: %w", name, err)
+		}
+		pods := &corev1.PodList{}
+		if err := r.reader().List(ctx, pods, client.MatchingFieldsSelector{Selector: fields.OneTermEqualSelector("spec.nodeName", name)}); err != nil {
+			return nil, fmt.Errorf("listing the pods of node %s: %w", name, err)
+		}
+		requested := corev1.ResourceList{}
+		for i := range pods.Items {
+			p := &pods.Items[i]
+			if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || p.DeletionTimestamp != nil {
+				continue // ended, or on its way out
+			}
+			for res, q := range headroom.PodRequests(&p.Spec) {
+				sum := requested[res]
+				sum.Add(q)
+				requested[res] = sum
+			}
+		}
+		out = append(out, headroom.Node{Name: name, Allocatable: node.Status.Allocatable, Requested: requested})
+	}
+	return out, nil
+}
+
+func ptrOr(p *int32, def int32) int32 {
+	if p == nil {
+		return def
+	}
+	return *p
+}

@@ -1,0 +1,240 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/Masterminds/semver/v3"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/analysis"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/compat"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/plan"
+)
+
+// loadMatrix is the compatibility matrix this upgrade uses: the ConfigMap
+// spec.compatibility names, else the manager's --compatibility-configmap,
+// else the one shipped in the binary. A named ConfigMap that is missing or
+// malformed fails Precheck, pointing at the line at fault: a matrix the
+// user meant to use is never silently replaced by another.
+func (r *DifyUpgradeReconciler) loadMatrix(ctx context.Context, s *scope) (*compat.Matrix, *phaseResult, error) {
+	st := s.status()
+	key, field := r.CompatibilityConfigMap, "the manager's --compatibility-configmap"
+	if c := s.spec().Compatibility; c != nil && c.ConfigMapName != "" {
+		key, field = types.NamespacedName{Namespace: s.upgrade.Namespace, Name: c.ConfigMapName}, "spec.compatibility.configMapName"
+	}
+	if key.Name == "" {
+		st.Compatibility = &upgradev1alpha1.CompatibilityStatus{Source: "shipped", Version: r.Matrix.Version}
+		return r.Matrix, nil, nil
+	}
+	cm := &corev1.ConfigMap{}
+	err := r.reader().Get(ctx, key, cm)
+	switch {
+	case apierrors.IsNotFound(err):
+		res := s.refuse("compatibility", upgradev1alpha1.ReasonInvalidSpec,
+			"the compatibility matrix ConfigMap %s (%s) does not exist", key, field)
+		return nil, &res, nil
+	case err != nil:
+		return nil, nil, fmt.Errorf("reading the compatibility matrix ConfigMap %s: %w", key, err)
+	}
+	m, err := compat.ParseConfigMapData(cm.Data)
+	if err != nil {
+		res := s.refuse("compatibility", upgradev1alpha1.ReasonInvalidSpec,
+			"the compatibility matrix in ConfigMap %s (%s) is not valid: %v", key, field, err)
+		return nil, &res, nil
+	}
+	st.Compatibility = &upgradev1alpha1.CompatibilityStatus{
+		Source: "ConfigMap " + key.String(), Version: m.Version, ResourceVersion: cm.ResourceVersion,
+	}
+	return m, nil, nil
+}
+
+// checkVersionPath settles the version the upgrade starts from and checks
+// the way to the target: the api's /health, when it answers, wins over the
+// image tag (a retagged or patched image says one thing and runs another);
+// no downgrade and no upgrade to the running version; and every one-off
+// step the matrix knows between the two versions, blocking or warned.
+func (r *DifyUpgradeReconciler) checkVersionPath(ctx context.Context, s *scope, p *plan.Plan, m *compat.Matrix) *phaseResult {
+	spec := s.spec()
+	target := semver.MustParse(spec.TargetVersion) // plan.Resolve parsed it
+	from := semver.MustParse(p.FromVersion)
+	source := "the api's image tag"
+	url := spec.Precheck.HealthURL
+	reported, err := "", error(nil)
+	if url != "" {
+		reported, err = analysis.RunningVersion(ctx, r.httpClient(), url)
+	}
+	switch v, perr := semver.NewVersion(reported); {
+	case url == "":
+		// Not asked for: the image tag is the version.
+	case err != nil:
+		s.recordCheck("version/health", upgradev1alpha1.CheckWarning, fmt.Sprintf(
+			"the api's /health did not say which version runs (%v); the version is read from the image tag, %s (set spec.precheck.healthURL to the api's /health)",
+			err, p.FromVersion))
+	case perr != nil:
+		s.recordCheck("version/health", upgradev1alpha1.CheckWarning, fmt.Sprintf(
+			"the api's /health reports version %q, which is not a version; the image tag's %s is used", reported, p.FromVersion))
+	case !v.Equal(from):
+		s.recordCheck("version/health", upgradev1alpha1.CheckWarning, fmt.Sprintf(
+			"the api image's tag says %s but its /health (%s) reports %s; %s is the version the upgrade starts from",
+			p.FromVersion, url, v.Original(), v.Original()))
+		from, source = v, "the api's /health"
+		p.FromVersion = v.Original()
+	default:
+		source = "the api's image tag and /health"
+		s.recordCheck("version/health", upgradev1alpha1.CheckPassed, fmt.Sprintf("%s reports %s, as the image tag says", url, v.Original()))
+	}
+	switch {
+	case target.LessThan(from):
+		res := s.refuse("version", upgradev1alpha1.ReasonDowngrade,
+			"%s runs Dify %s (from %s); going back to %s is a downgrade, which migrations cannot undo (restore a backup instead)",
+			spec.Release, from.Original(), source, target.Original())
+		return &res
+	case target.Equal(from):
+		res := s.refuse("version", upgradev1alpha1.ReasonAlreadyAtTarget, "%s already runs Dify %s (from %s)", spec.Release, from.Original(), source)
+		return &res
+	}
+	var warned []string
+	for _, f := range m.Path(from, target) {
+		if f.Action == compat.Block {
+			res := s.refuse(f.Check, upgradev1alpha1.ReasonIncompatible, "from %s to %s: %s", from.Original(), target.Original(), f.Message)
+			return &res
+		}
+		s.recordCheck(f.Check, upgradev1alpha1.CheckWarning, fmt.Sprintf("from %s to %s: %s", from.Original(), target.Original(), f.Message))
+		warned = append(warned, f.Check)
+	}
+	msg := fmt.Sprintf("%s → %s (running version from %s): an upgrade", from.Original(), target.Original(), source)
+	if len(warned) > 0 {
+		msg += "; one-off steps on the way, see " + strings.Join(warned, ", ")
+	} else {
+		msg += "; the matrix knows no one-off step on the way"
+	}
+	s.recordCheck("version", upgradev1alpha1.CheckPassed, msg)
+	s.recordMeasure("version", from.Original(), "< "+target.Original())
+	return nil
+}
+
+// checkRequirements holds what will run beside the target version to the
+// matrix's requirements: the plugin-daemon and sandbox the plan rolls to,
+// the PostgreSQL server Precheck reached, the Weaviate the namespace runs.
+// A requirement on something the operator could not see is Skipped, never
+// passed.
+func checkRequirements(s *scope, m *compat.Matrix, have map[string]string) *phaseResult {
+	target := semver.MustParse(s.spec().TargetVersion)
+	findings, unknown := m.Requirements(target, have)
+	for _, f := range findings {
+		msg := fmt.Sprintf("%s: %s runs %s, Dify %s needs %s", f.Message, strings.TrimPrefix(f.Check, "requirement/"), f.Have, target.Original(), f.Want)
+		if f.Action == compat.Block {
+			res := s.refuse(f.Check, upgradev1alpha1.ReasonIncompatible, "%s", msg)
+			s.recordMeasure(f.Check, f.Have, f.Want)
+			return &res
+		}
+		s.recordCheck(f.Check, upgradev1alpha1.CheckWarning, msg)
+		s.recordMeasure(f.Check, f.Have, f.Want)
+	}
+	for _, name := range unknown {
+		s.recordCheck("requirement/"+name, upgradev1alpha1.CheckSkipped, fmt.Sprintf(
+			"not performed: the matrix has a requirement on %s for Dify %s, but the operator found no %s version (%s)",
+			name, target.Original(), name, whereFound(name)))
+	}
+	failedOrWarned := map[string]bool{}
+	for _, f := range findings {
+		failedOrWarned[strings.TrimPrefix(f.Check, "requirement/")] = true
+	}
+	for name, v := range have {
+		if !failedOrWarned[name] && !slices.Contains(unknown, name) && m.Requires(target, name) {
+			s.recordCheck("requirement/"+name, upgradev1alpha1.CheckPassed, fmt.Sprintf("%s %s meets what Dify %s needs", name, v, target.Original()))
+		}
+	}
+	return nil
+}
+
+// whereFound says where the operator looks for each versioned neighbour.
+func whereFound(name string) string {
+	switch name {
+	case "postgres":
+		return "set spec.database so Precheck connects to the server"
+	case "weaviate":
+		return "no Deployment or StatefulSet of the namespace runs a weaviate image"
+	}
+	return "the component is skipped or not installed"
+}
+
+// installedVersions are the versions of what will run beside Dify once the
+// plan is done: the plugin-daemon's and sandbox's target tags, and the
+// Weaviate of the namespace.
+func installedVersions(p *plan.Plan, deployments []appsv1.Deployment, statefulSets []appsv1.StatefulSet) map[string]string {
+	have := map[string]string{}
+	for _, c := range p.Components {
+		switch c.Name {
+		case upgradev1alpha1.ComponentPluginDaemon:
+			have["pluginDaemon"] = imageTag(c.ToImage)
+		case upgradev1alpha1.ComponentSandbox:
+			have["sandbox"] = imageTag(c.ToImage)
+		}
+	}
+	pods := make([]*corev1.PodSpec, 0, len(deployments)+len(statefulSets))
+	for i := range statefulSets {
+		pods = append(pods, &statefulSets[i].Spec.Template.Spec)
+	}
+	for i := range deployments {
+		pods = append(pods, &deployments[i].Spec.Template.Spec)
+	}
+	for _, pod := range pods {
+		for _, c := range pod.Containers {
+			repo := plan.ImageRepository(c.Image)
+			if repo == "weaviate" || strings.HasSuffix(repo, "/weaviate") {
+				if tag := imageTag(c.Image); tag != "" {
+					have["weaviate"] = tag
+				}
+			}
+		}
+	}
+	for k, v := range have {
+		if v == "" {
+			delete(have, k)
+		}
+	}
+	return have
+}
+
+// imageTag is an image's tag; empty when it has none or is pinned by digest.
+func imageTag(image string) string {
+	if strings.Contains(image, "@") {
+		return ""
+	}
+	repo := plan.ImageRepository(image)
+	return strings.TrimPrefix(strings.TrimPrefix(image, repo), ":")
+}
+
+// listStatefulSets reads the namespace's StatefulSets once, uncached.
+func (r *DifyUpgradeReconciler) listStatefulSets(ctx context.Context, s *scope) ([]appsv1.StatefulSet, error) {
+	list := &appsv1.StatefulSetList{}
+	if err := r.reader().List(ctx, list, client.InNamespace(s.upgrade.Namespace)); err != nil {
+		return nil, fmt.Errorf("listing the StatefulSets of namespace %s: %w", s.upgrade.Namespace, err)
+	}
+	return list.Items, nil
+}

@@ -1,0 +1,221 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/headroom"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/lifecycle"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/plan"
+)
+
+// The estimate's fixed costs: what a phase takes that the spec does not say.
+const (
+	// estimateBatch is one batch of a rolling update (or a canary resize):
+	// pods pulled, started and ready.
+	estimateBatch = time.Minute
+	// estimateBackup and estimateMigration are the data phases' usual length
+	// on a small installation; a large database takes longer.
+	estimateBackup    = 2 * time.Minute
+	estimateMigration = 2 * time.Minute
+)
+
+// planOf describes what the upgrade will do, for people and for a dry run.
+func planOf(spec *upgradev1alpha1.DifyUpgradeSpec, components []upgradev1alpha1.ComponentStatus,
+	byName map[string]*appsv1.Deployment) *upgradev1alpha1.PlanStatus {
+	p := &upgradev1alpha1.PlanStatus{}
+	for _, stage := range plan.Stages {
+		var names []string
+		for _, c := range components {
+			if slices.Contains(stage, c.Name) {
+				names = append(names, fmt.Sprintf("%s (%s %s)", c.Name, c.Kind, c.Deployment))
+			}
+		}
+		if len(names) > 0 {
+			p.Order = append(p.Order, strings.Join(names, ", "))
+		}
+	}
+	for _, step := range spec.Canary.Steps {
+		switch {
+		case step.SetWeight != nil:
+			p.CanarySteps = append(p.CanarySteps, fmt.Sprintf("setWeight %d", *step.SetWeight))
+		case step.Pause != nil && step.Pause.Duration != nil:
+			p.CanarySteps = append(p.CanarySteps, "pause "+step.Pause.Duration.Duration.String())
+		case step.Pause != nil:
+			p.CanarySteps = append(p.CanarySteps, "pause until promoted ("+upgradev1alpha1.AnnotationPromote+")")
+		}
+	}
+	backup := spec.Backup.Enabled == nil || *spec.Backup.Enabled
+	if backup {
+		if db := spec.Database; db != nil {
+			for _, name := range db.Databases {
+				p.BackupTargets = append(p.BackupTargets, fmt.Sprintf("database %s at %s", name, db.Host))
+			}
+		}
+		for _, v := range spec.Backup.Volumes {
+			p.BackupTargets = append(p.BackupTargets, "volume "+v.ClaimName)
+		}
+		if c := spec.Backup.Config; c != nil {
+			for _, name := range c.ConfigMaps {
+				p.BackupTargets = append(p.BackupTargets, "ConfigMap "+name)
+			}
+			for _, name := range c.Secrets {
+				p.BackupTargets = append(p.BackupTargets, "Secret "+name)
+			}
+		}
+	}
+	migrate := spec.Migration.Enabled == nil || *spec.Migration.Enabled
+	switch {
+	case !migrate:
+		p.Migration = "not run (spec.migration.enabled is false): the new version must find the schema it needs"
+	case spec.Database != nil && backup:
+		p.PointOfNoReturn = true
+		p.Migration = "runs once, before any pod of the new version takes traffic; from then on only the backup's restore takes the data back, which a rollback does"
+	default:
+		p.PointOfNoReturn = true
+		p.Migration = "runs once, before any pod of the new version takes traffic; there is no database backup, so a rollback after it cannot take the data back"
+	}
+	d := estimate(spec, components, byName, backup && len(p.BackupTargets) > 0, migrate)
+	p.EstimatedDuration = &metav1.Duration{Duration: d}
+	return p
+}
+
+// estimate is how long the upgrade should take from Precheck to Succeeded:
+// the backup and migration, a batch per canary weight change plus the timed
+// pauses (a pause for a person counts nothing), the rollouts stage by stage
+// (a stage lasts as long as its slowest component: a batch per maxSurge
+// pods, one for Recreate) and the bake.
+func estimate(spec *upgradev1alpha1.DifyUpgradeSpec, components []upgradev1alpha1.ComponentStatus,
+	byName map[string]*appsv1.Deployment, backup, migrate bool) time.Duration {
+	var total time.Duration
+	if backup {
+		total += estimateBackup
+	}
+	if migrate {
+		total += estimateMigration
+	}
+	for _, step := range spec.Canary.Steps {
+		switch {
+		case step.SetWeight != nil:
+			total += estimateBatch
+		case step.Pause != nil && step.Pause.Duration != nil:
+			total += step.Pause.Duration.Duration
+		}
+	}
+	for _, stage := range plan.Stages {
+		var longest time.Duration
+		for _, c := range components {
+			d := byName[c.Deployment]
+			if d == nil || !slices.Contains(stage, c.Name) {
+				continue
+			}
+			replicas := ptrOr(d.Spec.Replicas, 1)
+			batches := int32(1)
+			if surge := headroom.Surge(plan.PromoteStrategy(spec, c.Name, d.Spec.Strategy), replicas); surge > 0 {
+				batches = (replicas + surge - 1) / surge
+			}
+			longest = max(longest, time.Duration(batches)*estimateBatch)
+		}
+		total += longest
+	}
+	if b := spec.Verify.BakeTime; b != nil {
+		total += b.Duration
+	}
+	return total
+}
+
+// checkWindowEnd warns when the estimate does not fit in what is left of the
+// maintenance window the upgrade started in.
+func checkWindowEnd(s *scope, estimated time.Duration) {
+	st := s.status()
+	if s.spec().Window == nil || st.WindowEndsAt == nil {
+		return
+	}
+	ends := s.now.Add(estimated)
+	left := st.WindowEndsAt.Sub(s.now).Round(time.Second)
+	onClose := s.spec().Window.OnClose
+	if ends.After(st.WindowEndsAt.Time) {
+		what := "rolls back if it has not reached Promote by then"
+		if onClose == upgradev1alpha1.WindowCloseContinue {
+			what = "goes on past it (onClose: Continue)"
+		}
+		s.recordCheck("window", upgradev1alpha1.CheckWarning, fmt.Sprintf(
+			"the upgrade is estimated to take %s but the window closes at %s, in %s; it %s",
+			estimated.Round(time.Second), st.WindowEndsAt.UTC().Format(time.RFC3339), left, what))
+	} else {
+		s.recordCheck("window", upgradev1alpha1.CheckPassed, fmt.Sprintf(
+			"the upgrade is estimated to take %s; the window closes at %s, in %s",
+			estimated.Round(time.Second), st.WindowEndsAt.UTC().Format(time.RFC3339), left))
+	}
+	s.recordMeasure("window", estimated.Round(time.Second).String(), left.String())
+}
+
+// windowClosed handles a maintenance window that closes before Promote:
+// Revert rolls back (reason WindowClosed); Continue tells once and goes on.
+// It returns true when it moved the upgrade.
+func (r *DifyUpgradeReconciler) windowClosed(s *scope) bool {
+	st := s.status()
+	w := s.spec().Window
+	if w == nil || st.WindowEndsAt == nil || s.now.Before(st.WindowEndsAt.Time) {
+		return false
+	}
+	switch st.Phase {
+	case upgradev1alpha1.PhaseBackup, upgradev1alpha1.PhaseMigrate, upgradev1alpha1.PhaseCanary:
+	default:
+		return false
+	}
+	msg := fmt.Sprintf("The maintenance window closed at %s, before Promote", st.WindowEndsAt.UTC().Format(time.RFC3339))
+	if w.OnClose == upgradev1alpha1.WindowCloseContinue {
+		for _, c := range st.Checks {
+			if c.Name == "window/closed" {
+				return false
+			}
+		}
+		s.recordCheck("window/closed", upgradev1alpha1.CheckWarning, msg+"; going on (spec.window.onClose: Continue)")
+		r.tell(s, "Warning", upgradev1alpha1.ReasonWindowClosed, "Continue", "%s; going on (spec.window.onClose: Continue)", msg)
+		return false
+	}
+	r.apply(s, lifecycle.Failure(st.Phase, upgradev1alpha1.ReasonWindowClosed, true, true), &failure{upgradev1alpha1.ReasonWindowClosed, msg + " (spec.window.onClose: Revert)"})
+	return true
+}
+
+// untilWindowEnd caps a requeue so the pass that finds the window closed
+// runs when it closes.
+func untilWindowEnd(s *scope, after time.Duration) time.Duration {
+	st := s.status()
+	if s.spec().Window == nil || st.WindowEndsAt == nil {
+		return after
+	}
+	switch st.Phase {
+	case upgradev1alpha1.PhaseBackup, upgradev1alpha1.PhaseMigrate, upgradev1alpha1.PhaseCanary:
+	default:
+		return after
+	}
+	left := st.WindowEndsAt.Sub(s.now)
+	if left > 0 && (after == 0 || left < after) {
+		return left
+	}
+	return after
+}
