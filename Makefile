@@ -86,8 +86,9 @@ bench: build k8s-binaries ## Benchmarks on a local cluster (overhead, scale to 2
 ##@ Build
 
 .PHONY: build
-build: manifests generate fmt vet ## Build the operator binary into bin/manager.
+build: manifests generate fmt vet ## Build the operator (bin/manager) and the kubectl plugin (bin/kubectl-difyupgrade).
 	go build -o $(LOCALBIN)/manager .
+	go build -o $(LOCALBIN)/kubectl-difyupgrade ./cmd/kubectl-difyupgrade
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the operator on this machine against $$KUBECONFIG.

@@ -58,6 +58,7 @@ func main() {
 		leaderElect     bool
 		watchNamespaces string
 		compatibilityCM string
+		historyLimit    int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0",
 		"Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
@@ -74,6 +75,8 @@ func main() {
 	flag.IntVar(&apiBurst, "kube-api-burst", 100, "Burst of requests the operator may send to the API server above kube-api-qps.")
 	flag.StringVar(&compatibilityCM, "compatibility-configmap", "",
 		"namespace/name of a ConfigMap whose matrix.yaml replaces the shipped compatibility matrix for every upgrade that names none (spec.compatibility.configMapName wins).")
+	flag.IntVar(&historyLimit, "history-limit", controllers.DefaultHistoryLimit,
+		"How many upgrade records (ConfigMaps labelled upgrade.difyops.io/record=true) to keep per release; a negative number keeps all.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -122,6 +125,7 @@ func main() {
 		APIReader: mgr.GetAPIReader(),
 
 		CompatibilityConfigMap: matrixCM,
+		HistoryLimit:           historyLimit,
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "Unable to set up the controller", "controller", "DifyUpgrade")
 		os.Exit(1)

@@ -34,8 +34,10 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/compat"
@@ -71,6 +73,13 @@ type DifyUpgradeReconciler struct {
 	// Matrix pairs plugin-daemon and sandbox versions with Dify versions;
 	// the shipped one when nil.
 	Matrix *compat.Matrix
+	// HistoryLimit is how many records of each release are kept (0:
+	// DefaultHistoryLimit; negative: all).
+	HistoryLimit int
+	// NotifyClock times the retries of notifications (nil: the real clock)
+	// and NotifyBackoff is their first wait (0: notify.DefaultBackoff).
+	NotifyClock   clock.Clock
+	NotifyBackoff time.Duration
 	// CompatibilityConfigMap, when set, names the ConfigMap whose matrix
 	// replaces Matrix for upgrades that name none (--compatibility-configmap).
 	CompatibilityConfigMap types.NamespacedName
@@ -78,6 +87,9 @@ type DifyUpgradeReconciler struct {
 	// while an upgrade needs them, so the operator keeps no cluster-wide
 	// cache of them. The cached client when nil.
 	APIReader client.Reader
+
+	// notes are the notifications on their way.
+	notes notifier
 
 	// hashes remembers, per Deployment UID, the pod-template-hash of its
 	// current revision (which never changes for that revision), so a tick
@@ -106,7 +118,7 @@ func (r *DifyUpgradeReconciler) reader() client.Reader {
 // +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=list
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;create;delete
 // +kubebuilder:rbac:groups="",resources=secrets;persistentvolumeclaims,verbs=get
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices;destinationrules,verbs=get;list;watch;update;patch
@@ -160,8 +172,11 @@ func (r *DifyUpgradeReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 // conditions and patches status when anything differs from what was read.
 func (r *DifyUpgradeReconciler) writeStatus(ctx context.Context, s *scope) error {
 	summarize(s)
+	r.recordNotifications(s)
 	observeProgress(s.upgrade)
 	if equality.Semantic.DeepEqual(s.before.Status, s.upgrade.Status) {
+		r.notes.recorded(s.recorded, s.now)
+		r.sendPending(s.upgrade)
 		return nil
 	}
 	// The optimistic lock makes a pass that read a stale object fail and
@@ -174,6 +189,8 @@ func (r *DifyUpgradeReconciler) writeStatus(ctx context.Context, s *scope) error
 		return fmt.Errorf("writing status: %w", err)
 	}
 	r.written.wrote(s.upgrade.UID, s.before.ResourceVersion)
+	r.notes.recorded(s.recorded, s.now)
+	r.sendPending(s.upgrade)
 	for _, f := range s.afterWrite {
 		f()
 	}
@@ -194,6 +211,7 @@ func (r *DifyUpgradeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}
 		r.Matrix = m
 	}
+	r.notes.wake = make(chan event.GenericEvent, 256)
 	// Every write says who wrote it, so GitOps tools can ignore the
 	// operator's fields (Argo CD managedFieldsManagers) and the operator can
 	// tell other writers from itself.
@@ -211,6 +229,7 @@ func (r *DifyUpgradeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&batchv1.Job{}).
 		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.upgradesOf)).
 		Watches(&upgradev1alpha1.DifyUpgrade{}, handler.EnqueueRequestsFromMapFunc(r.siblings)).
+		WatchesRawSource(source.Channel(r.notes.wake, &handler.EnqueueRequestForObject{})).
 		Named("difyupgrade").
 		Complete(r)
 }

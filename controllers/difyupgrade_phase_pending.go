@@ -129,8 +129,9 @@ func earlier(a, b *upgradev1alpha1.DifyUpgrade) bool {
 	return a.Name < b.Name
 }
 
-// windowOpen reports whether now falls in a maintenance window, and if not,
-// when the next one opens. A window opens at each time of the cron schedule
+// windowOpen reports whether now falls in a maintenance window and when the
+// window that holds now opened (its latest opening), or, if not, when the
+// next one opens. A window opens at each time of the cron schedule
 // and lasts its duration.
 func windowOpen(w *upgradev1alpha1.WindowSpec, now time.Time) (bool, time.Time, error) {
 	loc := time.UTC
@@ -146,8 +147,18 @@ func windowOpen(w *upgradev1alpha1.WindowSpec, now time.Time) (bool, time.Time, 
 		return false, time.Time{}, fmt.Errorf("schedule %q: %w", w.Schedule, err)
 	}
 	now = now.In(loc)
-	if opened := schedule.Next(now.Add(-w.Duration.Duration)); !opened.After(now) {
-		return true, opened, nil
+	opened := schedule.Next(now.Add(-w.Duration.Duration))
+	if opened.After(now) {
+		return false, schedule.Next(now), nil
 	}
-	return false, schedule.Next(now), nil
+	// Windows that overlap (a schedule more frequent than the duration)
+	// make one long window: the latest opening gives its end.
+	for range 100000 {
+		next := schedule.Next(opened)
+		if next.After(now) {
+			break
+		}
+		opened = next
+	}
+	return true, opened, nil
 }

@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/compat"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/discovery"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/plan"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/traffic"
@@ -82,32 +83,7 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 	if len(p.Warnings) > 0 {
 		s.recordCheck("compatibility", upgradev1alpha1.CheckWarning, strings.Join(p.Warnings, "; "))
 	}
-	if fail := r.checkVersionPath(ctx, s, p, matrix); fail != nil {
-		return *fail, nil
-	}
-	if refused := checkOwnership(s, p.Components, byName); refused != nil {
-		return *refused, nil
-	}
-	if res, bad := r.checkRouting(ctx, s, p.Components); bad {
-		return res, nil
-	}
-	if res, bad := r.checkData(ctx, s); bad {
-		return res, nil
-	}
-	have := installedVersions(p, list.Items, statefulSets)
-	if s.postgresVersion != "" {
-		have["postgres"] = s.postgresVersion
-	}
-	if fail := checkRequirements(s, matrix, have); fail != nil {
-		return *fail, nil
-	}
-	if res, bad, err := r.checkService(ctx, s); bad || err != nil {
-		return res, err
-	}
-	if fail, err := r.checkObjectStorage(ctx, s); fail != nil || err != nil {
-		return orZero(fail), err
-	}
-	if fail, err := r.checkHeadroom(ctx, s, p.Components, byName); fail != nil || err != nil {
+	if fail, err := r.preflight(ctx, s, p, matrix, list.Items, statefulSets, byName); fail != nil || err != nil {
 		return orZero(fail), err
 	}
 
@@ -128,6 +104,38 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 	}
 	return phaseResult{next: upgradev1alpha1.PhaseBackup, message: fmt.Sprintf("Planned the upgrade of %d components from %s to %s",
 		len(p.Components), p.FromVersion, spec.TargetVersion)}, nil
+}
+
+// preflight runs the pre-flight list on a resolved plan, in order; the
+// first failure ends it.
+func (r *DifyUpgradeReconciler) preflight(ctx context.Context, s *scope, p *plan.Plan, matrix *compat.Matrix,
+	deployments []appsv1.Deployment, statefulSets []appsv1.StatefulSet, byName map[string]*appsv1.Deployment) (*phaseResult, error) {
+	if fail := r.checkVersionPath(ctx, s, p, matrix); fail != nil {
+		return fail, nil
+	}
+	if refused := checkOwnership(s, p.Components, byName); refused != nil {
+		return refused, nil
+	}
+	if res, bad := r.checkRouting(ctx, s, p.Components); bad {
+		return &res, nil
+	}
+	if res, bad := r.checkData(ctx, s); bad {
+		return &res, nil
+	}
+	have := installedVersions(p, deployments, statefulSets)
+	if s.postgresVersion != "" {
+		have["postgres"] = s.postgresVersion
+	}
+	if fail := checkRequirements(s, matrix, have); fail != nil {
+		return fail, nil
+	}
+	if res, bad, err := r.checkService(ctx, s); bad || err != nil {
+		return &res, err
+	}
+	if fail, err := r.checkObjectStorage(ctx, s); fail != nil || err != nil {
+		return fail, err
+	}
+	return r.checkHeadroom(ctx, s, p.Components, byName)
 }
 
 // discover finds the workload of each component that is not skipped, among

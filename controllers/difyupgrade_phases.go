@@ -19,6 +19,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -137,6 +138,11 @@ func (r *DifyUpgradeReconciler) dispatch(ctx context.Context, s *scope) (ctrl.Re
 		}
 	}
 	if st.Phase.IsTerminal() {
+		if err := r.keepRecord(ctx, s); err != nil {
+			// The record is kept on a later pass; the outcome stands.
+			s.log.Error(err, "Keeping the upgrade's record")
+			return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
+		}
 		r.reconcileTerminal(s)
 		return ctrl.Result{}, nil
 	}
@@ -254,6 +260,14 @@ func (r *DifyUpgradeReconciler) transition(s *scope, next upgradev1alpha1.DifyUp
 	}
 	st.PhaseStartedAt = &now
 	st.ProgressedAt = &now
+	if next == upgradev1alpha1.PhasePending {
+		// A new run (a retry, a new plan) has its own record.
+		st.Phases, st.Record = nil, ""
+	}
+	st.Phases = append(st.Phases, upgradev1alpha1.PhaseTiming{Phase: next, StartedAt: now})
+	if extra := len(st.Phases) - 32; extra > 0 {
+		st.Phases = slices.Clone(st.Phases[extra:])
+	}
 	if from == upgradev1alpha1.PhasePending && st.StartedAt == nil {
 		st.StartedAt = &now
 	}
@@ -323,6 +337,8 @@ func (r *DifyUpgradeReconciler) reconcileTerminal(s *scope) {
 		msg = fmt.Sprintf("Retry (%s=%s): first rolling back what the failed attempt left in the cluster; annotate %s again once RolledBack to start over",
 			upgradev1alpha1.AnnotationRetry, value, upgradev1alpha1.AnnotationRetry)
 	} else {
+		// A new run: it starts anew, with its own record and messages.
+		st.StartedAt = nil
 		st.FailedPhase = ""
 		st.Canary = nil
 		st.Bake = nil

@@ -57,34 +57,10 @@ func planOf(spec *upgradev1alpha1.DifyUpgradeSpec, components []upgradev1alpha1.
 			p.Order = append(p.Order, strings.Join(names, ", "))
 		}
 	}
-	for _, step := range spec.Canary.Steps {
-		switch {
-		case step.SetWeight != nil:
-			p.CanarySteps = append(p.CanarySteps, fmt.Sprintf("setWeight %d", *step.SetWeight))
-		case step.Pause != nil && step.Pause.Duration != nil:
-			p.CanarySteps = append(p.CanarySteps, "pause "+step.Pause.Duration.Duration.String())
-		case step.Pause != nil:
-			p.CanarySteps = append(p.CanarySteps, "pause until promoted ("+upgradev1alpha1.AnnotationPromote+")")
-		}
-	}
+	p.CanarySteps = describeSteps(spec.Canary.Steps)
 	backup := spec.Backup.Enabled == nil || *spec.Backup.Enabled
 	if backup {
-		if db := spec.Database; db != nil {
-			for _, name := range db.Databases {
-				p.BackupTargets = append(p.BackupTargets, fmt.Sprintf("database %s at %s", name, db.Host))
-			}
-		}
-		for _, v := range spec.Backup.Volumes {
-			p.BackupTargets = append(p.BackupTargets, "volume "+v.ClaimName)
-		}
-		if c := spec.Backup.Config; c != nil {
-			for _, name := range c.ConfigMaps {
-				p.BackupTargets = append(p.BackupTargets, "ConfigMap "+name)
-			}
-			for _, name := range c.Secrets {
-				p.BackupTargets = append(p.BackupTargets, "Secret "+name)
-			}
-		}
+		p.BackupTargets = backupTargets(spec)
 	}
 	migrate := spec.Migration.Enabled == nil || *spec.Migration.Enabled
 	switch {
@@ -100,6 +76,44 @@ func planOf(spec *upgradev1alpha1.DifyUpgradeSpec, components []upgradev1alpha1.
 	d := estimate(spec, components, byName, backup && len(p.BackupTargets) > 0, migrate)
 	p.EstimatedDuration = &metav1.Duration{Duration: d}
 	return p
+}
+
+// describeSteps says each canary step in a few words.
+func describeSteps(steps []upgradev1alpha1.CanaryStep) []string {
+	out := make([]string, 0, len(steps))
+	for _, step := range steps {
+		switch {
+		case step.SetWeight != nil:
+			out = append(out, fmt.Sprintf("setWeight %d", *step.SetWeight))
+		case step.Pause != nil && step.Pause.Duration != nil:
+			out = append(out, "pause "+step.Pause.Duration.Duration.String())
+		case step.Pause != nil:
+			out = append(out, "pause until promoted ("+upgradev1alpha1.AnnotationPromote+")")
+		}
+	}
+	return out
+}
+
+// backupTargets are what the backup will hold.
+func backupTargets(spec *upgradev1alpha1.DifyUpgradeSpec) []string {
+	var out []string
+	if db := spec.Database; db != nil {
+		for _, name := range db.Databases {
+			out = append(out, fmt.Sprintf("database %s at %s", name, db.Host))
+		}
+	}
+	for _, v := range spec.Backup.Volumes {
+		out = append(out, "volume "+v.ClaimName)
+	}
+	if c := spec.Backup.Config; c != nil {
+		for _, name := range c.ConfigMaps {
+			out = append(out, "ConfigMap "+name)
+		}
+		for _, name := range c.Secrets {
+			out = append(out, "Secret "+name)
+		}
+	}
+	return out
 }
 
 // estimate is how long the upgrade should take from Precheck to Succeeded:

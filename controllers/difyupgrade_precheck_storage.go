@@ -89,12 +89,10 @@ func (r *DifyUpgradeReconciler) checkObjectStorage(ctx context.Context, s *scope
 
 // storageProblem says what an S3 error means for a person.
 func storageProblem(err error) string {
-	var notFound *s3types.NotFound
-	if errors.As(err, &notFound) {
+	if _, ok := errors.AsType[*s3types.NotFound](err); ok {
 		return "the bucket does not exist"
 	}
-	var api smithy.APIError
-	if errors.As(err, &api) {
+	if api, ok := errors.AsType[smithy.APIError](err); ok {
 		switch api.ErrorCode() {
 		case "NotFound", "NoSuchBucket":
 			return "the bucket does not exist"

@@ -47,6 +47,8 @@ type scope struct {
 	// postgresVersion is the database server's version, when Precheck
 	// reached it.
 	postgresVersion string
+	// recorded are the deliveries this pass copies into status.
+	recorded []string
 }
 
 func newScope(ctx context.Context, u *upgradev1alpha1.DifyUpgrade, now time.Time) *scope {

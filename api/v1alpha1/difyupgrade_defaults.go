@@ -108,6 +108,12 @@ func (u *DifyUpgrade) SetDefaults() {
 		defaultString((*string)(&w.OnClose), string(WindowCloseRevert))
 	}
 	s.Precheck.setDefaults()
+	if n := s.Notify; n != nil {
+		for i := range n.Webhooks {
+			defaultString(&n.Webhooks[i].Format, "JSON")
+			defaultString(&n.Webhooks[i].URLSecret.Key, "url")
+		}
+	}
 	if db := s.Database; db != nil {
 		defaultInt32(&db.Port, DefaultDatabasePort)
 		defaultString(&db.CredentialsSecret.UsernameKey, DefaultUsernameKey)

@@ -188,3 +188,62 @@ type ApprovalsSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.all(r, r.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))",message="each required approval role must be a DNS label: lowercase letters, digits and '-', such as tech-lead or sre"
 	Required []string `json:"required,omitempty"`
 }
+
+// NotifySpec says where messages about the upgrade go.
+type NotifySpec struct {
+	// webhooks receive each message.
+	// +required
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	Webhooks []WebhookTarget `json:"webhooks"`
+
+	// events are the messages to send: Started, WaitingForPerson, Breached,
+	// RollingBack, RolledBack, Succeeded, Failed. Default: all of them.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=7
+	Events []NotifyEvent `json:"events,omitempty"`
+}
+
+// NotifyEvent is a moment of an upgrade that sends a message.
+// +kubebuilder:validation:Enum=Started;WaitingForPerson;Breached;RollingBack;RolledBack;Succeeded;Failed
+type NotifyEvent string
+
+// WebhookTarget is one webhook.
+type WebhookTarget struct {
+	// name identifies the webhook in status.notifications and events.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+
+	// format is the body: JSON (the documented payload) or Slack (an
+	// incoming-webhook {"text": ...}). Default: JSON.
+	// +optional
+	// +kubebuilder:default="JSON"
+	// +kubebuilder:validation:Enum=JSON;Slack
+	Format string `json:"format,omitempty"`
+
+	// urlSecret is the key of a Secret, in the upgrade's namespace, whose
+	// value is the webhook's URL (a secret: it carries the token). It is
+	// read when a message is sent and never copied anywhere.
+	// +required
+	URLSecret SecretKey `json:"urlSecret"`
+}
+
+// SecretKey is one key of a Secret in the upgrade's namespace.
+type SecretKey struct {
+	// name is the Secret's name.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// key is the key in the Secret. Default: url.
+	// +optional
+	// +kubebuilder:default="url"
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key,omitempty"`
+}

@@ -130,6 +130,19 @@ type DifyUpgradeStatus struct {
 	// +optional
 	Restore *RestoreStatus `json:"restore,omitempty"`
 
+	// phases are the phases the upgrade went through, with when each
+	// started (the last 32), for its record.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	Phases []PhaseTiming `json:"phases,omitempty"`
+
+	// record names the ConfigMap that keeps this upgrade's record once it
+	// has ended (see the operator's documentation: upgrade history).
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Record string `json:"record,omitempty"`
+
 	// plan is what the upgrade will do, written by Precheck (and by a dry
 	// run, which stops there).
 	// +optional
@@ -143,6 +156,13 @@ type DifyUpgradeStatus struct {
 	// closes (spec.window).
 	// +optional
 	WindowEndsAt *metav1.Time `json:"windowEndsAt,omitempty"`
+
+	// notifications are the messages of spec.notify: each is sent once per
+	// moment, and its delivery recorded here.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	Notifications []NotificationStatus `json:"notifications,omitempty"`
 
 	// checks are the latest results of the prechecks, analysis rules and HTTP
 	// checks, one entry per check and phase.
@@ -165,6 +185,72 @@ type DifyUpgradeStatus struct {
 	// +kubebuilder:validation:MaxItems=32
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
+
+// PhaseTiming is when a phase started.
+type PhaseTiming struct {
+	// phase is the phase.
+	// +required
+	Phase DifyUpgradePhase `json:"phase"`
+
+	// startedAt is when it started.
+	// +required
+	StartedAt metav1.Time `json:"startedAt"`
+}
+
+// NotificationStatus is one message to one webhook.
+type NotificationStatus struct {
+	// key names the moment, for example Succeeded/Verify//0@1764410000: the
+	// event, phase, reason, canary step and the run's start.
+	// +required
+	// +kubebuilder:validation:MaxLength=256
+	Key string `json:"key"`
+
+	// webhook is the webhook's name in spec.notify.webhooks.
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	Webhook string `json:"webhook"`
+
+	// event is the message's event.
+	// +required
+	Event NotifyEvent `json:"event"`
+
+	// phase is the phase the moment happened in.
+	// +optional
+	Phase DifyUpgradePhase `json:"phase,omitempty"`
+
+	// reason is the moment's reason, e.g. WaitingForPromotion or the check
+	// that breached.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Reason string `json:"reason,omitempty"`
+
+	// state is Pending (being sent), Delivered or Failed (given up after
+	// the retries; the message says why).
+	// +required
+	// +kubebuilder:validation:Enum=Pending;Delivered;Failed
+	State string `json:"state"`
+
+	// attempts is how many requests were made.
+	// +optional
+	Attempts int32 `json:"attempts,omitempty"`
+
+	// message says how the delivery went, e.g. "delivered (HTTP 200) after 2
+	// attempts". Never holds the URL.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+
+	// at is when the moment happened.
+	// +required
+	At metav1.Time `json:"at"`
+}
+
+// The states of a notification.
+const (
+	NotificationPending   = "Pending"
+	NotificationDelivered = "Delivered"
+	NotificationFailed    = "Failed"
+)
 
 // PlanStatus is the plan of an upgrade, for people to read before it
 // changes anything (see spec.dryRun).

@@ -132,6 +132,12 @@ type DifyUpgradeSpec struct {
 	// +kubebuilder:default={}
 	Rollback RollbackSpec `json:"rollback,omitzero"`
 
+	// notify sends a message to webhooks at the moments people care about:
+	// the start, each wait for a person, a breach, the rollback, the end.
+	// Absent means no messages (the Events are always there).
+	// +optional
+	Notify *NotifySpec `json:"notify,omitempty"`
+
 	// paused holds the upgrade where it is until it is set back to false. A
 	// paused upgrade changes nothing and does not roll back on its own.
 	// +optional

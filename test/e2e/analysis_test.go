@@ -210,6 +210,12 @@ var _ = Describe("Judging the new version's health", Label("analysis"), func() {
 		Expect(b.TrafficOnStableAt).NotTo(BeNil(), "traffic went back in the pass that confirmed the breach")
 		Expect(b.TrafficOnStableAt.Sub(b.ConfirmedAt.Time)).To(BeNumerically("<", time.Second))
 		expectRestored(ctx, ns, before)
+
+		By("serving every metric the dashboard and the alerts query")
+		expectDashboardMetricsServed(ctx)
+
+		By("keeping an incident record of the rollback")
+		expectRecord(ctx, u, "RolledBack", ContainSubstring("rule/error-rate"), ContainSubstring("<= 0.05 for 2s"))
 	})
 
 	It("rolls back a mesh-less canary whose p99 latency is 2s", func(ctx SpecContext) {

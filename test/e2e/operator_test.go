@@ -19,6 +19,7 @@ package e2e
 import (
 	"context"
 	"sync"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -75,6 +76,8 @@ func startOperator(cfg *rest.Config) *runningOperator {
 		Recorder:  mgr.GetEventRecorder("dify-upgrade-operator"),
 		Clock:     clock.RealClock{},
 		APIReader: mgr.GetAPIReader(),
+		// Webhook retries 100ms apart, so a retried delivery is quick.
+		NotifyBackoff: 100 * time.Millisecond,
 	}).SetupWithManager(mgr)).To(Succeed())
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -35,9 +35,10 @@ import (
 	"github.com/difyops/dify-upgrade-operator/test/trafficsim"
 )
 
-// tlsSecret creates a kubernetes.io/tls Secret in ns whose certificate
-// expires validFor from now.
-func tlsSecret(ctx SpecContext, ns, name string, validFor time.Duration) {
+// tlsSecret creates the kubernetes.io/tls Secret dify-tls in ns whose
+// certificate expires validFor from now.
+func tlsSecret(ctx SpecContext, ns string, validFor time.Duration) {
+	const name = "dify-tls"
 	GinkgoHelper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	Expect(err).NotTo(HaveOccurred())
@@ -70,7 +71,7 @@ func withPrechecks(u *upgradev1alpha1.DifyUpgrade) {
 var _ = Describe("The pre-flight list", Label("precheck"), func() {
 	It("measures the API's latency and the certificate's days left before changing anything", func(ctx SpecContext) {
 		ns := withTraffic(ctx)
-		tlsSecret(ctx, ns, "dify-tls", 400*24*time.Hour)
+		tlsSecret(ctx, ns, 400*24*time.Hour)
 		u := upgradeTo(ns, "1.11.1", withIstio, withPrechecks, withSteps(100))
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseSucceeded, 2*time.Minute)
@@ -85,7 +86,7 @@ var _ = Describe("The pre-flight list", Label("precheck"), func() {
 	It("refuses a certificate that expires within its minValidity, changing nothing", func(ctx SpecContext) {
 		ns := withTraffic(ctx)
 		before := snapshot(ctx, ns)
-		tlsSecret(ctx, ns, "dify-tls", 10*24*time.Hour+time.Hour)
+		tlsSecret(ctx, ns, 10*24*time.Hour+time.Hour)
 		u := upgradeTo(ns, "1.11.1", withIstio, withPrechecks)
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseFailed, 30*time.Second)
@@ -98,7 +99,7 @@ var _ = Describe("The pre-flight list", Label("precheck"), func() {
 
 	It("refuses an API slower than its maxLatency, with the median measured", func(ctx SpecContext) {
 		ns := withTraffic(ctx)
-		tlsSecret(ctx, ns, "dify-tls", 400*24*time.Hour)
+		tlsSecret(ctx, ns, 400*24*time.Hour)
 		servers.Traffic.SetFault("1.10.1", trafficsim.Fault{Latency: 500 * time.Millisecond})
 		u := upgradeTo(ns, "1.11.1", withIstio, withPrechecks)
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())

@@ -18,6 +18,7 @@ package e2e
 
 import (
 	"context"
+	"maps"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -66,6 +67,20 @@ func waitForAvailable(ctx context.Context, ns, name string) {
 		g.Expect(d.Status.AvailableReplicas).To(Equal(want))
 		g.Expect(d.Status.Replicas).To(Equal(want))
 	}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
+}
+
+// settledResourceVersions are the resourceVersions once the cluster's own
+// controllers have stopped writing (status updates after a rollout).
+func settledResourceVersions(ctx context.Context, ns string) map[string]string {
+	GinkgoHelper()
+	last := resourceVersions(ctx, ns)
+	Eventually(func(g Gomega) {
+		now := resourceVersions(ctx, ns)
+		settled := maps.Equal(now, last)
+		last = now
+		g.Expect(settled).To(BeTrue())
+	}).WithContext(ctx).WithTimeout(30 * time.Second).WithPolling(time.Second).Should(Succeed())
+	return last
 }
 
 // matrixConfigMap creates a ConfigMap holding a compatibility matrix.
@@ -131,7 +146,7 @@ func check(u *upgradev1alpha1.DifyUpgrade, name string) upgradev1alpha1.CheckRes
 var _ = Describe("The whole pre-flight list", Label("precheck"), func() {
 	It("passes on a healthy install and records what each check measured", func(ctx SpecContext) {
 		ns := withTraffic(ctx)
-		tlsSecret(ctx, ns, "dify-tls", 400*24*time.Hour)
+		tlsSecret(ctx, ns, 400*24*time.Hour)
 		Expect(servers.S3.CreateBucket("dify-files")).To(Succeed())
 		s3Secret(ctx, ns, s3server.AccessKeyID)
 		matrixConfigMap(ctx, ns, "team-matrix", userMatrix("0.5.0-0"))
@@ -168,7 +183,7 @@ var _ = Describe("The whole pre-flight list", Label("precheck"), func() {
 		func(ctx SpecContext, prepare func(ctx SpecContext, ns string) func(*upgradev1alpha1.DifyUpgrade), reason, message string) {
 			ns := withTraffic(ctx)
 			change := prepare(ctx, ns)
-			before := resourceVersions(ctx, ns)
+			before := settledResourceVersions(ctx, ns)
 			u := upgradeTo(ns, "1.11.1", withIstio, change)
 			Expect(k8sClient.Create(ctx, u)).To(Succeed())
 			waitForPhase(ctx, u, upgradev1alpha1.PhaseFailed, time.Minute)
@@ -193,11 +208,11 @@ var _ = Describe("The whole pre-flight list", Label("precheck"), func() {
 			}, upgradev1alpha1.ReasonIncompatible, `our plugins need it: pluginDaemon runs 0\.5\.2-local, Dify 1\.11\.1 needs >= 0\.9\.0`),
 		Entry("a malformed matrix ConfigMap, pointing at the line",
 			func(ctx SpecContext, ns string) func(*upgradev1alpha1.DifyUpgrade) {
-				matrixConfigMap(ctx, ns, "team-matrix", "version: \"1\"\npairings:\n- dify: \">= 1.x\"\n  pluginDaemon: 0.5.2-local\n  sandbox: 0.2.12\n")
+				matrixConfigMap(ctx, ns, "team-matrix", "version: \"1\"\npairings:\n- dify: \">= 1.11.0-0\"\n  plugin_daemon: 0.5.2-local\n  sandbox: 0.2.12\n")
 				return func(u *upgradev1alpha1.DifyUpgrade) {
 					u.Spec.Compatibility = &upgradev1alpha1.CompatibilitySpec{ConfigMapName: "team-matrix"}
 				}
-			}, upgradev1alpha1.ReasonInvalidSpec, `ConfigMap .*/team-matrix \(spec\.compatibility\.configMapName\) is not valid: line 3`),
+			}, upgradev1alpha1.ReasonInvalidSpec, `ConfigMap .*/team-matrix \(spec\.compatibility\.configMapName\) is not valid: (?s:.*)line 4: pairings\[0\]: unknown field "plugin_daemon" \(did you mean "pluginDaemon"\?\)`),
 		Entry("a bucket that does not exist",
 			func(ctx SpecContext, ns string) func(*upgradev1alpha1.DifyUpgrade) {
 				s3Secret(ctx, ns, s3server.AccessKeyID)
@@ -217,7 +232,7 @@ var _ = Describe("The whole pre-flight list", Label("precheck"), func() {
 				Expect(k8sClient.Update(ctx, d)).To(Succeed())
 				waitForAvailable(ctx, ns, "dify-api")
 				return withSteps(5)
-			}, upgradev1alpha1.ReasonPrecheckFailed, `node kwok-node-0 would reach cpu .*above the 80% limit.*fit on no node`),
+			}, upgradev1alpha1.ReasonPrecheckFailed, `node kwok-node-0 would reach cpu .*; 2 extra pods fit on no node \(1 of canary of Deployment dify-api, 1 of surge of Deployment dify-api\); free room on the nodes`),
 	)
 
 	It("rolls back when the maintenance window closes before Promote", func(ctx SpecContext) {

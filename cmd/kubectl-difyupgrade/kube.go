@@ -1,0 +1,130 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/clientcmd"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+)
+
+// fieldManager names the plugin in managedFields for what it writes.
+const fieldManager = "kubectl-difyupgrade"
+
+// difyUpgrades is the resource the plugin reads and patches.
+var difyUpgrades = upgradev1alpha1.GroupVersion.WithResource("difyupgrades")
+
+// kube is the DifyUpgrades of one namespace, reached as kubectl would.
+type kube struct {
+	resource  dynamic.ResourceInterface
+	namespace string
+	// user is the kubeconfig user of the context in use.
+	user string
+	// client is the client behind resource: it tells a watch whether it can
+	// stream the initial list.
+	client any
+}
+
+// connect loads the kubeconfig like kubectl: --kubeconfig, else $KUBECONFIG,
+// else ~/.kube/config; --context, else the current context; -n, else the
+// context's namespace, else default.
+func connect(o options) (*kube, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = o.kubeconfig
+	overrides := &clientcmd.ConfigOverrides{CurrentContext: o.context}
+	overrides.Context.Namespace = o.namespace
+	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
+
+	cfg, err := loader.ClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.UserAgent = fieldManager + "/" + shortVersion()
+	namespace, _, err := loader.Namespace()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := loader.RawConfig()
+	if err != nil {
+		return nil, err
+	}
+	contextName := o.context
+	if contextName == "" {
+		contextName = raw.CurrentContext
+	}
+	var user string
+	if c := raw.Contexts[contextName]; c != nil {
+		user = c.AuthInfo
+	}
+	client, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &kube{resource: client.Resource(difyUpgrades).Namespace(namespace), namespace: namespace, user: user, client: client}, nil
+}
+
+func (k *kube) get(ctx context.Context, name string) (*upgradev1alpha1.DifyUpgrade, error) {
+	obj, err := k.resource.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, k.explain(name, err)
+	}
+	return toUpgrade(obj)
+}
+
+// patch applies a JSON merge patch and returns the object as written.
+func (k *kube) patch(ctx context.Context, name string, body []byte) (*upgradev1alpha1.DifyUpgrade, error) {
+	obj, err := k.resource.Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: fieldManager})
+	if err != nil {
+		return nil, k.explain(name, err)
+	}
+	return toUpgrade(obj)
+}
+
+// explain words an API error for a person: a missing DifyUpgrade, or a
+// cluster that does not serve DifyUpgrades at all.
+func (k *kube) explain(name string, err error) error {
+	if !apierrors.IsNotFound(err) {
+		return err
+	}
+	var status apierrors.APIStatus
+	if errors.As(err, &status) && status.Status().Details != nil && status.Status().Details.Name == name {
+		return notFound(name, k.namespace)
+	}
+	return fmt.Errorf("the cluster does not serve %s (is the DifyUpgrade CRD installed?): %w", difyUpgrades.GroupResource(), err)
+}
+
+func notFound(name, namespace string) error {
+	return fmt.Errorf("difyupgrade %s not found in namespace %s", name, namespace)
+}
+
+func toUpgrade(obj *unstructured.Unstructured) (*upgradev1alpha1.DifyUpgrade, error) {
+	u := &upgradev1alpha1.DifyUpgrade{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.UnstructuredContent(), u); err != nil {
+		return nil, fmt.Errorf("reading difyupgrade %s: %w", obj.GetName(), err)
+	}
+	return u, nil
+}

@@ -1,0 +1,95 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+)
+
+// waitingFor lists what the upgrade waits for that is not the operator's own
+// work: a person (promote, approve, resume, retry or abort), a window, a
+// timed pause, the bake, or an action the operator has not acted on yet.
+func waitingFor(u *upgradev1alpha1.DifyUpgrade, now time.Time) []string {
+	st := &u.Status
+	cmd := func(verb string) string { return "kubectl difyupgrade " + verb + " " + u.Name }
+	var lines []string
+	if u.Spec.Paused && !st.Phase.IsTerminal() && st.Phase != upgradev1alpha1.PhaseRollingBack {
+		lines = append(lines, "a person to resume it (spec.paused is true): "+cmd("resume"))
+	}
+	if !st.Phase.HasStarted() {
+		for _, role := range u.MissingApprovals() {
+			lines = append(lines, fmt.Sprintf("approval by %s: %s --role %s", role, cmd("approve"), role))
+		}
+		switch reconcilingReason(u) {
+		case upgradev1alpha1.ReasonWaitingForWindow:
+			lines = append(lines, "the maintenance window to open")
+		case upgradev1alpha1.ReasonBlockedByUpgrade:
+			lines = append(lines, "another upgrade of release "+u.Spec.Release+" to end")
+		}
+	}
+	lines = append(lines, gates(u, now, cmd)...)
+	for _, a := range []upgradev1alpha1.Action{upgradev1alpha1.ActionPromote, upgradev1alpha1.ActionAbort, upgradev1alpha1.ActionRetry} {
+		if value, ok := u.PendingAction(a); ok {
+			lines = append(lines, fmt.Sprintf("the operator to act on %s (%s=%s)", a, a.Annotation(), value))
+		}
+	}
+	return lines
+}
+
+// gates lists the holds of the running phases (a gate for a person, a timed
+// pause, a halted analysis, the bake) and what ended upgrades allow.
+func gates(u *upgradev1alpha1.DifyUpgrade, now time.Time, cmd func(string) string) []string {
+	st := &u.Status
+	var lines []string
+	switch st.Phase {
+	case upgradev1alpha1.PhaseCanary:
+		if c := st.Canary; c != nil && c.WaitingForPromotion {
+			lines = append(lines, "a person to promote: "+cmd("promote")+" (or "+cmd("abort")+" to roll back)")
+		}
+		if c := st.Canary; c != nil && c.PausedUntil != nil && c.PausedUntil.After(now) {
+			lines = append(lines, fmt.Sprintf("the pause to end in %s (%s ends it now)", until(c.PausedUntil.Time, now), cmd("promote")))
+		}
+	case upgradev1alpha1.PhaseVerify:
+		if bk := st.Bake; bk != nil && bk.EndsAt.After(now) {
+			lines = append(lines, "the bake to end in "+until(bk.EndsAt.Time, now))
+		}
+	case upgradev1alpha1.PhaseFailed:
+		from := ""
+		if st.FailedPhase != "" {
+			from = " from " + string(st.FailedPhase)
+		}
+		lines = append(lines, "a person: "+cmd("retry")+" starts again"+from+", "+cmd("abort")+" rolls back")
+	case upgradev1alpha1.PhaseRolledBack:
+		lines = append(lines, "nothing; "+cmd("retry")+" starts the upgrade over")
+	}
+	if a := st.Analysis; a != nil && a.Halted && !st.Phase.IsTerminal() {
+		lines = append(lines, "a person: the analysis stayed inconclusive; "+cmd("promote")+" resumes it, "+cmd("abort")+" rolls back")
+	}
+	return lines
+}
+
+func reconcilingReason(u *upgradev1alpha1.DifyUpgrade) string {
+	if c := meta.FindStatusCondition(u.Status.Conditions, upgradev1alpha1.ConditionReconciling); c != nil {
+		return c.Reason
+	}
+	return ""
+}
