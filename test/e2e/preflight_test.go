@@ -134,6 +134,16 @@ func withHealth(u *upgradev1alpha1.DifyUpgrade) {
 	u.Spec.Precheck.HealthURL = servers.Traffic.URL() + "/health/" + u.Namespace + "/dify-api"
 }
 
+// phaseDuration is how long a phase lasted, from status.phases.
+func phaseDuration(u *upgradev1alpha1.DifyUpgrade, phase upgradev1alpha1.DifyUpgradePhase) time.Duration {
+	for i, p := range u.Status.Phases {
+		if p.Phase == phase && i+1 < len(u.Status.Phases) {
+			return u.Status.Phases[i+1].StartedAt.Sub(p.StartedAt.Time)
+		}
+	}
+	return 0
+}
+
 func check(u *upgradev1alpha1.DifyUpgrade, name string) upgradev1alpha1.CheckResult {
 	for _, c := range u.Status.Checks {
 		if c.Name == name {
@@ -177,6 +187,8 @@ var _ = Describe("The whole pre-flight list", Label("precheck"), func() {
 		Expect(u.Status.WindowEndsAt).NotTo(BeNil())
 		Expect(u.Status.Plan).NotTo(BeNil())
 		Expect(u.Status.Plan.CanarySteps).To(Equal([]string{"setWeight 100"}))
+		Expect(u.Status.Phases).To(ContainElements(HaveField("Phase", upgradev1alpha1.PhasePrecheck), HaveField("Phase", upgradev1alpha1.PhaseBackup)))
+		AddReportEntry("pre-flight list (every check) took", phaseDuration(u, upgradev1alpha1.PhasePrecheck).String())
 	})
 
 	DescribeTable("fails with its own message, writing nothing",
