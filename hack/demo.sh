@@ -173,6 +173,18 @@ awk -v i="$injected" -v c="$confirmed" -v s="$on_stable" 'BEGIN {
   printf "time from injecting the errors to every request on 1.11.1: %.2fs (breach confirmed after %.2fs, routing written %.0fms later)\n", s - i, c - i, (s - c) * 1000 }'
 images
 
+step "The incident record of scene 3 (it outlives the DifyUpgrade): report.md, first lines"
+for _ in $(seq 1 100); do
+  record=$("$kubectl" -n dify get difyupgrade dify-to-1-11-2 -o jsonpath='{.status.record}')
+  [[ -n $record ]] && break
+  sleep 0.2
+done
+"$kubectl" -n dify get configmap "$record" -o jsonpath='{.data.report\.md}' | sed -n 1,24p
+
+step "The upgrade history of release dify"
+"$kubectl" -n dify get configmaps -l upgrade.difyops.io/record=true,upgrade.difyops.io/release=dify \
+  -L upgrade.difyops.io/from,upgrade.difyops.io/to,upgrade.difyops.io/result
+
 step "kubectl get difyupgrades"
 "$kubectl" -n dify get difyupgrades -o wide
 step "The images now"
