@@ -25,7 +25,6 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -236,16 +235,20 @@ var _ = Describe("The whole pre-flight list", Label("precheck"), func() {
 				s3Secret(ctx, ns, "revoked-key")
 				return withStorage("dify-files")
 			}, upgradev1alpha1.ReasonPrecheckFailed, `bucket dify-files at .*: the key is refused`),
-		Entry("a node that the canary and surge pods would fill",
-			func(ctx SpecContext, ns string) func(*upgradev1alpha1.DifyUpgrade) {
-				// The api's 2 pods ask for 24 CPUs each: 48 of the node's 64.
-				d := deployment(ctx, ns, "dify-api")
-				d.Spec.Template.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("24")}
-				Expect(k8sClient.Update(ctx, d)).To(Succeed())
-				waitForAvailable(ctx, ns, "dify-api")
-				return withSteps(5)
-			}, upgradev1alpha1.ReasonPrecheckFailed, `node kwok-node-0 would reach cpu .*; 2 extra pods fit on no node \(1 of canary of Deployment dify-api, 1 of surge of Deployment dify-api\); free room on the nodes`),
 	)
+
+	It("fails on a node that the canary and surge pods would fill, writing nothing", func(ctx SpecContext) {
+		// The api's 2 pods ask for 24 CPUs each: 48 of the node's 64.
+		ns := installDify(ctx, func(obj *unstructured.Unstructured) { hungry(obj, "dify-api", "24") })
+		before := settledResourceVersions(ctx, ns)
+		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5))
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseFailed, time.Minute)
+		Expect(u.Status.FailedPhase).To(Equal(upgradev1alpha1.PhasePrecheck))
+		Expect(u.Status.Message).To(MatchRegexp(`node kwok-node-0 would reach cpu .*; 2 extra pods fit on no node \(1 of canary of Deployment dify-api, 1 of surge of Deployment dify-api\); free room on the nodes`))
+		Expect(check(u, "utilization")).To(And(HaveField("Result", upgradev1alpha1.CheckFailed), HaveField("Limit", "80%")))
+		Expect(resourceVersions(ctx, ns)).To(Equal(before), "no workload or routing object was written")
+	})
 
 	It("rolls back when the maintenance window closes before Promote", func(ctx SpecContext) {
 		ns := withTraffic(ctx)
