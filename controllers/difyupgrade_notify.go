@@ -288,9 +288,10 @@ func (r *DifyUpgradeReconciler) deliver(u *upgradev1alpha1.DifyUpgrade, key stri
 	if !res.Delivered {
 		eventType, reason = corev1.EventTypeWarning, "NotificationFailed"
 	}
-	// The action names the webhook and the event: events.k8s.io folds
-	// events with the same reason and action into one series, keeping the
-	// first note.
+	// The action names the webhook and the event: the events recorder folds
+	// events with the same regarding object (resourceVersion included),
+	// reason and action into one series that keeps the first note, and the
+	// messages of one moment to several webhooks share all of those.
 	r.Recorder.Eventf(u, nil, eventType, reason, "Notify/"+hook.Name+"/"+string(msg.Event), "%s message to webhook %s: %s", msg.Event, hook.Name, res.Summary())
 	select {
 	case r.notes.wake <- event.GenericEvent{Object: u}:

@@ -80,11 +80,10 @@ func (r *DifyUpgradeReconciler) reconcilePending(ctx context.Context, s *scope) 
 			if res, wait := wouldWait("window", upgradev1alpha1.ReasonWaitingForWindow, res); wait {
 				return res, nil
 			}
-			// A dry run estimates against the next window.
-			s.status().WindowEndsAt = &metav1.Time{Time: at.Add(w.Duration.Duration)}
-		} else {
-			s.status().WindowEndsAt = &metav1.Time{Time: at.Add(w.Duration.Duration)}
 		}
+		// at is when the window opened (a dry run while it is closed: when
+		// the next opens, which the plan's estimate is held to).
+		s.status().WindowEndsAt = &metav1.Time{Time: at.Add(w.Duration.Duration)}
 	}
 	return phaseResult{next: upgradev1alpha1.PhasePrecheck, message: fmt.Sprintf("Checking %s before upgrading to %s", s.spec().Release, s.spec().TargetVersion)}, nil
 }

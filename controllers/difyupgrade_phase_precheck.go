@@ -124,7 +124,7 @@ func (r *DifyUpgradeReconciler) preflight(ctx context.Context, s *scope, p *plan
 	}
 	have := installedVersions(p, deployments, statefulSets)
 	if s.postgresVersion != "" {
-		have["postgres"] = s.postgresVersion
+		have[compat.ComponentPostgres] = s.postgresVersion
 	}
 	if fail := checkRequirements(s, matrix, have); fail != nil {
 		return fail, nil
@@ -314,31 +314,32 @@ func (r *DifyUpgradeReconciler) checkRouting(ctx context.Context, s *scope, comp
 // refuse records check as Failed with the message and returns the failure
 // that ends the phase.
 func (s *scope) refuse(check, reason, format string, args ...any) phaseResult {
+	return s.refuseMeasured(check, measure{}, reason, format, args...)
+}
+
+// refuseMeasured is refuse with what the check measured.
+func (s *scope) refuseMeasured(check string, m measure, reason, format string, args ...any) phaseResult {
 	res := failed(reason, format, args...)
-	s.recordCheck(check, upgradev1alpha1.CheckFailed, res.fail.message)
+	s.recordCheck(check, upgradev1alpha1.CheckFailed, res.fail.message, m)
 	return res
 }
 
-// recordMeasure adds what a check measured, and its bound, to the check's
-// latest result in the current phase.
-func (s *scope) recordMeasure(name, value, limit string) {
-	st := s.status()
-	for i := range st.Checks {
-		if st.Checks[i].Name == name && st.Checks[i].Phase == st.Phase {
-			st.Checks[i].Value, st.Checks[i].Limit = value, limit
-			return
-		}
-	}
-}
+// measure is what a check measured and the bound it held it to, for
+// status.checks' value and limit.
+type measure struct{ value, limit string }
 
-// recordCheck keeps the latest result of a named check in the current phase.
-func (s *scope) recordCheck(name string, result upgradev1alpha1.CheckResultValue, message string) {
+// recordCheck keeps the latest result of a named check in the current
+// phase, with what it measured when given.
+func (s *scope) recordCheck(name string, result upgradev1alpha1.CheckResultValue, message string, measured ...measure) {
 	st := s.status()
 	now := metav1.NewTime(s.now)
 	entry := upgradev1alpha1.CheckResult{Name: name, Phase: st.Phase, Result: result, Message: message, At: &now}
+	if len(measured) > 0 {
+		entry.Value, entry.Limit = measured[0].value, measured[0].limit
+	}
 	for i := range st.Checks {
 		if st.Checks[i].Name == name && st.Checks[i].Phase == st.Phase {
-			if st.Checks[i].Result == result && st.Checks[i].Message == message {
+			if old := st.Checks[i]; old.Result == result && old.Message == message && old.Value == entry.Value && old.Limit == entry.Limit {
 				return
 			}
 			st.Checks[i] = entry

@@ -26,6 +26,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
@@ -45,9 +46,6 @@ func (r *DifyUpgradeReconciler) checkHeadroom(ctx context.Context, s *scope, com
 	byName map[string]*appsv1.Deployment) (*phaseResult, error) {
 	spec := s.spec()
 	limit := spec.Precheck.MaxUtilizationPercent
-	if limit == 0 {
-		limit = upgradev1alpha1.DefaultMaxUtilizationPercent
-	}
 	maxWeight := int32(0)
 	for _, step := range spec.Canary.Steps {
 		if step.SetWeight != nil {
@@ -55,7 +53,7 @@ func (r *DifyUpgradeReconciler) checkHeadroom(ctx context.Context, s *scope, com
 		}
 	}
 	var extras []headroom.Extra
-	nodeNames := map[string]bool{}
+	selectors := make([]labels.Selector, 0, len(components))
 	for _, c := range components {
 		d := byName[c.Deployment]
 		if d == nil {
@@ -71,15 +69,15 @@ func (r *DifyUpgradeReconciler) checkHeadroom(ctx context.Context, s *scope, com
 		if n := headroom.Surge(plan.PromoteStrategy(spec, c.Name, d.Spec.Strategy), replicas); n > 0 {
 			extras = append(extras, headroom.Extra{Workload: fmt.Sprintf("surge of Deployment %s", d.Name), Pods: n, PerPod: perPod})
 		}
-		pods, err := r.podsOf(ctx, s, d)
+		selector, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("the selector of Deployment %s: %w", d.Name, err)
 		}
-		for _, p := range pods {
-			if p.Spec.NodeName != "" {
-				nodeNames[p.Spec.NodeName] = true
-			}
-		}
+		selectors = append(selectors, selector)
+	}
+	nodeNames, err := r.releaseNodes(ctx, s, selectors)
+	if err != nil {
+		return nil, err
 	}
 	if len(nodeNames) == 0 {
 		s.recordCheck("utilization", upgradev1alpha1.CheckSkipped,
@@ -91,34 +89,39 @@ func (r *DifyUpgradeReconciler) checkHeadroom(ctx context.Context, s *scope, com
 		return nil, err
 	}
 	result := headroom.Check(nodes, extras)
-	value, bound := fmt.Sprintf("%.0f%%", result.WorstAfter.Worst()), fmt.Sprintf("%d%%", limit)
-	if result.Exceeds(limit) && spec.Precheck.OnUtilizationExceeded == upgradev1alpha1.PrecheckWarn {
-		s.recordCheck("utilization", upgradev1alpha1.CheckWarning, result.Message(limit)+"; going on (spec.precheck.onUtilizationExceeded: Warn)")
-		s.recordMeasure("utilization", value, bound)
-		return nil, nil
-	}
-	if result.Exceeds(limit) {
-		res := s.refuse("utilization", upgradev1alpha1.ReasonPrecheckFailed,
+	m := measure{fmt.Sprintf("%.0f%%", result.WorstAfter.Worst()), fmt.Sprintf("%d%%", limit)}
+	switch {
+	case !result.Exceeds(limit):
+		s.recordCheck("utilization", upgradev1alpha1.CheckPassed, result.Message(limit), m)
+	case spec.Precheck.OnUtilizationExceeded == upgradev1alpha1.PrecheckWarn:
+		s.recordCheck("utilization", upgradev1alpha1.CheckWarning, result.Message(limit)+"; going on (spec.precheck.onUtilizationExceeded: Warn)", m)
+	default:
+		res := s.refuseMeasured("utilization", m, upgradev1alpha1.ReasonPrecheckFailed,
 			"%s; free room on the nodes or raise spec.precheck.maxUtilizationPercent", result.Message(limit))
-		s.recordMeasure("utilization", value, bound)
 		return &res, nil
 	}
-	s.recordCheck("utilization", upgradev1alpha1.CheckPassed, result.Message(limit))
-	s.recordMeasure("utilization", value, bound)
 	return nil, nil
 }
 
-// podsOf lists a Deployment's pods, uncached.
-func (r *DifyUpgradeReconciler) podsOf(ctx context.Context, s *scope, d *appsv1.Deployment) ([]corev1.Pod, error) {
-	selector, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
-	if err != nil {
-		return nil, fmt.Errorf("the selector of Deployment %s: %w", d.Name, err)
-	}
+// releaseNodes are the nodes the release's pods are bound to: the
+// namespace's pods, listed once uncached, that any component's selector
+// matches.
+func (r *DifyUpgradeReconciler) releaseNodes(ctx context.Context, s *scope, selectors []labels.Selector) (map[string]bool, error) {
 	list := &corev1.PodList{}
-	if err := r.reader().List(ctx, list, client.InNamespace(s.upgrade.Namespace), client.MatchingLabelsSelector{Selector: selector}); err != nil {
-		return nil, fmt.Errorf("listing the pods of Deployment %s: %w", d.Name, err)
+	if err := r.reader().List(ctx, list, client.InNamespace(s.upgrade.Namespace)); err != nil {
+		return nil, fmt.Errorf("listing the pods of namespace %s: %w", s.upgrade.Namespace, err)
 	}
-	return list.Items, nil
+	nodes := map[string]bool{}
+	for _, p := range list.Items {
+		if p.Spec.NodeName == "" {
+			continue
+		}
+		set := labels.Set(p.Labels)
+		if slices.ContainsFunc(selectors, func(sel labels.Selector) bool { return sel.Matches(set) }) {
+			nodes[p.Spec.NodeName] = true
+		}
+	}
+	return nodes, nil
 }
 
 // nodeUse reads each node's allocatable and the requests of every pod bound

@@ -82,39 +82,16 @@ func (r *DifyUpgradeReconciler) checkVersionPath(ctx context.Context, s *scope, 
 	target := semver.MustParse(spec.TargetVersion) // plan.Resolve parsed it
 	from := semver.MustParse(p.FromVersion)
 	source := "the api's image tag"
-	url := spec.Precheck.HealthURL
-	reported, err := "", error(nil)
-	if url != "" {
-		reported, err = analysis.RunningVersion(ctx, r.httpClient(), url)
+	if url := spec.Precheck.HealthURL; url != "" {
+		if v, ok := r.healthVersion(ctx, s, url, from); ok && !v.Equal(from) {
+			from, source = v, "the api's /health"
+			p.FromVersion = v.Original()
+		} else if ok {
+			source = "the api's image tag and /health"
+		}
 	}
-	switch v, perr := semver.NewVersion(reported); {
-	case url == "":
-		// Not asked for: the image tag is the version.
-	case err != nil:
-		s.recordCheck("version/health", upgradev1alpha1.CheckWarning, fmt.Sprintf(
-			"the api's /health did not say which version runs (%v); the version is read from the image tag, %s (set spec.precheck.healthURL to the api's /health)",
-			err, p.FromVersion))
-	case perr != nil:
-		s.recordCheck("version/health", upgradev1alpha1.CheckWarning, fmt.Sprintf(
-			"the api's /health reports version %q, which is not a version; the image tag's %s is used", reported, p.FromVersion))
-	case !v.Equal(from):
-		s.recordCheck("version/health", upgradev1alpha1.CheckWarning, fmt.Sprintf(
-			"the api image's tag says %s but its /health (%s) reports %s; %s is the version the upgrade starts from",
-			p.FromVersion, url, v.Original(), v.Original()))
-		from, source = v, "the api's /health"
-		p.FromVersion = v.Original()
-	default:
-		source = "the api's image tag and /health"
-		s.recordCheck("version/health", upgradev1alpha1.CheckPassed, fmt.Sprintf("%s reports %s, as the image tag says", url, v.Original()))
-	}
-	switch {
-	case target.LessThan(from):
-		res := s.refuse("version", upgradev1alpha1.ReasonDowngrade,
-			"%s runs Dify %s (from %s); going back to %s is a downgrade, which migrations cannot undo (restore a backup instead)",
-			spec.Release, from.Original(), source, target.Original())
-		return &res
-	case target.Equal(from):
-		res := s.refuse("version", upgradev1alpha1.ReasonAlreadyAtTarget, "%s already runs Dify %s (from %s)", spec.Release, from.Original(), source)
+	if pathErr := plan.CheckPath(spec.Release, from, target, source); pathErr != nil {
+		res := s.refuse("version", pathErr.Reason, "%s", pathErr.Message)
 		return &res
 	}
 	var warned []string
@@ -132,9 +109,34 @@ func (r *DifyUpgradeReconciler) checkVersionPath(ctx context.Context, s *scope, 
 	} else {
 		msg += "; the matrix knows no one-off step on the way"
 	}
-	s.recordCheck("version", upgradev1alpha1.CheckPassed, msg)
-	s.recordMeasure("version", from.Original(), "< "+target.Original())
+	s.recordCheck("version", upgradev1alpha1.CheckPassed, msg, measure{from.Original(), "< " + target.Original()})
 	return nil
+}
+
+// healthVersion asks the api's /health which version it runs and records
+// how that compares with the image tag's (tagged); ok is false when it
+// could not tell, and the tag's version stands.
+func (r *DifyUpgradeReconciler) healthVersion(ctx context.Context, s *scope, url string, tagged *semver.Version) (*semver.Version, bool) {
+	reported, err := analysis.RunningVersion(ctx, r.httpClient(), url)
+	if err != nil {
+		s.recordCheck("version/health", upgradev1alpha1.CheckWarning, fmt.Sprintf(
+			"the api's /health did not say which version runs (%v); the version is read from the image tag, %s", err, tagged.Original()))
+		return nil, false
+	}
+	v, err := semver.NewVersion(reported)
+	switch {
+	case err != nil:
+		s.recordCheck("version/health", upgradev1alpha1.CheckWarning, fmt.Sprintf(
+			"the api's /health reports version %q, which is not a version; the image tag's %s is used", reported, tagged.Original()))
+		return nil, false
+	case !v.Equal(tagged):
+		s.recordCheck("version/health", upgradev1alpha1.CheckWarning, fmt.Sprintf(
+			"the api image's tag says %s but its /health (%s) reports %s; %s is the version the upgrade starts from",
+			tagged.Original(), url, v.Original(), v.Original()))
+	default:
+		s.recordCheck("version/health", upgradev1alpha1.CheckPassed, fmt.Sprintf("%s reports %s, as the image tag says", url, v.Original()))
+	}
+	return v, true
 }
 
 // checkRequirements holds what will run beside the target version to the
@@ -148,24 +150,20 @@ func checkRequirements(s *scope, m *compat.Matrix, have map[string]string) *phas
 	for _, f := range findings {
 		msg := fmt.Sprintf("%s: %s runs %s, Dify %s needs %s", f.Message, strings.TrimPrefix(f.Check, "requirement/"), f.Have, target.Original(), f.Want)
 		if f.Action == compat.Block {
-			res := s.refuse(f.Check, upgradev1alpha1.ReasonIncompatible, "%s", msg)
-			s.recordMeasure(f.Check, f.Have, f.Want)
+			res := s.refuseMeasured(f.Check, measure{f.Have, f.Want}, upgradev1alpha1.ReasonIncompatible, "%s", msg)
 			return &res
 		}
-		s.recordCheck(f.Check, upgradev1alpha1.CheckWarning, msg)
-		s.recordMeasure(f.Check, f.Have, f.Want)
+		s.recordCheck(f.Check, upgradev1alpha1.CheckWarning, msg, measure{f.Have, f.Want})
 	}
 	for _, name := range unknown {
 		s.recordCheck("requirement/"+name, upgradev1alpha1.CheckSkipped, fmt.Sprintf(
 			"not performed: the matrix has a requirement on %s for Dify %s, but the operator found no %s version (%s)",
 			name, target.Original(), name, whereFound(name)))
 	}
-	failedOrWarned := map[string]bool{}
-	for _, f := range findings {
-		failedOrWarned[strings.TrimPrefix(f.Check, "requirement/")] = true
-	}
-	for name, v := range have {
-		if !failedOrWarned[name] && !slices.Contains(unknown, name) && m.Requires(target, name) {
+	// The rest the matrix asks about, in a fixed order, met every requirement.
+	for _, name := range []string{compat.ComponentPluginDaemon, compat.ComponentSandbox, compat.ComponentPostgres, compat.ComponentWeaviate} {
+		found := slices.ContainsFunc(findings, func(f compat.Finding) bool { return f.Check == "requirement/"+name })
+		if v := have[name]; v != "" && !found && m.Requires(target, name) {
 			s.recordCheck("requirement/"+name, upgradev1alpha1.CheckPassed, fmt.Sprintf("%s %s meets what Dify %s needs", name, v, target.Original()))
 		}
 	}
@@ -191,9 +189,9 @@ func installedVersions(p *plan.Plan, deployments []appsv1.Deployment, statefulSe
 	for _, c := range p.Components {
 		switch c.Name {
 		case upgradev1alpha1.ComponentPluginDaemon:
-			have["pluginDaemon"] = imageTag(c.ToImage)
+			have[compat.ComponentPluginDaemon] = imageTag(c.ToImage)
 		case upgradev1alpha1.ComponentSandbox:
-			have["sandbox"] = imageTag(c.ToImage)
+			have[compat.ComponentSandbox] = imageTag(c.ToImage)
 		}
 	}
 	pods := make([]*corev1.PodSpec, 0, len(deployments)+len(statefulSets))
@@ -208,14 +206,9 @@ func installedVersions(p *plan.Plan, deployments []appsv1.Deployment, statefulSe
 			repo := plan.ImageRepository(c.Image)
 			if repo == "weaviate" || strings.HasSuffix(repo, "/weaviate") {
 				if tag := imageTag(c.Image); tag != "" {
-					have["weaviate"] = tag
+					have[compat.ComponentWeaviate] = tag
 				}
 			}
-		}
-	}
-	for k, v := range have {
-		if v == "" {
-			delete(have, k)
 		}
 	}
 	return have

@@ -104,8 +104,7 @@ func (r *DifyUpgradeReconciler) checkDatabase(ctx context.Context, s *scope) (ph
 	if info.RevisionDB != "" {
 		msg += fmt.Sprintf("; schema revision %s (in %s)", info.Revision, info.RevisionDB)
 	}
-	s.recordCheck("database", upgradev1alpha1.CheckPassed, msg)
-	s.recordMeasure("database", "PostgreSQL "+info.ServerVersion, "")
+	s.recordCheck("database", upgradev1alpha1.CheckPassed, msg, measure{value: "PostgreSQL " + info.ServerVersion})
 	s.postgresVersion = info.ServerVersion
 	return checkReplication(s, info.Replication)
 }
@@ -118,6 +117,7 @@ func (r *DifyUpgradeReconciler) checkDatabase(ctx context.Context, s *scope) (ph
 func checkReplication(s *scope, r database.Replication) (phaseResult, bool) {
 	limit := s.spec().Precheck.MaxReplicationLag.Duration
 	const name = "replication-lag"
+	lag := measure{r.Lag.Round(time.Millisecond).String(), limit.String()}
 	if r.InRecovery {
 		return s.refuse("database", upgradev1alpha1.ReasonInvalidSpec,
 			"spec.database points at a read-only replica (pg_is_in_recovery is true): the schema migration and a restore must write; point spec.database.host and port at the primary"), true
@@ -131,15 +131,12 @@ func checkReplication(s *scope, r database.Replication) (phaseResult, bool) {
 		s.recordCheck(name, upgradev1alpha1.CheckWarning, fmt.Sprintf(
 			"cannot read the lag of the %d streaming replicas: the database user needs the pg_monitor role", r.Replicas))
 	case r.Lag > limit:
-		res := s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "the largest replay lag of the %d streaming replicas is %s, more than spec.precheck.maxReplicationLag %s",
-			r.Replicas, r.Lag.Round(time.Millisecond), limit)
-		s.recordMeasure(name, r.Lag.Round(time.Millisecond).String(), limit.String())
-		return res, true
+		return s.refuseMeasured(name, lag, upgradev1alpha1.ReasonPrecheckFailed, "the largest replay lag of the %d streaming replicas is %s, more than spec.precheck.maxReplicationLag %s",
+			r.Replicas, r.Lag.Round(time.Millisecond), limit), true
 	case r.Replicas == 0:
 		s.recordCheck(name, upgradev1alpha1.CheckPassed, "no streaming replicas (pg_stat_replication is empty): nothing lags")
 	default:
-		s.recordCheck(name, upgradev1alpha1.CheckPassed, fmt.Sprintf("%d streaming replicas, largest lag %s (limit %s)", r.Replicas, r.Lag.Round(time.Millisecond), limit))
-		s.recordMeasure(name, r.Lag.Round(time.Millisecond).String(), limit.String())
+		s.recordCheck(name, upgradev1alpha1.CheckPassed, fmt.Sprintf("%d streaming replicas, largest lag %s (limit %s)", r.Replicas, r.Lag.Round(time.Millisecond), limit), lag)
 	}
 	return phaseResult{}, false
 }

@@ -170,6 +170,7 @@ func checkWindowEnd(s *scope, estimated time.Duration) {
 	ends := s.now.Add(estimated)
 	left := st.WindowEndsAt.Sub(s.now).Round(time.Second)
 	onClose := s.spec().Window.OnClose
+	m := measure{estimated.Round(time.Second).String(), left.String()}
 	if ends.After(st.WindowEndsAt.Time) {
 		what := "rolls back if it has not reached Promote by then"
 		if onClose == upgradev1alpha1.WindowCloseContinue {
@@ -177,13 +178,12 @@ func checkWindowEnd(s *scope, estimated time.Duration) {
 		}
 		s.recordCheck("window", upgradev1alpha1.CheckWarning, fmt.Sprintf(
 			"the upgrade is estimated to take %s but the window closes at %s, in %s; it %s",
-			estimated.Round(time.Second), st.WindowEndsAt.UTC().Format(time.RFC3339), left, what))
+			estimated.Round(time.Second), st.WindowEndsAt.UTC().Format(time.RFC3339), left, what), m)
 	} else {
 		s.recordCheck("window", upgradev1alpha1.CheckPassed, fmt.Sprintf(
 			"the upgrade is estimated to take %s; the window closes at %s, in %s",
-			estimated.Round(time.Second), st.WindowEndsAt.UTC().Format(time.RFC3339), left))
+			estimated.Round(time.Second), st.WindowEndsAt.UTC().Format(time.RFC3339), left), m)
 	}
-	s.recordMeasure("window", estimated.Round(time.Second).String(), left.String())
 }
 
 // windowClosed handles a maintenance window that closes before Promote:

@@ -62,16 +62,13 @@ func (r *DifyUpgradeReconciler) checkEndpoints(ctx context.Context, s *scope) (p
 		}
 		slices.Sort(latencies)
 		median := latencies[len(latencies)/2]
-		value, limit := median.Round(time.Millisecond).String(), e.MaxLatency.Duration.String()
+		m := measure{median.Round(time.Millisecond).String(), e.MaxLatency.Duration.String()}
 		if median > e.MaxLatency.Duration {
-			res := s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "endpoint %s (%s) answered in a median of %s over %d tries, more than its maxLatency %s",
-				e.Name, e.URL, value, endpointTries, limit)
-			s.recordMeasure(name, value, limit)
-			return res, true
+			return s.refuseMeasured(name, m, upgradev1alpha1.ReasonPrecheckFailed, "endpoint %s (%s) answered in a median of %s over %d tries, more than its maxLatency %s",
+				e.Name, e.URL, m.value, endpointTries, m.limit), true
 		}
 		s.recordCheck(name, upgradev1alpha1.CheckPassed, fmt.Sprintf("%s answered 2xx %d times, median %s (limit %s)",
-			e.URL, endpointTries, value, limit))
-		s.recordMeasure(name, value, limit)
+			e.URL, endpointTries, m.value, m.limit), m)
 	}
 	return phaseResult{}, false
 }
@@ -100,17 +97,14 @@ func (r *DifyUpgradeReconciler) checkCertificates(ctx context.Context, s *scope)
 			return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "Secret %s: %s: %v", c.SecretName, corev1.TLSCertKey, err), true, nil
 		}
 		left := leaf.NotAfter.Sub(s.now)
-		value, limit := fmt.Sprintf("%d days", leaf.DaysLeft(s.now)), minValidity.String()
+		m := measure{fmt.Sprintf("%d days", leaf.DaysLeft(s.now)), minValidity.String()}
 		if left < minValidity {
-			res := s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed,
+			return s.refuseMeasured(name, m, upgradev1alpha1.ReasonPrecheckFailed,
 				"the certificate of Secret %s (%s) expires %s, %d days from now; it must stay valid for at least %s",
-				c.SecretName, leaf.Subject, leaf.NotAfter.UTC().Format(time.RFC3339), leaf.DaysLeft(s.now), minValidity)
-			s.recordMeasure(name, value, limit)
-			return res, true, nil
+				c.SecretName, leaf.Subject, leaf.NotAfter.UTC().Format(time.RFC3339), leaf.DaysLeft(s.now), minValidity), true, nil
 		}
 		s.recordCheck(name, upgradev1alpha1.CheckPassed, fmt.Sprintf("%s valid until %s: %d days left (at least %s needed)",
-			leaf.Subject, leaf.NotAfter.UTC().Format(time.RFC3339), leaf.DaysLeft(s.now), minValidity))
-		s.recordMeasure(name, value, limit)
+			leaf.Subject, leaf.NotAfter.UTC().Format(time.RFC3339), leaf.DaysLeft(s.now), minValidity), m)
 	}
 	return phaseResult{}, false, nil
 }

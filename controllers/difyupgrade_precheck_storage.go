@@ -82,8 +82,8 @@ func (r *DifyUpgradeReconciler) checkObjectStorage(ctx context.Context, s *scope
 		res := s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "bucket %s at %s: %s", o.Bucket, o.Endpoint, storageProblem(err))
 		return &res, nil
 	}
-	s.recordCheck(name, upgradev1alpha1.CheckPassed, fmt.Sprintf("bucket %s at %s answers (HeadBucket in %s)", o.Bucket, o.Endpoint, took))
-	s.recordMeasure(name, took.String(), "")
+	s.recordCheck(name, upgradev1alpha1.CheckPassed, fmt.Sprintf("bucket %s at %s answers (HeadBucket in %s)", o.Bucket, o.Endpoint, took),
+		measure{value: took.String()})
 	return nil, nil
 }
 

@@ -166,3 +166,29 @@ const (
 	// scaled it: from then on the replicas are theirs.
 	AnnotationScaledTo = "upgrade.difyops.io/scaled-to"
 )
+
+// What the operator writes on the record of an ended upgrade: a ConfigMap in
+// the upgrade's namespace that outlives the DifyUpgrade. List a release's
+// records with
+// `kubectl get configmaps -l upgrade.difyops.io/record=true,upgrade.difyops.io/release=<release>`.
+const (
+	// LabelRecord is "true" on every record.
+	LabelRecord = "upgrade.difyops.io/record"
+	// LabelRecordRelease is the release the upgrade upgraded (spec.release).
+	LabelRecordRelease = "upgrade.difyops.io/release"
+	// LabelRecordUpgrade is the DifyUpgrade's name (the same key as
+	// AnnotationUpgrade).
+	LabelRecordUpgrade = "upgrade.difyops.io/upgrade-name"
+	// LabelRecordFrom is the version the installation ran before.
+	LabelRecordFrom = "upgrade.difyops.io/from"
+	// LabelRecordTo is the version the upgrade went to.
+	LabelRecordTo = "upgrade.difyops.io/to"
+	// LabelRecordResult is how it ended: Succeeded, RolledBack or Failed.
+	LabelRecordResult = "upgrade.difyops.io/result"
+	// RecordKey holds the record (record.yaml, apiVersion RecordAPIVersion).
+	RecordKey = "record.yaml"
+	// ReportKey holds the report for people (report.md).
+	ReportKey = "report.md"
+	// RecordAPIVersion is record.yaml's apiVersion.
+	RecordAPIVersion = "upgrade.difyops.io/record-v1"
+)

@@ -31,25 +31,25 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 )
 
 // configMaps is where the operator keeps the records of ended upgrades.
 var configMaps = corev1.SchemeGroupVersion.WithResource("configmaps")
 
-// The labels, keys and version of the operator's upgrade records, as
-// controllers/internal/history writes them. Go's internal rule keeps the
-// plugin from importing that package; the tests read its golden records,
-// so that these stay the same.
+// The labels, keys and version of the operator's upgrade records, as the
+// API defines them.
 const (
-	recordLabel        = "upgrade.difyops.io/record"
-	recordReleaseLabel = "upgrade.difyops.io/release"
-	recordUpgradeLabel = "upgrade.difyops.io/upgrade-name"
-	recordFromLabel    = "upgrade.difyops.io/from"
-	recordToLabel      = "upgrade.difyops.io/to"
-	recordResultLabel  = "upgrade.difyops.io/result"
-	recordKey          = "record.yaml"
-	reportKey          = "report.md"
-	recordAPIVersion   = "upgrade.difyops.io/record-v1"
+	recordLabel        = upgradev1alpha1.LabelRecord
+	recordReleaseLabel = upgradev1alpha1.LabelRecordRelease
+	recordUpgradeLabel = upgradev1alpha1.LabelRecordUpgrade
+	recordFromLabel    = upgradev1alpha1.LabelRecordFrom
+	recordToLabel      = upgradev1alpha1.LabelRecordTo
+	recordResultLabel  = upgradev1alpha1.LabelRecordResult
+	recordKey          = upgradev1alpha1.RecordKey
+	reportKey          = upgradev1alpha1.ReportKey
+	recordAPIVersion   = upgradev1alpha1.RecordAPIVersion
 )
 
 // record is what the plugin reads of a record.yaml.

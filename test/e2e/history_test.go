@@ -41,12 +41,12 @@ func expectRecord(ctx context.Context, u *upgradev1alpha1.DifyUpgrade, result st
 	Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: u.Namespace, Name: u.Status.Record}, cm)).To(Succeed())
 	Expect(cm.OwnerReferences).To(BeEmpty(), "the record outlives the DifyUpgrade")
 	Expect(cm.Labels).To(And(
-		HaveKeyWithValue("upgrade.difyops.io/record", "true"), HaveKeyWithValue("upgrade.difyops.io/release", u.Spec.Release),
-		HaveKeyWithValue("upgrade.difyops.io/from", u.Status.FromVersion), HaveKeyWithValue("upgrade.difyops.io/to", u.Spec.TargetVersion),
-		HaveKeyWithValue("upgrade.difyops.io/result", result)))
-	Expect(cm.Data).To(HaveKey("record.yaml"))
+		HaveKeyWithValue(upgradev1alpha1.LabelRecord, "true"), HaveKeyWithValue(upgradev1alpha1.LabelRecordRelease, u.Spec.Release),
+		HaveKeyWithValue(upgradev1alpha1.LabelRecordFrom, u.Status.FromVersion), HaveKeyWithValue(upgradev1alpha1.LabelRecordTo, u.Spec.TargetVersion),
+		HaveKeyWithValue(upgradev1alpha1.LabelRecordResult, result)))
+	Expect(cm.Data).To(HaveKey(upgradev1alpha1.RecordKey))
 	for _, m := range report {
-		Expect(cm.Data["report.md"]).To(m)
+		Expect(cm.Data[upgradev1alpha1.ReportKey]).To(m)
 	}
 	return cm
 }

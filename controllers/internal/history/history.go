@@ -31,20 +31,15 @@ import (
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 )
 
-// The labels of a record.
+// The labels of a record: the API's (api/v1alpha1), which the kubectl
+// plugin reads too.
 const (
-	// LabelRecord is "true" on every record.
-	LabelRecord = "upgrade.difyops.io/record"
-	// LabelRelease is the release the upgrade upgraded (spec.release).
-	LabelRelease = "upgrade.difyops.io/release"
-	// LabelUpgradeName is the DifyUpgrade's name.
-	LabelUpgradeName = "upgrade.difyops.io/upgrade-name"
-	// LabelFrom is the version the installation ran before.
-	LabelFrom = "upgrade.difyops.io/from"
-	// LabelTo is the version the upgrade went to.
-	LabelTo = "upgrade.difyops.io/to"
-	// LabelResult is how the upgrade ended: a Result.
-	LabelResult = "upgrade.difyops.io/result"
+	LabelRecord      = upgradev1alpha1.LabelRecord
+	LabelRelease     = upgradev1alpha1.LabelRecordRelease
+	LabelUpgradeName = upgradev1alpha1.LabelRecordUpgrade
+	LabelFrom        = upgradev1alpha1.LabelRecordFrom
+	LabelTo          = upgradev1alpha1.LabelRecordTo
+	LabelResult      = upgradev1alpha1.LabelRecordResult
 	// LabelManagedBy names the operator as the writer.
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	// ManagedBy is LabelManagedBy's value.
@@ -58,11 +53,11 @@ const (
 	// RecordVersion is AnnotationRecordVersion's value for records-v1.
 	RecordVersion = "1"
 	// APIVersion is record.yaml's apiVersion.
-	APIVersion = "upgrade.difyops.io/record-v1"
+	APIVersion = upgradev1alpha1.RecordAPIVersion
 	// KeyRecord is the data key of the record for programs (an Entry).
-	KeyRecord = "record.yaml"
+	KeyRecord = upgradev1alpha1.RecordKey
 	// KeyReport is the data key of the report for people (Markdown).
-	KeyReport = "report.md"
+	KeyReport = upgradev1alpha1.ReportKey
 )
 
 // Result is how an upgrade ended.

@@ -88,7 +88,8 @@ type Error struct{ Reason, Message string }
 
 func (e *Error) Error() string { return e.Message }
 
-// Resolve makes the plan from the workload found for each component. A
+// Resolve makes the plan from the workload found for each component (the
+// version path is CheckPath's, once the running version is settled). A
 // component that is not skipped and has no workload is not installed: it is
 // left out of the plan with a warning (the caller fails earlier when the
 // spec names its workload). The matrix pairs the plugin-daemon and sandbox
@@ -147,15 +148,23 @@ func Resolve(spec *upgradev1alpha1.DifyUpgradeSpec, workloads map[upgradev1alpha
 		return nil, err
 	}
 	p.FromVersion = from.Original()
+	return p, nil
+}
+
+// CheckPath refuses a target that is not above the running version: a
+// downgrade, which migrations cannot undo, or the version it runs. source
+// says where from was read (the image tag, the api's /health). The caller
+// settles from first (Resolve reads it from the images).
+func CheckPath(release string, from, target *semver.Version, source string) *Error {
 	switch {
 	case target.LessThan(from):
-		return nil, &Error{"Downgrade", fmt.Sprintf(
-			"%s runs Dify %s; going back to %s is a downgrade, which migrations cannot undo (restore a backup instead)",
-			spec.Release, from.Original(), target.Original())}
+		return &Error{"Downgrade", fmt.Sprintf(
+			"%s runs Dify %s (from %s); going back to %s is a downgrade, which migrations cannot undo (restore a backup instead)",
+			release, from.Original(), source, target.Original())}
 	case target.Equal(from):
-		return nil, &Error{"AlreadyAtTarget", fmt.Sprintf("%s already runs Dify %s", spec.Release, from.Original())}
+		return &Error{"AlreadyAtTarget", fmt.Sprintf("%s already runs Dify %s (from %s)", release, from.Original(), source)}
 	}
-	return p, nil
+	return nil
 }
 
 // runningVersion reads the Dify version from the api image, or, when api is

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/Masterminds/semver/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -158,7 +159,7 @@ func TestResolveLeavesOutWhatIsNotInstalled(t *testing.T) {
 	}
 }
 
-func TestResolveRefuses(t *testing.T) {
+func TestResolveAndPathRefuse(t *testing.T) {
 	digest := dify1101()
 	digest[upgradev1alpha1.ComponentAPI] = "langgenius/dify-api@sha256:0123"
 	tests := []struct {
@@ -172,7 +173,12 @@ func TestResolveRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Resolve(spec(tt.target), dify(tt.images), matrix(t))
+			p, err := Resolve(spec(tt.target), dify(tt.images), matrix(t))
+			if err == nil {
+				if pathErr := CheckPath("dify", semver.MustParse(p.FromVersion), semver.MustParse(tt.target), "the image tag"); pathErr != nil {
+					err = pathErr
+				}
+			}
 			var planErr *Error
 			if !errors.As(err, &planErr) || planErr.Reason != tt.reason {
 				t.Fatalf("Resolve() error = %v, want reason %s", err, tt.reason)
