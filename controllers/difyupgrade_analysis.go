@@ -29,6 +29,7 @@ import (
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/analysis"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 )
 
 // analysisResult is what the analysis concluded in one pass.
@@ -405,14 +406,14 @@ func everyPod(pods []corev1.Pod, responses []analysis.Response) analysis.Respons
 }
 
 // readyPodsOf lists the ready pods of the workload a track measures: the
-// component's canary, or its stable Deployment without the canary's pods.
+// component's canary, or its stable workload without the canary's pods.
 func (r *DifyUpgradeReconciler) readyPodsOf(ctx context.Context, s *scope, component upgradev1alpha1.Component, track string) ([]corev1.Pod, error) {
 	if component == "" {
 		component = upgradev1alpha1.ComponentAPI
 	}
 	d := s.obs.stable[component]
 	if track == trackCanary {
-		d = s.obs.canary[component]
+		d = apps.Of(s.obs.canary[component])
 	}
 	if d == nil {
 		return nil, fmt.Errorf("no %s workload of component %s to ask", track, component)

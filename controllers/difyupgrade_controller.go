@@ -115,7 +115,7 @@ func (r *DifyUpgradeReconciler) reader() client.Reader {
 // +kubebuilder:rbac:groups=upgrade.difyops.io,resources=difyupgrades/finalizers,verbs=update
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list
-// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=list
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;create;delete
@@ -228,14 +228,16 @@ func (r *DifyUpgradeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&appsv1.Deployment{}).
 		Owns(&batchv1.Job{}).
 		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.upgradesOf)).
+		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(r.upgradesOf)).
 		Watches(&upgradev1alpha1.DifyUpgrade{}, handler.EnqueueRequestsFromMapFunc(r.siblings)).
 		WatchesRawSource(source.Channel(r.notes.wake, &handler.EnqueueRequestForObject{})).
 		Named("difyupgrade").
 		Complete(r)
 }
 
-// planDeployments are the Deployments an upgrade's plan names, while the
-// upgrade may still act on them.
+// planDeployments are the names of the workloads (Deployments or
+// StatefulSets) an upgrade's plan names, while the upgrade may still act on
+// them.
 func planDeployments(o client.Object) []string {
 	u := o.(*upgradev1alpha1.DifyUpgrade)
 	if !lifecycle.LeftChanges(&u.Status) && u.DeletionTimestamp.IsZero() {
@@ -248,8 +250,9 @@ func planDeployments(o client.Object) []string {
 	return out
 }
 
-// upgradesOf maps a Deployment to the upgrades whose plan names it, so a
-// scale, a rollout restart or a deletion of a stable Deployment wakes them.
+// upgradesOf maps a Deployment or StatefulSet to the upgrades whose plan
+// names it, so a scale, a rollout restart or a deletion of a stable workload
+// wakes them.
 func (r *DifyUpgradeReconciler) upgradesOf(ctx context.Context, o client.Object) []reconcile.Request {
 	list := &upgradev1alpha1.DifyUpgradeList{}
 	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{deploymentIndex: o.GetName()}); err != nil {

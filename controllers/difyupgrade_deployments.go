@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/drift"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/rollout"
@@ -115,36 +116,36 @@ func (r *DifyUpgradeReconciler) deleteCanaries(ctx context.Context, s *scope) (b
 	return gone, nil
 }
 
-// writeStable applies mutate to the observed stable Deployment of c and
+// writeStable applies mutate to the observed stable workload of c and
 // writes it when anything differs, saving its original and the fingerprint
 // of the managed fields in the same write. A managed field someone else
 // changed since the last write is counted (and put back); past
 // drift.MaxCorrections the phase fails, naming the writer.
 func (r *DifyUpgradeReconciler) writeStable(ctx context.Context, s *scope, c upgradev1alpha1.ComponentStatus,
-	mutate func(*appsv1.Deployment) error) (bool, *phaseResult, error) {
+	mutate func(apps.Workload) error) (bool, *phaseResult, error) {
 	d := s.obs.stable[c.Name]
 	if d == nil {
 		res := componentGone(&c)
 		return false, &res, nil
 	}
-	want := d.DeepCopy()
+	want := d.Copy()
 	if err := mutate(want); err != nil {
 		return false, nil, err
 	}
-	if equality.Semantic.DeepEqual(want.Spec, d.Spec) {
+	if apps.SameSpec(want, d) {
 		return false, nil, nil
 	}
 	for _, field := range drift.Changed(d, workload.Managed(d, c.Container)) {
-		if res := r.externalChange(s, "Deployment/"+d.Name, workload.FieldPath(field, c.Container), drift.Writer(d, "f:"+field)); res != nil {
+		if res := r.externalChange(s, d.Kind()+"/"+d.GetName(), workload.FieldPath(field, c.Container), drift.Writer(d, "f:"+field)); res != nil {
 			return false, res, nil
 		}
 	}
-	if err := original.Record(want, s.upgrade.Name, original.TakeDeployment(d, c.Container)); err != nil {
+	if err := original.Record(want, s.upgrade.Name, original.Take(d, c.Container)); err != nil {
 		return false, nil, err
 	}
 	drift.Mark(want, workload.Managed(want, c.Container).Fingerprint())
-	if err := r.Update(ctx, want); err != nil {
-		return false, nil, fmt.Errorf("updating Deployment %s: %w", d.Name, err)
+	if err := r.Update(ctx, want.Object()); err != nil {
+		return false, nil, fmt.Errorf("updating %s: %w", apps.Ref(d), err)
 	}
 	s.obs.stable[c.Name] = want
 	return true, nil, nil
@@ -183,9 +184,15 @@ func (r *DifyUpgradeReconciler) externalChange(s *scope, object, field, writer s
 func (r *DifyUpgradeReconciler) podTemplateHashes(ctx context.Context, s *scope) (map[upgradev1alpha1.Component]traffic.Hashes, bool, error) {
 	out := map[upgradev1alpha1.Component]traffic.Hashes{}
 	for _, c := range s.canaried() {
-		stable, canary := s.obs.stable[c.Name], s.obs.canary[c.Name]
-		if stable == nil || canary == nil {
+		w, canary := s.obs.stable[c.Name], s.obs.canary[c.Name]
+		if w == nil || canary == nil {
 			return nil, false, nil
+		}
+		stable, ok := w.Object().(*appsv1.Deployment)
+		if !ok {
+			// Precheck refuses Istio subsets for a StatefulSet (its pods
+			// carry no pod-template-hash).
+			return nil, false, fmt.Errorf("%s: Istio canaries need the stable workload to be a Deployment", apps.Ref(w))
 		}
 		h := traffic.Hashes{Stable: r.knownHash(stable), Canary: r.knownHash(canary)}
 		if h.Stable == "" || h.Canary == "" {
@@ -238,7 +245,7 @@ func (r *DifyUpgradeReconciler) router(s *scope, hashes map[upgradev1alpha1.Comp
 	}
 	var stable []traffic.Target
 	for _, c := range s.canaried() {
-		stable = append(stable, traffic.Target{Name: c.Deployment, Deployment: s.obs.stable[c.Name], Container: c.Container})
+		stable = append(stable, traffic.Target{Name: kindOf(&c) + " " + c.Deployment, Workload: s.obs.stable[c.Name], Container: c.Container})
 	}
 	return &traffic.Replicas{Client: r.Client, Upgrade: s.upgrade.Name, Stable: stable}
 }

@@ -18,34 +18,39 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 )
 
 // observation is what one pass reads of the workloads, once, before it
-// decides anything: the stable Deployment of every planned component and
-// the canary Deployment of every canaried one (nil when absent). Writes
-// update these objects in place, so later steps of the pass see them.
+// decides anything: the stable workload (Deployment or StatefulSet) of every
+// planned component and the canary Deployment of every canaried one (nil
+// when absent). Writes update these objects in place, so later steps of the
+// pass see them.
 type observation struct {
-	stable map[upgradev1alpha1.Component]*appsv1.Deployment
+	stable map[upgradev1alpha1.Component]apps.Workload
 	canary map[upgradev1alpha1.Component]*appsv1.Deployment
 }
 
 // observe reads the planned workloads from the cache.
 func (r *DifyUpgradeReconciler) observe(ctx context.Context, s *scope) error {
 	obs := &observation{
-		stable: map[upgradev1alpha1.Component]*appsv1.Deployment{},
+		stable: map[upgradev1alpha1.Component]apps.Workload{},
 		canary: map[upgradev1alpha1.Component]*appsv1.Deployment{},
 	}
 	for _, c := range s.status().Components {
-		d, err := r.getDeployment(ctx, s, c.Deployment)
+		w, err := r.getWorkload(ctx, s, c.Kind, c.Deployment)
 		if err != nil {
 			return err
 		}
-		obs.stable[c.Name] = d
+		obs.stable[c.Name] = w
 		if !c.Canary {
 			continue
 		}
@@ -59,7 +64,7 @@ func (r *DifyUpgradeReconciler) observe(ctx context.Context, s *scope) error {
 	return nil
 }
 
-// missing is the first planned component whose Deployment is gone, in
+// missing is the first planned component whose workload is gone, in
 // rollout order; nil when every one is there.
 func (o *observation) missing(components []upgradev1alpha1.ComponentStatus) *upgradev1alpha1.ComponentStatus {
 	for i := range components {
@@ -75,9 +80,35 @@ func ours(s *scope, d *appsv1.Deployment) bool {
 	return d != nil && metav1.IsControlledBy(d, s.upgrade)
 }
 
-// componentGone is the failure of a phase whose component's Deployment was
+// componentGone is the failure of a phase whose component's workload was
 // deleted under it.
 func componentGone(c *upgradev1alpha1.ComponentStatus) phaseResult {
 	return failed(upgradev1alpha1.ReasonComponentNotFound,
-		"Deployment %s of component %s was deleted during the upgrade", c.Deployment, c.Name)
+		"%s %s of component %s was deleted during the upgrade", kindOf(c), c.Deployment, c.Name)
+}
+
+// kindOf is the kind of c's workload (status written before StatefulSets
+// has none: a Deployment).
+func kindOf(c *upgradev1alpha1.ComponentStatus) string {
+	if c.Kind == "" {
+		return apps.KindDeployment
+	}
+	return c.Kind
+}
+
+// getWorkload reads the Deployment or StatefulSet of a component; nil when
+// it does not exist.
+func (r *DifyUpgradeReconciler) getWorkload(ctx context.Context, s *scope, kind, name string) (apps.Workload, error) {
+	obj := apps.New(kind)
+	if obj == nil {
+		return nil, fmt.Errorf("component workload %s has kind %q; only Deployments and StatefulSets are upgraded", name, kind)
+	}
+	err := r.Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: name}, obj)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading %s %s: %w", kind, name, err)
+	}
+	return apps.Of(obj), nil
 }

@@ -27,9 +27,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/rollout"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/traffic"
-	"github.com/difyops/dify-upgrade-operator/controllers/internal/workload"
 )
 
 // reconcileCanary walks spec.canary.steps. A setWeight step sizes the canary
@@ -236,7 +236,7 @@ func (r *DifyUpgradeReconciler) applyWeight(ctx context.Context, s *scope, weigh
 		if !rs.Done {
 			waits = append(waits, rs.Message)
 		}
-		progress += workload.Progress(canary)
+		progress += apps.Of(canary).Progress()
 	}
 	if len(waits) > 0 {
 		wait := waiting(fmt.Sprintf("%s canary at %d%%", s.status().Phase, weight), progress,

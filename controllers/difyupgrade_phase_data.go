@@ -20,14 +20,13 @@ import (
 	"context"
 	"fmt"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/database"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/dbjob"
-	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/plan"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/workload"
 )
@@ -184,10 +183,10 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// migrationOff reports whether the api container of d runs with
+// migrationOff reports whether the api container of w runs with
 // MIGRATION_ENABLED explicitly false, so its pods never migrate on start.
-func migrationOff(d *appsv1.Deployment, container string) bool {
-	c := original.Container(d, container)
+func migrationOff(w apps.Workload, container string) bool {
+	c := apps.Container(w.Template(), container)
 	if c == nil {
 		return true
 	}
@@ -209,11 +208,11 @@ func (r *DifyUpgradeReconciler) quiesce(ctx context.Context, s *scope) (*phaseRe
 		if !plan.RunsDifyAPI(c.Name) {
 			continue
 		}
-		changed, fail, err := r.writeStable(ctx, s, c, func(d *appsv1.Deployment) error {
-			if migrationOff(d, c.Container) {
+		changed, fail, err := r.writeStable(ctx, s, c, func(w apps.Workload) error {
+			if migrationOff(w, c.Container) {
 				return nil
 			}
-			container := original.Container(d, c.Container)
+			container := apps.Container(w.Template(), c.Container)
 			container.Env = workload.SetEnv(container.Env, workload.MigrationEnv, "false")
 			return nil
 		})
@@ -221,14 +220,14 @@ func (r *DifyUpgradeReconciler) quiesce(ctx context.Context, s *scope) (*phaseRe
 			return fail, err
 		}
 		if changed {
-			r.Recorder.Eventf(s.upgrade, s.obs.stable[c.Name], corev1.EventTypeNormal, "MigrationDisabled", "Migrate",
+			r.Recorder.Eventf(s.upgrade, s.obs.stable[c.Name].Object(), corev1.EventTypeNormal, "MigrationDisabled", "Migrate",
 				"Set %s=false on %s so that its pods never migrate the schema on start", workload.MigrationEnv, c.Deployment)
 		}
 	}
 	return nil, nil
 }
 
-// apiTemplate is the api Deployment's pod template the migration Job is
+// apiTemplate is the api workload's pod template the migration Job is
 // made from.
 func (s *scope) apiTemplate() (corev1.PodTemplateSpec, string, error) {
 	for _, c := range s.status().Components {
@@ -237,9 +236,9 @@ func (s *scope) apiTemplate() (corev1.PodTemplateSpec, string, error) {
 		}
 		d := s.obs.stable[c.Name]
 		if d == nil {
-			return corev1.PodTemplateSpec{}, "", fmt.Errorf("the api Deployment %s is gone", c.Deployment)
+			return corev1.PodTemplateSpec{}, "", fmt.Errorf("the api %s %s is gone", kindOf(&c), c.Deployment)
 		}
-		return *d.Spec.Template.DeepCopy(), c.Container, nil
+		return *d.Template().DeepCopy(), c.Container, nil
 	}
 	return corev1.PodTemplateSpec{}, "", fmt.Errorf("the plan has no api component")
 }

@@ -32,10 +32,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/compat"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/discovery"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/plan"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/traffic"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/workload"
 )
 
 // reconcilePrecheck resolves the installation into a plan (components, their
@@ -49,19 +51,11 @@ import (
 // stops after it, in Planned.
 func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope) (phaseResult, error) {
 	spec := s.spec()
-	list := &appsv1.DeploymentList{}
-	if err := r.List(ctx, list, client.InNamespace(s.upgrade.Namespace)); err != nil {
-		return phaseResult{}, fmt.Errorf("listing the Deployments of namespace %s: %w", s.upgrade.Namespace, err)
-	}
-	byName := map[string]*appsv1.Deployment{}
-	for i := range list.Items {
-		byName[list.Items[i].Name] = &list.Items[i]
-	}
-	statefulSets, err := r.listStatefulSets(ctx, s)
+	all, err := r.listWorkloads(ctx, s)
 	if err != nil {
 		return phaseResult{}, err
 	}
-	workloads, fail, err := r.discover(ctx, s, list.Items, statefulSets, byName)
+	workloads, fail, err := r.discover(ctx, s, all)
 	if fail != nil || err != nil {
 		return orZero(fail), err
 	}
@@ -83,7 +77,7 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 	if len(p.Warnings) > 0 {
 		s.recordCheck("compatibility", upgradev1alpha1.CheckWarning, strings.Join(p.Warnings, "; "))
 	}
-	if fail, err := r.preflight(ctx, s, p, matrix, list.Items, statefulSets, byName); fail != nil || err != nil {
+	if fail, err := r.preflight(ctx, s, p, matrix, all); fail != nil || err != nil {
 		return orZero(fail), err
 	}
 
@@ -93,7 +87,7 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 	if fail := r.checkAnalysis(ctx, s); fail != nil {
 		return *fail, nil
 	}
-	st.Plan = planOf(spec, p.Components, byName)
+	st.Plan = planOf(spec, p.Components, all.stable)
 	checkWindowEnd(s, st.Plan.EstimatedDuration.Duration)
 	s.recordCheck("plan", upgradev1alpha1.CheckPassed, fmt.Sprintf("%d components to upgrade from %s to %s, estimated %s",
 		len(p.Components), p.FromVersion, spec.TargetVersion, st.Plan.EstimatedDuration.Duration))
@@ -108,12 +102,14 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 
 // preflight runs the pre-flight list on a resolved plan, in order; the
 // first failure ends it.
-func (r *DifyUpgradeReconciler) preflight(ctx context.Context, s *scope, p *plan.Plan, matrix *compat.Matrix,
-	deployments []appsv1.Deployment, statefulSets []appsv1.StatefulSet, byName map[string]*appsv1.Deployment) (*phaseResult, error) {
+func (r *DifyUpgradeReconciler) preflight(ctx context.Context, s *scope, p *plan.Plan, matrix *compat.Matrix, all namespaceWorkloads) (*phaseResult, error) {
 	if fail := r.checkVersionPath(ctx, s, p, matrix); fail != nil {
 		return fail, nil
 	}
-	if refused := checkOwnership(s, p.Components, byName); refused != nil {
+	if refused := checkOwnership(s, p.Components, all.deployments); refused != nil {
+		return refused, nil
+	}
+	if refused := checkCanaryTemplates(s, p.Components, all.stable); refused != nil {
 		return refused, nil
 	}
 	if res, bad := r.checkRouting(ctx, s, p.Components); bad {
@@ -122,7 +118,7 @@ func (r *DifyUpgradeReconciler) preflight(ctx context.Context, s *scope, p *plan
 	if res, bad := r.checkData(ctx, s); bad {
 		return &res, nil
 	}
-	have := installedVersions(p, deployments, statefulSets)
+	have := installedVersions(p, all.list)
 	if s.postgresVersion != "" {
 		have[compat.ComponentPostgres] = s.postgresVersion
 	}
@@ -135,20 +131,56 @@ func (r *DifyUpgradeReconciler) preflight(ctx context.Context, s *scope, p *plan
 	if fail, err := r.checkObjectStorage(ctx, s); fail != nil || err != nil {
 		return fail, err
 	}
-	return r.checkHeadroom(ctx, s, p.Components, byName)
+	return r.checkHeadroom(ctx, s, p.Components, all.stable)
+}
+
+// namespaceWorkloads are the namespace's Deployments and StatefulSets,
+// read once per Precheck pass.
+type namespaceWorkloads struct {
+	// list holds every one, Deployments first.
+	list []apps.Workload
+	// stable finds one by name (a Deployment before a StatefulSet of the
+	// same name); deployments only the Deployments.
+	stable      map[string]apps.Workload
+	deployments map[string]*appsv1.Deployment
+}
+
+// listWorkloads reads the namespace's Deployments and StatefulSets from the
+// cache (both are watched for the upgrades' own components).
+func (r *DifyUpgradeReconciler) listWorkloads(ctx context.Context, s *scope) (namespaceWorkloads, error) {
+	deployments := &appsv1.DeploymentList{}
+	if err := r.List(ctx, deployments, client.InNamespace(s.upgrade.Namespace)); err != nil {
+		return namespaceWorkloads{}, fmt.Errorf("listing the Deployments of namespace %s: %w", s.upgrade.Namespace, err)
+	}
+	statefulSets := &appsv1.StatefulSetList{}
+	if err := r.List(ctx, statefulSets, client.InNamespace(s.upgrade.Namespace)); err != nil {
+		return namespaceWorkloads{}, fmt.Errorf("listing the StatefulSets of namespace %s: %w", s.upgrade.Namespace, err)
+	}
+	all := namespaceWorkloads{
+		list:        append(apps.Deployments(deployments.Items), apps.StatefulSets(statefulSets.Items)...),
+		stable:      map[string]apps.Workload{},
+		deployments: map[string]*appsv1.Deployment{},
+	}
+	for _, w := range all.list {
+		if _, taken := all.stable[w.GetName()]; !taken {
+			all.stable[w.GetName()] = w
+		}
+		if d, ok := w.Object().(*appsv1.Deployment); ok {
+			all.deployments[d.Name] = d
+		}
+	}
+	return all, nil
 }
 
 // discover finds the workload of each component that is not skipped, among
-// the namespace's Deployments (listed once by the caller): the one
-// spec.components names, or the one discovery classifies as the component.
-// A named Deployment that does not exist, a component run by a StatefulSet,
-// a missing api, or several candidates for one component fail Precheck,
-// saying which field to set.
-func (r *DifyUpgradeReconciler) discover(ctx context.Context, s *scope, deployments []appsv1.Deployment,
-	statefulSets []appsv1.StatefulSet, byName map[string]*appsv1.Deployment) (map[upgradev1alpha1.Component]plan.Workload, *phaseResult, error) {
+// the namespace's Deployments and StatefulSets: the one spec.components
+// names, or the one discovery classifies as the component. A named workload
+// that does not exist, a missing api, or several candidates for one
+// component fail Precheck, saying which field to set.
+func (r *DifyUpgradeReconciler) discover(ctx context.Context, s *scope, all namespaceWorkloads) (map[upgradev1alpha1.Component]plan.Workload, *phaseResult, error) {
 	spec := s.spec()
 	cms := discovery.ConfigMaps{}
-	for _, name := range discovery.ConfigMapNames(deployments) {
+	for _, name := range discovery.ConfigMapNames(all.list) {
 		cm := &corev1.ConfigMap{}
 		err := r.reader().Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: name}, cm)
 		switch {
@@ -159,8 +191,7 @@ func (r *DifyUpgradeReconciler) discover(ctx context.Context, s *scope, deployme
 		}
 		cms[name] = cm.Data
 	}
-	found := discovery.Discover(spec.Release, deployments, cms)
-	stateful := statefulComponents(statefulSets, cms)
+	found := discovery.Discover(spec.Release, all.list, cms)
 	refuse := func(c upgradev1alpha1.Component, reason, format string, args ...any) (map[upgradev1alpha1.Component]plan.Workload, *phaseResult, error) {
 		res := failed(reason, format, args...)
 		s.recordCheck("component/"+string(c), upgradev1alpha1.CheckFailed, res.fail.message)
@@ -173,21 +204,17 @@ func (r *DifyUpgradeReconciler) discover(ctx context.Context, s *scope, deployme
 		}
 		field := "spec.components." + plan.FieldName(c) + ".deployment"
 		if o := spec.Components.Override(c); o != nil && o.Deployment != "" {
-			d := byName[o.Deployment]
-			if d == nil {
+			w := all.stable[o.Deployment]
+			if w == nil {
 				return refuse(c, upgradev1alpha1.ReasonComponentNotFound,
-					"Deployment %s for component %s not found; set %s to its name, or skip it", o.Deployment, c, field)
+					"no Deployment or StatefulSet %s for component %s; set %s to its name, or skip it", o.Deployment, c, field)
 			}
-			out[c] = plan.Workload{Deployment: d, FoundBy: field}
+			out[c] = plan.Workload{Workload: w, FoundBy: field}
 			continue
 		}
 		if f, ok := found.Found[c]; ok {
-			out[c] = plan.Workload{Deployment: f.Deployment, Container: f.Container, FoundBy: f.How}
+			out[c] = plan.Workload{Workload: f.Workload, Container: f.Container, FoundBy: f.How}
 			continue
-		}
-		if name, ok := stateful[c]; ok {
-			return refuse(c, upgradev1alpha1.ReasonPrecheckFailed,
-				"%s runs as StatefulSet %s, which this version of the operator cannot upgrade yet; upgrading the rest alone would mix versions", c, name)
 		}
 		if candidates, ok := found.Ambiguous[c]; ok {
 			return refuse(c, upgradev1alpha1.ReasonAmbiguousComponent,
@@ -198,27 +225,40 @@ func (r *DifyUpgradeReconciler) discover(ctx context.Context, s *scope, deployme
 			// Every Dify runs an api: not finding it is a discovery that
 			// went wrong, and upgrading the rest without it would mix versions.
 			return refuse(c, upgradev1alpha1.ReasonComponentNotFound,
-				"no workload of release %s runs the api (a Deployment with the dify-api image and MODE api or none); set %s to its name, or skip it",
+				"no workload of release %s runs the api (a Deployment or StatefulSet with the dify-api image and MODE api or none); set %s to its name, or skip it",
 				spec.Release, field)
 		}
 	}
 	return out, nil, nil
 }
 
-// statefulComponents are the components the namespace runs as StatefulSets,
-// by name.
-func statefulComponents(statefulSets []appsv1.StatefulSet, cms discovery.ConfigMaps) map[upgradev1alpha1.Component]string {
-	out := map[upgradev1alpha1.Component]string{}
-	for i := range statefulSets {
-		sts := &statefulSets[i]
-		// Every StatefulSet of the namespace counts, whatever its labels say:
-		// plain manifests label each part on its own, and upgrading the rest
-		// of an installation without its api would mix versions.
-		if c, _, _, ok := discovery.ClassifyPod(&sts.Spec.Template.Spec, cms); ok {
-			out[c] = sts.Name
+// checkCanaryTemplates refuses a canaried StatefulSet whose canary cannot
+// be made: with Istio (the subsets select a Deployment's pod-template-hash,
+// which a StatefulSet's pods do not carry), or when its container mounts a
+// volumeClaimTemplate (see workload.CanaryBlocker).
+func checkCanaryTemplates(s *scope, components []upgradev1alpha1.ComponentStatus, byName map[string]apps.Workload) *phaseResult {
+	for _, c := range components {
+		w := byName[c.Deployment]
+		if !c.Canary || w == nil || w.Kind() != apps.KindStatefulSet {
+			continue
 		}
+		why := workload.CanaryBlocker(w, c.Container)
+		if why == "" && s.spec().Canary.Istio != nil {
+			why = fmt.Sprintf("%s runs as StatefulSet %s, and Istio subsets select a Deployment's pod-template-hash, which its pods do not carry", c.Name, w.GetName())
+		}
+		if why == "" {
+			continue
+		}
+		res := failed(upgradev1alpha1.ReasonPrecheckFailed,
+			"%s; canary it without a mesh (remove spec.canary.istio) or run it as a Deployment", why)
+		if s.spec().Canary.Istio == nil {
+			res = failed(upgradev1alpha1.ReasonPrecheckFailed,
+				"%s; run it as a Deployment, or give the StatefulSet's volume to its pod template (a PersistentVolumeClaim by claimName)", why)
+		}
+		s.recordCheck("canary/"+string(c.Name), upgradev1alpha1.CheckFailed, res.fail.message)
+		return &res
 	}
-	return out
+	return nil
 }
 
 // checkOwnership refuses a <deployment>-canary this upgrade did not create.

@@ -21,13 +21,12 @@ import (
 	"fmt"
 	"strings"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/plan"
-	"github.com/difyops/dify-upgrade-operator/controllers/internal/rollout"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/workload"
 )
 
@@ -61,23 +60,23 @@ func (r *DifyUpgradeReconciler) reconcilePromote(ctx context.Context, s *scope) 
 			if plan.Stage(c.Name) != i {
 				continue
 			}
-			changed, fail, err := r.writeStable(ctx, s, c, func(d *appsv1.Deployment) error { return r.promoted(s, c, d) })
+			changed, fail, err := r.writeStable(ctx, s, c, func(w apps.Workload) error { return r.promoted(s, c, w) })
 			if fail != nil || err != nil {
 				return orZero(fail), err
 			}
 			d := s.obs.stable[c.Name]
 			if changed {
-				r.Recorder.Eventf(s.upgrade, d, corev1.EventTypeNormal, "ImagesUpdated", "Promote",
+				r.Recorder.Eventf(s.upgrade, d.Object(), corev1.EventTypeNormal, "ImagesUpdated", "Promote",
 					"Rolling %s to %s with %s", c.Deployment, c.ToImage, c.Strategy)
 			}
-			rs := rollout.DeploymentStatus(d)
+			rs := d.Rollout()
 			if rs.Failed {
 				return failed(upgradev1alpha1.ReasonProgressDeadlineExceeded, "%s", rs.Message), nil
 			}
 			if !rs.Done {
 				waits = append(waits, rs.Message)
 			}
-			progress += workload.Progress(d)
+			progress += d.Progress()
 		}
 		if len(waits) > 0 {
 			return waiting(fmt.Sprintf("Promote stage %d", i+1), progress,
@@ -106,15 +105,15 @@ func (r *DifyUpgradeReconciler) reconcilePromote(ctx context.Context, s *scope) 
 // and the planned strategy on a stable Deployment, and hands its replica
 // count back (the original when the mesh-less canary had scaled it down and
 // nobody scaled it since; else the count as it is).
-func (r *DifyUpgradeReconciler) promoted(s *scope, c upgradev1alpha1.ComponentStatus, d *appsv1.Deployment) error {
-	if err := original.HandBackReplicas(d, c.Container); err != nil {
+func (r *DifyUpgradeReconciler) promoted(s *scope, c upgradev1alpha1.ComponentStatus, w apps.Workload) error {
+	if err := original.HandBackReplicas(w, c.Container); err != nil {
 		return err
 	}
-	before, err := original.DeploymentBefore(d, c.Container)
+	before, err := original.Before(w, c.Container)
 	if err != nil {
 		return err
 	}
-	return workload.Promote(d, c, plan.PromoteStrategy(s.spec(), c.Name, before.Strategy))
+	return workload.Promote(w, c, plan.PromoteStrategy(s.spec(), c.Name, before.Strategy))
 }
 
 // canariedStableOnTarget reports whether every canaried component's stable
@@ -122,7 +121,7 @@ func (r *DifyUpgradeReconciler) promoted(s *scope, c upgradev1alpha1.ComponentSt
 // the traffic back and the canary is on its way out.
 func (r *DifyUpgradeReconciler) canariedStableOnTarget(s *scope) bool {
 	for _, c := range s.canaried() {
-		container := original.Container(s.obs.stable[c.Name], c.Container)
+		container := apps.Container(s.obs.stable[c.Name].Template(), c.Container)
 		if container == nil || container.Image != c.ToImage {
 			return false
 		}

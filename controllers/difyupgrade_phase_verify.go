@@ -22,15 +22,12 @@ import (
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
-	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
-	"github.com/difyops/dify-upgrade-operator/controllers/internal/rollout"
-	"github.com/difyops/dify-upgrade-operator/controllers/internal/workload"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 )
 
 // reconcileVerify checks that every pod of every component runs its target
@@ -50,11 +47,11 @@ func (r *DifyUpgradeReconciler) reconcileVerify(ctx context.Context, s *scope) (
 	}
 	for _, c := range s.status().Components {
 		d := s.obs.stable[c.Name]
-		if container := original.Container(d, c.Container); container == nil || container.Image != c.ToImage {
-			return failed(upgradev1alpha1.ReasonVerificationFailed, "Deployment %s no longer runs %s", c.Deployment, c.ToImage), nil
+		if container := apps.Container(d.Template(), c.Container); container == nil || container.Image != c.ToImage {
+			return failed(upgradev1alpha1.ReasonVerificationFailed, "%s no longer runs %s", apps.Ref(d), c.ToImage), nil
 		}
-		if rs := rollout.DeploymentStatus(d); !rs.Done {
-			return waiting("Verify "+c.Deployment, workload.Progress(d), "Verifying: %s", rs.Message), nil
+		if rs := d.Rollout(); !rs.Done {
+			return waiting("Verify "+c.Deployment, d.Progress(), "Verifying: %s", rs.Message), nil
 		}
 		if s.status().Bake != nil {
 			// The pods were checked when the bake started; since, the
@@ -141,10 +138,10 @@ func (r *DifyUpgradeReconciler) verified(ctx context.Context, s *scope, a analys
 // livePods lists the pods of Deployment d that are not terminating; of a
 // stable Deployment (canary false) without the canary's pods, which its
 // selector also matches.
-func (r *DifyUpgradeReconciler) livePods(ctx context.Context, d *appsv1.Deployment, canary bool) ([]corev1.Pod, error) {
+func (r *DifyUpgradeReconciler) livePods(ctx context.Context, w apps.Workload, canary bool) ([]corev1.Pod, error) {
 	list := &corev1.PodList{}
-	if err := r.reader().List(ctx, list, client.InNamespace(d.Namespace), client.MatchingLabels(d.Spec.Selector.MatchLabels)); err != nil {
-		return nil, fmt.Errorf("listing the pods of %s: %w", d.Name, err)
+	if err := r.reader().List(ctx, list, client.InNamespace(w.GetNamespace()), client.MatchingLabels(w.Selector().MatchLabels)); err != nil {
+		return nil, fmt.Errorf("listing the pods of %s: %w", apps.Ref(w), err)
 	}
 	out := list.Items[:0]
 	for _, p := range list.Items {
@@ -157,7 +154,7 @@ func (r *DifyUpgradeReconciler) livePods(ctx context.Context, d *appsv1.Deployme
 
 // podsNotOn lists the pods of a component's Deployment (not the canary's,
 // not terminating) whose container does not run the target image.
-func (r *DifyUpgradeReconciler) podsNotOn(ctx context.Context, d *appsv1.Deployment, c upgradev1alpha1.ComponentStatus) ([]string, error) {
+func (r *DifyUpgradeReconciler) podsNotOn(ctx context.Context, d apps.Workload, c upgradev1alpha1.ComponentStatus) ([]string, error) {
 	pods, err := r.livePods(ctx, d, false)
 	if err != nil {
 		return nil, err

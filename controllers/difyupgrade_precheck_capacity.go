@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"slices"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/headroom"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/plan"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/rollout"
@@ -43,7 +43,7 @@ import (
 // Above spec.precheck.maxUtilizationPercent on any node, or a pod that fits
 // nowhere, fails Precheck with the worst node and its numbers.
 func (r *DifyUpgradeReconciler) checkHeadroom(ctx context.Context, s *scope, components []upgradev1alpha1.ComponentStatus,
-	byName map[string]*appsv1.Deployment) (*phaseResult, error) {
+	byName map[string]apps.Workload) (*phaseResult, error) {
 	spec := s.spec()
 	limit := spec.Precheck.MaxUtilizationPercent
 	maxWeight := int32(0)
@@ -59,19 +59,19 @@ func (r *DifyUpgradeReconciler) checkHeadroom(ctx context.Context, s *scope, com
 		if d == nil {
 			continue
 		}
-		replicas := ptrOr(d.Spec.Replicas, 1)
-		perPod := headroom.PodRequests(&d.Spec.Template.Spec)
+		replicas := ptrOr(d.Replicas(), 1)
+		perPod := headroom.PodRequests(&d.Template().Spec)
 		if c.Canary {
 			if n := rollout.CanaryReplicas(replicas, maxWeight); n > 0 {
-				extras = append(extras, headroom.Extra{Workload: fmt.Sprintf("canary of Deployment %s", d.Name), Pods: n, PerPod: perPod})
+				extras = append(extras, headroom.Extra{Workload: "canary of " + apps.Ref(d), Pods: n, PerPod: perPod})
 			}
 		}
-		if n := headroom.Surge(plan.PromoteStrategy(spec, c.Name, d.Spec.Strategy), replicas); n > 0 {
-			extras = append(extras, headroom.Extra{Workload: fmt.Sprintf("surge of Deployment %s", d.Name), Pods: n, PerPod: perPod})
+		if n := surge(plan.PromoteStrategy(spec, c.Name, d.Strategy()), replicas); n > 0 {
+			extras = append(extras, headroom.Extra{Workload: "surge of " + apps.Ref(d), Pods: n, PerPod: perPod})
 		}
-		selector, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+		selector, err := metav1.LabelSelectorAsSelector(d.Selector())
 		if err != nil {
-			return nil, fmt.Errorf("the selector of Deployment %s: %w", d.Name, err)
+			return nil, fmt.Errorf("the selector of %s: %w", apps.Ref(d), err)
 		}
 		selectors = append(selectors, selector)
 	}
@@ -168,4 +168,14 @@ func ptrOr(p *int32, def int32) int32 {
 		return def
 	}
 	return *p
+}
+
+// surge is how many pods over its count a rollout with strategy adds: a
+// Deployment's maxSurge; a StatefulSet replaces its pods in place and adds
+// none.
+func surge(strategy apps.Strategy, replicas int32) int32 {
+	if strategy.Deployment == nil {
+		return 0
+	}
+	return headroom.Surge(*strategy.Deployment, replicas)
 }

@@ -23,14 +23,13 @@ import (
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/analysis"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/compat"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/plan"
 )
@@ -184,7 +183,7 @@ func whereFound(name string) string {
 // installedVersions are the versions of what will run beside Dify once the
 // plan is done: the plugin-daemon's and sandbox's target tags, and the
 // Weaviate of the namespace.
-func installedVersions(p *plan.Plan, deployments []appsv1.Deployment, statefulSets []appsv1.StatefulSet) map[string]string {
+func installedVersions(p *plan.Plan, workloads []apps.Workload) map[string]string {
 	have := map[string]string{}
 	for _, c := range p.Components {
 		switch c.Name {
@@ -194,14 +193,8 @@ func installedVersions(p *plan.Plan, deployments []appsv1.Deployment, statefulSe
 			have[compat.ComponentSandbox] = imageTag(c.ToImage)
 		}
 	}
-	pods := make([]*corev1.PodSpec, 0, len(deployments)+len(statefulSets))
-	for i := range statefulSets {
-		pods = append(pods, &statefulSets[i].Spec.Template.Spec)
-	}
-	for i := range deployments {
-		pods = append(pods, &deployments[i].Spec.Template.Spec)
-	}
-	for _, pod := range pods {
+	for _, w := range workloads {
+		pod := &w.Template().Spec
 		for _, c := range pod.Containers {
 			repo := plan.ImageRepository(c.Image)
 			if repo == "weaviate" || strings.HasSuffix(repo, "/weaviate") {
@@ -221,13 +214,4 @@ func imageTag(image string) string {
 	}
 	repo := plan.ImageRepository(image)
 	return strings.TrimPrefix(strings.TrimPrefix(image, repo), ":")
-}
-
-// listStatefulSets reads the namespace's StatefulSets once, uncached.
-func (r *DifyUpgradeReconciler) listStatefulSets(ctx context.Context, s *scope) ([]appsv1.StatefulSet, error) {
-	list := &appsv1.StatefulSetList{}
-	if err := r.reader().List(ctx, list, client.InNamespace(s.upgrade.Namespace)); err != nil {
-		return nil, fmt.Errorf("listing the StatefulSets of namespace %s: %w", s.upgrade.Namespace, err)
-	}
-	return list.Items, nil
 }

@@ -22,11 +22,10 @@ import (
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
-	"github.com/difyops/dify-upgrade-operator/controllers/internal/headroom"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/lifecycle"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/plan"
 )
@@ -44,7 +43,7 @@ const (
 
 // planOf describes what the upgrade will do, for people and for a dry run.
 func planOf(spec *upgradev1alpha1.DifyUpgradeSpec, components []upgradev1alpha1.ComponentStatus,
-	byName map[string]*appsv1.Deployment) *upgradev1alpha1.PlanStatus {
+	byName map[string]apps.Workload) *upgradev1alpha1.PlanStatus {
 	p := &upgradev1alpha1.PlanStatus{}
 	for _, stage := range plan.Stages {
 		var names []string
@@ -122,7 +121,7 @@ func backupTargets(spec *upgradev1alpha1.DifyUpgradeSpec) []string {
 // (a stage lasts as long as its slowest component: a batch per maxSurge
 // pods, one for Recreate) and the bake.
 func estimate(spec *upgradev1alpha1.DifyUpgradeSpec, components []upgradev1alpha1.ComponentStatus,
-	byName map[string]*appsv1.Deployment, backup, migrate bool) time.Duration {
+	byName map[string]apps.Workload, backup, migrate bool) time.Duration {
 	var total time.Duration
 	if backup {
 		total += estimateBackup
@@ -145,10 +144,15 @@ func estimate(spec *upgradev1alpha1.DifyUpgradeSpec, components []upgradev1alpha
 			if d == nil || !slices.Contains(stage, c.Name) {
 				continue
 			}
-			replicas := ptrOr(d.Spec.Replicas, 1)
+			replicas := ptrOr(d.Replicas(), 1)
 			batches := int32(1)
-			if surge := headroom.Surge(plan.PromoteStrategy(spec, c.Name, d.Spec.Strategy), replicas); surge > 0 {
-				batches = (replicas + surge - 1) / surge
+			strategy := plan.PromoteStrategy(spec, c.Name, d.Strategy())
+			switch n := surge(strategy, replicas); {
+			case strategy.StatefulSet != nil:
+				// One pod at a time.
+				batches = replicas
+			case n > 0:
+				batches = (replicas + n - 1) / n
 			}
 			longest = max(longest, time.Duration(batches)*estimateBatch)
 		}

@@ -22,13 +22,13 @@ import (
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/dbjob"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
 )
@@ -187,7 +187,7 @@ func restoredVolumes(volumes []upgradev1alpha1.VolumeBackup, b *upgradev1alpha1.
 	return out
 }
 
-// stopWriters deletes the canaries and scales every stable Deployment that
+// stopWriters deletes the canaries and scales every stable workload that
 // writes to the database to 0 (the count it had is saved and comes back
 // with the old images), and waits until none of their pods is left.
 func (r *DifyUpgradeReconciler) stopWriters(ctx context.Context, s *scope) (*phaseResult, error) {
@@ -199,12 +199,12 @@ func (r *DifyUpgradeReconciler) stopWriters(ctx context.Context, s *scope) (*pha
 		if !writes(c.Name) {
 			continue
 		}
-		_, fail, err := r.writeStable(ctx, s, c, func(d *appsv1.Deployment) error {
-			if d.Spec.Replicas != nil && *d.Spec.Replicas == 0 && original.Scaled(d) == original.ScaledByUs {
+		_, fail, err := r.writeStable(ctx, s, c, func(w apps.Workload) error {
+			if n := w.Replicas(); n != nil && *n == 0 && original.Scaled(w) == original.ScaledByUs {
 				return nil
 			}
-			d.Spec.Replicas = new(int32(0))
-			original.MarkScaled(d, 0)
+			w.SetReplicas(new(int32(0)))
+			original.MarkScaled(w, 0)
 			return nil
 		})
 		if fail != nil || err != nil {
@@ -212,11 +212,11 @@ func (r *DifyUpgradeReconciler) stopWriters(ctx context.Context, s *scope) (*pha
 		}
 		d := s.obs.stable[c.Name]
 		pods := &corev1.PodList{}
-		if err := r.reader().List(ctx, pods, client.InNamespace(d.Namespace), client.MatchingLabels(d.Spec.Selector.MatchLabels)); err != nil {
-			return nil, fmt.Errorf("listing the pods of %s: %w", d.Name, err)
+		if err := r.reader().List(ctx, pods, client.InNamespace(d.GetNamespace()), client.MatchingLabels(d.Selector().MatchLabels)); err != nil {
+			return nil, fmt.Errorf("listing the pods of %s: %w", apps.Ref(d), err)
 		}
 		if n := len(pods.Items); n > 0 {
-			running = append(running, fmt.Sprintf("%s: %d pods", d.Name, n))
+			running = append(running, fmt.Sprintf("%s: %d pods", d.GetName(), n))
 		}
 	}
 	if len(running) > 0 {

@@ -32,15 +32,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/drift"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/lifecycle"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
-	"github.com/difyops/dify-upgrade-operator/controllers/internal/rollout"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/traffic"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/workload"
 )
 
-// releaseStable hands a Deployment back. revert=true puts the saved image,
+// releaseStable hands a stable workload back. revert=true puts the saved image,
 // env and strategy back; revert=false keeps the image it runs now (and its
 // env, unless that image is still the original, whose env then comes back
 // too) and puts back the strategy. Either way the replica count stays with
@@ -58,15 +58,15 @@ func (r *DifyUpgradeReconciler) releaseStable(ctx context.Context, s *scope, c u
 	if d == nil || !original.HeldBy(d, s.upgrade.Name) {
 		return nil
 	}
-	want := d.DeepCopy()
-	var saved original.Deployment
+	want := d.Copy()
+	var saved original.Workload
 	ok, err := original.Load(want, &saved)
 	if err != nil {
 		return err
 	}
 	restoredImage := saved.Image
 	if ok {
-		container := original.Container(want, c.Container)
+		container := apps.Container(want.Template(), c.Container)
 		if container != nil && !revert {
 			if container.Image != saved.Image {
 				saved.Env = container.Env
@@ -88,24 +88,28 @@ func (r *DifyUpgradeReconciler) releaseStable(ctx context.Context, s *scope, c u
 	} else {
 		drift.Mark(want, workload.Managed(want, c.Container).Fingerprint())
 	}
-	if equality.Semantic.DeepEqual(want, d) {
+	if equality.Semantic.DeepEqual(want.Object(), d.Object()) {
 		return nil
 	}
-	if err := r.Update(ctx, want); err != nil {
-		return fmt.Errorf("handing back Deployment %s: %w", d.Name, err)
+	if err := r.Update(ctx, want.Object()); err != nil {
+		return fmt.Errorf("handing back %s: %w", apps.Ref(d), err)
 	}
 	s.obs.stable[c.Name] = want
 	if revert && ok && final {
-		r.Recorder.Eventf(s.upgrade, want, corev1.EventTypeNormal, "ImagesRestored", "Revert",
-			"Restored %s to %s with its original settings", want.Name, restoredImage)
+		r.Recorder.Eventf(s.upgrade, want.Object(), corev1.EventTypeNormal, "ImagesRestored", "Revert",
+			"Restored %s to %s with its original settings", apps.Ref(want), restoredImage)
 	}
 	return nil
 }
 
 // firstStepEnv is the env of the first step back: the saved one, or with the
-// MIGRATION_ENABLED=false the migration set when more ready pods run that.
-func (r *DifyUpgradeReconciler) firstStepEnv(ctx context.Context, d *appsv1.Deployment, container string, saved original.Deployment) ([]corev1.EnvVar, error) {
-	if _, savedOff := workload.MigrationSetting(saved.Env); !migrationOff(d, container) || savedOff {
+// MIGRATION_ENABLED=false the migration set when more ready pods of a
+// Deployment run that. A StatefulSet replaces its pods in place, one at a
+// time, whichever template it goes back to: it goes straight to the saved
+// env.
+func (r *DifyUpgradeReconciler) firstStepEnv(ctx context.Context, w apps.Workload, container string, saved original.Workload) ([]corev1.EnvVar, error) {
+	d, ok := w.Object().(*appsv1.Deployment)
+	if _, savedOff := workload.MigrationSetting(saved.Env); !ok || !migrationOff(w, container) || savedOff {
 		return saved.Env, nil
 	}
 	quiesced := workload.SetEnv(saved.Env, workload.MigrationEnv, "false")
@@ -162,10 +166,10 @@ func (r *DifyUpgradeReconciler) putBack(ctx context.Context, s *scope, revert bo
 			if d == nil {
 				continue
 			}
-			if rs := rollout.DeploymentStatus(d); !rs.Done {
+			if rs := d.Rollout(); !rs.Done {
 				waits = append(waits, rs.Message)
 			}
-			progress += workload.Progress(d)
+			progress += d.Progress()
 		}
 	}
 	for _, c := range s.status().Components {
@@ -173,7 +177,7 @@ func (r *DifyUpgradeReconciler) putBack(ctx context.Context, s *scope, revert bo
 			return nil, 0, notes, err
 		}
 		if s.obs.stable[c.Name] == nil {
-			notes = append(notes, fmt.Sprintf("Deployment %s is gone; nothing to restore", c.Deployment))
+			notes = append(notes, fmt.Sprintf("%s %s is gone; nothing to restore", kindOf(&c), c.Deployment))
 		}
 	}
 	if rolledOut(); len(waits) > 0 {
@@ -258,7 +262,7 @@ func (r *DifyUpgradeReconciler) scaleCanariesToZero(ctx context.Context, s *scop
 	scaled := false
 	for _, c := range s.canaried() {
 		d, stable := s.obs.canary[c.Name], s.obs.stable[c.Name]
-		if !ours(s, d) || (d.Spec.Replicas != nil && *d.Spec.Replicas == 0) || stable == nil || stable.Status.AvailableReplicas == 0 {
+		if !ours(s, d) || (d.Spec.Replicas != nil && *d.Spec.Replicas == 0) || stable == nil || stable.Available() == 0 {
 			continue
 		}
 		d.Spec.Replicas = new(int32(0))
@@ -273,7 +277,7 @@ func (r *DifyUpgradeReconciler) scaleCanariesToZero(ctx context.Context, s *scop
 // reconcileRollingBack puts everything back: when the schema migration ran
 // and the policy allows, the database first (routing back on stable, the
 // writers stopped, the backup restored and checked), then traffic, images
-// and settings (see putBack). It ends when every Deployment has rolled back
+// and settings (see putBack). It ends when every workload has rolled back
 // and the canaries are gone.
 func (r *DifyUpgradeReconciler) reconcileRollingBack(ctx context.Context, s *scope) (phaseResult, error) {
 	restore, why := restoreDecision(s.spec(), s.status())

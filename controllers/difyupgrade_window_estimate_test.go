@@ -26,6 +26,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 )
 
 func TestWindowOpenOverlapping(t *testing.T) {
@@ -64,11 +65,11 @@ func TestEstimate(t *testing.T) {
 		{Name: upgradev1alpha1.ComponentWorker, Deployment: "worker"},
 		{Name: upgradev1alpha1.ComponentWeb, Deployment: "web"},
 	}
-	byName := map[string]*appsv1.Deployment{
-		"daemon": deploymentWith("daemon", 1), // Recreate for the daemon: one batch
-		"api":    deploymentWith("api", 3),    // 3 batches of 1, with web
-		"worker": deploymentWith("worker", 2), // 2 batches, a stage of its own
-		"web":    deploymentWith("web", 1),
+	byName := map[string]apps.Workload{
+		"daemon": apps.Of(deploymentWith("daemon", 1)), // Recreate for the daemon: one batch
+		"api":    apps.Of(deploymentWith("api", 3)),    // 3 batches of 1, with web
+		"worker": apps.Of(deploymentWith("worker", 2)), // 2 batches, a stage of its own
+		"web":    apps.Of(deploymentWith("web", 1)),
 	}
 	// 2m backup + 2m migration + 3 weights + 5m pause + stages of 1 (daemon),
 	// 2 (worker) and 3 (api with web) batches + 10m bake.
@@ -78,6 +79,12 @@ func TestEstimate(t *testing.T) {
 	}
 	if got := estimate(spec, components, byName, false, false); got != want-4*time.Minute {
 		t.Errorf("estimate without backup and migration = %s; want %s", got, want-4*time.Minute)
+	}
+	// A StatefulSet worker rolls one pod at a time: 4 batches for 4 pods.
+	d := deploymentWith("worker", 4)
+	byName["worker"] = apps.Of(&appsv1.StatefulSet{ObjectMeta: d.ObjectMeta, Spec: appsv1.StatefulSetSpec{Replicas: d.Spec.Replicas, Template: d.Spec.Template}})
+	if got := estimate(spec, components, byName, true, true); got != want+2*time.Minute {
+		t.Errorf("estimate with a StatefulSet worker of 4 = %s; want %s", got, want+2*time.Minute)
 	}
 }
 

@@ -190,7 +190,12 @@ var _ = Describe("Deploying the operator with make deploy's manifests", Ordered,
 		Entry(nil, "update", "deployments.apps", inDify),
 		Entry(nil, "patch", "deployments.apps", inDify),
 		Entry(nil, "delete", "deployments.apps", inDify),
-		Entry(nil, "list", "statefulsets.apps", inDify),
+		// StatefulSet api and worker: read, watched and rolled like Deployments.
+		Entry(nil, "get", "statefulsets.apps", inDify),
+		Entry(nil, "list", "statefulsets.apps", everywhere),
+		Entry(nil, "watch", "statefulsets.apps", everywhere),
+		Entry(nil, "update", "statefulsets.apps", inDify),
+		Entry(nil, "patch", "statefulsets.apps", inDify),
 		Entry(nil, "get", "pods", inDify),
 		Entry(nil, "list", "pods", inDify),
 		// Headroom: the requests of every pod on the release's nodes.

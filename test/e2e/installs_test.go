@@ -194,26 +194,120 @@ var _ = Describe("Installs as the community charts lay them out", func() {
 		Expect(container(deployment(ctx, ns, "api-a-canary")).Image).To(Equal("langgenius/dify-api:1.11.1"), "the named api is canaried")
 	})
 
-	It("refuses, changing nothing, an install that runs a component as a StatefulSet", func(ctx SpecContext) {
-		ns := installFile(ctx, "args-style-1.10.1.yaml")
-		worker := deployment(ctx, ns, "dify-worker")
-		sts := &appsv1.StatefulSet{
-			ObjectMeta: metav1.ObjectMeta{Name: "dify-worker", Namespace: ns, Labels: worker.Labels},
-			Spec: appsv1.StatefulSetSpec{Replicas: new(int32(1)), Selector: worker.Spec.Selector.DeepCopy(),
-				Template: *worker.Spec.Template.DeepCopy()},
+	It("upgrades an install whose api and worker are StatefulSets (plain manifests), and rolls an abort back to the original specs", func(ctx SpecContext) {
+		ns := installFile(ctx, "statefulset-style-1.10.1.yaml")
+		waitForStatefulSets(ctx, ns)
+		before, beforeSets := deploymentSpecs(ctx, ns), statefulSetSpecs(ctx, ns)
+		config := &corev1.ConfigMap{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "dify-config"}, config)).To(Succeed())
+
+		u := shortest(ns)
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		waitForGate(ctx, u)
+		Expect(u.Status.Components).To(ContainElements(
+			And(HaveField("Name", upgradev1alpha1.ComponentAPI), HaveField("Deployment", "dify-api"), HaveField("Kind", "StatefulSet"),
+				HaveField("FoundBy", ContainSubstring("StatefulSet, image dify-api, MODE=api from env")),
+				HaveField("Strategy", ContainSubstring("StatefulSet, one pod at a time"))),
+			And(HaveField("Name", upgradev1alpha1.ComponentWorker), HaveField("Deployment", "dify-worker"), HaveField("Kind", "StatefulSet")),
+			And(HaveField("Name", upgradev1alpha1.ComponentWeb), HaveField("Kind", "Deployment"))))
+		By("canarying the StatefulSet api with a Deployment from its pod template, the StatefulSet scaled by the ratio")
+		canary := deployment(ctx, ns, "dify-api-canary")
+		Expect(container(canary).Image).To(Equal("langgenius/dify-api:1.11.1"))
+		Expect(container(canary).Env).To(ContainElement(corev1.EnvVar{Name: "MIGRATION_ENABLED", Value: "false"}))
+		Expect(canary.Spec.Template.Spec.Volumes).To(Equal(beforeSets["dify-api"].Template.Spec.Volumes), "the canary mounts what the StatefulSet's pods mount")
+		Expect(*statefulSet(ctx, ns, "dify-api").Spec.Replicas).To(Equal(int32(1)), "2 replicas at 50 percent: 1 stable beside 1 canary")
+		Expect(statefulSet(ctx, ns, "dify-api").Spec.Template.Spec.Containers[0].Image).To(Equal("langgenius/dify-api:1.10.1"))
+
+		annotate(ctx, u, upgradev1alpha1.ActionAbort)
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, time.Minute)
+		Expect(statefulSetSpecs(ctx, ns)).To(Equal(beforeSets), "every StatefulSet back to its original spec")
+		Expect(deploymentSpecs(ctx, ns)).To(Equal(before), "every Deployment back to its original spec")
+		expectNoCanaries(ctx, ns)
+
+		By("upgrading it for real after a retry")
+		annotate(ctx, u, upgradev1alpha1.ActionRetry)
+		waitForGate(ctx, u)
+		annotate(ctx, u, upgradev1alpha1.ActionPromote)
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseSucceeded, 2*time.Minute)
+		expectOnTarget(ctx, ns, map[string]string{
+			"dify-web": "langgenius/dify-web:1.11.1", "dify-plugin-daemon": "langgenius/dify-plugin-daemon:0.5.2-local",
+			"dify-sandbox": "langgenius/dify-sandbox:0.2.12",
+		})
+		for _, name := range []string{"dify-api", "dify-worker"} {
+			sts := statefulSet(ctx, ns, name)
+			ctr := sts.Spec.Template.Spec.Containers[0]
+			Expect(ctr.Image).To(Equal("langgenius/dify-api:1.11.1"), name)
+			Expect(ctr.Env).To(ContainElement(corev1.EnvVar{Name: "MIGRATION_ENABLED", Value: "false"}), "%s: explicit, over the ConfigMap's true", name)
+			Expect(*sts.Spec.Replicas).To(Equal(*beforeSets[name].Replicas), name)
+			Expect(sts.Spec.UpdateStrategy).To(Equal(beforeSets[name].UpdateStrategy), "%s: its own update strategy back", name)
+			Expect(sts.Status.CurrentRevision).To(Equal(sts.Status.UpdateRevision), name)
+			pods := &corev1.PodList{}
+			Expect(k8sClient.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels(sts.Spec.Selector.MatchLabels))).To(Succeed())
+			Expect(pods.Items).To(HaveLen(int(*sts.Spec.Replicas)), name)
+			for _, p := range pods.Items {
+				Expect(p.Spec.Containers[0].Image).To(Equal("langgenius/dify-api:1.11.1"), "pod %s", p.Name)
+			}
 		}
-		Expect(k8sClient.Delete(ctx, worker)).To(Succeed())
-		Expect(k8sClient.Create(ctx, sts)).To(Succeed())
-		Eventually(func(g Gomega) {
-			g.Expect(deploymentSpecs(ctx, ns)).NotTo(HaveKey("dify-worker"))
-		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
-		before := deploymentSpecs(ctx, ns)
+		after := &corev1.ConfigMap{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "dify-config"}, after)).To(Succeed())
+		Expect(after.Data).To(Equal(config.Data), "the ConfigMap the settings come from is left as it was")
+	})
+
+	It("refuses, changing nothing, to canary a StatefulSet api that mounts a volumeClaimTemplate", func(ctx SpecContext) {
+		ns := installFile(ctx, "statefulset-style-1.10.1.yaml", func(obj *unstructured.Unstructured) {
+			if obj.GetKind() != "StatefulSet" || obj.GetName() != "dify-api" {
+				return
+			}
+			claim := map[string]any{"metadata": map[string]any{"name": "storage"},
+				"spec": map[string]any{"accessModes": []any{"ReadWriteOnce"}, "resources": map[string]any{"requests": map[string]any{"storage": "1Gi"}}}}
+			Expect(unstructured.SetNestedSlice(obj.Object, []any{claim}, "spec", "volumeClaimTemplates")).To(Succeed())
+			unstructured.RemoveNestedField(obj.Object, "spec", "template", "spec", "volumes")
+		})
+		before, beforeSets := deploymentSpecs(ctx, ns), statefulSetSpecs(ctx, ns)
 
 		u := shortest(ns)
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseFailed, 30*time.Second)
-		Expect(u.Status.Message).To(And(ContainSubstring("worker runs as StatefulSet dify-worker"), ContainSubstring("nothing was changed")))
+		Expect(u.Status.Message).To(And(ContainSubstring("StatefulSet dify-api mounts its volumeClaimTemplate storage"),
+			ContainSubstring("run it as a Deployment"), ContainSubstring("nothing was changed")))
+		Expect(u.Status.Checks).To(ContainElement(And(HaveField("Name", "canary/api"), HaveField("Result", upgradev1alpha1.CheckFailed))))
 		Expect(deploymentSpecs(ctx, ns)).To(Equal(before))
+		Expect(statefulSetSpecs(ctx, ns)).To(Equal(beforeSets))
 		expectNoCanaries(ctx, ns)
 	})
 })
+
+// statefulSet reads a StatefulSet.
+func statefulSet(ctx context.Context, ns, name string) *appsv1.StatefulSet {
+	GinkgoHelper()
+	sts := &appsv1.StatefulSet{}
+	Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, sts)).To(Succeed())
+	return sts
+}
+
+// statefulSetSpecs reads the spec of every StatefulSet in ns.
+func statefulSetSpecs(ctx context.Context, ns string) map[string]appsv1.StatefulSetSpec {
+	GinkgoHelper()
+	list := &appsv1.StatefulSetList{}
+	Expect(k8sClient.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+	out := map[string]appsv1.StatefulSetSpec{}
+	for _, s := range list.Items {
+		out[s.Name] = s.Spec
+	}
+	return out
+}
+
+// waitForStatefulSets waits until every StatefulSet of ns runs all its
+// replicas on its current revision.
+func waitForStatefulSets(ctx context.Context, ns string) {
+	GinkgoHelper()
+	Eventually(func(g Gomega) {
+		list := &appsv1.StatefulSetList{}
+		g.Expect(k8sClient.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+		g.Expect(list.Items).NotTo(BeEmpty())
+		for _, s := range list.Items {
+			g.Expect(s.Status.ObservedGeneration).To(Equal(s.Generation), s.Name)
+			g.Expect(s.Status.AvailableReplicas).To(Equal(*s.Spec.Replicas), s.Name)
+		}
+	}).WithContext(ctx).WithTimeout(60 * time.Second).Should(Succeed())
+}

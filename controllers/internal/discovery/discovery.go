@@ -20,7 +20,7 @@ limitations under the License.
 // repository (dify-api, dify-web, dify-sandbox, dify-plugin-daemon, behind
 // any registry prefix) and, for the dify-api image, by role: MODE from env,
 // from an envFrom ConfigMap, or the container's args (worker, beat). Pure:
-// the caller reads the Deployments and ConfigMaps.
+// the caller reads the Deployments, StatefulSets and ConfigMaps.
 package discovery
 
 import (
@@ -29,10 +29,10 @@ import (
 	"sort"
 	"strings"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 )
 
 // InstanceLabel is the label Helm charts put on a release's objects.
@@ -40,8 +40,8 @@ const InstanceLabel = "app.kubernetes.io/instance"
 
 // Found is a workload found for a component, and how.
 type Found struct {
-	Deployment *appsv1.Deployment
-	Container  string
+	Workload  apps.Workload
+	Container string
 	// How says, for people, how it was found, for example
 	// "image dify-api, MODE=worker from ConfigMap dify-worker".
 	How string
@@ -68,35 +68,38 @@ func OfRelease(labels map[string]string, release string) bool {
 	return !ok || v == release || strings.HasPrefix(v, release+"-")
 }
 
-// Discover classifies the Deployments of release (see OfRelease) and groups
+// Discover classifies the Deployments and StatefulSets of release (see OfRelease) and groups
 // them by component. A canary of the operator's (the track label) is never
 // a candidate.
-func Discover(release string, deployments []appsv1.Deployment, cms ConfigMaps) Result {
+func Discover(release string, workloads []apps.Workload, cms ConfigMaps) Result {
 	res := Result{Found: map[upgradev1alpha1.Component]Found{}, Ambiguous: map[upgradev1alpha1.Component][]Found{}}
 	candidates := map[upgradev1alpha1.Component][]Found{}
-	for i := range deployments {
-		d := &deployments[i]
-		if d.Labels[upgradev1alpha1.LabelTrack] != "" || !OfRelease(d.Labels, release) {
+	for _, w := range workloads {
+		labels := w.GetLabels()
+		if labels[upgradev1alpha1.LabelTrack] != "" || !OfRelease(labels, release) {
 			continue
 		}
-		c, container, how, ok := Classify(d, cms)
+		c, container, how, ok := ClassifyPod(&w.Template().Spec, cms)
 		if !ok {
 			continue
 		}
-		if v, ok := d.Labels[InstanceLabel]; ok {
+		if v, ok := labels[InstanceLabel]; ok {
 			how = InstanceLabel + "=" + v + ", " + how
 		}
-		candidates[c] = append(candidates[c], Found{Deployment: d, Container: container, How: how})
+		if w.Kind() != apps.KindDeployment {
+			how = w.Kind() + ", " + how
+		}
+		candidates[c] = append(candidates[c], Found{Workload: w, Container: container, How: how})
 	}
 	for c, list := range candidates {
-		sort.Slice(list, func(i, j int) bool { return list[i].Deployment.Name < list[j].Deployment.Name })
+		sort.Slice(list, func(i, j int) bool { return list[i].Workload.GetName() < list[j].Workload.GetName() })
 		if len(list) == 1 {
 			res.Found[c] = list[0]
 			continue
 		}
 		// Several: the one named <release>-<component> wins, as a person
 		// would expect; otherwise it is for the spec to say.
-		if i := slices.IndexFunc(list, func(f Found) bool { return f.Deployment.Name == release+"-"+string(c) }); i >= 0 {
+		if i := slices.IndexFunc(list, func(f Found) bool { return f.Workload.GetName() == release+"-"+string(c) }); i >= 0 {
 			res.Found[c] = list[i]
 			continue
 		}
@@ -105,15 +108,9 @@ func Discover(release string, deployments []appsv1.Deployment, cms ConfigMaps) R
 	return res
 }
 
-// Classify says which component a Deployment runs: the first container whose
-// image is a Dify image decides; for the dify-api image, MODE (env, then
-// envFrom ConfigMaps, then args) tells api, worker and beat apart.
-func Classify(d *appsv1.Deployment, cms ConfigMaps) (c upgradev1alpha1.Component, container, how string, ok bool) {
-	return ClassifyPod(&d.Spec.Template.Spec, cms)
-}
-
-// ClassifyPod says which component a pod template runs (see Classify); it
-// serves for workloads of any kind.
+// ClassifyPod says which component a pod template runs: the first container
+// whose image is a Dify image decides; for the dify-api image, MODE (env,
+// then envFrom ConfigMaps, then args) tells api, worker and beat apart.
 func ClassifyPod(pod *corev1.PodSpec, cms ConfigMaps) (c upgradev1alpha1.Component, container, how string, ok bool) {
 	for _, ctr := range pod.Containers {
 		switch ImageName(ctr.Image) {
@@ -175,12 +172,12 @@ func Mode(ctr corev1.Container, cms ConfigMaps) (mode, from string) {
 	return "", ""
 }
 
-// ConfigMapNames are the ConfigMaps the dify-api containers of deployments
+// ConfigMapNames are the ConfigMaps the dify-api containers of workloads
 // read through envFrom: the ones Discover needs.
-func ConfigMapNames(deployments []appsv1.Deployment) []string {
+func ConfigMapNames(workloads []apps.Workload) []string {
 	var names []string
-	for _, d := range deployments {
-		for _, ctr := range d.Spec.Template.Spec.Containers {
+	for _, w := range workloads {
+		for _, ctr := range w.Template().Spec.Containers {
 			if ImageName(ctr.Image) != "dify-api" {
 				continue
 			}
@@ -216,7 +213,7 @@ func ImageName(image string) string {
 func Describe(list []Found) string {
 	parts := make([]string, 0, len(list))
 	for _, f := range list {
-		parts = append(parts, fmt.Sprintf("%s (%s)", f.Deployment.Name, f.How))
+		parts = append(parts, fmt.Sprintf("%s (%s)", f.Workload.GetName(), f.How))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -25,6 +25,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 )
 
 func workload(name string, labels map[string]string, containers ...corev1.Container) appsv1.Deployment {
@@ -60,7 +61,7 @@ func TestClassifyManyShapes(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			d := workload("x", nil, corev1.Container{Name: "sidecar", Image: "envoy:1"}, tt.container)
-			c, container, how, ok := Classify(&d, cms)
+			c, container, how, ok := ClassifyPod(&d.Spec.Template.Spec, cms)
 			if !ok || c != tt.want || container != tt.container.Name || !strings.Contains(how, tt.how) {
 				t.Errorf("Classify() = %s, %s, %q, %v; want %s in %s, %q", c, container, how, ok, tt.want, tt.container.Name, tt.how)
 			}
@@ -72,7 +73,7 @@ func TestClassifyManyShapes(t *testing.T) {
 		"an image named similar": {Name: "x", Image: "example.com/dify-api-gateway:1"},
 	} {
 		d := workload("x", nil, ctr)
-		if c, _, _, ok := Classify(&d, cms); ok {
+		if c, _, _, ok := ClassifyPod(&d.Spec.Template.Spec, cms); ok {
 			t.Errorf("%s: classified as %s, want nothing", name, c)
 		}
 	}
@@ -88,25 +89,25 @@ func TestDiscoverGroupsTheReleasesWorkloads(t *testing.T) {
 		workload("other-api", other, corev1.Container{Name: "api", Image: "langgenius/dify-api:1.9.0"}),
 		workload("dify-api-canary", map[string]string{InstanceLabel: "dify", upgradev1alpha1.LabelTrack: "canary"}, corev1.Container{Name: "api", Image: "langgenius/dify-api:1.11.1"}),
 	}
-	res := Discover("dify", deployments, ConfigMaps{"api-env": {"MODE": "api"}})
+	res := Discover("dify", apps.Deployments(deployments), ConfigMaps{"api-env": {"MODE": "api"}})
 	if len(res.Ambiguous) != 0 || len(res.Found) != 3 {
 		t.Fatalf("Discover() = %+v", res)
 	}
-	if f := res.Found[upgradev1alpha1.ComponentWeb]; f.Deployment.Name != "dify-frontend" || f.Container != "dify" {
-		t.Errorf("web = %s/%s, want dify-frontend/dify", f.Deployment.Name, f.Container)
+	if f := res.Found[upgradev1alpha1.ComponentWeb]; f.Workload.GetName() != "dify-frontend" || f.Container != "dify" {
+		t.Errorf("web = %s/%s, want dify-frontend/dify", f.Workload.GetName(), f.Container)
 	}
-	if f := res.Found[upgradev1alpha1.ComponentAPI]; f.Deployment.Name != "dify-api" || !strings.Contains(f.How, "app.kubernetes.io/instance=dify") {
-		t.Errorf("api = %s (%s), want dify-api found by the release label", f.Deployment.Name, f.How)
+	if f := res.Found[upgradev1alpha1.ComponentAPI]; f.Workload.GetName() != "dify-api" || !strings.Contains(f.How, "app.kubernetes.io/instance=dify") {
+		t.Errorf("api = %s (%s), want dify-api found by the release label", f.Workload.GetName(), f.How)
 	}
 
 	two := append(deployments[:0:0], deployments...)
 	two = append(two, workload("dify-api-ws", release, corev1.Container{Name: "api", Image: "langgenius/dify-api:1.10.1", Env: []corev1.EnvVar{mode("api")}}))
-	res = Discover("dify", two, ConfigMaps{"api-env": {"MODE": "api"}})
+	res = Discover("dify", apps.Deployments(two), ConfigMaps{"api-env": {"MODE": "api"}})
 	if _, ok := res.Found[upgradev1alpha1.ComponentAPI]; !ok {
 		t.Error("<release>-api wins among several api workloads")
 	}
 	two[0].Name = "api-main"
-	res = Discover("dify", two, ConfigMaps{"api-env": {"MODE": "api"}})
+	res = Discover("dify", apps.Deployments(two), ConfigMaps{"api-env": {"MODE": "api"}})
 	if list := res.Ambiguous[upgradev1alpha1.ComponentAPI]; len(list) != 2 || !strings.Contains(Describe(list), "api-main (") {
 		t.Errorf("two api workloads, neither <release>-api: ambiguous %v", Describe(list))
 	}
@@ -119,13 +120,28 @@ func TestDiscoverGroupsTheReleasesWorkloads(t *testing.T) {
 		workload("dify-plugin-daemon", release, corev1.Container{Name: "p", Image: "langgenius/dify-plugin-daemon:0.4.1-local"}),
 		workload("difyx-api", map[string]string{InstanceLabel: "difyx"}, corev1.Container{Name: "api", Image: "langgenius/dify-api:1.10.1"}),
 	}
-	if res := Discover("dify", mixed, nil); len(res.Found) != 3 || len(res.Ambiguous) != 0 {
+	if res := Discover("dify", apps.Deployments(mixed), nil); len(res.Found) != 3 || len(res.Ambiguous) != 0 {
 		t.Errorf("mixed labels: found %d, ambiguous %v; want api, web, plugin-daemon of dify and not difyx", len(res.Found), res.Ambiguous)
 	}
 
 	// Plain manifests: no instance label anywhere, every Deployment counts.
 	plain := []appsv1.Deployment{workload("api", nil, corev1.Container{Name: "api", Image: "langgenius/dify-api:1.10.1"})}
-	if res := Discover("dify", plain, nil); res.Found[upgradev1alpha1.ComponentAPI].Deployment == nil {
+	if res := Discover("dify", apps.Deployments(plain), nil); res.Found[upgradev1alpha1.ComponentAPI].Workload == nil {
 		t.Error("plain manifests without the instance label: api not found")
+	}
+
+	// StatefulSets (the plain-manifest installs run api and worker so)
+	// count like Deployments, and say what they are.
+	sts := appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "api", Labels: map[string]string{"app": "api"}},
+		Spec: appsv1.StatefulSetSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{
+			{Name: "api", Image: "langgenius/dify-api:1.10.1", EnvFrom: []corev1.EnvFromSource{fromConfigMap("dify-config", "")}, Env: []corev1.EnvVar{mode("api")}}}}}}}
+	workloads := append(apps.StatefulSets([]appsv1.StatefulSet{sts}), apps.Deployments([]appsv1.Deployment{
+		workload("web", nil, corev1.Container{Name: "web", Image: "langgenius/dify-web:1.10.1"})})...)
+	res = Discover("dify", workloads, nil)
+	if f := res.Found[upgradev1alpha1.ComponentAPI]; f.Workload == nil || f.Workload.Kind() != apps.KindStatefulSet || !strings.HasPrefix(f.How, "StatefulSet, ") {
+		t.Errorf("StatefulSet api: %+v", f)
+	}
+	if names := ConfigMapNames(workloads); len(names) != 1 || names[0] != "dify-config" {
+		t.Errorf("ConfigMapNames() = %v, want the StatefulSet's dify-config", names)
 	}
 }

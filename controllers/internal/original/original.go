@@ -28,12 +28,12 @@ import (
 	"slices"
 	"strconv"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 )
 
 const (
@@ -111,7 +111,7 @@ func Clear(obj metav1.Object) {
 	obj.SetAnnotations(annotations)
 }
 
-// ScaleState says who owns a stable Deployment's replica count.
+// ScaleState says who owns a stable workload's replica count.
 type ScaleState int
 
 const (
@@ -124,35 +124,29 @@ const (
 	ScaledByOthers
 )
 
-// ScaledToAnnotation records who owns a stable Deployment's replica count.
+// ScaledToAnnotation records who owns a stable workload's replica count.
 const ScaledToAnnotation = upgradev1alpha1.AnnotationScaledTo
 
 // Released is ScaledToAnnotation's value once someone else owns the count.
 const Released = "released"
 
-// OwnReplicas is the replica count d stands for: the original count while
+// OwnReplicas is the replica count w stands for: the original count while
 // the operator has it scaled down for a canary, else the live count (which
 // may be someone else's newer choice).
-func OwnReplicas(d *appsv1.Deployment, container string) (int32, error) {
-	if Scaled(d) == ScaledByUs {
-		saved, err := DeploymentBefore(d, container)
+func OwnReplicas(w apps.Workload, container string) (int32, error) {
+	if Scaled(w) == ScaledByUs {
+		saved, err := Before(w, container)
 		if err != nil {
 			return 0, err
 		}
-		if saved.Replicas != nil {
-			return *saved.Replicas, nil
-		}
-		return 1, nil
+		return replicas(saved.Replicas), nil
 	}
-	if d.Spec.Replicas == nil {
-		return 1, nil
-	}
-	return *d.Spec.Replicas, nil
+	return replicas(w.Replicas()), nil
 }
 
-// Scaled reads who owns d's replica count.
-func Scaled(d *appsv1.Deployment) ScaleState {
-	v, ok := d.Annotations[upgradev1alpha1.AnnotationScaledTo]
+// Scaled reads who owns w's replica count.
+func Scaled(w apps.Workload) ScaleState {
+	v, ok := w.GetAnnotations()[upgradev1alpha1.AnnotationScaledTo]
 	switch {
 	case !ok:
 		return NotScaled
@@ -160,67 +154,77 @@ func Scaled(d *appsv1.Deployment) ScaleState {
 		return ScaledByOthers
 	}
 	n, err := strconv.ParseInt(v, 10, 32)
-	if err != nil || d.Spec.Replicas == nil || int32(n) != *d.Spec.Replicas {
+	if err != nil || w.Replicas() == nil || int32(n) != *w.Replicas() {
 		return ScaledByOthers
 	}
 	return ScaledByUs
 }
 
-// MarkScaled records that the operator sets d's replicas to n.
-func MarkScaled(d *appsv1.Deployment, n int32) {
-	if d.Annotations == nil {
-		d.Annotations = map[string]string{}
-	}
-	d.Annotations[upgradev1alpha1.AnnotationScaledTo] = strconv.Itoa(int(n))
+// MarkScaled records that the operator sets w's replicas to n.
+func MarkScaled(w apps.Workload, n int32) {
+	annotate(w, upgradev1alpha1.AnnotationScaledTo, strconv.Itoa(int(n)))
 }
 
-// MarkReleased records that d's replicas belong to someone else now.
-func MarkReleased(d *appsv1.Deployment) {
-	if d.Annotations == nil {
-		d.Annotations = map[string]string{}
-	}
-	d.Annotations[upgradev1alpha1.AnnotationScaledTo] = Released
+// MarkReleased records that w's replicas belong to someone else now.
+func MarkReleased(w apps.Workload) {
+	annotate(w, upgradev1alpha1.AnnotationScaledTo, Released)
 }
 
-// HandBackReplicas sets the replicas d keeps when the operator lets go of
+func annotate(obj metav1.Object, key, value string) {
+	a := obj.GetAnnotations()
+	if a == nil {
+		a = map[string]string{}
+	}
+	a[key] = value
+	obj.SetAnnotations(a)
+}
+
+// HandBackReplicas sets the replicas w keeps when the operator lets go of
 // its count: the original count when the operator scaled it and nobody has
 // since, or the live count (never a saved count over someone else's newer
 // one); and drops the record.
-func HandBackReplicas(d *appsv1.Deployment, container string) error {
-	state := Scaled(d)
-	delete(d.Annotations, upgradev1alpha1.AnnotationScaledTo)
+func HandBackReplicas(w apps.Workload, container string) error {
+	state := Scaled(w)
+	a := w.GetAnnotations()
+	delete(a, upgradev1alpha1.AnnotationScaledTo)
+	w.SetAnnotations(a)
 	if state != ScaledByUs {
 		return nil
 	}
-	saved, err := DeploymentBefore(d, container)
+	saved, err := Before(w, container)
 	if err != nil {
 		return err
 	}
-	want := int32(1)
-	if saved.Replicas != nil {
-		want = *saved.Replicas
-	}
-	d.Spec.Replicas = new(want)
+	w.SetReplicas(new(replicas(saved.Replicas)))
 	return nil
 }
 
-// Deployment is what the operator may change on a component's Deployment:
-// the image and environment of one container, the strategy and the replicas.
-type Deployment struct {
-	Container string                    `json:"container"`
-	Image     string                    `json:"image"`
-	Env       []corev1.EnvVar           `json:"env,omitempty"`
-	Strategy  appsv1.DeploymentStrategy `json:"strategy"`
-	Replicas  *int32                    `json:"replicas,omitempty"`
+func replicas(n *int32) int32 {
+	if n == nil {
+		return 1
+	}
+	return *n
 }
 
-// TakeDeployment reads the state of d worth saving.
-func TakeDeployment(d *appsv1.Deployment, container string) Deployment {
-	state := Deployment{Container: container, Strategy: *d.Spec.Strategy.DeepCopy()}
-	if d.Spec.Replicas != nil {
-		state.Replicas = new(*d.Spec.Replicas)
+// Workload is what the operator may change on a component's Deployment or
+// StatefulSet: the image and environment of one container, the strategy
+// (a Deployment's strategy or a StatefulSet's updateStrategy) and the
+// replicas.
+type Workload struct {
+	Container string          `json:"container"`
+	Image     string          `json:"image"`
+	Env       []corev1.EnvVar `json:"env,omitempty"`
+	apps.Strategy
+	Replicas *int32 `json:"replicas,omitempty"`
+}
+
+// Take reads the state of w worth saving.
+func Take(w apps.Workload, container string) Workload {
+	state := Workload{Container: container, Strategy: w.Strategy()}
+	if n := w.Replicas(); n != nil {
+		state.Replicas = new(*n)
 	}
-	if c := Container(d, container); c != nil {
+	if c := apps.Container(w.Template(), container); c != nil {
 		state.Image = c.Image
 		for _, e := range c.Env {
 			state.Env = append(state.Env, *e.DeepCopy())
@@ -229,34 +233,24 @@ func TakeDeployment(d *appsv1.Deployment, container string) Deployment {
 	return state
 }
 
-// DeploymentBefore is the state of d before the upgrade touched it: the saved
-// original, or d as it is when nothing is saved yet.
-func DeploymentBefore(d *appsv1.Deployment, container string) (Deployment, error) {
-	var saved Deployment
-	ok, err := Load(d, &saved)
+// Before is the state of w before the upgrade touched it: the saved
+// original, or w as it is when nothing is saved yet.
+func Before(w apps.Workload, container string) (Workload, error) {
+	var saved Workload
+	ok, err := Load(w, &saved)
 	if err != nil || !ok {
-		return TakeDeployment(d, container), err
+		return Take(w, container), err
 	}
 	return saved, nil
 }
 
-// Apply puts the saved image, env and strategy back on d. The replica count
+// Apply puts the saved image, env and strategy back on w. The replica count
 // is not put back here: it belongs to whoever scaled last (see
 // HandBackReplicas).
-func (o Deployment) Apply(d *appsv1.Deployment) {
-	d.Spec.Strategy = *o.Strategy.DeepCopy()
-	if c := Container(d, o.Container); c != nil {
+func (o Workload) Apply(w apps.Workload) {
+	w.SetStrategy(o.Strategy)
+	if c := apps.Container(w.Template(), o.Container); c != nil {
 		c.Image = o.Image
 		c.Env = slices.Clone(o.Env)
 	}
-}
-
-// Container is the named container of d's pod template, or nil.
-func Container(d *appsv1.Deployment, name string) *corev1.Container {
-	for i := range d.Spec.Template.Spec.Containers {
-		if d.Spec.Template.Spec.Containers[i].Name == name {
-			return &d.Spec.Template.Spec.Containers[i]
-		}
-	}
-	return nil
 }

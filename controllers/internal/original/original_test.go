@@ -17,6 +17,7 @@ limitations under the License.
 package original
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -27,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 )
 
 func TestRecordKeepsTheFirstOriginalAndLoadKeepsIntegers(t *testing.T) {
@@ -65,52 +67,96 @@ func TestDeploymentRoundTrip(t *testing.T) {
 			{Name: "api", Image: "dify-api:1.10.1", Env: []corev1.EnvVar{{Name: "MODE", Value: "api"}}},
 		}}},
 	}}
-	saved := TakeDeployment(d, "api")
+	saved := Take(apps.Of(d), "api")
 	changed := d.DeepCopy()
 	changed.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
 	changed.Spec.Template.Spec.Containers[0].Image = "dify-api:1.11.1"
 	changed.Spec.Template.Spec.Containers[0].Env = append(changed.Spec.Template.Spec.Containers[0].Env, corev1.EnvVar{Name: "X", Value: "y"})
-	saved.Apply(changed)
+	saved.Apply(apps.Of(changed))
 	if !equality.Semantic.DeepEqual(changed.Spec, d.Spec) {
 		t.Errorf("Apply() gave %+v, want %+v", changed.Spec, d.Spec)
+	}
+}
+
+func TestStatefulSetRoundTrip(t *testing.T) {
+	partition := int32(1)
+	sts := &appsv1.StatefulSet{Spec: appsv1.StatefulSetSpec{
+		Replicas: new(int32(2)),
+		UpdateStrategy: appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType,
+			RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{Partition: &partition}},
+		Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{
+			{Name: "api", Image: "dify-api:1.10.1"},
+		}}},
+	}}
+	saved := Take(apps.Of(sts), "api")
+	raw, err := json.Marshal(saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), `"updateStrategy"`) || strings.Contains(string(raw), `"strategy"`) {
+		t.Errorf("a StatefulSet's saved state %s keeps updateStrategy and no Deployment strategy", raw)
+	}
+	var back Workload
+	if err := json.Unmarshal(raw, &back); err != nil {
+		t.Fatal(err)
+	}
+	changed := sts.DeepCopy()
+	changed.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType}
+	changed.Spec.Template.Spec.Containers[0].Image = "dify-api:1.11.1"
+	back.Apply(apps.Of(changed))
+	if !equality.Semantic.DeepEqual(changed.Spec, sts.Spec) {
+		t.Errorf("Apply() gave %+v, want %+v", changed.Spec, sts.Spec)
+	}
+}
+
+func TestEarlierSavedStateStillReads(t *testing.T) {
+	// The form saved before StatefulSets: the Deployment strategy always
+	// present under "strategy".
+	var saved Workload
+	raw := `{"container":"api","image":"dify-api:1.10.1","strategy":{"type":"Recreate"},"replicas":2}`
+	if err := json.Unmarshal([]byte(raw), &saved); err != nil {
+		t.Fatal(err)
+	}
+	if saved.Deployment == nil || saved.Deployment.Type != appsv1.RecreateDeploymentStrategyType || *saved.Replicas != 2 {
+		t.Errorf("read %+v", saved)
 	}
 }
 
 func TestReplicasBelongToWhoeverScaledLast(t *testing.T) {
 	d := &appsv1.Deployment{Spec: appsv1.DeploymentSpec{Replicas: new(int32(4)),
 		Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "api"}}}}}}
-	if Scaled(d) != NotScaled {
+	if Scaled(apps.Of(d)) != NotScaled {
 		t.Fatal("a Deployment the operator never scaled is NotScaled")
 	}
-	if n, _ := OwnReplicas(d, "api"); n != 4 {
+	if n, _ := OwnReplicas(apps.Of(d), "api"); n != 4 {
 		t.Errorf("OwnReplicas() = %d, want the live 4", n)
 	}
-	if err := Record(d, "u", TakeDeployment(d, "api")); err != nil {
+	if err := Record(d, "u", Take(apps.Of(d), "api")); err != nil {
 		t.Fatal(err)
 	}
-	MarkScaled(d, 2)
+	MarkScaled(apps.Of(d), 2)
 	d.Spec.Replicas = new(int32(2))
-	if Scaled(d) != ScaledByUs {
+	if Scaled(apps.Of(d)) != ScaledByUs {
 		t.Fatal("scaled by the operator and nobody since: ScaledByUs")
 	}
-	if n, _ := OwnReplicas(d, "api"); n != 4 {
+	if n, _ := OwnReplicas(apps.Of(d), "api"); n != 4 {
 		t.Errorf("OwnReplicas() = %d, want the original 4 while scaled down", n)
 	}
 
 	byUs := d.DeepCopy()
-	if err := HandBackReplicas(byUs, "api"); err != nil || *byUs.Spec.Replicas != 4 {
+	if err := HandBackReplicas(apps.Of(byUs), "api"); err != nil || *byUs.Spec.Replicas != 4 {
 		t.Errorf("HandBackReplicas() = %v, replicas %d; want the original 4 back", err, *byUs.Spec.Replicas)
 	}
 
 	hpa := d.DeepCopy()
 	hpa.Spec.Replicas = new(int32(7))
-	if Scaled(hpa) != ScaledByOthers {
+	if Scaled(apps.Of(hpa)) != ScaledByOthers {
 		t.Fatal("scaled to 7 by someone else: ScaledByOthers")
 	}
-	if n, _ := OwnReplicas(hpa, "api"); n != 7 {
+	if n, _ := OwnReplicas(apps.Of(hpa), "api"); n != 7 {
 		t.Errorf("OwnReplicas() = %d, want their 7", n)
 	}
-	if err := HandBackReplicas(hpa, "api"); err != nil || *hpa.Spec.Replicas != 7 {
+	if err := HandBackReplicas(apps.Of(hpa), "api"); err != nil || *hpa.Spec.Replicas != 7 {
 		t.Errorf("HandBackReplicas() put %d over someone else's 7", *hpa.Spec.Replicas)
 	}
 	if _, ok := hpa.Annotations[ScaledToAnnotation]; ok {

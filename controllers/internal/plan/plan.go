@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/compat"
 )
 
@@ -59,13 +60,13 @@ func Stage(c upgradev1alpha1.Component) int {
 	return len(Stages)
 }
 
-// Workload is the workload found for a component: its Deployment, the
-// container that runs the component (empty: the first, or the spec's
-// override), and how it was found, for people.
+// Workload is the workload found for a component: its Deployment or
+// StatefulSet, the container that runs the component (empty: the first, or
+// the spec's override), and how it was found, for people.
 type Workload struct {
-	Deployment *appsv1.Deployment
-	Container  string
-	FoundBy    string
+	Workload  apps.Workload
+	Container string
+	FoundBy   string
 }
 
 // Plan is the resolved upgrade.
@@ -108,15 +109,19 @@ func Resolve(spec *upgradev1alpha1.DifyUpgradeSpec, workloads map[upgradev1alpha
 				continue
 			}
 			w, ok := workloads[c]
-			if !ok || w.Deployment == nil {
+			if !ok || w.Workload == nil {
 				p.NotInstalled = append(p.NotInstalled, c)
 				continue
 			}
-			d := w.Deployment
-			name := d.Name
+			d := w.Workload
 			container, err := findContainer(d, spec.Components.Override(c), w.Container)
 			if err != nil {
 				return nil, &Error{"ComponentNotFound", err.Error()}
+			}
+			if o := spec.Components.Override(c); o != nil && o.Strategy == upgradev1alpha1.PromoteRecreate && d.Kind() == apps.KindStatefulSet {
+				return nil, &Error{"InvalidSpec", fmt.Sprintf(
+					"spec.components.%s.strategy is Recreate, but %s runs as StatefulSet %s, which rolls one pod at a time and has no Recreate; remove the field",
+					FieldName(c), c, d.GetName())}
 			}
 			toImage, warning := targetImage(spec, c, container.Image, pairing, paired)
 			if warning != "" {
@@ -124,13 +129,13 @@ func Resolve(spec *upgradev1alpha1.DifyUpgradeSpec, workloads map[upgradev1alpha
 			}
 			p.Components = append(p.Components, upgradev1alpha1.ComponentStatus{
 				Name:       c,
-				Deployment: name,
+				Deployment: d.GetName(),
 				Container:  container.Name,
 				FromImage:  container.Image,
 				ToImage:    toImage,
 				Canary:     Canaried(c),
-				Strategy:   DescribeStrategy(PromoteStrategy(spec, c, d.Spec.Strategy)),
-				Kind:       "Deployment",
+				Strategy:   DescribeStrategy(PromoteStrategy(spec, c, d.Strategy())),
+				Kind:       d.Kind(),
 				FoundBy:    w.FoundBy,
 			})
 		}
@@ -190,15 +195,15 @@ func runningVersion(components []upgradev1alpha1.ComponentStatus) (*semver.Versi
 
 // findContainer is the container that runs the component: the spec's
 // override, else the one discovery classified, else the first.
-func findContainer(d *appsv1.Deployment, o *upgradev1alpha1.ComponentSpec, classified string) (*corev1.Container, error) {
-	containers := d.Spec.Template.Spec.Containers
+func findContainer(w apps.Workload, o *upgradev1alpha1.ComponentSpec, classified string) (*corev1.Container, error) {
+	containers := w.Template().Spec.Containers
 	name := classified
 	if o != nil && o.Container != "" {
 		name = o.Container
 	}
 	if name == "" {
 		if len(containers) == 0 {
-			return nil, fmt.Errorf("the Deployment %s has no containers", d.Name)
+			return nil, fmt.Errorf("the %s has no containers", apps.Ref(w))
 		}
 		return &containers[0], nil
 	}
@@ -207,7 +212,7 @@ func findContainer(d *appsv1.Deployment, o *upgradev1alpha1.ComponentSpec, class
 			return &containers[i], nil
 		}
 	}
-	return nil, fmt.Errorf("the Deployment %s has no container %q", d.Name, name)
+	return nil, fmt.Errorf("the %s has no container %q", apps.Ref(w), name)
 }
 
 // targetImage is the image a component rolls to: the override, the official
@@ -270,24 +275,49 @@ func FieldName(c upgradev1alpha1.Component) string {
 	return string(c)
 }
 
-// PromoteStrategy is the strategy Promote rolls component c's Deployment
-// with, given the Deployment's own strategy (before the upgrade): the
-// override in spec.components when there is one; Recreate for worker-beat (a
-// singleton) and plugin-daemon (the owner of a ReadWriteOnce volume), and for
-// a Deployment that is Recreate on its own (it may hold a ReadWriteOnce
-// volume too); otherwise RollingUpdate with spec.promote's maxSurge and
-// maxUnavailable.
-func PromoteStrategy(spec *upgradev1alpha1.DifyUpgradeSpec, c upgradev1alpha1.Component, own appsv1.DeploymentStrategy) appsv1.DeploymentStrategy {
+// PromoteStrategy is the strategy Promote rolls component c's workload
+// with, given the workload's own strategy before the upgrade.
+//
+// A Deployment rolls RollingUpdate with spec.promote's maxSurge and
+// maxUnavailable, or Recreate: for worker-beat (two beats would schedule
+// every periodic task twice), for the plugin daemon (it holds a
+// ReadWriteOnce volume in the charts), for a Deployment that is Recreate on
+// its own (it may hold a ReadWriteOnce volume), or when
+// spec.components.<c>.strategy says so.
+//
+// A StatefulSet rolls with its own controller's RollingUpdate, without a
+// partition: one pod at a time from the highest ordinal, its maxUnavailable
+// kept. An OnDelete StatefulSet, which would replace nothing, rolls that way
+// for the upgrade and gets OnDelete back at the end with the rest of its
+// original settings.
+func PromoteStrategy(spec *upgradev1alpha1.DifyUpgradeSpec, c upgradev1alpha1.Component, own apps.Strategy) apps.Strategy {
+	if own.StatefulSet != nil {
+		// The form the API server keeps (an explicit partition 0), so a
+		// promoted StatefulSet compares equal to what it reads back.
+		roll := own.StatefulSet.DeepCopy()
+		if roll.Type != appsv1.RollingUpdateStatefulSetStrategyType {
+			roll = &appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType}
+		}
+		if roll.RollingUpdate == nil {
+			roll.RollingUpdate = &appsv1.RollingUpdateStatefulSetStrategy{}
+		}
+		roll.RollingUpdate.Partition = new(int32(0))
+		return apps.Strategy{StatefulSet: roll}
+	}
+	var ownType appsv1.DeploymentStrategyType
+	if own.Deployment != nil {
+		ownType = own.Deployment.Type
+	}
 	choice := upgradev1alpha1.PromoteRollingUpdate
 	switch {
 	case spec.Components.Override(c) != nil && spec.Components.Override(c).Strategy != "":
 		choice = spec.Components.Override(c).Strategy
 	case c == upgradev1alpha1.ComponentWorkerBeat, c == upgradev1alpha1.ComponentPluginDaemon,
-		own.Type == appsv1.RecreateDeploymentStrategyType:
+		ownType == appsv1.RecreateDeploymentStrategyType:
 		choice = upgradev1alpha1.PromoteRecreate
 	}
 	if choice == upgradev1alpha1.PromoteRecreate {
-		return appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
+		return apps.Strategy{Deployment: &appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}}
 	}
 	surge := intstr.FromString(upgradev1alpha1.DefaultMaxSurge)
 	unavailable := intstr.FromString(upgradev1alpha1.DefaultMaxUnavailable)
@@ -297,19 +327,27 @@ func PromoteStrategy(spec *upgradev1alpha1.DifyUpgradeSpec, c upgradev1alpha1.Co
 	if p := spec.Promote.MaxUnavailable; p != nil {
 		unavailable = *p
 	}
-	return appsv1.DeploymentStrategy{
+	return apps.Strategy{Deployment: &appsv1.DeploymentStrategy{
 		Type:          appsv1.RollingUpdateDeploymentStrategyType,
 		RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &surge, MaxUnavailable: &unavailable},
-	}
+	}}
 }
 
-// DescribeStrategy says a strategy for people, for example
-// "RollingUpdate (maxSurge 25%, maxUnavailable 10%)".
-func DescribeStrategy(s appsv1.DeploymentStrategy) string {
-	if s.Type != appsv1.RollingUpdateDeploymentStrategyType || s.RollingUpdate == nil {
-		return string(s.Type)
+// DescribeStrategy says, for status, how a workload rolls with s.
+func DescribeStrategy(s apps.Strategy) string {
+	switch {
+	case s.StatefulSet != nil:
+		if ru := s.StatefulSet.RollingUpdate; ru != nil && ru.MaxUnavailable != nil && ru.MaxUnavailable.String() != "1" {
+			return fmt.Sprintf("RollingUpdate (StatefulSet, maxUnavailable %s, highest ordinal first)", ru.MaxUnavailable)
+		}
+		return "RollingUpdate (StatefulSet, one pod at a time, highest ordinal first)"
+	case s.Deployment == nil:
+		return ""
+	case s.Deployment.Type != appsv1.RollingUpdateDeploymentStrategyType || s.Deployment.RollingUpdate == nil:
+		return string(s.Deployment.Type)
 	}
-	return fmt.Sprintf("RollingUpdate (maxSurge %s, maxUnavailable %s)", s.RollingUpdate.MaxSurge, s.RollingUpdate.MaxUnavailable)
+	ru := s.Deployment.RollingUpdate
+	return fmt.Sprintf("RollingUpdate (maxSurge %s, maxUnavailable %s)", ru.MaxSurge, ru.MaxUnavailable)
 }
 
 // RunsDifyAPI reports whether the component runs the dify-api image, whose

@@ -27,18 +27,19 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/compat"
 )
 
 func dify(images map[upgradev1alpha1.Component]string) map[upgradev1alpha1.Component]Workload {
 	out := map[upgradev1alpha1.Component]Workload{}
 	for c, image := range images {
-		out[c] = Workload{Deployment: &appsv1.Deployment{
+		out[c] = Workload{Workload: apps.Of(&appsv1.Deployment{
 			ObjectMeta: metav1.ObjectMeta{Name: "dify-" + string(c)},
 			Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
 				Containers: []corev1.Container{{Name: string(c), Image: image}, {Name: "sidecar", Image: "envoy:1"}},
 			}}},
-		}, FoundBy: "name"}
+		}), FoundBy: "name"}
 	}
 	return out
 }

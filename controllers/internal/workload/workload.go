@@ -14,20 +14,22 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package workload holds the pure decisions about Deployments: the canary
-// Deployment of a component, the promoted spec of a stable one, which of
-// their fields the operator manages (and watches for other writers), and how
-// far a rollout has come. No API calls.
+// Package workload holds the pure decisions about a component's workloads:
+// the canary Deployment of a component, the promoted spec of a stable
+// Deployment or StatefulSet, and which of their fields the operator manages
+// (and watches for other writers). No API calls.
 package workload
 
 import (
 	"fmt"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/drift"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/plan"
@@ -51,28 +53,34 @@ func CanaryName(c upgradev1alpha1.ComponentStatus) string { return c.Deployment 
 // it was before the upgrade, with the target image and MIGRATION_ENABLED=false
 // (the operator migrates, once), the track label added to its labels and
 // selector, and replicas replicas. The caller sets the owner.
-func Canary(stable *appsv1.Deployment, c upgradev1alpha1.ComponentStatus, replicas int32, upgrade string) (*appsv1.Deployment, error) {
-	before, err := original.DeploymentBefore(stable, c.Container)
+//
+// A StatefulSet's canary is a Deployment too, from the same pod template:
+// its pods are extra pods that can go at once, where a canary inside the
+// StatefulSet (a partition) would replace the highest ordinals, cannot be
+// smaller than one of them, and would have to roll the StatefulSet back to
+// revert (see CanaryBlocker for the templates this cannot copy).
+func Canary(stable apps.Workload, c upgradev1alpha1.ComponentStatus, replicas int32, upgrade string) (*appsv1.Deployment, error) {
+	before, err := original.Before(stable, c.Container)
 	if err != nil {
 		return nil, err
 	}
 	canary := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        CanaryName(c),
-			Namespace:   stable.Namespace,
+			Namespace:   stable.GetNamespace(),
 			Labels:      map[string]string{TrackLabel: TrackCanary, original.Label: original.LabelValue(upgrade)},
 			Annotations: map[string]string{upgradev1alpha1.AnnotationUpgrade: upgrade},
 		},
 		Spec: appsv1.DeploymentSpec{
 			Replicas:        new(replicas),
-			Selector:        stable.Spec.Selector.DeepCopy(),
-			Template:        *stable.Spec.Template.DeepCopy(),
-			MinReadySeconds: stable.Spec.MinReadySeconds,
+			Selector:        stable.Selector().DeepCopy(),
+			Template:        *stable.Template().DeepCopy(),
+			MinReadySeconds: stable.MinReadySeconds(),
 		},
 	}
-	container := original.Container(canary, c.Container)
+	container := apps.Container(&canary.Spec.Template, c.Container)
 	if container == nil {
-		return nil, fmt.Errorf("the Deployment %s has no container %s", stable.Name, c.Container)
+		return nil, fmt.Errorf("the %s has no container %s", apps.Ref(stable), c.Container)
 	}
 	container.Image = c.ToImage
 	container.Env = SetEnv(before.Env, MigrationEnv, "false")
@@ -87,33 +95,94 @@ func Canary(stable *appsv1.Deployment, c upgradev1alpha1.ComponentStatus, replic
 	return canary, nil
 }
 
-// Promote sets on stable Deployment d (a copy the caller writes) the target
+// CanaryBlocker says why a canary Deployment cannot run stable's pod
+// template, "" when it can: a StatefulSet's container that mounts one of its
+// volumeClaimTemplates has no such volume outside the StatefulSet.
+func CanaryBlocker(stable apps.Workload, container string) string {
+	sts, ok := stable.Object().(*appsv1.StatefulSet)
+	if !ok {
+		return ""
+	}
+	for _, claim := range sts.Spec.VolumeClaimTemplates {
+		for _, ctr := range sts.Spec.Template.Spec.Containers {
+			for _, m := range ctr.VolumeMounts {
+				if m.Name == claim.Name {
+					return fmt.Sprintf("StatefulSet %s mounts its volumeClaimTemplate %s in container %s, which a canary Deployment cannot share",
+						sts.Name, claim.Name, ctr.Name)
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// Promote sets on stable workload w (a copy the caller writes) the target
 // image, MIGRATION_ENABLED=false for the dify-api image as an explicit env
-// entry (which wins over envFrom), and the strategy the plan chose.
-func Promote(d *appsv1.Deployment, c upgradev1alpha1.ComponentStatus, strategy appsv1.DeploymentStrategy) error {
-	container := original.Container(d, c.Container)
+// entry (which wins over envFrom), and the strategy to roll with.
+func Promote(w apps.Workload, c upgradev1alpha1.ComponentStatus, strategy apps.Strategy) error {
+	container := apps.Container(w.Template(), c.Container)
 	if container == nil {
-		return fmt.Errorf("the Deployment %s has no container %s", d.Name, c.Container)
+		return fmt.Errorf("the %s has no container %s", apps.Ref(w), c.Container)
 	}
 	container.Image = c.ToImage
 	if plan.RunsDifyAPI(c.Name) {
 		container.Env = SetEnv(container.Env, MigrationEnv, "false")
 	}
-	d.Spec.Strategy = strategy
+	if strategy.StatefulSet == nil || !rollsEveryPod(w.Strategy().StatefulSet) {
+		// A StatefulSet that already rolls every pod keeps its strategy as
+		// the API server defaulted it.
+		w.SetStrategy(strategy)
+	}
 	return nil
 }
 
-// Managed are the fields of a stable Deployment the operator manages during
+// rollsEveryPod reports whether a StatefulSet with s replaces every pod on
+// a template change: RollingUpdate without a partition.
+func rollsEveryPod(s *appsv1.StatefulSetUpdateStrategy) bool {
+	if s == nil || s.Type != appsv1.RollingUpdateStatefulSetStrategyType {
+		return false
+	}
+	return s.RollingUpdate == nil || s.RollingUpdate.Partition == nil || *s.RollingUpdate.Partition == 0
+}
+
+// Managed are the fields of a stable workload the operator manages during
 // Promote, for drift detection: the container's image and env, the
 // strategy. The replica count is not one of them: it belongs to whoever
 // scaled last.
-func Managed(d *appsv1.Deployment, container string) drift.Fields {
-	f := drift.Fields{"strategy": d.Spec.Strategy}
-	if c := original.Container(d, container); c != nil {
+func Managed(w apps.Workload, container string) drift.Fields {
+	f := drift.Fields{}
+	st := w.Strategy()
+	if st.StatefulSet != nil {
+		f["updateStrategy"] = defaulted(st.StatefulSet)
+	} else {
+		f["strategy"] = st.Deployment
+	}
+	if c := apps.Container(w.Template(), container); c != nil {
 		f["image"] = c.Image
 		f["env"] = c.Env
 	}
 	return f
+}
+
+// defaulted is s with what the API server fills in filled in (partition
+// 0, maxUnavailable 1), so a strategy written in short compares equal to
+// the one read back.
+func defaulted(s *appsv1.StatefulSetUpdateStrategy) *appsv1.StatefulSetUpdateStrategy {
+	out := s.DeepCopy()
+	if out.Type != appsv1.RollingUpdateStatefulSetStrategyType {
+		return out
+	}
+	if out.RollingUpdate == nil {
+		out.RollingUpdate = &appsv1.RollingUpdateStatefulSetStrategy{}
+	}
+	if out.RollingUpdate.Partition == nil {
+		out.RollingUpdate.Partition = new(int32(0))
+	}
+	if out.RollingUpdate.MaxUnavailable == nil {
+		one := intstr.FromInt32(1)
+		out.RollingUpdate.MaxUnavailable = &one
+	}
+	return out
 }
 
 // FieldPath is the path, for people, of a managed field.
@@ -123,16 +192,6 @@ func FieldPath(field, container string) string {
 		return fmt.Sprintf("spec.template.spec.containers[%s].%s", container, field)
 	}
 	return "spec." + field
-}
-
-// Progress measures how far d's rollout has come: its updated replicas that
-// are available (never more than the replicas it wants).
-func Progress(d *appsv1.Deployment) int64 {
-	want := int32(1)
-	if d.Spec.Replicas != nil {
-		want = *d.Spec.Replicas
-	}
-	return int64(min(d.Status.UpdatedReplicas, d.Status.AvailableReplicas, want))
 }
 
 // MigrationSetting reads MIGRATION_ENABLED from env: set reports whether env

@@ -17,6 +17,7 @@ limitations under the License.
 package workload
 
 import (
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -24,6 +25,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 )
 
 func deployment(env ...corev1.EnvVar) *appsv1.Deployment {
@@ -47,7 +49,7 @@ var api = upgradev1alpha1.ComponentStatus{Name: upgradev1alpha1.ComponentAPI, De
 
 func TestPromoteSetsMigrationOffExplicitlyOverEnvFrom(t *testing.T) {
 	d := deployment() // MIGRATION_ENABLED comes from the ConfigMap only
-	if err := Promote(d, api, appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}); err != nil {
+	if err := Promote(apps.Of(d), api, apps.Strategy{Deployment: &appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}}); err != nil {
 		t.Fatal(err)
 	}
 	c := d.Spec.Template.Spec.Containers[0]
@@ -60,14 +62,14 @@ func TestPromoteSetsMigrationOffExplicitlyOverEnvFrom(t *testing.T) {
 	web := api
 	web.Name, web.ToImage = upgradev1alpha1.ComponentWeb, "langgenius/dify-web:1.11.1"
 	d = deployment()
-	if err := Promote(d, web, appsv1.DeploymentStrategy{}); err != nil || len(d.Spec.Template.Spec.Containers[0].Env) != 0 {
+	if err := Promote(apps.Of(d), web, apps.Strategy{Deployment: &appsv1.DeploymentStrategy{}}); err != nil || len(d.Spec.Template.Spec.Containers[0].Env) != 0 {
 		t.Errorf("web (not the dify-api image) gets no MIGRATION_ENABLED: %v %v", d.Spec.Template.Spec.Containers[0].Env, err)
 	}
 }
 
 func TestCanaryCopiesTheStableTemplateWithTheTrackLabel(t *testing.T) {
 	stable := deployment(corev1.EnvVar{Name: MigrationEnv, Value: "true"})
-	canary, err := Canary(stable, api, 1, "u")
+	canary, err := Canary(apps.Of(stable), api, 1, "u")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +87,39 @@ func TestCanaryCopiesTheStableTemplateWithTheTrackLabel(t *testing.T) {
 func TestManagedLeavesReplicasOut(t *testing.T) {
 	a, b := deployment(), deployment()
 	b.Spec.Replicas = new(int32(9))
-	if fa, fb := Managed(a, "api").Fingerprint(), Managed(b, "api").Fingerprint(); fa["image"] != fb["image"] || fa["strategy"] != fb["strategy"] || len(fa) != 3 {
+	if fa, fb := Managed(apps.Of(a), "api").Fingerprint(), Managed(apps.Of(b), "api").Fingerprint(); fa["image"] != fb["image"] || fa["strategy"] != fb["strategy"] || len(fa) != 3 {
 		t.Errorf("managed fields differ on replicas alone: %v %v", fa, fb)
+	}
+}
+
+func TestAStatefulSetPromotesAndCanariesLikeADeployment(t *testing.T) {
+	d := deployment()
+	sts := &appsv1.StatefulSet{ObjectMeta: d.ObjectMeta, Spec: appsv1.StatefulSetSpec{
+		Replicas: d.Spec.Replicas, Selector: d.Spec.Selector, Template: d.Spec.Template,
+		UpdateStrategy: appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType},
+	}}
+	roll := apps.Strategy{StatefulSet: &appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType}}
+	if err := Promote(apps.Of(sts), api, roll); err != nil {
+		t.Fatal(err)
+	}
+	c := sts.Spec.Template.Spec.Containers[0]
+	if c.Image != api.ToImage || c.Env[0] != (corev1.EnvVar{Name: MigrationEnv, Value: "false"}) ||
+		sts.Spec.UpdateStrategy.Type != appsv1.RollingUpdateStatefulSetStrategyType {
+		t.Errorf("promoted StatefulSet = %+v", sts.Spec)
+	}
+	if f := Managed(apps.Of(sts), "api"); f["updateStrategy"] == nil || f["strategy"] != nil {
+		t.Errorf("a StatefulSet's managed fields name updateStrategy: %v", f)
+	}
+	canary, err := Canary(apps.Of(sts), api, 1, "u")
+	if err != nil || canary.Spec.Template.Labels["app"] != "api" || canary.Spec.Selector.MatchLabels[TrackLabel] != TrackCanary {
+		t.Errorf("canary of a StatefulSet = %+v, %v", canary, err)
+	}
+	if CanaryBlocker(apps.Of(sts), "api") != "" {
+		t.Error("a StatefulSet without volumeClaimTemplates can be canaried")
+	}
+	sts.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "storage"}}}
+	sts.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "storage", MountPath: "/app/api/storage"}}
+	if msg := CanaryBlocker(apps.Of(sts), "api"); !strings.Contains(msg, "volumeClaimTemplate storage") {
+		t.Errorf("CanaryBlocker() = %q", msg)
 	}
 }

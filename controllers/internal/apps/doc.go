@@ -1,0 +1,23 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package apps gives the engine one view of a component's stable workload,
+// whichever kind runs it: a Deployment or a StatefulSet. The community
+// charts run the api and the worker as Deployments, the plain-manifest
+// installs as StatefulSets; the phases read and write both through
+// Workload, and only this package (and the rollout status it reads) knows
+// the difference. The canaries the upgrade creates are always Deployments.
+package apps
