@@ -44,7 +44,7 @@ const TrackLabel = workload.TrackLabel
 func canaryName(c upgradev1alpha1.ComponentStatus) string { return workload.CanaryName(c) }
 
 // ensureCanary creates or resizes the canary Deployment of c for weight,
-// sized from the replica count the stable Deployment stands for now (an
+// sized from the replica count the stable workload stands for now (an
 // HPA's newer count included). A Deployment of that name this upgrade did
 // not create is never adopted.
 func (r *DifyUpgradeReconciler) ensureCanary(ctx context.Context, s *scope, c upgradev1alpha1.ComponentStatus, weight int32) (*appsv1.Deployment, *phaseResult, error) {
@@ -238,7 +238,7 @@ func (r *DifyUpgradeReconciler) rememberHash(d *appsv1.Deployment, sets []appsv1
 }
 
 // router is the traffic router the spec asks for, over the observed
-// Deployments.
+// workloads.
 func (r *DifyUpgradeReconciler) router(s *scope, hashes map[upgradev1alpha1.Component]traffic.Hashes) traffic.Router {
 	if istio := s.spec().Canary.Istio; istio != nil {
 		return &traffic.Istio{Client: r.Client, Namespace: s.upgrade.Namespace, Upgrade: s.upgrade.Name, Spec: *istio, Hashes: hashes}

@@ -72,7 +72,11 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 		return phaseResult{}, err
 	}
 	for _, c := range p.NotInstalled {
-		s.recordCheck("component/"+string(c), upgradev1alpha1.CheckWarning, plan.NotInstalledMessage(spec.Release, c))
+		msg := plan.NotInstalledMessage(spec.Release, c)
+		if other := s.otherRelease[c]; len(other) > 0 {
+			msg += "; labelled for another release: " + discovery.Describe(other)
+		}
+		s.recordCheck("component/"+string(c), upgradev1alpha1.CheckWarning, msg)
 	}
 	if len(p.Warnings) > 0 {
 		s.recordCheck("compatibility", upgradev1alpha1.CheckWarning, strings.Join(p.Warnings, "; "))
@@ -192,6 +196,7 @@ func (r *DifyUpgradeReconciler) discover(ctx context.Context, s *scope, all name
 		cms[name] = cm.Data
 	}
 	found := discovery.Discover(spec.Release, all.list, cms)
+	s.otherRelease = found.OtherRelease
 	refuse := func(c upgradev1alpha1.Component, reason, format string, args ...any) (map[upgradev1alpha1.Component]plan.Workload, *phaseResult, error) {
 		res := failed(reason, format, args...)
 		s.recordCheck("component/"+string(c), upgradev1alpha1.CheckFailed, res.fail.message)
@@ -224,9 +229,13 @@ func (r *DifyUpgradeReconciler) discover(ctx context.Context, s *scope, all name
 		if c == upgradev1alpha1.ComponentAPI {
 			// Every Dify runs an api: not finding it is a discovery that
 			// went wrong, and upgrading the rest without it would mix versions.
+			also := ""
+			if other := found.OtherRelease[c]; len(other) > 0 {
+				also = " (labelled for another release: " + discovery.Describe(other) + ")"
+			}
 			return refuse(c, upgradev1alpha1.ReasonComponentNotFound,
-				"no workload of release %s runs the api (a Deployment or StatefulSet with the dify-api image and MODE api or none); set %s to its name, or skip it",
-				spec.Release, field)
+				"no workload of release %s runs the api (a Deployment or StatefulSet with the dify-api image and MODE api or none)%s; set %s to its name, or skip it",
+				spec.Release, also, field)
 		}
 	}
 	return out, nil, nil

@@ -30,7 +30,7 @@ import (
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/workload"
 )
 
-// reconcilePromote rolls every stable Deployment to the target image, stage
+// reconcilePromote rolls every stable workload to the target image, stage
 // by stage in the planned order, with the strategy the plan chose and
 // MIGRATION_ENABLED=false on the dify-api workloads. With Istio, all
 // canaried traffic first goes to the full-size canary, so the stable subset
@@ -43,7 +43,7 @@ func (r *DifyUpgradeReconciler) reconcilePromote(ctx context.Context, s *scope) 
 	if s.spec().Canary.Istio != nil && !r.canariedStableOnTarget(s) {
 		// Without a mesh the stable pods roll behind the Service beside the
 		// canary's, so only Istio needs the full-size canary first, until
-		// the canaried stable Deployments themselves run the target.
+		// the canaried stable workloads themselves run the target.
 		res, ready, err := r.applyWeight(ctx, s, 100)
 		if !ready || err != nil {
 			return res, err
@@ -102,7 +102,7 @@ func (r *DifyUpgradeReconciler) reconcilePromote(ctx context.Context, s *scope) 
 }
 
 // promoted sets the target image, MIGRATION_ENABLED=false (dify-api image)
-// and the planned strategy on a stable Deployment, and hands its replica
+// and the planned strategy on a stable workload, and hands its replica
 // count back (the original when the mesh-less canary had scaled it down and
 // nobody scaled it since; else the count as it is).
 func (r *DifyUpgradeReconciler) promoted(s *scope, c upgradev1alpha1.ComponentStatus, w apps.Workload) error {

@@ -32,12 +32,12 @@ import (
 
 // reconcileVerify checks that every pod of every component runs its target
 // image, then bakes for spec.verify.bakeTime on a clock of its own
-// (status.bake), checking on every change of a Deployment (they are watched)
+// (status.bake), checking on every change of a workload (they are watched)
 // that each still runs its target and has rolled out (the pods are listed
 // once, when the bake starts), and running the analysis rules against the
 // stable workloads and verify.checks every interval: a breach rolls back.
 // The bake ends on a passing evaluation and a performance comparison with
-// the baseline; then it hands the Deployments back:
+// the baseline; then it hands the workloads back:
 // their original rolling-update settings return and the saved originals are
 // removed, so nothing but the new images (and MIGRATION_ENABLED=false on
 // the dify-api workloads) remains. The replica counts stay as they are.
@@ -55,7 +55,7 @@ func (r *DifyUpgradeReconciler) reconcileVerify(ctx context.Context, s *scope) (
 		}
 		if s.status().Bake != nil {
 			// The pods were checked when the bake started; since, the
-			// Deployment's own status says its pods run its template.
+			// workload's own status says its pods run its template.
 			continue
 		}
 		stale, err := r.podsNotOn(ctx, d, c)
@@ -85,7 +85,7 @@ func (r *DifyUpgradeReconciler) reconcileVerify(ctx context.Context, s *scope) (
 		return res, nil
 	}
 	if left := st.Bake.EndsAt.Sub(s.now); left > 0 {
-		// The Deployments are watched: a change to any of them brings a
+		// The workloads are watched: a change to any of them brings a
 		// pass before the bake ends; otherwise the next pass is at its end,
 		// or at the next evaluation.
 		after := left
@@ -104,7 +104,7 @@ func (r *DifyUpgradeReconciler) reconcileVerify(ctx context.Context, s *scope) (
 }
 
 // verified ends a bake that passed: the performance comparison, then each
-// Deployment handed back, old backups pruned, and the outcome told.
+// workload handed back, old backups pruned, and the outcome told.
 func (r *DifyUpgradeReconciler) verified(ctx context.Context, s *scope, a analysisResult) (phaseResult, error) {
 	st := s.status()
 	if f := r.comparePerformance(ctx, s, upgradev1alpha1.PhaseVerify); f != nil {
@@ -135,8 +135,8 @@ func (r *DifyUpgradeReconciler) verified(ctx context.Context, s *scope, a analys
 	return res, nil
 }
 
-// livePods lists the pods of Deployment d that are not terminating; of a
-// stable Deployment (canary false) without the canary's pods, which its
+// livePods lists the pods of workload w that are not terminating; of a
+// stable workload (canary false) without the canary's pods, which its
 // selector also matches.
 func (r *DifyUpgradeReconciler) livePods(ctx context.Context, w apps.Workload, canary bool) ([]corev1.Pod, error) {
 	list := &corev1.PodList{}
@@ -152,7 +152,7 @@ func (r *DifyUpgradeReconciler) livePods(ctx context.Context, w apps.Workload, c
 	return out, nil
 }
 
-// podsNotOn lists the pods of a component's Deployment (not the canary's,
+// podsNotOn lists the pods of a component's workload (not the canary's,
 // not terminating) whose container does not run the target image.
 func (r *DifyUpgradeReconciler) podsNotOn(ctx context.Context, d apps.Workload, c upgradev1alpha1.ComponentStatus) ([]string, error) {
 	pods, err := r.livePods(ctx, d, false)

@@ -151,8 +151,8 @@ func (r *DifyUpgradeReconciler) runsMore(ctx context.Context, d *appsv1.Deployme
 
 // putBack returns the cluster to the stable version's serving state without
 // ever lowering serving capacity: the routing first (seconds matter), then
-// each Deployment's settings (revert=true: image and env too) but
-// MIGRATION_ENABLED, and only once every stable Deployment has rolled out do
+// each workload's settings (revert=true: image and env too) but
+// MIGRATION_ENABLED, and only once every stable workload has rolled out do
 // the canaries go; then the env the install had, and the operator's marks.
 // It returns what it still waits for (empty when done) and notes on what
 // was gone.
@@ -213,8 +213,8 @@ func (r *DifyUpgradeReconciler) putBack(ctx context.Context, s *scope, revert bo
 // (the original routes would reach the canaries' pods too, as they carry
 // the Service's labels); without canaries (or without the VirtualService)
 // the routing objects go back to their original spec. Without a mesh the
-// stable Deployments get their replicas back; on a breach the canaries are
-// also scaled to zero where their stable Deployment has available pods to
+// stable workloads get their replicas back; on a breach the canaries are
+// also scaled to zero where their stable workload has available pods to
 // serve (a canary at 100% keeps serving until the stable pods are back: a
 // failing version beats no version).
 func (r *DifyUpgradeReconciler) trafficToStable(ctx context.Context, s *scope, breach bool) error {
@@ -257,7 +257,7 @@ func (r *DifyUpgradeReconciler) trafficToStable(ctx context.Context, s *scope, b
 }
 
 // scaleCanariesToZero takes the canaries out of a mesh-less Service's
-// rotation, each only while its stable Deployment has available pods.
+// rotation, each only while its stable workload has available pods.
 func (r *DifyUpgradeReconciler) scaleCanariesToZero(ctx context.Context, s *scope) (bool, error) {
 	scaled := false
 	for _, c := range s.canaried() {
@@ -335,9 +335,9 @@ func failureOf(s *scope) string {
 }
 
 // reconcileDelete runs when a DifyUpgrade is deleted: an upgrade that holds
-// changes puts the traffic back on stable and hands the Deployments back
+// changes puts the traffic back on stable and hands the workloads back
 // (each keeps the image it runs), and removes its canaries once the stable
-// Deployments have rolled out, so serving capacity never drops; then the
+// workloads have rolled out, so serving capacity never drops; then the
 // finalizer goes.
 func (r *DifyUpgradeReconciler) reconcileDelete(ctx context.Context, u *upgradev1alpha1.DifyUpgrade) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(u, Finalizer) {
@@ -353,7 +353,7 @@ func (r *DifyUpgradeReconciler) reconcileDelete(ctx context.Context, u *upgradev
 			return ctrl.Result{}, err
 		}
 		if len(waits) > 0 {
-			// The stable Deployments stay watched while the object is being
+			// The stable workloads stay watched while the object is being
 			// deleted (planDeployments): their rollout brings the next pass.
 			s.log.Info("Deleting: waiting before removing the canaries", "waiting", strings.Join(waits, "; "))
 			return ctrl.Result{}, nil

@@ -24,6 +24,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/discovery"
 )
 
 // scope is what one reconcile pass works with: the upgrade as read (before)
@@ -47,6 +48,9 @@ type scope struct {
 	// postgresVersion is the database server's version, when Precheck
 	// reached it.
 	postgresVersion string
+	// otherRelease are the workloads discovery set aside because their
+	// release label names another release, for Precheck's messages.
+	otherRelease map[upgradev1alpha1.Component][]discovery.Found
 	// recorded are the deliveries this pass copies into status.
 	recorded []string
 }

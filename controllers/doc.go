@@ -28,9 +28,10 @@ limitations under the License.
 //  4. Migrate: run the schema migration once, as a Job with the target image
 //     (not implemented yet: it says so in its condition).
 //  5. Canary: size the canary Deployments and shift traffic step by step.
-//  6. Promote: roll every Deployment to the target image in the planned order.
+//  6. Promote: roll every workload (Deployment or StatefulSet) to the target
+//     image in the planned order.
 //  7. Verify: check that every pod runs its target image through the bake
-//     time, then hand the Deployments back.
+//     time, then hand the workloads back.
 //
 // Any failure after the first change goes through RollingBack to RolledBack
 // (or Failed, saying what a person must do); the way back never lowers
@@ -39,8 +40,9 @@ limitations under the License.
 // package internal/lifecycle, and runs the progress deadline on the clock of
 // each wait; each phase handler only reports what it saw and did.
 //
-// A pass observes once (difyupgrade_observe.go: every planned Deployment and
-// canary), decides with pure packages (internal/plan, internal/workload,
+// A pass observes once (difyupgrade_observe.go: every planned workload and
+// canary; internal/apps makes a Deployment and a StatefulSet look alike),
+// decides with pure packages (internal/plan, internal/workload,
 // internal/traffic, internal/drift, internal/lifecycle), then writes. The
 // originals of everything changed live on the changed objects (package
 // internal/original), written with the change, together with a fingerprint

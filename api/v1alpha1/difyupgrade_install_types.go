@@ -53,15 +53,16 @@ type ComponentsSpec struct {
 
 // ComponentSpec overrides how one Dify component is found and upgraded.
 type ComponentSpec struct {
-	// deployment is the name of the component's Deployment. Default: the
-	// Deployment of the release that runs the component (found by image and
-	// MODE; <release>-<component> wins among several).
+	// deployment is the name of the component's workload: a Deployment, or a
+	// StatefulSet (a Deployment of that name wins). Default: the Deployment
+	// or StatefulSet of the release that runs the component (found by image
+	// and MODE; <release>-<component> wins among several).
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="deployment must be a Kubernetes object name: lowercase letters, digits, '-' and '.'"
 	Deployment string `json:"deployment,omitempty"`
 
-	// container is the name of the container in the Deployment's pod template
+	// container is the name of the container in the workload's pod template
 	// that runs the component. Default: the first container.
 	// +optional
 	// +kubebuilder:validation:MaxLength=63
@@ -91,7 +92,9 @@ type ComponentSpec struct {
 	// and pluginDaemon (a singleton, the owner of a ReadWriteOnce volume) and
 	// for any Deployment whose own strategy is Recreate; RollingUpdate for
 	// the rest. The Deployment's own strategy is handed back when the
-	// upgrade ends.
+	// upgrade ends. A StatefulSet always rolls with its own RollingUpdate
+	// (one pod at a time, no partition) and gets its own updateStrategy
+	// back; Recreate is refused for it.
 	// +optional
 	Strategy PromoteStrategy `json:"strategy,omitempty"`
 }

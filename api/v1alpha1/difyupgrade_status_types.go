@@ -323,7 +323,8 @@ type ComponentStatus struct {
 	// sandbox.
 	Name Component `json:"name"`
 
-	// deployment is the name of the component's Deployment.
+	// deployment is the name of the component's workload (a Deployment or a
+	// StatefulSet, see kind).
 	// +kubebuilder:validation:MaxLength=253
 	Deployment string `json:"deployment"`
 
@@ -349,7 +350,8 @@ type ComponentStatus struct {
 	// +kubebuilder:validation:MaxLength=128
 	Strategy string `json:"strategy,omitempty"`
 
-	// kind is the kind of the component's workload: Deployment.
+	// kind is the kind of the component's workload: Deployment or
+	// StatefulSet. The canary is a Deployment either way.
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
 	Kind string `json:"kind,omitempty"`

@@ -53,6 +53,10 @@ type Result struct {
 	Found map[upgradev1alpha1.Component]Found
 	// Ambiguous lists, per component, the candidates when there are several.
 	Ambiguous map[upgradev1alpha1.Component][]Found
+	// OtherRelease lists, per component, the workloads that run it but whose
+	// app.kubernetes.io/instance label names another release: a person
+	// should know about them when the component is not found otherwise.
+	OtherRelease map[upgradev1alpha1.Component][]Found
 }
 
 // ConfigMaps are the data of the ConfigMaps a namespace's workloads read
@@ -72,22 +76,30 @@ func OfRelease(labels map[string]string, release string) bool {
 // them by component. A canary of the operator's (the track label) is never
 // a candidate.
 func Discover(release string, workloads []apps.Workload, cms ConfigMaps) Result {
-	res := Result{Found: map[upgradev1alpha1.Component]Found{}, Ambiguous: map[upgradev1alpha1.Component][]Found{}}
+	res := Result{Found: map[upgradev1alpha1.Component]Found{}, Ambiguous: map[upgradev1alpha1.Component][]Found{},
+		OtherRelease: map[upgradev1alpha1.Component][]Found{}}
 	candidates := map[upgradev1alpha1.Component][]Found{}
 	for _, w := range workloads {
 		labels := w.GetLabels()
-		if labels[upgradev1alpha1.LabelTrack] != "" || !OfRelease(labels, release) {
+		if labels[upgradev1alpha1.LabelTrack] != "" {
 			continue
 		}
 		c, container, how, ok := ClassifyPod(&w.Template().Spec, cms)
 		if !ok {
 			continue
 		}
-		if v, ok := labels[InstanceLabel]; ok {
-			how = InstanceLabel + "=" + v + ", " + how
-		}
 		if w.Kind() != apps.KindDeployment {
 			how = w.Kind() + ", " + how
+		}
+		// Plain manifests label each part with its own name (instance=api
+		// on StatefulSet api): that names no release.
+		if !OfRelease(labels, release) && labels[InstanceLabel] != w.GetName() {
+			res.OtherRelease[c] = append(res.OtherRelease[c], Found{Workload: w, Container: container,
+				How: InstanceLabel + "=" + labels[InstanceLabel] + ", " + how})
+			continue
+		}
+		if v, ok := labels[InstanceLabel]; ok {
+			how = InstanceLabel + "=" + v + ", " + how
 		}
 		candidates[c] = append(candidates[c], Found{Workload: w, Container: container, How: how})
 	}

@@ -141,6 +141,21 @@ func TestDiscoverGroupsTheReleasesWorkloads(t *testing.T) {
 	if f := res.Found[upgradev1alpha1.ComponentAPI]; f.Workload == nil || f.Workload.Kind() != apps.KindStatefulSet || !strings.HasPrefix(f.How, "StatefulSet, ") {
 		t.Errorf("StatefulSet api: %+v", f)
 	}
+	// Labelled per part with their own names (instance=api on StatefulSet
+	// api): of the release; a label naming another release sets it aside,
+	// for the messages.
+	sts.Labels = map[string]string{InstanceLabel: "api"}
+	worker := sts.DeepCopy()
+	worker.Name, worker.Labels = "worker", map[string]string{InstanceLabel: "other"}
+	worker.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{mode("worker")}
+	res = Discover("dify", apps.StatefulSets([]appsv1.StatefulSet{sts, *worker}), nil)
+	if res.Found[upgradev1alpha1.ComponentAPI].Workload == nil {
+		t.Error("StatefulSet api labelled instance=api (its own name) not found")
+	}
+	if _, ok := res.Found[upgradev1alpha1.ComponentWorker]; ok || len(res.OtherRelease[upgradev1alpha1.ComponentWorker]) != 1 ||
+		!strings.Contains(Describe(res.OtherRelease[upgradev1alpha1.ComponentWorker]), "worker (app.kubernetes.io/instance=other, StatefulSet") {
+		t.Errorf("worker labelled for release other: found %v, set aside %s", res.Found, Describe(res.OtherRelease[upgradev1alpha1.ComponentWorker]))
+	}
 	if names := ConfigMapNames(workloads); len(names) != 1 || names[0] != "dify-config" {
 		t.Errorf("ConfigMapNames() = %v, want the StatefulSet's dify-config", names)
 	}

@@ -18,6 +18,8 @@ package plan
 
 import (
 	"errors"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"slices"
 	"strings"
 	"testing"
 
@@ -199,5 +201,47 @@ func TestImageRepository(t *testing.T) {
 		if got := ImageRepository(image); got != want {
 			t.Errorf("ImageRepository(%s) = %s, want %s", image, got, want)
 		}
+	}
+}
+
+func TestResolvePlansAStatefulSetApi(t *testing.T) {
+	workloads := dify(dify1101())
+	d := workloads[upgradev1alpha1.ComponentAPI].Workload.Object().(*appsv1.Deployment)
+	onDelete := &appsv1.StatefulSet{ObjectMeta: d.ObjectMeta, Spec: appsv1.StatefulSetSpec{Template: d.Spec.Template,
+		UpdateStrategy: appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType}}}
+	workloads[upgradev1alpha1.ComponentAPI] = Workload{Workload: apps.Of(onDelete), FoundBy: "StatefulSet, image dify-api"}
+	p, err := Resolve(spec("1.11.1"), workloads, matrix(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := p.Components[slices.IndexFunc(p.Components, func(c upgradev1alpha1.ComponentStatus) bool { return c.Name == upgradev1alpha1.ComponentAPI })]
+	if api.Kind != apps.KindStatefulSet || api.Strategy != "RollingUpdate (StatefulSet, one pod at a time, highest ordinal first)" {
+		t.Errorf("api = %+v", api)
+	}
+	// OnDelete would replace nothing: the upgrade rolls it, in the form the
+	// API server keeps (partition 0).
+	roll := PromoteStrategy(spec("1.11.1"), upgradev1alpha1.ComponentAPI, apps.Strategy{StatefulSet: onDelete.Spec.UpdateStrategy.DeepCopy()})
+	if roll.StatefulSet == nil || roll.StatefulSet.Type != appsv1.RollingUpdateStatefulSetStrategyType ||
+		roll.StatefulSet.RollingUpdate == nil || *roll.StatefulSet.RollingUpdate.Partition != 0 || roll.Deployment != nil {
+		t.Errorf("PromoteStrategy(OnDelete) = %+v", roll.StatefulSet)
+	}
+	// A partition left by someone would hold pods back: promoted without it,
+	// maxUnavailable kept.
+	two, three := int32(2), intstr.FromInt32(3)
+	partitioned := &appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType,
+		RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{Partition: &two, MaxUnavailable: &three}}
+	roll = PromoteStrategy(spec("1.11.1"), upgradev1alpha1.ComponentAPI, apps.Strategy{StatefulSet: partitioned})
+	if *roll.StatefulSet.RollingUpdate.Partition != 0 || roll.StatefulSet.RollingUpdate.MaxUnavailable.IntValue() != 3 || *partitioned.RollingUpdate.Partition != 2 {
+		t.Errorf("PromoteStrategy(partition 2) = %+v", roll.StatefulSet.RollingUpdate)
+	}
+	if got := DescribeStrategy(roll); got != "RollingUpdate (StatefulSet, maxUnavailable 3, highest ordinal first)" {
+		t.Errorf("DescribeStrategy() = %q", got)
+	}
+
+	s := spec("1.11.1")
+	s.Components = &upgradev1alpha1.ComponentsSpec{API: &upgradev1alpha1.ComponentSpec{Strategy: upgradev1alpha1.PromoteRecreate}}
+	_, err = Resolve(s, workloads, matrix(t))
+	if planErr, ok := errors.AsType[*Error](err); !ok || planErr.Reason != "InvalidSpec" || !strings.Contains(planErr.Message, "has no Recreate") {
+		t.Errorf("Recreate for a StatefulSet: %v", err)
 	}
 }
