@@ -36,6 +36,7 @@ import (
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/drift"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/lifecycle"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/plan"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/traffic"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/workload"
 )
@@ -77,6 +78,12 @@ func (r *DifyUpgradeReconciler) releaseStable(ctx context.Context, s *scope, c u
 			if saved.Env, err = r.firstStepEnv(ctx, d, c.Container, saved); err != nil {
 				return err
 			}
+		}
+		if !final && saved.StatefulSet != nil && saved.StatefulSet.Type == appsv1.OnDeleteStatefulSetStrategyType {
+			// An OnDelete StatefulSet would keep the pods Promote replaced:
+			// it rolls back with the strategy it was promoted with, and
+			// gets OnDelete back in the final step.
+			saved.Strategy = plan.PromoteStrategy(s.spec(), c.Name, saved.Strategy)
 		}
 		saved.Apply(want)
 		if err := original.HandBackReplicas(want, c.Container); err != nil {

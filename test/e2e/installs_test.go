@@ -194,14 +194,27 @@ var _ = Describe("Installs as the community charts lay them out", func() {
 		Expect(container(deployment(ctx, ns, "api-a-canary")).Image).To(Equal("langgenius/dify-api:1.11.1"), "the named api is canaried")
 	})
 
-	It("upgrades an install whose api and worker are StatefulSets (plain manifests), and rolls an abort back to the original specs", func(ctx SpecContext) {
-		ns := installFile(ctx, "statefulset-style-1.10.1.yaml")
+	It("upgrades an install whose api and worker are StatefulSets (plain manifests, an OnDelete worker), and rolls aborts at the gate and in the bake back to the original specs", func(ctx SpecContext) {
+		ns := installFile(ctx, "statefulset-style-1.10.1.yaml", func(obj *unstructured.Unstructured) {
+			if obj.GetKind() == "StatefulSet" && obj.GetName() == "dify-worker" {
+				Expect(unstructured.SetNestedField(obj.Object, "OnDelete", "spec", "updateStrategy", "type")).To(Succeed())
+			}
+		})
 		waitForStatefulSets(ctx, ns)
 		before, beforeSets := deploymentSpecs(ctx, ns), statefulSetSpecs(ctx, ns)
+		Expect(beforeSets["dify-worker"].UpdateStrategy.Type).To(Equal(appsv1.OnDeleteStatefulSetStrategyType))
 		config := &corev1.ConfigMap{}
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "dify-config"}, config)).To(Succeed())
+		expectBack := func(why string) {
+			GinkgoHelper()
+			Expect(statefulSetSpecs(ctx, ns)).To(Equal(beforeSets), "%s: every StatefulSet back to its original spec", why)
+			Expect(deploymentSpecs(ctx, ns)).To(Equal(before), "%s: every Deployment back to its original spec", why)
+			expectNoCanaries(ctx, ns)
+			expectStatefulPodsOn(ctx, ns, "langgenius/dify-api:1.10.1")
+		}
 
 		u := shortest(ns)
+		u.Spec.Verify.BakeTime = &metav1.Duration{Duration: 30 * time.Second}
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
 		waitForGate(ctx, u)
 		Expect(u.Status.Components).To(ContainElements(
@@ -220,11 +233,19 @@ var _ = Describe("Installs as the community charts lay them out", func() {
 
 		annotate(ctx, u, upgradev1alpha1.ActionAbort)
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, time.Minute)
-		Expect(statefulSetSpecs(ctx, ns)).To(Equal(beforeSets), "every StatefulSet back to its original spec")
-		Expect(deploymentSpecs(ctx, ns)).To(Equal(before), "every Deployment back to its original spec")
-		expectNoCanaries(ctx, ns)
+		expectBack("abort at the gate")
 
-		By("upgrading it for real after a retry")
+		By("aborting in the bake, after Promote rolled both StatefulSets (the OnDelete one too)")
+		annotate(ctx, u, upgradev1alpha1.ActionRetry)
+		waitForGate(ctx, u)
+		annotate(ctx, u, upgradev1alpha1.ActionPromote)
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseVerify, 2*time.Minute)
+		expectStatefulPodsOn(ctx, ns, "langgenius/dify-api:1.11.1")
+		annotate(ctx, u, upgradev1alpha1.ActionAbort)
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, 2*time.Minute)
+		expectBack("abort in the bake")
+
+		By("upgrading it for real after another retry")
 		annotate(ctx, u, upgradev1alpha1.ActionRetry)
 		waitForGate(ctx, u)
 		annotate(ctx, u, upgradev1alpha1.ActionPromote)
@@ -233,6 +254,7 @@ var _ = Describe("Installs as the community charts lay them out", func() {
 			"dify-web": "langgenius/dify-web:1.11.1", "dify-plugin-daemon": "langgenius/dify-plugin-daemon:0.5.2-local",
 			"dify-sandbox": "langgenius/dify-sandbox:0.2.12",
 		})
+		expectStatefulPodsOn(ctx, ns, "langgenius/dify-api:1.11.1")
 		for _, name := range []string{"dify-api", "dify-worker"} {
 			sts := statefulSet(ctx, ns, name)
 			ctr := sts.Spec.Template.Spec.Containers[0]
@@ -240,13 +262,6 @@ var _ = Describe("Installs as the community charts lay them out", func() {
 			Expect(ctr.Env).To(ContainElement(corev1.EnvVar{Name: "MIGRATION_ENABLED", Value: "false"}), "%s: explicit, over the ConfigMap's true", name)
 			Expect(*sts.Spec.Replicas).To(Equal(*beforeSets[name].Replicas), name)
 			Expect(sts.Spec.UpdateStrategy).To(Equal(beforeSets[name].UpdateStrategy), "%s: its own update strategy back", name)
-			Expect(sts.Status.CurrentRevision).To(Equal(sts.Status.UpdateRevision), name)
-			pods := &corev1.PodList{}
-			Expect(k8sClient.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels(sts.Spec.Selector.MatchLabels))).To(Succeed())
-			Expect(pods.Items).To(HaveLen(int(*sts.Spec.Replicas)), name)
-			for _, p := range pods.Items {
-				Expect(p.Spec.Containers[0].Image).To(Equal("langgenius/dify-api:1.11.1"), "pod %s", p.Name)
-			}
 		}
 		after := &corev1.ConfigMap{}
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "dify-config"}, after)).To(Succeed())
@@ -295,6 +310,29 @@ func statefulSetSpecs(ctx context.Context, ns string) map[string]appsv1.Stateful
 		out[s.Name] = s.Spec
 	}
 	return out
+}
+
+// expectStatefulPodsOn checks that every StatefulSet of ns runs all its
+// replicas on its update revision, every pod on image.
+func expectStatefulPodsOn(ctx context.Context, ns, image string) {
+	GinkgoHelper()
+	Eventually(func(g Gomega) {
+		list := &appsv1.StatefulSetList{}
+		g.Expect(k8sClient.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+		for _, sts := range list.Items {
+			pods := &corev1.PodList{}
+			g.Expect(k8sClient.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels(sts.Spec.Selector.MatchLabels))).To(Succeed())
+			live := 0
+			for _, p := range pods.Items {
+				if p.DeletionTimestamp.IsZero() && p.Labels[upgradev1alpha1.LabelTrack] == "" {
+					live++
+					g.Expect(p.Spec.Containers[0].Image).To(Equal(image), "pod %s", p.Name)
+					g.Expect(p.Labels[appsv1.StatefulSetRevisionLabel]).To(Equal(sts.Status.UpdateRevision), "pod %s", p.Name)
+				}
+			}
+			g.Expect(live).To(Equal(int(*sts.Spec.Replicas)), sts.Name)
+		}
+	}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
 }
 
 // waitForStatefulSets waits until every StatefulSet of ns runs all its
