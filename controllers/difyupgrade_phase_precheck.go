@@ -242,27 +242,26 @@ func (r *DifyUpgradeReconciler) discover(ctx context.Context, s *scope, all name
 }
 
 // checkCanaryTemplates refuses a canaried StatefulSet whose canary cannot
-// be made: with Istio (the subsets select a Deployment's pod-template-hash,
-// which a StatefulSet's pods do not carry), or when its container mounts a
-// volumeClaimTemplate (see workload.CanaryBlocker).
+// be made: when its container mounts a volumeClaimTemplate (see
+// workload.CanaryBlocker), or with Istio, whose subsets select a
+// Deployment's pod-template-hash, which a StatefulSet's pods do not carry.
 func checkCanaryTemplates(s *scope, components []upgradev1alpha1.ComponentStatus, byName map[string]apps.Workload) *phaseResult {
 	for _, c := range components {
 		w := byName[c.Deployment]
 		if !c.Canary || w == nil || w.Kind() != apps.KindStatefulSet {
 			continue
 		}
-		why := workload.CanaryBlocker(w, c.Container)
-		if why == "" && s.spec().Canary.Istio != nil {
-			why = fmt.Sprintf("%s runs as StatefulSet %s, and Istio subsets select a Deployment's pod-template-hash, which its pods do not carry", c.Name, w.GetName())
-		}
-		if why == "" {
-			continue
-		}
-		res := failed(upgradev1alpha1.ReasonPrecheckFailed,
-			"%s; canary it without a mesh (remove spec.canary.istio) or run it as a Deployment", why)
-		if s.spec().Canary.Istio == nil {
+		var res phaseResult
+		switch why := workload.CanaryBlocker(w, c.Container); {
+		case why != "":
 			res = failed(upgradev1alpha1.ReasonPrecheckFailed,
-				"%s; run it as a Deployment, or give the StatefulSet's volume to its pod template (a PersistentVolumeClaim by claimName)", why)
+				"%s; run %s as a Deployment, or mount its volume in the pod template (a PersistentVolumeClaim by claimName)", why, c.Name)
+		case s.spec().Canary.Istio != nil:
+			res = failed(upgradev1alpha1.ReasonPrecheckFailed,
+				"%s runs as StatefulSet %s, and Istio subsets select a Deployment's pod-template-hash, which its pods do not carry; "+
+					"canary it without a mesh (remove spec.canary.istio), or run it as a Deployment", c.Name, w.GetName())
+		default:
+			continue
 		}
 		s.recordCheck("canary/"+string(c.Name), upgradev1alpha1.CheckFailed, res.fail.message)
 		return &res

@@ -17,6 +17,8 @@ limitations under the License.
 package controllers
 
 import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,6 +28,7 @@ import (
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/analysis"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/database"
 )
 
@@ -259,6 +262,47 @@ func TestCheckReplication(t *testing.T) {
 			c := u.Status.Checks[len(u.Status.Checks)-1]
 			if !strings.HasPrefix(c.Name, "replication-lag") && c.Name != "database" || c.Result != tc.result || !strings.Contains(c.Message, tc.message) {
 				t.Fatalf("check %+v, want %s containing %q", c, tc.result, tc.message)
+			}
+		})
+	}
+}
+
+func TestCheckCanaryTemplates(t *testing.T) {
+	template := corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "api", Image: "langgenius/dify-api:1.10.1",
+		VolumeMounts: []corev1.VolumeMount{{Name: "storage", MountPath: "/app/api/storage"}}}}}}
+	sts := func(claims ...string) apps.Workload {
+		s := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "dify-api"}, Spec: appsv1.StatefulSetSpec{Template: template}}
+		for _, c := range claims {
+			s.Spec.VolumeClaimTemplates = append(s.Spec.VolumeClaimTemplates, corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: c}})
+		}
+		return apps.Of(s)
+	}
+	api := []upgradev1alpha1.ComponentStatus{{Name: upgradev1alpha1.ComponentAPI, Deployment: "dify-api", Container: "api", Canary: true}}
+	for _, tc := range []struct {
+		name    string
+		w       apps.Workload
+		istio   bool
+		message string
+	}{
+		{"a Deployment", apps.Of(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "dify-api"}, Spec: appsv1.DeploymentSpec{Template: template}}), true, ""},
+		{"a StatefulSet, mesh-less", sts(), false, ""},
+		{"a StatefulSet mounting an unrelated claim template", sts("cache"), false, ""},
+		{"a StatefulSet mounting its claim template", sts("storage"), false, "StatefulSet dify-api mounts its volumeClaimTemplate storage in container api"},
+		{"a StatefulSet with Istio", sts(), true, "Istio subsets select a Deployment's pod-template-hash"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := &upgradev1alpha1.DifyUpgrade{Spec: upgradev1alpha1.DifyUpgradeSpec{TargetVersion: "1.11.1", Release: "dify"}}
+			if tc.istio {
+				u.Spec.Canary.Istio = &upgradev1alpha1.IstioCanary{}
+			}
+			u.SetDefaults()
+			s := newScope(t.Context(), u, time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC))
+			res := checkCanaryTemplates(s, api, map[string]apps.Workload{"dify-api": tc.w})
+			switch {
+			case tc.message == "" && res != nil:
+				t.Errorf("refused: %+v", res.fail)
+			case tc.message != "" && (res == nil || !strings.Contains(res.fail.message, tc.message)):
+				t.Errorf("got %+v, want a refusal containing %q", res, tc.message)
 			}
 		})
 	}

@@ -284,7 +284,7 @@ var _ = Describe("Installs as the community charts lay them out", func() {
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseFailed, 30*time.Second)
 		Expect(u.Status.Message).To(And(ContainSubstring("StatefulSet dify-api mounts its volumeClaimTemplate storage"),
-			ContainSubstring("run it as a Deployment"), ContainSubstring("nothing was changed")))
+			ContainSubstring("run api as a Deployment"), ContainSubstring("nothing was changed")))
 		Expect(u.Status.Checks).To(ContainElement(And(HaveField("Name", "canary/api"), HaveField("Result", upgradev1alpha1.CheckFailed))))
 		Expect(deploymentSpecs(ctx, ns)).To(Equal(before))
 		Expect(statefulSetSpecs(ctx, ns)).To(Equal(beforeSets))
