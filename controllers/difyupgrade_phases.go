@@ -343,6 +343,9 @@ func (r *DifyUpgradeReconciler) reconcileTerminal(s *scope) {
 		st.Canary = nil
 		st.Bake = nil
 		st.ExternalChanges = nil
+		// Its checks are its own: the last run's (a warning of its
+		// rollback, say) would read as this one's.
+		st.Checks = nil
 		// A new attempt takes a new backup and migrates again.
 		st.Backup, st.Migration, st.Restore = nil, nil, nil
 		for _, cond := range phaseCondition {

@@ -149,7 +149,10 @@ func checkRequirements(s *scope, m *compat.Matrix, have map[string]string) *phas
 	for _, f := range findings {
 		msg := fmt.Sprintf("%s: %s runs %s, Dify %s needs %s", f.Message, strings.TrimPrefix(f.Check, "requirement/"), f.Have, target.Original(), f.Want)
 		if f.Action == compat.Block {
-			res := s.refuseMeasured(f.Check, measure{f.Have, f.Want}, upgradev1alpha1.ReasonIncompatible, "%s", msg)
+			name := strings.TrimPrefix(f.Check, "requirement/")
+			res := s.refuseMeasured(f.Check, measure{f.Have, f.Want}, upgradev1alpha1.ReasonIncompatible,
+				"%s; upgrade %s to %s first (the operator does not upgrade it), then retry; if your own matrix knows better, set spec.compatibility.configMapName to it",
+				msg, name, f.Want)
 			return &res
 		}
 		s.recordCheck(f.Check, upgradev1alpha1.CheckWarning, msg, measure{f.Have, f.Want})

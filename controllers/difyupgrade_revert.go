@@ -79,10 +79,10 @@ func (r *DifyUpgradeReconciler) releaseStable(ctx context.Context, s *scope, c u
 				return err
 			}
 		}
-		if !final && saved.StatefulSet != nil && saved.StatefulSet.Type == appsv1.OnDeleteStatefulSetStrategyType {
-			// An OnDelete StatefulSet would keep the pods Promote replaced:
-			// it rolls back with the strategy it was promoted with, and
-			// gets OnDelete back in the final step.
+		if !final && saved.StatefulSet != nil && !workload.RollsEveryPod(saved.StatefulSet) {
+			// An OnDelete or partitioned StatefulSet would keep (some of)
+			// the pods Promote replaced: it rolls back with the strategy it
+			// was promoted with, and gets its own back in the final step.
 			saved.Strategy = plan.PromoteStrategy(s.spec(), c.Name, saved.Strategy)
 		}
 		saved.Apply(want)

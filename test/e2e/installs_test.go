@@ -194,15 +194,21 @@ var _ = Describe("Installs as the community charts lay them out", func() {
 		Expect(container(deployment(ctx, ns, "api-a-canary")).Image).To(Equal("langgenius/dify-api:1.11.1"), "the named api is canaried")
 	})
 
-	It("upgrades an install whose api and worker are StatefulSets (plain manifests, an OnDelete worker), and rolls aborts at the gate and in the bake back to the original specs", func(ctx SpecContext) {
+	It("upgrades an install whose api and worker are StatefulSets (plain manifests, a partitioned api, an OnDelete worker), and rolls aborts at the gate and in the bake back to the original specs", func(ctx SpecContext) {
 		ns := installFile(ctx, "statefulset-style-1.10.1.yaml", func(obj *unstructured.Unstructured) {
-			if obj.GetKind() == "StatefulSet" && obj.GetName() == "dify-worker" {
+			switch {
+			case obj.GetKind() == "StatefulSet" && obj.GetName() == "dify-worker":
 				Expect(unstructured.SetNestedField(obj.Object, "OnDelete", "spec", "updateStrategy", "type")).To(Succeed())
+			case obj.GetKind() == "StatefulSet" && obj.GetName() == "dify-api":
+				// Someone's own canary habit: only ordinals >= 1 take a new
+				// template until the partition moves.
+				Expect(unstructured.SetNestedField(obj.Object, int64(1), "spec", "updateStrategy", "rollingUpdate", "partition")).To(Succeed())
 			}
 		})
 		waitForStatefulSets(ctx, ns)
 		before, beforeSets := deploymentSpecs(ctx, ns), statefulSetSpecs(ctx, ns)
 		Expect(beforeSets["dify-worker"].UpdateStrategy.Type).To(Equal(appsv1.OnDeleteStatefulSetStrategyType))
+		Expect(*beforeSets["dify-api"].UpdateStrategy.RollingUpdate.Partition).To(Equal(int32(1)))
 		config := &corev1.ConfigMap{}
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "dify-config"}, config)).To(Succeed())
 		expectBack := func(why string) {
@@ -235,7 +241,7 @@ var _ = Describe("Installs as the community charts lay them out", func() {
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, time.Minute)
 		expectBack("abort at the gate")
 
-		By("aborting in the bake, after Promote rolled both StatefulSets (the OnDelete one too)")
+		By("aborting in the bake, after Promote rolled every pod of both StatefulSets (below the partition and OnDelete too)")
 		annotate(ctx, u, upgradev1alpha1.ActionRetry)
 		waitForGate(ctx, u)
 		annotate(ctx, u, upgradev1alpha1.ActionPromote)

@@ -128,7 +128,7 @@ func Promote(w apps.Workload, c upgradev1alpha1.ComponentStatus, strategy apps.S
 	if plan.RunsDifyAPI(c.Name) {
 		container.Env = SetEnv(container.Env, MigrationEnv, "false")
 	}
-	if strategy.StatefulSet == nil || !rollsEveryPod(w.Strategy().StatefulSet) {
+	if strategy.StatefulSet == nil || !RollsEveryPod(w.Strategy().StatefulSet) {
 		// A StatefulSet that already rolls every pod keeps its strategy as
 		// the API server defaulted it.
 		w.SetStrategy(strategy)
@@ -138,7 +138,7 @@ func Promote(w apps.Workload, c upgradev1alpha1.ComponentStatus, strategy apps.S
 
 // rollsEveryPod reports whether a StatefulSet with s replaces every pod on
 // a template change: RollingUpdate without a partition.
-func rollsEveryPod(s *appsv1.StatefulSetUpdateStrategy) bool {
+func RollsEveryPod(s *appsv1.StatefulSetUpdateStrategy) bool {
 	if s == nil || s.Type != appsv1.RollingUpdateStatefulSetStrategyType {
 		return false
 	}
