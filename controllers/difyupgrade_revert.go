@@ -287,6 +287,9 @@ func (r *DifyUpgradeReconciler) scaleCanariesToZero(ctx context.Context, s *scop
 // and settings (see putBack). It ends when every workload has rolled back
 // and the canaries are gone.
 func (r *DifyUpgradeReconciler) reconcileRollingBack(ctx context.Context, s *scope) (phaseResult, error) {
+	if res, err := r.stopMigration(ctx, s); res != nil || err != nil {
+		return orZero(res), err
+	}
 	restore, why := restoreDecision(s.spec(), s.status())
 	if restore {
 		if res, err := r.restoreDatabase(ctx, s); res != nil || err != nil {

@@ -24,12 +24,16 @@ log() { printf 'local-cluster: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 # free_port prints a TCP port on 127.0.0.1 that nothing listens on and that this
-# script has not handed out yet.
+# script has not handed out yet. It picks below the kernel's ephemeral range
+# (ip_local_port_range), so that no outgoing connection and no port another
+# process asked the kernel for (":0") takes it before the server binds it.
 declare -A taken=()
+ephemeral_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+if (( ephemeral_low > 15000 )); then port_base=10000 port_span=$((ephemeral_low - 10000)); else port_base=20000 port_span=30000; fi
 free_port() {
   local port
   for _ in $(seq 1 200); do
-    port=$((20000 + RANDOM % 30000))
+    port=$((port_base + RANDOM % port_span))
     [[ -n ${taken[$port]:-} ]] && continue
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       taken[$port]=1

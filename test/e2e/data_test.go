@@ -237,6 +237,39 @@ var _ = Describe("Protecting Dify's data", Label("data"), func() {
 		Expect(jobsOf(ctx, ns, "migrate")).To(HaveLen(1))
 	})
 
+	It("stops an unfinished migration on the way back, so it never migrates under the old version", func(ctx SpecContext) {
+		// The migration applies its steps, then holds its transaction open.
+		ns := installDify(ctx, withAPIEnv("FAKE_MIGRATION_DELAY", "10m"))
+		claim(ctx, ns, backupClaim)
+		sums := checksums(ctx, ns)
+		u := upgradeTo(ns, "1.11.1", withSteps(100), withData(ns))
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		By("aborting while the migration's container runs")
+		Eventually(func(g Gomega) {
+			runs := jobRuns(ns, "migrate")
+			g.Expect(runs).NotTo(BeEmpty())
+		}).WithContext(ctx).WithTimeout(2 * time.Minute).Should(Succeed())
+		Eventually(func(g Gomega) {
+			pods := &corev1.PodList{}
+			g.Expect(k8sClient.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels{batchv1.JobNameLabel: jobsOf(ctx, ns, "migrate")[0].Name})).To(Succeed())
+			g.Expect(pods.Items).To(ContainElement(HaveField("Status.ContainerStatuses", ContainElement(HaveField("State.Running", Not(BeNil()))))))
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
+		annotate(ctx, u, upgradev1alpha1.ActionAbort)
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, 2*time.Minute)
+
+		Expect(jobsOf(ctx, ns, "migrate")).To(BeEmpty(), "the unfinished migration Job is deleted")
+		pods := &corev1.PodList{}
+		Expect(k8sClient.List(ctx, pods, client.InNamespace(ns), client.HasLabels{batchv1.JobNameLabel})).To(Succeed())
+		for _, p := range pods.Items {
+			Expect(p.Labels[batchv1.JobNameLabel]).NotTo(ContainSubstring("-migrate-"), "pod %s of the migration is gone", p.Name)
+		}
+		Expect(u.Status.Checks).To(ContainElement(And(HaveField("Name", "migration"), HaveField("Result", upgradev1alpha1.CheckWarning),
+			HaveField("Message", ContainSubstring("its container had started")))))
+		expectEvent(ctx, u, And(HaveField("Reason", "MigrationStopped"), HaveField("Type", corev1.EventTypeWarning)))
+		Expect(revision(ctx, ns)).To(Equal(pgserver.Revision1101))
+		Expect(checksums(ctx, ns)).To(Equal(sums), "the killed migration committed nothing, and the backup is back")
+	})
+
 	It("does not trust a migration that exits 0 but leaves the revision unchanged", func(ctx SpecContext) {
 		ns := installDify(ctx, withAPIEnv("FAKE_MIGRATION", "silent-fail"))
 		claim(ctx, ns, backupClaim)

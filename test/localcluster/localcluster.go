@@ -54,6 +54,12 @@ func RepoRoot() string {
 // running cluster). It uses the binaries in $K8S_BIN when set.
 func Start(dir string) (*Cluster, error) {
 	out, err := script(dir, "start")
+	for attempt := 1; err != nil && strings.Contains(err.Error(), "address already in use") && attempt < 3; attempt++ {
+		// A port the script found free was taken before the server bound
+		// it: start over on new ports.
+		_, _ = script(dir, "stop")
+		out, err = script(dir, "start")
+	}
 	if err != nil {
 		return nil, err
 	}
