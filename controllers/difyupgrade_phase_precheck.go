@@ -81,13 +81,15 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 	if len(p.Warnings) > 0 {
 		s.recordCheck("compatibility", upgradev1alpha1.CheckWarning, strings.Join(p.Warnings, "; "))
 	}
-	if fail, err := r.preflight(ctx, s, p, matrix, all); fail != nil || err != nil {
-		return orZero(fail), err
-	}
-
+	// The plan is shown even when a check refuses it: what was found, and
+	// how, is what a person needs to fix the spec.
 	st := s.status()
 	st.FromVersion = p.FromVersion
 	st.Components = p.Components
+	if fail, err := r.preflight(ctx, s, p, matrix, all); fail != nil || err != nil {
+		return orZero(fail), err
+	}
+	st.FromVersion = p.FromVersion
 	if fail := r.checkAnalysis(ctx, s); fail != nil {
 		return *fail, nil
 	}
