@@ -67,26 +67,7 @@ func (r *DifyUpgradeReconciler) releaseStable(ctx context.Context, s *scope, c u
 	}
 	restoredImage := saved.Image
 	if ok {
-		container := apps.Container(want.Template(), c.Container)
-		if container != nil && !revert {
-			if container.Image != saved.Image {
-				saved.Env = container.Env
-			}
-			saved.Image = container.Image
-		}
-		if container != nil && !final {
-			if saved.Env, err = r.firstStepEnv(ctx, d, c.Container, saved); err != nil {
-				return err
-			}
-		}
-		if !final && saved.StatefulSet != nil && !workload.RollsEveryPod(saved.StatefulSet) {
-			// An OnDelete or partitioned StatefulSet would keep (some of)
-			// the pods Promote replaced: it rolls back with the strategy it
-			// was promoted with, and gets its own back in the final step.
-			saved.Strategy = plan.PromoteStrategy(s.spec(), c.Name, saved.Strategy)
-		}
-		saved.Apply(want)
-		if err := original.HandBackReplicas(want, c.Container); err != nil {
+		if err := r.handBack(ctx, s, c, want, saved, revert, final); err != nil {
 			return err
 		}
 	}
@@ -107,6 +88,33 @@ func (r *DifyUpgradeReconciler) releaseStable(ctx context.Context, s *scope, c u
 			"Restored %s to %s with its original settings", apps.Ref(want), restoredImage)
 	}
 	return nil
+}
+
+// handBack puts on want (a copy of the observed workload) what releaseStable's
+// step gives back of saved, the original state.
+func (r *DifyUpgradeReconciler) handBack(ctx context.Context, s *scope, c upgradev1alpha1.ComponentStatus, want apps.Workload,
+	saved original.Workload, revert, final bool) error {
+	var err error
+	container := apps.Container(want.Template(), c.Container)
+	if container != nil && !revert {
+		if container.Image != saved.Image {
+			saved.Env = container.Env
+		}
+		saved.Image = container.Image
+	}
+	if container != nil && !final {
+		if saved.Env, err = r.firstStepEnv(ctx, want, c.Container, saved); err != nil {
+			return err
+		}
+	}
+	if !final && saved.StatefulSet != nil && !workload.RollsEveryPod(saved.StatefulSet) {
+		// An OnDelete or partitioned StatefulSet would keep (some of) the
+		// pods Promote replaced: it rolls back with the strategy it was
+		// promoted with, and gets its own back in the final step.
+		saved.Strategy = plan.PromoteStrategy(s.spec(), c.Name, saved.Strategy)
+	}
+	saved.Apply(want)
+	return original.HandBackReplicas(want, c.Container)
 }
 
 // firstStepEnv is the env of the first step back: the saved one, or with the

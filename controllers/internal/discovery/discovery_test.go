@@ -130,6 +130,9 @@ func TestDiscoverGroupsTheReleasesWorkloads(t *testing.T) {
 		t.Error("plain manifests without the instance label: api not found")
 	}
 
+}
+
+func TestDiscoverStatefulSets(t *testing.T) {
 	// StatefulSets (the plain-manifest installs run api and worker so)
 	// count like Deployments, and say what they are.
 	sts := appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "api", Labels: map[string]string{"app": "api"}},
@@ -137,7 +140,7 @@ func TestDiscoverGroupsTheReleasesWorkloads(t *testing.T) {
 			{Name: "api", Image: "langgenius/dify-api:1.10.1", EnvFrom: []corev1.EnvFromSource{fromConfigMap("dify-config", "")}, Env: []corev1.EnvVar{mode("api")}}}}}}}
 	workloads := append(apps.StatefulSets([]appsv1.StatefulSet{sts}), apps.Deployments([]appsv1.Deployment{
 		workload("web", nil, corev1.Container{Name: "web", Image: "langgenius/dify-web:1.10.1"})})...)
-	res = Discover("dify", workloads, nil)
+	res := Discover("dify", workloads, nil)
 	if f := res.Found[upgradev1alpha1.ComponentAPI]; f.Workload == nil || f.Workload.Kind() != apps.KindStatefulSet || !strings.HasPrefix(f.How, "StatefulSet, ") {
 		t.Errorf("StatefulSet api: %+v", f)
 	}

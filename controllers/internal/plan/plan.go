@@ -98,7 +98,7 @@ func (e *Error) Error() string { return e.Message }
 func Resolve(spec *upgradev1alpha1.DifyUpgradeSpec, workloads map[upgradev1alpha1.Component]Workload, matrix *compat.Matrix) (*Plan, error) {
 	target, err := semver.NewVersion(spec.TargetVersion)
 	if err != nil {
-		return nil, &Error{"InvalidSpec", fmt.Sprintf("spec.targetVersion %q is not a version: %v", spec.TargetVersion, err)}
+		return nil, &Error{upgradev1alpha1.ReasonInvalidSpec, fmt.Sprintf("spec.targetVersion %q is not a version: %v", spec.TargetVersion, err)}
 	}
 	pairing, paired := matrix.Lookup(target)
 
@@ -116,10 +116,10 @@ func Resolve(spec *upgradev1alpha1.DifyUpgradeSpec, workloads map[upgradev1alpha
 			d := w.Workload
 			container, err := findContainer(d, spec.Components.Override(c), w.Container)
 			if err != nil {
-				return nil, &Error{"ComponentNotFound", err.Error()}
+				return nil, &Error{upgradev1alpha1.ReasonComponentNotFound, err.Error()}
 			}
 			if o := spec.Components.Override(c); o != nil && o.Strategy == upgradev1alpha1.PromoteRecreate && d.Kind() == apps.KindStatefulSet {
-				return nil, &Error{"InvalidSpec", fmt.Sprintf(
+				return nil, &Error{upgradev1alpha1.ReasonInvalidSpec, fmt.Sprintf(
 					"spec.components.%s.strategy is Recreate, but %s runs as StatefulSet %s, which rolls one pod at a time and has no Recreate; remove the field",
 					FieldName(c), c, d.GetName())}
 			}
@@ -142,11 +142,11 @@ func Resolve(spec *upgradev1alpha1.DifyUpgradeSpec, workloads map[upgradev1alpha
 	}
 	if len(p.Components) == 0 {
 		if len(workloads) == 0 {
-			return nil, &Error{"ComponentNotFound", fmt.Sprintf(
+			return nil, &Error{upgradev1alpha1.ReasonComponentNotFound, fmt.Sprintf(
 				"no workload of release %s runs a Dify component (Deployments with the images dify-api, dify-web, dify-sandbox or dify-plugin-daemon); check spec.release and the namespace, or name the Deployments in spec.components",
 				spec.Release)}
 		}
-		return nil, &Error{"InvalidSpec", "every component is skipped; there is nothing to upgrade"}
+		return nil, &Error{upgradev1alpha1.ReasonInvalidSpec, "every component is skipped; there is nothing to upgrade"}
 	}
 	from, err := runningVersion(p.Components)
 	if err != nil {

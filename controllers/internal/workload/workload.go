@@ -22,6 +22,7 @@ package workload
 
 import (
 	"fmt"
+
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	appsv1 "k8s.io/api/apps/v1"
