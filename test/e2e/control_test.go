@@ -76,7 +76,7 @@ var _ = Describe("Controlling an upgrade", func() {
 		ns := installDify(ctx)
 		u := failedAtPrecheck(ctx, ns)
 		Expect(u.Status.FailedPhase).To(Equal(upgradev1alpha1.PhasePrecheck))
-		Expect(u.Status.Message).To(ContainSubstring("Deployment code-sandbox for component sandbox not found"))
+		Expect(u.Status.Message).To(ContainSubstring("no Deployment or StatefulSet code-sandbox for component sandbox; set spec.components.sandbox.deployment"))
 		expectNoCanaries(ctx, ns)
 
 		By("fixing the spec and asking for a retry")
