@@ -122,7 +122,7 @@ func (r *DifyUpgradeReconciler) deleteCanaries(ctx context.Context, s *scope) (b
 // changed since the last write is counted (and put back); past
 // drift.MaxCorrections the phase fails, naming the writer.
 func (r *DifyUpgradeReconciler) writeStable(ctx context.Context, s *scope, c upgradev1alpha1.ComponentStatus,
-	mutate func(apps.Workload) error) (bool, *phaseResult, error) {
+	mutate func(*apps.Workload) error) (bool, *phaseResult, error) {
 	d := s.obs.stable[c.Name]
 	if d == nil {
 		res := componentGone(&c)

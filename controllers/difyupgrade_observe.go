@@ -35,14 +35,14 @@ import (
 // when absent). Writes update these objects in place, so later steps of the
 // pass see them.
 type observation struct {
-	stable map[upgradev1alpha1.Component]apps.Workload
+	stable map[upgradev1alpha1.Component]*apps.Workload
 	canary map[upgradev1alpha1.Component]*appsv1.Deployment
 }
 
 // observe reads the planned workloads from the cache.
 func (r *DifyUpgradeReconciler) observe(ctx context.Context, s *scope) error {
 	obs := &observation{
-		stable: map[upgradev1alpha1.Component]apps.Workload{},
+		stable: map[upgradev1alpha1.Component]*apps.Workload{},
 		canary: map[upgradev1alpha1.Component]*appsv1.Deployment{},
 	}
 	for _, c := range s.status().Components {
@@ -98,7 +98,7 @@ func kindOf(c *upgradev1alpha1.ComponentStatus) string {
 
 // getWorkload reads the Deployment or StatefulSet of a component; nil when
 // it does not exist.
-func (r *DifyUpgradeReconciler) getWorkload(ctx context.Context, s *scope, kind, name string) (apps.Workload, error) {
+func (r *DifyUpgradeReconciler) getWorkload(ctx context.Context, s *scope, kind, name string) (*apps.Workload, error) {
 	obj := apps.New(kind)
 	if obj == nil {
 		return nil, fmt.Errorf("component workload %s has kind %q; only Deployments and StatefulSets are upgraded", name, kind)

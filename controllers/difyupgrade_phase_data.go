@@ -185,7 +185,7 @@ func humanBytes(n int64) string {
 
 // migrationOff reports whether the api container of w runs with
 // MIGRATION_ENABLED explicitly false, so its pods never migrate on start.
-func migrationOff(w apps.Workload, container string) bool {
+func migrationOff(w *apps.Workload, container string) bool {
 	c := apps.Container(w.Template(), container)
 	if c == nil {
 		return true
@@ -208,7 +208,7 @@ func (r *DifyUpgradeReconciler) quiesce(ctx context.Context, s *scope) (*phaseRe
 		if !plan.RunsDifyAPI(c.Name) {
 			continue
 		}
-		changed, fail, err := r.writeStable(ctx, s, c, func(w apps.Workload) error {
+		changed, fail, err := r.writeStable(ctx, s, c, func(w *apps.Workload) error {
 			if migrationOff(w, c.Container) {
 				return nil
 			}

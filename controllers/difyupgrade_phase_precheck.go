@@ -144,10 +144,10 @@ func (r *DifyUpgradeReconciler) preflight(ctx context.Context, s *scope, p *plan
 // read once per Precheck pass.
 type namespaceWorkloads struct {
 	// list holds every one, Deployments first.
-	list []apps.Workload
+	list []*apps.Workload
 	// stable finds one by name (a Deployment before a StatefulSet of the
 	// same name); deployments only the Deployments.
-	stable      map[string]apps.Workload
+	stable      map[string]*apps.Workload
 	deployments map[string]*appsv1.Deployment
 }
 
@@ -164,7 +164,7 @@ func (r *DifyUpgradeReconciler) listWorkloads(ctx context.Context, s *scope) (na
 	}
 	all := namespaceWorkloads{
 		list:        append(apps.Deployments(deployments.Items), apps.StatefulSets(statefulSets.Items)...),
-		stable:      map[string]apps.Workload{},
+		stable:      map[string]*apps.Workload{},
 		deployments: map[string]*appsv1.Deployment{},
 	}
 	for _, w := range all.list {
@@ -247,7 +247,7 @@ func (r *DifyUpgradeReconciler) discover(ctx context.Context, s *scope, all name
 // be made: when its container mounts a volumeClaimTemplate (see
 // workload.CanaryBlocker), or with Istio, whose subsets select a
 // Deployment's pod-template-hash, which a StatefulSet's pods do not carry.
-func checkCanaryTemplates(s *scope, components []upgradev1alpha1.ComponentStatus, byName map[string]apps.Workload) *phaseResult {
+func checkCanaryTemplates(s *scope, components []upgradev1alpha1.ComponentStatus, byName map[string]*apps.Workload) *phaseResult {
 	for _, c := range components {
 		w := byName[c.Deployment]
 		if !c.Canary || w == nil || w.Kind() != apps.KindStatefulSet {

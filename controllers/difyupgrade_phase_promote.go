@@ -60,7 +60,7 @@ func (r *DifyUpgradeReconciler) reconcilePromote(ctx context.Context, s *scope) 
 			if plan.Stage(c.Name) != i {
 				continue
 			}
-			changed, fail, err := r.writeStable(ctx, s, c, func(w apps.Workload) error { return r.promoted(s, c, w) })
+			changed, fail, err := r.writeStable(ctx, s, c, func(w *apps.Workload) error { return r.promoted(s, c, w) })
 			if fail != nil || err != nil {
 				return orZero(fail), err
 			}
@@ -105,7 +105,7 @@ func (r *DifyUpgradeReconciler) reconcilePromote(ctx context.Context, s *scope) 
 // and the planned strategy on a stable workload, and hands its replica
 // count back (the original when the mesh-less canary had scaled it down and
 // nobody scaled it since; else the count as it is).
-func (r *DifyUpgradeReconciler) promoted(s *scope, c upgradev1alpha1.ComponentStatus, w apps.Workload) error {
+func (r *DifyUpgradeReconciler) promoted(s *scope, c upgradev1alpha1.ComponentStatus, w *apps.Workload) error {
 	if err := original.HandBackReplicas(w, c.Container); err != nil {
 		return err
 	}

@@ -138,7 +138,7 @@ func (r *DifyUpgradeReconciler) verified(ctx context.Context, s *scope, a analys
 // livePods lists the pods of workload w that are not terminating; of a
 // stable workload (canary false) without the canary's pods, which its
 // selector also matches.
-func (r *DifyUpgradeReconciler) livePods(ctx context.Context, w apps.Workload, canary bool) ([]corev1.Pod, error) {
+func (r *DifyUpgradeReconciler) livePods(ctx context.Context, w *apps.Workload, canary bool) ([]corev1.Pod, error) {
 	list := &corev1.PodList{}
 	if err := r.reader().List(ctx, list, client.InNamespace(w.GetNamespace()), client.MatchingLabels(w.Selector().MatchLabels)); err != nil {
 		return nil, fmt.Errorf("listing the pods of %s: %w", apps.Ref(w), err)
@@ -154,7 +154,7 @@ func (r *DifyUpgradeReconciler) livePods(ctx context.Context, w apps.Workload, c
 
 // podsNotOn lists the pods of a component's workload (not the canary's,
 // not terminating) whose container does not run the target image.
-func (r *DifyUpgradeReconciler) podsNotOn(ctx context.Context, d apps.Workload, c upgradev1alpha1.ComponentStatus) ([]string, error) {
+func (r *DifyUpgradeReconciler) podsNotOn(ctx context.Context, d *apps.Workload, c upgradev1alpha1.ComponentStatus) ([]string, error) {
 	pods, err := r.livePods(ctx, d, false)
 	if err != nil {
 		return nil, err

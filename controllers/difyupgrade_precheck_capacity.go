@@ -43,7 +43,7 @@ import (
 // Above spec.precheck.maxUtilizationPercent on any node, or a pod that fits
 // nowhere, fails Precheck with the worst node and its numbers.
 func (r *DifyUpgradeReconciler) checkHeadroom(ctx context.Context, s *scope, components []upgradev1alpha1.ComponentStatus,
-	byName map[string]apps.Workload) (*phaseResult, error) {
+	byName map[string]*apps.Workload) (*phaseResult, error) {
 	spec := s.spec()
 	limit := spec.Precheck.MaxUtilizationPercent
 	maxWeight := int32(0)

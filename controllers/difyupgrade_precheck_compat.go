@@ -186,7 +186,7 @@ func whereFound(name string) string {
 // installedVersions are the versions of what will run beside Dify once the
 // plan is done: the plugin-daemon's and sandbox's target tags, and the
 // Weaviate of the namespace.
-func installedVersions(p *plan.Plan, workloads []apps.Workload) map[string]string {
+func installedVersions(p *plan.Plan, workloads []*apps.Workload) map[string]string {
 	have := map[string]string{}
 	for _, c := range p.Components {
 		switch c.Name {

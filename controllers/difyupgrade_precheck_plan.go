@@ -43,7 +43,7 @@ const (
 
 // planOf describes what the upgrade will do, for people and for a dry run.
 func planOf(spec *upgradev1alpha1.DifyUpgradeSpec, components []upgradev1alpha1.ComponentStatus,
-	byName map[string]apps.Workload) *upgradev1alpha1.PlanStatus {
+	byName map[string]*apps.Workload) *upgradev1alpha1.PlanStatus {
 	p := &upgradev1alpha1.PlanStatus{}
 	for _, stage := range plan.Stages {
 		var names []string
@@ -121,7 +121,7 @@ func backupTargets(spec *upgradev1alpha1.DifyUpgradeSpec) []string {
 // (a stage lasts as long as its slowest component: a batch per maxSurge
 // pods, one for Recreate) and the bake.
 func estimate(spec *upgradev1alpha1.DifyUpgradeSpec, components []upgradev1alpha1.ComponentStatus,
-	byName map[string]apps.Workload, backup, migrate bool) time.Duration {
+	byName map[string]*apps.Workload, backup, migrate bool) time.Duration {
 	var total time.Duration
 	if backup {
 		total += estimateBackup

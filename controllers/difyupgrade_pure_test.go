@@ -271,7 +271,7 @@ func TestCheckReplication(t *testing.T) {
 func TestCheckCanaryTemplates(t *testing.T) {
 	template := corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "api", Image: "langgenius/dify-api:1.10.1",
 		VolumeMounts: []corev1.VolumeMount{{Name: "storage", MountPath: "/app/api/storage"}}}}}}
-	sts := func(claims ...string) apps.Workload {
+	sts := func(claims ...string) *apps.Workload {
 		s := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "dify-api"}, Spec: appsv1.StatefulSetSpec{Template: template}}
 		for _, c := range claims {
 			s.Spec.VolumeClaimTemplates = append(s.Spec.VolumeClaimTemplates, corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: c}})
@@ -281,7 +281,7 @@ func TestCheckCanaryTemplates(t *testing.T) {
 	api := []upgradev1alpha1.ComponentStatus{{Name: upgradev1alpha1.ComponentAPI, Deployment: "dify-api", Container: "api", Canary: true}}
 	for _, tc := range []struct {
 		name    string
-		w       apps.Workload
+		w       *apps.Workload
 		istio   bool
 		message string
 	}{
@@ -298,7 +298,7 @@ func TestCheckCanaryTemplates(t *testing.T) {
 			}
 			u.SetDefaults()
 			s := newScope(t.Context(), u, time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC))
-			res := checkCanaryTemplates(s, api, map[string]apps.Workload{"dify-api": tc.w})
+			res := checkCanaryTemplates(s, api, map[string]*apps.Workload{"dify-api": tc.w})
 			switch {
 			case tc.message == "" && res != nil:
 				t.Errorf("refused: %+v", res.fail)

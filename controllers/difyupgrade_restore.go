@@ -199,7 +199,7 @@ func (r *DifyUpgradeReconciler) stopWriters(ctx context.Context, s *scope) (*pha
 		if !writes(c.Name) {
 			continue
 		}
-		_, fail, err := r.writeStable(ctx, s, c, func(w apps.Workload) error {
+		_, fail, err := r.writeStable(ctx, s, c, func(w *apps.Workload) error {
 			if n := w.Replicas(); n != nil && *n == 0 && original.Scaled(w) == original.ScaledByUs {
 				return nil
 			}

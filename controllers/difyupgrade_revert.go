@@ -92,7 +92,7 @@ func (r *DifyUpgradeReconciler) releaseStable(ctx context.Context, s *scope, c u
 
 // handBack puts on want (a copy of the observed workload) what releaseStable's
 // step gives back of saved, the original state.
-func (r *DifyUpgradeReconciler) handBack(ctx context.Context, s *scope, c upgradev1alpha1.ComponentStatus, want apps.Workload,
+func (r *DifyUpgradeReconciler) handBack(ctx context.Context, s *scope, c upgradev1alpha1.ComponentStatus, want *apps.Workload,
 	saved original.Workload, revert, final bool) error {
 	var err error
 	container := apps.Container(want.Template(), c.Container)
@@ -122,7 +122,7 @@ func (r *DifyUpgradeReconciler) handBack(ctx context.Context, s *scope, c upgrad
 // Deployment run that. A StatefulSet replaces its pods in place, one at a
 // time, whichever template it goes back to: it goes straight to the saved
 // env.
-func (r *DifyUpgradeReconciler) firstStepEnv(ctx context.Context, w apps.Workload, container string, saved original.Workload) ([]corev1.EnvVar, error) {
+func (r *DifyUpgradeReconciler) firstStepEnv(ctx context.Context, w *apps.Workload, container string, saved original.Workload) ([]corev1.EnvVar, error) {
 	d, ok := w.Object().(*appsv1.Deployment)
 	if _, savedOff := workload.MigrationSetting(saved.Env); !ok || !migrationOff(w, container) || savedOff {
 		return saved.Env, nil

@@ -65,7 +65,7 @@ func TestEstimate(t *testing.T) {
 		{Name: upgradev1alpha1.ComponentWorker, Deployment: "worker"},
 		{Name: upgradev1alpha1.ComponentWeb, Deployment: "web"},
 	}
-	byName := map[string]apps.Workload{
+	byName := map[string]*apps.Workload{
 		"daemon": apps.Of(deploymentWith("daemon", 1)), // Recreate for the daemon: one batch
 		"api":    apps.Of(deploymentWith("api", 3)),    // 3 batches of 1, with web
 		"worker": apps.Of(deploymentWith("worker", 2)), // 2 batches, a stage of its own

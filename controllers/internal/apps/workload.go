@@ -32,36 +32,14 @@ const (
 	KindStatefulSet = "StatefulSet"
 )
 
-// Workload is a component's Deployment or StatefulSet, seen the same way.
-// Setters change the object in memory; Object is what goes to the API
-// server.
-type Workload interface {
-	metav1.Object
-	// Object is the Deployment or StatefulSet itself.
-	Object() client.Object
-	// Kind is KindDeployment or KindStatefulSet.
-	Kind() string
-	// Template is the pod template (a pointer into the object).
-	Template() *corev1.PodTemplateSpec
-	// Selector selects the workload's pods.
-	Selector() *metav1.LabelSelector
-	// Replicas is spec.replicas; nil when unset (one).
-	Replicas() *int32
-	SetReplicas(n *int32)
-	// MinReadySeconds is spec.minReadySeconds.
-	MinReadySeconds() int32
-	// Available is the number of available pods the controller reports.
-	Available() int32
-	// Rollout says whether the workload's pods run its current template.
-	Rollout() rollout.Status
-	// Progress is the number of updated, available replicas, for the
-	// engine's wait clock.
-	Progress() int64
-	// Strategy is how the workload's controller replaces pods.
-	Strategy() Strategy
-	SetStrategy(s Strategy)
-	// Copy is a deep copy.
-	Copy() Workload
+// Workload is a component's Deployment or StatefulSet, seen the same way:
+// its metadata (metav1.Object), its pod template, replicas, strategy and
+// rollout status. Setters change the object in memory; Object is what goes
+// to the API server. A nil *Workload is a workload that is not there.
+type Workload struct {
+	objectMeta
+	deployment  *appsv1.Deployment
+	statefulSet *appsv1.StatefulSet
 }
 
 // Strategy is a workload's rollout strategy: a Deployment's strategy or a
@@ -72,17 +50,21 @@ type Strategy struct {
 	StatefulSet *appsv1.StatefulSetUpdateStrategy `json:"updateStrategy,omitempty"`
 }
 
+// objectMeta is metav1.Object under a name that leaves Object free for the
+// method.
+type objectMeta = metav1.Object
+
 // Of is the Workload of a Deployment or StatefulSet; nil for nil or another
 // kind of object.
-func Of(obj client.Object) Workload {
+func Of(obj client.Object) *Workload {
 	switch o := obj.(type) {
 	case *appsv1.Deployment:
 		if o != nil {
-			return deployment{o}
+			return &Workload{objectMeta: o, deployment: o}
 		}
 	case *appsv1.StatefulSet:
 		if o != nil {
-			return statefulSet{o}
+			return &Workload{objectMeta: o, statefulSet: o}
 		}
 	}
 	return nil
@@ -100,19 +82,19 @@ func New(kind string) client.Object {
 }
 
 // Deployments wraps a list of Deployments (pointers into the list).
-func Deployments(list []appsv1.Deployment) []Workload {
-	out := make([]Workload, 0, len(list))
+func Deployments(list []appsv1.Deployment) []*Workload {
+	out := make([]*Workload, 0, len(list))
 	for i := range list {
-		out = append(out, deployment{&list[i]})
+		out = append(out, Of(&list[i]))
 	}
 	return out
 }
 
 // StatefulSets wraps a list of StatefulSets (pointers into the list).
-func StatefulSets(list []appsv1.StatefulSet) []Workload {
-	out := make([]Workload, 0, len(list))
+func StatefulSets(list []appsv1.StatefulSet) []*Workload {
+	out := make([]*Workload, 0, len(list))
 	for i := range list {
-		out = append(out, statefulSet{&list[i]})
+		out = append(out, Of(&list[i]))
 	}
 	return out
 }
@@ -128,72 +110,127 @@ func Container(t *corev1.PodTemplateSpec, name string) *corev1.Container {
 }
 
 // SameSpec reports whether a and b, of one kind, have equal specs.
-func SameSpec(a, b Workload) bool {
-	return equality.Semantic.DeepEqual(specOf(a), specOf(b))
-}
-
-func specOf(w Workload) any {
-	switch o := w.Object().(type) {
-	case *appsv1.Deployment:
-		return o.Spec
-	case *appsv1.StatefulSet:
-		return o.Spec
+func SameSpec(a, b *Workload) bool {
+	if a.deployment != nil && b.deployment != nil {
+		return equality.Semantic.DeepEqual(a.deployment.Spec, b.deployment.Spec)
 	}
-	return nil
+	if a.statefulSet != nil && b.statefulSet != nil {
+		return equality.Semantic.DeepEqual(a.statefulSet.Spec, b.statefulSet.Spec)
+	}
+	return false
 }
 
 // Ref names a workload for people: "Deployment dify-api".
-func Ref(w Workload) string { return w.Kind() + " " + w.GetName() }
+func Ref(w *Workload) string { return w.Kind() + " " + w.GetName() }
 
-type deployment struct{ *appsv1.Deployment }
-
-func (d deployment) Object() client.Object             { return d.Deployment }
-func (d deployment) Kind() string                      { return KindDeployment }
-func (d deployment) Template() *corev1.PodTemplateSpec { return &d.Spec.Template }
-func (d deployment) Selector() *metav1.LabelSelector   { return d.Spec.Selector }
-func (d deployment) Replicas() *int32                  { return d.Spec.Replicas }
-func (d deployment) SetReplicas(n *int32)              { d.Spec.Replicas = n }
-func (d deployment) MinReadySeconds() int32            { return d.Spec.MinReadySeconds }
-func (d deployment) Available() int32                  { return d.Status.AvailableReplicas }
-func (d deployment) Rollout() rollout.Status           { return rollout.DeploymentStatus(d.Deployment) }
-func (d deployment) Copy() Workload                    { return deployment{d.DeepCopy()} }
-
-func (d deployment) Progress() int64 {
-	return int64(min(d.Status.UpdatedReplicas, d.Status.AvailableReplicas, want(d.Spec.Replicas)))
+// Object is the Deployment or StatefulSet itself.
+func (w *Workload) Object() client.Object {
+	if w.deployment != nil {
+		return w.deployment
+	}
+	return w.statefulSet
 }
 
-func (d deployment) Strategy() Strategy {
-	return Strategy{Deployment: d.Spec.Strategy.DeepCopy()}
+// Kind is KindDeployment or KindStatefulSet.
+func (w *Workload) Kind() string {
+	if w.deployment != nil {
+		return KindDeployment
+	}
+	return KindStatefulSet
 }
 
-func (d deployment) SetStrategy(s Strategy) {
-	if s.Deployment != nil {
-		d.Spec.Strategy = *s.Deployment.DeepCopy()
+// Template is the pod template (a pointer into the object).
+func (w *Workload) Template() *corev1.PodTemplateSpec {
+	if w.deployment != nil {
+		return &w.deployment.Spec.Template
+	}
+	return &w.statefulSet.Spec.Template
+}
+
+// Selector selects the workload's pods.
+func (w *Workload) Selector() *metav1.LabelSelector {
+	if w.deployment != nil {
+		return w.deployment.Spec.Selector
+	}
+	return w.statefulSet.Spec.Selector
+}
+
+// Replicas is spec.replicas; nil when unset (one).
+func (w *Workload) Replicas() *int32 {
+	if w.deployment != nil {
+		return w.deployment.Spec.Replicas
+	}
+	return w.statefulSet.Spec.Replicas
+}
+
+// SetReplicas sets spec.replicas.
+func (w *Workload) SetReplicas(n *int32) {
+	if w.deployment != nil {
+		w.deployment.Spec.Replicas = n
+		return
+	}
+	w.statefulSet.Spec.Replicas = n
+}
+
+// MinReadySeconds is spec.minReadySeconds.
+func (w *Workload) MinReadySeconds() int32 {
+	if w.deployment != nil {
+		return w.deployment.Spec.MinReadySeconds
+	}
+	return w.statefulSet.Spec.MinReadySeconds
+}
+
+// Available is the number of available pods the controller reports.
+func (w *Workload) Available() int32 {
+	if w.deployment != nil {
+		return w.deployment.Status.AvailableReplicas
+	}
+	return w.statefulSet.Status.AvailableReplicas
+}
+
+// Rollout says whether the workload's pods run its current template.
+func (w *Workload) Rollout() rollout.Status {
+	if w.deployment != nil {
+		return rollout.DeploymentStatus(w.deployment)
+	}
+	return rollout.StatefulSetStatus(w.statefulSet)
+}
+
+// Progress is the number of updated, available replicas, for the engine's
+// wait clock.
+func (w *Workload) Progress() int64 {
+	if w.deployment != nil {
+		st := w.deployment.Status
+		return int64(min(st.UpdatedReplicas, st.AvailableReplicas, want(w.deployment.Spec.Replicas)))
+	}
+	return rollout.StatefulSetProgress(w.statefulSet)
+}
+
+// Strategy is how the workload's controller replaces pods.
+func (w *Workload) Strategy() Strategy {
+	if w.deployment != nil {
+		return Strategy{Deployment: w.deployment.Spec.Strategy.DeepCopy()}
+	}
+	return Strategy{StatefulSet: w.statefulSet.Spec.UpdateStrategy.DeepCopy()}
+}
+
+// SetStrategy sets the strategy of the workload's kind; the other half of s
+// is ignored.
+func (w *Workload) SetStrategy(s Strategy) {
+	switch {
+	case w.deployment != nil && s.Deployment != nil:
+		w.deployment.Spec.Strategy = *s.Deployment.DeepCopy()
+	case w.statefulSet != nil && s.StatefulSet != nil:
+		w.statefulSet.Spec.UpdateStrategy = *s.StatefulSet.DeepCopy()
 	}
 }
 
-type statefulSet struct{ *appsv1.StatefulSet }
-
-func (s statefulSet) Object() client.Object             { return s.StatefulSet }
-func (s statefulSet) Kind() string                      { return KindStatefulSet }
-func (s statefulSet) Template() *corev1.PodTemplateSpec { return &s.Spec.Template }
-func (s statefulSet) Selector() *metav1.LabelSelector   { return s.Spec.Selector }
-func (s statefulSet) Replicas() *int32                  { return s.Spec.Replicas }
-func (s statefulSet) SetReplicas(n *int32)              { s.Spec.Replicas = n }
-func (s statefulSet) MinReadySeconds() int32            { return s.Spec.MinReadySeconds }
-func (s statefulSet) Available() int32                  { return s.Status.AvailableReplicas }
-func (s statefulSet) Rollout() rollout.Status           { return rollout.StatefulSetStatus(s.StatefulSet) }
-func (s statefulSet) Progress() int64                   { return rollout.StatefulSetProgress(s.StatefulSet) }
-func (s statefulSet) Copy() Workload                    { return statefulSet{s.DeepCopy()} }
-
-func (s statefulSet) Strategy() Strategy {
-	return Strategy{StatefulSet: s.Spec.UpdateStrategy.DeepCopy()}
-}
-
-func (s statefulSet) SetStrategy(st Strategy) {
-	if st.StatefulSet != nil {
-		s.Spec.UpdateStrategy = *st.StatefulSet.DeepCopy()
+// Copy is a deep copy.
+func (w *Workload) Copy() *Workload {
+	if w.deployment != nil {
+		return Of(w.deployment.DeepCopy())
 	}
+	return Of(w.statefulSet.DeepCopy())
 }
 
 // want is a spec.replicas, one when unset.

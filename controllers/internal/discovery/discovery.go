@@ -40,7 +40,7 @@ const InstanceLabel = "app.kubernetes.io/instance"
 
 // Found is a workload found for a component, and how.
 type Found struct {
-	Workload  apps.Workload
+	Workload  *apps.Workload
 	Container string
 	// How says, for people, how it was found, for example
 	// "image dify-api, MODE=worker from ConfigMap dify-worker".
@@ -75,7 +75,7 @@ func OfRelease(labels map[string]string, release string) bool {
 // Discover classifies the Deployments and StatefulSets of release (see OfRelease) and groups
 // them by component. A canary of the operator's (the track label) is never
 // a candidate.
-func Discover(release string, workloads []apps.Workload, cms ConfigMaps) Result {
+func Discover(release string, workloads []*apps.Workload, cms ConfigMaps) Result {
 	res := Result{Found: map[upgradev1alpha1.Component]Found{}, Ambiguous: map[upgradev1alpha1.Component][]Found{},
 		OtherRelease: map[upgradev1alpha1.Component][]Found{}}
 	candidates := map[upgradev1alpha1.Component][]Found{}
@@ -186,7 +186,7 @@ func Mode(ctr corev1.Container, cms ConfigMaps) (mode, from string) {
 
 // ConfigMapNames are the ConfigMaps the dify-api containers of workloads
 // read through envFrom: the ones Discover needs.
-func ConfigMapNames(workloads []apps.Workload) []string {
+func ConfigMapNames(workloads []*apps.Workload) []string {
 	var names []string
 	for _, w := range workloads {
 		for _, ctr := range w.Template().Spec.Containers {

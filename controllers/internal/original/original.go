@@ -133,7 +133,7 @@ const Released = "released"
 // OwnReplicas is the replica count w stands for: the original count while
 // the operator has it scaled down for a canary, else the live count (which
 // may be someone else's newer choice).
-func OwnReplicas(w apps.Workload, container string) (int32, error) {
+func OwnReplicas(w *apps.Workload, container string) (int32, error) {
 	if Scaled(w) == ScaledByUs {
 		saved, err := Before(w, container)
 		if err != nil {
@@ -145,7 +145,7 @@ func OwnReplicas(w apps.Workload, container string) (int32, error) {
 }
 
 // Scaled reads who owns w's replica count.
-func Scaled(w apps.Workload) ScaleState {
+func Scaled(w *apps.Workload) ScaleState {
 	v, ok := w.GetAnnotations()[upgradev1alpha1.AnnotationScaledTo]
 	switch {
 	case !ok:
@@ -161,12 +161,12 @@ func Scaled(w apps.Workload) ScaleState {
 }
 
 // MarkScaled records that the operator sets w's replicas to n.
-func MarkScaled(w apps.Workload, n int32) {
+func MarkScaled(w *apps.Workload, n int32) {
 	annotate(w, upgradev1alpha1.AnnotationScaledTo, strconv.Itoa(int(n)))
 }
 
 // MarkReleased records that w's replicas belong to someone else now.
-func MarkReleased(w apps.Workload) {
+func MarkReleased(w *apps.Workload) {
 	annotate(w, upgradev1alpha1.AnnotationScaledTo, Released)
 }
 
@@ -183,7 +183,7 @@ func annotate(obj metav1.Object, key, value string) {
 // its count: the original count when the operator scaled it and nobody has
 // since, or the live count (never a saved count over someone else's newer
 // one); and drops the record.
-func HandBackReplicas(w apps.Workload, container string) error {
+func HandBackReplicas(w *apps.Workload, container string) error {
 	state := Scaled(w)
 	a := w.GetAnnotations()
 	delete(a, upgradev1alpha1.AnnotationScaledTo)
@@ -219,7 +219,7 @@ type Workload struct {
 }
 
 // Take reads the state of w worth saving.
-func Take(w apps.Workload, container string) Workload {
+func Take(w *apps.Workload, container string) Workload {
 	state := Workload{Container: container, Strategy: w.Strategy()}
 	if n := w.Replicas(); n != nil {
 		state.Replicas = new(*n)
@@ -235,7 +235,7 @@ func Take(w apps.Workload, container string) Workload {
 
 // Before is the state of w before the upgrade touched it: the saved
 // original, or w as it is when nothing is saved yet.
-func Before(w apps.Workload, container string) (Workload, error) {
+func Before(w *apps.Workload, container string) (Workload, error) {
 	var saved Workload
 	ok, err := Load(w, &saved)
 	if err != nil || !ok {
@@ -247,7 +247,7 @@ func Before(w apps.Workload, container string) (Workload, error) {
 // Apply puts the saved image, env and strategy back on w. The replica count
 // is not put back here: it belongs to whoever scaled last (see
 // HandBackReplicas).
-func (o Workload) Apply(w apps.Workload) {
+func (o Workload) Apply(w *apps.Workload) {
 	w.SetStrategy(o.Strategy)
 	if c := apps.Container(w.Template(), o.Container); c != nil {
 		c.Image = o.Image

@@ -64,7 +64,7 @@ func Stage(c upgradev1alpha1.Component) int {
 // StatefulSet, the container that runs the component (empty: the first, or
 // the spec's override), and how it was found, for people.
 type Workload struct {
-	Workload  apps.Workload
+	Workload  *apps.Workload
 	Container string
 	FoundBy   string
 }
@@ -195,7 +195,7 @@ func runningVersion(components []upgradev1alpha1.ComponentStatus) (*semver.Versi
 
 // findContainer is the container that runs the component: the spec's
 // override, else the one discovery classified, else the first.
-func findContainer(w apps.Workload, o *upgradev1alpha1.ComponentSpec, classified string) (*corev1.Container, error) {
+func findContainer(w *apps.Workload, o *upgradev1alpha1.ComponentSpec, classified string) (*corev1.Container, error) {
 	containers := w.Template().Spec.Containers
 	name := classified
 	if o != nil && o.Container != "" {

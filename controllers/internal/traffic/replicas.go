@@ -49,7 +49,7 @@ type Replicas struct {
 // Target is a stable workload and its upgraded container.
 type Target struct {
 	Name      string
-	Workload  apps.Workload
+	Workload  *apps.Workload
 	Container string
 }
 
@@ -132,7 +132,7 @@ func (r *Replicas) Restore(ctx context.Context) (Result, error) {
 }
 
 // replicasOf is w's spec.replicas, one when unset.
-func replicasOf(w apps.Workload) int32 {
+func replicasOf(w *apps.Workload) int32 {
 	if n := w.Replicas(); n != nil {
 		return *n
 	}

@@ -60,7 +60,7 @@ func CanaryName(c upgradev1alpha1.ComponentStatus) string { return c.Deployment 
 // StatefulSet (a partition) would replace the highest ordinals, cannot be
 // smaller than one of them, and would have to roll the StatefulSet back to
 // revert (see CanaryBlocker for the templates this cannot copy).
-func Canary(stable apps.Workload, c upgradev1alpha1.ComponentStatus, replicas int32, upgrade string) (*appsv1.Deployment, error) {
+func Canary(stable *apps.Workload, c upgradev1alpha1.ComponentStatus, replicas int32, upgrade string) (*appsv1.Deployment, error) {
 	before, err := original.Before(stable, c.Container)
 	if err != nil {
 		return nil, err
@@ -99,7 +99,7 @@ func Canary(stable apps.Workload, c upgradev1alpha1.ComponentStatus, replicas in
 // CanaryBlocker says why a canary Deployment cannot run stable's pod
 // template, "" when it can: a StatefulSet's container that mounts one of its
 // volumeClaimTemplates has no such volume outside the StatefulSet.
-func CanaryBlocker(stable apps.Workload, container string) string {
+func CanaryBlocker(stable *apps.Workload, container string) string {
 	sts, ok := stable.Object().(*appsv1.StatefulSet)
 	if !ok {
 		return ""
@@ -120,7 +120,7 @@ func CanaryBlocker(stable apps.Workload, container string) string {
 // Promote sets on stable workload w (a copy the caller writes) the target
 // image, MIGRATION_ENABLED=false for the dify-api image as an explicit env
 // entry (which wins over envFrom), and the strategy to roll with.
-func Promote(w apps.Workload, c upgradev1alpha1.ComponentStatus, strategy apps.Strategy) error {
+func Promote(w *apps.Workload, c upgradev1alpha1.ComponentStatus, strategy apps.Strategy) error {
 	container := apps.Container(w.Template(), c.Container)
 	if container == nil {
 		return fmt.Errorf("the %s has no container %s", apps.Ref(w), c.Container)
@@ -150,7 +150,7 @@ func RollsEveryPod(s *appsv1.StatefulSetUpdateStrategy) bool {
 // Promote, for drift detection: the container's image and env, the
 // strategy. The replica count is not one of them: it belongs to whoever
 // scaled last.
-func Managed(w apps.Workload, container string) drift.Fields {
+func Managed(w *apps.Workload, container string) drift.Fields {
 	f := drift.Fields{}
 	st := w.Strategy()
 	if st.StatefulSet != nil {
