@@ -188,8 +188,8 @@ func (r *DifyUpgradeReconciler) podTemplateHashes(ctx context.Context, s *scope)
 		if w == nil || canary == nil {
 			return nil, false, nil
 		}
-		stable, ok := w.Object().(*appsv1.Deployment)
-		if !ok {
+		stable := w.Deployment()
+		if stable == nil {
 			// Precheck refuses Istio subsets for a StatefulSet (its pods
 			// carry no pod-template-hash).
 			return nil, false, fmt.Errorf("%s: Istio canaries need the stable workload to be a Deployment", apps.Ref(w))

@@ -36,6 +36,9 @@ import (
 // jobState is what the operator reads of one of its Jobs.
 type jobState struct {
 	exists, complete, failed bool
+	// deleting is true once the Job is being deleted (a foreground deletion
+	// keeps it until its pods are gone).
+	deleting bool
 	// report is the Job's pod's termination message: its result lines when
 	// it succeeded, the end of its log when it failed.
 	report string
@@ -55,6 +58,7 @@ func (r *DifyUpgradeReconciler) job(ctx context.Context, s *scope, name string) 
 		return st, fmt.Errorf("reading Job %s: %w", name, err)
 	}
 	st.exists = true
+	st.deleting = !j.DeletionTimestamp.IsZero()
 	for _, c := range j.Status.Conditions {
 		if c.Status != corev1.ConditionTrue {
 			continue

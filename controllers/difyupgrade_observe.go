@@ -54,11 +54,11 @@ func (r *DifyUpgradeReconciler) observe(ctx context.Context, s *scope) error {
 		if !c.Canary {
 			continue
 		}
-		canary, err := r.getDeployment(ctx, s, canaryName(c))
+		canary, err := r.getWorkload(ctx, s, apps.KindDeployment, canaryName(c))
 		if err != nil {
 			return err
 		}
-		obs.canary[c.Name] = canary
+		obs.canary[c.Name] = canary.Deployment()
 	}
 	s.obs = obs
 	return nil

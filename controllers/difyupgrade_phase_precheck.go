@@ -112,7 +112,7 @@ func (r *DifyUpgradeReconciler) preflight(ctx context.Context, s *scope, p *plan
 	if fail := r.checkVersionPath(ctx, s, p, matrix); fail != nil {
 		return fail, nil
 	}
-	if refused := checkOwnership(s, p.Components, all.deployments); refused != nil {
+	if refused := checkOwnership(s, p.Components, all.stable); refused != nil {
 		return refused, nil
 	}
 	if refused := checkCanaryTemplates(s, p.Components, all.stable); refused != nil {
@@ -146,9 +146,8 @@ type namespaceWorkloads struct {
 	// list holds every one, Deployments first.
 	list []*apps.Workload
 	// stable finds one by name (a Deployment before a StatefulSet of the
-	// same name); deployments only the Deployments.
-	stable      map[string]*apps.Workload
-	deployments map[string]*appsv1.Deployment
+	// same name).
+	stable map[string]*apps.Workload
 }
 
 // listWorkloads reads the namespace's Deployments and StatefulSets from the
@@ -163,16 +162,12 @@ func (r *DifyUpgradeReconciler) listWorkloads(ctx context.Context, s *scope) (na
 		return namespaceWorkloads{}, fmt.Errorf("listing the StatefulSets of namespace %s: %w", s.upgrade.Namespace, err)
 	}
 	all := namespaceWorkloads{
-		list:        append(apps.Deployments(deployments.Items), apps.StatefulSets(statefulSets.Items)...),
-		stable:      map[string]*apps.Workload{},
-		deployments: map[string]*appsv1.Deployment{},
+		list:   append(apps.Deployments(deployments.Items), apps.StatefulSets(statefulSets.Items)...),
+		stable: map[string]*apps.Workload{},
 	}
 	for _, w := range all.list {
 		if _, taken := all.stable[w.GetName()]; !taken {
 			all.stable[w.GetName()] = w
-		}
-		if d, ok := w.Object().(*appsv1.Deployment); ok {
-			all.deployments[d.Name] = d
 		}
 	}
 	return all, nil
@@ -272,13 +267,13 @@ func checkCanaryTemplates(s *scope, components []upgradev1alpha1.ComponentStatus
 }
 
 // checkOwnership refuses a <deployment>-canary this upgrade did not create.
-func checkOwnership(s *scope, components []upgradev1alpha1.ComponentStatus, byName map[string]*appsv1.Deployment) *phaseResult {
+func checkOwnership(s *scope, components []upgradev1alpha1.ComponentStatus, byName map[string]*apps.Workload) *phaseResult {
 	checked := 0
 	for _, c := range components {
 		if !c.Canary {
 			continue
 		}
-		if existing := byName[canaryName(c)]; existing != nil && !ours(s, existing) {
+		if existing := byName[canaryName(c)].Deployment(); existing != nil && !ours(s, existing) {
 			res := foreignCanary(existing)
 			s.recordCheck("ownership", upgradev1alpha1.CheckFailed, res.fail.message)
 			return &res
@@ -289,19 +284,6 @@ func checkOwnership(s *scope, components []upgradev1alpha1.ComponentStatus, byNa
 		s.recordCheck("ownership", upgradev1alpha1.CheckPassed, fmt.Sprintf("no Deployment the %d canaries will be named after exists, or it is this upgrade's", checked))
 	}
 	return nil
-}
-
-// getDeployment reads a Deployment; nil when it does not exist.
-func (r *DifyUpgradeReconciler) getDeployment(ctx context.Context, s *scope, name string) (*appsv1.Deployment, error) {
-	d := &appsv1.Deployment{}
-	err := r.Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: name}, d)
-	switch {
-	case apierrors.IsNotFound(err):
-		return nil, nil
-	case err != nil:
-		return nil, fmt.Errorf("reading Deployment %s: %w", name, err)
-	}
-	return d, nil
 }
 
 // checkRouting makes sure the Istio objects exist and fit the plan (see

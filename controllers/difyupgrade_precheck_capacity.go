@@ -59,7 +59,7 @@ func (r *DifyUpgradeReconciler) checkHeadroom(ctx context.Context, s *scope, com
 		if d == nil {
 			continue
 		}
-		replicas := ptrOr(d.Replicas(), 1)
+		replicas := rollout.Desired(d.Replicas())
 		perPod := headroom.PodRequests(&d.Template().Spec)
 		if c.Canary {
 			if n := rollout.CanaryReplicas(replicas, maxWeight); n > 0 {
@@ -161,13 +161,6 @@ func (r *DifyUpgradeReconciler) nodeUse(ctx context.Context, names map[string]bo
 		out = append(out, headroom.Node{Name: name, Allocatable: node.Status.Allocatable, Requested: requested})
 	}
 	return out, nil
-}
-
-func ptrOr(p *int32, def int32) int32 {
-	if p == nil {
-		return def
-	}
-	return *p
 }
 
 // surge is how many pods over its count a rollout with strategy adds: a

@@ -28,6 +28,7 @@ import (
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/lifecycle"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/plan"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/rollout"
 )
 
 // The estimate's fixed costs: what a phase takes that the spec does not say.
@@ -144,14 +145,12 @@ func estimate(spec *upgradev1alpha1.DifyUpgradeSpec, components []upgradev1alpha
 			if d == nil || !slices.Contains(stage, c.Name) {
 				continue
 			}
-			replicas := ptrOr(d.Replicas(), 1)
+			replicas := rollout.Desired(d.Replicas())
 			batches := int32(1)
 			strategy := plan.PromoteStrategy(spec, c.Name, d.Strategy())
-			switch n := surge(strategy, replicas); {
-			case strategy.StatefulSet != nil:
-				// One pod at a time.
-				batches = replicas
-			case n > 0:
+			if strategy.StatefulSet != nil {
+				batches = replicas // one pod at a time
+			} else if n := surge(strategy, replicas); n > 0 {
 				batches = (replicas + n - 1) / n
 			}
 			longest = max(longest, time.Duration(batches)*estimateBatch)

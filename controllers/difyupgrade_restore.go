@@ -230,25 +230,27 @@ func (r *DifyUpgradeReconciler) stopWriters(ctx context.Context, s *scope) (*pha
 
 // stopMigration deletes the migration Job when it has not finished, so that
 // it never migrates the schema under the old version after the rollback (a
-// pending pod would still start it), and waits until its pods are gone: a
-// migration killed mid-way leaves its transaction uncommitted, and the
-// restore must not run beside it. What the Job's pods had done is told.
+// pending pod would still start it), and waits until it is gone. The
+// deletion is in the foreground: the Job stays until its pods are gone, so
+// a migration killed mid-way (its transaction left uncommitted) is over
+// before the restore starts, and the Job's disappearance (it is watched)
+// brings the next pass. What the Job's pods had done is told once.
 func (r *DifyUpgradeReconciler) stopMigration(ctx context.Context, s *scope) (*phaseResult, error) {
 	m := s.status().Migration
 	if m == nil || m.JobName == "" {
 		return nil, nil
 	}
 	job, err := r.job(ctx, s, m.JobName)
-	if err != nil || job.complete || job.failed {
+	if err != nil || !job.exists || job.complete || job.failed {
 		return nil, err
 	}
-	pods := &corev1.PodList{}
-	if err := r.reader().List(ctx, pods, client.InNamespace(s.upgrade.Namespace), client.MatchingLabels{batchv1.JobNameLabel: m.JobName}); err != nil {
-		return nil, fmt.Errorf("listing the pods of Job %s: %w", m.JobName, err)
-	}
-	if job.exists {
+	if !job.deleting {
+		pods := &corev1.PodList{}
+		if err := r.reader().List(ctx, pods, client.InNamespace(s.upgrade.Namespace), client.MatchingLabels{batchv1.JobNameLabel: m.JobName}); err != nil {
+			return nil, fmt.Errorf("listing the pods of Job %s: %w", m.JobName, err)
+		}
 		j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: m.JobName, Namespace: s.upgrade.Namespace}}
-		if err := r.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+		if err := r.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationForeground)); client.IgnoreNotFound(err) != nil {
 			return nil, fmt.Errorf("deleting the unfinished migration Job %s: %w", m.JobName, err)
 		}
 		msg := fmt.Sprintf("Deleted the unfinished migration Job %s, so that it never migrates the schema under %s; ", m.JobName, s.status().FromVersion)
@@ -260,13 +262,8 @@ func (r *DifyUpgradeReconciler) stopMigration(ctx context.Context, s *scope) (*p
 		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "MigrationStopped", "Revert", "%s", msg)
 		s.recordCheck("migration", upgradev1alpha1.CheckWarning, msg)
 	}
-	if len(pods.Items) > 0 {
-		res := waiting("migration stopping", 0, "Waiting for the %d pods of the migration Job %s to be gone", len(pods.Items), m.JobName)
-		// Pods are not watched: look again shortly.
-		res.requeueAfter = time.Second
-		return &res, nil
-	}
-	return nil, nil
+	res := waiting("migration stopping", 0, "Waiting for the migration Job %s and its pods to be gone", m.JobName)
+	return &res, nil
 }
 
 // containerStarted reports whether a container of any of pods has run.

@@ -123,8 +123,8 @@ func (r *DifyUpgradeReconciler) handBack(ctx context.Context, s *scope, c upgrad
 // time, whichever template it goes back to: it goes straight to the saved
 // env.
 func (r *DifyUpgradeReconciler) firstStepEnv(ctx context.Context, w *apps.Workload, container string, saved original.Workload) ([]corev1.EnvVar, error) {
-	d, ok := w.Object().(*appsv1.Deployment)
-	if _, savedOff := workload.MigrationSetting(saved.Env); !ok || !migrationOff(w, container) || savedOff {
+	d := w.Deployment()
+	if _, savedOff := workload.MigrationSetting(saved.Env); d == nil || !migrationOff(w, container) || savedOff {
 		return saved.Env, nil
 	}
 	quiesced := workload.SetEnv(saved.Env, workload.MigrationEnv, "false")

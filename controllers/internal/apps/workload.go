@@ -131,6 +131,24 @@ func (w *Workload) Object() client.Object {
 	return w.statefulSet
 }
 
+// Deployment is the workload when it is a Deployment; nil otherwise, and
+// for a nil Workload.
+func (w *Workload) Deployment() *appsv1.Deployment {
+	if w == nil {
+		return nil
+	}
+	return w.deployment
+}
+
+// StatefulSet is the workload when it is a StatefulSet; nil otherwise, and
+// for a nil Workload.
+func (w *Workload) StatefulSet() *appsv1.StatefulSet {
+	if w == nil {
+		return nil
+	}
+	return w.statefulSet
+}
+
 // Kind is KindDeployment or KindStatefulSet.
 func (w *Workload) Kind() string {
 	if w.deployment != nil {
@@ -200,8 +218,7 @@ func (w *Workload) Rollout() rollout.Status {
 // wait clock.
 func (w *Workload) Progress() int64 {
 	if w.deployment != nil {
-		st := w.deployment.Status
-		return int64(min(st.UpdatedReplicas, st.AvailableReplicas, want(w.deployment.Spec.Replicas)))
+		return rollout.DeploymentProgress(w.deployment)
 	}
 	return rollout.StatefulSetProgress(w.statefulSet)
 }
@@ -231,12 +248,4 @@ func (w *Workload) Copy() *Workload {
 		return Of(w.deployment.DeepCopy())
 	}
 	return Of(w.statefulSet.DeepCopy())
-}
-
-// want is a spec.replicas, one when unset.
-func want(n *int32) int32 {
-	if n == nil {
-		return 1
-	}
-	return *n
 }

@@ -34,6 +34,7 @@ import (
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/rollout"
 )
 
 const (
@@ -139,9 +140,9 @@ func OwnReplicas(w *apps.Workload, container string) (int32, error) {
 		if err != nil {
 			return 0, err
 		}
-		return replicas(saved.Replicas), nil
+		return rollout.Desired(saved.Replicas), nil
 	}
-	return replicas(w.Replicas()), nil
+	return rollout.Desired(w.Replicas()), nil
 }
 
 // Scaled reads who owns w's replica count.
@@ -195,15 +196,8 @@ func HandBackReplicas(w *apps.Workload, container string) error {
 	if err != nil {
 		return err
 	}
-	w.SetReplicas(new(replicas(saved.Replicas)))
+	w.SetReplicas(new(rollout.Desired(saved.Replicas)))
 	return nil
-}
-
-func replicas(n *int32) int32 {
-	if n == nil {
-		return 1
-	}
-	return *n
 }
 
 // Workload is what the operator may change on a component's Deployment or

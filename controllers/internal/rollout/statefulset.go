@@ -42,7 +42,7 @@ func StatefulSetStatus(s *appsv1.StatefulSet) Status {
 	if s.Status.ObservedGeneration < s.Generation {
 		return Status{Message: fmt.Sprintf("waiting for the StatefulSet controller to observe %s generation %d", s.Name, s.Generation)}
 	}
-	want := statefulSetReplicas(s)
+	want := Desired(s.Spec.Replicas)
 	if s.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
 		return onDeleteStatus(s, want)
 	}
@@ -65,12 +65,11 @@ func StatefulSetStatus(s *appsv1.StatefulSet) Status {
 	return Status{Done: true, Message: fmt.Sprintf("%s rolled out (%d replicas)", s.Name, want)}
 }
 
-// StatefulSetProgress measures how far s's rollout has come, the way a
-// Deployment's progress is measured: its updated replicas that are available
-// (never more than the replicas it wants).
+// StatefulSetProgress measures how far s's rollout has come, as
+// DeploymentProgress does a Deployment's.
 func StatefulSetProgress(s *appsv1.StatefulSet) int64 {
 	st := s.Status
-	return int64(min(st.UpdatedReplicas, st.AvailableReplicas, statefulSetReplicas(s)))
+	return int64(min(st.UpdatedReplicas, st.AvailableReplicas, Desired(s.Spec.Replicas)))
 }
 
 // onDeleteStatus judges the rollout of s, whose pods the controller replaces
@@ -107,15 +106,6 @@ func partitionedStatus(s *appsv1.StatefulSet, want, p int32) Status {
 		return Status{Message: fmt.Sprintf("%s: %d old replicas pending termination", s.Name, st.Replicas-want)}
 	}
 	return Status{Done: true, Message: fmt.Sprintf("%s rolled out (%d replicas, partition %d: %d updated)", s.Name, want, p, target)}
-}
-
-// statefulSetReplicas is the number of replicas s wants: spec.replicas, 1
-// when unset (the API server's default).
-func statefulSetReplicas(s *appsv1.StatefulSet) int32 {
-	if s.Spec.Replicas != nil {
-		return *s.Spec.Replicas
-	}
-	return 1
 }
 
 // partition is the ordinal below which s's RollingUpdate leaves pods on their

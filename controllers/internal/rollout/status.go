@@ -47,10 +47,7 @@ func DeploymentStatus(d *appsv1.Deployment) Status {
 			return Status{Failed: true, Message: fmt.Sprintf("%s exceeded its progress deadline: %s", d.Name, c.Message)}
 		}
 	}
-	want := int32(1)
-	if d.Spec.Replicas != nil {
-		want = *d.Spec.Replicas
-	}
+	want := Desired(d.Spec.Replicas)
 	st := d.Status
 	switch {
 	case st.UpdatedReplicas < want:
@@ -61,6 +58,22 @@ func DeploymentStatus(d *appsv1.Deployment) Status {
 		return Status{Message: fmt.Sprintf("%s: %d of %d updated replicas available", d.Name, st.AvailableReplicas, st.UpdatedReplicas)}
 	}
 	return Status{Done: true, Message: fmt.Sprintf("%s rolled out (%d replicas)", d.Name, want)}
+}
+
+// DeploymentProgress measures how far d's rollout has come: its updated
+// replicas that are available (never more than the replicas it wants).
+func DeploymentProgress(d *appsv1.Deployment) int64 {
+	st := d.Status
+	return int64(min(st.UpdatedReplicas, st.AvailableReplicas, Desired(d.Spec.Replicas)))
+}
+
+// Desired is the replica count a spec.replicas asks for: one when unset,
+// as the API server defaults it.
+func Desired(n *int32) int32 {
+	if n == nil {
+		return 1
+	}
+	return *n
 }
 
 // CanaryReplicas is the size of a canary Deployment that carries weight percent

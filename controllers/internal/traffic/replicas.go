@@ -24,6 +24,7 @@ import (
 
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/rollout"
 )
 
 // Replicas routes without a mesh: the canary pods carry the stable pods'
@@ -81,14 +82,14 @@ func (r *Replicas) Route(ctx context.Context, weight int32) (Result, error) {
 			original.MarkReleased(d)
 			res.Released = append(res.Released, fmt.Sprintf(
 				"%s was scaled to %d by someone else (an HPA or a person); its replicas are theirs for the rest of the upgrade",
-				apps.Ref(d), replicasOf(d)))
+				apps.Ref(d), rollout.Desired(d.Replicas())))
 		default:
 			base, err := original.OwnReplicas(d, t.Container)
 			if err != nil {
 				return res, err
 			}
 			want := StableReplicas(base, weight)
-			if replicasOf(d) == want && d.Replicas() != nil {
+			if rollout.Desired(d.Replicas()) == want && d.Replicas() != nil {
 				continue
 			}
 			if err := original.Record(d, r.Upgrade, original.Take(before, t.Container)); err != nil {
@@ -129,12 +130,4 @@ func (r *Replicas) Restore(ctx context.Context) (Result, error) {
 		res.Changed = true
 	}
 	return res, nil
-}
-
-// replicasOf is w's spec.replicas, one when unset.
-func replicasOf(w *apps.Workload) int32 {
-	if n := w.Replicas(); n != nil {
-		return *n
-	}
-	return 1
 }

@@ -100,8 +100,8 @@ func Canary(stable *apps.Workload, c upgradev1alpha1.ComponentStatus, replicas i
 // template, "" when it can: a StatefulSet's container that mounts one of its
 // volumeClaimTemplates has no such volume outside the StatefulSet.
 func CanaryBlocker(stable *apps.Workload, container string) string {
-	sts, ok := stable.Object().(*appsv1.StatefulSet)
-	if !ok {
+	sts := stable.StatefulSet()
+	if sts == nil {
 		return ""
 	}
 	for _, claim := range sts.Spec.VolumeClaimTemplates {
