@@ -227,6 +227,7 @@ func (r *DifyUpgradeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&upgradev1alpha1.DifyUpgrade{}).
 		Owns(&appsv1.Deployment{}).
 		Owns(&batchv1.Job{}).
+		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(restoreJobOwner)).
 		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.upgradesOf)).
 		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(r.upgradesOf)).
 		Watches(&upgradev1alpha1.DifyUpgrade{}, handler.EnqueueRequestsFromMapFunc(r.siblings)).

@@ -27,6 +27,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/database"
@@ -95,14 +96,34 @@ func (r *DifyUpgradeReconciler) job(ctx context.Context, s *scope, name string) 
 // createJob creates one of the upgrade's Jobs, owned by the upgrade (so it
 // goes with it and its changes wake the upgrade). A Job of that name that
 // exists already is this upgrade's from an earlier pass.
+//
+// The restore Job is the exception: it is not owned, so that no deletion of
+// the upgrade (foreground cascading included) lets the garbage collector
+// stop it half-way; it wakes the upgrade through its annotation
+// (restoreJobOwner) and the finalizer deletes it once it has ended.
 func (r *DifyUpgradeReconciler) createJob(ctx context.Context, s *scope, j *batchv1.Job) error {
-	if err := controllerutil.SetControllerReference(s.upgrade, j, r.Scheme()); err != nil {
-		return err
+	if j.Labels[dbjob.KindLabel] != string(dbjob.KindRestore) {
+		if err := controllerutil.SetControllerReference(s.upgrade, j, r.Scheme()); err != nil {
+			return err
+		}
 	}
 	if err := r.Create(ctx, j); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating Job %s: %w", j.Name, err)
 	}
 	return nil
+}
+
+// restoreJobOwner wakes the upgrade a restore Job belongs to (restore Jobs
+// have no owner reference).
+func restoreJobOwner(_ context.Context, o client.Object) []reconcile.Request {
+	if o.GetLabels()[dbjob.KindLabel] != string(dbjob.KindRestore) {
+		return nil
+	}
+	name := o.GetAnnotations()[dbjob.UpgradeAnnotation]
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}}}
 }
 
 // failure text of a Job for people: why it failed and the end of its log.

@@ -47,7 +47,13 @@ func backupInput(s *scope) dbjob.BackupInput {
 		BackupName:  b.Name,
 		Image:       b.Image,
 		Database:    jobDatabase(spec.Database),
-		Destination: spec.Backup.Destination.ClaimName,
+		Destination: b.Destination,
+		Release:     spec.Release,
+		RunAs:       runAs(b),
+	}
+	if in.Destination == "" {
+		// Recorded by an operator from before status.backup.destination.
+		in.Destination = spec.Backup.Destination.ClaimName
 	}
 	for _, v := range spec.Backup.Volumes {
 		in.Volumes = append(in.Volumes, dbjob.Volume{Claim: v.ClaimName, SubPath: v.SubPath})
@@ -123,10 +129,18 @@ func (r *DifyUpgradeReconciler) reconcileBackup(ctx context.Context, s *scope) (
 	}
 	b.Artifacts = nil
 	var total int64
+	claims := map[string]dbjob.Volume{}
+	for _, v := range backupInput(s).Volumes {
+		claims[dbjob.VolumeName(v)] = v
+	}
 	for _, a := range m.Artifacts {
-		b.Artifacts = append(b.Artifacts, upgradev1alpha1.BackupArtifact{
+		art := upgradev1alpha1.BackupArtifact{
 			Kind: upgradev1alpha1.BackupArtifactKind(a.Kind), Name: a.Name, Location: b.Location + "/" + a.File,
-			SizeBytes: a.Size, SHA256: a.SHA256, SchemaRevision: a.Revision, TakenAt: &taken})
+			SizeBytes: a.Size, SHA256: a.SHA256, SchemaRevision: a.Revision, TakenAt: &taken}
+		if v, ok := claims[a.Name]; ok && art.Kind == upgradev1alpha1.BackupArtifactVolume {
+			art.ClaimName, art.SubPath = v.Claim, v.SubPath
+		}
+		b.Artifacts = append(b.Artifacts, art)
 		total += a.Size
 	}
 	msg := fmt.Sprintf("Backup %s verified: %d artifacts, %s, at %s", b.Name, len(b.Artifacts), humanBytes(total), b.Location)
@@ -139,7 +153,13 @@ func (r *DifyUpgradeReconciler) reconcileBackup(ctx context.Context, s *scope) (
 // the same Job.
 func (r *DifyUpgradeReconciler) nameBackup(ctx context.Context, s *scope) phaseResult {
 	spec := s.spec()
-	b := &upgradev1alpha1.BackupStatus{Name: dbjob.BackupName(spec.Release, s.now), Image: spec.Backup.Image}
+	b := &upgradev1alpha1.BackupStatus{Name: dbjob.BackupName(spec.Release, s.now), Image: spec.Backup.Image,
+		Destination: spec.Backup.Destination.ClaimName}
+	who, err := r.dataIdentity(ctx, s)
+	if err != nil {
+		return failed(upgradev1alpha1.ReasonBackupFailed, "%v", err)
+	}
+	b.RunAs = &upgradev1alpha1.JobIdentity{User: who.UID, Group: who.GID, FSGroup: who.FSGroup}
 	if spec.Database != nil {
 		info, err := r.probe(ctx, s)
 		if err != nil {
@@ -157,6 +177,35 @@ func (r *DifyUpgradeReconciler) nameBackup(ctx context.Context, s *scope) phaseR
 	b.Location = dbjob.Location(spec.Backup.Destination.ClaimName, b.Name)
 	s.status().Backup = b
 	return phaseResult{message: fmt.Sprintf("Backing up to %s with %s", b.Location, b.Image), progressed: true}
+}
+
+// dataIdentity is who the backup (and later the restore) runs as: the api
+// container's user, group and fsGroup as its security context says, so the
+// backup proves each volume writable by the user the restore will write
+// it as, and restored files belong to the app; without one, the
+// PostgreSQL image's postgres user.
+func (r *DifyUpgradeReconciler) dataIdentity(ctx context.Context, s *scope) (dbjob.RunAs, error) {
+	for _, c := range s.status().Components {
+		if c.Name != upgradev1alpha1.ComponentAPI {
+			continue
+		}
+		w, err := r.getWorkload(ctx, s, c.Kind, c.Deployment)
+		if err != nil || w == nil {
+			return dbjob.PostgresUser, err
+		}
+		if who := dbjob.AppIdentity(*w.Template(), c.Container); who.UID != 0 {
+			return dbjob.Normalized(who), nil
+		}
+	}
+	return dbjob.PostgresUser, nil
+}
+
+// runAs is the identity a backup was taken with.
+func runAs(b *upgradev1alpha1.BackupStatus) dbjob.RunAs {
+	if b == nil || b.RunAs == nil {
+		return dbjob.PostgresUser
+	}
+	return dbjob.RunAs{UID: b.RunAs.User, GID: b.RunAs.Group, FSGroup: b.RunAs.FSGroup}
 }
 
 // probe reads the server's version, the databases and the schema revision
@@ -414,7 +463,7 @@ func (r *DifyUpgradeReconciler) pruneBackups(ctx context.Context, s *scope) erro
 	name := dbjob.Name(s.upgrade.Name, string(s.upgrade.UID), dbjob.KindPrune, b.Name)
 	j := dbjob.Prune(dbjob.PruneInput{Common: common(s, dbjob.KindPrune, name, spec.Backup.Timeout),
 		Image: b.Image, Destination: spec.Backup.Destination.ClaimName, Release: spec.Release,
-		Keep: spec.Backup.Retention.Keep, Current: b.Name})
+		Keep: spec.Backup.Retention.Keep, Current: b.Name, RunAs: runAs(b)})
 	if err := r.createJob(ctx, s, j); err != nil {
 		return err
 	}

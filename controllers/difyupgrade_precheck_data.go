@@ -29,11 +29,14 @@ import (
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/database"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/dbjob"
 )
 
 // databaseName is what the backup and restore Jobs accept as a database
-// name: PostgreSQL's unquoted identifiers.
-var databaseName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+// name: PostgreSQL's unquoted identifiers, short enough that the restore's
+// derived names (<db>__before_restore_<time>) are never truncated (the CRD
+// refuses longer names too).
+var databaseName = regexp.MustCompile(fmt.Sprintf(`^[A-Za-z_][A-Za-z0-9_]{0,%d}$`, dbjob.MaxDatabaseName-1))
 
 // checkData checks, before anything changes, that the data can be
 // protected the way the spec says: a backup to restore if the policy needs
@@ -54,7 +57,7 @@ func (r *DifyUpgradeReconciler) checkData(ctx context.Context, s *scope) (res ph
 		for _, name := range db.Databases {
 			if !databaseName.MatchString(name) {
 				return fail("database", upgradev1alpha1.ReasonInvalidSpec,
-					"spec.database.databases: %q is not a plain PostgreSQL identifier (letters, digits, underscores; not starting with a digit)", name)
+					"spec.database.databases: %q is not a plain PostgreSQL identifier of at most %d bytes (letters, digits, underscores; not starting with a digit)", name, dbjob.MaxDatabaseName)
 			}
 		}
 	}
@@ -106,7 +109,58 @@ func (r *DifyUpgradeReconciler) checkDatabase(ctx context.Context, s *scope) (ph
 	}
 	s.recordCheck("database", upgradev1alpha1.CheckPassed, msg, measure{value: "PostgreSQL " + info.ServerVersion})
 	s.postgresVersion = info.ServerVersion
-	return checkReplication(s, info.Replication)
+	if res, bad := checkReplication(s, info.Replication); bad {
+		return res, true
+	}
+	return checkWayBack(ctx, s, t)
+}
+
+// restorable reports whether a rollback past the migration would restore
+// the database: what the way back Precheck proves is for.
+func restorable(spec *upgradev1alpha1.DifyUpgradeSpec) bool {
+	return spec.Database != nil && *spec.Backup.Enabled && *spec.Migration.Enabled &&
+		spec.Rollback.RestoreDatabase == upgradev1alpha1.RestoreDatabaseIfMigrated
+}
+
+// checkWayBack proves, as the user the Jobs connect as and before anything
+// changes, that the restore could run: a restore that fails for a missing
+// privilege would fail after the point of no return, with every writer
+// stopped. Each missing privilege is named with the statement that grants
+// it.
+func checkWayBack(ctx context.Context, s *scope, t database.Target) (phaseResult, bool) {
+	const name = "restore-privileges"
+	spec := s.spec()
+	if !restorable(spec) {
+		return phaseResult{}, false
+	}
+	a, err := database.CheckRestore(ctx, t, spec.Database.Databases)
+	if err != nil {
+		return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "cannot check the privileges a restore needs: %v", err), true
+	}
+	if len(a.Missing) > 0 {
+		needs := make([]string, 0, len(a.Missing))
+		fixes := make([]string, 0, len(a.Missing))
+		for _, m := range a.Missing {
+			needs = append(needs, m.Need)
+			fixes = append(fixes, m.Fix)
+		}
+		return s.refuseMeasured(name, measure{value: fmt.Sprintf("%d missing", len(a.Missing)), limit: "0 missing"}, upgradev1alpha1.ReasonPrecheckFailed,
+			"user %s could not restore the databases on rollback (after the migration, with every writer stopped): it lacks %s. As an administrator, run: %s Or point spec.database.credentialsSecret at a user that has them (see the README, Protecting the data)",
+			a.User, strings.Join(needs, "; "), strings.Join(fixes, " ")), true
+	}
+	msg := fmt.Sprintf("user %s may restore %s: ", a.User, strings.Join(spec.Database.Databases, ", "))
+	if a.Superuser {
+		msg += "a superuser"
+	} else {
+		msg += "CREATEDB, pg_signal_backend, membership in every owner role, every extension creatable"
+	}
+	if len(a.Blocking) > 0 {
+		s.recordCheck(name, upgradev1alpha1.CheckWarning, msg+fmt.Sprintf("; superuser sessions on the databases, which it cannot end, would fail a restore if still connected then: %s",
+			strings.Join(a.Blocking, "; ")))
+		return phaseResult{}, false
+	}
+	s.recordCheck(name, upgradev1alpha1.CheckPassed, msg)
+	return phaseResult{}, false
 }
 
 // checkReplication refuses a spec.database that is a read-only replica (the

@@ -19,6 +19,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"path"
 	"strings"
 	"time"
 
@@ -142,13 +143,16 @@ func (r *DifyUpgradeReconciler) restoreDatabase(ctx context.Context, s *scope) (
 	return nil, nil
 }
 
-// restoreJob is the restore Job of this upgrade's backup.
+// restoreJob is the restore Job of this upgrade's backup, built from the
+// record of the backup (status.backup: its databases, volumes, archives,
+// destination and identity), never from the spec read again.
 func (r *DifyUpgradeReconciler) restoreJob(s *scope) *batchv1.Job {
 	spec := s.spec()
 	st := s.status()
+	b := st.Backup
 	sums := map[string]string{}
 	revisionDB := ""
-	for _, a := range st.Backup.Artifacts {
+	for _, a := range b.Artifacts {
 		if a.Kind != upgradev1alpha1.BackupArtifactDatabase {
 			continue
 		}
@@ -157,32 +161,46 @@ func (r *DifyUpgradeReconciler) restoreJob(s *scope) *batchv1.Job {
 			revisionDB = a.Name
 		}
 	}
+	destination := b.Destination
+	if destination == "" {
+		// Recorded by an operator from before status.backup.destination.
+		destination = spec.Backup.Destination.ClaimName
+	}
 	return dbjob.Restore(dbjob.RestoreInput{
-		Common:      common(s, dbjob.KindRestore, st.Restore.JobName, spec.Backup.Timeout),
-		BackupName:  st.Backup.Name,
-		Image:       st.Backup.Image,
-		Destination: spec.Backup.Destination.ClaimName,
+		Common:      common(s, dbjob.KindRestore, st.Restore.JobName, spec.Rollback.RestoreTimeout),
+		BackupName:  b.Name,
+		Image:       b.Image,
+		Destination: destination,
 		Database:    *jobDatabase(spec.Database),
 		Checksums:   sums,
 		RevisionDB:  revisionDB,
-		Revision:    backupRevision(st.Backup),
-		Volumes:     restoredVolumes(spec.Backup.Volumes, st.Backup),
+		Revision:    backupRevision(b),
+		Volumes:     restoredVolumes(spec.Backup.Volumes, b),
+		RunAs:       runAs(b),
+		Keep:        spec.Backup.Retention.Keep,
 	})
 }
 
-// restoredVolumes are the volumes of the backup to put back, in the
-// backup's order, with their recorded checksums.
+// restoredVolumes are the volumes of the backup to put back, each with its
+// archive and recorded checksum, from the backup's artifacts. A record
+// from before artifacts named their claim is matched with the spec's
+// volumes by name.
 func restoredVolumes(volumes []upgradev1alpha1.VolumeBackup, b *upgradev1alpha1.BackupStatus) []dbjob.RestoredVolume {
-	sums := map[string]string{}
-	for _, a := range b.Artifacts {
-		if a.Kind == upgradev1alpha1.BackupArtifactVolume {
-			sums[a.Name] = a.SHA256
-		}
-	}
-	out := make([]dbjob.RestoredVolume, 0, len(volumes))
+	bySpec := map[string]dbjob.Volume{}
 	for _, v := range volumes {
 		vol := dbjob.Volume{Claim: v.ClaimName, SubPath: v.SubPath}
-		out = append(out, dbjob.RestoredVolume{Volume: vol, SHA256: sums[dbjob.VolumeName(vol)]})
+		bySpec[dbjob.VolumeName(vol)] = vol
+	}
+	var out []dbjob.RestoredVolume
+	for _, a := range b.Artifacts {
+		if a.Kind != upgradev1alpha1.BackupArtifactVolume {
+			continue
+		}
+		vol := dbjob.Volume{Claim: a.ClaimName, SubPath: a.SubPath}
+		if vol.Claim == "" {
+			vol = bySpec[a.Name]
+		}
+		out = append(out, dbjob.RestoredVolume{Volume: vol, File: path.Base(a.Location), SHA256: a.SHA256})
 	}
 	return out
 }
@@ -276,4 +294,47 @@ func containerStarted(pods []corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// restoreOnDelete is the deletion's care for a restore: while the restore
+// Job runs, the deletion waits (the writers stay at 0: handing them back
+// would let the app write into a database about to be renamed away; the
+// Job has a deadline, and its end wakes the upgrade); once it has ended,
+// an Event tells what it did, since the upgrade will not record it, and the
+// Job (which has no owner reference) is deleted. running is true while the
+// deletion must wait.
+func (r *DifyUpgradeReconciler) restoreOnDelete(ctx context.Context, s *scope) (running bool, err error) {
+	rs := s.status().Restore
+	if rs == nil || rs.JobName == "" {
+		return false, nil
+	}
+	job, err := r.job(ctx, s, rs.JobName)
+	if err != nil || !job.exists {
+		return false, err
+	}
+	if !job.complete && !job.failed {
+		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "DeleteWaitingForRestore", "Delete",
+			"Deleting: waiting for the restore Job %s to end (deadline %s) before handing the workloads back; the Dify workloads that write to the database stay at 0 until then",
+			rs.JobName, s.spec().Rollback.RestoreTimeout.Duration)
+		return true, nil
+	}
+	if rs.CompletedAt == nil {
+		// The upgrade did not get to record the restore's end.
+		if job.complete {
+			report := dbjob.ParseRestore(job.report)
+			r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "DatabaseRestored", "Delete",
+				"Deleted during the rollback: restore Job %s completed, the databases and volumes are back to backup %s (the databases as they were are kept as %s)",
+				rs.JobName, rs.BackupName, orNone(strings.Join(report.Preserved, ", ")))
+		} else {
+			r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "RestoreFailed", "Delete",
+				"Deleted during the rollback: restore Job %s failed (%s); check the databases before starting the Dify workloads that write to them",
+				rs.JobName, job.failure())
+		}
+	}
+	// Not owned, so deleted here; its pods go with it.
+	j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: rs.JobName, Namespace: s.upgrade.Namespace}}
+	if err := r.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+		return false, fmt.Errorf("deleting the restore Job %s: %w", rs.JobName, err)
+	}
+	return false, nil
 }

@@ -362,6 +362,9 @@ func (r *DifyUpgradeReconciler) reconcileDelete(ctx context.Context, u *upgradev
 		return ctrl.Result{}, nil
 	}
 	s := newScope(ctx, u, r.Clock.Now())
+	if running, err := r.restoreOnDelete(ctx, s); err != nil || running {
+		return ctrl.Result{}, err
+	}
 	if lifecycle.LeftChanges(&u.Status) {
 		if err := r.observe(ctx, s); err != nil {
 			return ctrl.Result{}, err

@@ -45,6 +45,7 @@ const (
 	DefaultBackupKeep            = int32(3)
 	DefaultBackupTimeout         = 30 * time.Minute
 	DefaultMigrationTimeout      = 30 * time.Minute
+	DefaultRestoreTimeout        = 30 * time.Minute
 	DefaultStableSubset          = "stable"
 	DefaultCanarySubset          = "canary"
 	DefaultAnalysisInterval      = 15 * time.Second
@@ -144,6 +145,7 @@ func (u *DifyUpgrade) SetDefaults() {
 	defaultHTTPChecks(s.Verify.Checks)
 	defaultTrue(&s.Rollback.Automatic)
 	defaultString((*string)(&s.Rollback.RestoreDatabase), string(RestoreDatabaseIfMigrated))
+	defaultDuration(&s.Rollback.RestoreTimeout, DefaultRestoreTimeout)
 }
 
 func (p *PrecheckSpec) setDefaults() {

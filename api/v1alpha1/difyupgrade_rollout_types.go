@@ -107,4 +107,15 @@ type RollbackSpec struct {
 	// +optional
 	// +kubebuilder:default="IfMigrated"
 	RestoreDatabase RestoreDatabasePolicy `json:"restoreDatabase,omitempty"`
+
+	// restoreTimeout is how long the restore Job may run (checking the
+	// archives, rebuilding each database beside the live one, ending other
+	// sessions, the swap and the volumes) before the rollback fails with
+	// the writers still stopped. Default: 30m.
+	// +optional
+	// +kubebuilder:default="30m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="restoreTimeout must be a positive duration such as 30m"
+	RestoreTimeout metav1.Duration `json:"restoreTimeout,omitzero"`
 }

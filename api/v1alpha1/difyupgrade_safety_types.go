@@ -245,7 +245,10 @@ type DatabaseSpec struct {
 	CredentialsSecret DatabaseCredentials `json:"credentialsSecret"`
 
 	// databases are the databases to back up and restore. Default: dify and
-	// dify_plugin (the plugin daemon's).
+	// dify_plugin (the plugin daemon's). Each is a plain identifier of at
+	// most 32 bytes: the restore's own names for it
+	// (<db>__before_restore_<yyyymmddhhmmss>) must fit PostgreSQL's 63-byte
+	// identifiers, which it would otherwise truncate.
 	// +optional
 	// +listType=set
 	// +kubebuilder:default={"dify","dify_plugin"}
@@ -253,6 +256,8 @@ type DatabaseSpec struct {
 	// +kubebuilder:validation:MaxItems=16
 	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.all(d, size(d) <= 32)",message="a database name may be at most 32 bytes: the restore names the database it replaces <name>__before_restore_<yyyymmddhhmmss>, and PostgreSQL truncates names past 63 bytes (a truncated name can be the live database's)"
+	// +kubebuilder:validation:XValidation:rule="self.all(d, d.matches('^[A-Za-z_][A-Za-z0-9_]*$'))",message="a database name must be a plain PostgreSQL identifier: letters, digits and underscores, not starting with a digit"
 	Databases []string `json:"databases,omitempty"`
 
 	// sslMode is libpq's sslmode for the backup and restore Jobs: disable,

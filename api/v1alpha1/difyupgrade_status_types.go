@@ -481,6 +481,18 @@ type BackupStatus struct {
 	// +kubebuilder:validation:MaxLength=512
 	Image string `json:"image,omitempty"`
 
+	// destination is the PersistentVolumeClaim the backup was written to;
+	// the restore reads it from here, not from the spec.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Destination string `json:"destination,omitempty"`
+
+	// runAs is the identity the backup Job ran as (the api's, else the
+	// PostgreSQL image's postgres user): the restore runs as the same, so
+	// it reads the archives and restored files belong to the app.
+	// +optional
+	RunAs *JobIdentity `json:"runAs,omitempty"`
+
 	// serverVersion is the PostgreSQL server's version at the time of the
 	// backup.
 	// +optional
@@ -496,6 +508,24 @@ type BackupStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=64
 	Artifacts []BackupArtifact `json:"artifacts,omitempty"`
+}
+
+// JobIdentity is the user, group and fsGroup a Job's pod runs as.
+type JobIdentity struct {
+	// user is the uid.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	User int64 `json:"user"`
+
+	// group is the gid.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	Group int64 `json:"group"`
+
+	// fsGroup is the pod's fsGroup.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	FSGroup int64 `json:"fsGroup"`
 }
 
 // BackupArtifactKind is what a backup artifact holds.
@@ -528,6 +558,17 @@ type BackupArtifact struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=4096
 	Location string `json:"location,omitempty"`
+
+	// claimName and subPath are the volume a Volume artifact archives.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ClaimName string `json:"claimName,omitempty"`
+
+	// subPath is the directory of the volume archived; empty for the whole
+	// volume.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	SubPath string `json:"subPath,omitempty"`
 
 	// sizeBytes is the artifact's size in bytes.
 	// +optional

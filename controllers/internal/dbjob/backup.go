@@ -43,6 +43,11 @@ type BackupInput struct {
 	Database *Database
 	// Destination is the claim the backup is written to.
 	Destination string
+	// Release names the backups (<release>-<time>) the size estimate
+	// compares with.
+	Release string
+	// RunAs is who the Job runs as: the app's identity.
+	RunAs RunAs
 	Volumes     []Volume
 	ConfigMaps  []string
 	Secrets     []string
@@ -56,7 +61,15 @@ func Location(claim, backupName string) string {
 // backupScript dumps each database (pg_dump -Fc), checks each archive
 // (pg_restore --list), archives each volume and the config (tar, listed back),
 // and writes the manifest: into a .partial directory first, renamed when
-// everything is written, so a directory without .partial is complete.
+// everything is written, so a directory without .partial is complete; a
+// failure removes the .partial directory.
+//
+// It also proves, before the point of no return, what a restore of this
+// backup will need: the destination has room for the estimated dumps
+// before anything is written (the newest earlier backup's size, or half
+// the databases' size without one: custom-format dumps are compressed and
+// hold no index data), and each volume is writable by the Job's user (the
+// app's, which the restore runs as) with room to unpack its archive.
 const backupScript = `set -eu
 umask 077
 fail() { echo "backup failed: $*" >&2; exit 1; }
@@ -64,7 +77,8 @@ dir="$BACKUP_ROOT/$BACKUP_NAME"
 tmp="$dir.partial"
 [ -e "$dir" ] && fail "$BACKUP_NAME already exists on the backup volume; not overwriting it"
 rm -rf "$tmp"
-mkdir -p "$tmp" || fail "cannot write to the backup volume"
+mkdir -p "$tmp" || fail "cannot write to the backup volume as uid $(id -u)"
+trap '[ -e "$dir" ] || rm -rf "$tmp"' EXIT
 out="$tmp/manifest.tsv"
 printf 'time\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$out" || fail "cannot write to the backup volume"
 entry() {
@@ -73,9 +87,24 @@ entry() {
   sum=$(sha256sum "$f" | cut -d' ' -f1)
   printf 'artifact\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$size" "$sum" "${4:--}" >> "$out"
 }
+free_kib() { df -Pk "$1" | awk 'NR == 2 {print $4}'; }
+kib() { echo $(( ($1 + 1023) / 1024 )); }
 if [ -n "${DATABASES:-}" ]; then
   server=$(psql -XAtc 'show server_version') || fail "cannot connect to the database server $PGHOST:$PGPORT"
   printf 'server\t%s\n' "$server" >> "$out"
+  list=""
+  for db in $DATABASES; do list="$list${list:+,}'$db'"; done
+  dbsize=$(psql -XAtc "select coalesce(sum(pg_database_size(datname)), 0)::bigint from pg_database where datname in ($list)") || fail "cannot read the size of the databases"
+  last=$(ls -1 "$BACKUP_ROOT" | grep -E "^${RELEASE:-.*}-[0-9]{8}-[0-9]{6}$" | sort -r | head -n 1 || true)
+  if [ -n "$last" ]; then
+    need=$(du -sk "$BACKUP_ROOT/$last" | cut -f1)
+    how="the size of the last backup, $last"
+  else
+    need=$(kib $((dbsize / 2)))
+    how="half the databases' size"
+  fi
+  have=$(free_kib "$BACKUP_ROOT")
+  [ "$have" -ge "$need" ] || fail "the backup volume has $have KiB free; the dumps need about $need KiB ($how); nothing was backed up"
   for db in $DATABASES; do
     rev=""
     has=$(psql -d "$db" -XAtc "select to_regclass('public.alembic_version') is not null") || fail "cannot connect to database $db"
@@ -90,8 +119,13 @@ fi
 i=0
 while [ "$i" -lt "${VOLUME_COUNT:-0}" ]; do
   eval "src=\$VOLUME_${i}_PATH; name=\$VOLUME_${i}_NAME"
-  tar -C "$src" -cf "$tmp/volume-$i.tar" . || fail "archiving volume $name"
+  tar -C "$src" --exclude './.before_restore_*' --exclude './.restoring_*' -cf "$tmp/volume-$i.tar" . || fail "archiving volume $name"
   tar -tf "$tmp/volume-$i.tar" > /dev/null || fail "the archive of volume $name does not read back"
+  probe="$src/.restore_check_$$"
+  { mkdir "$probe" && rmdir "$probe"; } 2>/dev/null || fail "volume $name is not writable by uid $(id -u) gid $(id -g): a restore could not put it back"
+  need=$(kib "$(wc -c < "$tmp/volume-$i.tar")")
+  have=$(free_kib "$src")
+  [ "$have" -ge "$need" ] || fail "volume $name has $have KiB free: a restore could not unpack its $need KiB archive beside what it holds"
   entry Volume "$name" "volume-$i.tar" ""
   i=$((i + 1))
 done
@@ -114,10 +148,11 @@ echo "backup $BACKUP_NAME complete"
 
 // Backup is the backup Job.
 func Backup(in BackupInput) *batchv1.Job {
-	podSC, sc := restricted(postgresUID)
+	podSC, sc := restricted(in.RunAs)
 	env := []corev1.EnvVar{
 		{Name: envBackupRoot, Value: backupMount},
 		{Name: envBackupName, Value: in.BackupName},
+		{Name: "RELEASE", Value: in.Release},
 	}
 	mounts := []corev1.VolumeMount{{Name: destinationVolume, MountPath: backupMount}}
 	volumes := []corev1.Volume{claimVolume(destinationVolume, in.Destination, false)}
@@ -125,7 +160,8 @@ func Backup(in BackupInput) *batchv1.Job {
 		env = append(env, pgEnv(*db)...)
 		env = append(env, corev1.EnvVar{Name: "DATABASES", Value: strings.Join(db.Databases, " ")})
 	}
-	volumes, mounts, env = dataVolumes(in.Volumes, nil, true, volumes, mounts, env)
+	// Writable: the backup proves a restore could write them.
+	volumes, mounts, env = dataVolumes(in.Volumes, nil, false, volumes, mounts, env)
 	config := 0
 	addConfig := func(kind, name string, source corev1.VolumeSource) {
 		vol := fmt.Sprintf("config-%d", config)

@@ -60,6 +60,12 @@ const KindLabel = "upgrade.difyops.io/job"
 // UpgradeLabel labels the operator's Jobs with their DifyUpgrade.
 const UpgradeLabel = "upgrade.difyops.io/upgrade"
 
+// UpgradeAnnotation holds the full name of a Job's DifyUpgrade (the label
+// may be shortened): the restore Job has no owner reference (so no
+// deletion of the upgrade, in any mode, can delete it mid-run) and wakes
+// its upgrade through it.
+const UpgradeAnnotation = "upgrade.difyops.io/upgrade-name"
+
 // Mount points inside the Jobs' containers.
 const (
 	backupMount = "/backup"
@@ -122,7 +128,8 @@ func (c Common) job(spec corev1.PodSpec) *batchv1.Job {
 	spec.RestartPolicy = corev1.RestartPolicyNever
 	deadline := max(int64(c.Timeout/time.Second), 1)
 	return &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{Name: c.Name, Namespace: c.Namespace, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: c.Name, Namespace: c.Namespace, Labels: labels,
+			Annotations: map[string]string{UpgradeAnnotation: c.Upgrade}},
 		Spec: batchv1.JobSpec{
 			BackoffLimit:          new(int32(0)),
 			ActiveDeadlineSeconds: &deadline,
@@ -134,15 +141,51 @@ func (c Common) job(spec corev1.PodSpec) *batchv1.Job {
 	}
 }
 
+// RunAs is the identity the data Jobs (backup, restore, retention) run
+// with. It is the app's own (the api's security context), so that the
+// backup's probe of each volume is made as the restore will write it, and
+// restored files belong to the app; the backup and the restore run as the
+// same identity, so the restore can read what the backup wrote.
+type RunAs struct {
+	UID, GID int64
+	// FSGroup is the pod's fsGroup: the group volumes are made writable
+	// for.
+	FSGroup int64
+}
+
+// PostgresUser is the identity of the official PostgreSQL images' postgres
+// user (Debian and Alpine variants): the data Jobs' identity when the app
+// names none.
+var PostgresUser = RunAs{UID: postgresUID, GID: postgresUID, FSGroup: postgresUID}
+
+// Normalized is who with its group defaulting to its user and its fsGroup
+// to its group, or PostgresUser when who names no user.
+func Normalized(who RunAs) RunAs { return who.orDefault() }
+
+// orDefault is who, or PostgresUser when who is unset.
+func (who RunAs) orDefault() RunAs {
+	if who.UID == 0 {
+		return PostgresUser
+	}
+	if who.GID == 0 {
+		who.GID = who.UID
+	}
+	if who.FSGroup == 0 {
+		who.FSGroup = who.GID
+	}
+	return who
+}
+
 // restricted is a security context that passes the restricted Pod Security
 // level: non-root, no privilege escalation, every capability dropped, the
 // runtime's default seccomp profile.
-func restricted(uid int64) (*corev1.PodSecurityContext, *corev1.SecurityContext) {
+func restricted(who RunAs) (*corev1.PodSecurityContext, *corev1.SecurityContext) {
+	who = who.orDefault()
 	pod := &corev1.PodSecurityContext{
 		RunAsNonRoot:   new(true),
-		RunAsUser:      new(uid),
-		RunAsGroup:     new(uid),
-		FSGroup:        new(uid),
+		RunAsUser:      new(who.UID),
+		RunAsGroup:     new(who.GID),
+		FSGroup:        new(who.FSGroup),
 		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 	}
 	container := &corev1.SecurityContext{
@@ -152,6 +195,38 @@ func restricted(uid int64) (*corev1.PodSecurityContext, *corev1.SecurityContext)
 		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 	}
 	return pod, container
+}
+
+// AppIdentity is the identity the named container of template runs with,
+// as its security context says (the container's, else the pod's); UID is 0
+// when neither names a non-root user.
+func AppIdentity(template corev1.PodTemplateSpec, container string) RunAs {
+	var who RunAs
+	if psc := template.Spec.SecurityContext; psc != nil {
+		who.UID, who.GID, who.FSGroup = deref(psc.RunAsUser), deref(psc.RunAsGroup), deref(psc.FSGroup)
+	}
+	for _, c := range template.Spec.Containers {
+		if c.Name != container || c.SecurityContext == nil {
+			continue
+		}
+		if u := deref(c.SecurityContext.RunAsUser); u != 0 {
+			who.UID = u
+		}
+		if g := deref(c.SecurityContext.RunAsGroup); g != 0 {
+			who.GID = g
+		}
+	}
+	if who.UID == 0 {
+		return RunAs{}
+	}
+	return who
+}
+
+func deref(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 // postgresUID is the uid of the postgres user in the official PostgreSQL

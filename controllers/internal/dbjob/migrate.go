@@ -64,13 +64,11 @@ func Migration(in MigrationInput) *batchv1.Job {
 			api = &in.Template.Spec.Containers[i]
 		}
 	}
-	uid := int64(defaultMigrationUID)
-	if api != nil && api.SecurityContext != nil && api.SecurityContext.RunAsUser != nil && *api.SecurityContext.RunAsUser != 0 {
-		uid = *api.SecurityContext.RunAsUser
-	} else if psc := in.Template.Spec.SecurityContext; psc != nil && psc.RunAsUser != nil && *psc.RunAsUser != 0 {
-		uid = *psc.RunAsUser
+	who := AppIdentity(in.Template, in.Container)
+	if who.UID == 0 {
+		who = RunAs{UID: defaultMigrationUID}
 	}
-	podSC, sc := restricted(uid)
+	podSC, sc := restricted(who)
 	var env []corev1.EnvVar
 	var envFrom []corev1.EnvFromSource
 	if api != nil {
