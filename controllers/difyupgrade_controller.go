@@ -151,7 +151,9 @@ func (r *DifyUpgradeReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if err := r.Update(ctx, u); err != nil {
 			return ctrl.Result{}, fmt.Errorf("adding the finalizer: %w", err)
 		}
-		r.written.wrote(u.UID, read)
+		if u.ResourceVersion != read {
+			r.written.wrote(u.UID, read)
+		}
 	}
 
 	s := newScope(ctx, u, r.Clock.Now())
@@ -188,7 +190,14 @@ func (r *DifyUpgradeReconciler) writeStatus(ctx context.Context, s *scope) error
 		}
 		return fmt.Errorf("writing status: %w", err)
 	}
-	r.written.wrote(s.upgrade.UID, s.before.ResourceVersion)
+	if s.upgrade.ResourceVersion != s.before.ResourceVersion {
+		// A patch the server found empty (what differed in memory reads the
+		// same once serialized, such as a time within the same second)
+		// leaves the version as it was: that copy is not stale.
+		r.written.wrote(s.upgrade.UID, s.before.ResourceVersion)
+	} else {
+		s.log.V(1).Info("The status write changed nothing on the server", "resourceVersion", s.before.ResourceVersion)
+	}
 	r.notes.recorded(s.recorded, s.now)
 	r.sendPending(s.upgrade)
 	for _, f := range s.afterWrite {

@@ -320,16 +320,16 @@ func (r *DifyUpgradeReconciler) restoreOnDelete(ctx context.Context, s *scope) (
 	}
 	if rs.CompletedAt == nil {
 		// The upgrade did not get to record the restore's end.
-		if job.complete {
-			report := dbjob.ParseRestore(job.report)
-			r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "DatabaseRestored", "Delete",
-				"Deleted during the rollback: restore Job %s completed, the databases and volumes are back to backup %s (the databases as they were are kept as %s)",
-				rs.JobName, rs.BackupName, orNone(strings.Join(report.Preserved, ", ")))
-		} else {
-			r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "RestoreFailed", "Delete",
+		reason, msg := "DatabaseRestored", fmt.Sprintf(
+			"Deleted during the rollback: restore Job %s completed, the databases and volumes are back to backup %s (the databases as they were are kept as %s)",
+			rs.JobName, rs.BackupName, orNone(strings.Join(dbjob.ParseRestore(job.report).Preserved, ", ")))
+		if !job.complete {
+			reason, msg = "RestoreFailed", fmt.Sprintf(
 				"Deleted during the rollback: restore Job %s failed (%s); check the databases before starting the Dify workloads that write to them",
 				rs.JobName, job.failure())
 		}
+		// An Event's message is limited to 1024 characters.
+		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, reason, "Delete", "%s", truncateText(msg, 1000))
 	}
 	// Not owned, so deleted here; its pods go with it.
 	j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: rs.JobName, Namespace: s.upgrade.Namespace}}

@@ -300,6 +300,11 @@ promote: {maxSurge: 0, maxUnavailable: 1}
 		Entry("a subPath that climbs out of the volume", `backup: {destination: {claimName: b}, volumes: [{claimName: s, subPath: ../etc}]}`, "subPath must be a relative path without '..'"),
 		Entry("keeping no backups", `backup: {retention: {keep: 0}}`, "should be greater than or equal to 1"),
 		Entry("a zero migration timeout", `migration: {timeout: 0s}`, "migration timeout must be a positive duration"),
+		Entry("a 33-byte database name (its restore names would be truncated)", `database: {host: db, credentialsSecret: {name: db}, databases: [`+strings.Repeat("d", 33)+`]}`+withoutBackup, "a database name may be at most 32 bytes"),
+		Entry("a 40-byte database name", `database: {host: db, credentialsSecret: {name: db}, databases: [dify, `+strings.Repeat("d", 40)+`]}`+withoutBackup, "a database name may be at most 32 bytes"),
+		Entry("a 63-byte database name (<name>__restoring would truncate to <name>)", `database: {host: db, credentialsSecret: {name: db}, databases: [`+strings.Repeat("d", 63)+`]}`+withoutBackup, "a database name may be at most 32 bytes"),
+		Entry("a database name that needs quoting", `database: {host: db, credentialsSecret: {name: db}, databases: ["dify; drop"]}`+withoutBackup, "a database name must be a plain PostgreSQL identifier"),
+		Entry("a zero restore timeout", `rollback: {restoreTimeout: 0s}`, "restoreTimeout must be a positive duration"),
 
 		// Promote, verify, rollback.
 		Entry("a maxSurge that is neither number nor percentage", `promote: {maxSurge: "25"}`, "maxSurge must be a non-negative number or a percentage"),
@@ -326,6 +331,7 @@ promote: {maxSurge: 0, maxUnavailable: 1}
 		Entry("replica-ratio routing", `canary: {replicaRatio: {}}`),
 		Entry("a whole-number maxSurge with zero maxUnavailable", `promote: {maxSurge: 2, maxUnavailable: 0}`),
 		Entry("a database without backup", `database: {host: db, credentialsSecret: {name: db}}`+withoutBackup),
+		Entry("a 32-byte database name", `database: {host: db, credentialsSecret: {name: db}, databases: [`+strings.Repeat("d", 32)+`]}`+withoutBackup),
 		Entry("config to back up with a destination", `backup: {destination: {claimName: b}, config: {configMaps: [c], secrets: [s]}}`),
 		Entry("an empty config block without destination", `backup: {config: {}}`),
 	)
@@ -366,6 +372,37 @@ promote: {maxSurge: 0, maxUnavailable: 1}
 			Expect(upgrade.Spec.TargetVersion).To(Equal("1.11.1"))
 			Expect(upgrade.Spec.Release).To(Equal("dify"))
 			Expect(upgrade.Spec.Verify.BakeTime.Duration).To(Equal(time.Hour))
+		})
+
+		It("freezes spec.database and spec.backup from the Backup phase on, until the upgrade ends", func(ctx SpecContext) {
+			upgrade := newPausedUpgrade(newNamespace(ctx))
+			upgrade.Spec.Database = &upgradev1alpha1.DatabaseSpec{Host: "db", CredentialsSecret: upgradev1alpha1.DatabaseCredentials{Name: "db"}}
+			upgrade.Spec.Backup.Destination = &upgradev1alpha1.BackupDestination{ClaimName: "backups"}
+			upgrade.Spec.Backup.Volumes = []upgradev1alpha1.VolumeBackup{{ClaimName: "storage"}, {ClaimName: "plugins"}}
+			Expect(k8sClient.Create(ctx, upgrade)).To(Succeed())
+			setPhase(ctx, upgrade, upgradev1alpha1.PhasePrecheck)
+			Expect(patchSpec(ctx, upgrade, func(s *upgradev1alpha1.DifyUpgradeSpec) { s.Backup.Retention.Keep = 5 })).To(Succeed(),
+				"before the backup, the data spec may still change")
+
+			for _, phase := range []upgradev1alpha1.DifyUpgradePhase{upgradev1alpha1.PhaseBackup, upgradev1alpha1.PhaseCanary} {
+				setPhase(ctx, upgrade, phase)
+				By("refusing a reordered volume list in " + string(phase))
+				err := patchSpec(ctx, upgrade, func(s *upgradev1alpha1.DifyUpgradeSpec) {
+					s.Backup.Volumes = []upgradev1alpha1.VolumeBackup{{ClaimName: "plugins"}, {ClaimName: "storage"}}
+				})
+				Expect(apierrors.IsInvalid(err)).To(BeTrue(), "expected Invalid, got %v", err)
+				Expect(err.Error()).To(ContainSubstring("spec.database and spec.backup cannot change from the Backup phase on"))
+				By("refusing another database name in " + string(phase))
+				err = patchSpec(ctx, upgrade, func(s *upgradev1alpha1.DifyUpgradeSpec) { s.Database.Databases = []string{"dify", "other"} })
+				Expect(apierrors.IsInvalid(err)).To(BeTrue(), "expected Invalid, got %v", err)
+			}
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(upgrade), upgrade)).To(Succeed())
+			Expect(upgrade.Spec.Backup.Volumes[0].ClaimName).To(Equal("storage"))
+			Expect(upgrade.Spec.Database.Databases).To(Equal([]string{"dify", "dify_plugin"}))
+
+			By("accepting changes again once the upgrade has rolled back")
+			setPhase(ctx, upgrade, upgradev1alpha1.PhaseRolledBack)
+			Expect(patchSpec(ctx, upgrade, func(s *upgradev1alpha1.DifyUpgradeSpec) { s.Database.Databases = []string{"dify"} })).To(Succeed())
 		})
 
 		It("stays immutable after the upgrade ended", func(ctx SpecContext) {

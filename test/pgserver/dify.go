@@ -47,7 +47,7 @@ const (
 	// seedLockKey serialises seeding the templates across processes.
 	seedLockKey = 0x646966797365 // "difyse"
 	// maxPrefix bounds the prefix of NewDifyDatabases' names.
-	maxPrefix = 40
+	maxPrefix = 25
 	// generatedRowBytes is about the size of one row Generate inserts.
 	generatedRowBytes = 1200
 	// maxGenerateBatch bounds the rows of one INSERT in Generate.
@@ -443,7 +443,7 @@ func (s *Server) NewDifyDatabases(ctx context.Context, prefix string) (difyDB, p
 
 var notIdent = regexp.MustCompile(`[^a-z0-9_]`)
 
-// sanitizePrefix maps prefix to [a-z0-9_]{1,40}.
+// sanitizePrefix maps prefix to [a-z0-9_]{1,25}: with the suffixes, database names stay within the 32 bytes the operator accepts.
 func sanitizePrefix(prefix string) string {
 	p := notIdent.ReplaceAllString(strings.ToLower(prefix), "_")
 	if len(p) > maxPrefix {

@@ -200,3 +200,36 @@ func TestStandby(t *testing.T) {
 		t.Fatalf("streaming replicas: %d, %v", streaming, err)
 	}
 }
+
+// A pgbouncer keeps its server connections open while no client is
+// connected, as the restore meets it on managed installs.
+func TestBouncerHoldsServerConnections(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	execSQL(t, s, "postgres", "create role pooler login password 'pooler-secret'")
+	execSQL(t, s, "postgres", "create database pooled owner pooler")
+	b, err := s.StartBouncer(ctx, "pooler", "pooler-secret", []string{"pooled"}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Stop)
+	admin, err := pgx.Connect(ctx, s.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeConn(ctx, admin)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var held int
+		if err := admin.QueryRow(ctx, "select count(*) from pg_stat_activity where datname = 'pooled' and usename = 'pooler'").Scan(&held); err != nil {
+			t.Fatal(err)
+		}
+		if held >= 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pgbouncer holds %d server connections to pooled after its clients left, want at least 1", held)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

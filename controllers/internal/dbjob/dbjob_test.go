@@ -150,3 +150,84 @@ func checkContainer(t *testing.T, name string, ctr corev1.Container) {
 		}
 	}
 }
+
+// The derived names of the longest database name the API accepts fit
+// PostgreSQL's identifiers; one byte more would not.
+func TestMaxDatabaseNameKeepsDerivedNamesWhole(t *testing.T) {
+	db := strings.Repeat("d", MaxDatabaseName)
+	for _, derived := range []string{db + "__restoring", db + "__before_restore_20261206193911"} {
+		if len(derived) > 63 {
+			t.Errorf("%q is %d bytes: PostgreSQL would truncate it", derived, len(derived))
+		}
+	}
+	if len(db+"x"+"__before_restore_20261206193911") <= 63 {
+		t.Errorf("MaxDatabaseName %d is shorter than it needs to be", MaxDatabaseName)
+	}
+	if !strings.Contains(restoreScript, `fits "${db}__restoring"`) || !strings.Contains(restoreScript, `fits "${db}__before_restore_$suffix"`) {
+		t.Error("the restore script does not assert the length of its derived names")
+	}
+}
+
+// The data Jobs run as the app: the api container's user (its own security
+// context first), group and fsGroup; without one, the postgres user.
+func TestAppIdentity(t *testing.T) {
+	tpl := func(pod *corev1.PodSecurityContext, ctr *corev1.SecurityContext) corev1.PodTemplateSpec {
+		return corev1.PodTemplateSpec{Spec: corev1.PodSpec{SecurityContext: pod,
+			Containers: []corev1.Container{{Name: "sidecar"}, {Name: "api", SecurityContext: ctr}}}}
+	}
+	id := func(n int64) *int64 { return &n }
+	cases := map[string]struct {
+		template corev1.PodTemplateSpec
+		want     RunAs
+	}{
+		"nothing set":                  {tpl(nil, nil), PostgresUser},
+		"the pod's user and fsGroup":   {tpl(&corev1.PodSecurityContext{RunAsUser: id(1001), FSGroup: id(1001)}, nil), RunAs{1001, 1001, 1001}},
+		"the container's user wins":    {tpl(&corev1.PodSecurityContext{RunAsUser: id(5), FSGroup: id(2000)}, &corev1.SecurityContext{RunAsUser: id(101), RunAsGroup: id(102)}), RunAs{101, 102, 2000}},
+		"root is no identity to reuse": {tpl(&corev1.PodSecurityContext{RunAsUser: id(0)}, nil), PostgresUser},
+	}
+	for name, c := range cases {
+		if got := Normalized(AppIdentity(c.template, "api")); got != c.want {
+			t.Errorf("%s: got %+v, want %+v", name, got, c.want)
+		}
+	}
+}
+
+// The restore is built from what the backup recorded: it runs as the
+// backup's identity, finds each volume's archive by its recorded file, has
+// its own deadline and no owner (the controller adds none).
+func TestRestoreJobFromTheRecord(t *testing.T) {
+	db := Database{Host: "pg", Port: 5432, SSLMode: "disable", Secret: "dify-db", UsernameKey: "username", PasswordKey: "password", Databases: []string{"dify"}}
+	j := Restore(RestoreInput{
+		Common: Common{Namespace: "ns", Name: "j", Upgrade: "u", Kind: KindRestore, Timeout: 45 * time.Minute}, BackupName: "b",
+		Image: "postgres:15-alpine", Destination: "backups", Database: db, Checksums: map[string]string{"dify": sum},
+		Volumes: []RestoredVolume{{Volume: Volume{Claim: "plugins"}, File: "volume-1.tar", SHA256: sum}},
+		RunAs:   RunAs{UID: 1001, GID: 1001, FSGroup: 1001}, Keep: 2,
+	})
+	psc := j.Spec.Template.Spec.SecurityContext
+	if *psc.RunAsUser != 1001 || *psc.RunAsGroup != 1001 || *psc.FSGroup != 1001 {
+		t.Errorf("the restore runs as %d:%d (fsGroup %d), not as the backup did", *psc.RunAsUser, *psc.RunAsGroup, *psc.FSGroup)
+	}
+	if *j.Spec.ActiveDeadlineSeconds != 45*60 {
+		t.Errorf("deadline %ds, want the restore's own 2700s", *j.Spec.ActiveDeadlineSeconds)
+	}
+	if j.Annotations[UpgradeAnnotation] != "u" {
+		t.Errorf("annotations %v do not name the upgrade", j.Annotations)
+	}
+	env := map[string]string{}
+	for _, e := range j.Spec.Template.Spec.Containers[0].Env {
+		env[e.Name] = e.Value
+	}
+	for k, want := range map[string]string{"VOLUME_0_FILE": "volume-1.tar", "VOLUME_0_SHA256": sum, "VOLUME_0_NAME": "plugins", "KEEP": "2", "SESSION_WAIT": "30"} {
+		if env[k] != want {
+			t.Errorf("%s = %q, want %q", k, env[k], want)
+		}
+	}
+	for _, m := range j.Spec.Template.Spec.Containers[0].VolumeMounts {
+		if m.Name == "data-0" && m.ReadOnly {
+			t.Error("the restored volume is mounted read-only")
+		}
+		if m.Name == destinationVolume && !m.ReadOnly {
+			t.Error("the backup destination is mounted writable in the restore")
+		}
+	}
+}

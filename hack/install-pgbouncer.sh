@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# install-pgbouncer.sh: makes sure a pgbouncer binary is installed, for the
+# connection pooler the e2e tests hold in front of PostgreSQL through a
+# restore (test/harness). Idempotent: when pgbouncer is on PATH or at
+# /usr/sbin/pgbouncer, it only prints that path. Otherwise it installs
+# Debian's pgbouncer package, which needs root, without letting the package
+# start its service, and prints the binary's path. Only the path goes to
+# stdout; progress goes to stderr.
+set -euo pipefail
+
+policy=/usr/sbin/policy-rc.d
+policy_backup=""
+policy_ours=false
+
+find_bin() {
+	if command -v pgbouncer >/dev/null 2>&1; then
+		command -v pgbouncer
+	elif [[ -x /usr/sbin/pgbouncer ]]; then
+		printf '%s' /usr/sbin/pgbouncer
+	fi
+}
+
+# deny_service_starts makes invoke-rc.d refuse to start services, keeping any
+# existing policy aside until restore_policy puts it back.
+deny_service_starts() {
+	if [[ -e $policy ]]; then
+		policy_backup=$(mktemp "$policy.install-pgbouncer.XXXXXX")
+		cp -p "$policy" "$policy_backup"
+	fi
+	policy_ours=true
+	printf '#!/bin/sh\n# Written by install-pgbouncer.sh; removed when it ends.\nexit 101\n' >"$policy"
+	chmod 0755 "$policy"
+}
+
+restore_policy() {
+	$policy_ours || return 0
+	if [[ -n $policy_backup ]]; then
+		mv -f "$policy_backup" "$policy"
+	else
+		rm -f "$policy"
+	fi
+	policy_ours=false
+}
+
+bin=$(find_bin)
+if [[ -n $bin ]]; then
+	echo "$bin"
+	exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+	echo "install-pgbouncer.sh: pgbouncer is not installed and installing it needs root;" >&2
+	echo "  run: sudo $0   (or: apt-get install pgbouncer)" >&2
+	exit 1
+fi
+
+echo "install-pgbouncer.sh: installing pgbouncer with apt-get" >&2
+trap restore_policy EXIT
+trap 'exit 130' INT TERM
+deny_service_starts
+apt-get update >&2
+DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends pgbouncer >&2
+restore_policy
+# The package's own service, if anything started it anyway.
+pkill -x pgbouncer 2>/dev/null || true
+
+bin=$(find_bin)
+if [[ -z $bin ]]; then
+	echo "install-pgbouncer.sh: installed, but no pgbouncer binary found" >&2
+	exit 1
+fi
+echo "$bin"
