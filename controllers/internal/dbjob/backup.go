@@ -47,10 +47,10 @@ type BackupInput struct {
 	// compares with.
 	Release string
 	// RunAs is who the Job runs as: the app's identity.
-	RunAs RunAs
-	Volumes     []Volume
-	ConfigMaps  []string
-	Secrets     []string
+	RunAs      RunAs
+	Volumes    []Volume
+	ConfigMaps []string
+	Secrets    []string
 }
 
 // Location is where a backup lives on the destination volume, for people.
