@@ -168,8 +168,12 @@ func jobDatabase(db *upgradev1alpha1.DatabaseSpec) *dbjob.Database {
 	if db == nil {
 		return nil
 	}
-	return &dbjob.Database{Host: db.Host, Port: db.Port, SSLMode: string(db.SSLMode), Secret: db.CredentialsSecret.Name,
+	out := &dbjob.Database{Host: db.Host, Port: db.Port, SSLMode: string(db.SSLMode), Secret: db.CredentialsSecret.Name,
 		UsernameKey: db.CredentialsSecret.UsernameKey, PasswordKey: db.CredentialsSecret.PasswordKey, Databases: db.Databases}
+	if ca := db.CASecret; ca != nil {
+		out.CASecret, out.CAKey = ca.Name, ca.Key
+	}
+	return out
 }
 
 // common are the fields every Job of this upgrade shares.
