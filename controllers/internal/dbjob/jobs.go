@@ -70,12 +70,12 @@ const UpgradeAnnotation = "upgrade.difyops.io/upgrade-name"
 // Mount points inside the Jobs' containers.
 const (
 	backupMount = "/backup"
-	// caMount holds the CA bundle of the database's caSecret, as caFile.
-	caMount = "/etc/dify-upgrade/database-ca"
-	caFile  = "ca.crt"
 	volumeMount = "/volumes"
 	configMount = "/config"
 	resultPath  = "/dev/termination-log"
+	// caMount holds the CA bundle of the database's caSecret, as caFile.
+	caMount = "/etc/dify-upgrade/database-ca"
+	caFile  = "ca.crt"
 )
 
 // Names shared by the Jobs' specs and scripts.
