@@ -262,9 +262,10 @@ type DatabaseSpec struct {
 	Databases []string `json:"databases,omitempty"`
 
 	// sslMode is how the operator and the backup and restore Jobs use TLS,
-	// as libpq's sslmode: disable (plain), require (encrypted, the server
-	// not verified), verify-ca (encrypted, the server's certificate signed
-	// by caSecret's CA) or verify-full (verify-ca, and the certificate names
+	// as libpq's sslmode: disable (plain), require (encrypted; the server's
+	// certificate verified against caSecret only when it is given, as libpq
+	// does), verify-ca (encrypted, the server's certificate signed by
+	// caSecret's CA) or verify-full (verify-ca, and the certificate names
 	// host). Default: disable.
 	// +optional
 	// +kubebuilder:default="disable"
