@@ -148,7 +148,8 @@ func errorResponse(code, message string) []byte {
 		body = append(append(append(body, field.tag), field.value...), 0)
 	}
 	body = append(body, 0)
-	msg := []byte{'E', 0, 0, 0, 0}
+	msg := make([]byte, 5, 5+len(body))
+	msg[0] = 'E'
 	binary.BigEndian.PutUint32(msg[1:], uint32(len(body)+4))
 	return append(msg, body...)
 }
