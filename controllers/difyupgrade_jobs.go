@@ -160,7 +160,33 @@ func (r *DifyUpgradeReconciler) dbTarget(ctx context.Context, s *scope) (databas
 	if !ok {
 		return database.Target{}, fmt.Errorf("the credentials Secret %s has no key %q (spec.database.credentialsSecret.passwordKey)", key.Name, db.CredentialsSecret.PasswordKey)
 	}
-	return database.Target{Host: db.Host, Port: db.Port, User: string(user), Password: string(password), SSLMode: string(db.SSLMode)}, nil
+	ca, err := r.caBundle(ctx, s)
+	if err != nil {
+		return database.Target{}, err
+	}
+	return database.Target{Host: db.Host, Port: db.Port, User: string(user), Password: string(password), SSLMode: string(db.SSLMode), CA: ca}, nil
+}
+
+// caBundle reads the CA bundle of spec.database.caSecret; nil when there is
+// none.
+func (r *DifyUpgradeReconciler) caBundle(ctx context.Context, s *scope) ([]byte, error) {
+	ca := s.spec().Database.CASecret
+	if ca == nil {
+		return nil, nil
+	}
+	secret := &corev1.Secret{}
+	key := client.ObjectKey{Namespace: s.upgrade.Namespace, Name: ca.Name}
+	if err := r.reader().Get(ctx, key, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("the CA Secret %s (spec.database.caSecret) does not exist", key.Name)
+		}
+		return nil, fmt.Errorf("reading the CA Secret %s: %w", key.Name, err)
+	}
+	bundle, ok := secret.Data[ca.Key]
+	if !ok || len(bundle) == 0 {
+		return nil, fmt.Errorf("the CA Secret %s has no key %q (spec.database.caSecret.key)", key.Name, ca.Key)
+	}
+	return bundle, nil
 }
 
 // jobDatabase is spec.database as the Jobs see it.
@@ -168,8 +194,12 @@ func jobDatabase(db *upgradev1alpha1.DatabaseSpec) *dbjob.Database {
 	if db == nil {
 		return nil
 	}
-	return &dbjob.Database{Host: db.Host, Port: db.Port, SSLMode: string(db.SSLMode), Secret: db.CredentialsSecret.Name,
+	out := &dbjob.Database{Host: db.Host, Port: db.Port, SSLMode: string(db.SSLMode), Secret: db.CredentialsSecret.Name,
 		UsernameKey: db.CredentialsSecret.UsernameKey, PasswordKey: db.CredentialsSecret.PasswordKey, Databases: db.Databases}
+	if ca := db.CASecret; ca != nil {
+		out.CASecret, out.CAKey = ca.Name, ca.Key
+	}
+	return out
 }
 
 // common are the fields every Job of this upgrade shares.

@@ -216,6 +216,17 @@ promote: {maxSurge: 0, maxUnavailable: 1}
 			Expect(stored.Spec.Canary.Steps[1].Pause).To(Equal(&upgradev1alpha1.CanaryPause{}))
 			Expect(stored.Spec.Promote.MaxSurge).To(Equal(new(intstr.FromInt32(0))))
 		})
+
+		It("accepts verify-full with a CA Secret, whose key defaults to ca.crt", func(ctx SpecContext) {
+			upgrade := newUnstructuredUpgrade(newNamespace(ctx), "dify-to-1-11-1", `
+database: {host: dify-postgresql, credentialsSecret: {name: dify-db}, sslMode: verify-full, caSecret: {name: dify-db-ca}}
+backup: {destination: {claimName: dify-backups}}
+`)
+			Expect(k8sClient.Create(ctx, upgrade)).To(Succeed())
+			stored := &upgradev1alpha1.DifyUpgrade{}
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(upgrade), stored)).To(Succeed())
+			Expect(stored.Spec.Database.CASecret).To(Equal(&upgradev1alpha1.DatabaseCASecret{Name: "dify-db-ca", Key: "ca.crt"}))
+		})
 	})
 
 	DescribeTable("rejects an invalid upgrade before it is stored",
@@ -294,6 +305,8 @@ promote: {maxSurge: 0, maxUnavailable: 1}
 		Entry("port 70000", `database: {host: db, port: 70000, credentialsSecret: {name: db}}`+withoutBackup, "should be less than or equal to 65535"),
 		Entry("no databases", `database: {host: db, credentialsSecret: {name: db}, databases: []}`+withoutBackup, "spec.database.databases in body should have at least 1 items"),
 		Entry("an sslMode libpq does not know here", `database: {host: db, credentialsSecret: {name: db}, sslMode: prefer}`+withoutBackup, `Unsupported value: "prefer"`),
+		Entry("verify-ca without a CA Secret", `database: {host: db, credentialsSecret: {name: db}, sslMode: verify-ca}`+withoutBackup, "sslMode verify-ca and verify-full need caSecret"),
+		Entry("verify-full without a CA Secret", `database: {host: db, credentialsSecret: {name: db}, sslMode: verify-full}`+withoutBackup, "sslMode verify-ca and verify-full need caSecret"),
 		Entry("a database without credentials", `database: {host: db}`, "spec.database.credentialsSecret: Required value"),
 		Entry("a database to back up but no destination", `database: {host: db, credentialsSecret: {name: db}}`, "spec.backup.destination is required"),
 		Entry("volumes to back up but no destination", `backup: {volumes: [{claimName: storage}]}`, "spec.backup.destination is required"),

@@ -42,6 +42,7 @@ const (
 	DefaultDatabasePort          = int32(5432)
 	DefaultUsernameKey           = "username"
 	DefaultPasswordKey           = "password"
+	DefaultCAKey                 = "ca.crt"
 	DefaultBackupKeep            = int32(3)
 	DefaultBackupTimeout         = 30 * time.Minute
 	DefaultMigrationTimeout      = 30 * time.Minute
@@ -123,6 +124,9 @@ func (u *DifyUpgrade) SetDefaults() {
 			db.Databases = DefaultDatabases()
 		}
 		defaultString((*string)(&db.SSLMode), string(SSLModeDisable))
+		if db.CASecret != nil {
+			defaultString(&db.CASecret.Key, DefaultCAKey)
+		}
 	}
 	defaultTrue(&s.Backup.Enabled)
 	defaultInt32(&s.Backup.Retention.Keep, DefaultBackupKeep)

@@ -224,6 +224,7 @@ const (
 )
 
 // DatabaseSpec says how to reach Dify's PostgreSQL.
+// +kubebuilder:validation:XValidation:rule="!(has(self.sslMode) && self.sslMode in ['verify-ca', 'verify-full']) || has(self.caSecret)",message="sslMode verify-ca and verify-full need caSecret, the CA bundle that signed the server's certificate: the Jobs' PostgreSQL client has no system roots to fall back on"
 type DatabaseSpec struct {
 	// host is the database server's host name, for example
 	// dify-postgresql or dify-postgresql.dify.svc.
@@ -260,11 +261,39 @@ type DatabaseSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.all(d, d.matches('^[A-Za-z_][A-Za-z0-9_]*$'))",message="a database name must be a plain PostgreSQL identifier: letters, digits and underscores, not starting with a digit"
 	Databases []string `json:"databases,omitempty"`
 
-	// sslMode is libpq's sslmode for the backup and restore Jobs: disable,
-	// require, verify-ca or verify-full. Default: disable.
+	// sslMode is how the operator and the backup and restore Jobs use TLS,
+	// as libpq's sslmode: disable (plain), require (encrypted; the server's
+	// certificate verified against caSecret only when it is given, as libpq
+	// does), verify-ca (encrypted, the server's certificate signed by
+	// caSecret's CA) or verify-full (verify-ca, and the certificate names
+	// host). Default: disable.
 	// +optional
 	// +kubebuilder:default="disable"
 	SSLMode SSLMode `json:"sslMode,omitempty"`
+
+	// caSecret is the Secret holding the CA bundle (PEM) that signed the
+	// server's certificate. verify-ca and verify-full need it: the operator
+	// verifies with it alone, and the Jobs get it as PGSSLROOTCERT. A public
+	// CA's bundle (a cloud provider's) goes here too: the Jobs' client
+	// images carry no system roots.
+	// +optional
+	CASecret *DatabaseCASecret `json:"caSecret,omitempty"`
+}
+
+// DatabaseCASecret points at the key of a Secret that holds a CA bundle.
+type DatabaseCASecret struct {
+	// name is the name of the Secret, in the upgrade's namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// key is the key of the PEM bundle in the Secret. Default: ca.crt (as
+	// in cert-manager's and kubernetes.io/tls Secrets).
+	// +optional
+	// +kubebuilder:default="ca.crt"
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key,omitempty"`
 }
 
 // DatabaseCredentials points at the keys of a Secret that hold database

@@ -79,14 +79,19 @@ type Server struct {
 	// Dir holds the data directory ("data") and the server log; Stop
 	// removes it.
 	Dir string
+	// CA is the PEM certificate of the CA that issued the server's
+	// certificate, when the server was started WithTLS; nil otherwise.
+	CA []byte
 
 	dataDir string
 	logPath string
 	cred    *syscall.Credential
 	// extraArgs are more postgres options (a standby's apply delay).
 	extraArgs []string
-	cmd       *exec.Cmd
-	exited    <-chan struct{}
+	// useTLS starts the server with ssl=on (WithTLS).
+	useTLS bool
+	cmd    *exec.Cmd
+	exited <-chan struct{}
 
 	stopOnce sync.Once
 	seedMu   sync.Mutex
@@ -147,13 +152,16 @@ func majorOf(binDir string) int {
 // connections. Its files live in a new directory under dir, or, when running
 // as root (PostgreSQL then runs as the postgres OS user, which may not reach
 // dir) or when dir's path is too long for a Unix socket, under the system's
-// temporary directory. Call Stop when done.
-func Start(ctx context.Context, dir string) (*Server, error) {
+// temporary directory. WithTLS turns TLS on. Call Stop when done.
+func Start(ctx context.Context, dir string, opts ...Option) (*Server, error) {
 	binDir, err := Ensure(ctx)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{Host: "127.0.0.1", User: superuser, BinDir: binDir, Major: majorOf(binDir)}
+	for _, opt := range opts {
+		opt(s)
+	}
 	if s.cred, err = runCredential(ctx); err != nil {
 		return nil, err
 	}
@@ -163,6 +171,14 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 	if err := s.initdb(ctx); err != nil {
 		s.removeDir()
 		return nil, err
+	}
+	if s.useTLS {
+		settings, err := s.issueCertificate()
+		if err != nil {
+			s.removeDir()
+			return nil, err
+		}
+		s.extraArgs = append(s.extraArgs, settings...)
 	}
 	for attempt := 1; ; attempt++ {
 		err = s.startPostgres(ctx)

@@ -17,12 +17,13 @@ limitations under the License.
 // Package database reads what the operator must know of Dify's PostgreSQL
 // itself, not through a Job: the server's version (to choose the client
 // image), which databases exist, and the schema revision in
-// alembic_version (to judge a migration and a restore). It only reads.
+// alembic_version (to judge a migration and a restore). It only reads, and
+// trusts the server's certificate exactly as the Jobs' libpq does with the
+// same sslmode and CA bundle (tls.go).
 package database
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -42,6 +43,9 @@ type Target struct {
 	User     string
 	Password string
 	SSLMode  string
+	// CA is the PEM bundle the server's certificate is verified against
+	// (spec.database.caSecret); empty when there is none.
+	CA []byte
 }
 
 // timeout bounds every connection and query.
@@ -55,13 +59,8 @@ func (t Target) connect(ctx context.Context, db string) (*pgx.Conn, error) {
 	cfg.Host, cfg.Port, cfg.User, cfg.Password, cfg.Database = t.Host, uint16(t.Port), t.User, t.Password, db
 	cfg.ConnectTimeout = timeout
 	cfg.Fallbacks = nil
-	switch t.SSLMode {
-	case "", "disable":
-		cfg.TLSConfig = nil
-	case "require":
-		cfg.TLSConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // libpq's sslmode=require: encrypted, not verified
-	default:
-		cfg.TLSConfig = &tls.Config{ServerName: t.Host, MinVersion: tls.VersionTLS12}
+	if cfg.TLSConfig, err = t.tlsConfig(); err != nil {
+		return nil, fmt.Errorf("PostgreSQL at %s:%d: %w", t.Host, t.Port, err)
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
@@ -73,6 +72,12 @@ func (t Target) connect(ctx context.Context, db string) (*pgx.Conn, error) {
 // describe turns a connection error into a message a person can act on,
 // without the password.
 func describe(t Target, db string, err error) error {
+	if cert := describeCertificate(t, err); cert != nil {
+		return cert
+	}
+	if strings.Contains(err.Error(), "server refused TLS connection") {
+		return fmt.Errorf("PostgreSQL at %s:%d does not offer TLS, which sslMode %s needs", t.Host, t.Port, t.SSLMode)
+	}
 	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok {
 		switch pgErr.Code {
 		case "28P01", "28000":

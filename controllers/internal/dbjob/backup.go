@@ -162,6 +162,7 @@ func Backup(in BackupInput) *batchv1.Job {
 	}
 	// Writable: the backup proves a restore could write them.
 	volumes, mounts, env = dataVolumes(in.Volumes, nil, false, volumes, mounts, env)
+	volumes, mounts, env = withCA(in.Database, volumes, mounts, env)
 	config := 0
 	addConfig := func(kind, name string, source corev1.VolumeSource) {
 		vol := fmt.Sprintf("config-%d", config)

@@ -231,3 +231,52 @@ func TestRestoreJobFromTheRecord(t *testing.T) {
 		}
 	}
 }
+
+// A CA bundle reaches libpq in the Jobs that connect: the Secret's key
+// mounted read-only, PGSSLROOTCERT pointing at it; without one, neither.
+func TestJobsThatConnectGetTheCABundle(t *testing.T) {
+	c := Common{Namespace: "ns", Name: "j", Upgrade: "u", Timeout: time.Minute}
+	jobs := func(db Database) map[string]*corev1.PodSpec {
+		return map[string]*corev1.PodSpec{
+			"backup":  &Backup(BackupInput{Common: c, BackupName: "b", Image: "postgres:15-alpine", Database: &db, Destination: "backups"}).Spec.Template.Spec,
+			"restore": &Restore(RestoreInput{Common: c, BackupName: "b", Image: "postgres:15-alpine", Destination: "backups", Database: db, Checksums: map[string]string{"dify": sum}}).Spec.Template.Spec,
+		}
+	}
+	db := Database{Host: "pg", Port: 5432, SSLMode: "verify-full", Secret: "dify-db", UsernameKey: "username", PasswordKey: "password",
+		Databases: []string{"dify"}, CASecret: "dify-db-ca", CAKey: "bundle.pem"}
+	for name, spec := range jobs(db) {
+		var volume *corev1.Volume
+		for i := range spec.Volumes {
+			if s := spec.Volumes[i].Secret; s != nil && s.SecretName == "dify-db-ca" {
+				volume = &spec.Volumes[i]
+			}
+		}
+		if volume == nil || len(volume.Secret.Items) != 1 || volume.Secret.Items[0].Key != "bundle.pem" {
+			t.Fatalf("%s: no volume with the CA Secret's key: %+v", name, spec.Volumes)
+		}
+		ctr := spec.Containers[0]
+		var root string
+		for _, e := range ctr.Env {
+			if e.Name == "PGSSLROOTCERT" {
+				root = e.Value
+			}
+		}
+		mounted := false
+		for _, m := range ctr.VolumeMounts {
+			if m.Name == volume.Name && m.ReadOnly && root == m.MountPath+"/"+volume.Secret.Items[0].Path {
+				mounted = true
+			}
+		}
+		if !mounted {
+			t.Errorf("%s: PGSSLROOTCERT %q is not the mounted CA bundle (mounts %+v)", name, root, ctr.VolumeMounts)
+		}
+	}
+	db.SSLMode, db.CASecret, db.CAKey = "disable", "", ""
+	for name, spec := range jobs(db) {
+		for _, e := range spec.Containers[0].Env {
+			if e.Name == "PGSSLROOTCERT" {
+				t.Errorf("%s: PGSSLROOTCERT without a CA Secret", name)
+			}
+		}
+	}
+}

@@ -31,6 +31,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -72,6 +73,9 @@ const (
 	volumeMount = "/volumes"
 	configMount = "/config"
 	resultPath  = "/dev/termination-log"
+	// caMount holds the CA bundle of the database's caSecret, as caFile.
+	caMount = "/etc/dify-upgrade/database-ca"
+	caFile  = "ca.crt"
 )
 
 // Names shared by the Jobs' specs and scripts.
@@ -110,6 +114,9 @@ type Database struct {
 	Secret      string
 	UsernameKey string
 	PasswordKey string
+	// CASecret and CAKey name the CA bundle the server's certificate is
+	// verified against; CASecret is empty when there is none.
+	CASecret, CAKey string
 	// Databases are the databases to back up and restore.
 	Databases []string
 }
@@ -257,6 +264,24 @@ func pgEnv(db Database) []corev1.EnvVar {
 		{Name: "PGUSER", ValueFrom: ref(db.UsernameKey)},
 		{Name: "PGPASSWORD", ValueFrom: ref(db.PasswordKey)},
 	}
+}
+
+// withCA mounts db's CA bundle, when it has one, and points libpq at it
+// with PGSSLROOTCERT: verify-ca and verify-full then check the server's
+// certificate against it (and require, as libpq does once a root
+// certificate is given). Without it libpq would look in the home directory
+// of a container that has none.
+func withCA(db *Database, volumes []corev1.Volume, mounts []corev1.VolumeMount,
+	env []corev1.EnvVar) ([]corev1.Volume, []corev1.VolumeMount, []corev1.EnvVar) {
+	if db == nil || db.CASecret == "" {
+		return volumes, mounts, env
+	}
+	const volume = "database-ca"
+	volumes = append(volumes, corev1.Volume{Name: volume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+		SecretName: db.CASecret, Items: []corev1.KeyToPath{{Key: db.CAKey, Path: caFile}}}}})
+	mounts = append(mounts, corev1.VolumeMount{Name: volume, MountPath: caMount, ReadOnly: true})
+	env = append(env, corev1.EnvVar{Name: "PGSSLROOTCERT", Value: path.Join(caMount, caFile)})
+	return volumes, mounts, env
 }
 
 // ClientImage is the default PostgreSQL client image for a server of the

@@ -335,6 +335,7 @@ func Restore(in RestoreInput) *batchv1.Job {
 			corev1.EnvVar{Name: fmt.Sprintf("VOLUME_%d_FILE", i), Value: v.File},
 			corev1.EnvVar{Name: fmt.Sprintf("VOLUME_%d_SHA256", i), Value: v.SHA256})
 	}
+	volumes, mounts, env = withCA(&in.Database, volumes, mounts, env)
 	c := container("restore", in.Image, restoreScript, env, sc, mounts)
 	return in.job(corev1.PodSpec{SecurityContext: podSC, Containers: []corev1.Container{c}, Volumes: volumes})
 }
