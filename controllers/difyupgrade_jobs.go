@@ -29,7 +29,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/database"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/dbjob"
 )
@@ -139,38 +138,29 @@ func (j jobState) failure() string {
 	return msg
 }
 
-// dbInfo says how to reach the database: for the Jobs (the Secret by
-// reference) and for the operator itself (the credentials read from the
-// Secret, kept in memory only).
+// dbTarget says how the operator itself reaches the database: with the
+// credentials the Jobs use, read from where they are (kept in memory only).
 func (r *DifyUpgradeReconciler) dbTarget(ctx context.Context, s *scope) (database.Target, error) {
-	db := s.spec().Database
-	secret := &corev1.Secret{}
-	key := client.ObjectKey{Namespace: s.upgrade.Namespace, Name: db.CredentialsSecret.Name}
-	if err := r.reader().Get(ctx, key, secret); err != nil {
-		if apierrors.IsNotFound(err) {
-			return database.Target{}, fmt.Errorf("the credentials Secret %s (spec.database.credentialsSecret) does not exist", key.Name)
-		}
-		return database.Target{}, fmt.Errorf("reading the credentials Secret %s: %w", key.Name, err)
+	db := dbOf(s)
+	user, err := r.credential(ctx, s, db.user, db.field)
+	if err != nil {
+		return database.Target{}, err
 	}
-	user, ok := secret.Data[db.CredentialsSecret.UsernameKey]
-	if !ok {
-		return database.Target{}, fmt.Errorf("the credentials Secret %s has no key %q (spec.database.credentialsSecret.usernameKey)", key.Name, db.CredentialsSecret.UsernameKey)
-	}
-	password, ok := secret.Data[db.CredentialsSecret.PasswordKey]
-	if !ok {
-		return database.Target{}, fmt.Errorf("the credentials Secret %s has no key %q (spec.database.credentialsSecret.passwordKey)", key.Name, db.CredentialsSecret.PasswordKey)
+	password, err := r.credential(ctx, s, db.password, db.field)
+	if err != nil {
+		return database.Target{}, err
 	}
 	ca, err := r.caBundle(ctx, s)
 	if err != nil {
 		return database.Target{}, err
 	}
-	return database.Target{Host: db.Host, Port: db.Port, User: string(user), Password: string(password), SSLMode: string(db.SSLMode), CA: ca}, nil
+	return database.Target{Host: db.host, Port: db.port, User: user, Password: password, SSLMode: db.sslMode, CA: ca}, nil
 }
 
 // caBundle reads the CA bundle of spec.database.caSecret; nil when there is
 // none.
 func (r *DifyUpgradeReconciler) caBundle(ctx context.Context, s *scope) ([]byte, error) {
-	ca := s.spec().Database.CASecret
+	ca := dbOf(s).ca
 	if ca == nil {
 		return nil, nil
 	}
@@ -187,19 +177,6 @@ func (r *DifyUpgradeReconciler) caBundle(ctx context.Context, s *scope) ([]byte,
 		return nil, fmt.Errorf("the CA Secret %s has no key %q (spec.database.caSecret.key)", key.Name, ca.Key)
 	}
 	return bundle, nil
-}
-
-// jobDatabase is spec.database as the Jobs see it.
-func jobDatabase(db *upgradev1alpha1.DatabaseSpec) *dbjob.Database {
-	if db == nil {
-		return nil
-	}
-	out := &dbjob.Database{Host: db.Host, Port: db.Port, SSLMode: string(db.SSLMode), Secret: db.CredentialsSecret.Name,
-		UsernameKey: db.CredentialsSecret.UsernameKey, PasswordKey: db.CredentialsSecret.PasswordKey, Databases: db.Databases}
-	if ca := db.CASecret; ca != nil {
-		out.CASecret, out.CAKey = ca.Name, ca.Key
-	}
-	return out
 }
 
 // common are the fields every Job of this upgrade shares.

@@ -31,37 +31,35 @@ import (
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/workload"
 )
 
-// somethingToBackUp reports whether the spec asks for anything to be backed
-// up: the database, volumes or configuration.
-func somethingToBackUp(spec *upgradev1alpha1.DifyUpgradeSpec) bool {
-	b := spec.Backup
-	return spec.Database != nil || len(b.Volumes) > 0 || (b.Config != nil && len(b.Config.ConfigMaps)+len(b.Config.Secrets) > 0)
-}
-
 // backupInput is the backup Job's input for this upgrade.
-func backupInput(s *scope) dbjob.BackupInput {
+func (r *DifyUpgradeReconciler) backupInput(ctx context.Context, s *scope) (dbjob.BackupInput, error) {
 	spec := s.spec()
 	b := s.status().Backup
+	db, err := r.jobDatabase(ctx, s)
+	if err != nil {
+		return dbjob.BackupInput{}, err
+	}
 	in := dbjob.BackupInput{
 		Common:      common(s, dbjob.KindBackup, b.JobName, spec.Backup.Timeout),
 		BackupName:  b.Name,
 		Image:       b.Image,
-		Database:    jobDatabase(spec.Database),
+		Database:    db,
 		Destination: b.Destination,
 		Release:     spec.Release,
 		RunAs:       runAs(b),
 	}
+	in.Resources = spec.Backup.Resources
 	if in.Destination == "" {
 		// Recorded by an operator from before status.backup.destination.
-		in.Destination = spec.Backup.Destination.ClaimName
+		in.Destination = destinationOf(s)
 	}
-	for _, v := range spec.Backup.Volumes {
+	for _, v := range volumesOf(s) {
 		in.Volumes = append(in.Volumes, dbjob.Volume{Claim: v.ClaimName, SubPath: v.SubPath})
 	}
 	if c := spec.Backup.Config; c != nil {
 		in.ConfigMaps, in.Secrets = c.ConfigMaps, c.Secrets
 	}
-	return in
+	return in, nil
 }
 
 // reconcileBackup takes the backup before anything changes: a Job dumps
@@ -78,8 +76,8 @@ func (r *DifyUpgradeReconciler) reconcileBackup(ctx context.Context, s *scope) (
 		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "BackupDisabled", "Backup", "%s", msg)
 		return phaseResult{next: next, message: msg, outcome: &outcome{metav1.ConditionFalse, upgradev1alpha1.ReasonBackupDisabled, msg}}, nil
 	}
-	if !somethingToBackUp(spec) {
-		msg := "Nothing was backed up: set spec.database and spec.backup.destination to back up the database before the migration"
+	if !somethingToBackUp(s) {
+		msg := "Nothing was backed up: no database was given (spec.database) or found in the api's environment, and no volume or configuration"
 		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "NothingBackedUp", "Backup", "%s", msg)
 		return phaseResult{next: next, message: msg, outcome: &outcome{metav1.ConditionFalse, upgradev1alpha1.ReasonNothingToBackUp, msg}}, nil
 	}
@@ -95,7 +93,14 @@ func (r *DifyUpgradeReconciler) reconcileBackup(ctx context.Context, s *scope) (
 	}
 	switch {
 	case !job.exists:
-		if err := r.createJob(ctx, s, dbjob.Backup(backupInput(s))); err != nil {
+		if err := r.ensureBackupClaim(ctx, s); err != nil {
+			return phaseResult{}, err
+		}
+		in, err := r.backupInput(ctx, s)
+		if err != nil {
+			return phaseResult{}, err
+		}
+		if err := r.createJob(ctx, s, dbjob.Backup(in)); err != nil {
 			return phaseResult{}, err
 		}
 		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "BackupStarted", "Backup",
@@ -107,9 +112,12 @@ func (r *DifyUpgradeReconciler) reconcileBackup(ctx context.Context, s *scope) (
 		return phaseResult{message: fmt.Sprintf("Backing up (Job %s) to %s", b.JobName, b.Location)}, nil
 	}
 
+	in, err := r.backupInput(ctx, s)
+	if err != nil {
+		return phaseResult{}, err
+	}
 	m, err := dbjob.ParseManifest(job.report)
 	if err == nil {
-		in := backupInput(s)
 		var databases []string
 		if in.Database != nil {
 			databases = in.Database.Databases
@@ -130,7 +138,7 @@ func (r *DifyUpgradeReconciler) reconcileBackup(ctx context.Context, s *scope) (
 	b.Artifacts = nil
 	var total int64
 	claims := map[string]dbjob.Volume{}
-	for _, v := range backupInput(s).Volumes {
+	for _, v := range in.Volumes {
 		claims[dbjob.VolumeName(v)] = v
 	}
 	for _, a := range m.Artifacts {
@@ -154,13 +162,13 @@ func (r *DifyUpgradeReconciler) reconcileBackup(ctx context.Context, s *scope) (
 func (r *DifyUpgradeReconciler) nameBackup(ctx context.Context, s *scope) phaseResult {
 	spec := s.spec()
 	b := &upgradev1alpha1.BackupStatus{Name: dbjob.BackupName(spec.Release, s.now), Image: spec.Backup.Image,
-		Destination: spec.Backup.Destination.ClaimName}
+		Destination: destinationOf(s)}
 	who, err := r.dataIdentity(ctx, s)
 	if err != nil {
 		return failed(upgradev1alpha1.ReasonBackupFailed, "%v", err)
 	}
 	b.RunAs = &upgradev1alpha1.JobIdentity{User: who.UID, Group: who.GID, FSGroup: who.FSGroup}
-	if spec.Database != nil {
+	if dbOf(s) != nil {
 		info, err := r.probe(ctx, s)
 		if err != nil {
 			return failed(upgradev1alpha1.ReasonBackupFailed, "%v", err)
@@ -174,7 +182,7 @@ func (r *DifyUpgradeReconciler) nameBackup(ctx context.Context, s *scope) phaseR
 		b.Image = dbjob.DefaultClientImage
 	}
 	b.JobName = dbjob.Name(s.upgrade.Name, string(s.upgrade.UID), dbjob.KindBackup, b.Name)
-	b.Location = dbjob.Location(spec.Backup.Destination.ClaimName, b.Name)
+	b.Location = dbjob.Location(b.Destination, b.Name)
 	s.status().Backup = b
 	return phaseResult{message: fmt.Sprintf("Backing up to %s with %s", b.Location, b.Image), progressed: true}
 }
@@ -200,6 +208,14 @@ func (r *DifyUpgradeReconciler) dataIdentity(ctx context.Context, s *scope) (dbj
 	return dbjob.PostgresUser, nil
 }
 
+// dataResources are spec.backup.resources when set, else def.
+func dataResources(spec *upgradev1alpha1.DifyUpgradeSpec, def corev1.ResourceRequirements) corev1.ResourceRequirements {
+	if spec.Backup.Resources != nil {
+		return *spec.Backup.Resources.DeepCopy()
+	}
+	return def
+}
+
 // runAs is the identity a backup was taken with.
 func runAs(b *upgradev1alpha1.BackupStatus) dbjob.RunAs {
 	if b == nil || b.RunAs == nil {
@@ -215,7 +231,7 @@ func (r *DifyUpgradeReconciler) probe(ctx context.Context, s *scope) (database.I
 	if err != nil {
 		return database.Info{}, err
 	}
-	return database.Probe(ctx, t, s.spec().Database.Databases)
+	return database.Probe(ctx, t, dbOf(s).databases)
 }
 
 // humanBytes writes a size for people.
@@ -345,7 +361,7 @@ func (r *DifyUpgradeReconciler) nameMigration(ctx context.Context, s *scope) (ph
 	if st.Backup != nil {
 		m.FromRevision = backupRevision(st.Backup)
 	}
-	if m.FromRevision == "" && s.spec().Database != nil {
+	if m.FromRevision == "" && dbOf(s) != nil {
 		info, err := r.probe(ctx, s)
 		if err != nil {
 			return phaseResult{}, err
@@ -394,7 +410,7 @@ func (r *DifyUpgradeReconciler) migrated(ctx context.Context, s *scope, report d
 		m.ExpectedRevision = report.Heads[0]
 	}
 	current, verified := report.Current, false
-	if s.spec().Database != nil {
+	if dbOf(s) != nil {
 		info, err := r.probe(ctx, s)
 		if err != nil {
 			return phaseResult{}, err
@@ -457,17 +473,18 @@ func backupRevision(b *upgradev1alpha1.BackupStatus) string {
 func (r *DifyUpgradeReconciler) pruneBackups(ctx context.Context, s *scope) error {
 	b := s.status().Backup
 	spec := s.spec()
-	if b == nil || b.TakenAt == nil || spec.Backup.Destination == nil {
+	if b == nil || b.TakenAt == nil || b.Destination == "" {
 		return nil
 	}
 	name := dbjob.Name(s.upgrade.Name, string(s.upgrade.UID), dbjob.KindPrune, b.Name)
 	j := dbjob.Prune(dbjob.PruneInput{Common: common(s, dbjob.KindPrune, name, spec.Backup.Timeout),
-		Image: b.Image, Destination: spec.Backup.Destination.ClaimName, Release: spec.Release,
+		Image: b.Image, Destination: b.Destination, Release: spec.Release,
 		Keep: spec.Backup.Retention.Keep, Current: b.Name, RunAs: runAs(b)})
+	j.Spec.Template.Spec.Containers[0].Resources = dataResources(spec, j.Spec.Template.Spec.Containers[0].Resources)
 	if err := r.createJob(ctx, s, j); err != nil {
 		return err
 	}
 	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "RetentionStarted", "Retention",
-		"Job %s keeps the newest %d backups of %s on %s", name, spec.Backup.Retention.Keep, spec.Release, spec.Backup.Destination.ClaimName)
+		"Job %s keeps the newest %d backups of %s on %s", name, spec.Backup.Retention.Keep, spec.Release, b.Destination)
 	return nil
 }

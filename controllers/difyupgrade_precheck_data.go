@@ -39,76 +39,157 @@ import (
 var databaseName = regexp.MustCompile(fmt.Sprintf(`^[A-Za-z_][A-Za-z0-9_]{0,%d}$`, dbjob.MaxDatabaseName-1))
 
 // checkData checks, before anything changes, that the data can be
-// protected the way the spec says: a backup to restore if the policy needs
-// one, a destination that exists, the database reachable with the given
-// credentials and every database present. It records the checks; bad is
-// true with the failure when the upgrade must not start.
+// protected: what the spec leaves out is found in the api's environment
+// (the database, the storage volume) and the release's backup claim
+// planned; the claims exist; the database answers with the credentials the
+// Jobs will use, every database is there and the user may restore them. A
+// migration that would pass the point of no return with no way back is
+// refused unless spec.rollback.restoreDatabase says Never. It records the
+// checks; bad is true with the failure when the upgrade must not start.
 func (r *DifyUpgradeReconciler) checkData(ctx context.Context, s *scope) (res phaseResult, bad bool) {
 	spec := s.spec()
 	fail := func(check, reason, format string, args ...any) (phaseResult, bool) {
 		return s.refuse(check, reason, format, args...), true
 	}
 	backupOn := *spec.Backup.Enabled
-	if !backupOn && *spec.Migration.Enabled && spec.Rollback.RestoreDatabase == upgradev1alpha1.RestoreDatabaseIfMigrated {
+	needRestore := *spec.Migration.Enabled && spec.Rollback.RestoreDatabase == upgradev1alpha1.RestoreDatabaseIfMigrated
+	if !backupOn && needRestore {
 		return fail("backup", upgradev1alpha1.ReasonInvalidSpec,
 			"spec.backup.enabled is false, but spec.rollback.restoreDatabase is IfMigrated: a rollback after the migration would have no backup to restore; turn the backup on, or set spec.rollback.restoreDatabase: Never to accept that the old version may have to run on the migrated schema")
 	}
-	if db := spec.Database; db != nil {
-		for _, name := range db.Databases {
+	if backupOn {
+		if res, bad := r.findData(ctx, s, needRestore); bad {
+			return res, true
+		}
+	}
+	if db := dbOf(s); db != nil {
+		for _, name := range db.databases {
 			if !databaseName.MatchString(name) {
 				return fail("database", upgradev1alpha1.ReasonInvalidSpec,
-					"spec.database.databases: %q is not a plain PostgreSQL identifier of at most %d bytes (letters, digits, underscores; not starting with a digit)", name, dbjob.MaxDatabaseName)
+					"database %q is not a plain PostgreSQL identifier of at most %d bytes (letters, digits, underscores; not starting with a digit): set spec.database.databases", name, dbjob.MaxDatabaseName)
 			}
 		}
 	}
-	if backupOn && somethingToBackUp(spec) {
-		if res, bad := r.checkClaims(ctx, s); bad {
-			return res, true
-		}
+	if needRestore && backupOn && dbOf(s) == nil {
+		return fail("backup", upgradev1alpha1.ReasonInvalidSpec,
+			"the schema migration would pass the point of no return with no database backup, so a rollback could not take the data back: set spec.database (or let the operator find it in the api's env DB_HOST, DB_PORT, DB_USERNAME, DB_PASSWORD, DB_DATABASE), or set spec.rollback.restoreDatabase: Never to accept that the old version may have to run on the migrated schema")
 	}
 	if res, bad := r.checkDatabase(ctx, s); bad {
 		return res, true
 	}
+	if backupOn && somethingToBackUp(s) {
+		if err := r.planBackupClaim(ctx, s, s.dataBytes+r.volumeBytes(ctx, s)); err != nil {
+			return fail("backup", upgradev1alpha1.ReasonPrecheckFailed, "%v", err)
+		}
+		if res, bad := r.checkClaims(ctx, s); bad {
+			return res, true
+		}
+	}
+	describeData(s)
 	switch {
 	case !backupOn:
 		s.recordCheck("backup", upgradev1alpha1.CheckWarning, "spec.backup.enabled is false: nothing will be backed up")
-	case somethingToBackUp(spec):
-		s.recordCheck("backup", upgradev1alpha1.CheckPassed, fmt.Sprintf("PersistentVolumeClaim %s (the destination) and the claims of backup.volumes exist", spec.Backup.Destination.ClaimName))
+	case somethingToBackUp(s):
+		msg := fmt.Sprintf("PersistentVolumeClaim %s (the destination) and the volumes to archive exist", destinationOf(s))
+		if c := s.status().Plan.BackupClaim; c != nil && c.Create {
+			msg = fmt.Sprintf("the backup goes to PersistentVolumeClaim %s, which the Backup phase creates (%s, %s); the volumes to archive exist",
+				c.Name, c.Size.String(), orDefault(c.StorageClassName, "the default StorageClass"))
+		}
+		s.recordCheck("backup", upgradev1alpha1.CheckPassed, msg)
+	}
+	if !needRestore && *spec.Migration.Enabled {
+		s.recordCheck("way-back", upgradev1alpha1.CheckWarning,
+			"spec.rollback.restoreDatabase is Never: a rollback after the migration leaves the database migrated and runs the old version on it")
 	}
 	return phaseResult{}, false
 }
 
-// checkDatabase connects with the credentials of spec.database, reports the
-// server's version and the schema revision, and checks every database
-// exists; without spec.database it warns that nothing can be restored.
+// describeData says in the plan what the backup holds and where it goes,
+// and what the migration means for the way back.
+func describeData(s *scope) {
+	p := s.status().Plan
+	if p == nil {
+		return
+	}
+	spec := s.spec()
+	p.BackupTargets = nil
+	if *spec.Backup.Enabled {
+		if db := dbOf(s); db != nil {
+			for _, name := range db.databases {
+				p.BackupTargets = append(p.BackupTargets, fmt.Sprintf("database %s at %s:%d", name, db.host, db.port))
+			}
+		}
+		for _, v := range volumesOf(s) {
+			p.BackupTargets = append(p.BackupTargets, "volume "+dbjob.VolumeName(dbjob.Volume{Claim: v.ClaimName, SubPath: v.SubPath}))
+		}
+		if c := spec.Backup.Config; c != nil {
+			for _, name := range c.ConfigMaps {
+				p.BackupTargets = append(p.BackupTargets, "ConfigMap "+name)
+			}
+			for _, name := range c.Secrets {
+				p.BackupTargets = append(p.BackupTargets, "Secret "+name)
+			}
+		}
+		if len(p.BackupTargets) > 0 {
+			p.BackupTargets = append(p.BackupTargets, "to PersistentVolumeClaim "+destinationOf(s))
+		}
+	}
+	if *spec.Migration.Enabled {
+		p.PointOfNoReturn = true
+		if dbOf(s) != nil && *spec.Backup.Enabled {
+			p.Migration = "runs once, before any pod of the new version takes traffic; from then on only the backup's restore takes the data back, which a rollback does"
+		} else {
+			p.Migration = "runs once, before any pod of the new version takes traffic; there is no database backup, so a rollback after it cannot take the data back"
+		}
+	}
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// checkDatabase connects with the credentials the Jobs will use, reports
+// the server's version and the schema revision, and checks every database
+// exists; with no database it warns that nothing can be restored.
 func (r *DifyUpgradeReconciler) checkDatabase(ctx context.Context, s *scope) (phaseResult, bool) {
-	db := s.spec().Database
+	db := dbOf(s)
 	fail := func(reason, format string, args ...any) (phaseResult, bool) {
 		return s.refuse("database", reason, format, args...), true
 	}
 	if db == nil {
 		s.recordCheck("database", upgradev1alpha1.CheckWarning,
-			"spec.database is not set: the database is not backed up, and a rollback after the schema migration cannot restore it")
+			"no database is given (spec.database) or found: the database is not backed up, and a rollback after the schema migration cannot restore it")
 		return phaseResult{}, false
 	}
 	t, err := r.dbTarget(ctx, s)
 	if err != nil {
 		return fail(upgradev1alpha1.ReasonInvalidSpec, "%v", err)
 	}
-	info, err := database.Probe(ctx, t, db.Databases)
+	info, err := database.Probe(ctx, t, db.databases)
 	if err != nil {
 		return fail(upgradev1alpha1.ReasonPrecheckFailed, "%v", err)
 	}
 	if len(info.Missing) > 0 {
-		return fail(upgradev1alpha1.ReasonPrecheckFailed, "spec.database.databases: %s not found on %s:%d",
-			strings.Join(info.Missing, ", "), db.Host, db.Port)
+		where := "spec.database.databases"
+		if s.spec().Database == nil {
+			where = "found in the api's and plugin daemon's DB_DATABASE"
+		}
+		return fail(upgradev1alpha1.ReasonPrecheckFailed, "databases %s (%s) not found on %s:%d",
+			strings.Join(info.Missing, ", "), where, db.host, db.port)
 	}
-	msg := fmt.Sprintf("PostgreSQL %s at %s:%d answers; databases %s exist", info.ServerVersion, db.Host, db.Port, strings.Join(db.Databases, ", "))
+	msg := fmt.Sprintf("PostgreSQL %s at %s:%d answers; databases %s exist", info.ServerVersion, db.host, db.port, strings.Join(db.databases, ", "))
+	if s.spec().Database == nil {
+		msg += " (found in the api's environment: status.plan.database)"
+	}
 	if info.RevisionDB != "" {
 		msg += fmt.Sprintf("; schema revision %s (in %s)", info.Revision, info.RevisionDB)
 	}
 	s.recordCheck("database", upgradev1alpha1.CheckPassed, msg, measure{value: "PostgreSQL " + info.ServerVersion})
 	s.postgresVersion = info.ServerVersion
+	s.dataBytes = info.Bytes
 	if res, bad := checkReplication(s, info.Replication); bad {
 		return res, true
 	}
@@ -117,8 +198,9 @@ func (r *DifyUpgradeReconciler) checkDatabase(ctx context.Context, s *scope) (ph
 
 // restorable reports whether a rollback past the migration would restore
 // the database: what the way back Precheck proves is for.
-func restorable(spec *upgradev1alpha1.DifyUpgradeSpec) bool {
-	return spec.Database != nil && *spec.Backup.Enabled && *spec.Migration.Enabled &&
+func restorable(s *scope) bool {
+	spec := s.spec()
+	return dbOf(s) != nil && *spec.Backup.Enabled && *spec.Migration.Enabled &&
 		spec.Rollback.RestoreDatabase == upgradev1alpha1.RestoreDatabaseIfMigrated
 }
 
@@ -129,11 +211,11 @@ func restorable(spec *upgradev1alpha1.DifyUpgradeSpec) bool {
 // it.
 func checkWayBack(ctx context.Context, s *scope, t database.Target) (phaseResult, bool) {
 	const name = "restore-privileges"
-	spec := s.spec()
-	if !restorable(spec) {
+	if !restorable(s) {
 		return phaseResult{}, false
 	}
-	a, err := database.CheckRestore(ctx, t, spec.Database.Databases)
+	db := dbOf(s)
+	a, err := database.CheckRestore(ctx, t, db.databases)
 	if err != nil {
 		return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "cannot check the privileges a restore needs: %v", err), true
 	}
@@ -148,7 +230,7 @@ func checkWayBack(ctx context.Context, s *scope, t database.Target) (phaseResult
 			"user %s could not restore the databases on rollback (after the migration, with every writer stopped): it lacks %s. As an administrator, run: %s Or point spec.database.credentialsSecret at a user that has them (see the README, Protecting the data)",
 			a.User, strings.Join(needs, "; "), strings.Join(fixes, " ")), true
 	}
-	msg := fmt.Sprintf("user %s may restore %s: ", a.User, strings.Join(spec.Database.Databases, ", "))
+	msg := fmt.Sprintf("user %s may restore %s: ", a.User, strings.Join(db.databases, ", "))
 	if a.Superuser {
 		msg += "a superuser"
 	} else {
@@ -195,31 +277,32 @@ func checkReplication(s *scope, r database.Replication) (phaseResult, bool) {
 	return phaseResult{}, false
 }
 
-// checkClaims checks the backup's destination and volumes exist.
+// checkClaims checks the backup's destination (unless the Backup phase
+// makes it) and the volumes to archive exist.
 func (r *DifyUpgradeReconciler) checkClaims(ctx context.Context, s *scope) (phaseResult, bool) {
-	spec := s.spec()
 	fail := func(reason, format string, args ...any) (phaseResult, bool) {
 		return s.refuse("backup", reason, format, args...), true
 	}
-	// The CRD requires backup.destination when there is anything to back
-	// up (a CEL rule), so it is set here.
-	claims := make([]string, 0, 1+len(spec.Backup.Volumes))
-	claims = append(claims, spec.Backup.Destination.ClaimName)
-	for _, v := range spec.Backup.Volumes {
-		claims = append(claims, v.ClaimName)
+	type claim struct{ name, field string }
+	var claims []claim
+	if c := s.status().Plan.BackupClaim; c == nil || !c.Create {
+		claims = append(claims, claim{destinationOf(s), "spec.backup.destination.claimName"})
 	}
-	for i, name := range claims {
-		pvc := &corev1.PersistentVolumeClaim{}
-		err := r.reader().Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: name}, pvc)
-		field := "spec.backup.destination.claimName"
-		if i > 0 {
-			field = fmt.Sprintf("spec.backup.volumes[%d].claimName", i-1)
+	for i, v := range volumesOf(s) {
+		field := fmt.Sprintf("spec.backup.volumes[%d].claimName", i)
+		if len(s.spec().Backup.Volumes) == 0 {
+			field = "the api's storage volume (status.plan.storage)"
 		}
+		claims = append(claims, claim{v.ClaimName, field})
+	}
+	for _, c := range claims {
+		pvc := &corev1.PersistentVolumeClaim{}
+		err := r.reader().Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: c.name}, pvc)
 		switch {
 		case apierrors.IsNotFound(err):
-			return fail(upgradev1alpha1.ReasonInvalidSpec, "%s: PersistentVolumeClaim %s does not exist in namespace %s", field, name, s.upgrade.Namespace)
+			return fail(upgradev1alpha1.ReasonInvalidSpec, "%s: PersistentVolumeClaim %s does not exist in namespace %s", c.field, c.name, s.upgrade.Namespace)
 		case err != nil:
-			return fail(upgradev1alpha1.ReasonPrecheckFailed, "reading PersistentVolumeClaim %s: %v", name, err)
+			return fail(upgradev1alpha1.ReasonPrecheckFailed, "reading PersistentVolumeClaim %s: %v", c.name, err)
 		}
 	}
 	return phaseResult{}, false

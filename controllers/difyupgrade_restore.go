@@ -55,7 +55,7 @@ func restoreDecision(spec *upgradev1alpha1.DifyUpgradeSpec, st *upgradev1alpha1.
 	switch {
 	case spec.Rollback.RestoreDatabase == upgradev1alpha1.RestoreDatabaseNever:
 		return false, "spec.rollback.restoreDatabase is Never"
-	case spec.Database == nil || st.Backup == nil || st.Backup.TakenAt == nil || !hasDatabaseArtifact(st.Backup):
+	case st.Backup == nil || st.Backup.TakenAt == nil || !hasDatabaseArtifact(st.Backup):
 		return false, "there is no database backup to restore"
 	}
 	return true, ""
@@ -106,7 +106,11 @@ func (r *DifyUpgradeReconciler) restoreDatabase(ctx context.Context, s *scope) (
 	}
 	switch {
 	case !job.exists:
-		if err := r.createJob(ctx, s, r.restoreJob(s)); err != nil {
+		j, err := r.restoreJob(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		if err := r.createJob(ctx, s, j); err != nil {
 			return nil, err
 		}
 		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "RestoreStarted", "Restore",
@@ -146,8 +150,12 @@ func (r *DifyUpgradeReconciler) restoreDatabase(ctx context.Context, s *scope) (
 // restoreJob is the restore Job of this upgrade's backup, built from the
 // record of the backup (status.backup: its databases, volumes, archives,
 // destination and identity), never from the spec read again.
-func (r *DifyUpgradeReconciler) restoreJob(s *scope) *batchv1.Job {
+func (r *DifyUpgradeReconciler) restoreJob(ctx context.Context, s *scope) (*batchv1.Job, error) {
 	spec := s.spec()
+	db, err := r.jobDatabase(ctx, s)
+	if err != nil {
+		return nil, err
+	}
 	st := s.status()
 	b := st.Backup
 	sums := map[string]string{}
@@ -164,21 +172,23 @@ func (r *DifyUpgradeReconciler) restoreJob(s *scope) *batchv1.Job {
 	destination := b.Destination
 	if destination == "" {
 		// Recorded by an operator from before status.backup.destination.
-		destination = spec.Backup.Destination.ClaimName
+		destination = destinationOf(s)
 	}
-	return dbjob.Restore(dbjob.RestoreInput{
+	in := dbjob.RestoreInput{
 		Common:      common(s, dbjob.KindRestore, st.Restore.JobName, spec.Rollback.RestoreTimeout),
 		BackupName:  b.Name,
 		Image:       b.Image,
 		Destination: destination,
-		Database:    *jobDatabase(spec.Database),
+		Database:    *db,
 		Checksums:   sums,
 		RevisionDB:  revisionDB,
 		Revision:    backupRevision(b),
-		Volumes:     restoredVolumes(spec.Backup.Volumes, b),
+		Volumes:     restoredVolumes(volumesOf(s), b),
 		RunAs:       runAs(b),
 		Keep:        spec.Backup.Retention.Keep,
-	})
+	}
+	in.Resources = spec.Backup.Resources
+	return dbjob.Restore(in), nil
 }
 
 // restoredVolumes are the volumes of the backup to put back, each with its

@@ -48,6 +48,9 @@ type scope struct {
 	// postgresVersion is the database server's version, when Precheck
 	// reached it.
 	postgresVersion string
+	// dataBytes is the size of the databases Precheck found, for the
+	// backup claim it makes.
+	dataBytes int64
 	// otherRelease are the workloads discovery set aside because their
 	// release label names another release, for Precheck's messages.
 	otherRelease map[upgradev1alpha1.Component][]discovery.Found

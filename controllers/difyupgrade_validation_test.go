@@ -308,8 +308,6 @@ backup: {destination: {claimName: dify-backups}}
 		Entry("verify-ca without a CA Secret", `database: {host: db, credentialsSecret: {name: db}, sslMode: verify-ca}`+withoutBackup, "sslMode verify-ca and verify-full need caSecret"),
 		Entry("verify-full without a CA Secret", `database: {host: db, credentialsSecret: {name: db}, sslMode: verify-full}`+withoutBackup, "sslMode verify-ca and verify-full need caSecret"),
 		Entry("a database without credentials", `database: {host: db}`, "spec.database.credentialsSecret: Required value"),
-		Entry("a database to back up but no destination", `database: {host: db, credentialsSecret: {name: db}}`, "spec.backup.destination is required"),
-		Entry("volumes to back up but no destination", `backup: {volumes: [{claimName: storage}]}`, "spec.backup.destination is required"),
 		Entry("a subPath that climbs out of the volume", `backup: {destination: {claimName: b}, volumes: [{claimName: s, subPath: ../etc}]}`, "subPath must be a relative path without '..'"),
 		Entry("keeping no backups", `backup: {retention: {keep: 0}}`, "should be greater than or equal to 1"),
 		Entry("a zero migration timeout", `migration: {timeout: 0s}`, "migration timeout must be a positive duration"),
@@ -347,6 +345,8 @@ backup: {destination: {claimName: dify-backups}}
 		Entry("a 32-byte database name", `database: {host: db, credentialsSecret: {name: db}, databases: [`+strings.Repeat("d", 32)+`]}`+withoutBackup),
 		Entry("config to back up with a destination", `backup: {destination: {claimName: b}, config: {configMaps: [c], secrets: [s]}}`),
 		Entry("an empty config block without destination", `backup: {config: {}}`),
+		Entry("a database to back up into the release's own claim", `database: {host: db, credentialsSecret: {name: db}}`),
+		Entry("volumes to back up into a claim of a chosen class and size", `backup: {volumes: [{claimName: storage}], destination: {storageClassName: fast, size: 20Gi}}`),
 	)
 
 	Describe("once the upgrade has started", func() {

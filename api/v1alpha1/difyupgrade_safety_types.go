@@ -17,6 +17,8 @@ limitations under the License.
 package v1alpha1
 
 import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -359,6 +361,12 @@ type BackupSpec struct {
 	// +kubebuilder:default={}
 	Retention BackupRetention `json:"retention,omitzero"`
 
+	// resources are the requests and limits of the backup, restore and
+	// retention Jobs. Default: 100m CPU and 128Mi requested, 2 CPUs and 1Gi
+	// at most.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+
 	// timeout is how long the backup may take before the upgrade fails.
 	// Default: 30m.
 	// +optional
@@ -372,11 +380,24 @@ type BackupSpec struct {
 // BackupDestination is where backups are written.
 type BackupDestination struct {
 	// claimName is the name of a PersistentVolumeClaim in the upgrade's
-	// namespace that holds the backups.
-	// +required
-	// +kubebuilder:validation:MinLength=1
+	// namespace that holds the backups. Empty: <release>-upgrade-backups,
+	// which the operator creates when it does not exist (labelled, never
+	// deleted by the operator) and reuses for later upgrades.
+	// +optional
 	// +kubebuilder:validation:MaxLength=253
-	ClaimName string `json:"claimName"`
+	ClaimName string `json:"claimName,omitempty"`
+
+	// storageClassName is the StorageClass of the claim the operator
+	// creates. Empty: the cluster's default.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	StorageClassName string `json:"storageClassName,omitempty"`
+
+	// size is the size of the claim the operator creates. Default: twice
+	// the databases (pg_database_size) and the volumes backed up, at least
+	// 1Gi.
+	// +optional
+	Size *resource.Quantity `json:"size,omitempty"`
 }
 
 // VolumeBackup is a volume (or a directory in it) to archive.

@@ -17,6 +17,8 @@ limitations under the License.
 package v1alpha1
 
 import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -290,11 +292,148 @@ type PlanStatus struct {
 	// +optional
 	PointOfNoReturn bool `json:"pointOfNoReturn,omitempty"`
 
+	// database is where the data lives when spec.database does not say:
+	// found by Precheck in the api container's environment (and the plugin
+	// daemon's), with where each setting came from. The backup, the
+	// migration's judge and the restore use it as they would
+	// spec.database.
+	// +optional
+	Database *DatabasePlan `json:"database,omitempty"`
+
+	// storage is where the api keeps its files when spec.backup.volumes
+	// does not say: a volume the backup archives, an object store outside
+	// the backup, or nothing lasting.
+	// +optional
+	Storage *StoragePlan `json:"storage,omitempty"`
+
+	// backupClaim is the PersistentVolumeClaim the backup goes to when
+	// spec.backup.destination names none: <release>-upgrade-backups, made
+	// by the operator when it does not exist and kept for later upgrades.
+	// +optional
+	BackupClaim *BackupClaimPlan `json:"backupClaim,omitempty"`
+
 	// estimatedDuration is the plan's estimate from Precheck to Succeeded:
 	// the canary's pauses, the bake, and the rollouts (a minute per batch of
 	// surge pods, per component), plus the backup and migration.
 	// +optional
 	EstimatedDuration *metav1.Duration `json:"estimatedDuration,omitempty"`
+}
+
+// DatabasePlan is the database Precheck found in the api's environment.
+type DatabasePlan struct {
+	// host and port are the server's, as the api reaches it.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	Host string `json:"host"`
+
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port"`
+
+	// databases are the api's database and the plugin daemon's.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=4
+	// +kubebuilder:validation:items:MaxLength=63
+	Databases []string `json:"databases,omitempty"`
+
+	// user is where the Jobs take the user name from.
+	// +required
+	User CredentialSource `json:"user"`
+
+	// password is where the Jobs take the password from; its value is
+	// never recorded.
+	// +required
+	Password CredentialSource `json:"password"`
+
+	// foundBy says where each setting came from, for example "host: Secret
+	// dify-db key host (env DB_HOST of container api of Deployment
+	// dify-api)".
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=512
+	FoundBy []string `json:"foundBy,omitempty"`
+}
+
+// CredentialSource is where the Jobs take a credential from, as the api
+// does: a key of a Secret or a ConfigMap, or a value written in the api's
+// pod template (a password's is read from the template when a Job is made,
+// never recorded here).
+type CredentialSource struct {
+	// secretKeyRef is a key of a Secret in the upgrade's namespace.
+	// +optional
+	SecretKeyRef *corev1.SecretKeySelector `json:"secretKeyRef,omitempty"`
+
+	// configMapKeyRef is a key of a ConfigMap in the upgrade's namespace.
+	// +optional
+	ConfigMapKeyRef *corev1.ConfigMapKeySelector `json:"configMapKeyRef,omitempty"`
+
+	// value is a user name written in the api's pod template (never a
+	// password).
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Value string `json:"value,omitempty"`
+
+	// env names the api container's env variable whose value, written in
+	// its pod template, the Jobs copy: how a literal password is taken
+	// without recording it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Env string `json:"env,omitempty"`
+}
+
+// StoragePlan is where the api keeps its files.
+type StoragePlan struct {
+	// kind is Volume (a PersistentVolumeClaim the backup archives),
+	// ObjectStorage (outside the backup) or Ephemeral (nothing lasting).
+	// +required
+	// +kubebuilder:validation:Enum=Volume;ObjectStorage;Ephemeral
+	Kind string `json:"kind"`
+
+	// claimName and subPath are the volume, for kind Volume.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ClaimName string `json:"claimName,omitempty"`
+
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	SubPath string `json:"subPath,omitempty"`
+
+	// foundBy says how it was found; advice what a person should know.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	FoundBy string `json:"foundBy,omitempty"`
+
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Advice string `json:"advice,omitempty"`
+}
+
+// BackupClaimPlan is the claim the operator backs up to when the spec names
+// none.
+type BackupClaimPlan struct {
+	// name is <release>-upgrade-backups.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// create is true when the claim does not exist yet: the Backup phase
+	// creates it (labelled, never deleted by the operator).
+	// +optional
+	Create bool `json:"create,omitempty"`
+
+	// size is the size asked for: twice the databases and the volumes, at
+	// least 1Gi, or spec.backup.destination.size.
+	// +optional
+	Size *resource.Quantity `json:"size,omitempty"`
+
+	// storageClassName is the class asked for; empty: the cluster's
+	// default.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	StorageClassName string `json:"storageClassName,omitempty"`
 }
 
 // CompatibilityStatus says which compatibility matrix was used.

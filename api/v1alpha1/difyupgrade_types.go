@@ -36,7 +36,6 @@ import (
 
 // DifyUpgradeSpec says which Dify installation to upgrade, to which version, and
 // how carefully.
-// +kubebuilder:validation:XValidation:rule="!has(self.backup) || !has(self.backup.enabled) || !self.backup.enabled || has(self.backup.destination) || (!has(self.database) && (!has(self.backup.volumes) || size(self.backup.volumes) == 0) && (!has(self.backup.config) || ((!has(self.backup.config.configMaps) || size(self.backup.config.configMaps) == 0) && (!has(self.backup.config.secrets) || size(self.backup.config.secrets) == 0))))",message="spec.backup.destination is required when backup is enabled and there is a database, a volume or config to back up; set it, or set spec.backup.enabled to false"
 type DifyUpgradeSpec struct {
 	// targetVersion is the Dify version to upgrade to, as a semantic version
 	// without a leading "v", for example "1.11.1" or the hotfix "1.10.1-fix.1".
@@ -90,8 +89,10 @@ type DifyUpgradeSpec struct {
 	Precheck PrecheckSpec `json:"precheck,omitzero"`
 
 	// database says how to reach Dify's PostgreSQL to back it up before the
-	// migration and restore it on rollback. Absent means the database is not
-	// backed up and cannot be restored; the schema migration still runs.
+	// migration and restore it on rollback. Absent: Precheck finds it in the
+	// api container's environment (DB_HOST, DB_PORT, DB_USERNAME,
+	// DB_PASSWORD, DB_DATABASE, and the plugin daemon's DB_DATABASE) and
+	// records it, with where each setting came from, in status.plan.database.
 	// +optional
 	Database *DatabaseSpec `json:"database,omitempty"`
 

@@ -83,15 +83,26 @@ var _ = Describe("Upgrading Dify through an Istio canary", func() {
 		Expect(u.Status.Conditions).To(ContainElements(
 			And(HaveField("Type", upgradev1alpha1.ConditionReady), HaveField("Status", metav1.ConditionTrue)),
 			And(HaveField("Type", upgradev1alpha1.ConditionPromoted), HaveField("Status", metav1.ConditionTrue)),
-			// Without spec.database nothing is backed up, and it says so; the
-			// migration ran, judged by what the target image reads.
-			And(HaveField("Type", upgradev1alpha1.ConditionBackupComplete), HaveField("Status", metav1.ConditionFalse),
-				HaveField("Reason", upgradev1alpha1.ReasonNothingToBackUp)),
-			And(HaveField("Type", upgradev1alpha1.ConditionSchemaMigrated), HaveField("Status", metav1.ConditionTrue),
-				HaveField("Reason", upgradev1alpha1.ReasonMigrationUnverified)),
+			// Without spec.database the operator finds the database in the
+			// api's env and backs it up into a claim of its own; the
+			// migration is judged by the revision it reads.
+			And(HaveField("Type", upgradev1alpha1.ConditionBackupComplete), HaveField("Status", metav1.ConditionTrue)),
+			And(HaveField("Type", upgradev1alpha1.ConditionSchemaMigrated), HaveField("Status", metav1.ConditionTrue)),
 		))
+		By("having found the database in the api's env and backed it up into the release's own claim")
+		dbs := databasesOf(ns)
+		Expect(u.Status.Plan.Database).NotTo(BeNil())
+		Expect(u.Status.Plan.Database.Databases).To(Equal([]string{dbs.Dify, dbs.Plugin}))
+		Expect(u.Status.Plan.Database.FoundBy).To(ContainElement(ContainSubstring("password: Secret dify-db key password (env DB_PASSWORD of container api")))
+		Expect(u.Status.Plan.Database.Password).To(Equal(upgradev1alpha1.CredentialSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "dify-db"}, Key: "password"}}), "the password by reference, never its value")
+		Expect(u.Status.Plan.BackupClaim).To(And(Not(BeNil()), HaveField("Name", "dify-upgrade-backups"), HaveField("Create", true)))
+		pvc := &corev1.PersistentVolumeClaim{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "dify-upgrade-backups"}, pvc)).To(Succeed())
+		Expect(pvc.Labels).To(HaveKeyWithValue("upgrade.difyops.io/backups-of", "dify"))
+		Expect(u.Status.Backup.Artifacts).To(ContainElement(And(HaveField("Kind", upgradev1alpha1.BackupArtifactDatabase), HaveField("Name", dbs.Dify))))
 		By("having migrated the real schema once, with the target image")
-		Expect(u.Status.Migration.FromRevision).To(BeEmpty(), "nothing could read it without spec.database")
+		Expect(u.Status.Migration.FromRevision).To(Equal(pgserver.Revision1101))
 		Expect(u.Status.Migration.ToRevision).To(Equal(pgserver.Revision1111))
 		Expect(revision(ctx, ns)).To(Equal(pgserver.Revision1111))
 		Expect(jobRuns(ns, "migrate")).To(HaveLen(1))

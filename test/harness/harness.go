@@ -65,6 +65,9 @@ type Servers struct {
 	// StateDir holds the runner's claims, pod directories and logs.
 	StateDir string
 	root     string
+	// stopProvisioning ends the binding of the default StorageClass's
+	// claims.
+	stopProvisioning context.CancelFunc
 }
 
 // Start starts PostgreSQL and the Job runner for the cluster at cfg, with
@@ -111,6 +114,12 @@ func Start(ctx context.Context, cfg *rest.Config, dir string, logf func(string, 
 		return nil, err
 	}
 	servers := &Servers{Postgres: pg, Runner: runner, StateDir: state, root: root}
+	provisioning, stopProvisioning := context.WithCancel(context.WithoutCancel(ctx))
+	servers.stopProvisioning = stopProvisioning
+	if err := servers.startProvisioner(provisioning, cfg); err != nil {
+		servers.Stop()
+		return nil, err
+	}
 	if servers.S3, err = s3server.Start(); err != nil {
 		servers.Stop()
 		return nil, err
@@ -159,6 +168,9 @@ func APITarget(ns string) trafficsim.Target {
 func (s *Servers) Stop() {
 	if s == nil {
 		return
+	}
+	if s.stopProvisioning != nil {
+		s.stopProvisioning()
 	}
 	if s.Traffic != nil {
 		s.Traffic.Stop()

@@ -102,6 +102,9 @@ type Info struct {
 	Major int
 	// Missing are the asked-for databases that do not exist.
 	Missing []string
+	// Bytes is the size of the databases that exist (pg_database_size; 0
+	// where the user may not read it).
+	Bytes int64
 	// RevisionDB is the first database holding alembic_version (Dify's),
 	// and Revision its revision; both empty when none does.
 	RevisionDB, Revision string
@@ -152,6 +155,10 @@ func Probe(ctx context.Context, t Target, databases []string) (Info, error) {
 		if !exists {
 			info.Missing = append(info.Missing, db)
 			continue
+		}
+		var size int64
+		if err := conn.QueryRow(ctx, "select pg_database_size($1)", db).Scan(&size); err == nil {
+			info.Bytes += size
 		}
 		if info.RevisionDB != "" {
 			continue

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 func TestNameIsDeterministicAndShort(t *testing.T) {
@@ -278,5 +279,46 @@ func TestJobsThatConnectGetTheCABundle(t *testing.T) {
 				t.Errorf("%s: PGSSLROOTCERT without a CA Secret", name)
 			}
 		}
+	}
+}
+
+// The migration Job looks like the api where it matters: its resources,
+// its configuration volumes and mounts (not its claims), its read-only root.
+func TestMigrationTakesTheAPIsResourcesAndFiles(t *testing.T) {
+	res := corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("4Gi")},
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m")}}
+	tpl := corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+		Volumes: []corev1.Volume{
+			{Name: "ca", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "corp-ca"}}}},
+			{Name: "storage", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "dify-storage"}}},
+			{Name: "unused", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		},
+		Containers: []corev1.Container{{Name: "api", Resources: res,
+			SecurityContext: &corev1.SecurityContext{ReadOnlyRootFilesystem: new(true)},
+			VolumeMounts: []corev1.VolumeMount{{Name: "ca", MountPath: "/etc/ssl/corp", ReadOnly: true}, {Name: "storage", MountPath: "/app/api/storage"}}}},
+	}}
+	j := Migration(MigrationInput{Common: Common{Namespace: "ns", Name: "m", Upgrade: "u", Timeout: time.Minute}, Container: "api",
+		Image: "langgenius/dify-api:1.11.1", Template: tpl})
+	spec := j.Spec.Template.Spec
+	c := spec.Containers[0]
+	if !c.Resources.Limits.Memory().Equal(resource.MustParse("4Gi")) || !c.Resources.Requests.Cpu().Equal(resource.MustParse("500m")) {
+		t.Errorf("resources %v are not the api's", c.Resources)
+	}
+	if len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != "/etc/ssl/corp" || len(spec.Volumes) != 1 || spec.Volumes[0].ConfigMap == nil {
+		t.Errorf("mounts %v, volumes %v: want the CA bundle only (no claim, nothing unused)", c.VolumeMounts, spec.Volumes)
+	}
+	if c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem {
+		t.Error("the api's read-only root filesystem is not kept")
+	}
+	checkRestricted(t, "migrate", &spec)
+}
+
+// spec.backup.resources replace the data Jobs' defaults.
+func TestDataJobsTakeTheirResources(t *testing.T) {
+	res := &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("3Gi"), corev1.ResourceCPU: resource.MustParse("4")},
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}}
+	j := Backup(BackupInput{Common: Common{Namespace: "ns", Name: "b", Upgrade: "u", Timeout: time.Minute, Resources: res}, BackupName: "b", Image: "postgres:15-alpine", Destination: "d"})
+	if got := j.Spec.Template.Spec.Containers[0].Resources; !got.Limits.Memory().Equal(resource.MustParse("3Gi")) {
+		t.Errorf("resources %v", got)
 	}
 }

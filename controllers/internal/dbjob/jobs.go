@@ -119,6 +119,25 @@ type Database struct {
 	CASecret, CAKey string
 	// Databases are the databases to back up and restore.
 	Databases []string
+	// User and Password, when set, are where the Jobs take the
+	// credentials from instead of UsernameKey and PasswordKey of Secret: as
+	// the api takes them, when the database was found in its environment.
+	User, Password *Credential
+}
+
+// Credential is where a Job takes a user name or a password from: a key of
+// a Secret or a ConfigMap, or a value written in the api's own pod template
+// (which the Job's spec then holds too, as the api's does).
+type Credential struct {
+	From  *corev1.EnvVarSource
+	Value string
+}
+
+func (c *Credential) env(name string) corev1.EnvVar {
+	if c.From != nil {
+		return corev1.EnvVar{Name: name, ValueFrom: c.From.DeepCopy()}
+	}
+	return corev1.EnvVar{Name: name, Value: c.Value}
 }
 
 // Common is what every Job of an upgrade shares.
@@ -128,11 +147,18 @@ type Common struct {
 	Upgrade   string
 	Kind      Kind
 	Timeout   time.Duration
+	// Resources replace the Jobs' default requests and limits when set.
+	Resources *corev1.ResourceRequirements
 }
 
 func (c Common) job(spec corev1.PodSpec) *batchv1.Job {
 	labels := map[string]string{KindLabel: string(c.Kind), UpgradeLabel: original.LabelValue(c.Upgrade)}
 	spec.RestartPolicy = corev1.RestartPolicyNever
+	if c.Resources != nil {
+		for i := range spec.Containers {
+			spec.Containers[i].Resources = *c.Resources.DeepCopy()
+		}
+	}
 	deadline := max(int64(c.Timeout/time.Second), 1)
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: c.Name, Namespace: c.Namespace, Labels: labels,
@@ -255,14 +281,22 @@ func pgEnv(db Database) []corev1.EnvVar {
 		return &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 			LocalObjectReference: corev1.LocalObjectReference{Name: db.Secret}, Key: key}}
 	}
+	user := corev1.EnvVar{Name: "PGUSER", ValueFrom: ref(db.UsernameKey)}
+	if db.User != nil {
+		user = db.User.env("PGUSER")
+	}
+	password := corev1.EnvVar{Name: "PGPASSWORD", ValueFrom: ref(db.PasswordKey)}
+	if db.Password != nil {
+		password = db.Password.env("PGPASSWORD")
+	}
 	return []corev1.EnvVar{
 		{Name: "PGHOST", Value: db.Host},
 		{Name: "PGPORT", Value: strconv.Itoa(int(db.Port))},
 		{Name: "PGSSLMODE", Value: db.SSLMode},
 		{Name: "PGDATABASE", Value: "postgres"},
 		{Name: "PGCONNECT_TIMEOUT", Value: "10"},
-		{Name: "PGUSER", ValueFrom: ref(db.UsernameKey)},
-		{Name: "PGPASSWORD", ValueFrom: ref(db.PasswordKey)},
+		user,
+		password,
 	}
 }
 

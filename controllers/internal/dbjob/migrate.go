@@ -55,8 +55,9 @@ echo "migration finished; head: $heads; current: $current"
 const defaultMigrationUID = 1001
 
 // Migration is the migration Job: the api container with the target image,
-// its env and envFrom (so it reaches the database like the api does),
-// without its volumes, probes and ports, running upgrade-db once.
+// its env and envFrom (so it reaches the database like the api does), its
+// resources, and its volumes and mounts but for claims, without its probes
+// and ports, running upgrade-db once.
 func Migration(in MigrationInput) *batchv1.Job {
 	var api *corev1.Container
 	for i := range in.Template.Spec.Containers {
@@ -81,16 +82,57 @@ func Migration(in MigrationInput) *batchv1.Job {
 			envFrom = append(envFrom, *e.DeepCopy())
 		}
 	}
-	c := container("migrate", in.Image, migrateScript, env, sc, nil)
+	var mounts []corev1.VolumeMount
+	var volumes []corev1.Volume
+	if api != nil {
+		mounts, volumes = apiVolumes(api, in.Template.Spec.Volumes)
+		if sc2 := api.SecurityContext; sc2 != nil && sc2.ReadOnlyRootFilesystem != nil && *sc2.ReadOnlyRootFilesystem {
+			sc.ReadOnlyRootFilesystem = new(true)
+		}
+	}
+	c := container("migrate", in.Image, migrateScript, env, sc, mounts)
 	c.EnvFrom = envFrom
+	if api != nil && (len(api.Resources.Requests) > 0 || len(api.Resources.Limits) > 0) {
+		// Importing Dify's app takes what the api takes (often more than
+		// the data Jobs' 1Gi).
+		c.Resources = *api.Resources.DeepCopy()
+	}
 	src := in.Template.Spec
 	spec := corev1.PodSpec{
 		SecurityContext:    podSC,
 		Containers:         []corev1.Container{c},
+		Volumes:            volumes,
 		ServiceAccountName: src.ServiceAccountName,
 		ImagePullSecrets:   src.ImagePullSecrets,
 		NodeSelector:       src.NodeSelector,
 		Tolerations:        src.Tolerations,
 	}
 	return in.job(spec)
+}
+
+// apiVolumes are the api container's mounts and the pod's volumes behind
+// them (configuration files, CA bundles, a writable /tmp), so the migration
+// reads the same files as the api; PersistentVolumeClaims are left out (the
+// migration needs no stored files, and a ReadWriteOnce claim would tie the
+// Job to the api's node).
+func apiVolumes(api *corev1.Container, podVolumes []corev1.Volume) ([]corev1.VolumeMount, []corev1.Volume) {
+	byName := map[string]corev1.Volume{}
+	for _, v := range podVolumes {
+		byName[v.Name] = v
+	}
+	var mounts []corev1.VolumeMount
+	var volumes []corev1.Volume
+	added := map[string]bool{}
+	for _, m := range api.VolumeMounts {
+		v, ok := byName[m.Name]
+		if !ok || v.PersistentVolumeClaim != nil || v.Ephemeral != nil {
+			continue
+		}
+		mounts = append(mounts, *m.DeepCopy())
+		if !added[v.Name] {
+			added[v.Name] = true
+			volumes = append(volumes, *v.DeepCopy())
+		}
+	}
+	return mounts, volumes
 }
