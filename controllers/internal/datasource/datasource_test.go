@@ -160,7 +160,7 @@ func TestFindDatabaseNamesWhatItCannotDerive(t *testing.T) {
 		api  []corev1.EnvVar
 		want string
 	}{
-		"a password set at run time":     {[]corev1.EnvVar{{Name: "DB_HOST", Value: "pg"}}, "DB_PASSWORD is not set"},
+		"a password set at run time":       {[]corev1.EnvVar{{Name: "DB_HOST", Value: "pg"}}, "DB_PASSWORD is not set"},
 		"a password from the downward API": {[]corev1.EnvVar{{Name: "DB_HOST", Value: "pg"}, {Name: "DB_PASSWORD", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}}, "DB_PASSWORD: env DB_PASSWORD"},
 		"no host":                          {[]corev1.EnvVar{{Name: "DB_PASSWORD", Value: "x"}}, "DB_HOST is not set"},
 		"MySQL":                            {[]corev1.EnvVar{{Name: "DB_TYPE", Value: "mysql"}}, "only PostgreSQL"},

@@ -295,7 +295,7 @@ func TestMigrationTakesTheAPIsResourcesAndFiles(t *testing.T) {
 		},
 		Containers: []corev1.Container{{Name: "api", Resources: res,
 			SecurityContext: &corev1.SecurityContext{ReadOnlyRootFilesystem: new(true)},
-			VolumeMounts: []corev1.VolumeMount{{Name: "ca", MountPath: "/etc/ssl/corp", ReadOnly: true}, {Name: "storage", MountPath: "/app/api/storage"}}}},
+			VolumeMounts:    []corev1.VolumeMount{{Name: "ca", MountPath: "/etc/ssl/corp", ReadOnly: true}, {Name: "storage", MountPath: "/app/api/storage"}}}},
 	}}
 	j := Migration(MigrationInput{Common: Common{Namespace: "ns", Name: "m", Upgrade: "u", Timeout: time.Minute}, Container: "api",
 		Image: "langgenius/dify-api:1.11.1", Template: tpl})
