@@ -180,7 +180,7 @@ func (b *Bouncer) waitReady(ctx context.Context, db string) error {
 // Connect opens a client connection to db through the pooler (simple
 // protocol: transaction pooling keeps no prepared statements).
 func (b *Bouncer) Connect(ctx context.Context, db string) (*pgx.Conn, error) {
-	u := url.URL{Scheme: "postgres", User: url.User(b.User), Host: net.JoinHostPort(b.Host, strconv.Itoa(b.Port)),
+	u := url.URL{Scheme: urlScheme, User: url.User(b.User), Host: net.JoinHostPort(b.Host, strconv.Itoa(b.Port)),
 		Path: "/" + db, RawQuery: "sslmode=disable&default_query_exec_mode=simple_protocol"}
 	return pgx.Connect(ctx, u.String())
 }
@@ -198,3 +198,6 @@ func (b *Bouncer) Stop() {
 		_ = os.RemoveAll(b.dir)
 	})
 }
+
+// urlScheme is the scheme of the connection URLs the servers hand out.
+const urlScheme = "postgres"

@@ -447,7 +447,7 @@ func (s *Server) stopProcess() {
 // URL returns a connection URL for database db, for pgx or libpq.
 func (s *Server) URL(db string) string {
 	u := url.URL{
-		Scheme:   "postgres",
+		Scheme:   urlScheme,
 		User:     url.UserPassword(s.User, s.Password),
 		Host:     net.JoinHostPort(s.Host, strconv.Itoa(s.Port)),
 		Path:     "/" + db,
