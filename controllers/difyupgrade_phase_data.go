@@ -323,6 +323,13 @@ func (r *DifyUpgradeReconciler) reconcileMigrate(ctx context.Context, s *scope) 
 		msg := "Migration disabled (spec.migration.enabled is false): the schema was not touched by the operator; every pod it rolls runs with MIGRATION_ENABLED=false"
 		return phaseResult{next: next, message: msg, outcome: &outcome{metav1.ConditionFalse, upgradev1alpha1.ReasonMigrationDisabled, msg}}, nil
 	}
+	if (st.Migration == nil || st.Migration.JobName == "") && spec.Rollback.RestoreDatabase == upgradev1alpha1.RestoreDatabaseIfMigrated &&
+		(st.Backup == nil || st.Backup.TakenAt == nil || !hasDatabaseArtifact(st.Backup)) {
+		// Precheck refuses this; this is the last guard before the point of
+		// no return.
+		return failed(upgradev1alpha1.ReasonBackupFailed,
+			"Not migrating: the migration is the point of no return and there is no verified database backup to come back with; back the database up (spec.database, or let Precheck find it), or set spec.rollback.restoreDatabase: Never"), nil
+	}
 	if res, err := r.quiesce(ctx, s); res != nil || err != nil {
 		return orZero(res), err
 	}

@@ -93,7 +93,13 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 	if fail := r.checkAnalysis(ctx, s); fail != nil {
 		return *fail, nil
 	}
+	found := st.Plan
 	st.Plan = planOf(spec, p.Components, all.stable)
+	if found != nil {
+		// What checkData found of the data, and the backup claim it planned.
+		st.Plan.Database, st.Plan.Storage, st.Plan.BackupClaim = found.Database, found.Storage, found.BackupClaim
+	}
+	describeData(s)
 	checkWindowEnd(s, st.Plan.EstimatedDuration.Duration)
 	s.recordCheck("plan", upgradev1alpha1.CheckPassed, fmt.Sprintf("%d components to upgrade from %s to %s, estimated %s",
 		len(p.Components), p.FromVersion, spec.TargetVersion, st.Plan.EstimatedDuration.Duration))

@@ -53,6 +53,10 @@ func (r *DifyUpgradeReconciler) checkData(ctx context.Context, s *scope) (res ph
 	}
 	backupOn := *spec.Backup.Enabled
 	needRestore := *spec.Migration.Enabled && spec.Rollback.RestoreDatabase == upgradev1alpha1.RestoreDatabaseIfMigrated
+	if p := s.status().Plan; p != nil {
+		// Found afresh in this pass.
+		p.Database, p.Storage, p.BackupClaim = nil, nil, nil
+	}
 	if !backupOn && needRestore {
 		return fail("backup", upgradev1alpha1.ReasonInvalidSpec,
 			"spec.backup.enabled is false, but spec.rollback.restoreDatabase is IfMigrated: a rollback after the migration would have no backup to restore; turn the backup on, or set spec.rollback.restoreDatabase: Never to accept that the old version may have to run on the migrated schema")

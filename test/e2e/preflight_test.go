@@ -296,6 +296,13 @@ var _ = Describe("A dry run", Label("precheck"), func() {
 		Expect(plan.PointOfNoReturn).To(BeTrue())
 		Expect(plan.EstimatedDuration).NotTo(BeNil())
 		Expect(planned).To(HaveLen(len(difyDeployments)))
+		By("showing what it found of the data and where the backup would go")
+		Expect(plan.Database).NotTo(BeNil())
+		Expect(plan.Database.Databases).To(Equal([]string{databasesOf(ns).Dify, databasesOf(ns).Plugin}))
+		Expect(plan.BackupClaim).To(And(Not(BeNil()), HaveField("Name", "dify-upgrade-backups"), HaveField("Create", true), HaveField("Size", Not(BeNil()))))
+		Expect(plan.BackupTargets).To(ContainElement("to PersistentVolumeClaim dify-upgrade-backups"))
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "dify-upgrade-backups"}, &corev1.PersistentVolumeClaim{})).NotTo(Succeed(),
+			"a dry run makes no claim")
 		Consistently(func(g Gomega) {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
 			g.Expect(u.Status.Phase).To(Equal(upgradev1alpha1.PhasePlanned))
