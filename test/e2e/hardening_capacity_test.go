@@ -53,7 +53,7 @@ var _ = Describe("Serving capacity on the way back", func() {
 	// then cordons the node so no new pod can start.
 	atFullWeight := func(ctx SpecContext) (string, *upgradev1alpha1.DifyUpgrade, map[string]int) {
 		ns := installDify(ctx)
-		u := upgradeTo(ns, "1.11.1", withSteps(100, "gate"))
+		u := upgradeTo(ns, "1.11.1", withSteps(100, "gate"), withoutRestore)
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
 		waitForGate(ctx, u)
 		Expect(*deployment(ctx, ns, "dify-api").Spec.Replicas).To(BeZero(), "stable api scaled to 0 at weight 100")

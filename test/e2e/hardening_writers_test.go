@@ -39,7 +39,7 @@ var _ = Describe("Another writer fighting the upgrade", func() {
 	It("puts back an image a GitOps sync keeps resetting during Promote a few times, then fails naming the writer, and rolls back", func(ctx SpecContext) {
 		ns := installDify(ctx, hungryWorker)
 		before := snapshot(ctx, ns)
-		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5), capacityRunsOut)
+		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5), capacityRunsOut, withoutRestore)
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
 		waitForMessage(ctx, u, "Rolling out stage 2 of 4")
 		Expect(container(deployment(ctx, ns, "dify-plugin-daemon")).Image).To(Equal(targetImages["dify-plugin-daemon"]))
@@ -82,7 +82,7 @@ var _ = Describe("Another writer fighting the upgrade", func() {
 	It("puts back VirtualService weights rewritten at a gate a few times, then fails naming the writer, and rolls back", func(ctx SpecContext) {
 		ns := installDify(ctx)
 		before := snapshot(ctx, ns)
-		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(20, "gate", 100))
+		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(20, "gate", 100), withoutRestore)
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
 		waitForGate(ctx, u)
 

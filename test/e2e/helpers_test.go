@@ -136,6 +136,14 @@ func upgradeTo(ns, version string, change ...func(*upgradev1alpha1.DifyUpgrade))
 	return u
 }
 
+// withoutRestore keeps a rollback from restoring the database
+// (rollback.restoreDatabase: Never): for the specs about the engine's way
+// back (capacity, restarts, other writers), which a restore would change by
+// design (it stops every writer while it runs). The backup is still taken.
+func withoutRestore(u *upgradev1alpha1.DifyUpgrade) {
+	u.Spec.Rollback.RestoreDatabase = upgradev1alpha1.RestoreDatabaseNever
+}
+
 func withIstio(u *upgradev1alpha1.DifyUpgrade) {
 	u.Spec.Canary.Istio = &upgradev1alpha1.IstioCanary{
 		VirtualService: upgradev1alpha1.IstioVirtualService{Name: "dify", Routes: []string{"api", "web"}},
