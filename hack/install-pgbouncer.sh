@@ -8,9 +8,9 @@
 # stdout; progress goes to stderr.
 set -euo pipefail
 
-policy=/usr/sbin/policy-rc.d
-policy_backup=""
-policy_ours=false
+policy_owner=install-pgbouncer.sh
+# shellcheck source=hack/lib/no-service-starts.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/no-service-starts.sh"
 
 find_bin() {
 	if command -v pgbouncer >/dev/null 2>&1; then
@@ -18,28 +18,6 @@ find_bin() {
 	elif [[ -x /usr/sbin/pgbouncer ]]; then
 		printf '%s' /usr/sbin/pgbouncer
 	fi
-}
-
-# deny_service_starts makes invoke-rc.d refuse to start services, keeping any
-# existing policy aside until restore_policy puts it back.
-deny_service_starts() {
-	if [[ -e $policy ]]; then
-		policy_backup=$(mktemp "$policy.install-pgbouncer.XXXXXX")
-		cp -p "$policy" "$policy_backup"
-	fi
-	policy_ours=true
-	printf '#!/bin/sh\n# Written by install-pgbouncer.sh; removed when it ends.\nexit 101\n' >"$policy"
-	chmod 0755 "$policy"
-}
-
-restore_policy() {
-	$policy_ours || return 0
-	if [[ -n $policy_backup ]]; then
-		mv -f "$policy_backup" "$policy"
-	else
-		rm -f "$policy"
-	fi
-	policy_ours=false
 }
 
 bin=$(find_bin)

@@ -8,9 +8,9 @@
 # Only the path goes to stdout; progress goes to stderr.
 set -euo pipefail
 
-policy=/usr/sbin/policy-rc.d
-policy_backup=""
-policy_ours=false
+policy_owner=install-prometheus.sh
+# shellcheck source=hack/lib/no-service-starts.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/no-service-starts.sh"
 
 # find_bin prints the path of an installed prometheus binary, or nothing.
 find_bin() {
@@ -31,29 +31,6 @@ prometheus_pids() {
 		pid=${exe#/proc/}
 		echo "${pid%/exe}"
 	done
-}
-
-# deny_service_starts makes invoke-rc.d refuse to start services, keeping any
-# existing policy aside until restore_policy puts it back.
-deny_service_starts() {
-	if [[ -e $policy ]]; then
-		policy_backup=$(mktemp "$policy.install-prometheus.XXXXXX")
-		cp -p "$policy" "$policy_backup"
-	fi
-	policy_ours=true
-	printf '#!/bin/sh\n# Written by install-prometheus.sh; removed when it ends.\nexit 101\n' >"$policy"
-	chmod 0755 "$policy"
-}
-
-# restore_policy undoes deny_service_starts.
-restore_policy() {
-	$policy_ours || return 0
-	if [[ -n $policy_backup ]]; then
-		mv -f "$policy_backup" "$policy"
-	else
-		rm -f "$policy"
-	fi
-	policy_ours=false
 }
 
 # stop_new_servers stops any prometheus process that is not in the list of
