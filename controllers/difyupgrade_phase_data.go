@@ -93,25 +93,38 @@ func (r *DifyUpgradeReconciler) reconcileBackup(ctx context.Context, s *scope) (
 	}
 	switch {
 	case !job.exists:
-		if err := r.ensureBackupClaim(ctx, s); err != nil {
-			return phaseResult{}, err
-		}
-		in, err := r.backupInput(ctx, s)
-		if err != nil {
-			return phaseResult{}, err
-		}
-		if err := r.createJob(ctx, s, dbjob.Backup(in)); err != nil {
-			return phaseResult{}, err
-		}
-		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "BackupStarted", "Backup",
-			"Backup Job %s started: %s", b.JobName, b.Location)
-		return phaseResult{message: fmt.Sprintf("Backing up (Job %s) to %s", b.JobName, b.Location), progressed: true}, nil
+		return r.startBackup(ctx, s)
 	case job.failed:
 		return failed(upgradev1alpha1.ReasonBackupFailed, "Backup Job %s failed: %s", b.JobName, job.failure()), nil
 	case !job.complete:
 		return phaseResult{message: fmt.Sprintf("Backing up (Job %s) to %s", b.JobName, b.Location)}, nil
 	}
+	return r.backupTaken(ctx, s, job)
+}
 
+// startBackup makes the backup claim when the plan says so, then the
+// backup Job.
+func (r *DifyUpgradeReconciler) startBackup(ctx context.Context, s *scope) (phaseResult, error) {
+	b := s.status().Backup
+	if err := r.ensureBackupClaim(ctx, s); err != nil {
+		return phaseResult{}, err
+	}
+	in, err := r.backupInput(ctx, s)
+	if err != nil {
+		return phaseResult{}, err
+	}
+	if err := r.createJob(ctx, s, dbjob.Backup(in)); err != nil {
+		return phaseResult{}, err
+	}
+	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "BackupStarted", "Backup",
+		"Backup Job %s started: %s", b.JobName, b.Location)
+	return phaseResult{message: fmt.Sprintf("Backing up (Job %s) to %s", b.JobName, b.Location), progressed: true}, nil
+}
+
+// backupTaken verifies the finished backup Job's manifest (every artifact
+// asked for, checksummed, not empty) and records the backup.
+func (r *DifyUpgradeReconciler) backupTaken(ctx context.Context, s *scope, job jobState) (phaseResult, error) {
+	b := s.status().Backup
 	in, err := r.backupInput(ctx, s)
 	if err != nil {
 		return phaseResult{}, err
@@ -153,7 +166,7 @@ func (r *DifyUpgradeReconciler) reconcileBackup(ctx context.Context, s *scope) (
 	}
 	msg := fmt.Sprintf("Backup %s verified: %d artifacts, %s, at %s", b.Name, len(b.Artifacts), humanBytes(total), b.Location)
 	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "BackupVerified", "Backup", "%s", msg)
-	return phaseResult{next: next, message: msg}, nil
+	return phaseResult{next: upgradev1alpha1.PhaseMigrate, message: msg}, nil
 }
 
 // nameBackup names the backup and its Job, and chooses the client image

@@ -66,17 +66,8 @@ func (r *DifyUpgradeReconciler) checkData(ctx context.Context, s *scope) (res ph
 			return res, true
 		}
 	}
-	if db := dbOf(s); db != nil {
-		for _, name := range db.databases {
-			if !databaseName.MatchString(name) {
-				return fail("database", upgradev1alpha1.ReasonInvalidSpec,
-					"database %q is not a plain PostgreSQL identifier of at most %d bytes (letters, digits, underscores; not starting with a digit): set spec.database.databases", name, dbjob.MaxDatabaseName)
-			}
-		}
-	}
-	if needRestore && backupOn && dbOf(s) == nil {
-		return fail("backup", upgradev1alpha1.ReasonInvalidSpec,
-			"the schema migration would pass the point of no return with no database backup, so a rollback could not take the data back: set spec.database (or let the operator find it in the api's env DB_HOST, DB_PORT, DB_USERNAME, DB_PASSWORD, DB_DATABASE), or set spec.rollback.restoreDatabase: Never to accept that the old version may have to run on the migrated schema")
+	if res, bad := checkWayThere(s, backupOn, needRestore); bad {
+		return res, true
 	}
 	if res, bad := r.checkDatabase(ctx, s); bad {
 		return res, true
@@ -104,6 +95,25 @@ func (r *DifyUpgradeReconciler) checkData(ctx context.Context, s *scope) (res ph
 	if !needRestore && *spec.Migration.Enabled {
 		s.recordCheck("way-back", upgradev1alpha1.CheckWarning,
 			"spec.rollback.restoreDatabase is Never: a rollback after the migration leaves the database migrated and runs the old version on it")
+	}
+	return phaseResult{}, false
+}
+
+// checkWayThere refuses database names the restore could not derive whole
+// names from, and a migration that would pass the point of no return with
+// no database backup when the policy needs one.
+func checkWayThere(s *scope, backupOn, needRestore bool) (phaseResult, bool) {
+	if db := dbOf(s); db != nil {
+		for _, name := range db.databases {
+			if !databaseName.MatchString(name) {
+				return s.refuse("database", upgradev1alpha1.ReasonInvalidSpec,
+					"database %q is not a plain PostgreSQL identifier of at most %d bytes (letters, digits, underscores; not starting with a digit): set spec.database.databases", name, dbjob.MaxDatabaseName), true
+			}
+		}
+	}
+	if needRestore && backupOn && dbOf(s) == nil {
+		return s.refuse("backup", upgradev1alpha1.ReasonInvalidSpec,
+			"the schema migration would pass the point of no return with no database backup, so a rollback could not take the data back: set spec.database (or let the operator find it in the api's env DB_HOST, DB_PORT, DB_USERNAME, DB_PASSWORD, DB_DATABASE), or set spec.rollback.restoreDatabase: Never to accept that the old version may have to run on the migrated schema"), true
 	}
 	return phaseResult{}, false
 }

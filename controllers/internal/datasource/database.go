@@ -18,6 +18,7 @@ package datasource
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -67,20 +68,12 @@ func FindDatabase(api, plugin Env) (Database, []string) {
 		db.Host = host.Value
 		note("host", host)
 	}
-	db.Port = defaultPort
-	if p, ok := api[EnvPort]; ok {
-		n, err := strconv.ParseInt(strings.TrimSpace(p.Value), 10, 32)
-		switch {
-		case p.Unresolvable != "":
-			missing = append(missing, fmt.Sprintf("%s: %s; set spec.database.port", EnvPort, p.Unresolvable))
-		case err != nil || n < 1 || n > 65535:
-			missing = append(missing, fmt.Sprintf("%s is %q (%s), not a port; set spec.database.port", EnvPort, p.Value, p.From))
-		default:
-			db.Port = int32(n)
-			note("port", p)
-		}
+	port, from, problem := findPort(api)
+	db.Port = port
+	if problem != "" {
+		missing = append(missing, problem)
 	} else {
-		db.FoundBy = append(db.FoundBy, fmt.Sprintf("port: %d, Dify's default (no %s)", defaultPort, EnvPort))
+		db.FoundBy = append(db.FoundBy, "port: "+from)
 	}
 	if u, ok := api[EnvUser]; ok {
 		if u.Unresolvable != "" {
@@ -105,21 +98,45 @@ func FindDatabase(api, plugin Env) (Database, []string) {
 	}
 	db.Databases = []string{name}
 	if plugin != nil {
-		pluginDB := defaultPlugin
-		if d, ok := usable(plugin, EnvDatabase, "spec.database.databases", &missing); ok {
-			pluginDB = d.Value
-			note("plugin database", d)
-		} else {
-			db.FoundBy = append(db.FoundBy, fmt.Sprintf("plugin database: %s, the plugin daemon's default (no %s)", defaultPlugin, EnvDatabase))
-		}
-		if h, ok := plugin[EnvHost]; ok && h.Unresolvable == "" && db.Host != "" && h.Value != db.Host {
-			missing = append(missing, fmt.Sprintf("the plugin daemon's database is on %s (%s), not on the api's server %s: one spec.database reaches one server; set spec.database for the api's databases", h.Value, h.From, db.Host))
-		}
-		if pluginDB != name {
-			db.Databases = append(db.Databases, pluginDB)
-		}
+		missing = db.addPlugin(plugin, missing)
 	}
 	return db, missing
+}
+
+// findPort is DB_PORT, or Dify's default; problem says what is wrong with
+// a DB_PORT that is set.
+func findPort(api Env) (port int32, from, problem string) {
+	p, ok := api[EnvPort]
+	if !ok {
+		return defaultPort, fmt.Sprintf("%d, Dify's default (no %s)", defaultPort, EnvPort), ""
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(p.Value), 10, 32)
+	switch {
+	case p.Unresolvable != "":
+		return defaultPort, "", fmt.Sprintf("%s: %s; set spec.database.port", EnvPort, p.Unresolvable)
+	case err != nil || n < 1 || n > 65535:
+		return defaultPort, "", fmt.Sprintf("%s is %q (%s), not a port; set spec.database.port", EnvPort, p.Value, p.From)
+	}
+	return int32(n), p.From, ""
+}
+
+// addPlugin adds the plugin daemon's database (its DB_DATABASE, or
+// dify_plugin), which must be on the api's server.
+func (db *Database) addPlugin(plugin Env, missing []string) []string {
+	pluginDB := defaultPlugin
+	if d, ok := usable(plugin, EnvDatabase, "spec.database.databases", &missing); ok {
+		pluginDB = d.Value
+		db.FoundBy = append(db.FoundBy, "plugin database: "+d.From)
+	} else {
+		db.FoundBy = append(db.FoundBy, fmt.Sprintf("plugin database: %s, the plugin daemon's default (no %s)", defaultPlugin, EnvDatabase))
+	}
+	if h, ok := plugin[EnvHost]; ok && h.Unresolvable == "" && db.Host != "" && h.Value != db.Host {
+		missing = append(missing, fmt.Sprintf("the plugin daemon's database is on %s (%s), not on the api's server %s: one spec.database reaches one server; set spec.database for the api's databases", h.Value, h.From, db.Host))
+	}
+	if !slices.Contains(db.Databases, pluginDB) {
+		db.Databases = append(db.Databases, pluginDB)
+	}
+	return missing
 }
 
 // usable returns the named setting when it is set and its value can be

@@ -47,8 +47,9 @@ var sources = fakeSources{
 	},
 }
 
-func secretRef(name, key string) *corev1.EnvVarSource {
-	return &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: name}, Key: key}}
+// difyDB is a key of the Secret dify-db.
+func difyDB(key string) *corev1.EnvVarSource {
+	return &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "dify-db"}, Key: key}}
 }
 
 // The environment resolves as the kubelet resolves it: envFrom in order,
@@ -85,7 +86,7 @@ func TestResolvePrecedence(t *testing.T) {
 func TestResolveRefusesWhatThePodCouldNotStartWith(t *testing.T) {
 	for name, ctr := range map[string]corev1.Container{
 		"a missing envFrom Secret": {Name: "api", EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "gone"}}}}},
-		"a missing key":            {Name: "api", Env: []corev1.EnvVar{{Name: "DB_PASSWORD", ValueFrom: secretRef("dify-db", "nope")}}},
+		"a missing key":            {Name: "api", Env: []corev1.EnvVar{{Name: "DB_PASSWORD", ValueFrom: difyDB("nope")}}},
 	} {
 		if _, err := Resolve(ctr, "Deployment dify-api", sources); err == nil {
 			t.Errorf("%s: resolved", name)
@@ -102,7 +103,7 @@ func TestResolveRefusesWhatThePodCouldNotStartWith(t *testing.T) {
 // The three layouts of the community charts: plain values, secretKeyRef,
 // envFrom a ConfigMap and a Secret.
 func TestFindDatabase(t *testing.T) {
-	plugin := corev1.Container{Name: "plugin-daemon", Env: []corev1.EnvVar{{Name: "DB_DATABASE", ValueFrom: secretRef("dify-db", "plugin")}}}
+	plugin := corev1.Container{Name: "plugin-daemon", Env: []corev1.EnvVar{{Name: "DB_DATABASE", ValueFrom: difyDB("plugin")}}}
 	cases := map[string]struct {
 		api                   corev1.Container
 		host                  string
@@ -114,9 +115,9 @@ func TestFindDatabase(t *testing.T) {
 			{Name: "DB_HOST", Value: "dify-postgresql"}, {Name: "DB_USERNAME", Value: "postgres"}, {Name: "DB_PASSWORD", Value: "difyai123456"}}},
 			host: "dify-postgresql", port: 5432, databases: []string{"dify", "plugins_prod"}, password: "difyai123456"},
 		"secretKeyRef": {api: corev1.Container{Name: "api", Env: []corev1.EnvVar{
-			{Name: "DB_HOST", ValueFrom: secretRef("dify-db", "host")}, {Name: "DB_PORT", ValueFrom: secretRef("dify-db", "port")},
-			{Name: "DB_USERNAME", ValueFrom: secretRef("dify-db", "username")}, {Name: "DB_PASSWORD", ValueFrom: secretRef("dify-db", "password")},
-			{Name: "DB_DATABASE", ValueFrom: secretRef("dify-db", "database")}}},
+			{Name: "DB_HOST", ValueFrom: difyDB("host")}, {Name: "DB_PORT", ValueFrom: difyDB("port")},
+			{Name: "DB_USERNAME", ValueFrom: difyDB("username")}, {Name: "DB_PASSWORD", ValueFrom: difyDB("password")},
+			{Name: "DB_DATABASE", ValueFrom: difyDB("database")}}},
 			host: "pg.dify", port: 5433, databases: []string{"dify_prod", "plugins_prod"}, passwordRef: "dify-db/password", password: "s3cret"},
 		"envFrom a ConfigMap and a Secret": {api: corev1.Container{Name: "api", EnvFrom: []corev1.EnvFromSource{
 			{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "dify-api"}}},
