@@ -21,12 +21,17 @@ limitations under the License.
 //  1. Pending: wait until no other upgrade of the same release is in flight
 //     (or Failed holding changes), the approvals are given and the
 //     maintenance window is open.
-//  2. Precheck: resolve the Dify installation into a plan and check the
-//     routing end to end and the canary names' ownership; nothing changes.
-//  3. Backup: dump both PostgreSQL databases and archive the storage volumes
-//     (not implemented yet: it says so in its condition).
-//  4. Migrate: run the schema migration once, as a Job with the target image
-//     (not implemented yet: it says so in its condition).
+//  2. Precheck: resolve the Dify installation into a plan, find where its
+//     data lives (difyupgrade_datasource.go, internal/datasource), check the
+//     routing, the canary names' ownership, the database and the privileges
+//     a restore needs; nothing changes.
+//  3. Backup (difyupgrade_phase_backup.go): dump both PostgreSQL databases
+//     and archive the storage volumes with a Job, into the destination claim
+//     (made for the release when the spec names none,
+//     difyupgrade_backup_claim.go), and verify its manifest.
+//  4. Migrate (difyupgrade_phase_migrate.go): run the schema migration once,
+//     as a Job with the target image, judged by the revision it leaves; never
+//     without a verified database backup unless the spec says Never.
 //  5. Canary: size the canary Deployments and shift traffic step by step.
 //  6. Promote: roll every workload (Deployment or StatefulSet) to the target
 //     image in the planned order.
@@ -35,7 +40,8 @@ limitations under the License.
 //
 // Any failure after the first change goes through RollingBack to RolledBack
 // (or Failed, saying what a person must do); the way back never lowers
-// serving capacity (the canaries go last). One dispatcher
+// serving capacity (the canaries go last), except while a restore past the
+// migration runs (difyupgrade_restore.go), which stops every writer. One dispatcher
 // (difyupgrade_phases.go) moves status.phase, by the transition table of
 // package internal/lifecycle, and runs the progress deadline on the clock of
 // each wait; each phase handler only reports what it saw and did.
