@@ -101,37 +101,56 @@ func somethingToBackUp(s *scope) bool {
 }
 
 // envSources reads the ConfigMaps and Secrets of the upgrade's namespace
-// for datasource.Resolve.
+// for datasource.Resolve, each once per pass (the api's env names the same
+// Secret for several variables, and Precheck resolves the api's and the
+// plugin daemon's env): what it read is kept in the scope.
 type envSources struct {
 	ctx context.Context
 	r   *DifyUpgradeReconciler
-	ns  string
+	s   *scope
+}
+
+// sourceData is a ConfigMap's or Secret's data as read in this pass.
+type sourceData struct {
+	data map[string]string
+	err  error
+}
+
+func (e envSources) read(kind, name string, obj client.Object, data func() map[string]string) (map[string]string, error) {
+	key := kind + "/" + name
+	if got, ok := e.s.sources[key]; ok {
+		return got.data, got.err
+	}
+	var got sourceData
+	if err := e.r.reader().Get(e.ctx, client.ObjectKey{Namespace: e.s.upgrade.Namespace, Name: name}, obj); err != nil {
+		got.err = err
+		if apierrors.IsNotFound(err) {
+			got.err = datasource.ErrNotFound
+		}
+	} else {
+		got.data = data()
+	}
+	if e.s.sources == nil {
+		e.s.sources = map[string]sourceData{}
+	}
+	e.s.sources[key] = got
+	return got.data, got.err
 }
 
 func (e envSources) ConfigMap(name string) (map[string]string, error) {
 	cm := &corev1.ConfigMap{}
-	if err := e.r.reader().Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: name}, cm); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, datasource.ErrNotFound
-		}
-		return nil, err
-	}
-	return cm.Data, nil
+	return e.read("ConfigMap", name, cm, func() map[string]string { return cm.Data })
 }
 
 func (e envSources) Secret(name string) (map[string]string, error) {
 	sec := &corev1.Secret{}
-	if err := e.r.reader().Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: name}, sec); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, datasource.ErrNotFound
+	return e.read("Secret", name, sec, func() map[string]string {
+		out := make(map[string]string, len(sec.Data))
+		for k, v := range sec.Data {
+			out[k] = string(v)
 		}
-		return nil, err
-	}
-	out := make(map[string]string, len(sec.Data))
-	for k, v := range sec.Data {
-		out[k] = string(v)
-	}
-	return out, nil
+		return out
+	})
 }
 
 // componentEnv resolves the environment of component c's container; ok is
@@ -149,7 +168,7 @@ func (r *DifyUpgradeReconciler) componentEnv(ctx context.Context, s *scope, c up
 		if ctr == nil {
 			return nil, nil, "", false, nil
 		}
-		env, err := datasource.Resolve(*ctr, apps.Ref(w), envSources{ctx, r, s.upgrade.Namespace})
+		env, err := datasource.Resolve(*ctr, apps.Ref(w), envSources{ctx, r, s})
 		return env, w, cs.Container, true, err
 	}
 	return nil, nil, "", false, nil
@@ -229,7 +248,7 @@ func credentialSource(set datasource.Setting, secret bool) upgradev1alpha1.Crede
 // credential is a credential's value, for the operator's own connection
 // (kept in memory only).
 func (r *DifyUpgradeReconciler) credential(ctx context.Context, s *scope, c upgradev1alpha1.CredentialSource, field string) (string, error) {
-	src := envSources{ctx, r, s.upgrade.Namespace}
+	src := envSources{ctx, r, s}
 	read := func(kind, name, key string, data map[string]string, err error) (string, error) {
 		switch {
 		case err == datasource.ErrNotFound:

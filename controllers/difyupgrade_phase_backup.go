@@ -28,6 +28,16 @@ import (
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/dbjob"
 )
 
+// backupVolumes are the volumes the backup archives, as the Job sees them.
+func backupVolumes(s *scope) []dbjob.Volume {
+	vols := volumesOf(s)
+	out := make([]dbjob.Volume, 0, len(vols))
+	for _, v := range vols {
+		out = append(out, dbjob.Volume{Claim: v.ClaimName, SubPath: v.SubPath})
+	}
+	return out
+}
+
 // backupInput is the backup Job's input for this upgrade.
 func (r *DifyUpgradeReconciler) backupInput(ctx context.Context, s *scope) (dbjob.BackupInput, error) {
 	spec := s.spec()
@@ -50,9 +60,7 @@ func (r *DifyUpgradeReconciler) backupInput(ctx context.Context, s *scope) (dbjo
 		// Recorded by an operator from before status.backup.destination.
 		in.Destination = destinationOf(s)
 	}
-	for _, v := range volumesOf(s) {
-		in.Volumes = append(in.Volumes, dbjob.Volume{Claim: v.ClaimName, SubPath: v.SubPath})
-	}
+	in.Volumes = backupVolumes(s)
 	if c := spec.Backup.Config; c != nil {
 		in.ConfigMaps, in.Secrets = c.ConfigMaps, c.Secrets
 	}
@@ -96,7 +104,7 @@ func (r *DifyUpgradeReconciler) reconcileBackup(ctx context.Context, s *scope) (
 	case !job.complete:
 		return phaseResult{message: fmt.Sprintf("Backing up (Job %s) to %s", b.JobName, b.Location)}, nil
 	}
-	return r.backupTaken(ctx, s, job)
+	return r.backupTaken(s, job), nil
 }
 
 // startBackup makes the backup claim when the plan says so, then the
@@ -120,22 +128,21 @@ func (r *DifyUpgradeReconciler) startBackup(ctx context.Context, s *scope) (phas
 
 // backupTaken verifies the finished backup Job's manifest (every artifact
 // asked for, checksummed, not empty) and records the backup.
-func (r *DifyUpgradeReconciler) backupTaken(ctx context.Context, s *scope, job jobState) (phaseResult, error) {
+func (r *DifyUpgradeReconciler) backupTaken(s *scope, job jobState) phaseResult {
 	b := s.status().Backup
-	in, err := r.backupInput(ctx, s)
-	if err != nil {
-		return phaseResult{}, err
+	// What was asked of the backup; no credentials needed to judge it.
+	var databases []string
+	if db := dbOf(s); db != nil {
+		databases = db.databases
 	}
+	volumes := backupVolumes(s)
+	config := s.spec().Backup.Config
 	m, err := dbjob.ParseManifest(job.report)
 	if err == nil {
-		var databases []string
-		if in.Database != nil {
-			databases = in.Database.Databases
-		}
-		err = m.Verify(databases, in.Volumes, len(in.ConfigMaps)+len(in.Secrets) > 0)
+		err = m.Verify(databases, volumes, config != nil && len(config.ConfigMaps)+len(config.Secrets) > 0)
 	}
 	if err != nil {
-		return failed(upgradev1alpha1.ReasonBackupFailed, "Backup Job %s finished, but its backup cannot be trusted: %v", b.JobName, err), nil
+		return failed(upgradev1alpha1.ReasonBackupFailed, "Backup Job %s finished, but its backup cannot be trusted: %v", b.JobName, err)
 	}
 	taken := metav1.NewTime(m.Time)
 	if m.Time.IsZero() {
@@ -148,7 +155,7 @@ func (r *DifyUpgradeReconciler) backupTaken(ctx context.Context, s *scope, job j
 	b.Artifacts = nil
 	var total int64
 	claims := map[string]dbjob.Volume{}
-	for _, v := range in.Volumes {
+	for _, v := range volumes {
 		claims[dbjob.VolumeName(v)] = v
 	}
 	for _, a := range m.Artifacts {
@@ -163,7 +170,7 @@ func (r *DifyUpgradeReconciler) backupTaken(ctx context.Context, s *scope, job j
 	}
 	msg := fmt.Sprintf("Backup %s verified: %d artifacts, %s, at %s", b.Name, len(b.Artifacts), humanBytes(total), b.Location)
 	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "BackupVerified", "Backup", "%s", msg)
-	return phaseResult{next: upgradev1alpha1.PhaseMigrate, message: msg}, nil
+	return phaseResult{next: upgradev1alpha1.PhaseMigrate, message: msg}
 }
 
 // nameBackup names the backup and its Job, and chooses the client image

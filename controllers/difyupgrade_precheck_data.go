@@ -248,7 +248,12 @@ func checkWayBack(ctx context.Context, s *scope, t database.Target) (phaseResult
 	if a.Superuser {
 		msg += "a superuser"
 	} else {
-		msg += "CREATEDB, pg_signal_backend, membership in every owner role, every extension creatable"
+		msg += "CREATEDB, pg_signal_backend, membership in every owner role, "
+		if a.ExtensionsAssumed {
+			msg += "extensions not checked one by one (an admin role of a managed service creates those the service allows)"
+		} else {
+			msg += "every extension creatable"
+		}
 	}
 	if len(a.Blocking) > 0 {
 		s.recordCheck(name, upgradev1alpha1.CheckWarning, msg+fmt.Sprintf("; superuser sessions on the databases, which it cannot end, would fail a restore if still connected then: %s",

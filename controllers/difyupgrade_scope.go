@@ -48,6 +48,9 @@ type scope struct {
 	// postgresVersion is the database server's version, when Precheck
 	// reached it.
 	postgresVersion string
+	// sources are the ConfigMaps and Secrets read this pass to resolve
+	// containers' env (envSources), each read once.
+	sources map[string]sourceData
 	// dataBytes is the size of the databases Precheck found, for the
 	// backup claim it makes.
 	dataBytes int64

@@ -41,6 +41,10 @@ type RestoreAccess struct {
 	Superuser bool
 	// Missing are the privileges the restore needs and the user lacks.
 	Missing []Missing
+	// ExtensionsAssumed is true when the user is an admin role of a managed
+	// service: it may create the extensions the service allows, which the
+	// server does not tell one by one, so they were not checked.
+	ExtensionsAssumed bool
 	// Blocking are other sessions on the databases that the user could not
 	// end (a superuser's), for a warning: they would fail the swap if
 	// still there at restore time.
@@ -81,6 +85,7 @@ func CheckRestore(ctx context.Context, t Target, databases []string) (RestoreAcc
 	if a.Superuser {
 		return a, nil
 	}
+	a.ExtensionsAssumed = managed
 	user := quoteIdent(a.User)
 	if !createDB {
 		a.Missing = append(a.Missing, Missing{"CREATEDB, to build each database beside the live one before the swap",
