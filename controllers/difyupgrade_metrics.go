@@ -109,6 +109,19 @@ func observeVerdict(u *upgradev1alpha1.DifyUpgrade, check string, v upgradev1alp
 	}
 }
 
+// observeEvaluation records what one evaluation read and concluded.
+func observeEvaluation(u *upgradev1alpha1.DifyUpgrade, m analysis.Measured, ev analysis.Evaluation, as *upgradev1alpha1.AnalysisStatus) {
+	for i, rule := range m.Rules {
+		observeRule(u, "rule/"+rule.Name, ev.Rules[i].Reading, analysis.RuleState(as, rule.Name).Verdict)
+	}
+	for i, check := range m.Checks {
+		if ev.Checks[i].Unrendered == "" {
+			observeCheck(u, "http/"+check.Name, ev.Checks[i].Response, analysis.CheckState(as, check.Name).Verdict)
+		}
+	}
+	observeAnalysis(u, as)
+}
+
 // observeAnalysis counts a breach the evaluation confirmed.
 func observeAnalysis(u *upgradev1alpha1.DifyUpgrade, as *upgradev1alpha1.AnalysisStatus) {
 	if as.Verdict == upgradev1alpha1.VerdictBreached && as.Breach != nil {

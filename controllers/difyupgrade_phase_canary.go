@@ -27,7 +27,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/analysis"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/plan"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/rollout"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/traffic"
 )
@@ -52,7 +54,7 @@ func (r *DifyUpgradeReconciler) reconcileCanary(ctx context.Context, s *scope) (
 		return r.canaryDone(ctx, s, analysisResult{}, "No component takes canary traffic (api and web are skipped); promoting")
 	}
 
-	weight := weightBefore(steps, int(cs.StepIndex))
+	weight := plan.WeightBefore(steps, int(cs.StepIndex))
 	done := int(cs.StepIndex) >= len(steps)
 	var step upgradev1alpha1.CanaryStep
 	if !done {
@@ -108,11 +110,11 @@ func (r *DifyUpgradeReconciler) reconcileCanary(ctx context.Context, s *scope) (
 			return phaseResult{message: fmt.Sprintf("Pause at %d%% over; waiting for the analysis to pass: %s", weight, a.summary),
 				requeueAfter: a.next}, nil
 		}
-		recordStep(s, cs.Step, weight)
+		analysis.RecordStep(s.status().Analysis, cs.Step, weight, s.now)
 		return r.nextStep(s, fmt.Sprintf("Pause at %d%% over", weight)), nil
 	default:
 		if _, ok := s.upgrade.PendingAction(upgradev1alpha1.ActionPromote); ok {
-			recordStep(s, cs.Step, weight)
+			analysis.RecordStep(s.status().Analysis, cs.Step, weight, s.now)
 			return r.promoteByAnnotation(s), nil
 		}
 		cs.WaitingForPromotion = true
@@ -165,7 +167,7 @@ func (r *DifyUpgradeReconciler) holdForPerson(s *scope, a analysisResult) (res p
 func (r *DifyUpgradeReconciler) resumeByAnnotation(s *scope) {
 	value, _ := s.upgrade.PendingAction(upgradev1alpha1.ActionPromote)
 	s.upgrade.MarkActionHandled(upgradev1alpha1.ActionPromote, truncate(value))
-	resume(s)
+	analysis.Resume(s.status().Analysis)
 	r.tell(s, corev1.EventTypeNormal, "AnalysisResumed", "Promote",
 		"Analysis resumed by the %s annotation; the inconclusive limit starts over", upgradev1alpha1.AnnotationPromote)
 }
@@ -178,7 +180,7 @@ func (r *DifyUpgradeReconciler) canaryDone(ctx context.Context, s *scope, a anal
 		return r.rollbackNow(ctx, s, *f), nil
 	}
 	if a.configured {
-		recordStep(s, "done", s.status().Canary.Weight)
+		analysis.RecordStep(s.status().Analysis, "done", s.status().Canary.Weight, s.now)
 		for _, rs := range s.status().Analysis.Rules {
 			s.recordCheck("rule/"+rs.Name, upgradev1alpha1.CheckPassed, rs.Message)
 		}
@@ -306,20 +308,8 @@ func (r *DifyUpgradeReconciler) nextStep(s *scope, message string) phaseResult {
 func (r *DifyUpgradeReconciler) promoteByAnnotation(s *scope) phaseResult {
 	value, _ := s.upgrade.PendingAction(upgradev1alpha1.ActionPromote)
 	s.upgrade.MarkActionHandled(upgradev1alpha1.ActionPromote, truncate(value))
-	resume(s)
+	analysis.Resume(s.status().Analysis)
 	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "PauseEnded", "Promote",
 		"Pause ended by the %s annotation", upgradev1alpha1.AnnotationPromote)
 	return r.nextStep(s, "Pause ended by "+upgradev1alpha1.AnnotationPromote)
-}
-
-// weightBefore is the weight in force when step index i starts: the last
-// setWeight before it.
-func weightBefore(steps []upgradev1alpha1.CanaryStep, i int) int32 {
-	var w int32
-	for _, step := range steps[:min(i, len(steps))] {
-		if step.SetWeight != nil {
-			w = *step.SetWeight
-		}
-	}
-	return w
 }

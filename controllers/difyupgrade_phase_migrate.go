@@ -26,6 +26,7 @@ import (
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/dbjob"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/lifecycle"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/plan"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/workload"
 )
@@ -106,7 +107,7 @@ func (r *DifyUpgradeReconciler) reconcileMigrate(ctx context.Context, s *scope) 
 		return phaseResult{next: next, message: msg, outcome: &outcome{metav1.ConditionFalse, upgradev1alpha1.ReasonMigrationDisabled, msg}}, nil
 	}
 	if (st.Migration == nil || st.Migration.JobName == "") && spec.Rollback.RestoreDatabase == upgradev1alpha1.RestoreDatabaseIfMigrated &&
-		(st.Backup == nil || st.Backup.TakenAt == nil || !hasDatabaseArtifact(st.Backup)) {
+		(st.Backup == nil || st.Backup.TakenAt == nil || !lifecycle.HasDatabaseArtifact(st.Backup)) {
 		// Precheck refuses this; this is the last guard before the point of
 		// no return.
 		return failed(upgradev1alpha1.ReasonBackupFailed,
@@ -207,7 +208,7 @@ func (r *DifyUpgradeReconciler) migrated(ctx context.Context, s *scope, report d
 		current, verified = info.Revision, true
 	}
 	m.ToRevision = current
-	if why := judgeMigration(m.FromRevision, current, m.ExpectedRevision); why != "" {
+	if why := dbjob.JudgeMigration(m.FromRevision, current, m.ExpectedRevision); why != "" {
 		return failed(upgradev1alpha1.ReasonMigrationFailed, "Migration Job %s exited 0, but %s", m.JobName, why), nil
 	}
 	done := metav1.NewTime(s.now)
@@ -220,23 +221,6 @@ func (r *DifyUpgradeReconciler) migrated(ctx context.Context, s *scope, report d
 	}
 	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "SchemaMigrated", "Migrate", "%s", msg)
 	return res, nil
-}
-
-// judgeMigration says what is wrong with a migration that exited 0, or ""
-// when the database is at the target's head.
-func judgeMigration(from, current, head string) string {
-	switch {
-	case current == "":
-		return "the database reports no schema revision (alembic_version is empty or missing)"
-	case head == "":
-		return fmt.Sprintf("the target image reported no head revision, so revision %s cannot be judged", current)
-	case current != head:
-		if current == from {
-			return fmt.Sprintf("the schema revision is unchanged (%s), not the target's head %s: the migration did not run", current, head)
-		}
-		return fmt.Sprintf("the database is at revision %s, not the target's head %s", current, head)
-	}
-	return ""
 }
 
 func orNone(rev string) string {

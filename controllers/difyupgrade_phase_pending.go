@@ -22,12 +22,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/lifecycle"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/window"
 )
 
 // reconcilePending waits until the upgrade may start: no other upgrade of the
@@ -68,7 +68,7 @@ func (r *DifyUpgradeReconciler) reconcilePending(ctx context.Context, s *scope) 
 	}
 	s.status().WindowEndsAt = nil
 	if w := s.spec().Window; w != nil {
-		open, at, err := windowOpen(w, s.now)
+		open, at, err := window.Open(w, s.now)
 		if err != nil {
 			return failed(upgradev1alpha1.ReasonInvalidSpec, "spec.window: %v", err), nil
 		}
@@ -126,38 +126,4 @@ func earlier(a, b *upgradev1alpha1.DifyUpgrade) bool {
 		return a.CreationTimestamp.Before(&b.CreationTimestamp)
 	}
 	return a.Name < b.Name
-}
-
-// windowOpen reports whether now falls in a maintenance window and when the
-// window that holds now opened (its latest opening), or, if not, when the
-// next one opens. A window opens at each time of the cron schedule
-// and lasts its duration.
-func windowOpen(w *upgradev1alpha1.WindowSpec, now time.Time) (bool, time.Time, error) {
-	loc := time.UTC
-	if w.TimeZone != "" {
-		l, err := time.LoadLocation(w.TimeZone)
-		if err != nil {
-			return false, time.Time{}, fmt.Errorf("timeZone %q: %w", w.TimeZone, err)
-		}
-		loc = l
-	}
-	schedule, err := cron.ParseStandard(w.Schedule)
-	if err != nil {
-		return false, time.Time{}, fmt.Errorf("schedule %q: %w", w.Schedule, err)
-	}
-	now = now.In(loc)
-	opened := schedule.Next(now.Add(-w.Duration.Duration))
-	if opened.After(now) {
-		return false, schedule.Next(now), nil
-	}
-	// Windows that overlap (a schedule more frequent than the duration)
-	// make one long window: the latest opening gives its end.
-	for range 100000 {
-		next := schedule.Next(opened)
-		if next.After(now) {
-			break
-		}
-		opened = next
-	}
-	return true, opened, nil
 }

@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/analysis"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 )
 
@@ -110,7 +111,7 @@ func (r *DifyUpgradeReconciler) verified(ctx context.Context, s *scope, a analys
 	if f := r.comparePerformance(ctx, s, upgradev1alpha1.PhaseVerify); f != nil {
 		return phaseResult{fail: f}, nil
 	}
-	recordStep(s, "bake", 100)
+	analysis.RecordStep(s.status().Analysis, "bake", 100, s.now)
 
 	for _, c := range s.status().Components {
 		if err := r.releaseStable(ctx, s, c, false, true); err != nil {

@@ -34,9 +34,9 @@ import (
 func (r *DifyUpgradeReconciler) checkAnalysis(ctx context.Context, s *scope) *phaseResult {
 	a := s.spec().Canary.Analysis
 	for _, phase := range []upgradev1alpha1.DifyUpgradePhase{upgradev1alpha1.PhaseCanary, upgradev1alpha1.PhaseVerify} {
-		m := measuredIn(s.spec(), phase)
-		for _, check := range m.checks {
-			if res := checkTemplates(s, check, m.track); res != nil {
+		m := analysis.MeasuredIn(s.spec(), phase)
+		for _, check := range m.Checks {
+			if res := checkTemplates(s, check, m.Track); res != nil {
 				return res
 			}
 		}
@@ -53,13 +53,13 @@ func (r *DifyUpgradeReconciler) checkAnalysis(ctx context.Context, s *scope) *ph
 		rr := r.measureRule(ctx, s, rule, trackCanary)
 		name := "rule/" + rule.Name
 		switch {
-		case rr.bad:
-			msg := fmt.Sprintf("rule %s cannot be evaluated: %s", rule.Name, rr.reading.Why)
+		case rr.Bad:
+			msg := fmt.Sprintf("rule %s cannot be evaluated: %s", rule.Name, rr.Reading.Why)
 			s.recordCheck(name, upgradev1alpha1.CheckFailed, truncateText(msg, 1024))
 			res := failed(upgradev1alpha1.ReasonInvalidSpec, "%s (spec.canary.analysis.rules)", msg)
 			return &res
-		case !rr.reading.OK && unreachable == "" && isUnreachable(rr.reading):
-			unreachable = rr.reading.Why
+		case !rr.Reading.OK && unreachable == "" && isUnreachable(rr.Reading):
+			unreachable = rr.Reading.Why
 		}
 	}
 	if unreachable != "" {

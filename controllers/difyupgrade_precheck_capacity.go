@@ -66,7 +66,7 @@ func (r *DifyUpgradeReconciler) checkHeadroom(ctx context.Context, s *scope, com
 				extras = append(extras, headroom.Extra{Workload: "canary of " + apps.Ref(d), Pods: n, PerPod: perPod})
 			}
 		}
-		if n := surge(plan.PromoteStrategy(spec, c.Name, d.Strategy()), replicas); n > 0 {
+		if n := headroom.WorkloadSurge(plan.PromoteStrategy(spec, c.Name, d.Strategy()), replicas); n > 0 {
 			extras = append(extras, headroom.Extra{Workload: "surge of " + apps.Ref(d), Pods: n, PerPod: perPod})
 		}
 		selector, err := metav1.LabelSelectorAsSelector(d.Selector())
@@ -161,14 +161,4 @@ func (r *DifyUpgradeReconciler) nodeUse(ctx context.Context, names map[string]bo
 		out = append(out, headroom.Node{Name: name, Allocatable: node.Status.Allocatable, Requested: requested})
 	}
 	return out, nil
-}
-
-// surge is how many pods over its count a rollout with strategy adds: a
-// Deployment's maxSurge; a StatefulSet replaces its pods in place and adds
-// none.
-func surge(strategy apps.Strategy, replicas int32) int32 {
-	if strategy.Deployment == nil {
-		return 0
-	}
-	return headroom.Surge(*strategy.Deployment, replicas)
 }

@@ -28,18 +28,7 @@ import (
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/lifecycle"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/plan"
-	"github.com/difyops/dify-upgrade-operator/controllers/internal/rollout"
-)
-
-// The estimate's fixed costs: what a phase takes that the spec does not say.
-const (
-	// estimateBatch is one batch of a rolling update (or a canary resize):
-	// pods pulled, started and ready.
-	estimateBatch = time.Minute
-	// estimateBackup and estimateMigration are the data phases' usual length
-	// on a small installation; a large database takes longer.
-	estimateBackup    = 2 * time.Minute
-	estimateMigration = 2 * time.Minute
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/window"
 )
 
 // planOf describes what the upgrade will do, for people and for a dry run.
@@ -73,7 +62,7 @@ func planOf(spec *upgradev1alpha1.DifyUpgradeSpec, components []upgradev1alpha1.
 		p.PointOfNoReturn = true
 		p.Migration = "runs once, before any pod of the new version takes traffic; there is no database backup, so a rollback after it cannot take the data back"
 	}
-	d := estimate(spec, components, byName, backup && len(p.BackupTargets) > 0, migrate)
+	d := window.Estimate(spec, components, byName, backup && len(p.BackupTargets) > 0, migrate)
 	p.EstimatedDuration = &metav1.Duration{Duration: d}
 	return p
 }
@@ -116,53 +105,6 @@ func backupTargets(spec *upgradev1alpha1.DifyUpgradeSpec) []string {
 	return out
 }
 
-// estimate is how long the upgrade should take from Precheck to Succeeded:
-// the backup and migration, a batch per canary weight change plus the timed
-// pauses (a pause for a person counts nothing), the rollouts stage by stage
-// (a stage lasts as long as its slowest component: a batch per maxSurge
-// pods, one for Recreate) and the bake.
-func estimate(spec *upgradev1alpha1.DifyUpgradeSpec, components []upgradev1alpha1.ComponentStatus,
-	byName map[string]*apps.Workload, backup, migrate bool) time.Duration {
-	var total time.Duration
-	if backup {
-		total += estimateBackup
-	}
-	if migrate {
-		total += estimateMigration
-	}
-	for _, step := range spec.Canary.Steps {
-		switch {
-		case step.SetWeight != nil:
-			total += estimateBatch
-		case step.Pause != nil && step.Pause.Duration != nil:
-			total += step.Pause.Duration.Duration
-		}
-	}
-	for _, stage := range plan.Stages {
-		var longest time.Duration
-		for _, c := range components {
-			d := byName[c.Deployment]
-			if d == nil || !slices.Contains(stage, c.Name) {
-				continue
-			}
-			replicas := rollout.Desired(d.Replicas())
-			batches := int32(1)
-			strategy := plan.PromoteStrategy(spec, c.Name, d.Strategy())
-			if strategy.StatefulSet != nil {
-				batches = replicas // one pod at a time
-			} else if n := surge(strategy, replicas); n > 0 {
-				batches = (replicas + n - 1) / n
-			}
-			longest = max(longest, time.Duration(batches)*estimateBatch)
-		}
-		total += longest
-	}
-	if b := spec.Verify.BakeTime; b != nil {
-		total += b.Duration
-	}
-	return total
-}
-
 // checkWindowEnd warns when the estimate does not fit in what is left of the
 // maintenance window the upgrade started in.
 func checkWindowEnd(s *scope, estimated time.Duration) {
@@ -198,9 +140,7 @@ func (r *DifyUpgradeReconciler) windowClosed(s *scope) bool {
 	if w == nil || st.WindowEndsAt == nil || s.now.Before(st.WindowEndsAt.Time) {
 		return false
 	}
-	switch st.Phase {
-	case upgradev1alpha1.PhaseBackup, upgradev1alpha1.PhaseMigrate, upgradev1alpha1.PhaseCanary:
-	default:
+	if !window.Guards(st.Phase) {
 		return false
 	}
 	msg := fmt.Sprintf("The maintenance window closed at %s, before Promote", st.WindowEndsAt.UTC().Format(time.RFC3339))
@@ -221,18 +161,8 @@ func (r *DifyUpgradeReconciler) windowClosed(s *scope) bool {
 // untilWindowEnd caps a requeue so the pass that finds the window closed
 // runs when it closes.
 func untilWindowEnd(s *scope, after time.Duration) time.Duration {
-	st := s.status()
-	if s.spec().Window == nil || st.WindowEndsAt == nil {
+	if s.spec().Window == nil || s.status().WindowEndsAt == nil {
 		return after
 	}
-	switch st.Phase {
-	case upgradev1alpha1.PhaseBackup, upgradev1alpha1.PhaseMigrate, upgradev1alpha1.PhaseCanary:
-	default:
-		return after
-	}
-	left := st.WindowEndsAt.Sub(s.now)
-	if left > 0 && (after == 0 || left < after) {
-		return left
-	}
-	return after
+	return window.Cap(s.status().Phase, &s.status().WindowEndsAt.Time, s.now, after)
 }

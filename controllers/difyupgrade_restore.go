@@ -45,31 +45,6 @@ func writes(c upgradev1alpha1.Component) bool {
 	return false
 }
 
-// restoreDecision says whether the rollback restores the database: only
-// past the point of no return, with the policy IfMigrated, and with a
-// verified database backup. why explains a migrated schema left as it is.
-func restoreDecision(spec *upgradev1alpha1.DifyUpgradeSpec, st *upgradev1alpha1.DifyUpgradeStatus) (restore bool, why string) {
-	if st.Migration == nil || !st.Migration.PointOfNoReturnPassed {
-		return false, ""
-	}
-	switch {
-	case spec.Rollback.RestoreDatabase == upgradev1alpha1.RestoreDatabaseNever:
-		return false, "spec.rollback.restoreDatabase is Never"
-	case st.Backup == nil || st.Backup.TakenAt == nil || !hasDatabaseArtifact(st.Backup):
-		return false, "there is no database backup to restore"
-	}
-	return true, ""
-}
-
-func hasDatabaseArtifact(b *upgradev1alpha1.BackupStatus) bool {
-	for _, a := range b.Artifacts {
-		if a.Kind == upgradev1alpha1.BackupArtifactDatabase {
-			return true
-		}
-	}
-	return false
-}
-
 // restoreDatabase brings the database back to the backup, after the routing
 // is back on stable: it stops every Dify workload that writes to the
 // database (canaries deleted, stable Deployments scaled to 0 with their

@@ -298,7 +298,7 @@ func (r *DifyUpgradeReconciler) reconcileRollingBack(ctx context.Context, s *sco
 	if res, err := r.stopMigration(ctx, s); res != nil || err != nil {
 		return orZero(res), err
 	}
-	restore, why := restoreDecision(s.spec(), s.status())
+	restore, why := lifecycle.RestoreDecision(s.spec(), s.status())
 	if restore {
 		if res, err := r.restoreDatabase(ctx, s); res != nil || err != nil {
 			return orZero(res), err

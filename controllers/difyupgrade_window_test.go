@@ -105,3 +105,76 @@ func reconcileConditionReason(u *upgradev1alpha1.DifyUpgrade) string {
 	}
 	return ""
 }
+
+func TestWindowEndOnTheFakeClock(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 28, 2, 0, 0, 0, time.UTC))
+	u := &upgradev1alpha1.DifyUpgrade{}
+	u.Spec.Window = &upgradev1alpha1.WindowSpec{Schedule: "0 2 * * 6", Duration: metav1.Duration{Duration: time.Hour}, OnClose: upgradev1alpha1.WindowCloseRevert}
+	u.Status.Phase = upgradev1alpha1.PhasePrecheck
+	u.Status.WindowEndsAt = &metav1.Time{Time: clk.Now().Add(time.Hour)}
+
+	s := &scope{upgrade: u, now: clk.Now()}
+	checkWindowEnd(s, 45*time.Minute)
+	if c := u.Status.Checks[0]; c.Result != upgradev1alpha1.CheckPassed || c.Value != "45m0s" || c.Limit != "1h0m0s" {
+		t.Errorf("a 45m estimate in a 1h window: %+v", c)
+	}
+
+	clk.Step(30 * time.Minute)
+	s = &scope{upgrade: u, now: clk.Now()}
+	checkWindowEnd(s, 45*time.Minute)
+	if c := u.Status.Checks[0]; c.Result != upgradev1alpha1.CheckWarning || c.Limit != "30m0s" {
+		t.Errorf("a 45m estimate with 30m left: %+v", c)
+	}
+
+	u.Status.Phase = upgradev1alpha1.PhaseCanary
+	if got := untilWindowEnd(&scope{upgrade: u, now: clk.Now()}, time.Hour); got != 30*time.Minute {
+		t.Errorf("a requeue in Canary is capped at the window's end: %s", got)
+	}
+	u.Status.Phase = upgradev1alpha1.PhasePromote
+	if got := untilWindowEnd(&scope{upgrade: u, now: clk.Now()}, time.Hour); got != time.Hour {
+		t.Errorf("from Promote on the window does not count: %s", got)
+	}
+}
+
+func TestWindowClosedBeforePromote(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 28, 3, 0, 0, 0, time.UTC))
+	upgradeAt := func(phase upgradev1alpha1.DifyUpgradePhase, onClose upgradev1alpha1.WindowCloseAction) *upgradev1alpha1.DifyUpgrade {
+		u := &upgradev1alpha1.DifyUpgrade{}
+		u.Spec.Window = &upgradev1alpha1.WindowSpec{Schedule: "0 2 * * 6", Duration: metav1.Duration{Duration: time.Hour}, OnClose: onClose}
+		u.Spec.Rollback.Automatic = new(true)
+		u.Status.Phase = phase
+		u.Status.WindowEndsAt = &metav1.Time{Time: clk.Now()}
+		return u
+	}
+	r := &DifyUpgradeReconciler{}
+
+	u := upgradeAt(upgradev1alpha1.PhaseCanary, upgradev1alpha1.WindowCloseRevert)
+	if !r.windowClosed(&scope{upgrade: u, now: clk.Now()}) || u.Status.Phase != upgradev1alpha1.PhaseRollingBack ||
+		u.Status.FailedPhase != upgradev1alpha1.PhaseCanary {
+		t.Errorf("Revert in Canary at the window's end: phase %s, failed %s", u.Status.Phase, u.Status.FailedPhase)
+	}
+
+	u = upgradeAt(upgradev1alpha1.PhaseBackup, upgradev1alpha1.WindowCloseRevert)
+	if !r.windowClosed(&scope{upgrade: u, now: clk.Now()}) || u.Status.Phase != upgradev1alpha1.PhaseFailed {
+		t.Errorf("Revert in Backup (nothing changed yet) ends Failed: %s", u.Status.Phase)
+	}
+
+	u = upgradeAt(upgradev1alpha1.PhaseCanary, upgradev1alpha1.WindowCloseContinue)
+	s := &scope{upgrade: u, now: clk.Now()}
+	if r.windowClosed(s) || u.Status.Phase != upgradev1alpha1.PhaseCanary || len(s.afterWrite) != 1 {
+		t.Errorf("Continue goes on with one warning: phase %s, %d events", u.Status.Phase, len(s.afterWrite))
+	}
+	s = &scope{upgrade: u, now: clk.Now()}
+	if r.windowClosed(s) || len(s.afterWrite) != 0 {
+		t.Errorf("Continue warns once: %d events on the next pass", len(s.afterWrite))
+	}
+
+	u = upgradeAt(upgradev1alpha1.PhasePromote, upgradev1alpha1.WindowCloseRevert)
+	if r.windowClosed(&scope{upgrade: u, now: clk.Now()}) {
+		t.Error("from Promote on, the upgrade runs to its end")
+	}
+	u = upgradeAt(upgradev1alpha1.PhaseCanary, upgradev1alpha1.WindowCloseRevert)
+	if r.windowClosed(&scope{upgrade: u, now: clk.Now().Add(-time.Second)}) {
+		t.Error("before the window's end nothing happens")
+	}
+}

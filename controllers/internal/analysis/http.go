@@ -163,3 +163,31 @@ func Count(r Response, failures, threshold int32) (verdict Verdict, after int32)
 	}
 	return Failing, after
 }
+
+// EveryPod folds the responses of each pod (named in pods) into one: it
+// passes when every pod passed; the slowest latency and the first failure's
+// status code are kept, and the message names the pods that failed.
+func EveryPod(pods []string, responses []Response) Response {
+	out := Response{OK: true}
+	var failed []string
+	for i, resp := range responses {
+		out.Latency = max(out.Latency, resp.Latency)
+		if resp.OK {
+			if out.StatusCode == 0 {
+				out.StatusCode = resp.StatusCode
+			}
+			continue
+		}
+		if out.OK {
+			out.StatusCode = resp.StatusCode
+		}
+		out.OK = false
+		failed = append(failed, "pod "+pods[i]+": "+resp.Message)
+	}
+	if out.OK {
+		out.Message = fmt.Sprintf("all %d pods passed (slowest %s)", len(pods), out.Latency.Round(time.Millisecond))
+		return out
+	}
+	out.Message = fmt.Sprintf("%d of %d pods failed: %s", len(failed), len(pods), strings.Join(failed, "; "))
+	return out
+}

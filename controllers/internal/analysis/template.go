@@ -20,6 +20,8 @@ import (
 	"bytes"
 	"fmt"
 	"text/template"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 )
 
 // Vars fill the placeholders of queries, URLs and expected values.
@@ -50,4 +52,22 @@ func Render(text string, v Vars) (string, error) {
 		return "", fmt.Errorf("bad template: %w", err)
 	}
 	return out.String(), nil
+}
+
+// RenderCheck fills an HTTP check's placeholders; why says what did not
+// render.
+func RenderCheck(check upgradev1alpha1.HTTPCheck, vars Vars) (Check, string) {
+	url, err := Render(check.URL, vars)
+	if err != nil {
+		return Check{}, "url: " + err.Error()
+	}
+	c := Check{URL: url, ExpectStatus: int(check.ExpectStatus), MaxLatency: check.MaxLatency.Duration}
+	for _, e := range check.ExpectJSON {
+		equals, err := Render(e.Equals, vars)
+		if err != nil {
+			return Check{}, "expectJSON " + e.Field + ": " + err.Error()
+		}
+		c.ExpectJSON = append(c.ExpectJSON, Field{Path: e.Field, Equals: equals})
+	}
+	return c, ""
 }

@@ -21,6 +21,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 )
 
 // counted are the resources PodRequests and Check look at.
@@ -148,4 +150,14 @@ func Surge(strategy appsv1.DeploymentStrategy, replicas int32) int32 {
 		surge, _ = intstr.GetScaledValueFromIntOrPercent(&defaultMaxSurge, int(replicas), true)
 	}
 	return int32(min(max(surge, 0), int(replicas)))
+}
+
+// WorkloadSurge is how many pods over its count a rollout with strategy
+// adds: a Deployment's maxSurge; a StatefulSet replaces its pods in place
+// and adds none.
+func WorkloadSurge(strategy apps.Strategy, replicas int32) int32 {
+	if strategy.Deployment == nil {
+		return 0
+	}
+	return Surge(*strategy.Deployment, replicas)
 }

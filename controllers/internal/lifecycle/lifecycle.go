@@ -123,3 +123,29 @@ func Track(prev *upgradev1alpha1.WaitStatus, key string, progress int64, now tim
 func Deadline(w *upgradev1alpha1.WaitStatus, progressDeadline time.Duration) time.Time {
 	return w.Since.Add(progressDeadline)
 }
+
+// RestoreDecision says whether the rollback restores the database: only
+// past the point of no return, with the policy IfMigrated, and with a
+// verified database backup. why explains a migrated schema left as it is.
+func RestoreDecision(spec *upgradev1alpha1.DifyUpgradeSpec, st *upgradev1alpha1.DifyUpgradeStatus) (restore bool, why string) {
+	if st.Migration == nil || !st.Migration.PointOfNoReturnPassed {
+		return false, ""
+	}
+	switch {
+	case spec.Rollback.RestoreDatabase == upgradev1alpha1.RestoreDatabaseNever:
+		return false, "spec.rollback.restoreDatabase is Never"
+	case st.Backup == nil || st.Backup.TakenAt == nil || !HasDatabaseArtifact(st.Backup):
+		return false, "there is no database backup to restore"
+	}
+	return true, ""
+}
+
+// HasDatabaseArtifact reports whether backup b holds a database dump.
+func HasDatabaseArtifact(b *upgradev1alpha1.BackupStatus) bool {
+	for _, a := range b.Artifacts {
+		if a.Kind == upgradev1alpha1.BackupArtifactDatabase {
+			return true
+		}
+	}
+	return false
+}

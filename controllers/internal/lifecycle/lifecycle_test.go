@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
@@ -166,5 +167,39 @@ func TestWaitClock(t *testing.T) {
 	}
 	if Deadline(w, deadline).After(start.Add(3*time.Minute + deadline)) {
 		t.Errorf("the deadline counts from the last progress")
+	}
+}
+
+// The database is restored only past the point of no return, by policy,
+// from a verified backup; otherwise the reason is given.
+func TestRestoreDecision(t *testing.T) {
+	taken := metav1.Now()
+	backup := &upgradev1alpha1.BackupStatus{TakenAt: &taken, Artifacts: []upgradev1alpha1.BackupArtifact{{Kind: upgradev1alpha1.BackupArtifactDatabase, Name: "dify"}}}
+	migrated := &upgradev1alpha1.MigrationStatus{PointOfNoReturnPassed: true}
+	spec := func(policy upgradev1alpha1.RestoreDatabasePolicy, db bool) *upgradev1alpha1.DifyUpgradeSpec {
+		s := &upgradev1alpha1.DifyUpgradeSpec{Rollback: upgradev1alpha1.RollbackSpec{RestoreDatabase: policy}}
+		if db {
+			s.Database = &upgradev1alpha1.DatabaseSpec{Host: "pg"}
+		}
+		return s
+	}
+	tests := []struct {
+		name    string
+		spec    *upgradev1alpha1.DifyUpgradeSpec
+		st      upgradev1alpha1.DifyUpgradeStatus
+		restore bool
+		why     string
+	}{
+		{"before the migration", spec(upgradev1alpha1.RestoreDatabaseIfMigrated, true), upgradev1alpha1.DifyUpgradeStatus{Backup: backup}, false, ""},
+		{"migrated, backed up", spec(upgradev1alpha1.RestoreDatabaseIfMigrated, true), upgradev1alpha1.DifyUpgradeStatus{Backup: backup, Migration: migrated}, true, ""},
+		{"policy Never", spec(upgradev1alpha1.RestoreDatabaseNever, true), upgradev1alpha1.DifyUpgradeStatus{Backup: backup, Migration: migrated}, false, "Never"},
+		{"no database", spec(upgradev1alpha1.RestoreDatabaseIfMigrated, false), upgradev1alpha1.DifyUpgradeStatus{Migration: migrated}, false, "no database backup"},
+		{"backup not verified", spec(upgradev1alpha1.RestoreDatabaseIfMigrated, true), upgradev1alpha1.DifyUpgradeStatus{Backup: &upgradev1alpha1.BackupStatus{Name: "b"}, Migration: migrated}, false, "no database backup"},
+	}
+	for _, tt := range tests {
+		restore, why := RestoreDecision(tt.spec, &tt.st)
+		if restore != tt.restore || !strings.Contains(why, tt.why) {
+			t.Errorf("%s: restoreDecision = %v, %q", tt.name, restore, why)
+		}
 	}
 }

@@ -363,3 +363,15 @@ func NotInstalledMessage(release string, c upgradev1alpha1.Component) string {
 	return fmt.Sprintf("%s is not installed: no workload of release %s runs it, so it is left out; if it runs under another name, set spec.components.%s.deployment",
 		c, release, FieldName(c))
 }
+
+// WeightBefore is the weight in force when step index i starts: the last
+// setWeight before it.
+func WeightBefore(steps []upgradev1alpha1.CanaryStep, i int) int32 {
+	var w int32
+	for _, step := range steps[:min(i, len(steps))] {
+		if step.SetWeight != nil {
+			w = *step.SetWeight
+		}
+	}
+	return w
+}

@@ -246,3 +246,14 @@ func TestResolvePlansAStatefulSetApi(t *testing.T) {
 		t.Errorf("Recreate for a StatefulSet: %v", err)
 	}
 }
+
+func TestWeightBefore(t *testing.T) {
+	steps := []upgradev1alpha1.CanaryStep{
+		{SetWeight: new(int32(5))}, {Pause: &upgradev1alpha1.CanaryPause{}}, {SetWeight: new(int32(20))}, {Pause: &upgradev1alpha1.CanaryPause{}},
+	}
+	for i, want := range []int32{0, 5, 5, 20, 20, 20} {
+		if got := WeightBefore(steps, i); got != want {
+			t.Errorf("WeightBefore(steps, %d) = %d, want %d", i, got, want)
+		}
+	}
+}
