@@ -179,7 +179,7 @@ func (r *DifyUpgradeReconciler) componentEnv(ctx context.Context, s *scope, c up
 // volume, and records them in status.plan. needDB says a missing database
 // refuses the upgrade (a restore will be needed); otherwise it is a
 // warning.
-func (r *DifyUpgradeReconciler) findData(ctx context.Context, s *scope, needDB bool) (phaseResult, bool) {
+func (r *DifyUpgradeReconciler) findData(ctx context.Context, s *scope, needDB bool) phaseResult {
 	spec := s.spec()
 	p := s.status().Plan
 	if p == nil {
@@ -191,19 +191,19 @@ func (r *DifyUpgradeReconciler) findData(ctx context.Context, s *scope, needDB b
 	switch {
 	case err != nil && needDB && spec.Database == nil:
 		return s.refuse("database", upgradev1alpha1.ReasonPrecheckFailed,
-			"spec.database is not set and the api's environment cannot be read to find the database: %v; set spec.database, or spec.rollback.restoreDatabase: Never to accept no way back", err), true
+			"spec.database is not set and the api's environment cannot be read to find the database: %v; set spec.database, or spec.rollback.restoreDatabase: Never to accept no way back", err)
 	case err != nil:
 		s.recordCheck("database", upgradev1alpha1.CheckWarning, fmt.Sprintf("the api's environment cannot be read to find the data (%v): nothing is found to back up", err))
-		return phaseResult{}, false
+		return phaseResult{}
 	}
 	if !ok {
-		return phaseResult{}, false
+		return phaseResult{}
 	}
 	if spec.Database == nil {
 		pluginEnv, _, _, _, err := r.componentEnv(ctx, s, upgradev1alpha1.ComponentPluginDaemon)
 		if err != nil {
 			if needDB {
-				return s.refuse("database", upgradev1alpha1.ReasonPrecheckFailed, "finding the plugin daemon's database in its environment: %v; set spec.database", err), true
+				return s.refuse("database", upgradev1alpha1.ReasonPrecheckFailed, "finding the plugin daemon's database in its environment: %v; set spec.database", err)
 			}
 			pluginEnv = nil
 		}
@@ -212,7 +212,7 @@ func (r *DifyUpgradeReconciler) findData(ctx context.Context, s *scope, needDB b
 		case len(missing) > 0 && needDB:
 			return s.refuse("database", upgradev1alpha1.ReasonPrecheckFailed,
 				"spec.database is not set and the database cannot be found in the api's environment: %s. The schema migration would pass the point of no return without a backup: set what is missing, or spec.rollback.restoreDatabase: Never to accept no way back",
-				strings.Join(missing, "; ")), true
+				strings.Join(missing, "; "))
 		case len(missing) > 0:
 			s.recordCheck("database", upgradev1alpha1.CheckWarning, "spec.database is not set and the database cannot be found in the api's environment ("+
 				strings.Join(missing, "; ")+"): it is not backed up")
@@ -225,7 +225,7 @@ func (r *DifyUpgradeReconciler) findData(ctx context.Context, s *scope, needDB b
 		st := datasource.FindStorage(apiEnv, *apps.Container(api.Template(), apiContainer), api.Template().Spec)
 		p.Storage = &upgradev1alpha1.StoragePlan{Kind: string(st.Kind), ClaimName: st.Claim, SubPath: st.SubPath, FoundBy: st.FoundBy, Advice: st.Advice}
 	}
-	return phaseResult{}, false
+	return phaseResult{}
 }
 
 // credentialSource records where a Job takes a credential from: a key

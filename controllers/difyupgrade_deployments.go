@@ -43,49 +43,48 @@ const TrackLabel = workload.TrackLabel
 // canaryName is the deterministic name of a component's canary Deployment.
 func canaryName(c upgradev1alpha1.ComponentStatus) string { return workload.CanaryName(c) }
 
-// ensureCanary creates or resizes the canary Deployment of c for weight,
+// ensureCanary creates or resizes the canary Deployment of c for weight
+// (left in s.obs.canary),
 // sized from the replica count the stable workload stands for now (an
 // HPA's newer count included). A Deployment of that name this upgrade did
 // not create is never adopted.
-func (r *DifyUpgradeReconciler) ensureCanary(ctx context.Context, s *scope, c upgradev1alpha1.ComponentStatus, weight int32) (*appsv1.Deployment, *phaseResult, error) {
+func (r *DifyUpgradeReconciler) ensureCanary(ctx context.Context, s *scope, c upgradev1alpha1.ComponentStatus, weight int32) (phaseResult, error) {
 	stable := s.obs.stable[c.Name]
 	if stable == nil {
-		res := componentGone(&c)
-		return nil, &res, nil
+		return componentGone(&c), nil
 	}
 	base, err := original.OwnReplicas(stable, c.Container)
 	if err != nil {
-		return nil, nil, err
+		return phaseResult{}, err
 	}
 	want, err := workload.Canary(stable, c, rollout.CanaryReplicas(base, weight), s.upgrade.Name)
 	if err != nil {
-		return nil, nil, err
+		return phaseResult{}, err
 	}
 	if err := controllerutil.SetControllerReference(s.upgrade, want, r.Scheme()); err != nil {
-		return nil, nil, err
+		return phaseResult{}, err
 	}
 	current := s.obs.canary[c.Name]
 	switch {
 	case current == nil:
 		if err := r.Create(ctx, want); err != nil {
-			return nil, nil, fmt.Errorf("creating canary Deployment %s: %w", want.Name, err)
+			return phaseResult{}, fmt.Errorf("creating canary Deployment %s: %w", want.Name, err)
 		}
 		s.obs.canary[c.Name] = want
 		r.Recorder.Eventf(s.upgrade, want, corev1.EventTypeNormal, "CanaryCreated", "Create",
 			"Created canary Deployment %s with %s (%d replicas)", want.Name, c.ToImage, *want.Spec.Replicas)
-		return want, nil, nil
+		return phaseResult{}, nil
 	case !ours(s, current):
-		res := foreignCanary(current)
-		return nil, &res, nil
+		return foreignCanary(current), nil
 	case *current.Spec.Replicas == *want.Spec.Replicas && equality.Semantic.DeepEqual(current.Spec.Template, want.Spec.Template):
-		return current, nil, nil
+		return phaseResult{}, nil
 	}
 	current.Spec.Replicas = want.Spec.Replicas
 	current.Spec.Template = want.Spec.Template
 	if err := r.Update(ctx, current); err != nil {
-		return nil, nil, fmt.Errorf("resizing canary Deployment %s: %w", current.Name, err)
+		return phaseResult{}, fmt.Errorf("resizing canary Deployment %s: %w", current.Name, err)
 	}
-	return current, nil, nil
+	return phaseResult{}, nil
 }
 
 // foreignCanary is the failure for a canary name taken by a Deployment this
@@ -122,39 +121,38 @@ func (r *DifyUpgradeReconciler) deleteCanaries(ctx context.Context, s *scope) (b
 // changed since the last write is counted (and put back); past
 // drift.MaxCorrections the phase fails, naming the writer.
 func (r *DifyUpgradeReconciler) writeStable(ctx context.Context, s *scope, c upgradev1alpha1.ComponentStatus,
-	mutate func(*apps.Workload) error) (bool, *phaseResult, error) {
+	mutate func(*apps.Workload) error) (phaseResult, error) {
 	d := s.obs.stable[c.Name]
 	if d == nil {
-		res := componentGone(&c)
-		return false, &res, nil
+		return componentGone(&c), nil
 	}
 	want := d.Copy()
 	if err := mutate(want); err != nil {
-		return false, nil, err
+		return phaseResult{}, err
 	}
 	if apps.SameSpec(want, d) {
-		return false, nil, nil
+		return phaseResult{}, nil
 	}
 	for _, field := range drift.Changed(d, workload.Managed(d, c.Container)) {
-		if res := r.externalChange(s, d.Kind()+"/"+d.GetName(), workload.FieldPath(field, c.Container), drift.Writer(d, "f:"+field)); res != nil {
-			return false, res, nil
+		if res := r.externalChange(s, d.Kind()+"/"+d.GetName(), workload.FieldPath(field, c.Container), drift.Writer(d, "f:"+field)); res.stop {
+			return res, nil
 		}
 	}
 	if err := original.Record(want, s.upgrade.Name, original.Take(d, c.Container)); err != nil {
-		return false, nil, err
+		return phaseResult{}, err
 	}
 	drift.Mark(want, workload.Managed(want, c.Container).Fingerprint())
 	if err := r.Update(ctx, want.Object()); err != nil {
-		return false, nil, fmt.Errorf("updating %s: %w", apps.Ref(d), err)
+		return phaseResult{}, fmt.Errorf("updating %s: %w", apps.Ref(d), err)
 	}
 	s.obs.stable[c.Name] = want
-	return true, nil, nil
+	return phaseResult{progressed: true}, nil
 }
 
 // externalChange records that another writer changed a field the upgrade
 // manages, with a Warning event naming the object, field and writer. Past
 // drift.MaxCorrections it returns the failure that ends the fight.
-func (r *DifyUpgradeReconciler) externalChange(s *scope, object, field, writer string) *phaseResult {
+func (r *DifyUpgradeReconciler) externalChange(s *scope, object, field, writer string) phaseResult {
 	st := s.status()
 	var count int32
 	st.ExternalChanges, count = drift.Record(st.ExternalChanges, object, field, writer, metav1.NewTime(s.now))
@@ -163,16 +161,15 @@ func (r *DifyUpgradeReconciler) externalChange(s *scope, object, field, writer s
 		who = "another writer"
 	}
 	if count > drift.MaxCorrections {
-		res := failed(upgradev1alpha1.ReasonExternalWriter,
+		return failed(upgradev1alpha1.ReasonExternalWriter,
 			"%s %s was changed by %s %d times during the upgrade: something (a GitOps sync?) is fighting the operator. "+
 				"Tell it to leave the fields the operator manages alone during upgrades (Argo CD: ignoreDifferences with managedFieldsManagers: [%s] "+
 				"and RespectIgnoreDifferences=true; Flux: driftDetection.ignore on the HelmRelease, or suspend the Kustomization; see the README), then retry",
 			object, field, who, count, drift.FieldOwner)
-		return &res
 	}
 	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "ExternalChange", "Correct",
 		"%s %s was changed by %s (%d of %d corrections); putting it back", object, field, who, count, drift.MaxCorrections)
-	return nil
+	return phaseResult{}
 }
 
 // podTemplateHashes finds, for each canaried component, the
@@ -252,14 +249,14 @@ func (r *DifyUpgradeReconciler) router(s *scope, hashes map[upgradev1alpha1.Comp
 
 // routed reports what a Route or Restore found: changes by other writers
 // (counted; past the limit the phase fails) and replica counts taken over.
-func (r *DifyUpgradeReconciler) routed(s *scope, res traffic.Result) *phaseResult {
+func (r *DifyUpgradeReconciler) routed(s *scope, res traffic.Result) phaseResult {
 	for _, msg := range res.Released {
 		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "ReplicasTakenOver", "Scale", "%s", msg)
 	}
 	for _, ch := range res.External {
-		if f := r.externalChange(s, ch.Object, ch.Field, ch.Writer); f != nil {
+		if f := r.externalChange(s, ch.Object, ch.Field, ch.Writer); f.stop {
 			return f
 		}
 	}
-	return nil
+	return phaseResult{}
 }

@@ -140,7 +140,7 @@ func moments(before, after *upgradev1alpha1.DifyUpgradeStatus, dryRun bool) []mo
 		out = append(out, m)
 	}
 	if r := reason(after); slices.Contains(personWaits, r) && !dryRun &&
-		(r != reason(before) || step(before) != step(after) || before.Phase != after.Phase) {
+		(r != reason(before) || stepNumber(before) != stepNumber(after) || before.Phase != after.Phase) {
 		out = append(out, moment{"WaitingForPerson", r})
 	}
 	return out
@@ -182,7 +182,7 @@ func failedReason(st *upgradev1alpha1.DifyUpgradeStatus) string {
 	return ""
 }
 
-func step(st *upgradev1alpha1.DifyUpgradeStatus) int32 {
+func stepNumber(st *upgradev1alpha1.DifyUpgradeStatus) int32 {
 	if st.Canary == nil {
 		return 0
 	}
@@ -224,7 +224,7 @@ func (r *DifyUpgradeReconciler) recordNotifications(s *scope) {
 		if len(spec.Events) > 0 && !slices.Contains(spec.Events, m.event) {
 			continue
 		}
-		key := fmt.Sprintf("%s/%s/%s/%d@%d", m.event, st.Phase, m.reason, step(st), started)
+		key := fmt.Sprintf("%s/%s/%s/%d@%d", m.event, st.Phase, m.reason, stepNumber(st), started)
 		for _, hook := range spec.Webhooks {
 			if slices.ContainsFunc(st.Notifications, func(n upgradev1alpha1.NotificationStatus) bool {
 				return n.Key == key && n.Webhook == hook.Name

@@ -65,8 +65,8 @@ func (r *DifyUpgradeReconciler) reconcileCanary(ctx context.Context, s *scope) (
 		}
 	}
 
-	res, ready, err := r.applyWeight(ctx, s, weight)
-	if !ready || err != nil {
+	res, err := r.applyWeight(ctx, s, weight)
+	if res.stop || err != nil {
 		return res, err
 	}
 	cs.Weight = weight
@@ -79,7 +79,7 @@ func (r *DifyUpgradeReconciler) reconcileCanary(ctx context.Context, s *scope) (
 	if a.failure != nil {
 		return r.rollbackNow(ctx, s, *a.failure), nil
 	}
-	if res, held := r.holdForPerson(s, a); held {
+	if res := r.holdForPerson(s, a); res.stop {
 		return res, nil
 	}
 	if done {
@@ -146,21 +146,18 @@ func withAnalysis(message string, a analysisResult) string {
 
 // holdForPerson holds a phase whose analysis stayed inconclusive too long
 // until a person resumes it with the promote annotation (which this pass
-// then acknowledges); held is false when the analysis is not halted.
-func (r *DifyUpgradeReconciler) holdForPerson(s *scope, a analysisResult) (res phaseResult, held bool) {
+// then acknowledges); it stops the pass while the analysis is halted.
+func (r *DifyUpgradeReconciler) holdForPerson(s *scope, a analysisResult) phaseResult {
 	if !a.halted {
-		return phaseResult{}, false
+		return phaseResult{}
 	}
 	if _, ok := s.upgrade.PendingAction(upgradev1alpha1.ActionPromote); ok {
 		r.resumeByAnnotation(s)
-		return phaseResult{message: "Analysis resumed by " + upgradev1alpha1.AnnotationPromote, requeueAfter: a.next}, true
+		return holding(a.next, "Analysis resumed by %s", upgradev1alpha1.AnnotationPromote)
 	}
 	s.reason = upgradev1alpha1.ReasonAnalysisInconclusive
-	return phaseResult{
-		message: fmt.Sprintf("%s. Paused for a person: annotate %s=<new value> to resume, or %s to roll back",
-			a.summary, upgradev1alpha1.AnnotationPromote, upgradev1alpha1.AnnotationAbort),
-		requeueAfter: a.next,
-	}, true
+	return holding(a.next, "%s. Paused for a person: annotate %s=<new value> to resume, or %s to roll back",
+		a.summary, upgradev1alpha1.AnnotationPromote, upgradev1alpha1.AnnotationAbort)
 }
 
 // resumeByAnnotation lifts a halt because a person asked.
@@ -221,19 +218,19 @@ func (r *DifyUpgradeReconciler) rollbackNow(ctx context.Context, s *scope, f fai
 }
 
 // applyWeight sizes the canaries for weight, waits for them to be ready,
-// then routes: traffic goes to a subset only once its pods are ready. ready
-// is false while it waits; res then says for what.
-func (r *DifyUpgradeReconciler) applyWeight(ctx context.Context, s *scope, weight int32) (phaseResult, bool, error) {
+// then routes: traffic goes to a subset only once its pods are ready. It
+// stops the pass while it waits, saying for what.
+func (r *DifyUpgradeReconciler) applyWeight(ctx context.Context, s *scope, weight int32) (phaseResult, error) {
 	var waits []string
 	var progress int64
 	for _, c := range s.canaried() {
-		canary, fail, err := r.ensureCanary(ctx, s, c, weight)
-		if fail != nil || err != nil {
-			return orZero(fail), false, err
+		if res, err := r.ensureCanary(ctx, s, c, weight); res.stop || err != nil {
+			return res, err
 		}
+		canary := s.obs.canary[c.Name]
 		rs := rollout.DeploymentStatus(canary)
 		if rs.Failed {
-			return failed(upgradev1alpha1.ReasonProgressDeadlineExceeded, "canary %s", rs.Message), false, nil
+			return failed(upgradev1alpha1.ReasonProgressDeadlineExceeded, "canary %s", rs.Message), nil
 		}
 		if !rs.Done {
 			waits = append(waits, rs.Message)
@@ -247,52 +244,45 @@ func (r *DifyUpgradeReconciler) applyWeight(ctx context.Context, s *scope, weigh
 			// Traffic already flows: keep the subsets on ReplicaSets with
 			// ready pods (a stable rollout restart, a canary resize) at the
 			// weight already routed, while the new weight waits.
-			if res, _, err := r.route(ctx, s, cs.Weight); err != nil || res.fail != nil {
-				return res, false, err
+			if res, err := r.route(ctx, s, cs.Weight); err != nil || res.fail != nil {
+				return res, err
 			}
 		}
-		return wait, false, nil
+		return wait, nil
 	}
 	return r.route(ctx, s, weight)
 }
 
 // route sends weight percent of the traffic to the canaries: with Istio,
 // through subsets that select, of each Deployment, the newest ReplicaSet
-// with ready pods. ready is false while a ReplicaSet is missing.
-func (r *DifyUpgradeReconciler) route(ctx context.Context, s *scope, weight int32) (phaseResult, bool, error) {
+// with ready pods. It stops the pass while a ReplicaSet is missing.
+func (r *DifyUpgradeReconciler) route(ctx context.Context, s *scope, weight int32) (phaseResult, error) {
 	var hashes map[upgradev1alpha1.Component]traffic.Hashes
 	if s.spec().Canary.Istio != nil {
 		h, ok, err := r.podTemplateHashes(ctx, s)
 		if err != nil {
-			return phaseResult{}, false, err
+			return phaseResult{}, err
 		}
 		if !ok {
-			return waiting("ReplicaSets", 0, "Waiting for the ReplicaSets of the stable and canary Deployments"), false, nil
+			return waiting("ReplicaSets", 0, "Waiting for the ReplicaSets of the stable and canary Deployments"), nil
 		}
 		hashes = h
 	}
 	res, err := r.router(s, hashes).Route(ctx, weight)
-	if f := r.routed(s, res); f != nil {
-		return *f, false, nil
+	if f := r.routed(s, res); f.stop {
+		return f, nil
 	}
 	if errors.Is(err, traffic.ErrMissing) {
-		return failed(upgradev1alpha1.ReasonAnalysisFailed, "routing failed: %v", err), false, nil
+		return failed(upgradev1alpha1.ReasonAnalysisFailed, "routing failed: %v", err), nil
 	}
 	if err != nil {
-		return phaseResult{}, false, err
+		return phaseResult{}, err
 	}
 	if res.Changed {
 		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "TrafficShifted", "Route",
 			"Sent %d%% of traffic to %s", weight, s.spec().TargetVersion)
 	}
-	return phaseResult{}, true, nil
-}
-
-func orZero(p *phaseResult) phaseResult {
-	if p == nil {
-		return phaseResult{}
-	}
-	return *p
+	return phaseResult{}, nil
 }
 
 // nextStep moves the cursor to the next canary step.

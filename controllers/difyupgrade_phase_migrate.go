@@ -51,12 +51,12 @@ func migrationOff(w *apps.Workload, container string) bool {
 // the old code. It does not wait for those rollouts: pods already running
 // ran their entrypoint when they started, and a rollout that lacks room
 // must not hold the upgrade here (Promote rolls the same workloads again).
-func (r *DifyUpgradeReconciler) quiesce(ctx context.Context, s *scope) (*phaseResult, error) {
+func (r *DifyUpgradeReconciler) quiesce(ctx context.Context, s *scope) (phaseResult, error) {
 	for _, c := range s.status().Components {
 		if !plan.RunsDifyAPI(c.Name) {
 			continue
 		}
-		changed, fail, err := r.writeStable(ctx, s, c, func(w *apps.Workload) error {
+		res, err := r.writeStable(ctx, s, c, func(w *apps.Workload) error {
 			if migrationOff(w, c.Container) {
 				return nil
 			}
@@ -64,15 +64,15 @@ func (r *DifyUpgradeReconciler) quiesce(ctx context.Context, s *scope) (*phaseRe
 			container.Env = workload.SetEnv(container.Env, workload.MigrationEnv, "false")
 			return nil
 		})
-		if fail != nil || err != nil {
-			return fail, err
+		if res.stop || err != nil {
+			return res, err
 		}
-		if changed {
+		if res.progressed {
 			r.Recorder.Eventf(s.upgrade, s.obs.stable[c.Name].Object(), corev1.EventTypeNormal, "MigrationDisabled", "Migrate",
 				"Set %s=false on %s so that its pods never migrate the schema on start", workload.MigrationEnv, c.Deployment)
 		}
 	}
-	return nil, nil
+	return phaseResult{}, nil
 }
 
 // apiTemplate is the api workload's pod template the migration Job is
@@ -113,8 +113,8 @@ func (r *DifyUpgradeReconciler) reconcileMigrate(ctx context.Context, s *scope) 
 		return failed(upgradev1alpha1.ReasonBackupFailed,
 			"Not migrating: the migration is the point of no return and there is no verified database backup to come back with; back the database up (spec.database, or let Precheck find it), or set spec.rollback.restoreDatabase: Never"), nil
 	}
-	if res, err := r.quiesce(ctx, s); res != nil || err != nil {
-		return orZero(res), err
+	if res, err := r.quiesce(ctx, s); res.stop || err != nil {
+		return res, err
 	}
 
 	if st.Migration == nil || st.Migration.JobName == "" {

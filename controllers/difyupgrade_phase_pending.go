@@ -37,13 +37,13 @@ func (r *DifyUpgradeReconciler) reconcilePending(ctx context.Context, s *scope) 
 	dry := s.spec().DryRun
 	// A dry run does not wait: each wait is reported as what the real run
 	// would wait for.
-	wouldWait := func(check, reason string, res phaseResult) (phaseResult, bool) {
+	wouldWait := func(check, reason string, res phaseResult) phaseResult {
 		if !dry {
 			s.reason = reason
-			return res, true
+			return res
 		}
 		s.recordCheck(check, upgradev1alpha1.CheckWarning, "the upgrade would wait: "+res.message)
-		return phaseResult{}, false
+		return phaseResult{}
 	}
 	blocker, err := r.blockingUpgrade(ctx, s.upgrade)
 	if err != nil {
@@ -55,14 +55,14 @@ func (r *DifyUpgradeReconciler) reconcilePending(ctx context.Context, s *scope) 
 			msg = fmt.Sprintf("Waiting for DifyUpgrade %s of release %s: it failed and left changes in the cluster; roll it back (annotate it %s) or delete it",
 				blocker.Name, s.spec().Release, upgradev1alpha1.AnnotationAbort)
 		}
-		if res, wait := wouldWait("sibling", upgradev1alpha1.ReasonBlockedByUpgrade, phaseResult{message: msg}); wait {
+		if res := wouldWait("sibling", upgradev1alpha1.ReasonBlockedByUpgrade, holding(0, "%s", msg)); res.stop {
 			return res, nil
 		}
 	}
 	if missing := s.upgrade.MissingApprovals(); len(missing) > 0 {
-		res := phaseResult{message: fmt.Sprintf("Waiting for approval by %s: annotate %s<role>=<who>",
-			strings.Join(missing, ", "), upgradev1alpha1.ApprovalAnnotationPrefix)}
-		if res, wait := wouldWait("approvals", upgradev1alpha1.ReasonWaitingForApproval, res); wait {
+		res := holding(0, "Waiting for approval by %s: annotate %s<role>=<who>",
+			strings.Join(missing, ", "), upgradev1alpha1.ApprovalAnnotationPrefix)
+		if res := wouldWait("approvals", upgradev1alpha1.ReasonWaitingForApproval, res); res.stop {
 			return res, nil
 		}
 	}
@@ -73,11 +73,8 @@ func (r *DifyUpgradeReconciler) reconcilePending(ctx context.Context, s *scope) 
 			return failed(upgradev1alpha1.ReasonInvalidSpec, "spec.window: %v", err), nil
 		}
 		if !open {
-			res := phaseResult{
-				message:      fmt.Sprintf("Waiting for the maintenance window, which opens at %s", at.Format(time.RFC3339)),
-				requeueAfter: at.Sub(s.now),
-			}
-			if res, wait := wouldWait("window", upgradev1alpha1.ReasonWaitingForWindow, res); wait {
+			res := holding(at.Sub(s.now), "Waiting for the maintenance window, which opens at %s", at.Format(time.RFC3339))
+			if res := wouldWait("window", upgradev1alpha1.ReasonWaitingForWindow, res); res.stop {
 				return res, nil
 			}
 		}
@@ -85,7 +82,7 @@ func (r *DifyUpgradeReconciler) reconcilePending(ctx context.Context, s *scope) 
 		// the next opens, which the plan's estimate is held to).
 		s.status().WindowEndsAt = &metav1.Time{Time: at.Add(w.Duration.Duration)}
 	}
-	return phaseResult{next: upgradev1alpha1.PhasePrecheck, message: fmt.Sprintf("Checking %s before upgrading to %s", s.spec().Release, s.spec().TargetVersion)}, nil
+	return finished(upgradev1alpha1.PhasePrecheck, "Checking %s before upgrading to %s", s.spec().Release, s.spec().TargetVersion), nil
 }
 
 func phaseOrPending(u *upgradev1alpha1.DifyUpgrade) upgradev1alpha1.DifyUpgradePhase {

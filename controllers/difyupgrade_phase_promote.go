@@ -44,8 +44,8 @@ func (r *DifyUpgradeReconciler) reconcilePromote(ctx context.Context, s *scope) 
 		// Without a mesh the stable pods roll behind the Service beside the
 		// canary's, so only Istio needs the full-size canary first, until
 		// the canaried stable workloads themselves run the target.
-		res, ready, err := r.applyWeight(ctx, s, 100)
-		if !ready || err != nil {
+		res, err := r.applyWeight(ctx, s, 100)
+		if res.stop || err != nil {
 			return res, err
 		}
 		if s.status().Canary != nil {
@@ -60,12 +60,12 @@ func (r *DifyUpgradeReconciler) reconcilePromote(ctx context.Context, s *scope) 
 			if plan.Stage(c.Name) != i {
 				continue
 			}
-			changed, fail, err := r.writeStable(ctx, s, c, func(w *apps.Workload) error { return r.promoted(s, c, w) })
-			if fail != nil || err != nil {
-				return orZero(fail), err
+			res, err := r.writeStable(ctx, s, c, func(w *apps.Workload) error { return r.promoted(s, c, w) })
+			if res.stop || err != nil {
+				return res, err
 			}
 			d := s.obs.stable[c.Name]
-			if changed {
+			if res.progressed {
 				r.Recorder.Eventf(s.upgrade, d.Object(), corev1.EventTypeNormal, "ImagesUpdated", "Promote",
 					"Rolling %s to %s with %s", c.Deployment, c.ToImage, c.Strategy)
 			}
@@ -98,7 +98,7 @@ func (r *DifyUpgradeReconciler) reconcilePromote(ctx context.Context, s *scope) 
 	if !gone {
 		return waiting("canary deletion", 0, "Waiting for the canary Deployments to be deleted"), nil
 	}
-	return phaseResult{next: upgradev1alpha1.PhaseVerify, message: fmt.Sprintf("Every component rolled to %s; verifying", s.spec().TargetVersion)}, nil
+	return finished(upgradev1alpha1.PhaseVerify, "Every component rolled to %s; verifying", s.spec().TargetVersion), nil
 }
 
 // promoted sets the target image, MIGRATION_ENABLED=false (dify-api image)

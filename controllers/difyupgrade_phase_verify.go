@@ -82,7 +82,7 @@ func (r *DifyUpgradeReconciler) reconcileVerify(ctx context.Context, s *scope) (
 		// new version's stable pods: the rollback puts back the images.
 		return phaseResult{fail: a.failure}, nil
 	}
-	if res, held := r.holdForPerson(s, a); held {
+	if res := r.holdForPerson(s, a); res.stop {
 		return res, nil
 	}
 	if left := st.Bake.EndsAt.Sub(s.now); left > 0 {

@@ -32,9 +32,17 @@ import (
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/lifecycle"
 )
 
-// phaseResult is what a phase handler decided in one pass. Handlers never
-// touch status.phase; the dispatcher applies the result.
+// phaseResult is what a phase handler, or one step of it, decided in one
+// pass. Handlers never touch status.phase; the dispatcher applies the
+// result.
+//
+// Every step is func(ctx, *scope) (phaseResult, error) (see step). A step
+// that lets the phase go on returns the zero result; one that decided the
+// pass (a failure, a wait, the phase done) returns a result with stop set,
+// and the phase returns it as it is.
 type phaseResult struct {
+	// stop means the step decided this pass: the phase returns the result.
+	stop bool
 	// next is the phase to move to; empty stays.
 	next upgradev1alpha1.DifyUpgradePhase
 	// message tells a person what the phase is doing or waiting for.
@@ -69,16 +77,32 @@ type outcome struct {
 // failure is why a phase failed.
 type failure struct{ reason, message string }
 
+// failed fails the phase.
 func failed(reason, format string, args ...any) phaseResult {
-	return phaseResult{fail: &failure{reason: reason, message: fmt.Sprintf(format, args...)}}
+	return phaseResult{stop: true, fail: &failure{reason: reason, message: fmt.Sprintf(format, args...)}}
 }
 
 // waiting is a wait for progress named key, with a message for people.
 func waiting(key string, progress int64, format string, args ...any) phaseResult {
-	return phaseResult{message: fmt.Sprintf(format, args...), waitKey: key, progress: progress}
+	return phaseResult{stop: true, message: fmt.Sprintf(format, args...), waitKey: key, progress: progress}
 }
 
-type phaseHandler func(ctx context.Context, s *scope) (phaseResult, error)
+// holding stops the pass with a message and no progress clock: a pause, a
+// gate, an external change to look at again in after.
+func holding(after time.Duration, format string, args ...any) phaseResult {
+	return phaseResult{stop: true, message: fmt.Sprintf(format, args...), requeueAfter: after}
+}
+
+// finished ends the phase and moves to next.
+func finished(next upgradev1alpha1.DifyUpgradePhase, format string, args ...any) phaseResult {
+	return phaseResult{stop: true, next: next, message: fmt.Sprintf(format, args...)}
+}
+
+// step is the one contract of a phase and of each step it runs.
+type step func(ctx context.Context, s *scope) (phaseResult, error)
+
+// phaseHandler is a phase's step.
+type phaseHandler = step
 
 // tick is how often a phase that waits on something it does not watch (an
 // Istio object, a pause) looks again: the analysis interval.

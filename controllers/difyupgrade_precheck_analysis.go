@@ -30,14 +30,14 @@ import (
 // Prometheus accepts every rule's query (a query it rejects would never
 // judge anything, so Precheck fails). A Prometheus that does not answer is
 // a Warning: the analysis stays inconclusive until it does. Then it
-// measures the old version's baseline. It returns the failure, if any.
-func (r *DifyUpgradeReconciler) checkAnalysis(ctx context.Context, s *scope) *phaseResult {
+// measures the old version's baseline.
+func (r *DifyUpgradeReconciler) checkAnalysis(ctx context.Context, s *scope) (phaseResult, error) {
 	a := s.spec().Canary.Analysis
 	for _, phase := range []upgradev1alpha1.DifyUpgradePhase{upgradev1alpha1.PhaseCanary, upgradev1alpha1.PhaseVerify} {
 		m := analysis.MeasuredIn(s.spec(), phase)
 		for _, check := range m.Checks {
-			if res := checkTemplates(s, check, m.Track); res != nil {
-				return res
+			if res := checkTemplates(s, check, m.Track); res.stop {
+				return res, nil
 			}
 		}
 	}
@@ -46,7 +46,7 @@ func (r *DifyUpgradeReconciler) checkAnalysis(ctx context.Context, s *scope) *ph
 			s.recordCheck("analysis", upgradev1alpha1.CheckWarning,
 				"canary.analysis.prometheus is not set: the analysis rules are not evaluated; only HTTP checks (if any) judge the new version")
 		}
-		return nil
+		return phaseResult{}, nil
 	}
 	unreachable := ""
 	for _, rule := range a.Rules {
@@ -56,8 +56,7 @@ func (r *DifyUpgradeReconciler) checkAnalysis(ctx context.Context, s *scope) *ph
 		case rr.Bad:
 			msg := fmt.Sprintf("rule %s cannot be evaluated: %s", rule.Name, rr.Reading.Why)
 			s.recordCheck(name, upgradev1alpha1.CheckFailed, truncateText(msg, 1024))
-			res := failed(upgradev1alpha1.ReasonInvalidSpec, "%s (spec.canary.analysis.rules)", msg)
-			return &res
+			return failed(upgradev1alpha1.ReasonInvalidSpec, "%s (spec.canary.analysis.rules)", msg), nil
 		case !rr.Reading.OK && unreachable == "" && isUnreachable(rr.Reading):
 			unreachable = rr.Reading.Why
 		}
@@ -70,11 +69,11 @@ func (r *DifyUpgradeReconciler) checkAnalysis(ctx context.Context, s *scope) *ph
 			"Prometheus at %s accepted the %d rules' queries", a.Prometheus.Address, len(a.Rules)))
 	}
 	r.measureBaseline(ctx, s)
-	return nil
+	return phaseResult{}, nil
 }
 
 // checkTemplates renders an HTTP check's url and expected values.
-func checkTemplates(s *scope, check upgradev1alpha1.HTTPCheck, track string) *phaseResult {
+func checkTemplates(s *scope, check upgradev1alpha1.HTTPCheck, track string) phaseResult {
 	vars := s.analysisVars(check.Component, track)
 	texts := map[string]string{"url": check.URL}
 	for _, e := range check.ExpectJSON {
@@ -84,11 +83,10 @@ func checkTemplates(s *scope, check upgradev1alpha1.HTTPCheck, track string) *ph
 		if _, err := analysis.Render(text, vars); err != nil {
 			msg := fmt.Sprintf("HTTP check %s: %s: %v", check.Name, field, err)
 			s.recordCheck("http/"+check.Name, upgradev1alpha1.CheckFailed, truncateText(msg, 1024))
-			res := failed(upgradev1alpha1.ReasonInvalidSpec, "%s", msg)
-			return &res
+			return failed(upgradev1alpha1.ReasonInvalidSpec, "%s", msg)
 		}
 	}
-	return nil
+	return phaseResult{}
 }
 
 // isUnreachable tells a Prometheus that did not answer from one that

@@ -42,9 +42,9 @@ import (
 // scheduler does; the pods are placed on the least-loaded node that fits.
 // Above spec.precheck.maxUtilizationPercent on any node, or a pod that fits
 // nowhere, fails Precheck with the worst node and its numbers.
-func (r *DifyUpgradeReconciler) checkHeadroom(ctx context.Context, s *scope, components []upgradev1alpha1.ComponentStatus,
-	byName map[string]*apps.Workload) (*phaseResult, error) {
+func (r *DifyUpgradeReconciler) checkHeadroom(ctx context.Context, s *scope) (phaseResult, error) {
 	spec := s.spec()
+	components, byName := s.pre.plan.Components, s.pre.all.stable
 	limit := spec.Precheck.MaxUtilizationPercent
 	maxWeight := int32(0)
 	for _, step := range spec.Canary.Steps {
@@ -71,22 +71,22 @@ func (r *DifyUpgradeReconciler) checkHeadroom(ctx context.Context, s *scope, com
 		}
 		selector, err := metav1.LabelSelectorAsSelector(d.Selector())
 		if err != nil {
-			return nil, fmt.Errorf("the selector of %s: %w", apps.Ref(d), err)
+			return phaseResult{}, fmt.Errorf("the selector of %s: %w", apps.Ref(d), err)
 		}
 		selectors = append(selectors, selector)
 	}
 	nodeNames, err := r.releaseNodes(ctx, s, selectors)
 	if err != nil {
-		return nil, err
+		return phaseResult{}, err
 	}
 	if len(nodeNames) == 0 {
 		s.recordCheck("utilization", upgradev1alpha1.CheckSkipped,
 			"not performed: no pod of the release is bound to a node, so there is no node to measure")
-		return nil, nil
+		return phaseResult{}, nil
 	}
 	nodes, err := r.nodeUse(ctx, nodeNames)
 	if err != nil {
-		return nil, err
+		return phaseResult{}, err
 	}
 	result := headroom.Check(nodes, extras)
 	m := measure{fmt.Sprintf("%.0f%%", result.WorstAfter.Worst()), fmt.Sprintf("%d%%", limit)}
@@ -96,11 +96,10 @@ func (r *DifyUpgradeReconciler) checkHeadroom(ctx context.Context, s *scope, com
 	case spec.Precheck.OnUtilizationExceeded == upgradev1alpha1.PrecheckWarn:
 		s.recordCheck("utilization", upgradev1alpha1.CheckWarning, result.Message(limit)+"; going on (spec.precheck.onUtilizationExceeded: Warn)", m)
 	default:
-		res := s.refuseMeasured("utilization", m, upgradev1alpha1.ReasonPrecheckFailed,
-			"%s; free room on the nodes or raise spec.precheck.maxUtilizationPercent", result.Message(limit))
-		return &res, nil
+		return s.refuseMeasured("utilization", m, upgradev1alpha1.ReasonPrecheckFailed,
+			"%s; free room on the nodes or raise spec.precheck.maxUtilizationPercent", result.Message(limit)), nil
 	}
-	return nil, nil
+	return phaseResult{}, nil
 }
 
 // releaseNodes are the nodes the release's pods are bound to: the

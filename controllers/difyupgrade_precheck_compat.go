@@ -39,7 +39,7 @@ import (
 // else the one shipped in the binary. A named ConfigMap that is missing or
 // malformed fails Precheck, pointing at the line at fault: a matrix the
 // user meant to use is never silently replaced by another.
-func (r *DifyUpgradeReconciler) loadMatrix(ctx context.Context, s *scope) (*compat.Matrix, *phaseResult, error) {
+func (r *DifyUpgradeReconciler) loadMatrix(ctx context.Context, s *scope) (*compat.Matrix, phaseResult, error) {
 	st := s.status()
 	key, field := r.CompatibilityConfigMap, "the manager's --compatibility-configmap"
 	if c := s.spec().Compatibility; c != nil && c.ConfigMapName != "" {
@@ -47,28 +47,26 @@ func (r *DifyUpgradeReconciler) loadMatrix(ctx context.Context, s *scope) (*comp
 	}
 	if key.Name == "" {
 		st.Compatibility = &upgradev1alpha1.CompatibilityStatus{Source: "shipped", Version: r.Matrix.Version}
-		return r.Matrix, nil, nil
+		return r.Matrix, phaseResult{}, nil
 	}
 	cm := &corev1.ConfigMap{}
 	err := r.reader().Get(ctx, key, cm)
 	switch {
 	case apierrors.IsNotFound(err):
-		res := s.refuse("compatibility", upgradev1alpha1.ReasonInvalidSpec,
-			"the compatibility matrix ConfigMap %s (%s) does not exist", key, field)
-		return nil, &res, nil
+		return nil, s.refuse("compatibility", upgradev1alpha1.ReasonInvalidSpec,
+			"the compatibility matrix ConfigMap %s (%s) does not exist", key, field), nil
 	case err != nil:
-		return nil, nil, fmt.Errorf("reading the compatibility matrix ConfigMap %s: %w", key, err)
+		return nil, phaseResult{}, fmt.Errorf("reading the compatibility matrix ConfigMap %s: %w", key, err)
 	}
 	m, err := compat.ParseConfigMapData(cm.Data)
 	if err != nil {
-		res := s.refuse("compatibility", upgradev1alpha1.ReasonInvalidSpec,
-			"the compatibility matrix in ConfigMap %s (%s) is not valid: %v", key, field, err)
-		return nil, &res, nil
+		return nil, s.refuse("compatibility", upgradev1alpha1.ReasonInvalidSpec,
+			"the compatibility matrix in ConfigMap %s (%s) is not valid: %v", key, field, err), nil
 	}
 	st.Compatibility = &upgradev1alpha1.CompatibilityStatus{
 		Source: "ConfigMap " + key.String(), Version: m.Version, ResourceVersion: cm.ResourceVersion,
 	}
-	return m, nil, nil
+	return m, phaseResult{}, nil
 }
 
 // checkVersionPath settles the version the upgrade starts from and checks
@@ -76,8 +74,9 @@ func (r *DifyUpgradeReconciler) loadMatrix(ctx context.Context, s *scope) (*comp
 // image tag (a retagged or patched image says one thing and runs another);
 // no downgrade and no upgrade to the running version; and every one-off
 // step the matrix knows between the two versions, blocking or warned.
-func (r *DifyUpgradeReconciler) checkVersionPath(ctx context.Context, s *scope, p *plan.Plan, m *compat.Matrix) *phaseResult {
+func (r *DifyUpgradeReconciler) checkVersionPath(ctx context.Context, s *scope) (phaseResult, error) {
 	spec := s.spec()
+	p, m := s.pre.plan, s.pre.matrix
 	target := semver.MustParse(spec.TargetVersion) // plan.Resolve parsed it
 	from := semver.MustParse(p.FromVersion)
 	source := "the api's image tag"
@@ -90,14 +89,12 @@ func (r *DifyUpgradeReconciler) checkVersionPath(ctx context.Context, s *scope, 
 		}
 	}
 	if pathErr := plan.CheckPath(spec.Release, from, target, source); pathErr != nil {
-		res := s.refuse("version", pathErr.Reason, "%s", pathErr.Message)
-		return &res
+		return s.refuse("version", pathErr.Reason, "%s", pathErr.Message), nil
 	}
 	var warned []string
 	for _, f := range m.Path(from, target) {
 		if f.Action == compat.Block {
-			res := s.refuse(f.Check, upgradev1alpha1.ReasonIncompatible, "from %s to %s: %s", from.Original(), target.Original(), f.Message)
-			return &res
+			return s.refuse(f.Check, upgradev1alpha1.ReasonIncompatible, "from %s to %s: %s", from.Original(), target.Original(), f.Message), nil
 		}
 		s.recordCheck(f.Check, upgradev1alpha1.CheckWarning, fmt.Sprintf("from %s to %s: %s", from.Original(), target.Original(), f.Message))
 		warned = append(warned, f.Check)
@@ -109,7 +106,7 @@ func (r *DifyUpgradeReconciler) checkVersionPath(ctx context.Context, s *scope, 
 		msg += "; the matrix knows no one-off step on the way"
 	}
 	s.recordCheck("version", upgradev1alpha1.CheckPassed, msg, measure{from.Original(), "< " + target.Original()})
-	return nil
+	return phaseResult{}, nil
 }
 
 // healthVersion asks the api's /health which version it runs and records
@@ -143,17 +140,21 @@ func (r *DifyUpgradeReconciler) healthVersion(ctx context.Context, s *scope, url
 // the PostgreSQL server Precheck reached, the Weaviate the namespace runs.
 // A requirement on something the operator could not see is Skipped, never
 // passed.
-func checkRequirements(s *scope, m *compat.Matrix, have map[string]string) *phaseResult {
+func checkRequirements(_ context.Context, s *scope) (phaseResult, error) {
+	m := s.pre.matrix
+	have := installedVersions(s.pre.plan, s.pre.all.list)
+	if s.postgresVersion != "" {
+		have[compat.ComponentPostgres] = s.postgresVersion
+	}
 	target := semver.MustParse(s.spec().TargetVersion)
 	findings, unknown := m.Requirements(target, have)
 	for _, f := range findings {
 		msg := fmt.Sprintf("%s: %s runs %s, Dify %s needs %s", f.Message, strings.TrimPrefix(f.Check, "requirement/"), f.Have, target.Original(), f.Want)
 		if f.Action == compat.Block {
 			name := strings.TrimPrefix(f.Check, "requirement/")
-			res := s.refuseMeasured(f.Check, measure{f.Have, f.Want}, upgradev1alpha1.ReasonIncompatible,
+			return s.refuseMeasured(f.Check, measure{f.Have, f.Want}, upgradev1alpha1.ReasonIncompatible,
 				"%s; upgrade %s to %s first (the operator does not upgrade it), then retry; if your own matrix knows better, set spec.compatibility.configMapName to it",
-				msg, name, f.Want)
-			return &res
+				msg, name, f.Want), nil
 		}
 		s.recordCheck(f.Check, upgradev1alpha1.CheckWarning, msg, measure{f.Have, f.Want})
 	}
@@ -169,7 +170,7 @@ func checkRequirements(s *scope, m *compat.Matrix, have map[string]string) *phas
 			s.recordCheck("requirement/"+name, upgradev1alpha1.CheckPassed, fmt.Sprintf("%s %s meets what Dify %s needs", name, v, target.Original()))
 		}
 	}
-	return nil
+	return phaseResult{}, nil
 }
 
 // whereFound says where the operator looks for each versioned neighbour.

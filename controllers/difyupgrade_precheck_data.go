@@ -45,11 +45,11 @@ var databaseName = regexp.MustCompile(fmt.Sprintf(`^[A-Za-z_][A-Za-z0-9_]{0,%d}$
 // Jobs will use, every database is there and the user may restore them. A
 // migration that would pass the point of no return with no way back is
 // refused unless spec.rollback.restoreDatabase says Never. It records the
-// checks; bad is true with the failure when the upgrade must not start.
-func (r *DifyUpgradeReconciler) checkData(ctx context.Context, s *scope) (res phaseResult, bad bool) {
+// checks, and stops with the failure when the upgrade must not start.
+func (r *DifyUpgradeReconciler) checkData(ctx context.Context, s *scope) (phaseResult, error) {
 	spec := s.spec()
-	fail := func(check, reason, format string, args ...any) (phaseResult, bool) {
-		return s.refuse(check, reason, format, args...), true
+	fail := func(check, reason, format string, args ...any) (phaseResult, error) {
+		return s.refuse(check, reason, format, args...), nil
 	}
 	backupOn := *spec.Backup.Enabled
 	needRestore := *spec.Migration.Enabled && spec.Rollback.RestoreDatabase == upgradev1alpha1.RestoreDatabaseIfMigrated
@@ -62,22 +62,22 @@ func (r *DifyUpgradeReconciler) checkData(ctx context.Context, s *scope) (res ph
 			"spec.backup.enabled is false, but spec.rollback.restoreDatabase is IfMigrated: a rollback after the migration would have no backup to restore; turn the backup on, or set spec.rollback.restoreDatabase: Never to accept that the old version may have to run on the migrated schema")
 	}
 	if backupOn {
-		if res, bad := r.findData(ctx, s, needRestore); bad {
-			return res, true
+		if res := r.findData(ctx, s, needRestore); res.stop {
+			return res, nil
 		}
 	}
-	if res, bad := checkWayThere(s, backupOn, needRestore); bad {
-		return res, true
+	if res := checkWayThere(s, backupOn, needRestore); res.stop {
+		return res, nil
 	}
-	if res, bad := r.checkDatabase(ctx, s); bad {
-		return res, true
+	if res := r.checkDatabase(ctx, s); res.stop {
+		return res, nil
 	}
 	if backupOn && somethingToBackUp(s) {
 		if err := r.planBackupClaim(ctx, s, s.dataBytes+r.volumeBytes(ctx, s)); err != nil {
 			return fail("backup", upgradev1alpha1.ReasonPrecheckFailed, "%v", err)
 		}
-		if res, bad := r.checkClaims(ctx, s); bad {
-			return res, true
+		if res := r.checkClaims(ctx, s); res.stop {
+			return res, nil
 		}
 	}
 	describeData(s)
@@ -96,26 +96,26 @@ func (r *DifyUpgradeReconciler) checkData(ctx context.Context, s *scope) (res ph
 		s.recordCheck("way-back", upgradev1alpha1.CheckWarning,
 			"spec.rollback.restoreDatabase is Never: a rollback after the migration leaves the database migrated and runs the old version on it")
 	}
-	return phaseResult{}, false
+	return phaseResult{}, nil
 }
 
 // checkWayThere refuses database names the restore could not derive whole
 // names from, and a migration that would pass the point of no return with
 // no database backup when the policy needs one.
-func checkWayThere(s *scope, backupOn, needRestore bool) (phaseResult, bool) {
+func checkWayThere(s *scope, backupOn, needRestore bool) phaseResult {
 	if db := dbOf(s); db != nil {
 		for _, name := range db.databases {
 			if !databaseName.MatchString(name) {
 				return s.refuse("database", upgradev1alpha1.ReasonInvalidSpec,
-					"database %q is not a plain PostgreSQL identifier of at most %d bytes (letters, digits, underscores; not starting with a digit): set spec.database.databases", name, dbjob.MaxDatabaseName), true
+					"database %q is not a plain PostgreSQL identifier of at most %d bytes (letters, digits, underscores; not starting with a digit): set spec.database.databases", name, dbjob.MaxDatabaseName)
 			}
 		}
 	}
 	if needRestore && backupOn && dbOf(s) == nil {
 		return s.refuse("backup", upgradev1alpha1.ReasonInvalidSpec,
-			"the schema migration would pass the point of no return with no database backup, so a rollback could not take the data back: set spec.database (or let the operator find it in the api's env DB_HOST, DB_PORT, DB_USERNAME, DB_PASSWORD, DB_DATABASE), or set spec.rollback.restoreDatabase: Never to accept that the old version may have to run on the migrated schema"), true
+			"the schema migration would pass the point of no return with no database backup, so a rollback could not take the data back: set spec.database (or let the operator find it in the api's env DB_HOST, DB_PORT, DB_USERNAME, DB_PASSWORD, DB_DATABASE), or set spec.rollback.restoreDatabase: Never to accept that the old version may have to run on the migrated schema")
 	}
-	return phaseResult{}, false
+	return phaseResult{}
 }
 
 // describeData says in the plan what the backup holds and where it goes,
@@ -168,15 +168,15 @@ func orDefault(s, def string) string {
 // checkDatabase connects with the credentials the Jobs will use, reports
 // the server's version and the schema revision, and checks every database
 // exists; with no database it warns that nothing can be restored.
-func (r *DifyUpgradeReconciler) checkDatabase(ctx context.Context, s *scope) (phaseResult, bool) {
+func (r *DifyUpgradeReconciler) checkDatabase(ctx context.Context, s *scope) phaseResult {
 	db := dbOf(s)
-	fail := func(reason, format string, args ...any) (phaseResult, bool) {
-		return s.refuse("database", reason, format, args...), true
+	fail := func(reason, format string, args ...any) phaseResult {
+		return s.refuse("database", reason, format, args...)
 	}
 	if db == nil {
 		s.recordCheck("database", upgradev1alpha1.CheckWarning,
 			"no database is given (spec.database) or found: the database is not backed up, and a rollback after the schema migration cannot restore it")
-		return phaseResult{}, false
+		return phaseResult{}
 	}
 	t, err := r.dbTarget(ctx, s)
 	if err != nil {
@@ -204,8 +204,8 @@ func (r *DifyUpgradeReconciler) checkDatabase(ctx context.Context, s *scope) (ph
 	s.recordCheck("database", upgradev1alpha1.CheckPassed, msg, measure{value: "PostgreSQL " + info.ServerVersion})
 	s.postgresVersion = info.ServerVersion
 	s.dataBytes = info.Bytes
-	if res, bad := checkReplication(s, info.Replication); bad {
-		return res, true
+	if res := checkReplication(s, info.Replication); res.stop {
+		return res
 	}
 	return checkWayBack(ctx, s, t)
 }
@@ -223,15 +223,15 @@ func restorable(s *scope) bool {
 // privilege would fail after the point of no return, with every writer
 // stopped. Each missing privilege is named with the statement that grants
 // it.
-func checkWayBack(ctx context.Context, s *scope, t database.Target) (phaseResult, bool) {
+func checkWayBack(ctx context.Context, s *scope, t database.Target) phaseResult {
 	const name = "restore-privileges"
 	if !restorable(s) {
-		return phaseResult{}, false
+		return phaseResult{}
 	}
 	db := dbOf(s)
 	a, err := database.CheckRestore(ctx, t, db.databases)
 	if err != nil {
-		return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "cannot check the privileges a restore needs: %v", err), true
+		return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "cannot check the privileges a restore needs: %v", err)
 	}
 	if len(a.Missing) > 0 {
 		needs := make([]string, 0, len(a.Missing))
@@ -242,7 +242,7 @@ func checkWayBack(ctx context.Context, s *scope, t database.Target) (phaseResult
 		}
 		return s.refuseMeasured(name, measure{value: fmt.Sprintf("%d missing", len(a.Missing)), limit: "0 missing"}, upgradev1alpha1.ReasonPrecheckFailed,
 			"user %s could not restore the databases on rollback (after the migration, with every writer stopped): it lacks %s. As an administrator, run: %s Or point spec.database.credentialsSecret at a user that has them (see the README, Protecting the data)",
-			a.User, strings.Join(needs, "; "), strings.Join(fixes, " ")), true
+			a.User, strings.Join(needs, "; "), strings.Join(fixes, " "))
 	}
 	msg := fmt.Sprintf("user %s may restore %s: ", a.User, strings.Join(db.databases, ", "))
 	if a.Superuser {
@@ -258,10 +258,10 @@ func checkWayBack(ctx context.Context, s *scope, t database.Target) (phaseResult
 	if len(a.Blocking) > 0 {
 		s.recordCheck(name, upgradev1alpha1.CheckWarning, msg+fmt.Sprintf("; superuser sessions on the databases, which it cannot end, would fail a restore if still connected then: %s",
 			strings.Join(a.Blocking, "; ")))
-		return phaseResult{}, false
+		return phaseResult{}
 	}
 	s.recordCheck(name, upgradev1alpha1.CheckPassed, msg)
-	return phaseResult{}, false
+	return phaseResult{}
 }
 
 // checkReplication refuses a spec.database that is a read-only replica (the
@@ -269,17 +269,17 @@ func checkWayBack(ctx context.Context, s *scope, t database.Target) (phaseResult
 // precheck.maxReplicationLag: a lagging replica fails Precheck (a failover
 // during the upgrade would lose what it has not replayed); a lag the user
 // may not read is a Warning, never a pass.
-func checkReplication(s *scope, r database.Replication) (phaseResult, bool) {
+func checkReplication(s *scope, r database.Replication) phaseResult {
 	limit := s.spec().Precheck.MaxReplicationLag.Duration
 	const name = "replication-lag"
 	lag := measure{r.Lag.Round(time.Millisecond).String(), limit.String()}
 	if r.InRecovery {
 		return s.refuse("database", upgradev1alpha1.ReasonInvalidSpec,
-			"spec.database points at a read-only replica (pg_is_in_recovery is true): the schema migration and a restore must write; point spec.database.host and port at the primary"), true
+			"spec.database points at a read-only replica (pg_is_in_recovery is true): the schema migration and a restore must write; point spec.database.host and port at the primary")
 	}
 	if on := s.spec().Precheck.CheckDatabase; on != nil && !*on {
 		s.recordCheck(name, upgradev1alpha1.CheckSkipped, "not performed: spec.precheck.checkDatabase is false")
-		return phaseResult{}, false
+		return phaseResult{}
 	}
 	switch {
 	case r.Hidden:
@@ -287,20 +287,20 @@ func checkReplication(s *scope, r database.Replication) (phaseResult, bool) {
 			"cannot read the lag of the %d streaming replicas: the database user needs the pg_monitor role", r.Replicas))
 	case r.Lag > limit:
 		return s.refuseMeasured(name, lag, upgradev1alpha1.ReasonPrecheckFailed, "the largest replay lag of the %d streaming replicas is %s, more than spec.precheck.maxReplicationLag %s",
-			r.Replicas, r.Lag.Round(time.Millisecond), limit), true
+			r.Replicas, r.Lag.Round(time.Millisecond), limit)
 	case r.Replicas == 0:
 		s.recordCheck(name, upgradev1alpha1.CheckPassed, "no streaming replicas (pg_stat_replication is empty): nothing lags")
 	default:
 		s.recordCheck(name, upgradev1alpha1.CheckPassed, fmt.Sprintf("%d streaming replicas, largest lag %s (limit %s)", r.Replicas, r.Lag.Round(time.Millisecond), limit), lag)
 	}
-	return phaseResult{}, false
+	return phaseResult{}
 }
 
 // checkClaims checks the backup's destination (unless the Backup phase
 // makes it) and the volumes to archive exist.
-func (r *DifyUpgradeReconciler) checkClaims(ctx context.Context, s *scope) (phaseResult, bool) {
-	fail := func(reason, format string, args ...any) (phaseResult, bool) {
-		return s.refuse("backup", reason, format, args...), true
+func (r *DifyUpgradeReconciler) checkClaims(ctx context.Context, s *scope) phaseResult {
+	fail := func(reason, format string, args ...any) phaseResult {
+		return s.refuse("backup", reason, format, args...)
 	}
 	type claim struct{ name, field string }
 	var claims []claim
@@ -324,5 +324,5 @@ func (r *DifyUpgradeReconciler) checkClaims(ctx context.Context, s *scope) (phas
 			return fail(upgradev1alpha1.ReasonPrecheckFailed, "reading PersistentVolumeClaim %s: %v", c.name, err)
 		}
 	}
-	return phaseResult{}, false
+	return phaseResult{}
 }

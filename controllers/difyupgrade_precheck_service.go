@@ -31,15 +31,6 @@ import (
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/tlscert"
 )
 
-// checkService runs the pre-flight checks of the running service: its
-// endpoints, then its certificates. It returns the failure, if any.
-func (r *DifyUpgradeReconciler) checkService(ctx context.Context, s *scope) (res phaseResult, bad bool, err error) {
-	if res, bad := r.checkEndpoints(ctx, s); bad {
-		return res, true, nil
-	}
-	return r.checkCertificates(ctx, s)
-}
-
 // endpointTries is how many requests measure an endpoint; the median is
 // judged, so one slow answer does not fail the upgrade and one fast answer
 // does not pass it.
@@ -47,7 +38,7 @@ const endpointTries = 5
 
 // checkEndpoints asks each precheck endpoint endpointTries times: it must
 // answer 2xx every time, with a median latency within its maxLatency.
-func (r *DifyUpgradeReconciler) checkEndpoints(ctx context.Context, s *scope) (phaseResult, bool) {
+func (r *DifyUpgradeReconciler) checkEndpoints(ctx context.Context, s *scope) (phaseResult, error) {
 	for _, e := range s.spec().Precheck.Endpoints {
 		name := "endpoint/" + e.Name
 		// Each try may take well past the bound: the median is what counts.
@@ -56,7 +47,7 @@ func (r *DifyUpgradeReconciler) checkEndpoints(ctx context.Context, s *scope) (p
 		for range endpointTries {
 			resp := analysis.Probe(ctx, r.httpClient(), r.Clock, c)
 			if !resp.OK {
-				return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "endpoint %s: %s", e.Name, resp.Message), true
+				return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "endpoint %s: %s", e.Name, resp.Message), nil
 			}
 			latencies = append(latencies, resp.Latency)
 		}
@@ -65,19 +56,19 @@ func (r *DifyUpgradeReconciler) checkEndpoints(ctx context.Context, s *scope) (p
 		m := measure{median.Round(time.Millisecond).String(), e.MaxLatency.Duration.String()}
 		if median > e.MaxLatency.Duration {
 			return s.refuseMeasured(name, m, upgradev1alpha1.ReasonPrecheckFailed, "endpoint %s (%s) answered in a median of %s over %d tries, more than its maxLatency %s",
-				e.Name, e.URL, m.value, endpointTries, m.limit), true
+				e.Name, e.URL, m.value, endpointTries, m.limit), nil
 		}
 		s.recordCheck(name, upgradev1alpha1.CheckPassed, fmt.Sprintf("%s answered 2xx %d times, median %s (limit %s)",
 			e.URL, endpointTries, m.value, m.limit), m)
 	}
-	return phaseResult{}, false
+	return phaseResult{}, nil
 }
 
 // checkCertificates reads each named TLS Secret (get, never list) and checks
 // that its certificate, the chain's leaf, stays valid for minValidity. An
 // error reading a Secret is returned (and retried): a check not made never
 // passes.
-func (r *DifyUpgradeReconciler) checkCertificates(ctx context.Context, s *scope) (phaseResult, bool, error) {
+func (r *DifyUpgradeReconciler) checkCertificates(ctx context.Context, s *scope) (phaseResult, error) {
 	for _, c := range s.spec().Precheck.Certificates {
 		name := "certificate/" + c.SecretName
 		minValidity := upgradev1alpha1.DefaultCertificateValidity
@@ -88,23 +79,23 @@ func (r *DifyUpgradeReconciler) checkCertificates(ctx context.Context, s *scope)
 		err := r.reader().Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: c.SecretName}, sec)
 		switch {
 		case apierrors.IsNotFound(err):
-			return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "Secret %s (spec.precheck.certificates) does not exist", c.SecretName), true, nil
+			return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "Secret %s (spec.precheck.certificates) does not exist", c.SecretName), nil
 		case err != nil:
-			return phaseResult{}, false, fmt.Errorf("reading Secret %s: %w", c.SecretName, err)
+			return phaseResult{}, fmt.Errorf("reading Secret %s: %w", c.SecretName, err)
 		}
 		leaf, err := tlscert.ParseLeaf(sec.Data[corev1.TLSCertKey])
 		if err != nil {
-			return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "Secret %s: %s: %v", c.SecretName, corev1.TLSCertKey, err), true, nil
+			return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "Secret %s: %s: %v", c.SecretName, corev1.TLSCertKey, err), nil
 		}
 		left := leaf.NotAfter.Sub(s.now)
 		m := measure{fmt.Sprintf("%d days", leaf.DaysLeft(s.now)), minValidity.String()}
 		if left < minValidity {
 			return s.refuseMeasured(name, m, upgradev1alpha1.ReasonPrecheckFailed,
 				"the certificate of Secret %s (%s) expires %s, %d days from now; it must stay valid for at least %s",
-				c.SecretName, leaf.Subject, leaf.NotAfter.UTC().Format(time.RFC3339), leaf.DaysLeft(s.now), minValidity), true, nil
+				c.SecretName, leaf.Subject, leaf.NotAfter.UTC().Format(time.RFC3339), leaf.DaysLeft(s.now), minValidity), nil
 		}
 		s.recordCheck(name, upgradev1alpha1.CheckPassed, fmt.Sprintf("%s valid until %s: %d days left (at least %s needed)",
 			leaf.Subject, leaf.NotAfter.UTC().Format(time.RFC3339), leaf.DaysLeft(s.now), minValidity), m)
 	}
-	return phaseResult{}, false, nil
+	return phaseResult{}, nil
 }

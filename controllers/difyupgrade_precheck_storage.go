@@ -42,26 +42,24 @@ const storageTimeout = 10 * time.Second
 // there and the installation's key may use it (S3 HeadBucket, signed with
 // the key from the named Secret, which is read with get and never copied
 // anywhere). No bucket, a refused key or no answer fails Precheck.
-func (r *DifyUpgradeReconciler) checkObjectStorage(ctx context.Context, s *scope) (*phaseResult, error) {
+func (r *DifyUpgradeReconciler) checkObjectStorage(ctx context.Context, s *scope) (phaseResult, error) {
 	o := s.spec().Precheck.ObjectStorage
 	if o == nil {
-		return nil, nil
+		return phaseResult{}, nil
 	}
 	const name = "object-storage"
 	sec := &corev1.Secret{}
 	err := r.reader().Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: o.CredentialsSecret.Name}, sec)
 	switch {
 	case apierrors.IsNotFound(err):
-		res := s.refuse(name, upgradev1alpha1.ReasonInvalidSpec, "Secret %s (spec.precheck.objectStorage.credentialsSecret) does not exist", o.CredentialsSecret.Name)
-		return &res, nil
+		return s.refuse(name, upgradev1alpha1.ReasonInvalidSpec, "Secret %s (spec.precheck.objectStorage.credentialsSecret) does not exist", o.CredentialsSecret.Name), nil
 	case err != nil:
-		return nil, fmt.Errorf("reading Secret %s: %w", o.CredentialsSecret.Name, err)
+		return phaseResult{}, fmt.Errorf("reading Secret %s: %w", o.CredentialsSecret.Name, err)
 	}
 	keyID, secret := string(sec.Data[o.CredentialsSecret.AccessKeyIDKey]), string(sec.Data[o.CredentialsSecret.SecretAccessKeyKey])
 	if keyID == "" || secret == "" {
-		res := s.refuse(name, upgradev1alpha1.ReasonInvalidSpec, "Secret %s has no %s or no %s (spec.precheck.objectStorage.credentialsSecret)",
-			o.CredentialsSecret.Name, o.CredentialsSecret.AccessKeyIDKey, o.CredentialsSecret.SecretAccessKeyKey)
-		return &res, nil
+		return s.refuse(name, upgradev1alpha1.ReasonInvalidSpec, "Secret %s has no %s or no %s (spec.precheck.objectStorage.credentialsSecret)",
+			o.CredentialsSecret.Name, o.CredentialsSecret.AccessKeyIDKey, o.CredentialsSecret.SecretAccessKeyKey), nil
 	}
 	pathStyle := o.PathStyle == nil || *o.PathStyle
 	c := s3.New(s3.Options{
@@ -79,12 +77,11 @@ func (r *DifyUpgradeReconciler) checkObjectStorage(ctx context.Context, s *scope
 	_, err = c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(o.Bucket)})
 	took := r.Clock.Since(start).Round(time.Millisecond)
 	if err != nil {
-		res := s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "bucket %s at %s: %s", o.Bucket, o.Endpoint, storageProblem(err))
-		return &res, nil
+		return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "bucket %s at %s: %s", o.Bucket, o.Endpoint, storageProblem(err)), nil
 	}
 	s.recordCheck(name, upgradev1alpha1.CheckPassed, fmt.Sprintf("bucket %s at %s answers (HeadBucket in %s)", o.Bucket, o.Endpoint, took),
 		measure{value: took.String()})
-	return nil, nil
+	return phaseResult{}, nil
 }
 
 // storageProblem says what an S3 error means for a person.

@@ -28,6 +28,7 @@ import (
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/database"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/plan"
 )
 
 // The replication lag: a lagging replica refuses the upgrade with the
@@ -51,7 +52,8 @@ func TestCheckReplication(t *testing.T) {
 			u.SetDefaults()
 			u.Status.Phase = upgradev1alpha1.PhasePrecheck
 			s := newScope(t.Context(), u, time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC))
-			res, refused := checkReplication(s, tc.r)
+			res := checkReplication(s, tc.r)
+			refused := res.stop
 			if refused != tc.refused || (refused && res.fail == nil) {
 				t.Fatalf("refused = %v, %+v", refused, res)
 			}
@@ -93,11 +95,14 @@ func TestCheckCanaryTemplates(t *testing.T) {
 			}
 			u.SetDefaults()
 			s := newScope(t.Context(), u, time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC))
-			res := checkCanaryTemplates(s, api, map[string]*apps.Workload{"dify-api": tc.w})
+			s.pre = &precheckInput{plan: &plan.Plan{Components: api}, all: namespaceWorkloads{stable: map[string]*apps.Workload{"dify-api": tc.w}}}
+			res, err := checkCanaryTemplates(t.Context(), s)
 			switch {
-			case tc.message == "" && res != nil:
+			case err != nil:
+				t.Fatal(err)
+			case tc.message == "" && res.stop:
 				t.Errorf("refused: %+v", res.fail)
-			case tc.message != "" && (res == nil || !strings.Contains(res.fail.message, tc.message)):
+			case tc.message != "" && (!res.stop || !strings.Contains(res.fail.message, tc.message)):
 				t.Errorf("got %+v, want a refusal containing %q", res, tc.message)
 			}
 		})

@@ -51,60 +51,60 @@ func writes(c upgradev1alpha1.Component) bool {
 // counts saved), waits for their pods to be gone, then runs the restore Job
 // and checks the restored revision itself. It returns nil once the
 // database is restored; the caller then starts the old images again.
-func (r *DifyUpgradeReconciler) restoreDatabase(ctx context.Context, s *scope) (*phaseResult, error) {
+func (r *DifyUpgradeReconciler) restoreDatabase(ctx context.Context, s *scope) (phaseResult, error) {
 	st := s.status()
 	if st.Restore != nil && st.Restore.CompletedAt != nil {
-		return nil, nil
+		return phaseResult{}, nil
 	}
 	if s.spec().Canary.Istio != nil {
 		// Without a mesh the routing is the replica split, which stopping
 		// the writers supersedes; the way back restores the counts.
 		if err := r.trafficToStable(ctx, s, false); err != nil {
-			return nil, err
+			return phaseResult{}, err
 		}
 	}
 	if st.Restore == nil || st.Restore.WritersStoppedAt == nil {
 		res, err := r.stopWriters(ctx, s)
-		if res != nil || err != nil {
+		if res.stop || err != nil {
 			return res, err
 		}
 		now := metav1.NewTime(s.now)
 		st.Restore = &upgradev1alpha1.RestoreStatus{BackupName: st.Backup.Name, WritersStoppedAt: &now,
 			JobName: dbjob.Name(s.upgrade.Name, string(s.upgrade.UID), dbjob.KindRestore, st.Backup.Name+"/"+now.UTC().Format("20060102150405"))}
-		return &phaseResult{message: "Every Dify workload that writes to the database has stopped; restoring " + st.Backup.Name, progressed: true}, nil
+		return phaseResult{stop: true, message: "Every Dify workload that writes to the database has stopped; restoring " + st.Backup.Name, progressed: true}, nil
 	}
 
 	rs := st.Restore
 	job, err := r.job(ctx, s, rs.JobName)
 	if err != nil {
-		return nil, err
+		return phaseResult{}, err
 	}
 	switch {
 	case !job.exists:
 		j, err := r.restoreJob(ctx, s)
 		if err != nil {
-			return nil, err
+			return phaseResult{}, err
 		}
 		if err := r.createJob(ctx, s, j); err != nil {
-			return nil, err
+			return phaseResult{}, err
 		}
 		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "RestoreStarted", "Restore",
 			"Restoring the database from backup %s (taken %s): data written since then is discarded", st.Backup.Name, st.Backup.TakenAt.UTC().Format("2006-01-02T15:04:05Z"))
-		return &phaseResult{message: fmt.Sprintf("Restoring the database from %s (Job %s)", st.Backup.Name, rs.JobName), progressed: true}, nil
+		return phaseResult{stop: true, message: fmt.Sprintf("Restoring the database from %s (Job %s)", st.Backup.Name, rs.JobName), progressed: true}, nil
 	case job.failed:
-		return &phaseResult{fail: &failure{upgradev1alpha1.ReasonRestoreFailed, fmt.Sprintf(
+		return phaseResult{stop: true, fail: &failure{upgradev1alpha1.ReasonRestoreFailed, fmt.Sprintf(
 			"Restore Job %s failed: %s. The Dify workloads that write to the database stay stopped (scaled to 0)", rs.JobName, job.failure())}}, nil
 	case !job.complete:
-		return &phaseResult{message: fmt.Sprintf("Restoring the database from %s (Job %s)", st.Backup.Name, rs.JobName)}, nil
+		return phaseResult{stop: true, message: fmt.Sprintf("Restoring the database from %s (Job %s)", st.Backup.Name, rs.JobName)}, nil
 	}
 	report := dbjob.ParseRestore(job.report)
 	want := backupRevision(st.Backup)
 	info, err := r.probe(ctx, s)
 	if err != nil {
-		return nil, err
+		return phaseResult{}, err
 	}
 	if info.Revision != want {
-		return &phaseResult{fail: &failure{upgradev1alpha1.ReasonRestoreFailed, fmt.Sprintf(
+		return phaseResult{stop: true, fail: &failure{upgradev1alpha1.ReasonRestoreFailed, fmt.Sprintf(
 			"Restore Job %s finished, but the database is at revision %q, not the backup's %q", rs.JobName, info.Revision, want)}}, nil
 	}
 	done := metav1.NewTime(s.now)
@@ -119,7 +119,7 @@ func (r *DifyUpgradeReconciler) restoreDatabase(ctx context.Context, s *scope) (
 	}
 	s.recordCheck("database", upgradev1alpha1.CheckPassed, msg)
 	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "DatabaseRestored", "Restore", "%s", msg)
-	return nil, nil
+	return phaseResult{}, nil
 }
 
 // restoreJob is the restore Job of this upgrade's backup, built from the
@@ -193,16 +193,16 @@ func restoredVolumes(volumes []upgradev1alpha1.VolumeBackup, b *upgradev1alpha1.
 // stopWriters deletes the canaries and scales every stable workload that
 // writes to the database to 0 (the count it had is saved and comes back
 // with the old images), and waits until none of their pods is left.
-func (r *DifyUpgradeReconciler) stopWriters(ctx context.Context, s *scope) (*phaseResult, error) {
+func (r *DifyUpgradeReconciler) stopWriters(ctx context.Context, s *scope) (phaseResult, error) {
 	if _, err := r.deleteCanaries(ctx, s); err != nil {
-		return nil, err
+		return phaseResult{}, err
 	}
 	var running []string
 	for _, c := range s.status().Components {
 		if !writes(c.Name) {
 			continue
 		}
-		_, fail, err := r.writeStable(ctx, s, c, func(w *apps.Workload) error {
+		res, err := r.writeStable(ctx, s, c, func(w *apps.Workload) error {
 			if n := w.Replicas(); n != nil && *n == 0 && original.Scaled(w) == original.ScaledByUs {
 				return nil
 			}
@@ -210,13 +210,13 @@ func (r *DifyUpgradeReconciler) stopWriters(ctx context.Context, s *scope) (*pha
 			original.MarkScaled(w, 0)
 			return nil
 		})
-		if fail != nil || err != nil {
-			return fail, err
+		if res.stop || err != nil {
+			return res, err
 		}
 		d := s.obs.stable[c.Name]
 		pods := &corev1.PodList{}
 		if err := r.reader().List(ctx, pods, client.InNamespace(d.GetNamespace()), client.MatchingLabels(d.Selector().MatchLabels)); err != nil {
-			return nil, fmt.Errorf("listing the pods of %s: %w", apps.Ref(d), err)
+			return phaseResult{}, fmt.Errorf("listing the pods of %s: %w", apps.Ref(d), err)
 		}
 		if n := len(pods.Items); n > 0 {
 			running = append(running, fmt.Sprintf("%s: %d pods", d.GetName(), n))
@@ -226,9 +226,9 @@ func (r *DifyUpgradeReconciler) stopWriters(ctx context.Context, s *scope) (*pha
 		res := waiting("writers stopping", 0, "Stopping the Dify workloads that write to the database before the restore: %s", strings.Join(running, ", "))
 		// Pods are not watched: look again shortly.
 		res.requeueAfter = time.Second
-		return &res, nil
+		return res, nil
 	}
-	return nil, nil
+	return phaseResult{}, nil
 }
 
 // stopMigration deletes the migration Job when it has not finished, so that
@@ -238,23 +238,23 @@ func (r *DifyUpgradeReconciler) stopWriters(ctx context.Context, s *scope) (*pha
 // a migration killed mid-way (its transaction left uncommitted) is over
 // before the restore starts, and the Job's disappearance (it is watched)
 // brings the next pass. What the Job's pods had done is told once.
-func (r *DifyUpgradeReconciler) stopMigration(ctx context.Context, s *scope) (*phaseResult, error) {
+func (r *DifyUpgradeReconciler) stopMigration(ctx context.Context, s *scope) (phaseResult, error) {
 	m := s.status().Migration
 	if m == nil || m.JobName == "" {
-		return nil, nil
+		return phaseResult{}, nil
 	}
 	job, err := r.job(ctx, s, m.JobName)
 	if err != nil || !job.exists || job.complete || job.failed {
-		return nil, err
+		return phaseResult{}, err
 	}
 	if !job.deleting {
 		pods := &corev1.PodList{}
 		if err := r.reader().List(ctx, pods, client.InNamespace(s.upgrade.Namespace), client.MatchingLabels{batchv1.JobNameLabel: m.JobName}); err != nil {
-			return nil, fmt.Errorf("listing the pods of Job %s: %w", m.JobName, err)
+			return phaseResult{}, fmt.Errorf("listing the pods of Job %s: %w", m.JobName, err)
 		}
 		j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: m.JobName, Namespace: s.upgrade.Namespace}}
 		if err := r.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationForeground)); client.IgnoreNotFound(err) != nil {
-			return nil, fmt.Errorf("deleting the unfinished migration Job %s: %w", m.JobName, err)
+			return phaseResult{}, fmt.Errorf("deleting the unfinished migration Job %s: %w", m.JobName, err)
 		}
 		msg := fmt.Sprintf("Deleted the unfinished migration Job %s, so that it never migrates the schema under %s; ", m.JobName, s.status().FromVersion)
 		if containerStarted(pods.Items) {
@@ -265,8 +265,7 @@ func (r *DifyUpgradeReconciler) stopMigration(ctx context.Context, s *scope) (*p
 		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "MigrationStopped", "Revert", "%s", msg)
 		s.recordCheck("migration", upgradev1alpha1.CheckWarning, msg)
 	}
-	res := waiting("migration stopping", 0, "Waiting for the migration Job %s and its pods to be gone", m.JobName)
-	return &res, nil
+	return waiting("migration stopping", 0, "Waiting for the migration Job %s and its pods to be gone", m.JobName), nil
 }
 
 // containerStarted reports whether a container of any of pods has run.

@@ -295,13 +295,13 @@ func (r *DifyUpgradeReconciler) scaleCanariesToZero(ctx context.Context, s *scop
 // and settings (see putBack). It ends when every workload has rolled back
 // and the canaries are gone.
 func (r *DifyUpgradeReconciler) reconcileRollingBack(ctx context.Context, s *scope) (phaseResult, error) {
-	if res, err := r.stopMigration(ctx, s); res != nil || err != nil {
-		return orZero(res), err
+	if res, err := r.stopMigration(ctx, s); res.stop || err != nil {
+		return res, err
 	}
 	restore, why := lifecycle.RestoreDecision(s.spec(), s.status())
 	if restore {
-		if res, err := r.restoreDatabase(ctx, s); res != nil || err != nil {
-			return orZero(res), err
+		if res, err := r.restoreDatabase(ctx, s); res.stop || err != nil {
+			return res, err
 		}
 	}
 	waits, progress, notes, err := r.putBack(ctx, s, true)
@@ -335,7 +335,7 @@ func (r *DifyUpgradeReconciler) reconcileRollingBack(ctx context.Context, s *sco
 	if len(notes) > 0 {
 		msg += " (" + strings.Join(notes, "; ") + ")"
 	}
-	return phaseResult{next: upgradev1alpha1.PhaseRolledBack, message: msg}, nil
+	return finished(upgradev1alpha1.PhaseRolledBack, "%s", msg), nil
 }
 
 // failureOf is why the failed phase failed, from its outcome condition, as
