@@ -94,15 +94,15 @@ func (r *DifyUpgradeReconciler) checkRouting(ctx context.Context, s *scope) (pha
 	for _, c := range components {
 		canaried[c.Name] = c.Canary
 	}
-	bad := func(reason, format string, args ...any) (phaseResult, error) {
-		return s.refuse("routing", reason, format, args...), nil
+	bad := func(reason, format string, args ...any) phaseResult {
+		return s.refuse("routing", reason, format, args...)
 	}
 	get := func(gvk schema.GroupVersionKind, name string) (*unstructured.Unstructured, error) {
 		obj := &unstructured.Unstructured{}
 		obj.SetGroupVersionKind(gvk)
 		return obj, r.Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: name}, obj)
 	}
-	missing := func(gvk schema.GroupVersionKind, name string, err error) (phaseResult, error) {
+	missing := func(gvk schema.GroupVersionKind, name string, err error) phaseResult {
 		switch {
 		case meta.IsNoMatchError(err):
 			return bad(upgradev1alpha1.ReasonPrecheckFailed, "Istio is not installed (the cluster serves no %s); remove spec.canary.istio to canary by replica ratio", gvk.Kind)
@@ -113,7 +113,7 @@ func (r *DifyUpgradeReconciler) checkRouting(ctx context.Context, s *scope) (pha
 	}
 	vs, err := get(traffic.VirtualServiceGVK, istio.VirtualService.Name)
 	if err != nil {
-		return missing(traffic.VirtualServiceGVK, istio.VirtualService.Name, err)
+		return missing(traffic.VirtualServiceGVK, istio.VirtualService.Name, err), nil
 	}
 	hosts := map[string]string{}
 	for _, dr := range istio.DestinationRules {
@@ -122,14 +122,14 @@ func (r *DifyUpgradeReconciler) checkRouting(ctx context.Context, s *scope) (pha
 			continue // never touched, need not exist
 		}
 		if err != nil {
-			return missing(traffic.DestinationRuleGVK, dr.Name, err)
+			return missing(traffic.DestinationRuleGVK, dr.Name, err), nil
 		}
 		hosts[dr.Name], _, _ = unstructured.NestedString(obj.Object, "spec", "host")
 	}
 	http, _, _ := unstructured.NestedSlice(vs.Object, "spec", "http")
 	warnings, err := traffic.CheckRouting(http, *istio, hosts, canaried, s.upgrade.Namespace)
 	if err != nil {
-		return bad(upgradev1alpha1.ReasonRoutingMisconfigured, "%v", err)
+		return bad(upgradev1alpha1.ReasonRoutingMisconfigured, "%v", err), nil
 	}
 	if len(warnings) > 0 {
 		s.recordCheck("routing-unused", upgradev1alpha1.CheckWarning, strings.Join(warnings, "; "))
