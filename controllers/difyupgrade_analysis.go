@@ -18,7 +18,6 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -27,7 +26,6 @@ import (
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/analysis"
-	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 )
 
 // analysisResult is what the analysis concluded in one pass.
@@ -164,41 +162,6 @@ func (r *DifyUpgradeReconciler) probeCheck(ctx context.Context, s *scope, check 
 	return analysis.CheckResponse{Response: analysis.EveryPod(names, responses)}
 }
 
-// readyPodsOf lists the ready pods of the workload a track measures: the
-// component's canary, or its stable workload without the canary's pods.
-func (r *DifyUpgradeReconciler) readyPodsOf(ctx context.Context, s *scope, component upgradev1alpha1.Component, track string) ([]corev1.Pod, error) {
-	if component == "" {
-		component = upgradev1alpha1.ComponentAPI
-	}
-	d := s.obs.stable[component]
-	if track == trackCanary {
-		d = apps.Of(s.obs.canary[component])
-	}
-	if d == nil {
-		return nil, fmt.Errorf("no %s workload of component %s to ask", track, component)
-	}
-	pods, err := r.livePods(ctx, d, track == trackCanary)
-	if err != nil {
-		return nil, err
-	}
-	ready := pods[:0]
-	for _, p := range pods {
-		if podReady(&p) {
-			ready = append(ready, p)
-		}
-	}
-	return ready, nil
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 // analysisVars fill the placeholders for component (api when empty), with
 // Workload the canary's or the stable Deployment's by track.
 func (s *scope) analysisVars(component upgradev1alpha1.Component, track string) analysis.Vars {
@@ -246,9 +209,44 @@ var checkClient = &http.Client{
 
 func (r *DifyUpgradeReconciler) httpClient() *http.Client { return checkClient }
 
-func truncateText(s string, n int) string {
-	if len(s) <= n {
-		return s
+// tick is when a pass that waits should look again: at the next
+// evaluation, or every analysis interval when nothing is measured.
+func (a analysisResult) tick(s *scope) time.Duration {
+	if a.configured {
+		return a.next
 	}
-	return s[:n-3] + "..."
+	return s.tick()
+}
+
+// withAnalysis adds the analysis' last values to a message.
+func withAnalysis(message string, a analysisResult) string {
+	if !a.configured || a.summary == "" {
+		return message
+	}
+	return message + "; " + a.summary
+}
+
+// holdForPerson holds a phase whose analysis stayed inconclusive too long
+// until a person resumes it with the promote annotation (which this pass
+// then acknowledges); it stops the pass while the analysis is halted.
+func (r *DifyUpgradeReconciler) holdForPerson(s *scope, a analysisResult) phaseResult {
+	if !a.halted {
+		return phaseResult{}
+	}
+	if _, ok := s.upgrade.PendingAction(upgradev1alpha1.ActionPromote); ok {
+		r.resumeByAnnotation(s)
+		return holding(a.next, "Analysis resumed by %s", upgradev1alpha1.AnnotationPromote)
+	}
+	s.reason = upgradev1alpha1.ReasonAnalysisInconclusive
+	return holding(a.next, "%s. Paused for a person: annotate %s=<new value> to resume, or %s to roll back",
+		a.summary, upgradev1alpha1.AnnotationPromote, upgradev1alpha1.AnnotationAbort)
+}
+
+// resumeByAnnotation lifts a halt because a person asked.
+func (r *DifyUpgradeReconciler) resumeByAnnotation(s *scope) {
+	value, _ := s.upgrade.PendingAction(upgradev1alpha1.ActionPromote)
+	s.upgrade.MarkActionHandled(upgradev1alpha1.ActionPromote, truncate(value))
+	analysis.Resume(s.status().Analysis)
+	r.tell(s, corev1.EventTypeNormal, "AnalysisResumed", "Promote",
+		"Analysis resumed by the %s annotation; the inconclusive limit starts over", upgradev1alpha1.AnnotationPromote)
 }

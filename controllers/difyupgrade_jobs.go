@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/database"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/dbjob"
 )
@@ -182,4 +183,24 @@ func (r *DifyUpgradeReconciler) caBundle(ctx context.Context, s *scope) ([]byte,
 // common are the fields every Job of this upgrade shares.
 func common(s *scope, kind dbjob.Kind, name string, timeout metav1.Duration) dbjob.Common {
 	return dbjob.Common{Namespace: s.upgrade.Namespace, Name: name, Upgrade: s.upgrade.Name, Kind: kind, Timeout: timeout.Duration}
+}
+
+// probe reads the server's version, the databases and the schema revision
+// with the credentials of spec.database.
+func (r *DifyUpgradeReconciler) probe(ctx context.Context, s *scope) (database.Info, error) {
+	t, err := r.dbTarget(ctx, s)
+	if err != nil {
+		return database.Info{}, err
+	}
+	return database.Probe(ctx, t, dbOf(s).databases)
+}
+
+// backupRevision is the schema revision recorded in the backup.
+func backupRevision(b *upgradev1alpha1.BackupStatus) string {
+	for _, a := range b.Artifacts {
+		if a.Kind == upgradev1alpha1.BackupArtifactDatabase && a.SchemaRevision != "" {
+			return a.SchemaRevision
+		}
+	}
+	return ""
 }

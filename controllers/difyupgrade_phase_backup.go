@@ -24,7 +24,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
-	"github.com/difyops/dify-upgrade-operator/controllers/internal/database"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/dbjob"
 )
 
@@ -239,40 +238,6 @@ func runAs(b *upgradev1alpha1.BackupStatus) dbjob.RunAs {
 		return dbjob.PostgresUser
 	}
 	return dbjob.RunAs{UID: b.RunAs.User, GID: b.RunAs.Group, FSGroup: b.RunAs.FSGroup}
-}
-
-// probe reads the server's version, the databases and the schema revision
-// with the credentials of spec.database.
-func (r *DifyUpgradeReconciler) probe(ctx context.Context, s *scope) (database.Info, error) {
-	t, err := r.dbTarget(ctx, s)
-	if err != nil {
-		return database.Info{}, err
-	}
-	return database.Probe(ctx, t, dbOf(s).databases)
-}
-
-// humanBytes writes a size for people.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-// backupRevision is the schema revision recorded in the backup.
-func backupRevision(b *upgradev1alpha1.BackupStatus) string {
-	for _, a := range b.Artifacts {
-		if a.Kind == upgradev1alpha1.BackupArtifactDatabase && a.SchemaRevision != "" {
-			return a.SchemaRevision
-		}
-	}
-	return ""
 }
 
 // pruneBackups starts, once the upgrade has succeeded, the Job that keeps

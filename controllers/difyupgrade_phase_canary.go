@@ -18,9 +18,7 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -28,10 +26,7 @@ import (
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/analysis"
-	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/plan"
-	"github.com/difyops/dify-upgrade-operator/controllers/internal/rollout"
-	"github.com/difyops/dify-upgrade-operator/controllers/internal/traffic"
 )
 
 // reconcileCanary walks spec.canary.steps. A setWeight step sizes the canary
@@ -127,48 +122,6 @@ func (r *DifyUpgradeReconciler) reconcileCanary(ctx context.Context, s *scope) (
 	}
 }
 
-// tick is when a pass that waits should look again: at the next
-// evaluation, or every analysis interval when nothing is measured.
-func (a analysisResult) tick(s *scope) time.Duration {
-	if a.configured {
-		return a.next
-	}
-	return s.tick()
-}
-
-// withAnalysis adds the analysis' last values to a message.
-func withAnalysis(message string, a analysisResult) string {
-	if !a.configured || a.summary == "" {
-		return message
-	}
-	return message + "; " + a.summary
-}
-
-// holdForPerson holds a phase whose analysis stayed inconclusive too long
-// until a person resumes it with the promote annotation (which this pass
-// then acknowledges); it stops the pass while the analysis is halted.
-func (r *DifyUpgradeReconciler) holdForPerson(s *scope, a analysisResult) phaseResult {
-	if !a.halted {
-		return phaseResult{}
-	}
-	if _, ok := s.upgrade.PendingAction(upgradev1alpha1.ActionPromote); ok {
-		r.resumeByAnnotation(s)
-		return holding(a.next, "Analysis resumed by %s", upgradev1alpha1.AnnotationPromote)
-	}
-	s.reason = upgradev1alpha1.ReasonAnalysisInconclusive
-	return holding(a.next, "%s. Paused for a person: annotate %s=<new value> to resume, or %s to roll back",
-		a.summary, upgradev1alpha1.AnnotationPromote, upgradev1alpha1.AnnotationAbort)
-}
-
-// resumeByAnnotation lifts a halt because a person asked.
-func (r *DifyUpgradeReconciler) resumeByAnnotation(s *scope) {
-	value, _ := s.upgrade.PendingAction(upgradev1alpha1.ActionPromote)
-	s.upgrade.MarkActionHandled(upgradev1alpha1.ActionPromote, truncate(value))
-	analysis.Resume(s.status().Analysis)
-	r.tell(s, corev1.EventTypeNormal, "AnalysisResumed", "Promote",
-		"Analysis resumed by the %s annotation; the inconclusive limit starts over", upgradev1alpha1.AnnotationPromote)
-}
-
 // canaryDone ends the canary once the analysis passed at the last weight
 // (and the new version's performance compares well with the baseline),
 // saying honestly what judged it.
@@ -215,74 +168,6 @@ func (r *DifyUpgradeReconciler) rollbackNow(ctx context.Context, s *scope, f fai
 		}
 	}
 	return phaseResult{fail: &f}
-}
-
-// applyWeight sizes the canaries for weight, waits for them to be ready,
-// then routes: traffic goes to a subset only once its pods are ready. It
-// stops the pass while it waits, saying for what.
-func (r *DifyUpgradeReconciler) applyWeight(ctx context.Context, s *scope, weight int32) (phaseResult, error) {
-	var waits []string
-	var progress int64
-	for _, c := range s.canaried() {
-		if res, err := r.ensureCanary(ctx, s, c, weight); res.stop || err != nil {
-			return res, err
-		}
-		canary := s.obs.canary[c.Name]
-		rs := rollout.DeploymentStatus(canary)
-		if rs.Failed {
-			return failed(upgradev1alpha1.ReasonProgressDeadlineExceeded, "canary %s", rs.Message), nil
-		}
-		if !rs.Done {
-			waits = append(waits, rs.Message)
-		}
-		progress += apps.Of(canary).Progress()
-	}
-	if len(waits) > 0 {
-		wait := waiting(fmt.Sprintf("%s canary at %d%%", s.status().Phase, weight), progress,
-			"Waiting for the canary: %s", strings.Join(waits, "; "))
-		if cs := s.status().Canary; cs != nil && cs.Weight > 0 && s.spec().Canary.Istio != nil {
-			// Traffic already flows: keep the subsets on ReplicaSets with
-			// ready pods (a stable rollout restart, a canary resize) at the
-			// weight already routed, while the new weight waits.
-			if res, err := r.route(ctx, s, cs.Weight); err != nil || res.fail != nil {
-				return res, err
-			}
-		}
-		return wait, nil
-	}
-	return r.route(ctx, s, weight)
-}
-
-// route sends weight percent of the traffic to the canaries: with Istio,
-// through subsets that select, of each Deployment, the newest ReplicaSet
-// with ready pods. It stops the pass while a ReplicaSet is missing.
-func (r *DifyUpgradeReconciler) route(ctx context.Context, s *scope, weight int32) (phaseResult, error) {
-	var hashes map[upgradev1alpha1.Component]traffic.Hashes
-	if s.spec().Canary.Istio != nil {
-		h, ok, err := r.podTemplateHashes(ctx, s)
-		if err != nil {
-			return phaseResult{}, err
-		}
-		if !ok {
-			return waiting("ReplicaSets", 0, "Waiting for the ReplicaSets of the stable and canary Deployments"), nil
-		}
-		hashes = h
-	}
-	res, err := r.router(s, hashes).Route(ctx, weight)
-	if f := r.routed(s, res); f.stop {
-		return f, nil
-	}
-	if errors.Is(err, traffic.ErrMissing) {
-		return failed(upgradev1alpha1.ReasonAnalysisFailed, "routing failed: %v", err), nil
-	}
-	if err != nil {
-		return phaseResult{}, err
-	}
-	if res.Changed {
-		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "TrafficShifted", "Route",
-			"Sent %d%% of traffic to %s", weight, s.spec().TargetVersion)
-	}
-	return phaseResult{}, nil
 }
 
 // nextStep moves the cursor to the next canary step.

@@ -222,10 +222,3 @@ func (r *DifyUpgradeReconciler) migrated(ctx context.Context, s *scope, report d
 	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "SchemaMigrated", "Migrate", "%s", msg)
 	return res, nil
 }
-
-func orNone(rev string) string {
-	if rev == "" {
-		return "(none)"
-	}
-	return rev
-}

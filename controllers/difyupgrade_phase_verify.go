@@ -22,9 +22,7 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/analysis"
@@ -134,39 +132,4 @@ func (r *DifyUpgradeReconciler) verified(ctx context.Context, s *scope, a analys
 			fmt.Sprintf("Every pod runs its target image, and the analysis passed through the bake (%d evaluations): %s", st.Analysis.Evaluations, a.summary)}
 	}
 	return res, nil
-}
-
-// livePods lists the pods of workload w that are not terminating; of a
-// stable workload (canary false) without the canary's pods, which its
-// selector also matches.
-func (r *DifyUpgradeReconciler) livePods(ctx context.Context, w *apps.Workload, canary bool) ([]corev1.Pod, error) {
-	list := &corev1.PodList{}
-	if err := r.reader().List(ctx, list, client.InNamespace(w.GetNamespace()), client.MatchingLabels(w.Selector().MatchLabels)); err != nil {
-		return nil, fmt.Errorf("listing the pods of %s: %w", apps.Ref(w), err)
-	}
-	out := list.Items[:0]
-	for _, p := range list.Items {
-		if p.DeletionTimestamp.IsZero() && (canary || p.Labels[TrackLabel] == "") {
-			out = append(out, p)
-		}
-	}
-	return out, nil
-}
-
-// podsNotOn lists the pods of a component's workload (not the canary's,
-// not terminating) whose container does not run the target image.
-func (r *DifyUpgradeReconciler) podsNotOn(ctx context.Context, d *apps.Workload, c upgradev1alpha1.ComponentStatus) ([]string, error) {
-	pods, err := r.livePods(ctx, d, false)
-	if err != nil {
-		return nil, err
-	}
-	var stale []string
-	for _, p := range pods {
-		for _, container := range p.Spec.Containers {
-			if container.Name == c.Container && container.Image != c.ToImage {
-				stale = append(stale, p.Name)
-			}
-		}
-	}
-	return stale, nil
 }

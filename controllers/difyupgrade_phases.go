@@ -378,12 +378,3 @@ func (r *DifyUpgradeReconciler) reconcileTerminal(s *scope) {
 	}
 	r.transition(s, out.Next, out.Reason, msg)
 }
-
-// truncate keeps an annotation value within what status.actions stores.
-func truncate(v string) string {
-	const maxLen = 1024
-	if len(v) > maxLen {
-		return v[:maxLen]
-	}
-	return v
-}

@@ -118,53 +118,6 @@ func checkWayThere(s *scope, backupOn, needRestore bool) phaseResult {
 	return phaseResult{}
 }
 
-// describeData says in the plan what the backup holds and where it goes,
-// and what the migration means for the way back.
-func describeData(s *scope) {
-	p := s.status().Plan
-	if p == nil {
-		return
-	}
-	spec := s.spec()
-	p.BackupTargets = nil
-	if *spec.Backup.Enabled {
-		if db := dbOf(s); db != nil {
-			for _, name := range db.databases {
-				p.BackupTargets = append(p.BackupTargets, fmt.Sprintf("database %s at %s:%d", name, db.host, db.port))
-			}
-		}
-		for _, v := range volumesOf(s) {
-			p.BackupTargets = append(p.BackupTargets, "volume "+dbjob.VolumeName(dbjob.Volume{Claim: v.ClaimName, SubPath: v.SubPath}))
-		}
-		if c := spec.Backup.Config; c != nil {
-			for _, name := range c.ConfigMaps {
-				p.BackupTargets = append(p.BackupTargets, "ConfigMap "+name)
-			}
-			for _, name := range c.Secrets {
-				p.BackupTargets = append(p.BackupTargets, "Secret "+name)
-			}
-		}
-		if len(p.BackupTargets) > 0 {
-			p.BackupTargets = append(p.BackupTargets, "to PersistentVolumeClaim "+destinationOf(s))
-		}
-	}
-	if *spec.Migration.Enabled {
-		p.PointOfNoReturn = true
-		if dbOf(s) != nil && *spec.Backup.Enabled {
-			p.Migration = "runs once, before any pod of the new version takes traffic; from then on only the backup's restore takes the data back, which a rollback does"
-		} else {
-			p.Migration = "runs once, before any pod of the new version takes traffic; there is no database backup, so a rollback after it cannot take the data back"
-		}
-	}
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
 // checkDatabase connects with the credentials the Jobs will use, reports
 // the server's version and the schema revision, and checks every database
 // exists; with no database it warns that nothing can be restored.

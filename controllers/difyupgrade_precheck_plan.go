@@ -20,13 +20,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
-	"github.com/difyops/dify-upgrade-operator/controllers/internal/lifecycle"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/dbjob"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/plan"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/window"
 )
@@ -105,64 +104,49 @@ func backupTargets(spec *upgradev1alpha1.DifyUpgradeSpec) []string {
 	return out
 }
 
-// checkWindowEnd warns when the estimate does not fit in what is left of the
-// maintenance window the upgrade started in.
-func checkWindowEnd(s *scope, estimated time.Duration) {
-	st := s.status()
-	if s.spec().Window == nil || st.WindowEndsAt == nil {
+// describeData says in the plan what the backup holds and where it goes,
+// and what the migration means for the way back.
+func describeData(s *scope) {
+	p := s.status().Plan
+	if p == nil {
 		return
 	}
-	ends := s.now.Add(estimated)
-	left := st.WindowEndsAt.Sub(s.now).Round(time.Second)
-	onClose := s.spec().Window.OnClose
-	m := measure{estimated.Round(time.Second).String(), left.String()}
-	if ends.After(st.WindowEndsAt.Time) {
-		what := "rolls back if it has not reached Promote by then"
-		if onClose == upgradev1alpha1.WindowCloseContinue {
-			what = "goes on past it (onClose: Continue)"
-		}
-		s.recordCheck("window", upgradev1alpha1.CheckWarning, fmt.Sprintf(
-			"the upgrade is estimated to take %s but the window closes at %s, in %s; it %s",
-			estimated.Round(time.Second), st.WindowEndsAt.UTC().Format(time.RFC3339), left, what), m)
-	} else {
-		s.recordCheck("window", upgradev1alpha1.CheckPassed, fmt.Sprintf(
-			"the upgrade is estimated to take %s; the window closes at %s, in %s",
-			estimated.Round(time.Second), st.WindowEndsAt.UTC().Format(time.RFC3339), left), m)
-	}
-}
-
-// windowClosed handles a maintenance window that closes before Promote:
-// Revert rolls back (reason WindowClosed); Continue tells once and goes on.
-// It returns true when it moved the upgrade.
-func (r *DifyUpgradeReconciler) windowClosed(s *scope) bool {
-	st := s.status()
-	w := s.spec().Window
-	if w == nil || st.WindowEndsAt == nil || s.now.Before(st.WindowEndsAt.Time) {
-		return false
-	}
-	if !window.Guards(st.Phase) {
-		return false
-	}
-	msg := fmt.Sprintf("The maintenance window closed at %s, before Promote", st.WindowEndsAt.UTC().Format(time.RFC3339))
-	if w.OnClose == upgradev1alpha1.WindowCloseContinue {
-		for _, c := range st.Checks {
-			if c.Name == "window/closed" {
-				return false
+	spec := s.spec()
+	p.BackupTargets = nil
+	if *spec.Backup.Enabled {
+		if db := dbOf(s); db != nil {
+			for _, name := range db.databases {
+				p.BackupTargets = append(p.BackupTargets, fmt.Sprintf("database %s at %s:%d", name, db.host, db.port))
 			}
 		}
-		s.recordCheck("window/closed", upgradev1alpha1.CheckWarning, msg+"; going on (spec.window.onClose: Continue)")
-		r.tell(s, "Warning", upgradev1alpha1.ReasonWindowClosed, "Continue", "%s; going on (spec.window.onClose: Continue)", msg)
-		return false
+		for _, v := range volumesOf(s) {
+			p.BackupTargets = append(p.BackupTargets, "volume "+dbjob.VolumeName(dbjob.Volume{Claim: v.ClaimName, SubPath: v.SubPath}))
+		}
+		if c := spec.Backup.Config; c != nil {
+			for _, name := range c.ConfigMaps {
+				p.BackupTargets = append(p.BackupTargets, "ConfigMap "+name)
+			}
+			for _, name := range c.Secrets {
+				p.BackupTargets = append(p.BackupTargets, "Secret "+name)
+			}
+		}
+		if len(p.BackupTargets) > 0 {
+			p.BackupTargets = append(p.BackupTargets, "to PersistentVolumeClaim "+destinationOf(s))
+		}
 	}
-	r.apply(s, lifecycle.Failure(st.Phase, upgradev1alpha1.ReasonWindowClosed, true, true), &failure{upgradev1alpha1.ReasonWindowClosed, msg + " (spec.window.onClose: Revert)"})
-	return true
+	if *spec.Migration.Enabled {
+		p.PointOfNoReturn = true
+		if dbOf(s) != nil && *spec.Backup.Enabled {
+			p.Migration = "runs once, before any pod of the new version takes traffic; from then on only the backup's restore takes the data back, which a rollback does"
+		} else {
+			p.Migration = "runs once, before any pod of the new version takes traffic; there is no database backup, so a rollback after it cannot take the data back"
+		}
+	}
 }
 
-// untilWindowEnd caps a requeue so the pass that finds the window closed
-// runs when it closes.
-func untilWindowEnd(s *scope, after time.Duration) time.Duration {
-	if s.spec().Window == nil || s.status().WindowEndsAt == nil {
-		return after
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
 	}
-	return window.Cap(s.status().Phase, &s.status().WindowEndsAt.Time, s.now, after)
+	return s
 }

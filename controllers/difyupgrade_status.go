@@ -17,6 +17,8 @@ limitations under the License.
 package controllers
 
 import (
+	"fmt"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -86,4 +88,41 @@ func summarize(s *scope) {
 			removeCondition(s, upgradev1alpha1.ConditionStalled)
 		}
 	}
+}
+
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
+
+// truncate keeps an annotation value within what status.actions stores.
+func truncate(v string) string {
+	const maxLen = 1024
+	if len(v) > maxLen {
+		return v[:maxLen]
+	}
+	return v
+}
+
+func orNone(rev string) string {
+	if rev == "" {
+		return "(none)"
+	}
+	return rev
+}
+
+// humanBytes writes a size for people.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -18,28 +18,82 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/drift"
-	"github.com/difyops/dify-upgrade-operator/controllers/internal/lifecycle"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/plan"
-	"github.com/difyops/dify-upgrade-operator/controllers/internal/traffic"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/workload"
 )
+
+// The stable workloads: every write to them goes through writeStable
+// (original saved, managed fields fingerprinted, another writer's change
+// counted), and they are handed back by releaseStable and putBack.
+
+// writeStable applies mutate to the observed stable workload of c and
+// writes it when anything differs, saving its original and the fingerprint
+// of the managed fields in the same write. A managed field someone else
+// changed since the last write is counted (and put back); past
+// drift.MaxCorrections the phase fails, naming the writer.
+func (r *DifyUpgradeReconciler) writeStable(ctx context.Context, s *scope, c upgradev1alpha1.ComponentStatus,
+	mutate func(*apps.Workload) error) (phaseResult, error) {
+	d := s.obs.stable[c.Name]
+	if d == nil {
+		return componentGone(&c), nil
+	}
+	want := d.Copy()
+	if err := mutate(want); err != nil {
+		return phaseResult{}, err
+	}
+	if apps.SameSpec(want, d) {
+		return phaseResult{}, nil
+	}
+	for _, field := range drift.Changed(d, workload.Managed(d, c.Container)) {
+		if res := r.externalChange(s, d.Kind()+"/"+d.GetName(), workload.FieldPath(field, c.Container), drift.Writer(d, "f:"+field)); res.stop {
+			return res, nil
+		}
+	}
+	if err := original.Record(want, s.upgrade.Name, original.Take(d, c.Container)); err != nil {
+		return phaseResult{}, err
+	}
+	drift.Mark(want, workload.Managed(want, c.Container).Fingerprint())
+	if err := r.Update(ctx, want.Object()); err != nil {
+		return phaseResult{}, fmt.Errorf("updating %s: %w", apps.Ref(d), err)
+	}
+	s.obs.stable[c.Name] = want
+	return phaseResult{progressed: true}, nil
+}
+
+// externalChange records that another writer changed a field the upgrade
+// manages, with a Warning event naming the object, field and writer. Past
+// drift.MaxCorrections it returns the failure that ends the fight.
+func (r *DifyUpgradeReconciler) externalChange(s *scope, object, field, writer string) phaseResult {
+	st := s.status()
+	var count int32
+	st.ExternalChanges, count = drift.Record(st.ExternalChanges, object, field, writer, metav1.NewTime(s.now))
+	who := writer
+	if who == "" {
+		who = "another writer"
+	}
+	if count > drift.MaxCorrections {
+		return failed(upgradev1alpha1.ReasonExternalWriter,
+			"%s %s was changed by %s %d times during the upgrade: something (a GitOps sync?) is fighting the operator. "+
+				"Tell it to leave the fields the operator manages alone during upgrades (Argo CD: ignoreDifferences with managedFieldsManagers: [%s] "+
+				"and RespectIgnoreDifferences=true; Flux: driftDetection.ignore on the HelmRelease, or suspend the Kustomization; see the README), then retry",
+			object, field, who, count, drift.FieldOwner)
+	}
+	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "ExternalChange", "Correct",
+		"%s %s was changed by %s (%d of %d corrections); putting it back", object, field, who, count, drift.MaxCorrections)
+	return phaseResult{}
+}
 
 // releaseStable hands a stable workload back. revert=true puts the saved image,
 // env and strategy back; revert=false keeps the image it runs now (and its
@@ -221,169 +275,4 @@ func (r *DifyUpgradeReconciler) putBack(ctx context.Context, s *scope, revert bo
 	}
 	rolledOut()
 	return waits, progress, notes, nil
-}
-
-// trafficToStable sends every request to the stable version at once. With
-// Istio, while canaries exist, the routes go to 100% stable and 0% canary
-// (the original routes would reach the canaries' pods too, as they carry
-// the Service's labels); without canaries (or without the VirtualService)
-// the routing objects go back to their original spec. Without a mesh the
-// stable workloads get their replicas back; on a breach the canaries are
-// also scaled to zero where their stable workload has available pods to
-// serve (a canary at 100% keeps serving until the stable pods are back: a
-// failing version beats no version).
-func (r *DifyUpgradeReconciler) trafficToStable(ctx context.Context, s *scope, breach bool) error {
-	var res traffic.Result
-	var err error
-	canaries := false
-	for _, c := range s.canaried() {
-		if d := s.obs.canary[c.Name]; ours(s, d) && d.DeletionTimestamp.IsZero() {
-			canaries = true
-		}
-	}
-	switch {
-	case canaries && s.spec().Canary.Istio != nil:
-		hashes, ok, herr := r.podTemplateHashes(ctx, s)
-		if herr != nil {
-			return herr
-		}
-		if ok {
-			res, err = r.router(s, hashes).Route(ctx, 0)
-		}
-		if !ok || errors.Is(err, traffic.ErrMissing) {
-			res, err = r.router(s, nil).Restore(ctx)
-		}
-	default:
-		res, err = r.router(s, nil).Restore(ctx)
-		if err == nil && canaries && breach {
-			var scaled bool
-			scaled, err = r.scaleCanariesToZero(ctx, s)
-			res.Changed = res.Changed || scaled
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("sending the traffic back to stable: %w", err)
-	}
-	if res.Changed {
-		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "TrafficRestored", "Revert",
-			"All traffic back on the stable pods of %s", s.status().FromVersion)
-	}
-	return nil
-}
-
-// scaleCanariesToZero takes the canaries out of a mesh-less Service's
-// rotation, each only while its stable workload has available pods.
-func (r *DifyUpgradeReconciler) scaleCanariesToZero(ctx context.Context, s *scope) (bool, error) {
-	scaled := false
-	for _, c := range s.canaried() {
-		d, stable := s.obs.canary[c.Name], s.obs.stable[c.Name]
-		if !ours(s, d) || (d.Spec.Replicas != nil && *d.Spec.Replicas == 0) || stable == nil || stable.Available() == 0 {
-			continue
-		}
-		d.Spec.Replicas = new(int32(0))
-		if err := r.Update(ctx, d); err != nil {
-			return scaled, fmt.Errorf("scaling canary Deployment %s to zero: %w", d.Name, err)
-		}
-		scaled = true
-	}
-	return scaled, nil
-}
-
-// reconcileRollingBack puts everything back: when the schema migration ran
-// and the policy allows, the database first (routing back on stable, the
-// writers stopped, the backup restored and checked), then traffic, images
-// and settings (see putBack). It ends when every workload has rolled back
-// and the canaries are gone.
-func (r *DifyUpgradeReconciler) reconcileRollingBack(ctx context.Context, s *scope) (phaseResult, error) {
-	if res, err := r.stopMigration(ctx, s); res.stop || err != nil {
-		return res, err
-	}
-	restore, why := lifecycle.RestoreDecision(s.spec(), s.status())
-	if restore {
-		if res, err := r.restoreDatabase(ctx, s); res.stop || err != nil {
-			return res, err
-		}
-	}
-	waits, progress, notes, err := r.putBack(ctx, s, true)
-	if err != nil {
-		return phaseResult{}, err
-	}
-	if len(notes) > 0 {
-		s.recordCheck("routing", upgradev1alpha1.CheckWarning, strings.Join(notes, "; "))
-	}
-	if why != "" {
-		msg := fmt.Sprintf("The schema migration ran and the database was NOT restored (%s): the old version %s now runs on the migrated schema, which Dify does not support; restore a backup by hand",
-			why, s.status().FromVersion)
-		if s.status().Restore == nil {
-			s.status().Restore = &upgradev1alpha1.RestoreStatus{}
-			r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "DatabaseNotRestored", "Revert", "%s", msg)
-		}
-		s.recordCheck("database", upgradev1alpha1.CheckWarning, msg)
-	}
-	if len(waits) > 0 {
-		return waiting("RollingBack", progress, "Rolling back: %s", strings.Join(waits, "; ")), nil
-	}
-	setCondition(s, upgradev1alpha1.ConditionRolledBack, metav1.ConditionTrue, upgradev1alpha1.ReasonRolledBack,
-		"Traffic, images and settings are back as they were")
-	msg := fmt.Sprintf("Rolled back to %s after %s failed%s: traffic, images, env and strategies restored; canaries removed",
-		s.status().FromVersion, s.status().FailedPhase, failureOf(s))
-	if rs := s.status().Restore; rs != nil && rs.CompletedAt != nil {
-		msg += fmt.Sprintf("; database restored from backup %s (data written since %s discarded)", rs.BackupName, s.status().Backup.TakenAt.UTC().Format("2006-01-02T15:04:05Z"))
-	} else if why != "" {
-		msg += "; WARNING: the database keeps the migrated schema (" + why + ")"
-	}
-	if len(notes) > 0 {
-		msg += " (" + strings.Join(notes, "; ") + ")"
-	}
-	return finished(upgradev1alpha1.PhaseRolledBack, "%s", msg), nil
-}
-
-// failureOf is why the failed phase failed, from its outcome condition, as
-// " (<message>)"; empty when unknown.
-func failureOf(s *scope) string {
-	cond, ok := phaseCondition[s.status().FailedPhase]
-	if !ok {
-		return ""
-	}
-	c := meta.FindStatusCondition(s.status().Conditions, cond)
-	if c == nil || c.Status != metav1.ConditionFalse || c.Message == "" {
-		return ""
-	}
-	return " (" + c.Message + ")"
-}
-
-// reconcileDelete runs when a DifyUpgrade is deleted: an upgrade that holds
-// changes puts the traffic back on stable and hands the workloads back
-// (each keeps the image it runs), and removes its canaries once the stable
-// workloads have rolled out, so serving capacity never drops; then the
-// finalizer goes.
-func (r *DifyUpgradeReconciler) reconcileDelete(ctx context.Context, u *upgradev1alpha1.DifyUpgrade) (ctrl.Result, error) {
-	if !controllerutil.ContainsFinalizer(u, Finalizer) {
-		return ctrl.Result{}, nil
-	}
-	s := newScope(ctx, u, r.Clock.Now())
-	if running, err := r.restoreOnDelete(ctx, s); err != nil || running {
-		return ctrl.Result{}, err
-	}
-	if lifecycle.LeftChanges(&u.Status) {
-		if err := r.observe(ctx, s); err != nil {
-			return ctrl.Result{}, err
-		}
-		waits, _, _, err := r.putBack(ctx, s, false)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		if len(waits) > 0 {
-			// The stable workloads stay watched while the object is being
-			// deleted (planDeployments): their rollout brings the next pass.
-			s.log.Info("Deleting: waiting before removing the canaries", "waiting", strings.Join(waits, "; "))
-			return ctrl.Result{}, nil
-		}
-		r.Recorder.Eventf(u, nil, corev1.EventTypeNormal, "Deleted", "Delete",
-			"Deleted in %s: traffic back on stable, canaries removed", u.Status.Phase)
-	}
-	patch := client.MergeFrom(u.DeepCopy())
-	controllerutil.RemoveFinalizer(u, Finalizer)
-	r.written.forget(u.UID)
-	return ctrl.Result{}, client.IgnoreNotFound(r.Patch(ctx, u, patch))
 }

@@ -25,24 +25,78 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/dbjob"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/lifecycle"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
 )
 
-// writes reports whether a component writes to Dify's databases, so must be
-// stopped while they are restored.
-func writes(c upgradev1alpha1.Component) bool {
-	switch c {
-	case upgradev1alpha1.ComponentAPI, upgradev1alpha1.ComponentWorker, upgradev1alpha1.ComponentWorkerBeat,
-		upgradev1alpha1.ComponentPluginDaemon:
-		return true
+// reconcileRollingBack puts everything back: when the schema migration ran
+// and the policy allows, the database first (routing back on stable, the
+// writers stopped, the backup restored and checked), then traffic, images
+// and settings (see putBack). It ends when every workload has rolled back
+// and the canaries are gone.
+func (r *DifyUpgradeReconciler) reconcileRollingBack(ctx context.Context, s *scope) (phaseResult, error) {
+	if res, err := r.stopMigration(ctx, s); res.stop || err != nil {
+		return res, err
 	}
-	return false
+	restore, why := lifecycle.RestoreDecision(s.spec(), s.status())
+	if restore {
+		if res, err := r.restoreDatabase(ctx, s); res.stop || err != nil {
+			return res, err
+		}
+	}
+	waits, progress, notes, err := r.putBack(ctx, s, true)
+	if err != nil {
+		return phaseResult{}, err
+	}
+	if len(notes) > 0 {
+		s.recordCheck("routing", upgradev1alpha1.CheckWarning, strings.Join(notes, "; "))
+	}
+	if why != "" {
+		msg := fmt.Sprintf("The schema migration ran and the database was NOT restored (%s): the old version %s now runs on the migrated schema, which Dify does not support; restore a backup by hand",
+			why, s.status().FromVersion)
+		if s.status().Restore == nil {
+			s.status().Restore = &upgradev1alpha1.RestoreStatus{}
+			r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "DatabaseNotRestored", "Revert", "%s", msg)
+		}
+		s.recordCheck("database", upgradev1alpha1.CheckWarning, msg)
+	}
+	if len(waits) > 0 {
+		return waiting("RollingBack", progress, "Rolling back: %s", strings.Join(waits, "; ")), nil
+	}
+	setCondition(s, upgradev1alpha1.ConditionRolledBack, metav1.ConditionTrue, upgradev1alpha1.ReasonRolledBack,
+		"Traffic, images and settings are back as they were")
+	msg := fmt.Sprintf("Rolled back to %s after %s failed%s: traffic, images, env and strategies restored; canaries removed",
+		s.status().FromVersion, s.status().FailedPhase, failureOf(s))
+	if rs := s.status().Restore; rs != nil && rs.CompletedAt != nil {
+		msg += fmt.Sprintf("; database restored from backup %s (data written since %s discarded)", rs.BackupName, s.status().Backup.TakenAt.UTC().Format("2006-01-02T15:04:05Z"))
+	} else if why != "" {
+		msg += "; WARNING: the database keeps the migrated schema (" + why + ")"
+	}
+	if len(notes) > 0 {
+		msg += " (" + strings.Join(notes, "; ") + ")"
+	}
+	return finished(upgradev1alpha1.PhaseRolledBack, "%s", msg), nil
+}
+
+// failureOf is why the failed phase failed, from its outcome condition, as
+// " (<message>)"; empty when unknown.
+func failureOf(s *scope) string {
+	cond, ok := phaseCondition[s.status().FailedPhase]
+	if !ok {
+		return ""
+	}
+	c := meta.FindStatusCondition(s.status().Conditions, cond)
+	if c == nil || c.Status != metav1.ConditionFalse || c.Message == "" {
+		return ""
+	}
+	return " (" + c.Message + ")"
 }
 
 // restoreDatabase brings the database back to the backup, after the routing
@@ -190,6 +244,17 @@ func restoredVolumes(volumes []upgradev1alpha1.VolumeBackup, b *upgradev1alpha1.
 	return out
 }
 
+// writes reports whether a component writes to Dify's databases, so must be
+// stopped while they are restored.
+func writes(c upgradev1alpha1.Component) bool {
+	switch c {
+	case upgradev1alpha1.ComponentAPI, upgradev1alpha1.ComponentWorker, upgradev1alpha1.ComponentWorkerBeat,
+		upgradev1alpha1.ComponentPluginDaemon:
+		return true
+	}
+	return false
+}
+
 // stopWriters deletes the canaries and scales every stable workload that
 // writes to the database to 0 (the count it had is saved and comes back
 // with the old images), and waits until none of their pods is left.
@@ -278,47 +343,4 @@ func containerStarted(pods []corev1.Pod) bool {
 		}
 	}
 	return false
-}
-
-// restoreOnDelete is the deletion's care for a restore: while the restore
-// Job runs, the deletion waits (the writers stay at 0: handing them back
-// would let the app write into a database about to be renamed away; the
-// Job has a deadline, and its end wakes the upgrade); once it has ended,
-// an Event tells what it did, since the upgrade will not record it, and the
-// Job (which has no owner reference) is deleted. running is true while the
-// deletion must wait.
-func (r *DifyUpgradeReconciler) restoreOnDelete(ctx context.Context, s *scope) (running bool, err error) {
-	rs := s.status().Restore
-	if rs == nil || rs.JobName == "" {
-		return false, nil
-	}
-	job, err := r.job(ctx, s, rs.JobName)
-	if err != nil || !job.exists {
-		return false, err
-	}
-	if !job.complete && !job.failed {
-		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "DeleteWaitingForRestore", "Delete",
-			"Deleting: waiting for the restore Job %s to end (deadline %s) before handing the workloads back; the Dify workloads that write to the database stay at 0 until then",
-			rs.JobName, s.spec().Rollback.RestoreTimeout.Duration)
-		return true, nil
-	}
-	if rs.CompletedAt == nil {
-		// The upgrade did not get to record the restore's end.
-		reason, msg := "DatabaseRestored", fmt.Sprintf(
-			"Deleted during the rollback: restore Job %s completed, the databases and volumes are back to backup %s (the databases as they were are kept as %s)",
-			rs.JobName, rs.BackupName, orNone(strings.Join(dbjob.ParseRestore(job.report).Preserved, ", ")))
-		if !job.complete {
-			reason, msg = "RestoreFailed", fmt.Sprintf(
-				"Deleted during the rollback: restore Job %s failed (%s); check the databases before starting the Dify workloads that write to them",
-				rs.JobName, job.failure())
-		}
-		// An Event's message is limited to 1024 characters.
-		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, reason, "Delete", "%s", truncateText(msg, 1000))
-	}
-	// Not owned, so deleted here; its pods go with it.
-	j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: rs.JobName, Namespace: s.upgrade.Namespace}}
-	if err := r.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
-		return false, fmt.Errorf("deleting the restore Job %s: %w", rs.JobName, err)
-	}
-	return false, nil
 }

@@ -1,0 +1,244 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/rollout"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/traffic"
+)
+
+// The routing: how much of the traffic reaches the canaries. applyWeight
+// sizes the canaries and routes once they are ready; route asks the router
+// the spec names (Istio, or the replica ratio without a mesh) for the
+// weight; trafficToStable puts every request back on the stable version,
+// first thing on the way back.
+
+// applyWeight sizes the canaries for weight, waits for them to be ready,
+// then routes: traffic goes to a subset only once its pods are ready. It
+// stops the pass while it waits, saying for what.
+func (r *DifyUpgradeReconciler) applyWeight(ctx context.Context, s *scope, weight int32) (phaseResult, error) {
+	var waits []string
+	var progress int64
+	for _, c := range s.canaried() {
+		if res, err := r.ensureCanary(ctx, s, c, weight); res.stop || err != nil {
+			return res, err
+		}
+		canary := s.obs.canary[c.Name]
+		rs := rollout.DeploymentStatus(canary)
+		if rs.Failed {
+			return failed(upgradev1alpha1.ReasonProgressDeadlineExceeded, "canary %s", rs.Message), nil
+		}
+		if !rs.Done {
+			waits = append(waits, rs.Message)
+		}
+		progress += apps.Of(canary).Progress()
+	}
+	if len(waits) > 0 {
+		wait := waiting(fmt.Sprintf("%s canary at %d%%", s.status().Phase, weight), progress,
+			"Waiting for the canary: %s", strings.Join(waits, "; "))
+		if cs := s.status().Canary; cs != nil && cs.Weight > 0 && s.spec().Canary.Istio != nil {
+			// Traffic already flows: keep the subsets on ReplicaSets with
+			// ready pods (a stable rollout restart, a canary resize) at the
+			// weight already routed, while the new weight waits.
+			if res, err := r.route(ctx, s, cs.Weight); err != nil || res.fail != nil {
+				return res, err
+			}
+		}
+		return wait, nil
+	}
+	return r.route(ctx, s, weight)
+}
+
+// route sends weight percent of the traffic to the canaries: with Istio,
+// through subsets that select, of each Deployment, the newest ReplicaSet
+// with ready pods. It stops the pass while a ReplicaSet is missing.
+func (r *DifyUpgradeReconciler) route(ctx context.Context, s *scope, weight int32) (phaseResult, error) {
+	var hashes map[upgradev1alpha1.Component]traffic.Hashes
+	if s.spec().Canary.Istio != nil {
+		h, ok, err := r.podTemplateHashes(ctx, s)
+		if err != nil {
+			return phaseResult{}, err
+		}
+		if !ok {
+			return waiting("ReplicaSets", 0, "Waiting for the ReplicaSets of the stable and canary Deployments"), nil
+		}
+		hashes = h
+	}
+	res, err := r.router(s, hashes).Route(ctx, weight)
+	if f := r.routed(s, res); f.stop {
+		return f, nil
+	}
+	if errors.Is(err, traffic.ErrMissing) {
+		return failed(upgradev1alpha1.ReasonAnalysisFailed, "routing failed: %v", err), nil
+	}
+	if err != nil {
+		return phaseResult{}, err
+	}
+	if res.Changed {
+		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "TrafficShifted", "Route",
+			"Sent %d%% of traffic to %s", weight, s.spec().TargetVersion)
+	}
+	return phaseResult{}, nil
+}
+
+// trafficToStable sends every request to the stable version at once. With
+// Istio, while canaries exist, the routes go to 100% stable and 0% canary
+// (the original routes would reach the canaries' pods too, as they carry
+// the Service's labels); without canaries (or without the VirtualService)
+// the routing objects go back to their original spec. Without a mesh the
+// stable workloads get their replicas back; on a breach the canaries are
+// also scaled to zero where their stable workload has available pods to
+// serve (a canary at 100% keeps serving until the stable pods are back: a
+// failing version beats no version).
+func (r *DifyUpgradeReconciler) trafficToStable(ctx context.Context, s *scope, breach bool) error {
+	var res traffic.Result
+	var err error
+	canaries := false
+	for _, c := range s.canaried() {
+		if d := s.obs.canary[c.Name]; ours(s, d) && d.DeletionTimestamp.IsZero() {
+			canaries = true
+		}
+	}
+	switch {
+	case canaries && s.spec().Canary.Istio != nil:
+		hashes, ok, herr := r.podTemplateHashes(ctx, s)
+		if herr != nil {
+			return herr
+		}
+		if ok {
+			res, err = r.router(s, hashes).Route(ctx, 0)
+		}
+		if !ok || errors.Is(err, traffic.ErrMissing) {
+			res, err = r.router(s, nil).Restore(ctx)
+		}
+	default:
+		res, err = r.router(s, nil).Restore(ctx)
+		if err == nil && canaries && breach {
+			var scaled bool
+			scaled, err = r.scaleCanariesToZero(ctx, s)
+			res.Changed = res.Changed || scaled
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("sending the traffic back to stable: %w", err)
+	}
+	if res.Changed {
+		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "TrafficRestored", "Revert",
+			"All traffic back on the stable pods of %s", s.status().FromVersion)
+	}
+	return nil
+}
+
+// podTemplateHashes finds, for each canaried component, the
+// pod-template-hash its stable and canary subsets select (see
+// traffic.StableHash). A Deployment whose rollout is complete serves from its
+// current revision, whose hash is remembered; only while a rollout is under
+// way is the component's ReplicaSets listed (uncached, one list for both).
+// ok is false while a ReplicaSet is not there yet.
+func (r *DifyUpgradeReconciler) podTemplateHashes(ctx context.Context, s *scope) (map[upgradev1alpha1.Component]traffic.Hashes, bool, error) {
+	out := map[upgradev1alpha1.Component]traffic.Hashes{}
+	for _, c := range s.canaried() {
+		w, canary := s.obs.stable[c.Name], s.obs.canary[c.Name]
+		if w == nil || canary == nil {
+			return nil, false, nil
+		}
+		stable := w.Deployment()
+		if stable == nil {
+			// Precheck refuses Istio subsets for a StatefulSet (its pods
+			// carry no pod-template-hash).
+			return nil, false, fmt.Errorf("%s: Istio canaries need the stable workload to be a Deployment", apps.Ref(w))
+		}
+		h := traffic.Hashes{Stable: r.knownHash(stable), Canary: r.knownHash(canary)}
+		if h.Stable == "" || h.Canary == "" {
+			list := &appsv1.ReplicaSetList{}
+			if err := r.reader().List(ctx, list, client.InNamespace(stable.Namespace), client.MatchingLabels(stable.Spec.Selector.MatchLabels)); err != nil {
+				return nil, false, fmt.Errorf("listing the ReplicaSets of %s: %w", stable.Name, err)
+			}
+			h = traffic.Hashes{Stable: r.rememberHash(stable, list.Items), Canary: r.rememberHash(canary, list.Items)}
+		}
+		if h.Stable == "" || h.Canary == "" {
+			return nil, false, nil
+		}
+		out[c.Name] = h
+	}
+	return out, true, nil
+}
+
+// revisionHash is a remembered pod-template-hash and the revision it is of.
+type revisionHash struct{ revision, hash string }
+
+func revision(d *appsv1.Deployment) string { return d.Annotations["deployment.kubernetes.io/revision"] }
+
+// knownHash is the remembered hash of d's current revision, when d has
+// finished rolling out to it; "" otherwise.
+func (r *DifyUpgradeReconciler) knownHash(d *appsv1.Deployment) string {
+	if !rollout.DeploymentStatus(d).Done {
+		return ""
+	}
+	if v, ok := r.hashes.Load(d.UID); ok && v.(revisionHash).revision == revision(d) {
+		return v.(revisionHash).hash
+	}
+	return ""
+}
+
+// rememberHash picks the hash a subset of d selects from its ReplicaSets
+// and, once d has finished rolling out, remembers it for its revision.
+func (r *DifyUpgradeReconciler) rememberHash(d *appsv1.Deployment, sets []appsv1.ReplicaSet) string {
+	h := traffic.StableHash(d, sets)
+	if h != "" && rollout.DeploymentStatus(d).Done {
+		r.hashes.Store(d.UID, revisionHash{revision(d), h})
+	}
+	return h
+}
+
+// router is the traffic router the spec asks for, over the observed
+// workloads.
+func (r *DifyUpgradeReconciler) router(s *scope, hashes map[upgradev1alpha1.Component]traffic.Hashes) traffic.Router {
+	if istio := s.spec().Canary.Istio; istio != nil {
+		return &traffic.Istio{Client: r.Client, Namespace: s.upgrade.Namespace, Upgrade: s.upgrade.Name, Spec: *istio, Hashes: hashes}
+	}
+	var stable []traffic.Target
+	for _, c := range s.canaried() {
+		stable = append(stable, traffic.Target{Name: kindOf(&c) + " " + c.Deployment, Workload: s.obs.stable[c.Name], Container: c.Container})
+	}
+	return &traffic.Replicas{Client: r.Client, Upgrade: s.upgrade.Name, Stable: stable}
+}
+
+// routed reports what a Route or Restore found: changes by other writers
+// (counted; past the limit the phase fails) and replica counts taken over.
+func (r *DifyUpgradeReconciler) routed(s *scope, res traffic.Result) phaseResult {
+	for _, msg := range res.Released {
+		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "ReplicasTakenOver", "Scale", "%s", msg)
+	}
+	for _, ch := range res.External {
+		if f := r.externalChange(s, ch.Object, ch.Field, ch.Writer); f.stop {
+			return f
+		}
+	}
+	return phaseResult{}
+}
