@@ -135,7 +135,7 @@ func (r *DifyUpgradeReconciler) ensureBackupClaim(ctx context.Context, s *scope)
 	case err != nil:
 		return fmt.Errorf("creating the backup claim %s: %w", c.Name, err)
 	}
-	r.Recorder.Eventf(s.upgrade, pvc, corev1.EventTypeNormal, "BackupClaimCreated", "Backup",
+	r.wrote(s, pvc, corev1.EventTypeNormal, "BackupClaimCreated", "Backup",
 		"Created PersistentVolumeClaim %s (%s) for the backups of %s; the operator never deletes it", c.Name, c.Size.String(), s.spec().Release)
 	return nil
 }

@@ -73,7 +73,7 @@ func (r *DifyUpgradeReconciler) ensureCanary(ctx context.Context, s *scope, c up
 			return phaseResult{}, fmt.Errorf("creating canary Deployment %s: %w", want.Name, err)
 		}
 		s.obs.canary[c.Name] = want
-		r.Recorder.Eventf(s.upgrade, want, corev1.EventTypeNormal, "CanaryCreated", "Create",
+		r.wrote(s, want, corev1.EventTypeNormal, "CanaryCreated", "Create",
 			"Created canary Deployment %s with %s (%d replicas)", want.Name, c.ToImage, *want.Spec.Replicas)
 		return phaseResult{}, nil
 	case !ours(s, current):
@@ -111,7 +111,7 @@ func (r *DifyUpgradeReconciler) deleteCanaries(ctx context.Context, s *scope) (b
 			if err := r.Delete(ctx, d, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
 				return false, fmt.Errorf("deleting canary Deployment %s: %w", d.Name, err)
 			}
-			r.Recorder.Eventf(s.upgrade, d, corev1.EventTypeNormal, "CanaryDeleted", "Delete", "Deleted canary Deployment %s", d.Name)
+			r.wrote(s, d, corev1.EventTypeNormal, "CanaryDeleted", "Delete", "Deleted canary Deployment %s", d.Name)
 		}
 	}
 	return gone, nil

@@ -63,7 +63,7 @@ func (r *DifyUpgradeReconciler) reconcileDelete(ctx context.Context, u *upgradev
 			s.log.Info("Deleting: waiting before removing the canaries", "waiting", strings.Join(waits, "; "))
 			return ctrl.Result{}, nil
 		}
-		r.Recorder.Eventf(u, nil, corev1.EventTypeNormal, "Deleted", "Delete",
+		r.toldOnDelete(s, corev1.EventTypeNormal, "Deleted", "Delete",
 			"Deleted in %s: traffic back on stable, canaries removed", u.Status.Phase)
 	}
 	patch := client.MergeFrom(u.DeepCopy())
@@ -89,7 +89,7 @@ func (r *DifyUpgradeReconciler) restoreOnDelete(ctx context.Context, s *scope) (
 		return false, err
 	}
 	if !job.complete && !job.failed {
-		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "DeleteWaitingForRestore", "Delete",
+		r.toldOnDelete(s, corev1.EventTypeWarning, "DeleteWaitingForRestore", "Delete",
 			"Deleting: waiting for the restore Job %s to end (deadline %s) before handing the workloads back; the Dify workloads that write to the database stay at 0 until then",
 			rs.JobName, s.spec().Rollback.RestoreTimeout.Duration)
 		return true, nil
@@ -104,8 +104,7 @@ func (r *DifyUpgradeReconciler) restoreOnDelete(ctx context.Context, s *scope) (
 				"Deleted during the rollback: restore Job %s failed (%s); check the databases before starting the Dify workloads that write to them",
 				rs.JobName, job.failure())
 		}
-		// An Event's message is limited to 1024 characters.
-		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, reason, "Delete", "%s", truncateText(msg, 1000))
+		r.toldOnDelete(s, corev1.EventTypeWarning, reason, "Delete", "%s", msg)
 	}
 	// Not owned, so deleted here; its pods go with it.
 	j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: rs.JobName, Namespace: s.upgrade.Namespace}}

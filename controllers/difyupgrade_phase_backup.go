@@ -77,12 +77,12 @@ func (r *DifyUpgradeReconciler) reconcileBackup(ctx context.Context, s *scope) (
 	next := upgradev1alpha1.PhaseMigrate
 	if !*spec.Backup.Enabled {
 		msg := "Backup disabled (spec.backup.enabled is false): nothing was backed up, and a rollback cannot restore the database"
-		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "BackupDisabled", "Backup", "%s", msg)
+		r.tell(s, corev1.EventTypeWarning, "BackupDisabled", "Backup", "%s", msg)
 		return phaseResult{next: next, message: msg, outcome: &outcome{metav1.ConditionFalse, upgradev1alpha1.ReasonBackupDisabled, msg}}, nil
 	}
 	if !somethingToBackUp(s) {
 		msg := "Nothing was backed up: no database was given (spec.database) or found in the api's environment, and no volume or configuration"
-		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "NothingBackedUp", "Backup", "%s", msg)
+		r.tell(s, corev1.EventTypeWarning, "NothingBackedUp", "Backup", "%s", msg)
 		return phaseResult{next: next, message: msg, outcome: &outcome{metav1.ConditionFalse, upgradev1alpha1.ReasonNothingToBackUp, msg}}, nil
 	}
 
@@ -120,7 +120,7 @@ func (r *DifyUpgradeReconciler) startBackup(ctx context.Context, s *scope) (phas
 	if err := r.createJob(ctx, s, dbjob.Backup(in)); err != nil {
 		return phaseResult{}, err
 	}
-	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "BackupStarted", "Backup",
+	r.wrote(s, nil, corev1.EventTypeNormal, "BackupStarted", "Backup",
 		"Backup Job %s started: %s", b.JobName, b.Location)
 	return phaseResult{message: fmt.Sprintf("Backing up (Job %s) to %s", b.JobName, b.Location), progressed: true}, nil
 }
@@ -168,7 +168,7 @@ func (r *DifyUpgradeReconciler) backupTaken(s *scope, job jobState) phaseResult 
 		total += a.Size
 	}
 	msg := fmt.Sprintf("Backup %s verified: %d artifacts, %s, at %s", b.Name, len(b.Artifacts), humanBytes(total), b.Location)
-	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "BackupVerified", "Backup", "%s", msg)
+	r.tell(s, corev1.EventTypeNormal, "BackupVerified", "Backup", "%s", msg)
 	return phaseResult{next: upgradev1alpha1.PhaseMigrate, message: msg}
 }
 
@@ -257,7 +257,7 @@ func (r *DifyUpgradeReconciler) pruneBackups(ctx context.Context, s *scope) erro
 	if err := r.createJob(ctx, s, j); err != nil {
 		return err
 	}
-	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "RetentionStarted", "Retention",
+	r.wrote(s, nil, corev1.EventTypeNormal, "RetentionStarted", "Retention",
 		"Job %s keeps the newest %d backups of %s on %s", name, spec.Backup.Retention.Keep, spec.Release, b.Destination)
 	return nil
 }

@@ -184,7 +184,7 @@ func (r *DifyUpgradeReconciler) promoteByAnnotation(s *scope) phaseResult {
 	value, _ := s.upgrade.PendingAction(upgradev1alpha1.ActionPromote)
 	s.upgrade.MarkActionHandled(upgradev1alpha1.ActionPromote, truncate(value))
 	analysis.Resume(s.status().Analysis)
-	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "PauseEnded", "Promote",
+	r.tell(s, corev1.EventTypeNormal, "PauseEnded", "Promote",
 		"Pause ended by the %s annotation", upgradev1alpha1.AnnotationPromote)
 	return r.nextStep(s, "Pause ended by "+upgradev1alpha1.AnnotationPromote)
 }

@@ -68,7 +68,7 @@ func (r *DifyUpgradeReconciler) quiesce(ctx context.Context, s *scope) (phaseRes
 			return res, err
 		}
 		if res.progressed {
-			r.Recorder.Eventf(s.upgrade, s.obs.stable[c.Name].Object(), corev1.EventTypeNormal, "MigrationDisabled", "Migrate",
+			r.wrote(s, s.obs.stable[c.Name].Object(), corev1.EventTypeNormal, "MigrationDisabled", "Migrate",
 				"Set %s=false on %s so that its pods never migrate the schema on start", workload.MigrationEnv, c.Deployment)
 		}
 	}
@@ -186,7 +186,7 @@ func (r *DifyUpgradeReconciler) startMigration(ctx context.Context, s *scope) (p
 		return phaseResult{}, err
 	}
 	m.PointOfNoReturnPassed = true
-	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "PointOfNoReturn", "Migrate",
+	r.wrote(s, nil, corev1.EventTypeWarning, "PointOfNoReturn", "Migrate",
 		"Migration Job %s started with %s: from now on the old version comes back only with the database backup", m.JobName, image)
 	return phaseResult{message: fmt.Sprintf("Migrating the schema (Job %s)", m.JobName), progressed: true}, nil
 }
@@ -219,6 +219,6 @@ func (r *DifyUpgradeReconciler) migrated(ctx context.Context, s *scope, report d
 		msg += "; read through the target image, not by the operator: set spec.database to have the operator read the revision itself"
 		res.outcome = &outcome{metav1.ConditionTrue, upgradev1alpha1.ReasonMigrationUnverified, msg}
 	}
-	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "SchemaMigrated", "Migrate", "%s", msg)
+	r.tell(s, corev1.EventTypeNormal, "SchemaMigrated", "Migrate", "%s", msg)
 	return res, nil
 }

@@ -66,7 +66,7 @@ func (r *DifyUpgradeReconciler) reconcilePromote(ctx context.Context, s *scope) 
 			}
 			d := s.obs.stable[c.Name]
 			if res.progressed {
-				r.Recorder.Eventf(s.upgrade, d.Object(), corev1.EventTypeNormal, "ImagesUpdated", "Promote",
+				r.wrote(s, d.Object(), corev1.EventTypeNormal, "ImagesUpdated", "Promote",
 					"Rolling %s to %s with %s", c.Deployment, c.ToImage, c.Strategy)
 			}
 			rs := d.Rollout()

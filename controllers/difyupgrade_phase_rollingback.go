@@ -63,7 +63,7 @@ func (r *DifyUpgradeReconciler) reconcileRollingBack(ctx context.Context, s *sco
 			why, s.status().FromVersion)
 		if s.status().Restore == nil {
 			s.status().Restore = &upgradev1alpha1.RestoreStatus{}
-			r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "DatabaseNotRestored", "Revert", "%s", msg)
+			r.tell(s, corev1.EventTypeWarning, "DatabaseNotRestored", "Revert", "%s", msg)
 		}
 		s.recordCheck("database", upgradev1alpha1.CheckWarning, msg)
 	}
@@ -142,7 +142,7 @@ func (r *DifyUpgradeReconciler) restoreDatabase(ctx context.Context, s *scope) (
 		if err := r.createJob(ctx, s, j); err != nil {
 			return phaseResult{}, err
 		}
-		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "RestoreStarted", "Restore",
+		r.wrote(s, nil, corev1.EventTypeWarning, "RestoreStarted", "Restore",
 			"Restoring the database from backup %s (taken %s): data written since then is discarded", st.Backup.Name, st.Backup.TakenAt.UTC().Format("2006-01-02T15:04:05Z"))
 		return phaseResult{stop: true, message: fmt.Sprintf("Restoring the database from %s (Job %s)", st.Backup.Name, rs.JobName), progressed: true}, nil
 	case job.failed:
@@ -172,7 +172,7 @@ func (r *DifyUpgradeReconciler) restoreDatabase(ctx context.Context, s *scope) (
 		msg += fmt.Sprintf("; volumes restored, their contents before kept in %s", strings.Join(report.PreservedVolumes, ", "))
 	}
 	s.recordCheck("database", upgradev1alpha1.CheckPassed, msg)
-	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "DatabaseRestored", "Restore", "%s", msg)
+	r.tell(s, corev1.EventTypeWarning, "DatabaseRestored", "Restore", "%s", msg)
 	return phaseResult{}, nil
 }
 
@@ -327,7 +327,7 @@ func (r *DifyUpgradeReconciler) stopMigration(ctx context.Context, s *scope) (ph
 		} else {
 			msg += "none of its containers had started"
 		}
-		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "MigrationStopped", "Revert", "%s", msg)
+		r.wrote(s, nil, corev1.EventTypeWarning, "MigrationStopped", "Revert", "%s", msg)
 		s.recordCheck("migration", upgradev1alpha1.CheckWarning, msg)
 	}
 	return waiting("migration stopping", 0, "Waiting for the migration Job %s and its pods to be gone", m.JobName), nil

@@ -155,7 +155,7 @@ func (r *DifyUpgradeReconciler) dispatch(ctx context.Context, s *scope) (ctrl.Re
 		u.MarkActionHandled(upgradev1alpha1.ActionAbort, truncate(value))
 		out, ok, why := lifecycle.Abort(st)
 		if !ok {
-			r.Recorder.Eventf(u, nil, corev1.EventTypeNormal, "AbortIgnored", "Abort", "Abort (%s=%s) ignored: %s", upgradev1alpha1.AnnotationAbort, value, why)
+			r.tell(s, corev1.EventTypeNormal, "AbortIgnored", "Abort", "Abort (%s=%s) ignored: %s", upgradev1alpha1.AnnotationAbort, value, why)
 		} else {
 			r.apply(s, out, &failure{upgradev1alpha1.ReasonAborted, "Aborted by the " + upgradev1alpha1.AnnotationAbort + " annotation"})
 			return ctrl.Result{}, nil

@@ -100,7 +100,7 @@ func (r *DifyUpgradeReconciler) route(ctx context.Context, s *scope, weight int3
 		return phaseResult{}, err
 	}
 	if res.Changed {
-		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "TrafficShifted", "Route",
+		r.wrote(s, nil, corev1.EventTypeNormal, "TrafficShifted", "Route",
 			"Sent %d%% of traffic to %s", weight, s.spec().TargetVersion)
 	}
 	return phaseResult{}, nil
@@ -148,7 +148,7 @@ func (r *DifyUpgradeReconciler) trafficToStable(ctx context.Context, s *scope, b
 		return fmt.Errorf("sending the traffic back to stable: %w", err)
 	}
 	if res.Changed {
-		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "TrafficRestored", "Revert",
+		r.wrote(s, nil, corev1.EventTypeNormal, "TrafficRestored", "Revert",
 			"All traffic back on the stable pods of %s", s.status().FromVersion)
 	}
 	return nil
@@ -233,7 +233,7 @@ func (r *DifyUpgradeReconciler) router(s *scope, hashes map[upgradev1alpha1.Comp
 // (counted; past the limit the phase fails) and replica counts taken over.
 func (r *DifyUpgradeReconciler) routed(s *scope, res traffic.Result) phaseResult {
 	for _, msg := range res.Released {
-		r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeNormal, "ReplicasTakenOver", "Scale", "%s", msg)
+		r.wrote(s, nil, corev1.EventTypeNormal, "ReplicasTakenOver", "Scale", "%s", msg)
 	}
 	for _, ch := range res.External {
 		if f := r.externalChange(s, ch.Object, ch.Field, ch.Writer); f.stop {

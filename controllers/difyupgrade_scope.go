@@ -69,15 +69,6 @@ func newScope(ctx context.Context, u *upgradev1alpha1.DifyUpgrade, now time.Time
 
 func (s *scope) status() *upgradev1alpha1.DifyUpgradeStatus { return &s.upgrade.Status }
 
-// tell records an event about the upgrade once the status write of this
-// pass succeeds: the events that report what status now says (a verdict, a
-// breach, a halt) are told once, not again by a pass whose write failed.
-func (r *DifyUpgradeReconciler) tell(s *scope, eventType, reason, action, format string, args ...any) {
-	s.afterWrite = append(s.afterWrite, func() {
-		r.Recorder.Eventf(s.upgrade, nil, eventType, reason, action, format, args...)
-	})
-}
-
 func (s *scope) spec() *upgradev1alpha1.DifyUpgradeSpec { return &s.upgrade.Spec }
 
 // canaried are the planned components that take canary traffic.

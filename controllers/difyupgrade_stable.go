@@ -90,7 +90,7 @@ func (r *DifyUpgradeReconciler) externalChange(s *scope, object, field, writer s
 				"and RespectIgnoreDifferences=true; Flux: driftDetection.ignore on the HelmRelease, or suspend the Kustomization; see the README), then retry",
 			object, field, who, count, drift.FieldOwner)
 	}
-	r.Recorder.Eventf(s.upgrade, nil, corev1.EventTypeWarning, "ExternalChange", "Correct",
+	r.tell(s, corev1.EventTypeWarning, "ExternalChange", "Correct",
 		"%s %s was changed by %s (%d of %d corrections); putting it back", object, field, who, count, drift.MaxCorrections)
 	return phaseResult{}
 }
@@ -138,7 +138,7 @@ func (r *DifyUpgradeReconciler) releaseStable(ctx context.Context, s *scope, c u
 	}
 	s.obs.stable[c.Name] = want
 	if revert && ok && final {
-		r.Recorder.Eventf(s.upgrade, want.Object(), corev1.EventTypeNormal, "ImagesRestored", "Revert",
+		r.wrote(s, want.Object(), corev1.EventTypeNormal, "ImagesRestored", "Revert",
 			"Restored %s to %s with its original settings", apps.Ref(want), restoredImage)
 	}
 	return nil
