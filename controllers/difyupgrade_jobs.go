@@ -47,8 +47,25 @@ type jobState struct {
 	why string
 }
 
-// job reads the named Job and, once it has finished, its pod's report.
+// job reads the named Job and, once it has finished, its pod's report;
+// once per pass (creating or deleting a Job forgets it).
 func (r *DifyUpgradeReconciler) job(ctx context.Context, s *scope, name string) (jobState, error) {
+	if st, ok := s.reads.jobs[name]; ok {
+		return st, nil
+	}
+	st, err := r.readJob(ctx, s, name)
+	if err != nil {
+		return st, err
+	}
+	if s.reads.jobs == nil {
+		s.reads.jobs = map[string]jobState{}
+	}
+	s.reads.jobs[name] = st
+	return st, nil
+}
+
+// readJob reads the named Job and, once it has finished, its pod's report.
+func (r *DifyUpgradeReconciler) readJob(ctx context.Context, s *scope, name string) (jobState, error) {
 	var st jobState
 	j := &batchv1.Job{}
 	err := r.Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: name}, j)
@@ -75,12 +92,11 @@ func (r *DifyUpgradeReconciler) job(ctx context.Context, s *scope, name string) 
 	if !st.complete && !st.failed {
 		return st, nil
 	}
-	pods := &corev1.PodList{}
-	if err := r.reader().List(ctx, pods, client.InNamespace(s.upgrade.Namespace),
-		client.MatchingLabels{batchv1.JobNameLabel: name}); err != nil {
+	pods, err := r.podsMatching(ctx, s, s.upgrade.Namespace, map[string]string{batchv1.JobNameLabel: name})
+	if err != nil {
 		return st, fmt.Errorf("listing the pods of Job %s: %w", name, err)
 	}
-	for _, p := range pods.Items {
+	for _, p := range pods {
 		for _, cs := range p.Status.ContainerStatuses {
 			if t := cs.State.Terminated; t != nil && t.Message != "" {
 				st.report = t.Message
@@ -102,6 +118,7 @@ func (r *DifyUpgradeReconciler) job(ctx context.Context, s *scope, name string) 
 // stop it half-way; it wakes the upgrade through its annotation
 // (restoreJobOwner) and the finalizer deletes it once it has ended.
 func (r *DifyUpgradeReconciler) createJob(ctx context.Context, s *scope, j *batchv1.Job) error {
+	delete(s.reads.jobs, j.Name)
 	if j.Labels[dbjob.KindLabel] != string(dbjob.KindRestore) {
 		if err := controllerutil.SetControllerReference(s.upgrade, j, r.Scheme()); err != nil {
 			return err

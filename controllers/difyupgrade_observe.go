@@ -19,31 +19,76 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 )
 
-// observation is what one pass reads of the workloads, once, before it
+// observation is what one pass reads of the cluster, once, before it
 // decides anything: the stable workload (Deployment or StatefulSet) of every
 // planned component and the canary Deployment of every canaried one (nil
-// when absent). Writes update these objects in place, so later steps of the
-// pass see them.
+// when absent), and the routing objects on first use. Writes replace or
+// update these objects, so later steps of the pass see what is there.
 type observation struct {
 	stable map[upgradev1alpha1.Component]*apps.Workload
 	canary map[upgradev1alpha1.Component]*appsv1.Deployment
+	// routing are the routing objects (Istio's VirtualService and
+	// DestinationRules) as read on first use, or why they could not be.
+	routing map[string]routingRead
+}
+
+// routingRead is a routing object as read, or the error reading it.
+type routingRead struct {
+	obj *unstructured.Unstructured
+	err error
+}
+
+// routingObject reads a routing object once per pass; the router gets a
+// copy it may change.
+func (r *DifyUpgradeReconciler) routingObject(ctx context.Context, s *scope, gvk schema.GroupVersionKind, name string) (*unstructured.Unstructured, error) {
+	key := gvk.Kind + "/" + name
+	read, ok := s.obs.routing[key]
+	if !ok {
+		read.obj = &unstructured.Unstructured{}
+		read.obj.SetGroupVersionKind(gvk)
+		read.err = r.Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: name}, read.obj)
+		s.obs.routing[key] = read
+	}
+	return read.obj.DeepCopy(), read.err
+}
+
+// written keeps what a write returned as the observation of the rest of the
+// pass: a routing object, or a stable workload the replica router scaled.
+func (o *observation) written(obj client.Object) {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		o.routing[u.GetKind()+"/"+u.GetName()] = routingRead{obj: u.DeepCopy()}
+		return
+	}
+	w := apps.Of(obj)
+	for c, stable := range o.stable {
+		if stable != nil && w != nil && stable.Kind() == w.Kind() && stable.GetName() == w.GetName() {
+			o.stable[c] = w
+		}
+	}
 }
 
 // observe reads the planned workloads from the cache.
 func (r *DifyUpgradeReconciler) observe(ctx context.Context, s *scope) error {
 	obs := &observation{
-		stable: map[upgradev1alpha1.Component]*apps.Workload{},
-		canary: map[upgradev1alpha1.Component]*appsv1.Deployment{},
+		stable:  map[upgradev1alpha1.Component]*apps.Workload{},
+		canary:  map[upgradev1alpha1.Component]*appsv1.Deployment{},
+		routing: map[string]routingRead{},
 	}
 	for _, c := range s.status().Components {
 		w, err := r.getWorkload(ctx, s, c.Kind, c.Deployment)
@@ -111,4 +156,59 @@ func (r *DifyUpgradeReconciler) getWorkload(ctx context.Context, s *scope, kind,
 		return nil, fmt.Errorf("reading %s %s: %w", kind, name, err)
 	}
 	return apps.Of(obj), nil
+}
+
+// passReads are the lists and Jobs one pass reads, each once however many
+// steps look at them: the pods of a workload or a Job and the ReplicaSets of
+// a Deployment (neither is watched, so each is an uncached list), and the
+// upgrade's Jobs. The HTTP checks of every pod run concurrently, hence the
+// lock.
+type passReads struct {
+	mu          sync.Mutex
+	pods        map[string][]corev1.Pod
+	replicaSets map[string][]appsv1.ReplicaSet
+	jobs        map[string]jobState
+}
+
+// listKey names a list by namespace and label selector.
+func listKey(namespace string, match map[string]string) string {
+	return namespace + "/" + labels.SelectorFromSet(match).String()
+}
+
+// podsMatching lists the pods of namespace that match, once per pass.
+func (r *DifyUpgradeReconciler) podsMatching(ctx context.Context, s *scope, namespace string, match map[string]string) ([]corev1.Pod, error) {
+	return onePerPass(&s.reads.mu, &s.reads.pods, listKey(namespace, match), func() ([]corev1.Pod, error) {
+		list := &corev1.PodList{}
+		err := r.reader().List(ctx, list, client.InNamespace(namespace), client.MatchingLabels(match))
+		return list.Items, err
+	})
+}
+
+// replicaSetsMatching lists the ReplicaSets of namespace that match, once
+// per pass.
+func (r *DifyUpgradeReconciler) replicaSetsMatching(ctx context.Context, s *scope, namespace string, match map[string]string) ([]appsv1.ReplicaSet, error) {
+	return onePerPass(&s.reads.mu, &s.reads.replicaSets, listKey(namespace, match), func() ([]appsv1.ReplicaSet, error) {
+		list := &appsv1.ReplicaSetList{}
+		err := r.reader().List(ctx, list, client.InNamespace(namespace), client.MatchingLabels(match))
+		return list.Items, err
+	})
+}
+
+// onePerPass is list's result for key, listed on first use; each caller
+// gets a slice of its own.
+func onePerPass[T any](mu *sync.Mutex, lists *map[string][]T, key string, list func() ([]T, error)) ([]T, error) {
+	mu.Lock()
+	defer mu.Unlock()
+	if items, ok := (*lists)[key]; ok {
+		return slices.Clone(items), nil
+	}
+	items, err := list()
+	if err != nil {
+		return nil, err
+	}
+	if *lists == nil {
+		*lists = map[string][]T{}
+	}
+	(*lists)[key] = items
+	return slices.Clone(items), nil
 }

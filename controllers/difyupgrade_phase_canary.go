@@ -156,6 +156,13 @@ func (r *DifyUpgradeReconciler) canaryDone(ctx context.Context, s *scope, a anal
 // rollbackNow ends the canary on a failed analysis: every request goes back
 // to the stable version first, in this pass, then the failure starts the
 // rollback.
+//
+// The one exception to "decide, write the status, then act on it": on a
+// breach the routing is written before the status that records the breach,
+// because every moment in between users are on the failing version (time
+// to safety, status.analysis.breach.trafficOnStableAt). A status write that
+// fails afterwards loses nothing: the next pass finds the breach again, or
+// RollingBack puts the routing back first thing.
 func (r *DifyUpgradeReconciler) rollbackNow(ctx context.Context, s *scope, f failure) phaseResult {
 	if err := r.trafficToStable(ctx, s, true); err != nil {
 		// RollingBack puts the routing back first thing anyway.

@@ -84,7 +84,7 @@ func (r *DifyUpgradeReconciler) reconcilePromote(ctx context.Context, s *scope) 
 		}
 	}
 
-	res, err := r.router(s, nil).Restore(ctx)
+	res, err := r.restoreRouting(ctx, s)
 	if err != nil {
 		return phaseResult{}, fmt.Errorf("putting the routing back: %w", err)
 	}

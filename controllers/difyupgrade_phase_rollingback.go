@@ -279,11 +279,11 @@ func (r *DifyUpgradeReconciler) stopWriters(ctx context.Context, s *scope) (phas
 			return res, err
 		}
 		d := s.obs.stable[c.Name]
-		pods := &corev1.PodList{}
-		if err := r.reader().List(ctx, pods, client.InNamespace(d.GetNamespace()), client.MatchingLabels(d.Selector().MatchLabels)); err != nil {
+		pods, err := r.podsMatching(ctx, s, d.GetNamespace(), d.Selector().MatchLabels)
+		if err != nil {
 			return phaseResult{}, fmt.Errorf("listing the pods of %s: %w", apps.Ref(d), err)
 		}
-		if n := len(pods.Items); n > 0 {
+		if n := len(pods); n > 0 {
 			running = append(running, fmt.Sprintf("%s: %d pods", d.GetName(), n))
 		}
 	}
@@ -313,8 +313,8 @@ func (r *DifyUpgradeReconciler) stopMigration(ctx context.Context, s *scope) (ph
 		return phaseResult{}, err
 	}
 	if !job.deleting {
-		pods := &corev1.PodList{}
-		if err := r.reader().List(ctx, pods, client.InNamespace(s.upgrade.Namespace), client.MatchingLabels{batchv1.JobNameLabel: m.JobName}); err != nil {
+		pods, err := r.podsMatching(ctx, s, s.upgrade.Namespace, map[string]string{batchv1.JobNameLabel: m.JobName})
+		if err != nil {
 			return phaseResult{}, fmt.Errorf("listing the pods of Job %s: %w", m.JobName, err)
 		}
 		j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: m.JobName, Namespace: s.upgrade.Namespace}}
@@ -322,7 +322,7 @@ func (r *DifyUpgradeReconciler) stopMigration(ctx context.Context, s *scope) (ph
 			return phaseResult{}, fmt.Errorf("deleting the unfinished migration Job %s: %w", m.JobName, err)
 		}
 		msg := fmt.Sprintf("Deleted the unfinished migration Job %s, so that it never migrates the schema under %s; ", m.JobName, s.status().FromVersion)
-		if containerStarted(pods.Items) {
+		if containerStarted(pods) {
 			msg += "its container had started: a migration stopped mid-way leaves its transaction uncommitted"
 		} else {
 			msg += "none of its containers had started"

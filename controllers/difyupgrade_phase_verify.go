@@ -57,7 +57,7 @@ func (r *DifyUpgradeReconciler) reconcileVerify(ctx context.Context, s *scope) (
 			// workload's own status says its pods run its template.
 			continue
 		}
-		stale, err := r.podsNotOn(ctx, d, c)
+		stale, err := r.podsNotOn(ctx, s, d, c)
 		if err != nil {
 			return phaseResult{}, err
 		}

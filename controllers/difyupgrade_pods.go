@@ -21,24 +21,24 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 )
 
-// Pods are not cached: each list here reads the API server, once per use.
+// Pods are not watched: each workload's are listed once per pass
+// (podsMatching), whichever steps look at them.
 
 // livePods lists the pods of workload w that are not terminating; of a
 // stable workload (canary false) without the canary's pods, which its
 // selector also matches.
-func (r *DifyUpgradeReconciler) livePods(ctx context.Context, w *apps.Workload, canary bool) ([]corev1.Pod, error) {
-	list := &corev1.PodList{}
-	if err := r.reader().List(ctx, list, client.InNamespace(w.GetNamespace()), client.MatchingLabels(w.Selector().MatchLabels)); err != nil {
+func (r *DifyUpgradeReconciler) livePods(ctx context.Context, s *scope, w *apps.Workload, canary bool) ([]corev1.Pod, error) {
+	pods, err := r.podsMatching(ctx, s, w.GetNamespace(), w.Selector().MatchLabels)
+	if err != nil {
 		return nil, fmt.Errorf("listing the pods of %s: %w", apps.Ref(w), err)
 	}
-	out := list.Items[:0]
-	for _, p := range list.Items {
+	out := pods[:0]
+	for _, p := range pods {
 		if p.DeletionTimestamp.IsZero() && (canary || p.Labels[TrackLabel] == "") {
 			out = append(out, p)
 		}
@@ -48,8 +48,8 @@ func (r *DifyUpgradeReconciler) livePods(ctx context.Context, w *apps.Workload, 
 
 // podsNotOn lists the pods of a component's workload (not the canary's,
 // not terminating) whose container does not run the target image.
-func (r *DifyUpgradeReconciler) podsNotOn(ctx context.Context, d *apps.Workload, c upgradev1alpha1.ComponentStatus) ([]string, error) {
-	pods, err := r.livePods(ctx, d, false)
+func (r *DifyUpgradeReconciler) podsNotOn(ctx context.Context, s *scope, d *apps.Workload, c upgradev1alpha1.ComponentStatus) ([]string, error) {
+	pods, err := r.livePods(ctx, s, d, false)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +77,7 @@ func (r *DifyUpgradeReconciler) readyPodsOf(ctx context.Context, s *scope, compo
 	if d == nil {
 		return nil, fmt.Errorf("no %s workload of component %s to ask", track, component)
 	}
-	pods, err := r.livePods(ctx, d, track == trackCanary)
+	pods, err := r.livePods(ctx, s, d, track == trackCanary)
 	if err != nil {
 		return nil, err
 	}

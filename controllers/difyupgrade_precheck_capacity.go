@@ -106,12 +106,12 @@ func (r *DifyUpgradeReconciler) checkHeadroom(ctx context.Context, s *scope) (ph
 // namespace's pods, listed once uncached, that any component's selector
 // matches.
 func (r *DifyUpgradeReconciler) releaseNodes(ctx context.Context, s *scope, selectors []labels.Selector) (map[string]bool, error) {
-	list := &corev1.PodList{}
-	if err := r.reader().List(ctx, list, client.InNamespace(s.upgrade.Namespace)); err != nil {
+	pods, err := r.podsMatching(ctx, s, s.upgrade.Namespace, nil)
+	if err != nil {
 		return nil, fmt.Errorf("listing the pods of namespace %s: %w", s.upgrade.Namespace, err)
 	}
 	nodes := map[string]bool{}
-	for _, p := range list.Items {
+	for _, p := range pods {
 		if p.Spec.NodeName == "" {
 			continue
 		}

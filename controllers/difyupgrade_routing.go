@@ -24,7 +24,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
@@ -89,7 +90,7 @@ func (r *DifyUpgradeReconciler) route(ctx context.Context, s *scope, weight int3
 		}
 		hashes = h
 	}
-	res, err := r.router(s, hashes).Route(ctx, weight)
+	res, err := r.routeTo(ctx, s, hashes, weight)
 	if f := r.routed(s, res); f.stop {
 		return f, nil
 	}
@@ -131,13 +132,13 @@ func (r *DifyUpgradeReconciler) trafficToStable(ctx context.Context, s *scope, b
 			return herr
 		}
 		if ok {
-			res, err = r.router(s, hashes).Route(ctx, 0)
+			res, err = r.routeTo(ctx, s, hashes, 0)
 		}
 		if !ok || errors.Is(err, traffic.ErrMissing) {
-			res, err = r.router(s, nil).Restore(ctx)
+			res, err = r.restoreRouting(ctx, s)
 		}
 	default:
-		res, err = r.router(s, nil).Restore(ctx)
+		res, err = r.restoreRouting(ctx, s)
 		if err == nil && canaries && breach {
 			var scaled bool
 			scaled, err = r.scaleCanariesToZero(ctx, s)
@@ -175,11 +176,11 @@ func (r *DifyUpgradeReconciler) podTemplateHashes(ctx context.Context, s *scope)
 		}
 		h := traffic.Hashes{Stable: r.knownHash(stable), Canary: r.knownHash(canary)}
 		if h.Stable == "" || h.Canary == "" {
-			list := &appsv1.ReplicaSetList{}
-			if err := r.reader().List(ctx, list, client.InNamespace(stable.Namespace), client.MatchingLabels(stable.Spec.Selector.MatchLabels)); err != nil {
+			sets, err := r.replicaSetsMatching(ctx, s, stable.Namespace, stable.Spec.Selector.MatchLabels)
+			if err != nil {
 				return nil, false, fmt.Errorf("listing the ReplicaSets of %s: %w", stable.Name, err)
 			}
-			h = traffic.Hashes{Stable: r.rememberHash(stable, list.Items), Canary: r.rememberHash(canary, list.Items)}
+			h = traffic.Hashes{Stable: r.rememberHash(stable, sets), Canary: r.rememberHash(canary, sets)}
 		}
 		if h.Stable == "" || h.Canary == "" {
 			return nil, false, nil
@@ -216,17 +217,55 @@ func (r *DifyUpgradeReconciler) rememberHash(d *appsv1.Deployment, sets []appsv1
 	return h
 }
 
-// router is the traffic router the spec asks for, over the observed
+// router is the traffic router the spec asks for, over what the pass
+// observed: the routing objects (read once, on first use) and the stable
 // workloads.
-func (r *DifyUpgradeReconciler) router(s *scope, hashes map[upgradev1alpha1.Component]traffic.Hashes) traffic.Router {
+func (r *DifyUpgradeReconciler) router(ctx context.Context, s *scope, hashes map[upgradev1alpha1.Component]traffic.Hashes) traffic.Router {
 	if istio := s.spec().Canary.Istio; istio != nil {
-		return &traffic.Istio{Client: r.Client, Namespace: s.upgrade.Namespace, Upgrade: s.upgrade.Name, Spec: *istio, Hashes: hashes}
+		read := func(gvk schema.GroupVersionKind, name string) (*unstructured.Unstructured, error) {
+			return r.routingObject(ctx, s, gvk, name)
+		}
+		return &traffic.Istio{Read: read, Namespace: s.upgrade.Namespace, Upgrade: s.upgrade.Name, Spec: *istio, Hashes: hashes}
 	}
 	var stable []traffic.Target
 	for _, c := range s.canaried() {
 		stable = append(stable, traffic.Target{Name: kindOf(&c) + " " + c.Deployment, Workload: s.obs.stable[c.Name], Container: c.Container})
 	}
-	return &traffic.Replicas{Client: r.Client, Upgrade: s.upgrade.Name, Stable: stable}
+	return &traffic.Replicas{Upgrade: s.upgrade.Name, Stable: stable}
+}
+
+// routeTo decides the routing at weight and writes it.
+func (r *DifyUpgradeReconciler) routeTo(ctx context.Context, s *scope, hashes map[upgradev1alpha1.Component]traffic.Hashes, weight int32) (traffic.Result, error) {
+	res, err := r.router(ctx, s, hashes).Route(weight)
+	if err != nil {
+		return res, err
+	}
+	return res, r.writeRouting(ctx, s, &res)
+}
+
+// restoreRouting decides the original routing and writes it.
+func (r *DifyUpgradeReconciler) restoreRouting(ctx context.Context, s *scope) (traffic.Result, error) {
+	res, err := r.router(ctx, s, nil).Restore()
+	if err != nil {
+		return res, err
+	}
+	return res, r.writeRouting(ctx, s, &res)
+}
+
+// writeRouting is the one place the routing is written: what the router
+// decided, in its order. What it writes becomes this pass's observation, so
+// a later step of the pass decides on what is now there. The read
+// resourceVersion makes a write fail on a concurrent change (the pass then
+// looks again) rather than overwrite it.
+func (r *DifyUpgradeReconciler) writeRouting(ctx context.Context, s *scope, res *traffic.Result) error {
+	for _, obj := range res.Writes {
+		if err := r.Update(ctx, obj); err != nil {
+			return fmt.Errorf("writing %s %s: %w", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName(), err)
+		}
+		s.obs.written(obj)
+		res.Changed = true
+	}
+	return nil
 }
 
 // routed reports what a Route or Restore found: changes by other writers

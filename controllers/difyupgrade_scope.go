@@ -45,6 +45,8 @@ type scope struct {
 	stalled bool
 	// obs is what this pass read of the cluster (phases from Migrate on).
 	obs *observation
+	// reads are the lists and Jobs this pass read, each once.
+	reads passReads
 	// pre is what the pre-flight checks share (Precheck passes only).
 	pre *precheckInput
 	// postgresVersion is the database server's version, when Precheck

@@ -24,7 +24,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
@@ -157,7 +156,7 @@ func (r *DifyUpgradeReconciler) handBack(ctx context.Context, s *scope, c upgrad
 		saved.Image = container.Image
 	}
 	if container != nil && !final {
-		if saved.Env, err = r.firstStepEnv(ctx, want, c.Container, saved); err != nil {
+		if saved.Env, err = r.firstStepEnv(ctx, s, want, c.Container, saved); err != nil {
 			return err
 		}
 	}
@@ -176,13 +175,13 @@ func (r *DifyUpgradeReconciler) handBack(ctx context.Context, s *scope, c upgrad
 // Deployment run that. A StatefulSet replaces its pods in place, one at a
 // time, whichever template it goes back to: it goes straight to the saved
 // env.
-func (r *DifyUpgradeReconciler) firstStepEnv(ctx context.Context, w *apps.Workload, container string, saved original.Workload) ([]corev1.EnvVar, error) {
+func (r *DifyUpgradeReconciler) firstStepEnv(ctx context.Context, s *scope, w *apps.Workload, container string, saved original.Workload) ([]corev1.EnvVar, error) {
 	d := w.Deployment()
 	if _, savedOff := workload.MigrationSetting(saved.Env); d == nil || !migrationOff(w, container) || savedOff {
 		return saved.Env, nil
 	}
 	quiesced := workload.SetEnv(saved.Env, workload.MigrationEnv, "false")
-	keep, err := r.runsMore(ctx, d, container, saved.Image, quiesced, saved.Env)
+	keep, err := r.runsMore(ctx, s, d, container, saved.Image, quiesced, saved.Env)
 	if err != nil || !keep {
 		return saved.Env, err
 	}
@@ -192,14 +191,14 @@ func (r *DifyUpgradeReconciler) firstStepEnv(ctx context.Context, w *apps.Worklo
 // runsMore reports whether more ready pods of d run image with env a than
 // with env b (ReplicaSets compared by their container), so the way back
 // first returns to the template that needs the fewest new pods.
-func (r *DifyUpgradeReconciler) runsMore(ctx context.Context, d *appsv1.Deployment, container, image string, a, b []corev1.EnvVar) (bool, error) {
-	list := &appsv1.ReplicaSetList{}
-	if err := r.reader().List(ctx, list, client.InNamespace(d.Namespace), client.MatchingLabels(d.Spec.Selector.MatchLabels)); err != nil {
+func (r *DifyUpgradeReconciler) runsMore(ctx context.Context, s *scope, d *appsv1.Deployment, container, image string, a, b []corev1.EnvVar) (bool, error) {
+	sets, err := r.replicaSetsMatching(ctx, s, d.Namespace, d.Spec.Selector.MatchLabels)
+	if err != nil {
 		return false, fmt.Errorf("listing the ReplicaSets of %s: %w", d.Name, err)
 	}
 	var readyA, readyB int32
-	for i := range list.Items {
-		rs := &list.Items[i]
+	for i := range sets {
+		rs := &sets[i]
 		if !metav1.IsControlledBy(rs, d) {
 			continue
 		}
@@ -262,7 +261,7 @@ func (r *DifyUpgradeReconciler) putBack(ctx context.Context, s *scope, revert bo
 	}
 	// The canaries are gone: the routing objects go back to their original
 	// spec, which again reaches every pod of each Service.
-	res, err := r.router(s, nil).Restore(ctx)
+	res, err := r.restoreRouting(ctx, s)
 	if err != nil {
 		return nil, 0, notes, fmt.Errorf("putting the routing back: %w", err)
 	}

@@ -17,7 +17,6 @@ limitations under the License.
 package traffic
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -32,7 +31,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/drift"
@@ -57,7 +55,8 @@ type Hashes struct{ Stable, Canary string }
 // Istio routes through a VirtualService and the DestinationRules of the
 // canaried components.
 type Istio struct {
-	Client    client.Client
+	// Read reads the VirtualService and DestinationRules as observed.
+	Read      Reader
 	Namespace string
 	// Upgrade is the name of the DifyUpgrade, written on what it changes.
 	Upgrade string
@@ -68,10 +67,10 @@ type Istio struct {
 
 var _ Router = &Istio{}
 
-// Route writes the subsets of the canaried components' DestinationRules,
-// then the weights. DestinationRules of components without hashes (not
-// canaried in this upgrade) are left alone.
-func (r *Istio) Route(ctx context.Context, weight int32) (Result, error) {
+// Route sets the subsets of the canaried components' DestinationRules, then
+// the weights. DestinationRules of components without hashes (not canaried
+// in this upgrade) are left alone.
+func (r *Istio) Route(weight int32) (Result, error) {
 	var res Result
 	for _, dr := range r.Spec.DestinationRules {
 		h, ok := r.Hashes[dr.Component]
@@ -81,13 +80,13 @@ func (r *Istio) Route(ctx context.Context, weight int32) (Result, error) {
 		if h.Stable == "" || h.Canary == "" {
 			return res, fmt.Errorf("no pod-template-hash known for the %s pods yet", dr.Component)
 		}
-		if err := r.update(ctx, &res, DestinationRuleGVK, dr.Name, "subsets", func(orig []any) ([]any, error) {
+		if err := r.update(&res, DestinationRuleGVK, dr.Name, "subsets", func(orig []any) ([]any, error) {
 			return DesiredSubsets(orig, r.Spec.StableSubset, r.Spec.CanarySubset, h), nil
 		}); err != nil {
 			return res, err
 		}
 	}
-	err := r.update(ctx, &res, VirtualServiceGVK, r.Spec.VirtualService.Name, "http", func(orig []any) ([]any, error) {
+	err := r.update(&res, VirtualServiceGVK, r.Spec.VirtualService.Name, "http", func(orig []any) ([]any, error) {
 		return DesiredHTTP(orig, r.Spec.VirtualService.Routes, r.Spec.StableSubset, r.Spec.CanarySubset, weight)
 	})
 	return res, err
@@ -95,10 +94,10 @@ func (r *Istio) Route(ctx context.Context, weight int32) (Result, error) {
 
 // Restore puts back the VirtualService first (traffic matters most), then the
 // DestinationRules.
-func (r *Istio) Restore(ctx context.Context) (Result, error) {
+func (r *Istio) Restore() (Result, error) {
 	var res Result
 	restore := func(gvk schema.GroupVersionKind, name, field string) error {
-		obj, err := r.get(ctx, gvk, name)
+		obj, err := r.Read(gvk, name)
 		switch {
 		case apierrors.IsNotFound(err):
 			res.Notes = append(res.Notes, fmt.Sprintf("%s %s is gone; nothing to restore", gvk.Kind, name))
@@ -120,10 +119,7 @@ func (r *Istio) Restore(ctx context.Context) (Result, error) {
 			return err
 		}
 		original.Clear(obj)
-		if err := r.Client.Update(ctx, obj); err != nil {
-			return fmt.Errorf("restoring %s %s: %w", gvk.Kind, name, err)
-		}
-		res.Changed = true
+		res.Writes = append(res.Writes, obj)
 		return nil
 	}
 	if err := restore(VirtualServiceGVK, r.Spec.VirtualService.Name, "http"); err != nil {
@@ -137,14 +133,15 @@ func (r *Istio) Restore(ctx context.Context) (Result, error) {
 	return res, nil
 }
 
-// update computes spec.<field> from its original and writes it when it
-// differs, saving the original in the same write. A live value that differs
-// from what the router last wrote was changed by someone else: it is
-// reported in res.External (and put back). The read resourceVersion makes
-// the write fail on a concurrent change rather than overwrite it.
-func (r *Istio) update(ctx context.Context, res *Result, gvk schema.GroupVersionKind, name, field string,
+// update computes spec.<field> from its original and, when it differs,
+// adds the object to write, saving the original in the same write. A live
+// value that differs from what the router last wrote was changed by someone
+// else: it is reported in res.External (and put back). The read
+// resourceVersion makes the write fail on a concurrent change rather than
+// overwrite it.
+func (r *Istio) update(res *Result, gvk schema.GroupVersionKind, name, field string,
 	desired func(orig []any) ([]any, error)) error {
-	obj, err := r.get(ctx, gvk, name)
+	obj, err := r.Read(gvk, name)
 	if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
 		return fmt.Errorf("%s %s/%s: %w", gvk.Kind, r.Namespace, name, ErrMissing)
 	}
@@ -183,18 +180,8 @@ func (r *Istio) update(ctx context.Context, res *Result, gvk schema.GroupVersion
 		return err
 	}
 	drift.Mark(obj, drift.Fields{field: want}.Fingerprint())
-	if err := r.Client.Update(ctx, obj); err != nil {
-		return fmt.Errorf("writing %s %s: %w", gvk.Kind, name, err)
-	}
-	res.Changed = true
+	res.Writes = append(res.Writes, obj)
 	return nil
-}
-
-func (r *Istio) get(ctx context.Context, gvk schema.GroupVersionKind, name string) (*unstructured.Unstructured, error) {
-	obj := &unstructured.Unstructured{}
-	obj.SetGroupVersionKind(gvk)
-	err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: name}, obj)
-	return obj, err
 }
 
 // DesiredSubsets is the original subsets with the stable and canary subsets

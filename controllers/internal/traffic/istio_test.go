@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/yaml"
@@ -121,7 +122,11 @@ func TestStableReplicas(t *testing.T) {
 	}
 }
 
-func TestRouteWritesOnlyWhatChanged(t *testing.T) {
+// istioFixture is a VirtualService and a DestinationRule on a fake API
+// server, a router over them, the reader the router reads them with, and
+// what the controller does with a Result (write every object, in order).
+func istioFixture(t *testing.T) (*Istio, client.Client, Reader, func(Result, error) (Result, error)) {
+	t.Helper()
 	vs := &unstructured.Unstructured{}
 	if err := yaml.Unmarshal([]byte(`
 apiVersion: networking.istio.io/v1
@@ -140,7 +145,27 @@ spec:
 		t.Fatal(err)
 	}
 	c := fake.NewClientBuilder().WithScheme(runtime.NewScheme()).WithObjects(vs, dr).Build()
-	r := &Istio{Client: c, Namespace: "ns", Upgrade: "u",
+	ctx := context.Background()
+	read := func(gvk schema.GroupVersionKind, name string) (*unstructured.Unstructured, error) {
+		obj := &unstructured.Unstructured{}
+		obj.SetGroupVersionKind(gvk)
+		return obj, c.Get(ctx, client.ObjectKey{Namespace: "ns", Name: name}, obj)
+	}
+	// write is what the controller does with a Result: every object, in
+	// order.
+	write := func(res Result, err error) (Result, error) {
+		if err != nil {
+			return res, err
+		}
+		for _, obj := range res.Writes {
+			if err := c.Update(ctx, obj); err != nil {
+				return res, err
+			}
+		}
+		res.Changed = len(res.Writes) > 0
+		return res, nil
+	}
+	r := &Istio{Read: read, Namespace: "ns", Upgrade: "u",
 		Spec: upgradev1alpha1.IstioCanary{
 			VirtualService:   upgradev1alpha1.IstioVirtualService{Name: "dify", Routes: []string{"api"}},
 			DestinationRules: []upgradev1alpha1.IstioDestinationRule{{Name: "dify-api", Component: upgradev1alpha1.ComponentAPI}},
@@ -148,7 +173,31 @@ spec:
 		},
 		Hashes: map[upgradev1alpha1.Component]Hashes{upgradev1alpha1.ComponentAPI: {Stable: "a", Canary: "b"}},
 	}
+	return r, c, read, write
+}
+
+// The router decides and writes nothing: the DestinationRule's subsets,
+// then the weights, for the controller to write in that order.
+func TestRouteDecidesAndWritesNothing(t *testing.T) {
+	r, _, read, _ := istioFixture(t)
+	before, err := read(VirtualServiceGVK, "dify")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := r.Route(5); err != nil || len(res.Writes) != 2 || res.Writes[0].GetName() != "dify-api" || res.Writes[1].GetName() != "dify" {
+		t.Fatalf("Route(5) = %+v, %v; want the DestinationRule then the VirtualService to write", res, err)
+	}
+	if live, err := read(VirtualServiceGVK, "dify"); err != nil || !equality.Semantic.DeepEqual(live.Object, before.Object) {
+		t.Fatalf("Route wrote the VirtualService itself: %v, %v", live.Object["spec"], err)
+	}
+}
+
+func TestRouteWritesOnlyWhatChanged(t *testing.T) {
+	r, c, _, write := istioFixture(t)
 	ctx := context.Background()
+	vs := &unstructured.Unstructured{}
+	vs.SetNamespace("ns")
+	vs.SetName("dify")
 	before := &unstructured.Unstructured{}
 	before.SetGroupVersionKind(VirtualServiceGVK)
 	if err := c.Get(ctx, client.ObjectKeyFromObject(vs), before); err != nil {
@@ -158,7 +207,7 @@ spec:
 		weight  int32
 		changed bool
 	}{{5, true}, {5, false}, {20, true}, {20, false}} {
-		res, err := r.Route(ctx, tt.weight)
+		res, err := write(r.Route(tt.weight))
 		if err != nil || res.Changed != tt.changed || len(res.External) > 0 {
 			t.Fatalf("Route(%d) #%d = %+v, %v; want changed=%v and no external change", tt.weight, i, res, err, tt.changed)
 		}
@@ -167,12 +216,12 @@ spec:
 	// Someone else rewrites the weights: the next Route puts them back and
 	// reports who.
 	rewriteAsGitOps(t, c, client.ObjectKeyFromObject(vs))
-	res, err := r.Route(ctx, 20)
+	res, err := write(r.Route(20))
 	if err != nil || !res.Changed || len(res.External) != 1 || res.External[0].Object != "VirtualService/dify" || res.External[0].Field != "spec.http" {
 		t.Fatalf("Route() after an external rewrite = %+v, %v; want it put back and reported", res, err)
 	}
 
-	if res, err := r.Restore(ctx); err != nil || !res.Changed {
+	if res, err := write(r.Restore()); err != nil || !res.Changed {
 		t.Fatalf("Restore() = %+v, %v", res, err)
 	}
 	got := &unstructured.Unstructured{}

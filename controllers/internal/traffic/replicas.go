@@ -17,10 +17,7 @@ limitations under the License.
 package traffic
 
 import (
-	"context"
 	"fmt"
-
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
@@ -39,11 +36,11 @@ import (
 // router leaves its count alone for the rest of the upgrade and never puts
 // its own count back over theirs.
 type Replicas struct {
-	Client client.Client
 	// Upgrade is the name of the DifyUpgrade, written on what it changes.
 	Upgrade string
 	// Stable are the stable workloads (Deployments or StatefulSets) of the canaried components as this
-	// pass read them (nil when gone); writes update them in place.
+	// pass read them (nil when gone); they are not changed: the workloads
+	// to write are copies.
 	Stable []Target
 }
 
@@ -66,14 +63,13 @@ func StableReplicas(before, weight int32) int32 {
 }
 
 // Route scales each stable workload for the weight.
-func (r *Replicas) Route(ctx context.Context, weight int32) (Result, error) {
+func (r *Replicas) Route(weight int32) (Result, error) {
 	var res Result
 	for _, t := range r.Stable {
-		d := t.Workload
-		if d == nil {
+		if t.Workload == nil {
 			return res, fmt.Errorf("stable workload %s: %w", t.Name, ErrMissing)
 		}
-		before := d.Copy()
+		before, d := t.Workload, t.Workload.Copy()
 		switch original.Scaled(d) {
 		case original.ScaledByOthers:
 			if d.GetAnnotations()[original.ScaledToAnnotation] == original.Released {
@@ -98,10 +94,7 @@ func (r *Replicas) Route(ctx context.Context, weight int32) (Result, error) {
 			original.MarkScaled(d, want)
 			d.SetReplicas(new(want))
 		}
-		if err := r.Client.Update(ctx, d.Object()); err != nil {
-			return res, fmt.Errorf("scaling %s: %w", apps.Ref(d), err)
-		}
-		res.Changed = true
+		res.Writes = append(res.Writes, d.Object())
 	}
 	return res, nil
 }
@@ -110,24 +103,21 @@ func (r *Replicas) Route(ctx context.Context, weight int32) (Result, error) {
 // count when the router scaled it and nobody has since, else the count
 // someone else set. The saved original stays until the upgrade releases the
 // Deployment.
-func (r *Replicas) Restore(ctx context.Context) (Result, error) {
+func (r *Replicas) Restore() (Result, error) {
 	var res Result
 	for _, t := range r.Stable {
-		d := t.Workload
-		if d == nil {
+		if t.Workload == nil {
 			res.Notes = append(res.Notes, fmt.Sprintf("%s is gone; nothing to restore", t.Name))
 			continue
 		}
-		if original.Scaled(d) == original.NotScaled {
+		if original.Scaled(t.Workload) == original.NotScaled {
 			continue
 		}
+		d := t.Workload.Copy()
 		if err := original.HandBackReplicas(d, t.Container); err != nil {
 			return res, err
 		}
-		if err := r.Client.Update(ctx, d.Object()); err != nil {
-			return res, fmt.Errorf("scaling %s back: %w", apps.Ref(d), err)
-		}
-		res.Changed = true
+		res.Writes = append(res.Writes, d.Object())
 	}
 	return res, nil
 }

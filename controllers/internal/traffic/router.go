@@ -21,22 +21,38 @@ limitations under the License.
 package traffic
 
 import (
-	"context"
 	"errors"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// Router sends a share of traffic to the canary and puts the original routing
-// back. Both are idempotent and save the original before their first write.
+// Router decides the routing that sends a share of traffic to the canary,
+// and the routing put back as it was. It reads what the pass observed and
+// writes nothing: it returns the objects to write, each carrying its
+// original (saved before the first change) and the fingerprint of what the
+// operator wrote, and the controller writes them, in order, in one place.
+// Both are idempotent: with nothing to change, nothing is returned.
 type Router interface {
-	// Route sends weight percent of the traffic to the canary.
-	Route(ctx context.Context, weight int32) (Result, error)
-	// Restore puts the original routing back.
-	Restore(ctx context.Context) (Result, error)
+	// Route is the routing that sends weight percent of the traffic to the
+	// canary.
+	Route(weight int32) (Result, error)
+	// Restore is the original routing.
+	Restore() (Result, error)
 }
 
-// Result is what a Route or Restore did and found.
+// Reader reads a routing object as the pass observed it: a copy the router
+// may change; a NotFound or NoKindMatch error when it is not there.
+type Reader func(gvk schema.GroupVersionKind, name string) (*unstructured.Unstructured, error)
+
+// Result is what a Route or Restore decided and found.
 type Result struct {
-	// Changed is true when it wrote anything.
+	// Writes are the objects to write, in the order to write them (with
+	// Istio: the DestinationRules before the VirtualService that routes to
+	// their subsets; the VirtualService first on the way back).
+	Writes []client.Object
+	// Changed is set by whoever writes Writes: true when it wrote anything.
 	Changed bool
 	// Notes say what could not be done because it is gone (a deleted
 	// VirtualService, say).
