@@ -15,42 +15,61 @@ limitations under the License.
 */
 
 // Package controllers holds the DifyUpgrade controller. For one DifyUpgrade it
-// walks this procedure, each step in a file of its own, each deciding whether
-// its work is done by looking at the cluster:
+// walks this procedure, each phase in a file of its own
+// (difyupgrade_phase_<phase>.go), each deciding whether its work is done by
+// looking at the cluster:
 //
 //  1. Pending: wait until no other upgrade of the same release is in flight
 //     (or Failed holding changes), the approvals are given and the
-//     maintenance window is open.
-//  2. Precheck: resolve the Dify installation into a plan, find where its
-//     data lives (difyupgrade_datasource.go, internal/datasource), check the
-//     routing, the canary names' ownership, the database and the privileges
-//     a restore needs; nothing changes.
-//  3. Backup (difyupgrade_phase_backup.go): dump both PostgreSQL databases
-//     and archive the storage volumes with a Job, into the destination claim
-//     (made for the release when the spec names none,
+//     maintenance window is open (internal/window).
+//  2. Precheck: resolve the Dify installation into a plan
+//     (difyupgrade_precheck_discover.go, internal/discovery, internal/plan)
+//     and run the pre-flight list, a table of checks (preflightChecks), one
+//     file per group: difyupgrade_precheck_compat.go (version path,
+//     requirements), _canary.go (ownership, templates, routing), _data.go
+//     (the data, found by difyupgrade_datasource.go, the database, the way
+//     back), _service.go, _storage.go, _capacity.go, _analysis.go, _plan.go
+//     (what the plan says and the estimate); nothing changes.
+//  3. Backup: dump both PostgreSQL databases and archive the storage
+//     volumes with a Job (internal/dbjob) into the destination claim (made
+//     for the release when the spec names none,
 //     difyupgrade_backup_claim.go), and verify its manifest.
-//  4. Migrate (difyupgrade_phase_migrate.go): run the schema migration once,
-//     as a Job with the target image, judged by the revision it leaves; never
-//     without a verified database backup unless the spec says Never.
-//  5. Canary: size the canary Deployments and shift traffic step by step.
+//  4. Migrate: run the schema migration once, as a Job with the target
+//     image, judged by the revision it leaves; never without a verified
+//     database backup unless the spec says Never.
+//  5. Canary: size the canary Deployments (difyupgrade_canaries.go) and
+//     shift traffic step by step (difyupgrade_routing.go, internal/traffic),
+//     judged by the analysis (difyupgrade_analysis.go takes the readings;
+//     internal/analysis decides a breach).
 //  6. Promote: roll every workload (Deployment or StatefulSet) to the target
-//     image in the planned order.
-//  7. Verify: check that every pod runs its target image through the bake
-//     time, then hand the workloads back.
+//     image in the planned order (difyupgrade_stable.go writes them).
+//  7. Verify: check that every pod runs its target image (difyupgrade_pods.go)
+//     through the bake time, then hand the workloads back.
 //
-// Any failure after the first change goes through RollingBack to RolledBack
-// (or Failed, saying what a person must do); the way back never lowers
-// serving capacity (the canaries go last), except while a restore past the
-// migration runs (difyupgrade_restore.go), which stops every writer. One dispatcher
-// (difyupgrade_phases.go) moves status.phase, by the transition table of
-// package internal/lifecycle, and runs the progress deadline on the clock of
-// each wait; each phase handler only reports what it saw and did.
+// Any failure after the first change goes through RollingBack
+// (difyupgrade_phase_rollingback.go: the writers stopped, the database
+// restored and checked, then traffic, images and settings put back) to
+// RolledBack, or Failed, saying what a person must do; the way back never
+// lowers serving capacity (the canaries go last), except while a restore
+// past the migration runs, which stops every writer. Deleting an upgrade
+// hands everything back first (difyupgrade_delete.go). A window that closes
+// before Promote is difyupgrade_window.go.
+//
+// One dispatcher (difyupgrade_phases.go) moves status.phase, by the
+// transition table of internal/lifecycle, and runs the progress deadline on
+// the clock of each wait. Every phase, and every step a phase runs, is a
+// step: func(ctx, *scope) (phaseResult, error), where stop says the step
+// decided the pass.
 //
 // A pass observes once (difyupgrade_observe.go: every planned workload and
-// canary; internal/apps makes a Deployment and a StatefulSet look alike),
-// decides with pure packages (internal/plan, internal/workload,
-// internal/traffic, internal/drift, internal/lifecycle), then writes. The
-// originals of everything changed live on the changed objects (package
-// internal/original), written with the change, together with a fingerprint
-// of what the operator wrote (internal/drift), so another writer is noticed.
+// canary, the routing objects on first use, each list of pods or
+// ReplicaSets and each Job once; internal/apps makes a Deployment and a
+// StatefulSet look alike), decides with pure packages (internal/plan,
+// internal/workload, internal/traffic, internal/drift, internal/lifecycle,
+// internal/analysis, internal/window), then writes. The originals of
+// everything changed live on the changed objects (internal/original),
+// written with the change, together with a fingerprint of what the operator
+// wrote (internal/drift), so another writer is noticed. Events follow one
+// rule (difyupgrade_events.go): a verdict is told after the status write
+// that records it; a write to another object is told when it is made.
 package controllers

@@ -16,10 +16,15 @@ limitations under the License.
 
 // Package analysis judges the health of a new version: Prometheus rules
 // with bounds and a for window, and HTTP checks with a status, a latency
-// bound and JSON fields. It knows nothing of the DifyUpgrade object: the
-// controller hands it what to measure and the state kept in status, and
-// writes back what it returns.
+// bound and JSON fields. machine.go is the state machine over
+// status.analysis: Evaluate records one evaluation's readings (each rule's
+// and check's verdict, the worst value, a breach with the weight and the
+// time it was confirmed), Conclude says what the record means for the
+// phase (go on, wait, halt for a person, fail) and when to look next.
 //
-// A measurement that cannot judge (no data, NaN, an unreachable server) is
-// inconclusive: never a pass, never a failure.
+// The controller takes the readings (Measure asks Prometheus, Probe makes
+// the HTTP request) and writes the status; the state machine does no I/O
+// and reads no clock: the time is an argument. A measurement that cannot
+// judge (no data, NaN, an unreachable server) is inconclusive: never a
+// pass, never a failure.
 package analysis

@@ -14,12 +14,6 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package database reads what the operator must know of Dify's PostgreSQL
-// itself, not through a Job: the server's version (to choose the client
-// image), which databases exist, and the schema revision in
-// alembic_version (to judge a migration and a restore). It only reads, and
-// trusts the server's certificate exactly as the Jobs' libpq does with the
-// same sslmode and CA bundle (tls.go).
 package database
 
 import (

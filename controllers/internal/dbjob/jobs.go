@@ -14,17 +14,6 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package dbjob builds the Jobs that protect Dify's data (the backup, the
-// schema migration, the restore and the retention sweep) and reads what they
-// report. It is pure: the controller creates the Jobs and reads their pods.
-//
-// Every Job runs once (backoffLimit 0), within a deadline, under the
-// restricted Pod Security level, and reports through the container's
-// termination message (RESULT_FILE points at it): a few tab-separated lines
-// the controller parses. Scripts take every path and name from env
-// variables, never from the command line text, so nothing in the spec is
-// interpreted by a shell. Passwords come from the credentials Secret by
-// secretKeyRef and appear nowhere else.
 package dbjob
 
 import (

@@ -14,13 +14,6 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package discovery finds the components of a Dify installation by what
-// they are, not only by name: the release's workloads (the chart's
-// app.kubernetes.io/instance label when there is one), classified by image
-// repository (dify-api, dify-web, dify-sandbox, dify-plugin-daemon, behind
-// any registry prefix) and, for the dify-api image, by role: MODE from env,
-// from an envFrom ConfigMap, or the container's args (worker, beat). Pure:
-// the caller reads the Deployments, StatefulSets and ConfigMaps.
 package discovery
 
 import (

@@ -14,11 +14,6 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package drift notices other writers of the fields the operator manages (a
-// GitOps sync resetting an image, a person rewriting weights): each object
-// the operator writes carries a fingerprint of every managed field as it
-// wrote it; a live value whose fingerprint differs was written by someone
-// else, and managedFields says who.
 package drift
 
 import (

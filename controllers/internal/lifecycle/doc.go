@@ -18,5 +18,7 @@ limitations under the License.
 // failure, an abort, a retry or a missed deadline takes an upgrade from each
 // phase, whether a phase may have left changes in the cluster, and the clock
 // of a wait for progress. The controller's dispatcher applies them; the
-// table test in this package is the state diagram.
+// table test in this package is the state diagram. RestoreDecision says
+// whether a rollback restores the database. It never calls the API and reads
+// no clock.
 package lifecycle

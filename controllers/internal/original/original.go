@@ -14,10 +14,6 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package original keeps, on each object the operator changes, what is needed
-// to put it back: a label naming the DifyUpgrade that holds the object and an
-// annotation with the original state, both written in the same update as the
-// first change, so no change ever lands without its way back.
 package original
 
 import (

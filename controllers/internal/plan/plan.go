@@ -14,9 +14,6 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package plan resolves a DifyUpgrade and the Deployments it found into a
-// concrete plan: which components, where they are, what they run now and what
-// they will run, and in which order they roll. It is pure: no API calls.
 package plan
 
 import (

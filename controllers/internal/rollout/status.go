@@ -14,8 +14,6 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package rollout judges whether a Deployment has finished rolling out, the
-// way `kubectl rollout status` does, and sizes canary Deployments.
 package rollout
 
 import (

@@ -14,9 +14,6 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package tlscert reads what Precheck needs of a TLS Secret's certificate:
-// the leaf (the first certificate of the chain in tls.crt), its subject and
-// when it expires.
 package tlscert
 
 import (

@@ -14,10 +14,6 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package traffic moves user traffic between the stable and the canary pods
-// of the canaried components, behind one small interface: Istio weights in a
-// VirtualService (with DestinationRule subsets), or, without a mesh, the ratio
-// of stable to canary replicas behind the same Service.
 package traffic
 
 import (

@@ -14,10 +14,6 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package workload holds the pure decisions about a component's workloads:
-// the canary Deployment of a component, the promoted spec of a stable
-// Deployment or StatefulSet, and which of their fields the operator manages
-// (and watches for other writers). No API calls.
 package workload
 
 import (

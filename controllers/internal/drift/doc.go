@@ -1,0 +1,25 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package drift notices other writers of the fields the operator manages (a
+// GitOps sync resetting an image, a person rewriting weights): each object
+// the operator writes carries a fingerprint of every managed field as it
+// wrote it; a live value whose fingerprint differs was written by someone
+// else, and managedFields says who.
+//
+// It never calls the API: it fingerprints objects it is given and reads
+// their managedFields.
+package drift
