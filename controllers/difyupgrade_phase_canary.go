@@ -85,41 +85,7 @@ func (r *DifyUpgradeReconciler) reconcileCanary(ctx context.Context, s *scope) (
 		return r.canaryDone(ctx, s, a, fmt.Sprintf("Canary steps done at %d%%; promoting %s", weight, s.spec().TargetVersion))
 	}
 
-	switch {
-	case step.SetWeight != nil:
-		return r.nextStep(s, fmt.Sprintf("%d%% of traffic on %s", weight, s.spec().TargetVersion)), nil
-	case step.Pause != nil && step.Pause.Duration != nil:
-		if _, ok := s.upgrade.PendingAction(upgradev1alpha1.ActionPromote); ok {
-			return r.promoteByAnnotation(s), nil
-		}
-		if cs.PausedUntil == nil {
-			cs.PausedUntil = &metav1.Time{Time: s.now.Add(step.Pause.Duration.Duration)}
-		}
-		if left := cs.PausedUntil.Sub(s.now); left > 0 {
-			return phaseResult{
-				message:      withAnalysis(fmt.Sprintf("Pausing at %d%% until %s", weight, cs.PausedUntil.UTC().Format(time.RFC3339)), a),
-				requeueAfter: min(left, a.tick(s)),
-			}, nil
-		}
-		if !a.passed() {
-			return phaseResult{message: fmt.Sprintf("Pause at %d%% over; waiting for the analysis to pass: %s", weight, a.summary),
-				requeueAfter: a.next}, nil
-		}
-		analysis.RecordStep(s.status().Analysis, cs.Step, weight, s.now)
-		return r.nextStep(s, fmt.Sprintf("Pause at %d%% over", weight)), nil
-	default:
-		if _, ok := s.upgrade.PendingAction(upgradev1alpha1.ActionPromote); ok {
-			analysis.RecordStep(s.status().Analysis, cs.Step, weight, s.now)
-			return r.promoteByAnnotation(s), nil
-		}
-		cs.WaitingForPromotion = true
-		s.reason = upgradev1alpha1.ReasonWaitingForPromotion
-		return phaseResult{
-			message: withAnalysis(fmt.Sprintf("Paused at %d%% for a person: annotate %s=<new value> to continue, or %s to roll back",
-				weight, upgradev1alpha1.AnnotationPromote, upgradev1alpha1.AnnotationAbort), a),
-			requeueAfter: a.tick(s),
-		}, nil
-	}
+	return r.canaryStep(s, step, weight, a), nil
 }
 
 // canaryDone ends the canary once the analysis passed at the last weight
@@ -194,4 +160,47 @@ func (r *DifyUpgradeReconciler) promoteByAnnotation(s *scope) phaseResult {
 	r.tell(s, corev1.EventTypeNormal, "PauseEnded", "Promote",
 		"Pause ended by the %s annotation", upgradev1alpha1.AnnotationPromote)
 	return r.nextStep(s, "Pause ended by "+upgradev1alpha1.AnnotationPromote)
+}
+
+// canaryStep runs the current canary step once its weight is routed and
+// the analysis allows going on: a setWeight moves to the next step; a timed
+// pause waits its time (and a passing evaluation); a pause without a
+// duration waits for a person's promote annotation.
+func (r *DifyUpgradeReconciler) canaryStep(s *scope, step upgradev1alpha1.CanaryStep, weight int32, a analysisResult) phaseResult {
+	cs := s.status().Canary
+	switch {
+	case step.SetWeight != nil:
+		return r.nextStep(s, fmt.Sprintf("%d%% of traffic on %s", weight, s.spec().TargetVersion))
+	case step.Pause != nil && step.Pause.Duration != nil:
+		if _, ok := s.upgrade.PendingAction(upgradev1alpha1.ActionPromote); ok {
+			return r.promoteByAnnotation(s)
+		}
+		if cs.PausedUntil == nil {
+			cs.PausedUntil = &metav1.Time{Time: s.now.Add(step.Pause.Duration.Duration)}
+		}
+		if left := cs.PausedUntil.Sub(s.now); left > 0 {
+			return phaseResult{
+				message:      withAnalysis(fmt.Sprintf("Pausing at %d%% until %s", weight, cs.PausedUntil.UTC().Format(time.RFC3339)), a),
+				requeueAfter: min(left, a.tick(s)),
+			}
+		}
+		if !a.passed() {
+			return phaseResult{message: fmt.Sprintf("Pause at %d%% over; waiting for the analysis to pass: %s", weight, a.summary),
+				requeueAfter: a.next}
+		}
+		analysis.RecordStep(s.status().Analysis, cs.Step, weight, s.now)
+		return r.nextStep(s, fmt.Sprintf("Pause at %d%% over", weight))
+	default:
+		if _, ok := s.upgrade.PendingAction(upgradev1alpha1.ActionPromote); ok {
+			analysis.RecordStep(s.status().Analysis, cs.Step, weight, s.now)
+			return r.promoteByAnnotation(s)
+		}
+		cs.WaitingForPromotion = true
+		s.reason = upgradev1alpha1.ReasonWaitingForPromotion
+		return phaseResult{
+			message: withAnalysis(fmt.Sprintf("Paused at %d%% for a person: annotate %s=<new value> to continue, or %s to roll back",
+				weight, upgradev1alpha1.AnnotationPromote, upgradev1alpha1.AnnotationAbort), a),
+			requeueAfter: a.tick(s),
+		}
+	}
 }

@@ -198,27 +198,7 @@ func (r *DifyUpgradeReconciler) dispatch(ctx context.Context, s *scope) (ctrl.Re
 		r.finishPhase(s, res)
 		return ctrl.Result{}, nil
 	}
-	if res.progressed || st.ProgressedAt == nil {
-		st.ProgressedAt = &metav1.Time{Time: s.now}
-	}
-	st.Message = res.message
-	after := untilWindowEnd(s, res.requeueAfter)
-	if res.waitKey == "" {
-		st.Wait = nil
-		return ctrl.Result{RequeueAfter: after}, nil
-	}
-	st.Wait = lifecycle.Track(st.Wait, res.waitKey, res.progress, s.now)
-	deadline := lifecycle.Deadline(st.Wait, s.spec().Promote.ProgressDeadline.Duration)
-	if !s.now.Before(deadline) {
-		r.fail(s, &failure{upgradev1alpha1.ReasonProgressDeadlineExceeded, fmt.Sprintf(
-			"No progress for %s (spec.promote.progressDeadline) in %s: %s",
-			s.spec().Promote.ProgressDeadline.Duration, st.Phase, res.message)})
-		return ctrl.Result{}, nil
-	}
-	if left := deadline.Sub(s.now); after == 0 || left < after {
-		after = left
-	}
-	return ctrl.Result{RequeueAfter: after}, nil
+	return r.stay(s, res), nil
 }
 
 // runHandler reads the cluster once for the phases that work on it, then
@@ -377,4 +357,32 @@ func (r *DifyUpgradeReconciler) reconcileTerminal(s *scope) {
 		}
 	}
 	r.transition(s, out.Next, out.Reason, msg)
+}
+
+// stay records a pass that stays in its phase: its progress, its message
+// and the clock of its wait, which fails the phase at the progress deadline
+// (spec.promote.progressDeadline); it says when to look again.
+func (r *DifyUpgradeReconciler) stay(s *scope, res phaseResult) ctrl.Result {
+	st := s.status()
+	if res.progressed || st.ProgressedAt == nil {
+		st.ProgressedAt = &metav1.Time{Time: s.now}
+	}
+	st.Message = res.message
+	after := untilWindowEnd(s, res.requeueAfter)
+	if res.waitKey == "" {
+		st.Wait = nil
+		return ctrl.Result{RequeueAfter: after}
+	}
+	st.Wait = lifecycle.Track(st.Wait, res.waitKey, res.progress, s.now)
+	deadline := lifecycle.Deadline(st.Wait, s.spec().Promote.ProgressDeadline.Duration)
+	if !s.now.Before(deadline) {
+		r.fail(s, &failure{upgradev1alpha1.ReasonProgressDeadlineExceeded, fmt.Sprintf(
+			"No progress for %s (spec.promote.progressDeadline) in %s: %s",
+			s.spec().Promote.ProgressDeadline.Duration, st.Phase, res.message)})
+		return ctrl.Result{}
+	}
+	if left := deadline.Sub(s.now); after == 0 || left < after {
+		after = left
+	}
+	return ctrl.Result{RequeueAfter: after}
 }
