@@ -39,7 +39,8 @@ import (
 // Every step is func(ctx, *scope) (phaseResult, error) (see step). A step
 // that lets the phase go on returns the zero result; one that decided the
 // pass (a failure, a wait, the phase done) returns a result with stop set,
-// and the phase returns it as it is.
+// and the phase returns it as it is. A step that cannot fail (a pure
+// decision over what the pass read) returns the result alone.
 type phaseResult struct {
 	// stop means the step decided this pass: the phase returns the result.
 	stop bool
