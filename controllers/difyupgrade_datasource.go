@@ -63,7 +63,7 @@ func dbOf(s *scope) *dbRef {
 	}
 	if p := s.status().Plan; p != nil && p.Database != nil {
 		d := p.Database
-		return &dbRef{host: d.Host, port: d.Port, sslMode: string(upgradev1alpha1.SSLModeDisable), databases: d.Databases,
+		return &dbRef{host: d.Host, port: d.Port, sslMode: string(upgradev1alpha1.SSLModePrefer), databases: d.Databases,
 			user: d.User, password: d.Password, field: "status.plan.database (found in the api's env)"}
 	}
 	return nil

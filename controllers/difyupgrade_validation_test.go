@@ -180,7 +180,7 @@ verify:
 			Expect(spec.Precheck.Certificates[0].MinValidity).To(Equal(&metav1.Duration{Duration: 720 * time.Hour}))
 			Expect(spec.Database.Port).To(Equal(int32(5432)))
 			Expect(spec.Database.Databases).To(Equal([]string{"dify", "dify_plugin"}))
-			Expect(spec.Database.SSLMode).To(Equal(upgradev1alpha1.SSLModeDisable))
+			Expect(spec.Database.SSLMode).To(Equal(upgradev1alpha1.SSLModePrefer))
 			Expect(spec.Database.CredentialsSecret.UsernameKey).To(Equal("username"))
 			Expect(spec.Database.CredentialsSecret.PasswordKey).To(Equal("password"))
 			Expect(spec.Canary.Istio.VirtualService.Routes).To(Equal([]string{"api", "web"}))
@@ -304,7 +304,7 @@ backup: {destination: {claimName: dify-backups}}
 		// Database, backup, migration.
 		Entry("port 70000", `database: {host: db, port: 70000, credentialsSecret: {name: db}}`+withoutBackup, "should be less than or equal to 65535"),
 		Entry("no databases", `database: {host: db, credentialsSecret: {name: db}, databases: []}`+withoutBackup, "spec.database.databases in body should have at least 1 items"),
-		Entry("an sslMode libpq does not know here", `database: {host: db, credentialsSecret: {name: db}, sslMode: prefer}`+withoutBackup, `Unsupported value: "prefer"`),
+		Entry("an sslMode libpq does not know here", `database: {host: db, credentialsSecret: {name: db}, sslMode: allow}`+withoutBackup, `Unsupported value: "allow"`),
 		Entry("verify-ca without a CA Secret", `database: {host: db, credentialsSecret: {name: db}, sslMode: verify-ca}`+withoutBackup, "sslMode verify-ca and verify-full need caSecret"),
 		Entry("verify-full without a CA Secret", `database: {host: db, credentialsSecret: {name: db}, sslMode: verify-full}`+withoutBackup, "sslMode verify-ca and verify-full need caSecret"),
 		Entry("a database without credentials", `database: {host: db}`, "spec.database.credentialsSecret: Required value"),

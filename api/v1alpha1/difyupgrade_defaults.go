@@ -123,7 +123,7 @@ func (u *DifyUpgrade) SetDefaults() {
 		if db.Databases == nil {
 			db.Databases = DefaultDatabases()
 		}
-		defaultString((*string)(&db.SSLMode), string(SSLModeDisable))
+		defaultString((*string)(&db.SSLMode), string(SSLModePrefer))
 		if db.CASecret != nil {
 			defaultString(&db.CASecret.Key, DefaultCAKey)
 		}

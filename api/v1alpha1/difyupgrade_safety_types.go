@@ -214,12 +214,13 @@ type CertificateCheck struct {
 
 // SSLMode is how the operator's database clients use TLS, as in libpq's
 // sslmode.
-// +kubebuilder:validation:Enum=disable;require;verify-ca;verify-full
+// +kubebuilder:validation:Enum=disable;prefer;require;verify-ca;verify-full
 type SSLMode string
 
 // The SSL modes of libpq that the backup and restore Jobs support.
 const (
 	SSLModeDisable    SSLMode = "disable"
+	SSLModePrefer     SSLMode = "prefer"
 	SSLModeRequire    SSLMode = "require"
 	SSLModeVerifyCA   SSLMode = "verify-ca"
 	SSLModeVerifyFull SSLMode = "verify-full"
@@ -264,13 +265,15 @@ type DatabaseSpec struct {
 	Databases []string `json:"databases,omitempty"`
 
 	// sslMode is how the operator and the backup and restore Jobs use TLS,
-	// as libpq's sslmode: disable (plain), require (encrypted; the server's
-	// certificate verified against caSecret only when it is given, as libpq
-	// does), verify-ca (encrypted, the server's certificate signed by
-	// caSecret's CA) or verify-full (verify-ca, and the certificate names
-	// host). Default: disable.
+	// as libpq's sslmode: disable (plain: the password crosses the network
+	// in the clear to whatever answers), prefer (TLS whenever the server
+	// offers it, plain otherwise; the certificate is not verified),
+	// require (encrypted; the server's certificate verified against
+	// caSecret only when it is given, as libpq does), verify-ca (encrypted,
+	// the server's certificate signed by caSecret's CA) or verify-full
+	// (verify-ca, and the certificate names host). Default: prefer.
 	// +optional
-	// +kubebuilder:default="disable"
+	// +kubebuilder:default="prefer"
 	SSLMode SSLMode `json:"sslMode,omitempty"`
 
 	// caSecret is the Secret holding the CA bundle (PEM) that signed the

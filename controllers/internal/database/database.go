@@ -56,6 +56,10 @@ func (t Target) connect(ctx context.Context, db string) (*pgx.Conn, error) {
 	if cfg.TLSConfig, err = t.tlsConfig(); err != nil {
 		return nil, fmt.Errorf("PostgreSQL at %s:%d: %w", t.Host, t.Port, err)
 	}
+	if t.SSLMode == "prefer" {
+		// A server that declines TLS is asked again in plain, as libpq does.
+		cfg.Fallbacks = []*pgconn.FallbackConfig{{Host: cfg.Host, Port: cfg.Port}}
+	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, describe(t, db, err)
@@ -69,9 +73,6 @@ func describe(t Target, db string, err error) error {
 	if cert := describeCertificate(t, err); cert != nil {
 		return cert
 	}
-	if strings.Contains(err.Error(), "server refused TLS connection") {
-		return fmt.Errorf("PostgreSQL at %s:%d does not offer TLS, which sslMode %s needs", t.Host, t.Port, t.SSLMode)
-	}
 	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok {
 		switch pgErr.Code {
 		case "28P01", "28000":
@@ -80,6 +81,10 @@ func describe(t Target, db string, err error) error {
 			return fmt.Errorf("database %q does not exist on %s:%d", db, t.Host, t.Port)
 		}
 		return fmt.Errorf("PostgreSQL at %s:%d, database %q: %s (%s)", t.Host, t.Port, db, pgErr.Message, pgErr.Code)
+	}
+	// After the server's own answer (with prefer, the plain attempt's).
+	if strings.Contains(err.Error(), "server refused TLS connection") {
+		return fmt.Errorf("PostgreSQL at %s:%d does not offer TLS, which sslMode %s needs", t.Host, t.Port, t.SSLMode)
 	}
 	var netErr net.Error
 	if errors.As(err, &netErr) || strings.Contains(err.Error(), "connect") {

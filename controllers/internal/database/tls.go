@@ -27,6 +27,8 @@ import (
 // trusts exactly what the Jobs' libpq trusts with the same CA bundle:
 //
 //   - disable: no TLS;
+//   - prefer: TLS without verification when the server offers it, plain
+//     otherwise (connect falls back);
 //   - require: encrypted; the certificate is verified against the CA bundle
 //     when there is one (libpq does the same once a root certificate is
 //     given), and not at all otherwise;
@@ -48,6 +50,8 @@ func (t Target) tlsConfig() (*tls.Config, error) {
 		}
 	}
 	switch t.SSLMode {
+	case "prefer":
+		return &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, nil //nolint:gosec // libpq's sslmode=prefer: encrypted when offered, not verified
 	case "require":
 		if roots == nil {
 			return &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, nil //nolint:gosec // libpq's sslmode=require: encrypted, not verified

@@ -67,6 +67,11 @@ func TestSSLModesVerifyTheServerAsLibpqDoes(t *testing.T) {
 		{"verify-full without a CA bundle", named, "127.0.0.1", "verify-full", nil, "sslMode verify-full needs a CA bundle"},
 		{"a CA bundle that is not PEM", named, "127.0.0.1", "verify-full", []byte("not a certificate"), "the CA bundle holds no PEM certificate"},
 		{"verify-full on a server without TLS", plain, "127.0.0.1", "verify-full", ca.PEM, "does not offer TLS, which sslMode verify-full needs"},
+		// The server with TLS refuses a plain startup: reaching the user
+		// check proves prefer spoke TLS to it.
+		{"prefer on a server with TLS speaks TLS", named, "127.0.0.1", "prefer", nil, refusedUser},
+		{"prefer on a server without TLS falls back to plain", plain, "127.0.0.1", "prefer", nil, refusedUser},
+		{"require on a server without TLS", plain, "127.0.0.1", "require", nil, "does not offer TLS, which sslMode require needs"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -109,11 +114,27 @@ func serve(t *testing.T, ca *testca.CA, ips []net.IP, names []string) int32 {
 	return int32(l.Addr().(*net.TCPAddr).Port)
 }
 
-// answer plays one connection of the fake server.
+// sslRequestCode is the protocol code of PostgreSQL's SSLRequest.
+const sslRequestCode = 80877103
+
+// answer plays one connection of the fake server: an SSLRequest is answered
+// as above; a plain startup message is refused like a wrong password by the
+// server without TLS, and as a connection without SSL by the one with TLS.
 func answer(conn net.Conn, cfg *tls.Config) {
 	defer func() { _ = conn.Close() }()
-	sslRequest := make([]byte, 8)
-	if _, err := io.ReadFull(conn, sslRequest); err != nil {
+	first := make([]byte, 8)
+	if _, err := io.ReadFull(conn, first); err != nil {
+		return
+	}
+	if binary.BigEndian.Uint32(first[4:]) != sslRequestCode {
+		if _, err := io.CopyN(io.Discard, conn, int64(binary.BigEndian.Uint32(first[:4]))-8); err != nil {
+			return
+		}
+		if cfg != nil {
+			_, _ = conn.Write(errorResponse("28000", "no pg_hba.conf entry for host \"127.0.0.1\", user \"dify\", SSL off"))
+			return
+		}
+		_, _ = conn.Write(errorResponse("28P01", "password authentication failed for user \"dify\""))
 		return
 	}
 	if cfg == nil {
