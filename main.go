@@ -59,6 +59,7 @@ func main() {
 		watchNamespaces string
 		compatibilityCM string
 		historyLimit    int
+		secretLabel     bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0",
 		"Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
@@ -77,6 +78,8 @@ func main() {
 		"namespace/name of a ConfigMap whose matrix.yaml replaces the shipped compatibility matrix for every upgrade that names none (spec.compatibility.configMapName wins).")
 	flag.IntVar(&historyLimit, "history-limit", controllers.DefaultHistoryLimit,
 		"How many upgrade records (ConfigMaps labelled upgrade.difyops.io/record=true) to keep per release; a negative number keeps all.")
+	flag.BoolVar(&secretLabel, "require-secret-label", false,
+		"Read, and name in a Job, only Secrets labelled upgrade.difyops.io/readable=true: whoever may create a DifyUpgrade may otherwise make the operator use any Secret of its namespace against the hosts the spec names.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -126,6 +129,7 @@ func main() {
 
 		CompatibilityConfigMap: matrixCM,
 		HistoryLimit:           historyLimit,
+		RequireSecretLabel:     secretLabel,
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "Unable to set up the controller", "controller", "DifyUpgrade")
 		os.Exit(1)

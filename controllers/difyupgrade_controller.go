@@ -87,6 +87,10 @@ type DifyUpgradeReconciler struct {
 	// while an upgrade needs them, so the operator keeps no cluster-wide
 	// cache of them. The cached client when nil.
 	APIReader client.Reader
+	// RequireSecretLabel, when set, makes the operator read (and name in a
+	// Job) only Secrets labelled upgrade.difyops.io/readable=true
+	// (--require-secret-label).
+	RequireSecretLabel bool
 
 	// notes are the notifications on their way.
 	notes notifier

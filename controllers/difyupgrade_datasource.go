@@ -122,7 +122,11 @@ func (e envSources) read(kind, name string, obj client.Object, data func() map[s
 		return got.data, got.err
 	}
 	var got sourceData
-	if err := e.r.reader().Get(e.ctx, client.ObjectKey{Namespace: e.s.upgrade.Namespace, Name: name}, obj); err != nil {
+	err := e.r.reader().Get(e.ctx, client.ObjectKey{Namespace: e.s.upgrade.Namespace, Name: name}, obj)
+	if sec, ok := obj.(*corev1.Secret); ok && err == nil {
+		err = e.r.readable(sec)
+	}
+	if err != nil {
 		got.err = err
 		if apierrors.IsNotFound(err) {
 			got.err = datasource.ErrNotFound
@@ -287,6 +291,12 @@ func (r *DifyUpgradeReconciler) credential(ctx context.Context, s *scope, c upgr
 func (r *DifyUpgradeReconciler) jobCredential(ctx context.Context, s *scope, c upgradev1alpha1.CredentialSource, field string) (*dbjob.Credential, error) {
 	switch {
 	case c.SecretKeyRef != nil:
+		if r.RequireSecretLabel {
+			// The Job would read it: the label is checked here, for it.
+			if _, err := r.credential(ctx, s, c, field); err != nil {
+				return nil, err
+			}
+		}
 		return &dbjob.Credential{From: &corev1.EnvVarSource{SecretKeyRef: c.SecretKeyRef.DeepCopy()}}, nil
 	case c.ConfigMapKeyRef != nil:
 		return &dbjob.Credential{From: &corev1.EnvVarSource{ConfigMapKeyRef: c.ConfigMapKeyRef.DeepCopy()}}, nil

@@ -182,9 +182,9 @@ func (r *DifyUpgradeReconciler) caBundle(ctx context.Context, s *scope) ([]byte,
 	if ca == nil {
 		return nil, nil
 	}
-	secret := &corev1.Secret{}
 	key := client.ObjectKey{Namespace: s.upgrade.Namespace, Name: ca.Name}
-	if err := r.reader().Get(ctx, key, secret); err != nil {
+	secret, err := r.getSecret(ctx, key.Namespace, key.Name)
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, fmt.Errorf("the CA Secret %s (spec.database.caSecret) does not exist", key.Name)
 		}

@@ -301,8 +301,8 @@ func (r *DifyUpgradeReconciler) deliver(u *upgradev1alpha1.DifyUpgrade, key stri
 
 // send reads the webhook's URL from its Secret and posts the message.
 func (r *DifyUpgradeReconciler) send(ctx context.Context, namespace string, hook upgradev1alpha1.WebhookTarget, msg notify.Message) notify.Result {
-	sec := &corev1.Secret{}
-	if err := r.reader().Get(ctx, client.ObjectKey{Namespace: namespace, Name: hook.URLSecret.Name}, sec); err != nil {
+	sec, err := r.getSecret(ctx, namespace, hook.URLSecret.Name)
+	if err != nil {
 		return notify.Result{Err: fmt.Sprintf("reading Secret %s: %v", hook.URLSecret.Name, err)}
 	}
 	url := string(sec.Data[hook.URLSecret.Key])

@@ -24,7 +24,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/analysis"
@@ -75,8 +74,7 @@ func (r *DifyUpgradeReconciler) checkCertificates(ctx context.Context, s *scope)
 		if c.MinValidity != nil {
 			minValidity = c.MinValidity.Duration
 		}
-		sec := &corev1.Secret{}
-		err := r.reader().Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: c.SecretName}, sec)
+		sec, err := r.getSecret(ctx, s.upgrade.Namespace, c.SecretName)
 		switch {
 		case apierrors.IsNotFound(err):
 			return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "Secret %s (spec.precheck.certificates) does not exist", c.SecretName), nil

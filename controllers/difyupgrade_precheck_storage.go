@@ -28,9 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 )
@@ -48,8 +46,7 @@ func (r *DifyUpgradeReconciler) checkObjectStorage(ctx context.Context, s *scope
 		return phaseResult{}, nil
 	}
 	const name = "object-storage"
-	sec := &corev1.Secret{}
-	err := r.reader().Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: o.CredentialsSecret.Name}, sec)
+	sec, err := r.getSecret(ctx, s.upgrade.Namespace, o.CredentialsSecret.Name)
 	switch {
 	case apierrors.IsNotFound(err):
 		return s.refuse(name, upgradev1alpha1.ReasonInvalidSpec, "Secret %s (spec.precheck.objectStorage.credentialsSecret) does not exist", o.CredentialsSecret.Name), nil

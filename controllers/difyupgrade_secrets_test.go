@@ -1,0 +1,83 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+)
+
+// With --require-secret-label the operator neither reads a Secret nor
+// names one in a Job unless a person labelled it readable; without, it
+// reads what the spec names.
+func TestRequireSecretLabel(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	secret := func(name string, labels map[string]string) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, Labels: labels},
+			Data: map[string][]byte{"password": []byte("s3cret")}}
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(
+		secret("labelled", map[string]string{ReadableLabel: "true"}),
+		secret("unlabelled", nil),
+	).Build()
+	u := &upgradev1alpha1.DifyUpgrade{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "u"}}
+	ref := func(name string) upgradev1alpha1.CredentialSource {
+		return upgradev1alpha1.CredentialSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: name}, Key: "password"}}
+	}
+	for _, tc := range []struct {
+		require bool
+		secret  string
+		refused bool
+	}{
+		{false, "unlabelled", false},
+		{true, "labelled", false},
+		{true, "unlabelled", true},
+	} {
+		r := &DifyUpgradeReconciler{Client: c, RequireSecretLabel: tc.require}
+		s := newScope(t.Context(), u, time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC))
+		_, getErr := r.getSecret(t.Context(), "ns", tc.secret)
+		value, readErr := r.credential(t.Context(), s, ref(tc.secret), "spec.database.credentialsSecret")
+		job, jobErr := r.jobCredential(t.Context(), newScope(t.Context(), u, s.now), ref(tc.secret), "spec.database.credentialsSecret")
+		for what, err := range map[string]error{"read": getErr, "credential": readErr, "Job credential": jobErr} {
+			switch {
+			case tc.refused && (err == nil || !strings.Contains(err.Error(), ReadableLabel+"=true")):
+				t.Errorf("require=%v %s: %s: got %v, want a refusal naming the label", tc.require, tc.secret, what, err)
+			case !tc.refused && err != nil:
+				t.Errorf("require=%v %s: %s: %v", tc.require, tc.secret, what, err)
+			}
+		}
+		if !tc.refused && (value != "s3cret" || job == nil || job.From == nil) {
+			t.Errorf("require=%v %s: value %q, Job credential %+v", tc.require, tc.secret, value, job)
+		}
+		if tc.refused && job != nil {
+			t.Errorf("require=%v %s: a Job would read the Secret: %+v", tc.require, tc.secret, job)
+		}
+	}
+}
