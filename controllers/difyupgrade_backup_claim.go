@@ -148,7 +148,7 @@ func (r *DifyUpgradeReconciler) defaultStorageClass(ctx context.Context) (string
 		return "", fmt.Errorf("listing StorageClasses: %w", err)
 	}
 	for _, sc := range list.Items {
-		if sc.Annotations["storageclass.kubernetes.io/is-default-class"] == "true" {
+		if sc.Annotations["storageclass.kubernetes.io/is-default-class"] == labelTrue {
 			return sc.Name, nil
 		}
 	}

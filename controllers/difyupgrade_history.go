@@ -65,7 +65,7 @@ func (r *DifyUpgradeReconciler) pruneRecords(ctx context.Context, s *scope) erro
 	}
 	list := &corev1.ConfigMapList{}
 	if err := r.reader().List(ctx, list, client.InNamespace(s.upgrade.Namespace), client.MatchingLabels{
-		history.LabelRecord: "true", history.LabelRelease: s.spec().Release,
+		history.LabelRecord: labelTrue, history.LabelRelease: s.spec().Release,
 	}); err != nil {
 		return fmt.Errorf("listing the records of release %s: %w", s.spec().Release, err)
 	}

@@ -28,6 +28,9 @@ import (
 // creates, when it runs with --require-secret-label.
 const ReadableLabel = "upgrade.difyops.io/readable"
 
+// labelTrue is a boolean label's or annotation's true value.
+const labelTrue = "true"
+
 // Whoever may create a DifyUpgrade may make the operator read the Secrets
 // it names (the database's credentials, the CA bundle, the object
 // storage's key, the webhooks' URLs) and use them against the hosts the
@@ -51,7 +54,7 @@ func (r *DifyUpgradeReconciler) getSecret(ctx context.Context, namespace, name s
 
 // readable is why the operator may not use sec, or nil.
 func (r *DifyUpgradeReconciler) readable(sec *corev1.Secret) error {
-	if r.RequireSecretLabel && sec.Labels[ReadableLabel] != "true" {
+	if r.RequireSecretLabel && sec.Labels[ReadableLabel] != labelTrue {
 		return fmt.Errorf("secret %s is not labelled %s=true, which this operator requires (--require-secret-label) of every Secret it reads or gives a Job: label it if DifyUpgrades may use it",
 			sec.Name, ReadableLabel)
 	}
