@@ -155,7 +155,7 @@ func TestArgoCDConfigMapInlinesTheLua(t *testing.T) {
 	if actions.DiscoveryLua != readConfig(t, "actions/discovery.lua") {
 		t.Errorf("argocd-cm.yaml's discovery.lua differs from actions/discovery.lua")
 	}
-	var defined []string
+	defined := make([]string, 0, len(actions.Definitions))
 	for _, d := range actions.Definitions {
 		defined = append(defined, d.Name)
 		if d.ActionLua != readConfig(t, filepath.Join("actions", d.Name, "action.lua")) {
@@ -172,7 +172,7 @@ func TestArgoCDConfigMapInlinesTheLua(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var listed []string
+	listed := make([]string, 0, len(discovered))
 	for _, a := range discovered {
 		listed = append(listed, a.Name)
 	}
