@@ -150,8 +150,8 @@ var _ = Describe("The kubectl-difyupgrade plugin", Ordered, Label("plugin"), fun
 			HaveField("Type", upgradev1alpha1.ConditionReconciling), HaveField("Reason", upgradev1alpha1.ReasonRolledBack))))
 		expectRestored(ctx, ns, before)
 
-		By("ending the watch on its own once the upgrade has rolled back")
-		Eventually(watching).WithContext(ctx).WithTimeout(30 * time.Second).Should(gexec.Exit(0))
+		By("ending the watch on its own once the upgrade has rolled back, with exit code 3")
+		Eventually(watching).WithContext(ctx).WithTimeout(30 * time.Second).Should(gexec.Exit(3))
 		Expect(string(watching.Out.Contents())).To(MatchRegexp(`Phase:\s+✖ RolledBack`))
 		Expect(string(watching.Out.Contents())).To(MatchRegexp(`Failed in:\s+Canary`))
 	})
