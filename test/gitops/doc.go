@@ -20,8 +20,9 @@ limitations under the License.
 // actions in config/argocd/actions (promote, abort, retry, pause, resume,
 // approve), which DiscoverActions and RunAction run under Argo CD's action
 // contract and ActionPatch turns into the patch Argo CD sends; the e2e tests
-// apply that patch to a live upgrade. Flux reads it through kstatus, the library behind its
-// health checks, which reads the Ready, Reconciling and Stalled conditions.
+// apply that patch to a live upgrade. Flux reads it through kstatus, the
+// library behind its health checks, which reads the Ready, Reconciling and
+// Stalled conditions.
 // The fixtures in testdata are DifyUpgrades as the operator writes them in
 // each phase and each wait; LoadFixture reads them, so an envtest or e2e
 // test elsewhere can hold a live object to the same judgement.
