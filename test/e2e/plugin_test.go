@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -227,14 +228,14 @@ var _ = Describe("The kubectl-difyupgrade plugin", Ordered, Label("plugin"), fun
 		Expect(err).NotTo(HaveOccurred())
 		out, _ := withoutKubeconfig(ctx, 0, "status", u.Name, "--server", cfg.Host, "--token", token.Status.Token,
 			"--insecure-skip-tls-verify", "-n", ns, "--request-timeout", "20s")
-		Expect(out).To(MatchRegexp(`Step:\s+2/5`))
+		Expect(out).To(MatchRegexp(`Step:\s+2/3`))
 		_, errOut = withoutKubeconfig(ctx, 1, "list", "-A", "--server", cfg.Host, "--token", token.Status.Token, "--insecure-skip-tls-verify")
 		Expect(errOut).To(ContainSubstring(`User "` + viewer + `" cannot list resource "difyupgrades" in API group "upgrade.difyops.io" at the cluster scope`))
 
 		By("listing the upgrades of every namespace")
 		out, _ = kubectlDifyupgrade(ctx, 0, "list", "-A")
 		Expect(out).To(MatchRegexp(`(?m)^NAMESPACE\s+NAME\s+PHASE\s+VERSION\s+STEP\s+WEIGHT\s+AGE\s+WAITING FOR$`))
-		Expect(out).To(MatchRegexp(`(?m)^` + ns + `\s+` + u.Name + `\s+Canary\s+1\.10\.1 → 1\.11\.1\s+2/5\s+5%\s+\S+\s+promote$`))
+		Expect(out).To(MatchRegexp(`(?m)^` + regexp.QuoteMeta(ns) + `\s+` + regexp.QuoteMeta(u.Name) + `\s+Canary\s+1\.10\.1 → 1\.11\.1\s+2/3\s+5%\s+\S+\s+promote$`))
 
 		By("exiting 4 when --timeout runs out before the end")
 		_, errOut = kubectlDifyupgrade(ctx, 4, "status", u.Name, "-n", ns, "--watch", "--timeout", "2s")
