@@ -181,4 +181,3 @@ var _ = Describe("Argo CD resource actions", Label("argocd"), func() {
 		}
 	})
 })
-
