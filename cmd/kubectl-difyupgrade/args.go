@@ -18,227 +18,206 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"strings"
-	"text/tabwriter"
+	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 )
 
-// The exit codes: 0 done, 1 an error (the message is on stderr), 2 a command
-// line this plugin does not understand.
+// The exit codes. A pipeline can tell them apart: 3 and 4 come only from
+// status, about the upgrade rather than the plugin.
 const (
-	exitOK    = 0
+	// exitOK: done; for status, the upgrade has not ended badly.
+	exitOK = 0
+	// exitError: an error, with the message on stderr.
 	exitError = 1
+	// exitUsage: a command line the plugin does not understand.
 	exitUsage = 2
+	// exitUpgradeFailed: status found (or --watch saw) the upgrade Failed or
+	// RolledBack.
+	exitUpgradeFailed = 3
+	// exitTimeout: status --watch --timeout ran out before the upgrade ended.
+	exitTimeout = 4
+	// exitInterrupted: Ctrl-C (or SIGTERM) ended a watch, as the shell
+	// reports a command killed by SIGINT.
+	exitInterrupted = 130
 )
 
-// options are the flags of an invocation.
+// options are the flags of an invocation: kubectl's own (the cluster, the
+// user, the namespace) and the commands'.
 type options struct {
-	kubeconfig string
-	context    string
-	namespace  string
+	kube *genericclioptions.ConfigFlags
 
-	watch  bool
-	role   string
-	asName string
+	watch         bool
+	timeout       time.Duration
+	role          string
+	asName        string
+	allNamespaces bool
+	release       string
+}
+
+// namespace is the namespace -n names, or "" to take the kubeconfig's.
+func (o *options) namespace() string {
+	if o.kube == nil || o.kube.Namespace == nil {
+		return ""
+	}
+	return *o.kube.Namespace
 }
 
 // invocation is a parsed command line: the command, the DifyUpgrade it names
 // and the flags.
 type invocation struct {
-	cmd  *command
+	cmd  string
 	name string
-	opts options
-}
-
-// argsNone, argsName and argsOptionalName say what a command takes besides
-// flags.
-const (
-	argsNone         = ""
-	argsName         = "NAME"
-	argsOptionalName = "[NAME]"
-)
-
-// command is one subcommand: its help and how it runs.
-type command struct {
-	name     string
-	summary  string
-	args     string
-	usage    string
-	long     string
-	examples string
-	flags    []flagSpec
-	// validate checks the flags once parsed; its error is a usage error.
-	validate func(options) error
-	run      runFunc
-}
-
-// flagSpec is one flag: a string flag when value names its argument, a
-// boolean otherwise.
-type flagSpec struct {
-	long, short string
-	value       string
-	help        string
-	str         func(*options) *string
-	boolean     func(*options) *bool
-}
-
-// globalFlags choose the cluster and namespace the way kubectl does.
-var globalFlags = []flagSpec{
-	{long: "kubeconfig", value: "PATH", help: "the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)",
-		str: func(o *options) *string { return &o.kubeconfig }},
-	{long: "context", value: "NAME", help: "the kubeconfig context (default: the current context)",
-		str: func(o *options) *string { return &o.context }},
-	{long: "namespace", short: "n", value: "NAMESPACE", help: "the namespace of the DifyUpgrade (default: the context's namespace)",
-		str: func(o *options) *string { return &o.namespace }},
+	opts *options
 }
 
 // usageError is a command line that cannot run; cmd, when known, is the
 // command whose help to point at.
 type usageError struct {
 	msg string
-	cmd *command
+	cmd string
 }
 
 func (e *usageError) Error() string { return e.msg }
 
-// helpRequest asks for the help of cmd (nil: of the plugin).
-type helpRequest struct{ cmd *command }
-
-func (*helpRequest) Error() string { return "help requested" }
-
-func lookup(name string) *command {
-	for _, c := range commands() {
-		if c.name == name {
-			return c
-		}
-	}
-	return nil
+// exitCodeError ends the plugin with its own exit code and message (none
+// when msg is empty).
+type exitCodeError struct {
+	code int
+	msg  string
 }
 
-// parseArgs reads a command line (without the program name). Flags may
-// come before the command or anywhere after it, as with kubectl. It returns
-// a *helpRequest for -h, --help and help [COMMAND], and a *usageError for a
-// line it cannot run.
-func parseArgs(args []string) (invocation, error) {
-	var inv invocation
-	top := newFlagSet("kubectl-difyupgrade")
-	bind(top, globalFlags, &inv.opts)
-	if err := top.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return inv, &helpRequest{}
-		}
-		return inv, &usageError{msg: err.Error()}
+func (e *exitCodeError) Error() string { return e.msg }
+
+// displayName is how kubectl users type the plugin.
+const displayName = "kubectl difyupgrade"
+
+// newRootCommand is the plugin's command line: kubectl's flags on every
+// command (through cli-runtime, as kubectl's own commands get them), the
+// commands, and cobra's completion command.
+func newRootCommand(e *env) *cobra.Command {
+	o := &options{kube: genericclioptions.NewConfigFlags(true)}
+	root := &cobra.Command{
+		Use:   "kubectl-difyupgrade",
+		Short: "Show and steer DifyUpgrades",
+		Long: "kubectl-difyupgrade shows and steers DifyUpgrades (" + upgradev1alpha1.GroupVersion.String() + ").\n\n" +
+			"It takes kubectl's flags (--kubeconfig, --context, -n, --as, --token, --server, ...)\n" +
+			"anywhere on the line. Exit codes: 0 done, 1 an error, 2 a command line it does not\n" +
+			"understand; status adds 3 (the upgrade Failed or RolledBack) and 4 (--timeout ran out).",
+		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: displayName},
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		// With no command, or one it does not know, the plugin says so
+		// rather than printing its help.
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return &usageError{msg: "a command is required"}
+			}
+			return &usageError{msg: fmt.Sprintf("unknown command %q", args[0])}
+		},
+		RunE:              func(*cobra.Command, []string) error { return nil },
+		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: false},
 	}
-	rest := top.Args()
-	if len(rest) == 0 {
-		return inv, &usageError{msg: "a command is required"}
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &usageError{msg: err.Error(), cmd: commandName(c)}
+	})
+	o.kube.AddFlags(root.PersistentFlags())
+	for _, c := range commands(e, o) {
+		root.AddCommand(c)
 	}
-	name, rest := rest[0], rest[1:]
-	if name == "help" {
-		if len(rest) == 0 {
-			return inv, &helpRequest{}
-		}
-		if c := lookup(rest[0]); c != nil {
-			return inv, &helpRequest{cmd: c}
-		}
-		return inv, &usageError{msg: fmt.Sprintf("unknown command %q", rest[0])}
-	}
-	c := lookup(name)
-	if c == nil {
-		return inv, &usageError{msg: fmt.Sprintf("unknown command %q", name)}
-	}
-	inv.cmd = c
-	fs := newFlagSet(c.name)
-	bind(fs, globalFlags, &inv.opts)
-	bind(fs, c.flags, &inv.opts)
-	positional, err := parseInterspersed(fs, rest)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return inv, &helpRequest{cmd: c}
-		}
-		return inv, &usageError{msg: err.Error(), cmd: c}
-	}
-	if err := checkArgs(c, positional); err != nil {
-		return inv, err
-	}
-	if len(positional) == 1 {
-		inv.name = positional[0]
-	}
-	if c.validate != nil {
-		if err := c.validate(inv.opts); err != nil {
-			return inv, &usageError{msg: err.Error(), cmd: c}
-		}
-	}
-	return inv, nil
+	return root
 }
 
-func checkArgs(c *command, positional []string) error {
+// commandName is the name of a plugin command as its help names it, or ""
+// for the plugin itself.
+func commandName(c *cobra.Command) string {
+	if c == nil || !c.HasParent() {
+		return ""
+	}
+	return c.Name()
+}
+
+// spec is one command: its help, what it takes and how it runs.
+type spec struct {
+	name, summary, usage, long, examples string
+	args                                 cobra.PositionalArgs
+	// flags adds the command's own flags.
+	flags func(*pflag.FlagSet, *options)
+	// validate checks the flags once parsed; its error is a usage error.
+	validate func(*options) error
+	run      runFunc
+	// completesName offers the DifyUpgrades of the namespace for NAME.
+	completesName bool
+}
+
+// newCommand turns a spec into a cobra command that runs it with e and o.
+func newCommand(e *env, o *options, s spec) *cobra.Command {
+	c := &cobra.Command{
+		Use:     s.usage,
+		Short:   s.summary,
+		Long:    s.long,
+		Example: s.examples,
+		Args:    s.args,
+		RunE: func(c *cobra.Command, args []string) error {
+			if s.validate != nil {
+				if err := s.validate(o); err != nil {
+					return &usageError{msg: err.Error(), cmd: s.name}
+				}
+			}
+			inv := invocation{cmd: s.name, opts: o}
+			if len(args) == 1 {
+				inv.name = args[0]
+			}
+			return s.run(c.Context(), e, inv)
+		},
+	}
+	if s.flags != nil {
+		s.flags(c.Flags(), o)
+	}
+	if s.completesName {
+		c.ValidArgsFunction = completeNames(e, o)
+	}
+	return c
+}
+
+// nameArg takes exactly one DifyUpgrade name.
+func nameArg(c *cobra.Command, args []string) error {
 	switch {
-	case c.args == argsNone && len(positional) > 0:
-		return &usageError{msg: fmt.Sprintf("%s takes no arguments, got %q", c.name, strings.Join(positional, " ")), cmd: c}
-	case c.args == argsName && len(positional) == 0:
-		return &usageError{msg: fmt.Sprintf("%s needs the name of a DifyUpgrade", c.name), cmd: c}
-	case len(positional) > 1:
-		return &usageError{msg: fmt.Sprintf("%s takes one name, got %q", c.name, strings.Join(positional, " ")), cmd: c}
+	case len(args) == 0:
+		return &usageError{msg: c.Name() + " needs the name of a DifyUpgrade", cmd: c.Name()}
+	case len(args) > 1:
+		return &usageError{msg: fmt.Sprintf("%s takes one name, got %q", c.Name(), strings.Join(args, " ")), cmd: c.Name()}
 	}
 	return nil
 }
 
-// parseInterspersed parses flags wherever they appear among the arguments
-// and returns the arguments that are not flags; everything after "--" is an
-// argument.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return positional, nil
-		}
-		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
-			return append(positional, rest...), nil
-		}
-		positional = append(positional, rest[0])
-		args = rest[1:]
+// optionalNameArg takes at most one name.
+func optionalNameArg(c *cobra.Command, args []string) error {
+	if len(args) > 1 {
+		return &usageError{msg: fmt.Sprintf("%s takes one name, got %q", c.Name(), strings.Join(args, " ")), cmd: c.Name()}
 	}
+	return nil
 }
 
-func newFlagSet(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	return fs
-}
-
-// bind defines each flag under its long and short name. The current value
-// is the default, so that a flag given before the command survives the
-// command's own flag set.
-func bind(fs *flag.FlagSet, specs []flagSpec, o *options) {
-	for _, s := range specs {
-		for _, name := range []string{s.long, s.short} {
-			if name == "" {
-				continue
-			}
-			if s.str != nil {
-				p := s.str(o)
-				fs.StringVar(p, name, *p, s.help)
-			} else {
-				p := s.boolean(o)
-				fs.BoolVar(p, name, *p, s.help)
-			}
-		}
+// noArgs takes no arguments.
+func noArgs(c *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return &usageError{msg: fmt.Sprintf("%s takes no arguments, got %q", c.Name(), strings.Join(args, " ")), cmd: c.Name()}
 	}
+	return nil
 }
 
 // validateApprove asks for a role that makes a valid annotation key.
-func validateApprove(o options) error {
+func validateApprove(o *options) error {
 	if o.role == "" {
 		return errors.New("approve needs --role ROLE, one of the roles in spec.approvals.required")
 	}
@@ -248,46 +227,14 @@ func validateApprove(o options) error {
 	return nil
 }
 
-// helpText is the help of a command, or of the plugin when c is nil.
-func helpText(c *command) string {
-	var b strings.Builder
-	if c == nil {
-		b.WriteString("kubectl-difyupgrade shows and steers DifyUpgrades (" + upgradev1alpha1.GroupVersion.String() + ").\n\n")
-		b.WriteString("Usage:\n  kubectl difyupgrade COMMAND [NAME] [flags]\n\nCommands:\n")
-		w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		for _, c := range commands() {
-			_, _ = fmt.Fprintf(w, "  %s\t%s\n", c.name, c.summary)
-		}
-		_ = w.Flush()
-		b.WriteString("\nGlobal flags:\n")
-		writeFlags(&b, globalFlags)
-		b.WriteString("\nRun 'kubectl difyupgrade COMMAND --help' for a command's flags and examples.\n")
-		return b.String()
+// validateStatus allows --timeout only with --watch, where it bounds the
+// wait.
+func validateStatus(o *options) error {
+	switch {
+	case o.timeout < 0:
+		return fmt.Errorf("--timeout %s is negative", o.timeout)
+	case o.timeout > 0 && !o.watch:
+		return errors.New("--timeout bounds a watch: use it with --watch")
 	}
-	b.WriteString(c.long + "\n\nUsage:\n  kubectl difyupgrade " + c.usage + "\n")
-	if c.examples != "" {
-		b.WriteString("\nExamples:\n" + c.examples + "\n")
-	}
-	if len(c.flags) > 0 {
-		b.WriteString("\nFlags:\n")
-		writeFlags(&b, c.flags)
-	}
-	b.WriteString("\nGlobal flags:\n")
-	writeFlags(&b, globalFlags)
-	return b.String()
-}
-
-func writeFlags(b *strings.Builder, specs []flagSpec) {
-	w := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
-	for _, s := range specs {
-		names := "    --" + s.long
-		if s.short != "" {
-			names = "-" + s.short + ", --" + s.long
-		}
-		if s.value != "" {
-			names += " " + s.value
-		}
-		_, _ = fmt.Fprintf(w, "  %s\t%s\n", names, s.help)
-	}
-	_ = w.Flush()
+	return nil
 }

@@ -17,44 +17,115 @@ limitations under the License.
 package main
 
 import (
-	"errors"
+	"bytes"
+	"context"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
+
+// parsed is what a command line asked for: the command, its arguments and
+// the flags it set, by long name.
+type parsed struct {
+	cmd   string
+	args  []string
+	flags map[string]string
+}
+
+// parse runs the command line through the plugin's real command tree with
+// every command's run replaced by a recorder, so nothing connects.
+func parse(t *testing.T, args ...string) (parsed, int, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	e := &env{stdout: &stdout, stderr: &stderr, now: time.Now, getenv: func(string) string { return "" }}
+	root := newRootCommand(e)
+	var got parsed
+	// cobra adds its help and completion commands when it runs: these are
+	// the plugin's own.
+	for _, sub := range root.Commands() {
+		sub.RunE = func(c *cobra.Command, args []string) error {
+			got = parsed{cmd: c.Name(), args: args, flags: map[string]string{}}
+			c.Flags().Visit(func(f *pflag.Flag) { got.flags[f.Name] = f.Value.String() })
+			// Validation is part of parsing: the real run does it first.
+			if err := validateFor(c.Name(), got.flags); err != nil {
+				return &usageError{msg: err.Error(), cmd: c.Name()}
+			}
+			return nil
+		}
+	}
+	root.SetArgs(args)
+	code := exitOK
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		code = exitError
+		if u, ok := err.(*usageError); ok {
+			code = exitUsage
+			stderr.WriteString(u.msg)
+		}
+	}
+	return got, code, stdout.String() + stderr.String()
+}
+
+// validateFor runs a command's validation on the flags a line set, as its
+// real run does before connecting.
+func validateFor(cmd string, flags map[string]string) error {
+	o := &options{role: flags["role"], release: flags["release"], watch: flags["watch"] == "true"}
+	if d, ok := flags["timeout"]; ok {
+		o.timeout, _ = time.ParseDuration(d)
+	}
+	switch cmd {
+	case "approve":
+		return validateApprove(o)
+	case "status":
+		return validateStatus(o)
+	}
+	return nil
+}
 
 func TestParseArgs(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		args []string
-		cmd  string
-		upg  string
-		opts options
+		name  string
+		args  []string
+		cmd   string
+		pos   []string
+		flags map[string]string
 	}{
-		{"status", []string{"status", "dify-to-1-11-1"}, "status", "dify-to-1-11-1", options{}},
-		{"status watch, flags after the name", []string{"status", "dify-to-1-11-1", "--watch", "-n", "dify"}, "status", "dify-to-1-11-1",
-			options{watch: true, namespace: "dify"}},
-		{"short watch, flags before the name", []string{"status", "-w", "--namespace=dify", "dify-to-1-11-1"}, "status", "dify-to-1-11-1",
-			options{watch: true, namespace: "dify"}},
-		{"global flags before the command", []string{"--kubeconfig", "/tmp/kc", "--context", "prod", "-n", "dify", "promote", "u"}, "promote", "u",
-			options{kubeconfig: "/tmp/kc", context: "prod", namespace: "dify"}},
-		{"a command's flag overrides a global one given before", []string{"-n", "a", "abort", "u", "-n", "b"}, "abort", "u", options{namespace: "b"}},
-		{"retry", []string{"retry", "u"}, "retry", "u", options{}},
-		{"approve", []string{"approve", "u", "--role", "sre"}, "approve", "u", options{role: "sre"}},
-		{"approve as someone", []string{"approve", "--role=dba", "--as-name", "alice", "u"}, "approve", "u", options{role: "dba", asName: "alice"}},
-		{"pause", []string{"pause", "u"}, "pause", "u", options{}},
-		{"resume", []string{"resume", "u"}, "resume", "u", options{}},
-		{"a name after --", []string{"status", "--", "-odd-name"}, "status", "-odd-name", options{}},
-		{"history without a name", []string{"history"}, "history", "", options{}},
-		{"version", []string{"version"}, "version", "", options{}},
+		{"status", []string{"status", "dify-to-1-11-1"}, "status", []string{"dify-to-1-11-1"}, map[string]string{}},
+		{"status watch, flags after the name", []string{"status", "dify-to-1-11-1", "--watch", "-n", "dify"}, "status", []string{"dify-to-1-11-1"},
+			map[string]string{"watch": "true", "namespace": "dify"}},
+		{"short watch, flags before the name", []string{"status", "-w", "--namespace=dify", "dify-to-1-11-1"}, "status", []string{"dify-to-1-11-1"},
+			map[string]string{"watch": "true", "namespace": "dify"}},
+		{"a watch with a timeout", []string{"status", "u", "-w", "--timeout", "10m"}, "status", []string{"u"},
+			map[string]string{"watch": "true", "timeout": "10m0s"}},
+		{"kubectl's flags before the command", []string{"--kubeconfig", "/tmp/kc", "--context", "prod", "-n", "dify", "promote", "u"}, "promote", []string{"u"},
+			map[string]string{"kubeconfig": "/tmp/kc", "context": "prod", "namespace": "dify"}},
+		{"the last -n wins", []string{"-n", "a", "abort", "u", "-n", "b"}, "abort", []string{"u"}, map[string]string{"namespace": "b"}},
+		{"impersonation, a token and a server anywhere", []string{"retry", "--as", "bob", "u", "--as-group", "ops", "--as-group", "sre",
+			"--token", "T", "--server", "https://127.0.0.1:6443", "--insecure-skip-tls-verify", "--request-timeout", "5s"}, "retry", []string{"u"},
+			map[string]string{"as": "bob", "as-group": "[ops,sre]", "token": "T", "server": "https://127.0.0.1:6443",
+				"insecure-skip-tls-verify": "true", "request-timeout": "5s"}},
+		{"approve", []string{"approve", "u", "--role", "sre"}, "approve", []string{"u"}, map[string]string{"role": "sre"}},
+		{"approve as someone", []string{"approve", "--role=dba", "--as-name", "alice", "u"}, "approve", []string{"u"},
+			map[string]string{"role": "dba", "as-name": "alice"}},
+		{"pause", []string{"pause", "u"}, "pause", []string{"u"}, map[string]string{}},
+		{"resume", []string{"resume", "u"}, "resume", []string{"u"}, map[string]string{}},
+		{"a name after --", []string{"status", "--", "-odd-name"}, "status", []string{"-odd-name"}, map[string]string{}},
+		{"list", []string{"list", "-n", "dify"}, "list", []string{}, map[string]string{"namespace": "dify"}},
+		{"combined shorthands", []string{"list", "-An", "dify"}, "list", []string{}, map[string]string{"all-namespaces": "true", "namespace": "dify"}},
+		{"history without a name", []string{"history", "-A"}, "history", []string{}, map[string]string{"all-namespaces": "true"}},
+		{"version", []string{"version"}, "version", []string{}, map[string]string{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			inv, err := parseArgs(tc.args)
-			if err != nil {
-				t.Fatalf("parseArgs(%q): %v", tc.args, err)
+			got, code, out := parse(t, tc.args...)
+			if code != exitOK {
+				t.Fatalf("parse(%q): exit %d: %s", tc.args, code, out)
 			}
-			if inv.cmd.name != tc.cmd || inv.name != tc.upg || inv.opts != tc.opts {
-				t.Errorf("parseArgs(%q) = %s %q %+v, want %s %q %+v", tc.args, inv.cmd.name, inv.name, inv.opts, tc.cmd, tc.upg, tc.opts)
+			if got.cmd != tc.cmd || !slices.Equal(got.args, tc.pos) || !maps.Equal(got.flags, tc.flags) {
+				t.Errorf("parse(%q) = %s %q %v, want %s %q %v", tc.args, got.cmd, got.args, got.flags, tc.cmd, tc.pos, tc.flags)
 			}
 		})
 	}
@@ -70,21 +141,20 @@ func TestParseArgsRefusesWhatItCannotRun(t *testing.T) {
 		{"an unknown command", []string{"rollback", "u"}, `unknown command "rollback"`},
 		{"no name", []string{"promote"}, "promote needs the name of a DifyUpgrade"},
 		{"two names", []string{"abort", "a", "b"}, `abort takes one name, got "a b"`},
-		{"an unknown flag", []string{"status", "u", "--follow"}, "flag provided but not defined: -follow"},
-		{"a flag without its value", []string{"status", "u", "-n"}, "flag needs an argument: -n"},
+		{"an unknown flag", []string{"status", "u", "--follow"}, "unknown flag: --follow"},
+		{"a flag without its value", []string{"status", "u", "-n"}, "flag needs an argument: 'n' in -n"},
 		{"approve without a role", []string{"approve", "u"}, "approve needs --role ROLE"},
 		{"a role that makes no annotation key", []string{"approve", "u", "--role", "sre/lead"}, `--role "sre/lead" does not make a valid annotation key`},
 		{"version with a name", []string{"version", "u"}, `version takes no arguments, got "u"`},
-		{"watch on promote", []string{"promote", "u", "--watch"}, "flag provided but not defined: -watch"},
+		{"watch on promote", []string{"promote", "u", "--watch"}, "unknown flag: --watch"},
+		{"a timeout without a watch", []string{"status", "u", "--timeout", "5m"}, "--timeout bounds a watch: use it with --watch"},
+		{"a timeout that is no duration", []string{"status", "u", "-w", "--timeout", "soon"}, `invalid argument "soon" for "--timeout" flag`},
+		{"list with a name", []string{"list", "u"}, `list takes no arguments, got "u"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseArgs(tc.args)
-			var usage *usageError
-			if !errors.As(err, &usage) {
-				t.Fatalf("parseArgs(%q) = %v, want a usage error", tc.args, err)
-			}
-			if !strings.Contains(usage.msg, tc.msg) {
-				t.Errorf("parseArgs(%q) says %q, want %q in it", tc.args, usage.msg, tc.msg)
+			_, code, out := parse(t, tc.args...)
+			if code != exitUsage || !strings.Contains(out, tc.msg) {
+				t.Errorf("parse(%q): exit %d, %q; want %d and %q in it", tc.args, code, out, exitUsage, tc.msg)
 			}
 		})
 	}
@@ -93,55 +163,52 @@ func TestParseArgsRefusesWhatItCannotRun(t *testing.T) {
 func TestParseArgsAnswersHelp(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
-		cmd  string
+		want string
 	}{
-		{[]string{"--help"}, ""},
-		{[]string{"-h"}, ""},
-		{[]string{"help"}, ""},
-		{[]string{"help", "approve"}, "approve"},
-		{[]string{"status", "--help"}, "status"},
-		{[]string{"promote", "u", "-h"}, "promote"},
+		{[]string{"--help"}, "Usage:\n  kubectl difyupgrade [flags]\n  kubectl difyupgrade [command]"},
+		{[]string{"-h"}, "Available Commands:"},
+		{[]string{"help"}, "Available Commands:"},
+		{[]string{"help", "approve"}, "Usage:\n  kubectl difyupgrade approve NAME --role ROLE"},
+		{[]string{"status", "--help"}, "Usage:\n  kubectl difyupgrade status NAME"},
+		{[]string{"promote", "u", "-h"}, "Usage:\n  kubectl difyupgrade promote NAME"},
 	} {
-		_, err := parseArgs(tc.args)
-		var help *helpRequest
-		if !errors.As(err, &help) {
-			t.Fatalf("parseArgs(%q) = %v, want a help request", tc.args, err)
-		}
-		got := ""
-		if help.cmd != nil {
-			got = help.cmd.name
-		}
-		if got != tc.cmd {
-			t.Errorf("parseArgs(%q) asks for the help of %q, want %q", tc.args, got, tc.cmd)
+		_, code, out := parse(t, tc.args...)
+		if code != exitOK || !strings.Contains(out, tc.want) {
+			t.Errorf("parse(%q): exit %d, want 0 and %q in:\n%s", tc.args, code, tc.want, out)
 		}
 	}
 }
 
 // TestEveryCommandHasHelpWithExamples keeps --help useful as commands are
-// added.
+// added: each shows its usage, examples and kubectl's flags.
 func TestEveryCommandHasHelpWithExamples(t *testing.T) {
-	all := commands()
-	names := make([]string, 0, len(all))
-	for _, c := range all {
-		names = append(names, c.name)
-		text := helpText(c)
-		for _, want := range []string{"Usage:\n  kubectl difyupgrade " + c.name, "Examples:\n  ", "Global flags:", "--kubeconfig", "-n, --namespace"} {
-			if !strings.Contains(text, want) {
-				t.Errorf("help of %s lacks %q:\n%s", c.name, want, text)
-			}
-		}
-		if c.summary == "" || c.run == nil {
-			t.Errorf("%s has no summary or nothing to run", c.name)
-		}
-	}
-	want := []string{"status", "promote", "abort", "retry", "approve", "pause", "resume", "history", "version"}
-	if !slices.Equal(names, want) {
-		t.Errorf("commands = %q, want %q", names, want)
-	}
-	top := helpText(nil)
-	for _, name := range want {
+	want := []string{"status", "list", "promote", "abort", "retry", "approve", "pause", "resume", "history", "version"}
+	_, _, top := parse(t, "--help")
+	for _, name := range append(slices.Clone(want), "completion") {
 		if !strings.Contains(top, "\n  "+name+" ") {
 			t.Errorf("the plugin's help does not list %s:\n%s", name, top)
 		}
+		if name == "completion" {
+			continue
+		}
+		_, code, text := parse(t, name, "--help")
+		if code != exitOK {
+			t.Errorf("%s --help: exit %d", name, code)
+		}
+		for _, w := range []string{"Usage:\n  kubectl difyupgrade " + name, "Examples:\n  ", "Global Flags:", "--kubeconfig string",
+			"-n, --namespace string", "--as string", "--as-group stringArray", "--token string", "--server string", "--request-timeout string",
+			"--insecure-skip-tls-verify"} {
+			if !strings.Contains(text, w) {
+				t.Errorf("help of %s lacks %q:\n%s", name, w, text)
+			}
+		}
+	}
+	all := commands(&env{}, &options{})
+	names := make([]string, 0, len(all))
+	for _, c := range all {
+		names = append(names, c.Name())
+	}
+	if !slices.Equal(names, want) {
+		t.Errorf("commands = %q, want %q", names, want)
 	}
 }

@@ -26,6 +26,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 )
 
@@ -41,47 +44,49 @@ type env struct {
 	tty     bool
 	now     func() time.Time
 	getenv  func(string) string
-	connect func(options) (*kube, error)
+	connect func(*options) (*kube, error)
 }
-
-// exitCodeError ends the plugin with its own exit code and message.
-type exitCodeError struct {
-	code int
-	msg  string
-}
-
-func (e *exitCodeError) Error() string { return e.msg }
 
 // commands are the plugin's commands, in the order its help lists them.
-func commands() []*command {
-	return []*command{
+func commands(e *env, o *options) []*cobra.Command {
+	specs := []spec{
 		{
 			name: "status", summary: "Show an upgrade; --watch follows it live until it ends",
-			args: argsName, usage: "status NAME [--watch] [flags]",
+			args: nameArg, usage: "status NAME [--watch [--timeout DURATION]]", completesName: true,
 			long: "Show a DifyUpgrade: release, versions, phase and how long it has been in it, the canary\n" +
 				"step and weight, the components with their images, the analysis with each rule's and\n" +
 				"check's last value, bound and verdict, the breach if any, the conditions, and what the\n" +
-				"upgrade waits for. With --watch, redraw on every change until the upgrade ends\n" +
-				"(Succeeded, RolledBack or Failed) or Ctrl-C.",
+				"upgrade waits for (a person must act when it is Stalled). With --watch, redraw on every\n" +
+				"change until the upgrade ends (Succeeded, RolledBack or Failed, or a dry run's Planned),\n" +
+				"--timeout runs out, or Ctrl-C.\n\n" +
+				"Exit codes, for a pipeline: 0 the upgrade Succeeded, was Planned, or (without --watch)\n" +
+				"has not ended; 3 it is Failed or RolledBack; 4 --timeout ran out first; 1 an error (the\n" +
+				"upgrade does not exist, was deleted, or the API server refused); 130 Ctrl-C.",
 			examples: "  # Show an upgrade once\n" +
 				"  kubectl difyupgrade status dify-to-1-11-1 -n dify\n\n" +
 				"  # Follow it until it ends\n" +
-				"  kubectl difyupgrade status dify-to-1-11-1 -n dify --watch",
-			flags: []flagSpec{{long: "watch", short: "w", help: "redraw on every change until the upgrade ends or Ctrl-C",
-				boolean: func(o *options) *bool { return &o.watch }}},
-			run: runStatus,
+				"  kubectl difyupgrade status dify-to-1-11-1 -n dify --watch\n\n" +
+				"  # A CI gate: wait at most an hour, fail unless it succeeds\n" +
+				"  kubectl difyupgrade status dify-to-1-11-1 -n dify --watch --timeout 1h",
+			flags: func(fs *pflag.FlagSet, o *options) {
+				fs.BoolVarP(&o.watch, "watch", "w", false, "redraw on every change until the upgrade ends, --timeout runs out or Ctrl-C")
+				fs.DurationVar(&o.timeout, "timeout", 0, "with --watch, give up after this long (for example 30m) and exit 4; 0 waits for ever")
+			},
+			validate: validateStatus,
+			run:      runStatus,
 		},
-		actionCommand(upgradev1alpha1.ActionPromote,
+		listSpec(),
+		actionSpec(upgradev1alpha1.ActionPromote,
 			"Move a canary past a pause for a person (or end a timed pause early)",
 			"Ask the operator to move the canary past its current pause: a pause without duration,\n"+
 				"a timed pause (ended early), or an analysis halted as inconclusive (resumed). Sets the\n"+
 				"annotation "+upgradev1alpha1.AnnotationPromote+" to the current time; the operator acts on each new value once."),
-		actionCommand(upgradev1alpha1.ActionAbort,
+		actionSpec(upgradev1alpha1.ActionAbort,
 			"Stop the upgrade and roll it back",
 			"Ask the operator to stop the upgrade and roll it back (restoring the database as\n"+
 				"spec.rollback.restoreDatabase says), whatever spec.rollback.automatic says. Sets the\n"+
 				"annotation "+upgradev1alpha1.AnnotationAbort+" to the current time; the operator acts on each new value once."),
-		actionCommand(upgradev1alpha1.ActionRetry,
+		actionSpec(upgradev1alpha1.ActionRetry,
 			"Start a Failed or RolledBack upgrade again",
 			"Ask the operator to start an ended upgrade again: a Failed one from the phase that\n"+
 				"failed (or by rolling back first, when the failure came after changes), a RolledBack one\n"+
@@ -89,7 +94,7 @@ func commands() []*command {
 				"operator acts on each new value once."),
 		{
 			name: "approve", summary: "Approve an upgrade for a role in spec.approvals.required",
-			args: argsName, usage: "approve NAME --role ROLE [--as-name WHO] [flags]",
+			args: nameArg, usage: "approve NAME --role ROLE [--as-name WHO]", completesName: true,
 			long: "Approve a DifyUpgrade for one of the roles in spec.approvals.required by setting the\n" +
 				"annotation " + upgradev1alpha1.ApprovalAnnotationPrefix + "ROLE to who approves. An upgrade starts only once\n" +
 				"every required role has approved.",
@@ -97,21 +102,19 @@ func commands() []*command {
 				"  kubectl difyupgrade approve dify-to-1-11-1 -n dify --role sre\n\n" +
 				"  # Approve for the DBA team, naming the person\n" +
 				"  kubectl difyupgrade approve dify-to-1-11-1 -n dify --role dba --as-name alice",
-			flags: []flagSpec{
-				{long: "role", value: "ROLE", help: "the role that approves, as spec.approvals.required names it (required)",
-					str: func(o *options) *string { return &o.role }},
-				{long: "as-name", value: "WHO", help: "who approves (default: the kubeconfig user name, else $USER)",
-					str: func(o *options) *string { return &o.asName }},
+			flags: func(fs *pflag.FlagSet, o *options) {
+				fs.StringVar(&o.role, "role", "", "the role that approves, as spec.approvals.required names it (required)")
+				fs.StringVar(&o.asName, "as-name", "", "who approves (default: --as, else the kubeconfig user name, else $USER)")
 			},
 			validate: validateApprove,
 			run:      runApprove,
 		},
-		pauseCommand(true),
-		pauseCommand(false),
-		historyCommand(),
+		pauseSpec(true),
+		pauseSpec(false),
+		historySpec(),
 		{
 			name: "version", summary: "Print the plugin's version",
-			args: argsNone, usage: "version",
+			args: noArgs, usage: "version",
 			long:     "Print the plugin's version, the commit it was built from and the API version it speaks.",
 			examples: "  kubectl difyupgrade version",
 			run: func(_ context.Context, e *env, _ invocation) error {
@@ -120,34 +123,39 @@ func commands() []*command {
 			},
 		},
 	}
+	out := make([]*cobra.Command, 0, len(specs))
+	for _, s := range specs {
+		out = append(out, newCommand(e, o, s))
+	}
+	return out
 }
 
-func actionCommand(a upgradev1alpha1.Action, summary, long string) *command {
-	return &command{
-		name: string(a), summary: summary, args: argsName,
-		usage:    string(a) + " NAME [flags]",
+func actionSpec(a upgradev1alpha1.Action, summary, long string) spec {
+	return spec{
+		name: string(a), summary: summary, args: nameArg, completesName: true,
+		usage:    string(a) + " NAME",
 		long:     long,
 		examples: fmt.Sprintf("  kubectl difyupgrade %s dify-to-1-11-1 -n dify", a),
 		run:      runAction(a),
 	}
 }
 
-func pauseCommand(paused bool) *command {
-	c := &command{
+func pauseSpec(paused bool) spec {
+	s := spec{
 		name: "pause", summary: "Hold the upgrade where it is (spec.paused: true)",
-		args: argsName, usage: "pause NAME [flags]",
+		args: nameArg, usage: "pause NAME", completesName: true,
 		long: "Hold the upgrade where it is by setting spec.paused to true: the operator changes\n" +
 			"nothing until it is resumed, and does not roll back on its own. A rollback already\n" +
 			"running is never held.",
 		examples: "  kubectl difyupgrade pause dify-to-1-11-1 -n dify",
 	}
 	if !paused {
-		c.name, c.summary, c.usage = "resume", "Let a paused upgrade go on (spec.paused: false)", "resume NAME [flags]"
-		c.long = "Let a paused upgrade go on by setting spec.paused to false."
-		c.examples = "  kubectl difyupgrade resume dify-to-1-11-1 -n dify"
+		s.name, s.summary, s.usage = "resume", "Let a paused upgrade go on (spec.paused: false)", "resume NAME"
+		s.long = "Let a paused upgrade go on by setting spec.paused to false."
+		s.examples = "  kubectl difyupgrade resume dify-to-1-11-1 -n dify"
 	}
-	c.run = func(ctx context.Context, e *env, inv invocation) error { return runPause(ctx, e, inv, paused) }
-	return c
+	s.run = func(ctx context.Context, e *env, inv invocation) error { return runPause(ctx, e, inv, paused) }
+	return s
 }
 
 func runStatus(ctx context.Context, e *env, inv invocation) error {
@@ -156,14 +164,30 @@ func runStatus(ctx context.Context, e *env, inv invocation) error {
 		return err
 	}
 	if inv.opts.watch {
-		return watchUpgrade(ctx, e, k, inv.name)
+		return watchUpgrade(ctx, e, k, inv.name, inv.opts.timeout)
 	}
 	u, err := k.get(ctx, inv.name)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprint(e.stdout, render(u, e.now()))
-	return err
+	if _, err := fmt.Fprint(e.stdout, render(u, e.now())); err != nil {
+		return err
+	}
+	return endedBadly(u)
+}
+
+// endedBadly is the exit a pipeline waits for: an upgrade that ended Failed
+// or RolledBack exits 3, with the phase and message on stderr.
+func endedBadly(u *upgradev1alpha1.DifyUpgrade) error {
+	phase := u.Status.Phase
+	if phase != upgradev1alpha1.PhaseFailed && phase != upgradev1alpha1.PhaseRolledBack {
+		return nil
+	}
+	msg := fmt.Sprintf("error: difyupgrade %s ended %s", u.Name, phase)
+	if m := strings.TrimSpace(u.Status.Message); m != "" {
+		msg += ": " + strings.ReplaceAll(m, "\n", " ")
+	}
+	return &exitCodeError{code: exitUpgradeFailed, msg: msg}
 }
 
 // runAction asks for a one-shot action: the annotation gets the current
@@ -262,7 +286,8 @@ func runApprove(ctx context.Context, e *env, inv invocation) error {
 	return printNote(e, approveNote(u, inv.opts.role))
 }
 
-// approver is who approves: --as-name, else the kubeconfig user, else $USER.
+// approver is who approves: --as-name, else who the plugin acts as (--as,
+// else the kubeconfig user), else $USER.
 func approver(asName, kubeconfigUser string, getenv func(string) string) string {
 	for _, who := range []string{asName, kubeconfigUser, getenv("USER")} {
 		if who = strings.TrimSpace(who); who != "" {

@@ -57,8 +57,8 @@ func newFakeCluster(t *testing.T, user string, upgrades ...*upgradev1alpha1.Dify
 		stdout: &f.stdout, stderr: &f.stderr,
 		now:    func() time.Time { return now },
 		getenv: func(k string) string { return f.vars[k] },
-		connect: func(o options) (*kube, error) {
-			ns := o.namespace
+		connect: func(o *options) (*kube, error) {
+			ns := o.namespace()
 			if ns == "" {
 				ns = "default"
 			}
@@ -290,6 +290,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"history", "nope", "-n", "dify"}, exitError, "error: no record of an upgrade named nope, and no record of that name, in namespace dify\n"},
 		{[]string{"status", "--help"}, exitOK, ""},
 		{[]string{"version"}, exitOK, ""},
+		{[]string{"status", "dify-to-1-11-1", "--timeout", "1m", "-n", "dify"}, exitUsage,
+			"error: --timeout bounds a watch: use it with --watch\nSee 'kubectl difyupgrade status --help'.\n"},
+		{[]string{"list", "-n", "elsewhere"}, exitOK, "No difyupgrades found in namespace elsewhere.\n"},
 	} {
 		f := newFakeCluster(t, "admin", atGate())
 		code := f.run(tc.args...)
@@ -364,6 +367,9 @@ func waitFor(t *testing.T, deadline time.Time, cond func() bool) {
 	}
 }
 
+// TestWatchEndsQuietlyOnCtrlC: Ctrl-C (or the SIGTERM of a pipeline's own
+// timeout) ends the watch without a message, and not with 0, which a
+// pipeline would read as the upgrade having succeeded.
 func TestWatchEndsQuietlyOnCtrlC(t *testing.T) {
 	f := newFakeCluster(t, "admin", atGate())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -373,8 +379,8 @@ func TestWatchEndsQuietlyOnCtrlC(t *testing.T) {
 	cancel()
 	select {
 	case code := <-done:
-		if code != exitOK || f.stderr.Len() > 0 {
-			t.Errorf("exit %d, stderr %q; want 0 and nothing", code, f.stderr.String())
+		if code != exitInterrupted || f.stderr.Len() > 0 {
+			t.Errorf("exit %d, stderr %q; want %d and nothing", code, f.stderr.String(), exitInterrupted)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the watch did not end on Ctrl-C")
@@ -393,5 +399,95 @@ func TestWatchRedrawsInPlaceOnATerminal(t *testing.T) {
 	}
 	if got := strings.Count(frame, "\x1b[K\n"); got != strings.Count(render(atGate(), now), "\n") {
 		t.Errorf("%d lines cleared to their end, want every line", got)
+	}
+}
+
+// TestStatusExitCodesGateAPipeline: status exits 3 for an upgrade that
+// ended Failed or RolledBack, 0 for one that succeeded, planned (a dry
+// run) or is on its way.
+func TestStatusExitCodesGateAPipeline(t *testing.T) {
+	for _, tc := range []struct {
+		fixture string
+		code    int
+		stderr  string
+	}{
+		{"succeeded", exitOK, ""},
+		{"planned", exitOK, ""},
+		{"waiting-for-promotion", exitOK, ""},
+		{"stalled", exitOK, ""},
+		{"rolled-back-with-breach", exitUpgradeFailed,
+			"error: difyupgrade dify-to-1-11-1 ended RolledBack: Rolled back from Canary: rule error-rate breached: 0.31 > 0.05 for 1m at 20%\n"},
+		{"failed-in-precheck", exitUpgradeFailed,
+			"error: difyupgrade dify-to-1-11-1 ended Failed: Deployment code-sandbox for component sandbox not found\n"},
+	} {
+		t.Run(tc.fixture, func(t *testing.T) {
+			f := newFakeCluster(t, "admin", renderCases[tc.fixture].DeepCopy())
+			code := f.run("status", "dify-to-1-11-1", "-n", "dify")
+			if code != tc.code || f.stderr.String() != tc.stderr {
+				t.Errorf("exit %d, stderr %q; want %d, %q", code, f.stderr.String(), tc.code, tc.stderr)
+			}
+			if got, want := f.stdout.String(), render(renderCases[tc.fixture], now); got != want {
+				t.Errorf("status printed\n%s\nwant\n%s", got, want)
+			}
+		})
+	}
+}
+
+// update changes the upgrade in the fake cluster, as the operator would.
+func (f *fakeCluster) update(t *testing.T, change func(*upgradev1alpha1.DifyUpgrade)) {
+	t.Helper()
+	u := f.get(t)
+	change(u)
+	if _, err := f.client.Resource(difyUpgrades).Namespace("dify").Update(context.Background(), toUnstructured(t, u), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWatchExitsAsTheUpgradeEnds: status --watch ends with the upgrade, and
+// its exit code says how it ended.
+func TestWatchExitsAsTheUpgradeEnds(t *testing.T) {
+	for _, tc := range []struct {
+		end    string
+		code   int
+		stderr string
+	}{
+		{"rolled-back-with-breach", exitUpgradeFailed, "error: difyupgrade dify-to-1-11-1 ended RolledBack: Rolled back from Canary"},
+		{"failed-in-precheck", exitUpgradeFailed, "error: difyupgrade dify-to-1-11-1 ended Failed: Deployment code-sandbox"},
+		{"planned", exitOK, ""},
+	} {
+		t.Run(tc.end, func(t *testing.T) {
+			f := newFakeCluster(t, "admin", atGate())
+			done := make(chan int)
+			go func() { done <- f.run("status", "dify-to-1-11-1", "-n", "dify", "--watch", "--timeout", "1m") }()
+			deadline := time.Now().Add(10 * time.Second)
+			waitFor(t, deadline, func() bool { return strings.Contains(f.stdout.String(), "Name:") })
+			f.update(t, func(u *upgradev1alpha1.DifyUpgrade) { u.Status = renderCases[tc.end].Status })
+			select {
+			case code := <-done:
+				if code != tc.code || !strings.HasPrefix(f.stderr.String(), tc.stderr) {
+					t.Errorf("exit %d, stderr %q; want %d, %q", code, f.stderr.String(), tc.code, tc.stderr)
+				}
+			case <-time.After(time.Until(deadline)):
+				t.Fatalf("the watch did not end; stdout:\n%s", f.stdout.String())
+			}
+		})
+	}
+}
+
+// TestWatchTimesOut: --timeout bounds the wait for the end and exits 4,
+// saying where the upgrade stands.
+func TestWatchTimesOut(t *testing.T) {
+	f := newFakeCluster(t, "admin", atGate())
+	start := time.Now()
+	code := f.run("status", "dify-to-1-11-1", "-n", "dify", "-w", "--timeout", "300ms")
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the watch took %s to time out after 300ms", took)
+	}
+	want := "error: timed out after 300ms waiting for difyupgrade dify-to-1-11-1 to end (in Canary)\n"
+	if code != exitTimeout || f.stderr.String() != want {
+		t.Errorf("exit %d, stderr %q; want %d, %q", code, f.stderr.String(), exitTimeout, want)
+	}
+	if !strings.Contains(f.stdout.String(), "॥ Canary") {
+		t.Errorf("the watch drew nothing before it timed out:\n%s", f.stdout.String())
 	}
 }

@@ -14,15 +14,24 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Command kubectl-difyupgrade is a kubectl plugin for DifyUpgrades: it shows
-// an upgrade as a live view (status, status --watch) and asks for the
-// documented actions (promote, abort, retry, approve, pause, resume) by
-// writing only what a person could write with kubectl: the one-shot action
-// annotations, the approval annotations and spec.paused.
+// Command kubectl-difyupgrade is a kubectl plugin for DifyUpgrades: it lists
+// them (list), shows one as a live view (status, status --watch) and asks
+// for the documented actions (promote, abort, retry, approve, pause,
+// resume) by writing only what a person could write with kubectl: the
+// one-shot action annotations, the approval annotations and spec.paused.
+// Its exit codes make status a pipeline's gate: 3 when the upgrade ended
+// Failed or RolledBack, 4 when status --watch --timeout ran out.
 //
-// The files say what they hold: args.go parses the command line, kube.go
-// connects as kubectl would, commands.go runs the commands, watch.go runs the
-// live view, view.go renders an upgrade (a pure function of the object and
-// the time) with view_waiting.go (what it waits for) and view_format.go
-// (cells and tables), and history.go holds the history command.
+// The command line is cobra's, as kubectl plugins conventionally have it:
+// kubectl's own flags come from k8s.io/cli-runtime (--kubeconfig, --context,
+// -n, --as, --as-group, --token, --server, --request-timeout, ...) and work
+// anywhere on the line, shorthands combine (-An), and cobra gives the
+// completion command and completes NAME from the cluster.
+//
+// The files say what they hold: args.go builds the command line, kube.go
+// connects as kubectl would, commands.go runs the commands, list.go the
+// list, complete.go completes names, watch.go runs the live view, view.go
+// renders an upgrade (a pure function of the object and the time) with
+// view_waiting.go (what it waits for) and view_format.go (cells and
+// tables), and history.go holds the history command.
 package main

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -101,21 +102,12 @@ func sortRecords(records []corev1.ConfigMap) {
 	})
 }
 
-// historyFlags are the history command's own flags. They live with the
-// command (a new one per command line), not in options, which holds what
-// every command shares.
-type historyFlags struct {
-	release       string
-	allNamespaces bool
-}
-
-// historyCommand lists the records the operator keeps of ended upgrades,
-// and prints the report of one.
-func historyCommand() *command {
-	f := &historyFlags{}
-	return &command{
+// historySpec lists the records the operator keeps of ended upgrades, and
+// prints the report of one.
+func historySpec() spec {
+	return spec{
 		name: "history", summary: "The ended upgrades of a namespace or release; with NAME, the report of one",
-		args: argsOptionalName, usage: "history [NAME] [--release RELEASE] [-A] [flags]",
+		args: optionalNameArg, usage: "history [NAME] [--release RELEASE] [-A]",
 		long: "List the records the operator keeps of ended upgrades (ConfigMaps labelled\n" +
 			recordLabel + "=true, which outlive their DifyUpgrade), oldest first: the upgrade,\n" +
 			"its versions, how it ended, when it started, how long it took and why. With NAME (an\n" +
@@ -128,42 +120,42 @@ func historyCommand() *command {
 			"  kubectl difyupgrade history --release dify -A\n\n" +
 			"  # The report of an upgrade's latest run\n" +
 			"  kubectl difyupgrade history dify-to-1-11-1 -n dify",
-		flags: []flagSpec{
-			{long: "release", value: "RELEASE", help: "only the upgrades of this release (spec.release)",
-				str: func(*options) *string { return &f.release }},
-			{long: "all-namespaces", short: "A", help: "the records of every namespace",
-				boolean: func(*options) *bool { return &f.allNamespaces }},
+		flags: func(fs *pflag.FlagSet, o *options) {
+			fs.StringVar(&o.release, "release", "", "only the upgrades of this release (spec.release)")
+			fs.BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "the records of every namespace")
 		},
-		run: func(ctx context.Context, e *env, inv invocation) error { return runHistory(ctx, e, inv, *f) },
+		validate: func(o *options) error {
+			if errs := validation.IsValidLabelValue(o.release); len(errs) > 0 {
+				return fmt.Errorf("--release %q is not a release name: %s", o.release, strings.Join(errs, "; "))
+			}
+			return nil
+		},
+		run: runHistory,
 	}
 }
 
-func runHistory(ctx context.Context, e *env, inv invocation, f historyFlags) error {
-	if errs := validation.IsValidLabelValue(f.release); len(errs) > 0 {
-		return &exitCodeError{code: exitUsage, msg: fmt.Sprintf("error: --release %q is not a release name: %s\n"+
-			"See 'kubectl difyupgrade history --help'.", f.release, strings.Join(errs, "; "))}
-	}
+func runHistory(ctx context.Context, e *env, inv invocation) error {
 	k, err := e.connect(inv.opts)
 	if err != nil {
 		return err
 	}
-	records, err := listRecords(ctx, k, f)
+	records, err := listRecords(ctx, k, inv.opts.release, inv.opts.allNamespaces)
 	if err != nil {
 		return err
 	}
 	where := "namespace " + k.namespace
-	if f.allNamespaces {
+	if inv.opts.allNamespaces {
 		where = "any namespace"
 	}
-	if f.release != "" {
-		where = "release " + f.release + " in " + where
+	if inv.opts.release != "" {
+		where = "release " + inv.opts.release + " in " + where
 	}
 	if inv.name == "" {
 		if len(records) == 0 {
 			_, err := fmt.Fprintf(e.stderr, "No upgrade records found in %s.\n", where)
 			return err
 		}
-		_, err := fmt.Fprint(e.stdout, historyTable(records, f.allNamespaces))
+		_, err := fmt.Fprint(e.stdout, historyTable(records, inv.opts.allNamespaces))
 		return err
 	}
 	cm, err := findRecord(records, inv.name, where)
@@ -180,16 +172,16 @@ func runHistory(ctx context.Context, e *env, inv invocation, f historyFlags) err
 
 // listRecords lists the records of the namespace (or of every namespace),
 // of one release when the flags name one.
-func listRecords(ctx context.Context, k *kube, f historyFlags) ([]corev1.ConfigMap, error) {
+func listRecords(ctx context.Context, k *kube, release string, allNamespaces bool) ([]corev1.ConfigMap, error) {
 	client, ok := k.client.(dynamic.Interface)
 	if !ok {
 		return nil, fmt.Errorf("cannot list ConfigMaps with a %T", k.client)
 	}
 	var resource dynamic.ResourceInterface = client.Resource(configMaps)
-	if !f.allNamespaces {
+	if !allNamespaces {
 		resource = client.Resource(configMaps).Namespace(k.namespace)
 	}
-	selector := recordSelector(f.release)
+	selector := recordSelector(release)
 	list, err := resource.List(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
 		return nil, fmt.Errorf("listing the upgrade records (configmaps -l %s): %w", selector, err)

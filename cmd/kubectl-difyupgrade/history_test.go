@@ -143,8 +143,8 @@ func newRecordsCluster(t *testing.T, cms ...corev1.ConfigMap) *recordsCluster {
 		stdout: &c.stdout, stderr: &c.stderr,
 		now:    func() time.Time { return time.Date(2026, 5, 5, 0, 0, 0, 0, time.UTC) },
 		getenv: func(string) string { return "" },
-		connect: func(o options) (*kube, error) {
-			ns := o.namespace
+		connect: func(o *options) (*kube, error) {
+			ns := o.namespace()
 			if ns == "" {
 				ns = "default"
 			}
@@ -214,8 +214,8 @@ func TestHistoryFlagsHoldForOneCommandLineOnly(t *testing.T) {
 }
 
 func TestHistoryHelpNamesItsFlags(t *testing.T) {
-	help := helpText(lookup("history"))
-	for _, want := range []string{"--release RELEASE", "-A, --all-namespaces", "kubectl difyupgrade history dify-to-1-11-1 -n dify"} {
+	_, _, help := parse(t, "history", "--help")
+	for _, want := range []string{"--release string", "-A, --all-namespaces", "kubectl difyupgrade history dify-to-1-11-1 -n dify"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("history --help does not name %q:\n%s", want, help)
 		}

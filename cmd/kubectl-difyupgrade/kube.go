@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -42,49 +43,59 @@ var difyUpgrades = upgradev1alpha1.GroupVersion.WithResource("difyupgrades")
 type kube struct {
 	resource  dynamic.ResourceInterface
 	namespace string
-	// user is the kubeconfig user of the context in use.
+	// user is who the plugin acts as: the impersonated user (--as), else
+	// the kubeconfig user of the context in use.
 	user string
 	// client is the client behind resource: it tells a watch whether it can
 	// stream the initial list.
 	client any
 }
 
-// connect loads the kubeconfig like kubectl: --kubeconfig, else $KUBECONFIG,
-// else ~/.kube/config; --context, else the current context; -n, else the
-// context's namespace, else default.
-func connect(o options) (*kube, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = o.kubeconfig
-	overrides := &clientcmd.ConfigOverrides{CurrentContext: o.context}
-	overrides.Context.Namespace = o.namespace
-	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
-
-	cfg, err := loader.ClientConfig()
+// connect reaches the cluster as kubectl would, through kubectl's own flags
+// (cli-runtime): --kubeconfig, else $KUBECONFIG, else ~/.kube/config;
+// --context, --cluster, --user; --server, --token, --as, --as-group,
+// --request-timeout, --insecure-skip-tls-verify and the rest override what
+// the kubeconfig says; -n, else the context's namespace, else default.
+func connect(o *options) (*kube, error) {
+	cfg, err := o.kube.ToRESTConfig()
 	if err != nil {
 		return nil, err
 	}
 	cfg.UserAgent = fieldManager + "/" + shortVersion()
+	loader := o.kube.ToRawKubeConfigLoader()
 	namespace, _, err := loader.Namespace()
 	if err != nil {
 		return nil, err
-	}
-	raw, err := loader.RawConfig()
-	if err != nil {
-		return nil, err
-	}
-	contextName := o.context
-	if contextName == "" {
-		contextName = raw.CurrentContext
-	}
-	var user string
-	if c := raw.Contexts[contextName]; c != nil {
-		user = c.AuthInfo
 	}
 	client, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &kube{resource: client.Resource(difyUpgrades).Namespace(namespace), namespace: namespace, user: user, client: client}, nil
+	return &kube{resource: client.Resource(difyUpgrades).Namespace(namespace), namespace: namespace,
+		user: actingUser(o.kube, loader), client: client}, nil
+}
+
+// actingUser is who the plugin acts as, for a person: the impersonated user
+// (--as), else the kubeconfig user (--user, else the context's).
+func actingUser(f *genericclioptions.ConfigFlags, loader clientcmd.ClientConfig) string {
+	if f.Impersonate != nil && *f.Impersonate != "" {
+		return *f.Impersonate
+	}
+	if f.AuthInfoName != nil && *f.AuthInfoName != "" {
+		return *f.AuthInfoName
+	}
+	raw, err := loader.RawConfig()
+	if err != nil {
+		return ""
+	}
+	contextName := raw.CurrentContext
+	if f.Context != nil && *f.Context != "" {
+		contextName = *f.Context
+	}
+	if c := raw.Contexts[contextName]; c != nil {
+		return c.AuthInfo
+	}
+	return ""
 }
 
 func (k *kube) get(ctx context.Context, name string) (*upgradev1alpha1.DifyUpgrade, error) {
@@ -93,6 +104,31 @@ func (k *kube) get(ctx context.Context, name string) (*upgradev1alpha1.DifyUpgra
 		return nil, k.explain(name, err)
 	}
 	return toUpgrade(obj)
+}
+
+// list lists the DifyUpgrades of the namespace, or of every namespace.
+func (k *kube) list(ctx context.Context, allNamespaces bool) ([]upgradev1alpha1.DifyUpgrade, error) {
+	resource := k.resource
+	if allNamespaces {
+		client, ok := k.client.(dynamic.Interface)
+		if !ok {
+			return nil, fmt.Errorf("cannot list DifyUpgrades with a %T", k.client)
+		}
+		resource = client.Resource(difyUpgrades)
+	}
+	list, err := resource.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, k.explain("", err)
+	}
+	upgrades := make([]upgradev1alpha1.DifyUpgrade, 0, len(list.Items))
+	for i := range list.Items {
+		u, err := toUpgrade(&list.Items[i])
+		if err != nil {
+			return nil, err
+		}
+		upgrades = append(upgrades, *u)
+	}
+	return upgrades, nil
 }
 
 // patch applies a JSON merge patch and returns the object as written.
@@ -111,7 +147,7 @@ func (k *kube) explain(name string, err error) error {
 		return err
 	}
 	var status apierrors.APIStatus
-	if errors.As(err, &status) && status.Status().Details != nil && status.Status().Details.Name == name {
+	if name != "" && errors.As(err, &status) && status.Status().Details != nil && status.Status().Details.Name == name {
 		return notFound(name, k.namespace)
 	}
 	return fmt.Errorf("the cluster does not serve %s (is the DifyUpgrade CRD installed?): %w", difyUpgrades.GroupResource(), err)

@@ -53,33 +53,28 @@ func main() {
 
 // run runs one command line and returns the exit code.
 func run(ctx context.Context, args []string, e *env) int {
-	inv, err := parseArgs(args)
-	if help, ok := errors.AsType[*helpRequest](err); ok {
-		_, _ = fmt.Fprint(e.stdout, helpText(help.cmd))
+	root := newRootCommand(e)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
 		return exitOK
 	}
-	usage, isUsage := errors.AsType[*usageError](err)
-	switch {
-	case isUsage:
-		hint := "kubectl difyupgrade --help"
-		if usage.cmd != nil {
-			hint = "kubectl difyupgrade " + usage.cmd.name + " --help"
+	if usage, ok := errors.AsType[*usageError](err); ok {
+		hint := displayName + " --help"
+		if usage.cmd != "" {
+			hint = displayName + " " + usage.cmd + " --help"
 		}
 		_, _ = fmt.Fprintf(e.stderr, "error: %s\nSee '%s'.\n", usage.msg, hint)
 		return exitUsage
-	case err != nil:
-		_, _ = fmt.Fprintf(e.stderr, "error: %v\n", err)
-		return exitError
 	}
-	if err := inv.cmd.run(ctx, e, inv); err != nil {
-		if coded, ok := errors.AsType[*exitCodeError](err); ok {
+	if coded, ok := errors.AsType[*exitCodeError](err); ok {
+		if coded.msg != "" {
 			_, _ = fmt.Fprintln(e.stderr, coded.msg)
-			return coded.code
 		}
-		_, _ = fmt.Fprintf(e.stderr, "error: %v\n", err)
-		return exitError
+		return coded.code
 	}
-	return exitOK
+	_, _ = fmt.Fprintf(e.stderr, "error: %v\n", err)
+	return exitError
 }
 
 // shortVersion is the plugin's version alone, for the User-Agent.

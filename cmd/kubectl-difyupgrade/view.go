@@ -206,7 +206,7 @@ func phaseLine(u *upgradev1alpha1.DifyUpgrade, now time.Time) string {
 	}
 	line := phaseMark(u) + " " + string(st.Phase)
 	if st.PhaseStartedAt != nil {
-		if st.Phase.IsTerminal() {
+		if st.Phase.IsTerminal() || st.Phase == upgradev1alpha1.PhasePlanned {
 			line += " (" + ago(st.PhaseStartedAt.Time, now) + ")"
 		} else {
 			line += " (for " + since(st.PhaseStartedAt.Time, now) + ")"
@@ -215,16 +215,20 @@ func phaseLine(u *upgradev1alpha1.DifyUpgrade, now time.Time) string {
 	return line
 }
 
-// phaseMark is a glance at the phase, after kubectl argo rollouts: done,
-// failed, held, or moving.
+// phaseMark is a glance at the phase, after kubectl argo rollouts: done
+// (a dry run's finished plan too), failed, rolling back, stalled until a
+// person acts, held, or moving.
 func phaseMark(u *upgradev1alpha1.DifyUpgrade) string {
 	switch u.Status.Phase {
-	case upgradev1alpha1.PhaseSucceeded:
+	case upgradev1alpha1.PhaseSucceeded, upgradev1alpha1.PhasePlanned:
 		return "✔"
 	case upgradev1alpha1.PhaseFailed, upgradev1alpha1.PhaseRolledBack:
 		return "✖"
 	case upgradev1alpha1.PhaseRollingBack:
 		return "↺"
+	}
+	if stalled(u) != nil {
+		return "⚠"
 	}
 	if u.Spec.Paused || (u.Status.Canary != nil && u.Status.Canary.WaitingForPromotion) ||
 		(u.Status.Analysis != nil && u.Status.Analysis.Halted) {

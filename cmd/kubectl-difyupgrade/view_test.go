@@ -164,6 +164,26 @@ var renderCases = map[string]*upgradev1alpha1.DifyUpgrade{
 			condition(upgradev1alpha1.ConditionReconciling, metav1.ConditionFalse, upgradev1alpha1.ReasonSucceeded, time.Minute),
 		}
 	}),
+	"planned": anUpgrade(inPhase(upgradev1alpha1.PhasePlanned, 2*time.Minute), func(u *upgradev1alpha1.DifyUpgrade) {
+		u.Spec.DryRun = true
+		u.Status.StartedAt = nil
+		u.Status.Message = "Dry run: planned the upgrade of 4 components; set spec.dryRun to false to run it"
+		u.Status.Conditions = []metav1.Condition{
+			condition(upgradev1alpha1.ConditionReady, metav1.ConditionTrue, upgradev1alpha1.ReasonPlanned, 2*time.Minute),
+			condition(upgradev1alpha1.ConditionReconciling, metav1.ConditionFalse, upgradev1alpha1.ReasonPlanned, 2*time.Minute),
+		}
+	}),
+	"stalled": anUpgrade(inPhase(upgradev1alpha1.PhasePromote, 3*time.Minute), func(u *upgradev1alpha1.DifyUpgrade) {
+		u.Status.Canary = &upgradev1alpha1.CanaryStatus{StepIndex: 5, Steps: 5, Step: "5/5", Weight: 100}
+		u.Status.Wait = &upgradev1alpha1.WaitStatus{For: "error in Promote", Since: *before(3 * time.Minute)}
+		u.Status.Message = `Retrying after an error in Promote: deployments.apps "dify-worker" is forbidden: ` +
+			`User "system:serviceaccount:dify-upgrade-system:controller" cannot patch resource "deployments"`
+		u.Status.Conditions = []metav1.Condition{
+			condition(upgradev1alpha1.ConditionReady, metav1.ConditionFalse, upgradev1alpha1.ReasonRetryingError, 3*time.Minute),
+			condition(upgradev1alpha1.ConditionReconciling, metav1.ConditionFalse, upgradev1alpha1.ReasonRetryingError, 3*time.Minute),
+			condition(upgradev1alpha1.ConditionStalled, metav1.ConditionTrue, upgradev1alpha1.ReasonRetryingError, 3*time.Minute),
+		}
+	}),
 	"failed-in-precheck": anUpgrade(inPhase(upgradev1alpha1.PhaseFailed, 10*time.Second), func(u *upgradev1alpha1.DifyUpgrade) {
 		u.Status.FailedPhase = upgradev1alpha1.PhasePrecheck
 		u.Status.Components = nil
@@ -244,6 +264,18 @@ func TestRenderTellsWhatMatters(t *testing.T) {
 		}, nil},
 		{"succeeded", []string{"Phase:      ✔ Succeeded (60s ago)", "Started:    5m ago, took 4m", "Ready        True    Succeeded"},
 			[]string{"Waiting for:", "Stalled"}},
+		{"planned", []string{
+			"Phase:        ✔ Planned (2m ago)",
+			"Waiting for:  nothing: the dry run's plan is done; set spec.dryRun to false to run it",
+			"Ready        True    Planned",
+		}, []string{"a person"}},
+		{"stalled", []string{
+			"Phase:        ⚠ Promote (for 3m)",
+			"Waiting for:  a person must act: the upgrade is Stalled (RetryingError), retrying cannot fix what the message says; " +
+				"it fails at spec.promote.progressDeadline (or kubectl difyupgrade abort dify-to-1-11-1 rolls back now)",
+			"Stalled      True    RetryingError",
+			`Message:      Retrying after an error in Promote: deployments.apps "dify-worker" is forbidden`,
+		}, nil},
 		{"failed-in-precheck", []string{
 			"Failed in:    Precheck",
 			"a person: kubectl difyupgrade retry dify-to-1-11-1 starts again from Precheck, kubectl difyupgrade abort dify-to-1-11-1 rolls back",

@@ -18,9 +18,11 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 )
@@ -45,6 +47,13 @@ func waitingFor(u *upgradev1alpha1.DifyUpgrade, now time.Time) []string {
 		case upgradev1alpha1.ReasonBlockedByUpgrade:
 			lines = append(lines, "another upgrade of release "+u.Spec.Release+" to end")
 		}
+	}
+	if c := stalled(u); c != nil {
+		lines = append(lines, fmt.Sprintf("a person must act: the upgrade is Stalled (%s), retrying cannot fix what the message says; "+
+			"it fails at spec.promote.progressDeadline (or %s rolls back now)", orDash(c.Reason), cmd("abort")))
+	}
+	if st.Phase == upgradev1alpha1.PhasePlanned {
+		lines = append(lines, "nothing: the dry run's plan is done; set spec.dryRun to false to run it")
 	}
 	lines = append(lines, gates(u, now, cmd)...)
 	for _, a := range []upgradev1alpha1.Action{upgradev1alpha1.ActionPromote, upgradev1alpha1.ActionAbort, upgradev1alpha1.ActionRetry} {
@@ -85,6 +94,46 @@ func gates(u *upgradev1alpha1.DifyUpgrade, now time.Time, cmd func(string) strin
 		lines = append(lines, "a person: the analysis stayed inconclusive; "+cmd("promote")+" resumes it, "+cmd("abort")+" rolls back")
 	}
 	return lines
+}
+
+// stalled is the Stalled condition of an upgrade that has not ended, when
+// it is True: an error retrying cannot fix, which a person must.
+func stalled(u *upgradev1alpha1.DifyUpgrade) *metav1.Condition {
+	if u.Status.Phase.IsTerminal() {
+		return nil
+	}
+	c := meta.FindStatusCondition(u.Status.Conditions, upgradev1alpha1.ConditionStalled)
+	if c == nil || c.Status != metav1.ConditionTrue {
+		return nil
+	}
+	return c
+}
+
+// personAction says in a few words what the upgrade waits for from a
+// person, for the list: "" when nothing.
+func personAction(u *upgradev1alpha1.DifyUpgrade) string {
+	st := &u.Status
+	var parts []string
+	if c := stalled(u); c != nil {
+		parts = append(parts, "a person must act (Stalled: "+orDash(c.Reason)+")")
+	}
+	if u.Spec.Paused && !st.Phase.IsTerminal() && st.Phase != upgradev1alpha1.PhaseRollingBack && st.Phase != upgradev1alpha1.PhasePlanned {
+		parts = append(parts, "resume")
+	}
+	if !st.Phase.HasStarted() {
+		if missing := u.MissingApprovals(); len(missing) > 0 {
+			parts = append(parts, "approval by "+strings.Join(missing, ", "))
+		}
+	}
+	switch {
+	case st.Phase == upgradev1alpha1.PhaseCanary && st.Canary != nil && st.Canary.WaitingForPromotion:
+		parts = append(parts, "promote")
+	case st.Analysis != nil && st.Analysis.Halted && !st.Phase.IsTerminal():
+		parts = append(parts, "promote or abort (analysis inconclusive)")
+	case st.Phase == upgradev1alpha1.PhaseFailed:
+		parts = append(parts, "retry or abort")
+	}
+	return strings.Join(parts, ", ")
 }
 
 func reconcilingReason(u *upgradev1alpha1.DifyUpgrade) string {

@@ -37,10 +37,19 @@ import (
 
 // watchUpgrade draws the upgrade, then draws it again on every change the
 // API server reports (a watch, re-listed after a lost connection), until
-// its phase is terminal, it is deleted, or ctx ends (Ctrl-C). On a terminal
-// the view redraws in place and its ages move on every second between
-// changes; elsewhere each change is a new frame.
-func watchUpgrade(ctx context.Context, e *env, k *kube, name string) error {
+// its phase is terminal or a dry run's Planned, it is deleted, timeout (when
+// not 0) runs out, or ctx ends (Ctrl-C). On a terminal the view redraws in
+// place and its ages move on every second between changes; elsewhere each
+// change is a new frame. Its error carries the exit code a pipeline reads:
+// none when the upgrade Succeeded or was Planned, exitUpgradeFailed when it
+// ended Failed or RolledBack, exitTimeout, exitInterrupted.
+func watchUpgrade(ctx context.Context, e *env, k *kube, name string, timeout time.Duration) error {
+	watchCtx, cancel := context.WithCancel(ctx)
+	if timeout > 0 {
+		watchCtx, cancel = context.WithTimeout(ctx, timeout)
+	}
+	defer cancel()
+	var last *upgradev1alpha1.DifyUpgrade
 	selector := fields.OneTermEqualSelector("metadata.name", name).String()
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
@@ -64,7 +73,7 @@ func watchUpgrade(ctx context.Context, e *env, k *kube, name string) error {
 		}
 		return false, err
 	}
-	_, err := watchtools.UntilWithSync(ctx, cache.ToListWatcherWithWatchListSemantics(lw, k.client), &unstructured.Unstructured{}, exists,
+	_, err := watchtools.UntilWithSync(watchCtx, cache.ToListWatcherWithWatchListSemantics(lw, k.client), &unstructured.Unstructured{}, exists,
 		func(ev watch.Event) (bool, error) {
 			switch ev.Type {
 			case watch.Deleted:
@@ -81,14 +90,26 @@ func watchUpgrade(ctx context.Context, e *env, k *kube, name string) error {
 				if err := s.show(u); err != nil {
 					return false, err
 				}
+				last = u
 				// A dry run stops in Planned: nothing more will happen.
 				return u.Status.Phase.IsTerminal() || u.Status.Phase == upgradev1alpha1.PhasePlanned, nil
 			}
 			return false, nil
 		})
-	if err != nil && ctx.Err() != nil {
-		// Ctrl-C: the person has seen enough.
-		return nil
+	switch {
+	case err == nil:
+		return endedBadly(last)
+	case ctx.Err() != nil:
+		// Ctrl-C: the person has seen enough, and a pipeline that stopped
+		// the watch must not read it as a success.
+		return &exitCodeError{code: exitInterrupted}
+	case watchCtx.Err() != nil:
+		phase := "not yet seen by the operator"
+		if last != nil && last.Status.Phase != "" {
+			phase = "in " + string(last.Status.Phase)
+		}
+		return &exitCodeError{code: exitTimeout,
+			msg: fmt.Sprintf("error: timed out after %s waiting for difyupgrade %s to end (%s)", timeout, name, phase)}
 	}
 	return err
 }

@@ -24,6 +24,7 @@ import (
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -82,5 +83,101 @@ var _ = Describe("GitOps tools reading an upgrade", func() {
 		argo, flux := liveHealth(ctx, u)
 		Expect(argo).To(Equal("Degraded"))
 		Expect(flux).To(Equal(kstatus.FailedStatus))
+	})
+})
+
+// argoAction does what Argo CD does when a person runs a resource action on
+// the live upgrade: reads it, checks the action is offered and enabled
+// (config/argocd/actions/discovery.lua), runs its action.lua under Argo
+// CD's contract and patches the difference into the object.
+func argoAction(ctx context.Context, u *upgradev1alpha1.DifyUpgrade, name string, params map[string]string) []argohealth.Action {
+	GinkgoHelper()
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(upgradev1alpha1.GroupVersion.WithKind("DifyUpgrade"))
+	Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), live)).To(Succeed())
+	offered, err := argohealth.DiscoverActions(live.Object, time.Now())
+	Expect(err).NotTo(HaveOccurred())
+	Expect(offered).To(ContainElement(And(HaveField("Name", name), HaveField("Disabled", false))),
+		"Argo CD offers %s in %s", name, live.Object["status"])
+	modified, err := argohealth.RunAction(live.Object, name, params, time.Now())
+	Expect(err).NotTo(HaveOccurred())
+	patch, err := argohealth.ActionPatch(live.Object, modified)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(k8sClient.Patch(ctx, live, client.RawPatch(types.MergePatchType, patch))).To(Succeed())
+	return offered
+}
+
+// offered is whether Argo CD offers the action on the live upgrade now.
+func offered(ctx context.Context, u *upgradev1alpha1.DifyUpgrade, name string) bool {
+	GinkgoHelper()
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(upgradev1alpha1.GroupVersion.WithKind("DifyUpgrade"))
+	Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), live)).To(Succeed())
+	actions, err := argohealth.DiscoverActions(live.Object, time.Now())
+	Expect(err).NotTo(HaveOccurred())
+	for _, a := range actions {
+		if a.Name == name {
+			return !a.Disabled
+		}
+	}
+	return false
+}
+
+var _ = Describe("Argo CD resource actions", Label("argocd"), func() {
+	It("approve, pause, resume, abort, retry and promote a live upgrade as Argo CD applies them", func(ctx SpecContext) {
+		ns := installDify(ctx)
+		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5, "gate", 100), func(u *upgradev1alpha1.DifyUpgrade) {
+			u.Spec.Approvals = &upgradev1alpha1.ApprovalsSpec{Required: []string{"sre"}}
+		})
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
+			g.Expect(u.Status.Conditions).To(ContainElement(And(
+				HaveField("Type", upgradev1alpha1.ConditionReconciling), HaveField("Reason", upgradev1alpha1.ReasonWaitingForApproval))))
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
+
+		By("approving for the role Argo CD suggests")
+		actions := argoAction(ctx, u, "approve", map[string]string{"role": "sre", "by": "alice"})
+		Expect(actions).To(ContainElement(And(HaveField("Name", "approve"),
+			HaveField("Params", ContainElement(argohealth.ActionParam{Name: "role", Default: "sre"})))))
+		waitForGate(ctx, u)
+		Expect(u.Annotations).To(HaveKeyWithValue(upgradev1alpha1.ApprovalAnnotation("sre"), "alice"))
+
+		By("pausing and resuming at the gate")
+		argoAction(ctx, u, "pause", nil)
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
+			g.Expect(u.Spec.Paused).To(BeTrue())
+			g.Expect(u.Status.Conditions).To(ContainElement(And(
+				HaveField("Type", upgradev1alpha1.ConditionReconciling), HaveField("Reason", upgradev1alpha1.ReasonPaused))))
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
+		Expect(offered(ctx, u, "pause")).To(BeFalse())
+		argoAction(ctx, u, "resume", nil)
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
+			g.Expect(u.Status.Conditions).To(ContainElement(And(
+				HaveField("Type", upgradev1alpha1.ConditionReconciling), HaveField("Reason", upgradev1alpha1.ReasonWaitingForPromotion))))
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
+
+		By("aborting, which rolls the canary back")
+		Expect(offered(ctx, u, "retry")).To(BeFalse())
+		argoAction(ctx, u, "abort", nil)
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, time.Minute)
+		Expect(u.Status.Actions.Abort).To(Equal(u.Annotations[upgradev1alpha1.AnnotationAbort]), "the operator acted on Argo CD's value")
+		Expect(offered(ctx, u, "abort")).To(BeFalse())
+
+		By("retrying, which starts over to the gate, and promoting to the end")
+		argoAction(ctx, u, "retry", nil)
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
+			g.Expect(u.Status.Actions.Retry).To(Equal(u.Annotations[upgradev1alpha1.AnnotationRetry]))
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
+		waitForGate(ctx, u)
+		argoAction(ctx, u, "promote", nil)
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseSucceeded, 2*time.Minute)
+		Expect(u.Status.Actions.Promote).To(Equal(u.Annotations[upgradev1alpha1.AnnotationPromote]))
+		for _, name := range []string{"promote", "abort", "retry", "pause", "resume", "approve"} {
+			Expect(offered(ctx, u, name)).To(BeFalse(), "%s on a Succeeded upgrade", name)
+		}
 	})
 })

@@ -21,12 +21,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gbytes"
 	"github.com/onsi/gomega/gexec"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
@@ -63,6 +68,19 @@ var _ = Describe("The kubectl-difyupgrade plugin", Ordered, Label("plugin"), fun
 	kubectlDifyupgrade := func(ctx context.Context, code int, args ...string) (stdout, stderr string) {
 		GinkgoHelper()
 		session := start(args...)
+		Eventually(session).WithContext(ctx).WithTimeout(30*time.Second).Should(gexec.Exit(code),
+			"kubectl difyupgrade %v", args)
+		return string(session.Out.Contents()), string(session.Err.Contents())
+	}
+	// withoutKubeconfig runs the plugin as a pipeline with no kubeconfig
+	// would: a home without ~/.kube and no $KUBECONFIG, so only the flags
+	// say where the cluster is and who calls it.
+	withoutKubeconfig := func(ctx context.Context, code int, args ...string) (stdout, stderr string) {
+		GinkgoHelper()
+		cmd := exec.Command(plugin, args...)
+		cmd.Env = []string{"HOME=" + GinkgoT().TempDir(), "PATH=" + os.Getenv("PATH")}
+		session, err := gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
 		Eventually(session).WithContext(ctx).WithTimeout(30*time.Second).Should(gexec.Exit(code),
 			"kubectl difyupgrade %v", args)
 		return string(session.Out.Contents()), string(session.Err.Contents())
@@ -133,8 +151,8 @@ var _ = Describe("The kubectl-difyupgrade plugin", Ordered, Label("plugin"), fun
 			HaveField("Type", upgradev1alpha1.ConditionReconciling), HaveField("Reason", upgradev1alpha1.ReasonRolledBack))))
 		expectRestored(ctx, ns, before)
 
-		By("ending the watch on its own once the upgrade has rolled back")
-		Eventually(watching).WithContext(ctx).WithTimeout(30 * time.Second).Should(gexec.Exit(0))
+		By("ending the watch on its own once the upgrade has rolled back, with exit code 3")
+		Eventually(watching).WithContext(ctx).WithTimeout(30 * time.Second).Should(gexec.Exit(3))
 		Expect(string(watching.Out.Contents())).To(MatchRegexp(`Phase:\s+✖ RolledBack`))
 		Expect(string(watching.Out.Contents())).To(MatchRegexp(`Failed in:\s+Canary`))
 	})
@@ -175,5 +193,73 @@ var _ = Describe("The kubectl-difyupgrade plugin", Ordered, Label("plugin"), fun
 		By("going on with the promote asked for while paused")
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseSucceeded, 2*time.Minute)
 		Expect(u.Status.Actions.Promote).To(Equal(u.Annotations[upgradev1alpha1.AnnotationPromote]))
+	})
+
+	It("acts as kubectl does with --as and --token, lists with -A, and gates a pipeline by its exit codes", func(ctx SpecContext) {
+		ns := installDify(ctx)
+		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5, "gate", 100))
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		waitForGate(ctx, u)
+
+		By("being refused, as kubectl is, what an impersonated user may not do")
+		_, errOut := kubectlDifyupgrade(ctx, 1, "status", u.Name, "-n", ns, "--as", "nobody@example.com")
+		Expect(errOut).To(ContainSubstring(`User "nobody@example.com" cannot get resource "difyupgrades"`))
+		viewer := "system:serviceaccount:" + ns + ":upgrade-viewer"
+		Expect(k8sClient.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "upgrade-viewer", Namespace: ns}})).To(Succeed())
+		Expect(k8sClient.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "upgrade-viewer", Namespace: ns},
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{upgradev1alpha1.GroupVersion.Group}, Resources: []string{"difyupgrades"},
+				Verbs: []string{"get", "list", "watch"}}}})).To(Succeed())
+		Expect(k8sClient.Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "upgrade-viewer", Namespace: ns},
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "upgrade-viewer"},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "upgrade-viewer", Namespace: ns}}})).To(Succeed())
+		Eventually(func(g Gomega) {
+			out, _ := kubectlDifyupgrade(ctx, 0, "status", u.Name, "-n", ns, "--as", viewer)
+			g.Expect(out).To(MatchRegexp(`Phase:\s+॥ Canary`))
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
+		_, errOut = kubectlDifyupgrade(ctx, 1, "promote", u.Name, "--as", viewer, "-n", ns)
+		Expect(errOut).To(ContainSubstring(`User "` + viewer + `" cannot patch resource "difyupgrades"`))
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
+		Expect(u.Annotations).NotTo(HaveKey(upgradev1alpha1.AnnotationPromote), "a refused promote wrote nothing")
+
+		By("reaching the cluster with --server and --token alone, as a pipeline does")
+		token, err := clientset.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "upgrade-viewer", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		cfg, err := cluster.RESTConfig()
+		Expect(err).NotTo(HaveOccurred())
+		out, _ := withoutKubeconfig(ctx, 0, "status", u.Name, "--server", cfg.Host, "--token", token.Status.Token,
+			"--insecure-skip-tls-verify", "-n", ns, "--request-timeout", "20s")
+		Expect(out).To(MatchRegexp(`Step:\s+2/3`))
+		_, errOut = withoutKubeconfig(ctx, 1, "list", "-A", "--server", cfg.Host, "--token", token.Status.Token, "--insecure-skip-tls-verify")
+		Expect(errOut).To(ContainSubstring(`User "` + viewer + `" cannot list resource "difyupgrades" in API group "upgrade.difyops.io" at the cluster scope`))
+
+		By("listing the upgrades of every namespace")
+		out, _ = kubectlDifyupgrade(ctx, 0, "list", "-A")
+		Expect(out).To(MatchRegexp(`(?m)^NAMESPACE\s+NAME\s+PHASE\s+VERSION\s+STEP\s+WEIGHT\s+AGE\s+WAITING FOR$`))
+		Expect(out).To(MatchRegexp(`(?m)^` + regexp.QuoteMeta(ns) + `\s+` + regexp.QuoteMeta(u.Name) + `\s+Canary\s+1\.10\.1 → 1\.11\.1\s+2/3\s+5%\s+\S+\s+promote$`))
+
+		By("exiting 4 when --timeout runs out before the end")
+		_, errOut = kubectlDifyupgrade(ctx, 4, "status", u.Name, "-n", ns, "--watch", "--timeout", "2s")
+		Expect(errOut).To(Equal("error: timed out after 2s waiting for difyupgrade " + u.Name + " to end (in Canary)\n"))
+
+		By("exiting 3 once the upgrade rolled back, with and without --watch")
+		watching := start("status", u.Name, "-n", ns, "-w", "--timeout", "2m")
+		DeferCleanup(func() { watching.Kill() })
+		Eventually(watching.Out).WithContext(ctx).WithTimeout(30 * time.Second).Should(gbytes.Say(`Phase:\s+॥ Canary`))
+		kubectlDifyupgrade(ctx, 0, "abort", u.Name, "-n", ns)
+		Eventually(watching).WithContext(ctx).WithTimeout(time.Minute).Should(gexec.Exit(3))
+		Expect(string(watching.Err.Contents())).To(HavePrefix("error: difyupgrade " + u.Name + " ended RolledBack: "))
+		_, errOut = kubectlDifyupgrade(ctx, 3, "status", u.Name, "-n", ns)
+		Expect(errOut).To(HavePrefix("error: difyupgrade " + u.Name + " ended RolledBack: "))
+
+		By("showing a finished dry run as done, exit 0")
+		dry := upgradeTo(ns, "1.11.1", withIstio, withSteps(5, "gate", 100), func(u *upgradev1alpha1.DifyUpgrade) {
+			u.Name = "dify-dry-run"
+			u.Spec.DryRun = true
+		})
+		Expect(k8sClient.Create(ctx, dry)).To(Succeed())
+		waitForPhase(ctx, dry, upgradev1alpha1.PhasePlanned, time.Minute)
+		out, _ = kubectlDifyupgrade(ctx, 0, "status", dry.Name, "-n", ns, "--watch", "--timeout", "30s")
+		Expect(out).To(MatchRegexp(`Phase:\s+✔ Planned`))
+		Expect(out).To(ContainSubstring("nothing: the dry run's plan is done; set spec.dryRun to false to run it"))
 	})
 })

@@ -60,23 +60,8 @@ func Health(obj map[string]any) (status, message string, err error) {
 // stricter where Argo CD would still show something: a status Argo CD does
 // not know (shown as Unknown) or a message that is not a string is an error.
 func runHealthCheck(script string, obj map[string]any) (status, message string, err error) {
-	l := lua.NewState(lua.Options{SkipOpenLibs: true})
-	defer l.Close()
-	for _, lib := range []struct {
-		name string
-		open lua.LGFunction
-	}{
-		{lua.LoadLibName, lua.OpenPackage},
-		{lua.BaseLibName, lua.OpenBase},
-		{lua.TabLibName, lua.OpenTable},
-	} {
-		if err := l.CallByParam(lua.P{Fn: l.NewFunction(lib.open), NRet: 0, Protect: true}, lua.LString(lib.name)); err != nil {
-			return "", "", fmt.Errorf("opening the Lua library %q: %w", lib.name, err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	l.SetContext(ctx)
+	l, closeState := newBareState()
+	defer closeState()
 	l.SetGlobal("obj", toLua(l, obj))
 	if err := l.DoString(script); err != nil {
 		return "", "", fmt.Errorf("running the health check: %w", err)
@@ -97,6 +82,32 @@ func runHealthCheck(script string, obj map[string]any) (status, message string, 
 		return "", "", errors.New("the health check returned a message that is not a string")
 	}
 	return string(s), message, nil
+}
+
+// newBareState is a Lua state with only the libraries Argo CD opens for
+// every script from argocd-cm (package, base and table) and Argo CD's
+// one-second limit, counted from now; closeState closes it.
+func newBareState() (l *lua.LState, closeState func()) {
+	l = lua.NewState(lua.Options{SkipOpenLibs: true})
+	for _, lib := range []struct {
+		name string
+		open lua.LGFunction
+	}{
+		{lua.LoadLibName, lua.OpenPackage},
+		{lua.BaseLibName, lua.OpenBase},
+		{lua.TabLibName, lua.OpenTable},
+	} {
+		// Opening a standard library of gopher-lua does not fail.
+		l.Push(l.NewFunction(lib.open))
+		l.Push(lua.LString(lib.name))
+		l.Call(1, 0)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	l.SetContext(ctx)
+	return l, func() {
+		l.Close()
+		cancel()
+	}
 }
 
 // toLua converts a JSON-decoded value as Argo CD's decodeValue does: numbers

@@ -23,9 +23,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/yaml"
 )
 
 // TestArgoCDHealth runs the health check on the upgrade in every phase and
@@ -157,33 +154,6 @@ func TestRunHealthCheckRejectsWhatArgoCDWouldNotShow(t *testing.T) {
 		if status, _, err := runHealthCheck(script, map[string]any{}); err == nil {
 			t.Errorf("%s: got %s, want an error", script, status)
 		}
-	}
-}
-
-// TestArgoCDConfigMapInlinesHealthLua keeps the argocd-cm snippet and
-// health.lua from drifting apart.
-func TestArgoCDConfigMapInlinesHealthLua(t *testing.T) {
-	script, err := os.ReadFile("../../config/argocd/health.lua")
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile("../../config/argocd/argocd-cm.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cm corev1.ConfigMap
-	if err := yaml.UnmarshalStrict(data, &cm); err != nil {
-		t.Fatal(err)
-	}
-	if cm.Kind != "ConfigMap" || cm.Name != "argocd-cm" || cm.Namespace != "argocd" {
-		t.Errorf("argocd-cm.yaml is %s %s/%s; want ConfigMap argocd/argocd-cm", cm.Kind, cm.Namespace, cm.Name)
-	}
-	const key = "resource.customizations.health.upgrade.difyops.io_DifyUpgrade"
-	if got, ok := cm.Data[key]; !ok || got != string(script) {
-		t.Errorf("argocd-cm.yaml's %s differs from health.lua (regenerate it: the Lua indented by 4 spaces)", key)
-	}
-	if keys := len(cm.Data); keys != 1 {
-		t.Errorf("argocd-cm.yaml has %d data keys; want only %s", keys, key)
 	}
 }
 
