@@ -25,6 +25,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"k8s.io/client-go/tools/events"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 )
 
 // verdicts are the event reasons that tell what status records: they go out
@@ -114,4 +119,27 @@ func literal(call *ast.CallExpr, i int) string {
 		return strings.TrimPrefix(arg.Sel.Name, "Reason")
 	}
 	return ""
+}
+
+// An event's note is cut to the API server's 1024 bytes in one place: a
+// longer one (a failure quoting a Job's log, say) would be refused and the
+// event lost.
+func TestEventNotesFitTheAPI(t *testing.T) {
+	rec := events.NewFakeRecorder(3)
+	r := &DifyUpgradeReconciler{Recorder: rec}
+	u := &upgradev1alpha1.DifyUpgrade{}
+	s := newScope(t.Context(), u, time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC))
+	long := strings.Repeat("x", 5000)
+	r.tell(s, "Warning", "BackupVerified", "Backup", "%s", long)
+	r.wrote(s, nil, "Normal", "CanaryCreated", "Create", "%s", long)
+	r.transition(s, upgradev1alpha1.PhaseFailed, "Failed", long)
+	for _, f := range s.afterWrite {
+		f()
+	}
+	for range 3 {
+		e := <-rec.Events
+		if note := e[strings.LastIndex(e, " ")+1:]; len(note) > maxEventNote {
+			t.Errorf("an event note of %d bytes: %.60s...", len(note), e)
+		}
+	}
 }

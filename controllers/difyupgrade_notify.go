@@ -292,7 +292,7 @@ func (r *DifyUpgradeReconciler) deliver(u *upgradev1alpha1.DifyUpgrade, key stri
 	// events with the same regarding object (resourceVersion included),
 	// reason and action into one series that keeps the first note, and the
 	// messages of one moment to several webhooks share all of those.
-	r.Recorder.Eventf(u, nil, eventType, reason, "Notify/"+hook.Name+"/"+string(msg.Event), "%s message to webhook %s: %s", msg.Event, hook.Name, res.Summary())
+	r.Recorder.Eventf(u, nil, eventType, reason, "Notify/"+hook.Name+"/"+string(msg.Event), "%s", truncateText(fmt.Sprintf("%s message to webhook %s: %s", msg.Event, hook.Name, res.Summary()), maxEventNote))
 	select {
 	case r.notes.wake <- event.GenericEvent{Object: u}:
 	default: // the queue is full; the next pass of the upgrade records it

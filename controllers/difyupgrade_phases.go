@@ -290,7 +290,7 @@ func (r *DifyUpgradeReconciler) transition(s *scope, next upgradev1alpha1.DifyUp
 	// Told once the status write that makes the transition real succeeds.
 	s.afterWrite = append(s.afterWrite, func() {
 		observeTransition(s.upgrade, from, phaseSeconds)
-		r.Recorder.Eventf(s.upgrade, nil, eventType, reason, string(next), "%s", message)
+		r.Recorder.Eventf(s.upgrade, nil, eventType, reason, string(next), "%s", truncateText(message, maxEventNote))
 		s.log.Info("Phase transition", "from", from, "to", next, "reason", reason, "message", message)
 	})
 }
