@@ -51,7 +51,10 @@ func (r *DifyUpgradeReconciler) reconcilePending(ctx context.Context, s *scope) 
 	}
 	if blocker != nil {
 		msg := fmt.Sprintf("Waiting for DifyUpgrade %s (%s) of release %s to finish", blocker.Name, phaseOrPending(blocker), s.spec().Release)
-		if blocker.Status.Phase == upgradev1alpha1.PhaseFailed {
+		switch {
+		case !blocker.DeletionTimestamp.IsZero():
+			msg = fmt.Sprintf("Waiting for DifyUpgrade %s of release %s, which is being deleted, to hand back what it changed", blocker.Name, s.spec().Release)
+		case blocker.Status.Phase == upgradev1alpha1.PhaseFailed:
 			msg = fmt.Sprintf("Waiting for DifyUpgrade %s of release %s: it failed and left changes in the cluster; roll it back (annotate it %s) or delete it",
 				blocker.Name, s.spec().Release, upgradev1alpha1.AnnotationAbort)
 		}
@@ -102,11 +105,16 @@ func (r *DifyUpgradeReconciler) blockingUpgrade(ctx context.Context, u *upgradev
 	}
 	for i := range list.Items {
 		other := &list.Items[i]
-		if other.Name == u.Name || !other.DeletionTimestamp.IsZero() {
+		if other.Name == u.Name {
 			continue
 		}
 		if lifecycle.LeftChanges(&other.Status) {
+			// Being deleted, it still hands its changes back until its
+			// finalizer goes; its deletion then wakes this upgrade.
 			return other, nil
+		}
+		if !other.DeletionTimestamp.IsZero() {
+			continue
 		}
 		if other.Status.Phase.IsTerminal() {
 			continue

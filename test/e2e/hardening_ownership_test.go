@@ -122,6 +122,52 @@ var _ = Describe("Who owns the release", func() {
 		waitForPodsGone(ctx, ns, "api")
 	})
 
+	It("makes a second upgrade wait while a deleted one still hands its changes back", func(ctx SpecContext) {
+		ns := installDify(ctx, hungryAPI)
+		first := upgradeTo(ns, "1.11.1", withIstio, withSteps(5), capacityRunsOut, func(u *upgradev1alpha1.DifyUpgrade) {
+			u.Spec.Promote.ProgressDeadline = metav1.Duration{Duration: 3 * time.Second}
+			u.Spec.Rollback.Automatic = new(false)
+		})
+		Expect(k8sClient.Create(ctx, first)).To(Succeed())
+		waitForPhase(ctx, first, upgradev1alpha1.PhaseFailed, time.Minute)
+
+		By("deleting it while its api cannot roll for lack of room: the deletion waits to hand the canary's traffic back")
+		Expect(k8sClient.Delete(ctx, first)).To(Succeed())
+		second := upgradeTo(ns, "1.12.1", withIstio, withSteps(5, "gate"), capacityRunsOut)
+		Expect(k8sClient.Create(ctx, second)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(second), second)).To(Succeed())
+			g.Expect(second.Status.Phase).To(Equal(upgradev1alpha1.PhasePending))
+			g.Expect(second.Status.Conditions).To(ContainElement(And(
+				HaveField("Type", upgradev1alpha1.ConditionReconciling),
+				HaveField("Reason", upgradev1alpha1.ReasonBlockedByUpgrade),
+				HaveField("Message", And(ContainSubstring(first.Name), ContainSubstring("being deleted"))))))
+		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
+		Consistently(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(second), second)).To(Succeed())
+			g.Expect(second.Status.Phase).To(Equal(upgradev1alpha1.PhasePending))
+			g.Expect(deployment(ctx, ns, "dify-api").Labels).To(HaveKeyWithValue(upgradev1alpha1.LabelUpgrade, first.Name))
+		}).WithContext(ctx).WithTimeout(2 * time.Second).Should(Succeed())
+
+		By("making room: the deletion finishes, then the second upgrade starts and holds the api itself")
+		Eventually(func(g Gomega) {
+			d := deployment(ctx, ns, "dify-api")
+			d.Spec.Template.Spec.Containers[0].Resources = corev1.ResourceRequirements{}
+			g.Expect(k8sClient.Update(ctx, d)).To(Succeed())
+		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(first), &upgradev1alpha1.DifyUpgrade{}))
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(BeTrue())
+		waitForGate(ctx, second)
+		api := deployment(ctx, ns, "dify-api")
+		Expect(api.Labels).To(HaveKeyWithValue(upgradev1alpha1.LabelUpgrade, second.Name))
+		Expect(api.Annotations).To(HaveKeyWithValue(upgradev1alpha1.AnnotationUpgrade, second.Name))
+		Expect(container(deployment(ctx, ns, "dify-api-canary")).Image).To(Equal("langgenius/dify-api:1.12.1"))
+		annotate(ctx, second, upgradev1alpha1.ActionAbort)
+		waitForPhase(ctx, second, upgradev1alpha1.PhaseRolledBack, time.Minute)
+		Expect(deployment(ctx, ns, "dify-api").Labels).NotTo(HaveKey(upgradev1alpha1.LabelUpgrade))
+	})
+
 	It("rolls back on abort while spec.paused is true", func(ctx SpecContext) {
 		ns := installDify(ctx)
 		before := snapshot(ctx, ns)

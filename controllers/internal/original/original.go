@@ -41,8 +41,14 @@ const (
 )
 
 // Record saves state as the object's original, unless an original is already
-// saved (the first one is the one to go back to).
+// saved (the first one is the one to go back to). An object another upgrade
+// holds (its mark, its original) is refused, naming that upgrade: keeping
+// the other's original would make this upgrade's way back skip the object,
+// and the other's release would then clear the marks under this one.
 func Record(obj metav1.Object, upgrade string, state any) error {
+	if holder := Holder(obj); holder != "" && !HeldBy(obj, upgrade) {
+		return &HeldError{Object: obj.GetName(), Holder: holder}
+	}
 	if _, ok := obj.GetAnnotations()[Annotation]; ok {
 		return nil
 	}
@@ -74,6 +80,26 @@ func LabelValue(upgrade string) string {
 	}
 	sum := sha256.Sum256([]byte(upgrade))
 	return upgrade[:54] + "-" + hex.EncodeToString(sum[:4])
+}
+
+// Holder is the name of the upgrade whose mark obj carries; "" when none.
+func Holder(obj metav1.Object) string {
+	if obj.GetLabels()[Label] == "" {
+		return ""
+	}
+	if name := obj.GetAnnotations()[upgradev1alpha1.AnnotationUpgrade]; name != "" {
+		return name
+	}
+	return obj.GetLabels()[Label]
+}
+
+// HeldError is Record's refusal of an object another upgrade holds.
+type HeldError struct{ Object, Holder string }
+
+func (e *HeldError) Error() string {
+	return fmt.Sprintf("%s is held by DifyUpgrade %s (label %s): it puts its own original back first; wait until it has finished or been deleted "+
+		"(if no DifyUpgrade %s exists any more, remove the label and the %s annotation by hand)",
+		e.Object, e.Holder, Label, e.Holder, Annotation)
 }
 
 // HeldBy reports whether obj carries the mark of the named upgrade.

@@ -180,3 +180,32 @@ func TestLabelValueFitsAnyName(t *testing.T) {
 		t.Errorf("HeldBy or the name annotation do not find %q", long)
 	}
 }
+
+// An object another upgrade holds is refused, naming that upgrade, and left
+// as it is; the holder itself records (and keeps its first original).
+func TestRecordRefusesAnotherUpgradesObject(t *testing.T) {
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "dify-api"}}
+	if err := Record(d, "first", map[string]int{"replicas": 3}); err != nil {
+		t.Fatal(err)
+	}
+	before := d.DeepCopy()
+	err := Record(d, "second", map[string]int{"replicas": 1})
+	held, ok := err.(*HeldError)
+	if !ok || held.Holder != "first" || !strings.Contains(err.Error(), "held by DifyUpgrade first") {
+		t.Fatalf("Record by another upgrade = %v, want a HeldError naming first", err)
+	}
+	if !equality.Semantic.DeepEqual(d, before) {
+		t.Errorf("a refused Record changed the object: %v", d.Annotations)
+	}
+	if err := Record(d, "first", map[string]int{"replicas": 1}); err != nil || !HeldBy(d, "first") {
+		t.Fatalf("the holder records again: %v", err)
+	}
+	long := strings.Repeat("u", 80)
+	w := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "dify-web"}}
+	if err := Record(w, long, 1); err != nil || Holder(w) != long {
+		t.Fatalf("a long-named holder: %v, %q", err, Holder(w))
+	}
+	if err := Record(w, long, 2); err != nil {
+		t.Fatalf("a long-named holder records again: %v", err)
+	}
+}
