@@ -24,6 +24,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/lifecycle"
@@ -108,12 +109,16 @@ func (r *DifyUpgradeReconciler) blockingUpgrade(ctx context.Context, u *upgradev
 		if other.Name == u.Name {
 			continue
 		}
+		deleting := !other.DeletionTimestamp.IsZero()
+		if deleting && !controllerutil.ContainsFinalizer(other, Finalizer) {
+			continue // it has handed everything back
+		}
 		if lifecycle.LeftChanges(&other.Status) {
 			// Being deleted, it still hands its changes back until its
 			// finalizer goes; its deletion then wakes this upgrade.
 			return other, nil
 		}
-		if !other.DeletionTimestamp.IsZero() {
+		if deleting {
 			continue
 		}
 		if other.Status.Phase.IsTerminal() {
