@@ -21,6 +21,8 @@ import (
 	"strconv"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -54,15 +56,23 @@ func (r *DifyUpgradeReconciler) measureBaseline(ctx context.Context, s *scope) {
 	s.recordCheck("performance-baseline", result, msg)
 }
 
+// minPerformanceWindow is the shortest window a performance measurement
+// takes: Prometheus needs a few scrapes of the new version's own pods.
+const minPerformanceWindow = 10 * time.Second
+
 // comparePerformance measures the new version at the end of phase (Canary:
-// the API canary since the canary started; Verify: the stable API since the
-// bake started, both at most the window) and compares it with the
+// the API canary since its pods were ready; Verify: the stable API since
+// the bake started, both at most the window) and compares it with the
 // baseline. It returns the failure of a regression beyond the spec's
-// limits. A measurement already taken in this phase is not taken again.
-func (r *DifyUpgradeReconciler) comparePerformance(ctx context.Context, s *scope, phase upgradev1alpha1.DifyUpgradePhase) *failure {
+// limits, or how long to wait while the new version has less than
+// minPerformanceWindow of data of its own: a window never reaches back to
+// before its pods served (a canary of the same name that failed a moment
+// ago would be judged instead). A measurement already taken in this phase
+// is not taken again.
+func (r *DifyUpgradeReconciler) comparePerformance(ctx context.Context, s *scope, phase upgradev1alpha1.DifyUpgradePhase) (*failure, time.Duration) {
 	st := s.status()
 	if !performanceOn(s.spec()) || st.Performance == nil || st.Performance.Baseline == nil {
-		return nil
+		return nil, 0
 	}
 	spec := s.spec().Canary.Analysis.Performance
 	p := st.Performance
@@ -72,15 +82,21 @@ func (r *DifyUpgradeReconciler) comparePerformance(ctx context.Context, s *scope
 		if st.Bake != nil {
 			since = &st.Bake.StartedAt
 		}
+	} else if ready := readySince(s.obs.canary[upgradev1alpha1.ComponentAPI]); ready != nil && (since == nil || ready.After(since.Time)) {
+		since = ready
 	}
 	if *slot != nil {
-		return nil
+		return nil, 0
 	}
 	window := spec.Window.Duration
 	if since != nil {
-		window = min(window, s.now.Sub(since.Time))
+		own := s.now.Sub(since.Time)
+		if own < minPerformanceWindow {
+			return nil, minPerformanceWindow - own
+		}
+		window = min(window, own)
 	}
-	window = max(window.Round(time.Second), 10*time.Second)
+	window = window.Truncate(time.Second)
 	vars := s.analysisVars(upgradev1alpha1.ComponentAPI, track)
 	sample, cur := r.measurePerformance(ctx, s, vars.Workload, s.spec().TargetVersion, window)
 	*slot = sample
@@ -92,7 +108,7 @@ func (r *DifyUpgradeReconciler) comparePerformance(ctx context.Context, s *scope
 	name := "performance/" + track
 	if !regressed {
 		s.recordCheck(name, upgradev1alpha1.CheckPassed, msg)
-		return nil
+		return nil, 0
 	}
 	s.recordCheck(name, upgradev1alpha1.CheckFailed, msg)
 	text := "Performance regression of " + s.spec().TargetVersion + " against " + st.FromVersion + ": " + msg
@@ -104,7 +120,28 @@ func (r *DifyUpgradeReconciler) comparePerformance(ctx context.Context, s *scope
 		Value: sample.P99LatencyMs + "ms p99, " + sample.ErrorRate + " errors", ConfirmedAt: &confirmed,
 		Bound: "p99 <= " + spec.MaxLatencyRatio + " x baseline, errors <= baseline + " + spec.MaxErrorRateIncrease}
 	r.tell(s, corev1.EventTypeWarning, upgradev1alpha1.ReasonPerformanceRegression, "Analyze", "%s", text)
-	return &failure{upgradev1alpha1.ReasonPerformanceRegression, truncateText(text, 1024)}
+	return &failure{upgradev1alpha1.ReasonPerformanceRegression, truncateText(text, 1024)}, 0
+}
+
+// readySince is when Deployment d last became available (its pods ready);
+// nil when it is not available or there is no d.
+func readySince(d *appsv1.Deployment) *metav1.Time {
+	if d == nil {
+		return nil
+	}
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentAvailable && c.Status == corev1.ConditionTrue && !c.LastTransitionTime.IsZero() {
+			return c.LastTransitionTime.DeepCopy()
+		}
+	}
+	return nil
+}
+
+// waitForOwnData is the wait of a phase whose new version has too little
+// data of its own to compare.
+func waitForOwnData(wait time.Duration) phaseResult {
+	return holding(wait, "Waiting %s for %s of the new version's own requests before comparing its performance with the baseline",
+		wait.Round(time.Second), minPerformanceWindow)
 }
 
 // measurePerformance measures workload over window and returns both the

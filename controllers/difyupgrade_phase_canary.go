@@ -92,8 +92,12 @@ func (r *DifyUpgradeReconciler) reconcileCanary(ctx context.Context, s *scope) (
 // (and the new version's performance compares well with the baseline),
 // saying honestly what judged it.
 func (r *DifyUpgradeReconciler) canaryDone(ctx context.Context, s *scope, a analysisResult, message string) (phaseResult, error) {
-	if f := r.comparePerformance(ctx, s, upgradev1alpha1.PhaseCanary); f != nil {
+	f, wait := r.comparePerformance(ctx, s, upgradev1alpha1.PhaseCanary)
+	switch {
+	case f != nil:
 		return r.rollbackNow(ctx, s, *f), nil
+	case wait > 0:
+		return waitForOwnData(wait), nil
 	}
 	if a.configured {
 		analysis.RecordStep(s.status().Analysis, "done", s.status().Canary.Weight, s.now)

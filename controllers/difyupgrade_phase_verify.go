@@ -106,8 +106,12 @@ func (r *DifyUpgradeReconciler) reconcileVerify(ctx context.Context, s *scope) (
 // workload handed back, old backups pruned, and the outcome told.
 func (r *DifyUpgradeReconciler) verified(ctx context.Context, s *scope, a analysisResult) (phaseResult, error) {
 	st := s.status()
-	if f := r.comparePerformance(ctx, s, upgradev1alpha1.PhaseVerify); f != nil {
+	f, wait := r.comparePerformance(ctx, s, upgradev1alpha1.PhaseVerify)
+	switch {
+	case f != nil:
 		return phaseResult{fail: f}, nil
+	case wait > 0:
+		return waitForOwnData(wait), nil
 	}
 	analysis.RecordStep(s.status().Analysis, "bake", 100, s.now)
 
