@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -321,14 +322,21 @@ func (r *DifyUpgradeReconciler) stopMigration(ctx context.Context, s *scope) (ph
 		if err := r.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationForeground)); client.IgnoreNotFound(err) != nil {
 			return phaseResult{}, fmt.Errorf("deleting the unfinished migration Job %s: %w", m.JobName, err)
 		}
-		msg := fmt.Sprintf("Deleted the unfinished migration Job %s, so that it never migrates the schema under %s; ", m.JobName, s.status().FromVersion)
+		told := fmt.Sprintf("Deleted the unfinished migration Job %s,", m.JobName)
+		msg := fmt.Sprintf("%s so that it never migrates the schema under %s; ", told, s.status().FromVersion)
 		if containerStarted(pods) {
 			msg += "its container had started: a migration stopped mid-way leaves its transaction uncommitted"
 		} else {
 			msg += "none of its containers had started"
 		}
-		r.wrote(s, nil, corev1.EventTypeWarning, "MigrationStopped", "Revert", "%s", msg)
-		s.recordCheck("migration", upgradev1alpha1.CheckWarning, msg)
+		// Told once: a pass whose cached Job does not show the deletion
+		// yet deletes it again, and says nothing more.
+		if !slices.ContainsFunc(s.status().Checks, func(c upgradev1alpha1.CheckResult) bool {
+			return c.Name == "migration" && strings.HasPrefix(c.Message, told)
+		}) {
+			r.tell(s, corev1.EventTypeWarning, "MigrationStopped", "Revert", "%s", msg)
+			s.recordCheck("migration", upgradev1alpha1.CheckWarning, msg)
+		}
 	}
 	return waiting("migration stopping", 0, "Waiting for the migration Job %s and its pods to be gone", m.JobName), nil
 }

@@ -163,6 +163,14 @@ func (r *DifyUpgradeReconciler) dispatch(ctx context.Context, s *scope) (ctrl.Re
 		}
 	}
 	if st.Phase.IsTerminal() {
+		if st.Phase == upgradev1alpha1.PhaseFailed {
+			// Failed with the automatic rollback off: a migration still
+			// running would migrate the schema under the old version.
+			if _, err := r.stopMigration(ctx, s); err != nil {
+				s.log.Error(err, "Stopping the unfinished migration")
+				return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
+			}
+		}
 		if err := r.keepRecord(ctx, s); err != nil {
 			// The record is kept on a later pass; the outcome stands.
 			s.log.Error(err, "Keeping the upgrade's record")

@@ -270,6 +270,37 @@ var _ = Describe("Protecting Dify's data", Label("data"), func() {
 		Expect(checksums(ctx, ns)).To(Equal(sums), "the killed migration committed nothing, and the backup is back")
 	})
 
+	It("stops an unfinished migration when the upgrade fails with the automatic rollback off", func(ctx SpecContext) {
+		ns := installDify(ctx, withAPIEnv("FAKE_MIGRATION_DELAY", "10m"))
+		claim(ctx, ns, backupClaim)
+		u := upgradeTo(ns, "1.11.1", withSteps(100), withData(ns), func(u *upgradev1alpha1.DifyUpgrade) {
+			u.Spec.Rollback.Automatic = new(false)
+		})
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		Eventually(func(g Gomega) {
+			pods := &corev1.PodList{}
+			migrations := jobsOf(ctx, ns, "migrate")
+			g.Expect(migrations).NotTo(BeEmpty())
+			g.Expect(k8sClient.List(ctx, pods, client.InNamespace(ns), client.MatchingLabels{batchv1.JobNameLabel: migrations[0].Name})).To(Succeed())
+			g.Expect(pods.Items).To(ContainElement(HaveField("Status.ContainerStatuses", ContainElement(HaveField("State.Running", Not(BeNil()))))))
+		}).WithContext(ctx).WithTimeout(2 * time.Minute).Should(Succeed())
+
+		By("deleting the worker mid-migration: the upgrade fails and, told not to roll back, stays Failed")
+		Expect(k8sClient.Delete(ctx, deployment(ctx, ns, "dify-worker"))).To(Succeed())
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseFailed, time.Minute)
+		Expect(u.Status.FailedPhase).To(Equal(upgradev1alpha1.PhaseMigrate))
+
+		By("having deleted the migration Job, so it never migrates the schema under the old version")
+		Eventually(func() []batchv1.Job { return jobsOf(ctx, ns, "migrate") }).WithContext(ctx).WithTimeout(time.Minute).Should(BeEmpty())
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
+			g.Expect(u.Status.Checks).To(ContainElement(And(HaveField("Name", "migration"), HaveField("Result", upgradev1alpha1.CheckWarning),
+				HaveField("Message", ContainSubstring("Deleted the unfinished migration Job")))))
+		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
+		expectEvent(ctx, u, And(HaveField("Reason", "MigrationStopped"), HaveField("Type", corev1.EventTypeWarning)))
+		Expect(u.Status.Phase).To(Equal(upgradev1alpha1.PhaseFailed))
+	})
+
 	It("does not trust a migration that exits 0 but leaves the revision unchanged", func(ctx SpecContext) {
 		ns := installDify(ctx, withAPIEnv("FAKE_MIGRATION", "silent-fail"))
 		claim(ctx, ns, backupClaim)
