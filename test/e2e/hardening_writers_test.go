@@ -210,3 +210,40 @@ var _ = Describe("Routes and DestinationRules that do not fit", func() {
 		Expect(container(deployment(ctx, ns, "dify-web")).Image).To(Equal("langgenius/dify-web:1.10.1"))
 	})
 })
+
+var _ = Describe("kubectl rollout restart of a stable Deployment during the canary", func() {
+	It("restarts the stable pods and leaves the canary's alone", func(ctx SpecContext) {
+		ns := installDify(ctx)
+		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(20, "gate", 100))
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		waitForGate(ctx, u)
+		canary := deployment(ctx, ns, "dify-api-canary")
+
+		By("restarting dify-api the way kubectl rollout restart does")
+		Eventually(func(g Gomega) {
+			d := deployment(ctx, ns, "dify-api")
+			if d.Spec.Template.Annotations == nil {
+				d.Spec.Template.Annotations = map[string]string{}
+			}
+			d.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] = "2026-12-06T23:00:00Z"
+			g.Expect(k8sClient.Update(ctx, d, client.FieldOwner("kubectl-rollout"))).To(Succeed())
+		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
+		Eventually(func(g Gomega) {
+			d := deployment(ctx, ns, "dify-api")
+			g.Expect(d.Status.ObservedGeneration).To(Equal(d.Generation))
+			g.Expect(d.Status.UpdatedReplicas).To(Equal(*d.Spec.Replicas))
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
+
+		By("keeping the canary's template, and so its pods")
+		Consistently(func(g Gomega) {
+			now := deployment(ctx, ns, "dify-api-canary")
+			g.Expect(now.Generation).To(Equal(canary.Generation))
+			g.Expect(now.Spec.Template.Annotations).NotTo(HaveKey("kubectl.kubernetes.io/restartedAt"))
+		}).WithContext(ctx).WithTimeout(3 * time.Second).Should(Succeed())
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
+		Expect(u.Status.Phase).To(Equal(upgradev1alpha1.PhaseCanary))
+
+		annotate(ctx, u, upgradev1alpha1.ActionAbort)
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, time.Minute)
+	})
+})

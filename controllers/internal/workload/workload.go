@@ -89,8 +89,15 @@ func Canary(stable *apps.Workload, c upgradev1alpha1.ComponentStatus, replicas i
 		canary.Spec.Template.Labels = map[string]string{}
 	}
 	canary.Spec.Template.Labels[TrackLabel] = TrackCanary
+	// A `kubectl rollout restart` of the stable workload restarts its own
+	// pods, not the canary's: the canary keeps a template of its own.
+	delete(canary.Spec.Template.Annotations, RestartedAtAnnotation)
 	return canary, nil
 }
+
+// RestartedAtAnnotation is what `kubectl rollout restart` sets on a pod
+// template.
+const RestartedAtAnnotation = "kubectl.kubernetes.io/restartedAt"
 
 // CanaryBlocker says why a canary Deployment cannot run stable's pod
 // template, "" when it can: a StatefulSet's container that mounts one of its

@@ -22,6 +22,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
@@ -121,5 +122,30 @@ func TestAStatefulSetPromotesAndCanariesLikeADeployment(t *testing.T) {
 	sts.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "storage", MountPath: "/app/api/storage"}}
 	if msg := CanaryBlocker(apps.Of(sts), "api"); !strings.Contains(msg, "volumeClaimTemplate storage") {
 		t.Errorf("CanaryBlocker() = %q", msg)
+	}
+}
+
+// A `kubectl rollout restart` of the stable Deployment does not change the
+// canary: its template is the same before and after the restart.
+func TestCanaryIgnoresARestartOfTheStable(t *testing.T) {
+	stable := deployment()
+	before, err := Canary(apps.Of(stable), api, 1, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stable.Spec.Template.Annotations = map[string]string{RestartedAtAnnotation: "2026-12-06T23:00:00Z", "team": "ai"}
+	after, err := Canary(apps.Of(stable), api, 1, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := after.Spec.Template.Annotations[RestartedAtAnnotation]; ok || after.Spec.Template.Annotations["team"] != "ai" {
+		t.Errorf("canary template annotations %v: want the stable's without %s", after.Spec.Template.Annotations, RestartedAtAnnotation)
+	}
+	delete(after.Spec.Template.Annotations, "team")
+	if len(after.Spec.Template.Annotations) == 0 {
+		after.Spec.Template.Annotations = before.Spec.Template.Annotations
+	}
+	if !equality.Semantic.DeepEqual(before.Spec.Template, after.Spec.Template) {
+		t.Errorf("a restart of the stable changed the canary's template")
 	}
 }
