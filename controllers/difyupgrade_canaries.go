@@ -25,7 +25,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
@@ -59,11 +58,8 @@ func (r *DifyUpgradeReconciler) ensureCanary(ctx context.Context, s *scope, c up
 	if err != nil {
 		return phaseResult{}, err
 	}
-	want, err := workload.Canary(stable, c, rollout.CanaryReplicas(base, weight), s.upgrade.Name)
+	want, err := workload.Canary(stable, c, rollout.CanaryReplicas(base, weight), s.upgrade.Name, s.upgrade.UID)
 	if err != nil {
-		return phaseResult{}, err
-	}
-	if err := controllerutil.SetControllerReference(s.upgrade, want, r.Scheme()); err != nil {
 		return phaseResult{}, err
 	}
 	current := s.obs.canary[c.Name]

@@ -252,16 +252,20 @@ func (r *DifyUpgradeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 // planDeployments are the names of the workloads (Deployments or
-// StatefulSets) an upgrade's plan names, while the upgrade may still act on
-// them.
+// StatefulSets) an upgrade's plan names, and of its canaries, while the
+// upgrade may still act on them. Canaries have no owner reference: their
+// changes reach the upgrade through this index.
 func planDeployments(o client.Object) []string {
 	u := o.(*upgradev1alpha1.DifyUpgrade)
 	if !lifecycle.LeftChanges(&u.Status) && u.DeletionTimestamp.IsZero() {
 		return nil
 	}
-	out := make([]string, 0, len(u.Status.Components))
+	out := make([]string, 0, 2*len(u.Status.Components))
 	for _, c := range u.Status.Components {
 		out = append(out, c.Deployment)
+		if c.Canary {
+			out = append(out, canaryName(c))
+		}
 	}
 	return out
 }

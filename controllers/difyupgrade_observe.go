@@ -122,7 +122,12 @@ func (o *observation) missing(components []upgradev1alpha1.ComponentStatus) *upg
 
 // ours reports whether the canary Deployment belongs to this upgrade.
 func ours(s *scope, d *appsv1.Deployment) bool {
-	return d != nil && metav1.IsControlledBy(d, s.upgrade)
+	if d == nil {
+		return false
+	}
+	// Canaries made before they stopped carrying an owner reference are
+	// known by it.
+	return d.Annotations[upgradev1alpha1.AnnotationUpgradeUID] == string(s.upgrade.UID) || metav1.IsControlledBy(d, s.upgrade)
 }
 
 // componentGone is the failure of a phase whose component's workload was

@@ -157,6 +157,13 @@ const (
 	// the object (LabelUpgrade holds a shortened form of a name longer than
 	// a label value may be).
 	AnnotationUpgrade = "upgrade.difyops.io/upgrade-name"
+	// AnnotationUpgradeUID holds the UID of the DifyUpgrade that created a
+	// canary Deployment. Canaries carry no owner reference (a foreground
+	// deletion of the upgrade would let the garbage collector remove them
+	// before the way back hands the traffic to the stable pods; an orphan
+	// deletion would strip the reference): this annotation says whose they
+	// are.
+	AnnotationUpgradeUID = "upgrade.difyops.io/upgrade-uid"
 	// AnnotationApplied holds a fingerprint of each field the operator
 	// manages on the object, as it last wrote it, so that a change by
 	// another writer is noticed.

@@ -94,26 +94,35 @@ var _ = Describe("Serving capacity on the way back", func() {
 		Expect(lowest).To(HaveKeyWithValue("dify-web", BeNumerically(">=", before["dify-web"])), "web ready endpoints at every observation")
 	})
 
-	It("keeps the canaries serving until the stable pods are back, when a mesh-less upgrade at 100% is deleted", func(ctx SpecContext) {
-		ns, u, before := atFullWeight(ctx)
-		w := watchLowest(readyAPIAndWeb(ctx, ns))
+	// Every way of deleting: the garbage collector takes nothing (the
+	// canaries carry no owner reference), the orphan deletion strips
+	// nothing that identifies them, and the finalizer hands the traffic
+	// back before the canaries go.
+	for _, policy := range []metav1.DeletionPropagation{metav1.DeletePropagationBackground, metav1.DeletePropagationForeground, metav1.DeletePropagationOrphan} {
+		It("keeps the canaries serving until the stable pods are back, when a mesh-less upgrade at 100% is deleted ("+string(policy)+")", func(ctx SpecContext) {
+			ns, u, before := atFullWeight(ctx)
+			w := watchLowest(readyAPIAndWeb(ctx, ns))
 
-		Expect(k8sClient.Delete(ctx, u)).To(Succeed())
-		Consistently(func(g Gomega) {
-			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed(), "the finalizer holds the object")
-			g.Expect(deployment(ctx, ns, "dify-web-canary").DeletionTimestamp).To(BeNil())
-		}).WithContext(ctx).WithTimeout(3 * time.Second).Should(Succeed())
+			Expect(k8sClient.Delete(ctx, u, client.PropagationPolicy(policy))).To(Succeed())
+			Consistently(func(g Gomega) {
+				g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed(), "the finalizer holds the object")
+				g.Expect(deployment(ctx, ns, "dify-web-canary").DeletionTimestamp).To(BeNil())
+				g.Expect(deployment(ctx, ns, "dify-api-canary").DeletionTimestamp).To(BeNil())
+			}).WithContext(ctx).WithTimeout(3 * time.Second).Should(Succeed())
 
-		cordon(ctx, false)
-		Eventually(func() bool {
-			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u))
-		}).WithContext(ctx).WithTimeout(time.Minute).Should(BeTrue())
-		expectNoCanaries(ctx, ns)
-		Expect(*deployment(ctx, ns, "dify-web").Spec.Replicas).To(Equal(int32(2)))
-		lowest, _ := w.stop()
-		Expect(lowest["dify-api"]).To(BeNumerically(">=", before["dify-api"]))
-		Expect(lowest["dify-web"]).To(BeNumerically(">=", before["dify-web"]))
-	})
+			cordon(ctx, false)
+			Eventually(func() bool {
+				return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u))
+			}).WithContext(ctx).WithTimeout(time.Minute).Should(BeTrue())
+			expectNoCanaries(ctx, ns)
+			Expect(*deployment(ctx, ns, "dify-web").Spec.Replicas).To(Equal(int32(2)))
+			Expect(*deployment(ctx, ns, "dify-api").Spec.Replicas).To(Equal(int32(2)))
+			lowest, samples := w.stop()
+			Expect(samples).To(BeNumerically(">", 10))
+			Expect(lowest["dify-api"]).To(BeNumerically(">=", before["dify-api"]))
+			Expect(lowest["dify-web"]).To(BeNumerically(">=", before["dify-web"]))
+		})
+	}
 
 	It("never points the stable subset at a ReplicaSet without ready pods during a rollout restart at a gate", func(ctx SpecContext) {
 		ns := installDify(ctx)

@@ -64,7 +64,8 @@ var _ = Describe("Upgrading Dify through an Istio canary", func() {
 			Expect(canary.Spec.Template.Spec.Containers[0].Image).To(Equal(targetImages[name]))
 			Expect(canary.Spec.Template.Labels).To(HaveKeyWithValue(upgradev1alpha1.LabelTrack, "canary"))
 			Expect(canary.Spec.Template.Spec.Containers[0].Env).To(ContainElement(corev1.EnvVar{Name: "MIGRATION_ENABLED", Value: "false"}))
-			Expect(metav1.IsControlledBy(canary, u)).To(BeTrue())
+			Expect(canary.OwnerReferences).To(BeEmpty(), "no deletion of the upgrade lets the garbage collector take the canaries")
+			Expect(canary.Annotations).To(HaveKeyWithValue(upgradev1alpha1.AnnotationUpgradeUID, string(u.UID)))
 
 			dr := istioObject(ctx, ns, drGVK, name)
 			subsets, _, _ := unstructured.NestedSlice(dr.Object, "spec", "subsets")

@@ -19,6 +19,7 @@ package workload
 import (
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -49,14 +50,15 @@ func CanaryName(c upgradev1alpha1.ComponentStatus) string { return c.Deployment 
 // Canary is the canary Deployment of component c: the stable pod template as
 // it was before the upgrade, with the target image and MIGRATION_ENABLED=false
 // (the operator migrates, once), the track label added to its labels and
-// selector, and replicas replicas. The caller sets the owner.
+// selector, and replicas replicas. It carries no owner reference: the
+// upgrade's name and UID in its annotations say whose it is.
 //
 // A StatefulSet's canary is a Deployment too, from the same pod template:
 // its pods are extra pods that can go at once, where a canary inside the
 // StatefulSet (a partition) would replace the highest ordinals, cannot be
 // smaller than one of them, and would have to roll the StatefulSet back to
 // revert (see CanaryBlocker for the templates this cannot copy).
-func Canary(stable *apps.Workload, c upgradev1alpha1.ComponentStatus, replicas int32, upgrade string) (*appsv1.Deployment, error) {
+func Canary(stable *apps.Workload, c upgradev1alpha1.ComponentStatus, replicas int32, upgrade string, uid types.UID) (*appsv1.Deployment, error) {
 	before, err := original.Before(stable, c.Container)
 	if err != nil {
 		return nil, err
@@ -66,7 +68,7 @@ func Canary(stable *apps.Workload, c upgradev1alpha1.ComponentStatus, replicas i
 			Name:        CanaryName(c),
 			Namespace:   stable.GetNamespace(),
 			Labels:      map[string]string{TrackLabel: TrackCanary, original.Label: original.LabelValue(upgrade)},
-			Annotations: map[string]string{upgradev1alpha1.AnnotationUpgrade: upgrade},
+			Annotations: map[string]string{upgradev1alpha1.AnnotationUpgrade: upgrade, upgradev1alpha1.AnnotationUpgradeUID: string(uid)},
 		},
 		Spec: appsv1.DeploymentSpec{
 			Replicas:        new(replicas),

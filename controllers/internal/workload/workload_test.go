@@ -70,7 +70,7 @@ func TestPromoteSetsMigrationOffExplicitlyOverEnvFrom(t *testing.T) {
 
 func TestCanaryCopiesTheStableTemplateWithTheTrackLabel(t *testing.T) {
 	stable := deployment(corev1.EnvVar{Name: MigrationEnv, Value: "true"})
-	canary, err := Canary(apps.Of(stable), api, 1, "u")
+	canary, err := Canary(apps.Of(stable), api, 1, "u", "uid-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +82,9 @@ func TestCanaryCopiesTheStableTemplateWithTheTrackLabel(t *testing.T) {
 	}
 	if stable.Spec.Template.Spec.Containers[0].Env[0].Value != "true" || stable.Spec.Template.Labels[TrackLabel] != "" {
 		t.Error("Canary() changed the stable Deployment")
+	}
+	if len(canary.OwnerReferences) != 0 || canary.Annotations[upgradev1alpha1.AnnotationUpgradeUID] != "uid-1" || canary.Annotations[upgradev1alpha1.AnnotationUpgrade] != "u" {
+		t.Errorf("the canary names its upgrade by annotations, with no owner reference: %v %v", canary.OwnerReferences, canary.Annotations)
 	}
 }
 
@@ -111,7 +114,7 @@ func TestAStatefulSetPromotesAndCanariesLikeADeployment(t *testing.T) {
 	if f := Managed(apps.Of(sts), "api"); f["updateStrategy"] == nil || f["strategy"] != nil {
 		t.Errorf("a StatefulSet's managed fields name updateStrategy: %v", f)
 	}
-	canary, err := Canary(apps.Of(sts), api, 1, "u")
+	canary, err := Canary(apps.Of(sts), api, 1, "u", "uid-1")
 	if err != nil || canary.Spec.Template.Labels["app"] != "api" || canary.Spec.Selector.MatchLabels[TrackLabel] != TrackCanary {
 		t.Errorf("canary of a StatefulSet = %+v, %v", canary, err)
 	}
@@ -129,12 +132,12 @@ func TestAStatefulSetPromotesAndCanariesLikeADeployment(t *testing.T) {
 // canary: its template is the same before and after the restart.
 func TestCanaryIgnoresARestartOfTheStable(t *testing.T) {
 	stable := deployment()
-	before, err := Canary(apps.Of(stable), api, 1, "u")
+	before, err := Canary(apps.Of(stable), api, 1, "u", "uid-1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	stable.Spec.Template.Annotations = map[string]string{RestartedAtAnnotation: "2026-12-06T23:00:00Z", "team": "ai"}
-	after, err := Canary(apps.Of(stable), api, 1, "u")
+	after, err := Canary(apps.Of(stable), api, 1, "u", "uid-1")
 	if err != nil {
 		t.Fatal(err)
 	}
