@@ -131,7 +131,7 @@ var _ = Describe("Who owns the release", func() {
 		Expect(k8sClient.Create(ctx, first)).To(Succeed())
 		waitForPhase(ctx, first, upgradev1alpha1.PhaseFailed, time.Minute)
 
-		By("deleting it while its api cannot roll for lack of room: the deletion waits to hand the canary's traffic back")
+		By("deleting it while its api cannot roll back for lack of room: the deletion waits for that rollout")
 		Expect(k8sClient.Delete(ctx, first)).To(Succeed())
 		second := upgradeTo(ns, "1.12.1", withIstio, withSteps(5, "gate"), capacityRunsOut)
 		Expect(k8sClient.Create(ctx, second)).To(Succeed())
@@ -146,7 +146,9 @@ var _ = Describe("Who owns the release", func() {
 		Consistently(func(g Gomega) {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(second), second)).To(Succeed())
 			g.Expect(second.Status.Phase).To(Equal(upgradev1alpha1.PhasePending))
-			g.Expect(deployment(ctx, ns, "dify-api").Labels).To(HaveKeyWithValue(upgradev1alpha1.LabelUpgrade, first.Name))
+			deleting := &upgradev1alpha1.DifyUpgrade{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(first), deleting)).To(Succeed(), "the deletion still hands the api back")
+			g.Expect(deleting.Finalizers).NotTo(BeEmpty())
 		}).WithContext(ctx).WithTimeout(2 * time.Second).Should(Succeed())
 
 		By("making room: the deletion finishes, then the second upgrade starts and holds the api itself")
