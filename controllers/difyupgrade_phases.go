@@ -163,21 +163,7 @@ func (r *DifyUpgradeReconciler) dispatch(ctx context.Context, s *scope) (ctrl.Re
 		}
 	}
 	if st.Phase.IsTerminal() {
-		if st.Phase == upgradev1alpha1.PhaseFailed {
-			// Failed with the automatic rollback off: a migration still
-			// running would migrate the schema under the old version.
-			if _, err := r.stopMigration(ctx, s); err != nil {
-				s.log.Error(err, "Stopping the unfinished migration")
-				return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
-			}
-		}
-		if err := r.keepRecord(ctx, s); err != nil {
-			// The record is kept on a later pass; the outcome stands.
-			s.log.Error(err, "Keeping the upgrade's record")
-			return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
-		}
-		r.reconcileTerminal(s)
-		return ctrl.Result{}, nil
+		return r.reconcileEnded(ctx, s), nil
 	}
 	if u.Spec.Paused && st.Phase != upgradev1alpha1.PhaseRollingBack {
 		// A pause a person asked for: no clock runs.
@@ -326,44 +312,6 @@ func (r *DifyUpgradeReconciler) apply(s *scope, out lifecycle.Outcome, f *failur
 	msg := f.message + out.Suffix
 	if out.Next == upgradev1alpha1.PhaseRollingBack {
 		msg = fmt.Sprintf("Rolling back from %s: %s", st.FailedPhase, f.message)
-	}
-	r.transition(s, out.Next, out.Reason, msg)
-}
-
-// reconcileTerminal handles a finished upgrade: Succeeded stays; Failed and
-// RolledBack wait for the retry annotation (or deletion).
-func (r *DifyUpgradeReconciler) reconcileTerminal(s *scope) {
-	u := s.upgrade
-	st := s.status()
-	value, ok := u.PendingAction(upgradev1alpha1.ActionRetry)
-	if !ok {
-		return
-	}
-	u.MarkActionHandled(upgradev1alpha1.ActionRetry, truncate(value))
-	out, ok := lifecycle.Retry(st)
-	if !ok {
-		return
-	}
-	st.CompletedAt = nil
-	msg := fmt.Sprintf("Retrying from %s (%s=%s)", out.Next, upgradev1alpha1.AnnotationRetry, value)
-	if out.Next == upgradev1alpha1.PhaseRollingBack {
-		msg = fmt.Sprintf("Retry (%s=%s): first rolling back what the failed attempt left in the cluster; annotate %s again once RolledBack to start over",
-			upgradev1alpha1.AnnotationRetry, value, upgradev1alpha1.AnnotationRetry)
-	} else {
-		// A new run: it starts anew, with its own record and messages.
-		st.StartedAt = nil
-		st.FailedPhase = ""
-		st.Canary = nil
-		st.Bake = nil
-		st.ExternalChanges = nil
-		// Its checks are its own: the last run's (a warning of its
-		// rollback, say) would read as this one's.
-		st.Checks = nil
-		// A new attempt takes a new backup and migrates again.
-		st.Backup, st.Migration, st.Restore = nil, nil, nil
-		for _, cond := range phaseCondition {
-			removeCondition(s, cond)
-		}
 	}
 	r.transition(s, out.Next, out.Reason, msg)
 }
