@@ -51,7 +51,9 @@ limitations under the License.
 // restored and checked, then traffic, images and settings put back) to
 // RolledBack, or Failed, saying what a person must do; the way back never
 // lowers serving capacity (the canaries go last), except while a restore
-// past the migration runs, which stops every writer. Deleting an upgrade
+// past the migration runs, which stops every writer. An ended upgrade
+// (difyupgrade_phase_terminal.go) keeps its record and waits for a retry.
+// Deleting an upgrade
 // hands everything back first (difyupgrade_delete.go). A window that closes
 // before Promote is difyupgrade_window.go.
 //
