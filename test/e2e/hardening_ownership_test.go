@@ -123,17 +123,17 @@ var _ = Describe("Who owns the release", func() {
 	})
 
 	It("makes a second upgrade wait while a deleted one still hands its changes back", func(ctx SpecContext) {
-		ns := installDify(ctx, hungryAPI)
-		first := upgradeTo(ns, "1.11.1", withIstio, withSteps(5), capacityRunsOut, func(u *upgradev1alpha1.DifyUpgrade) {
-			u.Spec.Promote.ProgressDeadline = metav1.Duration{Duration: 3 * time.Second}
-			u.Spec.Rollback.Automatic = new(false)
-		})
+		ns := installDify(ctx)
+		first := upgradeTo(ns, "1.11.1", withSteps(100, "gate"), withoutRestore)
 		Expect(k8sClient.Create(ctx, first)).To(Succeed())
-		waitForPhase(ctx, first, upgradev1alpha1.PhaseFailed, time.Minute)
+		waitForGate(ctx, first)
+		Expect(*deployment(ctx, ns, "dify-api").Spec.Replicas).To(BeZero(), "mesh-less at 100%: the stable api at 0 replicas")
 
-		By("deleting it while its api cannot roll back for lack of room: the deletion waits for that rollout")
+		By("deleting it while no pod can start (node cordoned): the deletion waits for the stable pods to come back")
+		cordon(ctx, true)
+		DeferCleanup(func(ctx SpecContext) { cordon(ctx, false) })
 		Expect(k8sClient.Delete(ctx, first)).To(Succeed())
-		second := upgradeTo(ns, "1.12.1", withIstio, withSteps(5, "gate"), capacityRunsOut)
+		second := upgradeTo(ns, "1.12.1", withSteps(100, "gate"), withoutRestore)
 		Expect(k8sClient.Create(ctx, second)).To(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(second), second)).To(Succeed())
@@ -146,17 +146,12 @@ var _ = Describe("Who owns the release", func() {
 		Consistently(func(g Gomega) {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(second), second)).To(Succeed())
 			g.Expect(second.Status.Phase).To(Equal(upgradev1alpha1.PhasePending))
-			deleting := &upgradev1alpha1.DifyUpgrade{}
-			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(first), deleting)).To(Succeed(), "the deletion still hands the api back")
-			g.Expect(deleting.Finalizers).NotTo(BeEmpty())
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(first), &upgradev1alpha1.DifyUpgrade{})).To(Succeed(), "the deletion is still handing back")
+			g.Expect(deployment(ctx, ns, "dify-api-canary").Annotations).To(HaveKeyWithValue(upgradev1alpha1.AnnotationUpgrade, first.Name))
 		}).WithContext(ctx).WithTimeout(2 * time.Second).Should(Succeed())
 
-		By("making room: the deletion finishes, then the second upgrade starts and holds the api itself")
-		Eventually(func(g Gomega) {
-			d := deployment(ctx, ns, "dify-api")
-			d.Spec.Template.Spec.Containers[0].Resources = corev1.ResourceRequirements{}
-			g.Expect(k8sClient.Update(ctx, d)).To(Succeed())
-		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
+		By("letting pods start: the deletion finishes, then the second upgrade starts and holds the api itself")
+		cordon(ctx, false)
 		Eventually(func() bool {
 			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(first), &upgradev1alpha1.DifyUpgrade{}))
 		}).WithContext(ctx).WithTimeout(time.Minute).Should(BeTrue())
@@ -164,6 +159,7 @@ var _ = Describe("Who owns the release", func() {
 		api := deployment(ctx, ns, "dify-api")
 		Expect(api.Labels).To(HaveKeyWithValue(upgradev1alpha1.LabelUpgrade, second.Name))
 		Expect(api.Annotations).To(HaveKeyWithValue(upgradev1alpha1.AnnotationUpgrade, second.Name))
+		Expect(deployment(ctx, ns, "dify-api-canary").Annotations).To(HaveKeyWithValue(upgradev1alpha1.AnnotationUpgradeUID, string(second.UID)))
 		Expect(container(deployment(ctx, ns, "dify-api-canary")).Image).To(Equal("langgenius/dify-api:1.12.1"))
 		annotate(ctx, second, upgradev1alpha1.ActionAbort)
 		waitForPhase(ctx, second, upgradev1alpha1.PhaseRolledBack, time.Minute)
