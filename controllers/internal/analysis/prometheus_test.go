@@ -294,7 +294,6 @@ func TestProbeSendsTheCheckHeaders(t *testing.T) {
 	}
 }
 
-
 // The controller keeps a client while the connection's digest holds, rather
 // than building one per evaluation: a new client means a new transport, so
 // a new TCP connection and TLS handshake for every query. These measure
