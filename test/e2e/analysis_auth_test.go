@@ -151,7 +151,7 @@ var _ = Describe("Judging the new version through a Prometheus that wants creden
 		Expect(u.Status.FailedPhase).To(Equal(upgradev1alpha1.PhasePrecheck))
 		Expect(u.Status.Message).To(ContainSubstring("TLS with Prometheus at %s failed (x509: certificate signed by unknown authority", gw.URL()))
 		Expect(u.Status.Message).To(ContainSubstring("spec.canary.analysis.prometheus.tls"))
-		Expect(gw.Accepted() + gw.Refused()).To(BeZero(), "no request got past the handshake")
+		Expect(gw.Accepted()+gw.Refused()).To(BeZero(), "no request got past the handshake")
 
 		By("trusting the gateway's CA, with a wrong token")
 		fixed := &corev1.Secret{}

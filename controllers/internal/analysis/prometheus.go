@@ -171,7 +171,8 @@ func NewQuerier(c Connection) (*Client, error) {
 
 // secrets are the values a server's answer must not be quoted with.
 func (c Connection) secrets() []string {
-	out := []string{c.BearerToken, c.Password, string(c.Key)}
+	out := make([]string, 0, 3+len(c.Headers))
+	out = append(out, c.BearerToken, c.Password, string(c.Key))
 	for _, v := range c.Headers {
 		out = append(out, v)
 	}

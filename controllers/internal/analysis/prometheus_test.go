@@ -18,15 +18,10 @@ package analysis
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -35,6 +30,8 @@ import (
 	"time"
 
 	"k8s.io/utils/clock"
+
+	"github.com/difyops/dify-upgrade-operator/test/testca"
 )
 
 // The Prometheus client against servers that want what managed Prometheus
@@ -187,7 +184,16 @@ func TestNewQuerierRefusesTLSMaterialThatDoesNotParse(t *testing.T) {
 }
 
 func TestMutualTLS(t *testing.T) {
-	certPEM, keyPEM, pool := clientCertificate(t)
+	clientCA, err := testca.New("client CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := clientCA.IssueClient("dify-upgrade-operator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(clientCA.PEM)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(answer))
 	}))
@@ -205,34 +211,6 @@ func TestMutualTLS(t *testing.T) {
 	if re := Reach(context.Background(), q, testNow); re == nil || re.Fault != FaultTLS || !strings.Contains(re.Msg, "tls: ") {
 		t.Fatalf("without it: %v", re)
 	}
-}
-
-// clientCertificate is a self-signed client certificate, its key and the
-// pool that trusts it.
-func clientCertificate(t *testing.T) (certPEM, keyPEM []byte, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "dify-upgrade-operator"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), pool
 }
 
 func TestConnectionHidesItsCredentials(t *testing.T) {

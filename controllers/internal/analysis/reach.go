@@ -74,12 +74,10 @@ const NoAnswer = "Prometheus did not answer: "
 
 // Diagnose says which part of reaching Prometheus err is about.
 func Diagnose(err error) *ReachError {
-	var re *ReachError
-	if errors.As(err, &re) {
+	if re, ok := errors.AsType[*ReachError](err); ok {
 		return re
 	}
-	var perr *promv1.Error
-	if errors.As(err, &perr) {
+	if perr, ok := errors.AsType[*promv1.Error](err); ok {
 		if strings.Contains(perr.Detail, "HTTP request to an HTTPS server") {
 			return &ReachError{Fault: FaultTLS, Msg: "the server speaks https: write the address with https://", Err: err}
 		}
