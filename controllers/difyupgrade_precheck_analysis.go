@@ -57,11 +57,11 @@ func (r *DifyUpgradeReconciler) checkAnalysis(ctx context.Context, s *scope) (ph
 		return s.refuse("prometheus", upgradev1alpha1.ReasonInvalidSpec, "%s", msg), nil
 	}
 	if re := analysis.Reach(ctx, q, s.now); re != nil {
-		msg := truncateText(unreached(a.Prometheus.Address, re), 1024)
+		msg := unreached(a.Prometheus.Address, re)
 		if re.Fault == analysis.FaultCredentials || re.Fault == analysis.FaultTLS {
-			return s.refuse("prometheus", upgradev1alpha1.ReasonPrecheckFailed, "%s", msg), nil
+			return s.refuse("prometheus", upgradev1alpha1.ReasonPrecheckFailed, "%s", truncateText(msg, 1024)), nil
 		}
-		s.recordCheck("prometheus", upgradev1alpha1.CheckWarning, msg+": the analysis is inconclusive until it answers")
+		s.recordCheck("prometheus", upgradev1alpha1.CheckWarning, truncateText(msg+": the analysis is inconclusive until it answers", 1024))
 		r.measureBaseline(ctx, s)
 		return phaseResult{}, nil
 	}
