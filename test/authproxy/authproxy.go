@@ -25,7 +25,6 @@ package authproxy
 import (
 	"context"
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -134,11 +133,12 @@ func (p *Proxy) Accepted() int64 { return p.accepted.Load() }
 // Refused counts the requests answered 401.
 func (p *Proxy) Refused() int64 { return p.refused.Load() }
 
-// Stop stops the proxy.
+// Stop stops the proxy, waiting up to 5s for the requests in flight; it
+// may be called more than once.
 func (p *Proxy) Stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := p.srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := p.srv.Shutdown(ctx); err != nil {
 		_ = p.srv.Close()
 	}
 }

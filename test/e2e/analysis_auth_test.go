@@ -175,4 +175,20 @@ var _ = Describe("Judging the new version through a Prometheus that wants creden
 		Expect(after.deployments).To(Equal(before.deployments))
 		Expect(after.routing).To(Equal(before.routing))
 	})
+
+	It("only warns when nothing answers at the address: the analysis is inconclusive until it does", func(ctx SpecContext) {
+		ns := installDify(ctx)
+		gw, ca := gatewayInFront()
+		createSecret(ctx, ns, promAuthSecret, map[string][]byte{"token": []byte(promToken)})
+		createSecret(ctx, ns, promCASecret, map[string][]byte{upgradev1alpha1.DefaultCAKey: ca.PEM})
+		address := gw.URL()
+		gw.Stop()
+		u := upgradeTo(ns, "1.11.1", withIstio, withAnalysis(2*time.Second), throughGateway(gw), func(u *upgradev1alpha1.DifyUpgrade) {
+			u.Spec.DryRun = true
+		})
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		waitForPhase(ctx, u, upgradev1alpha1.PhasePlanned, time.Minute)
+		Expect(u.Status.Checks).To(ContainElement(And(HaveField("Name", "prometheus"), HaveField("Result", upgradev1alpha1.CheckWarning),
+			HaveField("Message", And(ContainSubstring("Prometheus at %s did not answer at its address", address), ContainSubstring("connection refused"))))))
+	})
 })
