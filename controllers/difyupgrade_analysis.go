@@ -99,9 +99,14 @@ func (r *DifyUpgradeReconciler) tellNotices(s *scope, notices []analysis.Notice)
 // at the same time.
 func (r *DifyUpgradeReconciler) measure(ctx context.Context, s *scope, m analysis.Measured) analysis.Evaluation {
 	ev := analysis.Evaluation{Rules: make([]analysis.RuleReading, len(m.Rules)), Checks: make([]analysis.CheckResponse, len(m.Checks))}
+	var q analysis.Querier
+	var qerr error
+	if len(m.Rules) > 0 {
+		q, qerr = r.querier(ctx, s)
+	}
 	var wg sync.WaitGroup
 	for i, rule := range m.Rules {
-		wg.Go(func() { ev.Rules[i] = r.measureRule(ctx, s, rule, m.Track) })
+		wg.Go(func() { ev.Rules[i] = measureRule(ctx, s, q, qerr, rule, m.Track) })
 	}
 	for i, check := range m.Checks {
 		wg.Go(func() { ev.Checks[i] = r.probeCheck(ctx, s, check, m.Track) })
@@ -110,7 +115,10 @@ func (r *DifyUpgradeReconciler) measure(ctx context.Context, s *scope, m analysi
 	return ev
 }
 
-func (r *DifyUpgradeReconciler) measureRule(ctx context.Context, s *scope, rule upgradev1alpha1.AnalysisRule, track string) analysis.RuleReading {
+// measureRule reads one rule through q; a client that could not be built
+// (qerr: a Secret missing, TLS material that does not parse) makes the
+// reading inconclusive, saying why.
+func measureRule(ctx context.Context, s *scope, q analysis.Querier, qerr error, rule upgradev1alpha1.AnalysisRule, track string) analysis.RuleReading {
 	b, err := analysis.ParseBounds(rule.Min, rule.Max)
 	if err != nil {
 		return analysis.RuleReading{Reading: analysis.Reading{Why: err.Error()}, Bad: true}
@@ -119,9 +127,8 @@ func (r *DifyUpgradeReconciler) measureRule(ctx context.Context, s *scope, rule 
 	if err != nil {
 		return analysis.RuleReading{Reading: analysis.Reading{Why: err.Error()}, Bounds: b, Bad: true}
 	}
-	q, err := r.querier(s.spec().Canary.Analysis.Prometheus.Address)
-	if err != nil {
-		return analysis.RuleReading{Reading: analysis.Reading{Why: err.Error()}, Bounds: b, Bad: true}
+	if qerr != nil {
+		return analysis.RuleReading{Reading: analysis.Reading{Why: qerr.Error()}, Bounds: b}
 	}
 	reading, rejected := analysis.Measure(ctx, q, query, b, s.now)
 	return analysis.RuleReading{Reading: reading, Bounds: b, Bad: rejected}
@@ -131,11 +138,16 @@ func (r *DifyUpgradeReconciler) measureRule(ctx context.Context, s *scope, rule 
 // the track's workload.
 func (r *DifyUpgradeReconciler) probeCheck(ctx context.Context, s *scope, check upgradev1alpha1.HTTPCheck, track string) analysis.CheckResponse {
 	vars := s.analysisVars(check.Component, track)
+	header, err := r.requestHeaders(ctx, s, check.Headers, "HTTP check "+check.Name+": headers")
+	if err != nil {
+		return analysis.CheckResponse{Unrendered: err.Error()}
+	}
 	if !check.ForEachPod {
 		c, why := analysis.RenderCheck(check, vars)
 		if why != "" {
 			return analysis.CheckResponse{Unrendered: why}
 		}
+		c.Header = header
 		return analysis.CheckResponse{Response: analysis.Probe(ctx, r.httpClient(), r.Clock, c)}
 	}
 	pods, err := r.readyPodsOf(ctx, s, check.Component, track)
@@ -155,6 +167,7 @@ func (r *DifyUpgradeReconciler) probeCheck(ctx context.Context, s *scope, check 
 		if why != "" {
 			return analysis.CheckResponse{Unrendered: why}
 		}
+		c.Header = header
 		names[i] = p.Name
 		wg.Go(func() { responses[i] = analysis.Probe(ctx, r.httpClient(), r.Clock, c) })
 	}
@@ -186,19 +199,6 @@ func (s *scope) analysisVars(component upgradev1alpha1.Component, track string) 
 		v.Workload = v.StableWorkload
 	}
 	return v
-}
-
-// querier is the Prometheus client for address, one per address.
-func (r *DifyUpgradeReconciler) querier(address string) (analysis.Querier, error) {
-	if q, ok := r.queriers.Load(address); ok {
-		return q.(analysis.Querier), nil
-	}
-	q, err := analysis.NewQuerier(address, nil)
-	if err != nil {
-		return nil, err
-	}
-	r.queriers.Store(address, q)
-	return q, nil
 }
 
 // checkClient makes the HTTP checks' requests; it follows no redirects, so

@@ -100,7 +100,7 @@ type DifyUpgradeReconciler struct {
 	// at a gate lists ReplicaSets only while a rollout is under way. One
 	// entry per Deployment; a canary's goes when the canary is deleted.
 	hashes sync.Map
-	// queriers holds one Prometheus client per address.
+	// queriers holds each upgrade's Prometheus client (see querier).
 	queriers sync.Map
 	// written tells a cached DifyUpgrade older than the operator's own last
 	// write of it.

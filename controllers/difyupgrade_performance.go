@@ -148,7 +148,7 @@ func waitForOwnData(wait time.Duration) phaseResult {
 // status' form and the readings.
 func (r *DifyUpgradeReconciler) measurePerformance(ctx context.Context, s *scope, workload, version string, window time.Duration) (*upgradev1alpha1.PerformanceSample, analysis.Performance) {
 	sample := &upgradev1alpha1.PerformanceSample{Workload: workload, Version: version, Window: window.String(), MeasuredAt: metav1.NewTime(s.now)}
-	q, err := r.querier(s.spec().Canary.Analysis.Prometheus.Address)
+	q, err := r.querier(ctx, s)
 	if err != nil {
 		sample.Message = err.Error()
 		return sample, analysis.Performance{}

@@ -26,17 +26,20 @@ import (
 )
 
 // checkAnalysis proves, before anything changes, that the health analysis
-// can run: every template of the rules and HTTP checks renders, and
-// Prometheus accepts every rule's query (a query it rejects would never
-// judge anything, so Precheck fails). A Prometheus that does not answer is
-// a Warning: the analysis stays inconclusive until it does. Then it
-// measures the old version's baseline.
+// can run: every template of the rules and HTTP checks renders and every
+// header they name can be read, Prometheus can be asked, and it accepts
+// every rule's query (a query it rejects would never judge anything, so
+// Precheck fails). Credentials Prometheus refuses and a TLS handshake that
+// fails fail Precheck too: they would never judge either. A Prometheus
+// that does not answer at its address is a Warning: the analysis stays
+// inconclusive until it does. Then it measures the old version's
+// baseline.
 func (r *DifyUpgradeReconciler) checkAnalysis(ctx context.Context, s *scope) (phaseResult, error) {
 	a := s.spec().Canary.Analysis
 	for _, phase := range []upgradev1alpha1.DifyUpgradePhase{upgradev1alpha1.PhaseCanary, upgradev1alpha1.PhaseVerify} {
 		m := analysis.MeasuredIn(s.spec(), phase)
 		for _, check := range m.Checks {
-			if res := checkTemplates(s, check, m.Track); res.stop {
+			if res := r.checkRequest(ctx, s, check, m.Track); res.stop {
 				return res, nil
 			}
 		}
@@ -48,9 +51,23 @@ func (r *DifyUpgradeReconciler) checkAnalysis(ctx context.Context, s *scope) (ph
 		}
 		return phaseResult{}, nil
 	}
+	q, err := r.querier(ctx, s)
+	if err != nil {
+		msg := truncateText(fmt.Sprintf("Prometheus at %s cannot be asked: %v", a.Prometheus.Address, err), 1024)
+		return s.refuse("prometheus", upgradev1alpha1.ReasonInvalidSpec, "%s", msg), nil
+	}
+	if re := analysis.Reach(ctx, q, s.now); re != nil {
+		msg := unreached(a.Prometheus.Address, re)
+		if re.Fault == analysis.FaultCredentials || re.Fault == analysis.FaultTLS {
+			return s.refuse("prometheus", upgradev1alpha1.ReasonPrecheckFailed, "%s", truncateText(msg, 1024)), nil
+		}
+		s.recordCheck("prometheus", upgradev1alpha1.CheckWarning, truncateText(msg+": the analysis is inconclusive until it answers", 1024))
+		r.measureBaseline(ctx, s)
+		return phaseResult{}, nil
+	}
 	unreachable := ""
 	for _, rule := range a.Rules {
-		rr := r.measureRule(ctx, s, rule, trackCanary)
+		rr := measureRule(ctx, s, q, nil, rule, trackCanary)
 		name := "rule/" + rule.Name
 		switch {
 		case rr.Bad:
@@ -70,6 +87,35 @@ func (r *DifyUpgradeReconciler) checkAnalysis(ctx context.Context, s *scope) (ph
 	}
 	r.measureBaseline(ctx, s)
 	return phaseResult{}, nil
+}
+
+// unreached says which part of asking the Prometheus at address failed,
+// and what to look at.
+func unreached(address string, re *analysis.ReachError) string {
+	switch re.Fault {
+	case analysis.FaultCredentials:
+		return fmt.Sprintf("Prometheus at %s refused the credentials (%s): check %s.bearerTokenSecret or basicAuth, and the headers it wants (a tenant's X-Scope-OrgID)",
+			address, re.Msg, prometheusField)
+	case analysis.FaultTLS:
+		return fmt.Sprintf("TLS with Prometheus at %s failed (%s): check %s.tls (caSecret, serverName, certSecret)", address, re.Msg, prometheusField)
+	case analysis.FaultServer:
+		return fmt.Sprintf("Prometheus at %s answered with an error (%s)", address, re.Msg)
+	default:
+		return fmt.Sprintf("Prometheus at %s did not answer at its address (%s)", address, re.Msg)
+	}
+}
+
+// checkRequest proves an HTTP check can be made: its url and expected
+// values render, and its headers' Secrets can be read.
+func (r *DifyUpgradeReconciler) checkRequest(ctx context.Context, s *scope, check upgradev1alpha1.HTTPCheck, track string) phaseResult {
+	if res := checkTemplates(s, check, track); res.stop {
+		return res
+	}
+	if _, err := r.requestHeaders(ctx, s, check.Headers, "headers"); err != nil {
+		msg := truncateText(fmt.Sprintf("HTTP check %s: %v", check.Name, err), 1024)
+		return s.refuse("http/"+check.Name, upgradev1alpha1.ReasonInvalidSpec, "%s", msg)
+	}
+	return phaseResult{}
 }
 
 // checkTemplates renders an HTTP check's url and expected values.

@@ -65,13 +65,22 @@ func TestRequireSecretLabel(t *testing.T) {
 		_, getErr := r.getSecret(t.Context(), "ns", tc.secret)
 		value, readErr := r.credential(t.Context(), s, ref(tc.secret), "spec.database.credentialsSecret")
 		job, jobErr := r.jobCredential(t.Context(), newScope(t.Context(), u, s.now), ref(tc.secret), "spec.database.credentialsSecret")
-		for what, err := range map[string]error{"read": getErr, "credential": readErr, "Job credential": jobErr} {
+		key := upgradev1alpha1.SecretKeyRef{Name: tc.secret, Key: "password"}
+		u.Spec.Canary.Analysis.Prometheus = &upgradev1alpha1.PrometheusSource{Address: "https://prometheus", BearerTokenSecret: &key}
+		conn, promErr := r.prometheusConnection(t.Context(), s)
+		header, headerErr := r.requestHeaders(t.Context(), s, []upgradev1alpha1.HTTPHeader{
+			{Name: "Authorization", ValueFrom: &upgradev1alpha1.HeaderValueSource{SecretKeyRef: key}}}, "headers")
+		for what, err := range map[string]error{"read": getErr, "credential": readErr, "Job credential": jobErr,
+			"Prometheus bearer token": promErr, "HTTP check header": headerErr} {
 			switch {
 			case tc.refused && (err == nil || !strings.Contains(err.Error(), ReadableLabel+"=true")):
 				t.Errorf("require=%v %s: %s: got %v, want a refusal naming the label", tc.require, tc.secret, what, err)
 			case !tc.refused && err != nil:
 				t.Errorf("require=%v %s: %s: %v", tc.require, tc.secret, what, err)
 			}
+		}
+		if !tc.refused && (conn.BearerToken != "s3cret" || header.Get("Authorization") != "s3cret") {
+			t.Errorf("require=%v %s: bearer token %q, header %q", tc.require, tc.secret, conn.BearerToken, header.Get("Authorization"))
 		}
 		if !tc.refused && (value != "s3cret" || job == nil || job.From == nil) {
 			t.Errorf("require=%v %s: value %q, Job credential %+v", tc.require, tc.secret, value, job)

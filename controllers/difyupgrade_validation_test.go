@@ -166,6 +166,7 @@ canary:
     destinationRules: [{name: dify-api, component: api}]
   analysis:
     httpChecks: [{name: api, url: "http://dify-api:5001/health"}]
+    prometheus: {address: "https://mimir.example/prometheus", basicAuth: {name: mimir}, tls: {caSecret: {name: mimir-ca}}}
 verify:
   checks: [{name: web, url: "http://dify-web:3000/"}]
 `)
@@ -189,6 +190,8 @@ verify:
 			Expect(spec.Canary.Analysis.HTTPChecks[0].ExpectStatus).To(Equal(int32(200)))
 			Expect(spec.Canary.Analysis.HTTPChecks[0].MaxLatency.Duration).To(Equal(time.Second))
 			Expect(spec.Verify.Checks[0].ExpectStatus).To(Equal(int32(200)))
+			Expect(spec.Canary.Analysis.Prometheus.BasicAuth).To(Equal(&upgradev1alpha1.BasicAuthSecret{Name: "mimir", UsernameKey: "username", PasswordKey: "password"}))
+			Expect(spec.Canary.Analysis.Prometheus.TLS.CASecret).To(Equal(&upgradev1alpha1.CASecretRef{Name: "mimir-ca", Key: "ca.crt"}))
 
 			expected := &upgradev1alpha1.DifyUpgrade{}
 			Expect(runtimeFromUnstructured(upgrade, expected)).To(Succeed())
@@ -280,6 +283,20 @@ backup: {destination: {claimName: dify-backups}}
 		Entry("a negative for", `canary: {analysis: {rules: [{name: r, query: up, max: "1", for: -1m}]}}`, "for must be a duration that is not negative"),
 		Entry("a zero analysis interval", `canary: {analysis: {interval: 0s}}`, "analysis interval must be a positive duration"),
 		Entry("a Prometheus address without scheme", `canary: {analysis: {prometheus: {address: "prometheus:9090"}}}`, "prometheus address must start with http:// or https://"),
+		Entry("both a bearer token and basic auth for Prometheus", `canary: {analysis: {prometheus: {address: "https://p", bearerTokenSecret: {name: t, key: token}, basicAuth: {name: b}}}}`, "set at most one of prometheus.bearerTokenSecret and prometheus.basicAuth"),
+		Entry("Prometheus TLS settings on an http:// address", `canary: {analysis: {prometheus: {address: "http://p:9090", tls: {certSecret: {name: c}}}}}`, "prometheus.tls needs an https:// address"),
+		Entry("a CA and insecureSkipVerify", `canary: {analysis: {prometheus: {address: "https://p", tls: {caSecret: {name: ca}, insecureSkipVerify: true}}}}`, "set at most one of tls.caSecret and tls.insecureSkipVerify"),
+		Entry("a bearer token Secret without key", `canary: {analysis: {prometheus: {address: "https://p", bearerTokenSecret: {name: t}}}}`, "bearerTokenSecret.key: Required value"),
+		Entry("an Authorization header for Prometheus", `canary: {analysis: {prometheus: {address: "https://p", headers: [{name: authorization, valueFrom: {secretKeyRef: {name: t, key: k}}}]}}}`, "prometheus.headers cannot set Authorization"),
+		Entry("a Host header for Prometheus", `canary: {analysis: {prometheus: {address: "https://p", headers: [{name: User-Agent, value: x}]}}}`, "prometheus.headers cannot set a header the Prometheus client sets itself"),
+		Entry("a header with both value and valueFrom", `canary: {analysis: {prometheus: {address: "https://p", headers: [{name: X-Scope-OrgID, value: a, valueFrom: {secretKeyRef: {name: t, key: k}}}]}}}`, "each header sets exactly one of value and valueFrom"),
+		Entry("a header with neither", `canary: {analysis: {httpChecks: [{name: h, url: "http://a", headers: [{name: X-Token}]}]}}`, "each header sets exactly one of value and valueFrom"),
+		Entry("an Authorization header written in place", `canary: {analysis: {httpChecks: [{name: h, url: "http://a", headers: [{name: Authorization, value: "Bearer abc"}]}]}}`, "Authorization, Proxy-Authorization and Cookie carry credentials: take their value from a Secret"),
+		Entry("a Cookie written in place in a verify check", `verify: {checks: [{name: h, url: "http://a", headers: [{name: cookie, value: "session=abc"}]}]}`, "Authorization, Proxy-Authorization and Cookie carry credentials"),
+		Entry("a Host header for an HTTP check", `canary: {analysis: {httpChecks: [{name: h, url: "http://a", headers: [{name: Host, value: dify.example}]}]}}`, "Host, Content-Length, Transfer-Encoding and Connection are set by the HTTP client"),
+		Entry("the same header twice, in another case", `canary: {analysis: {prometheus: {address: "https://p", headers: [{name: X-Scope-OrgID, value: a}, {name: x-scope-orgid, value: b}]}}}`, "header names must differ, ignoring case"),
+		Entry("a header name with a space", `canary: {analysis: {httpChecks: [{name: h, url: "http://a", headers: [{name: "X Token", value: a}]}]}}`, "spec.canary.analysis.httpChecks[0].headers[0].name in body should match"),
+		Entry("a header value with a newline", `canary: {analysis: {httpChecks: [{name: h, url: "http://a", headers: [{name: X-Tenant, value: "a\nX-Admin: yes"}]}]}}`, "headers[0].value in body should match"),
 		Entry("an HTTP check expecting status 700", `canary: {analysis: {httpChecks: [{name: h, url: "http://dify-api:5001/health", expectStatus: 700}]}}`, "should be less than or equal to 599"),
 
 		// Window and approvals.
@@ -338,6 +355,9 @@ backup: {destination: {claimName: dify-backups}}
 		Entry("a rule with min only, negative", `canary: {analysis: {rules: [{name: r, query: up, min: "-1.5"}]}}`),
 		Entry("a rule with min equal to max", `canary: {analysis: {rules: [{name: r, query: up, min: "1", max: "1"}]}}`),
 		Entry("no analysis rules at all", `canary: {analysis: {rules: []}}`),
+		Entry("Prometheus behind a gateway: a bearer token, a tenant header, a private CA and a client certificate", `canary: {analysis: {prometheus: {address: "https://mimir.example/prometheus", bearerTokenSecret: {name: t, key: token}, headers: [{name: X-Scope-OrgID, value: team-a}, {name: X-Extra, valueFrom: {secretKeyRef: {name: t, key: extra}}}], tls: {caSecret: {name: ca}, certSecret: {name: client}, serverName: mimir.internal}}}}`),
+		Entry("Prometheus with basic auth from a kubernetes.io/basic-auth Secret", `canary: {analysis: {prometheus: {address: "https://prometheus.grafana.net/api/prom", basicAuth: {name: grafana-cloud}}}}`),
+		Entry("HTTP checks with an Authorization header from a Secret", `canary: {analysis: {httpChecks: [{name: h, url: "http://a", headers: [{name: Authorization, valueFrom: {secretKeyRef: {name: t, key: k}}}, {name: X-Tenant, value: a}]}]}}`+"\n"+`verify: {checks: [{name: h, url: "http://a", headers: [{name: Cookie, valueFrom: {secretKeyRef: {name: t, key: c}}}]}]}`),
 		Entry("Istio with a single DestinationRule", `canary: {istio: {virtualService: {name: dify, routes: [api]}, destinationRules: [{name: dify-api, component: api}]}}`),
 		Entry("replica-ratio routing", `canary: {replicaRatio: {}}`),
 		Entry("a whole-number maxSurge with zero maxUnavailable", `promote: {maxSurge: 2, maxUnavailable: 0}`),

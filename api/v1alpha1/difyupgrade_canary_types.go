@@ -284,16 +284,6 @@ type PerformanceComparison struct {
 	MaxErrorRateIncrease string `json:"maxErrorRateIncrease,omitempty"`
 }
 
-// PrometheusSource is a Prometheus server.
-type PrometheusSource struct {
-	// address is the http:// or https:// base URL of the Prometheus HTTP API,
-	// for example http://prometheus.monitoring:9090.
-	// +required
-	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:XValidation:rule="self.matches('^https?://[^[:space:]/]+[^[:space:]]*$')",message="prometheus address must start with http:// or https:// and contain no spaces"
-	Address string `json:"address"`
-}
-
 // AnalysisRule is a Prometheus query whose value must stay within bounds.
 //
 // The query is a Go template filled in before it is sent (see Placeholders
@@ -421,6 +411,16 @@ type HTTPCheck struct {
 	// +optional
 	// +kubebuilder:validation:Enum=api;worker;worker-beat;web;plugin-daemon;sandbox
 	Component Component `json:"component,omitempty"`
+
+	// headers are sent with every request of the check, for example an
+	// Authorization header whose value is in a Secret. A value read from a
+	// Secret is never written to status, events or logs.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:rule="self.all(h, self.exists_one(o, o.name.lowerAscii() == h.name.lowerAscii()))",message="header names must differ, ignoring case"
+	Headers []HTTPHeader `json:"headers,omitempty"`
 }
 
 // JSONExpectation is a field of a JSON response and the value it must have.

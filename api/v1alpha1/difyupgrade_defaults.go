@@ -190,6 +190,15 @@ func (c *CanarySpec) setDefaults() {
 		a.Rules = DefaultAnalysisRules()
 	}
 	defaultHTTPChecks(a.HTTPChecks)
+	if p := a.Prometheus; p != nil {
+		if b := p.BasicAuth; b != nil {
+			defaultString(&b.UsernameKey, DefaultUsernameKey)
+			defaultString(&b.PasswordKey, DefaultPasswordKey)
+		}
+		if t := p.TLS; t != nil && t.CASecret != nil {
+			defaultString(&t.CASecret.Key, DefaultCAKey)
+		}
+	}
 	defaultDuration(&a.Inconclusive.Limit, DefaultInconclusiveLimit)
 	defaultString((*string)(&a.Inconclusive.Action), string(InconclusivePause))
 	p := &a.Performance

@@ -72,24 +72,36 @@ func New(name string) (*CA, error) {
 // Issue makes a server certificate for the IP addresses and DNS names,
 // signed by the CA, and returns it and its private key in PEM.
 func (ca *CA) Issue(ips []net.IP, names []string) (certPEM, keyPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("server key: %w", err)
-	}
 	cn := "server"
 	if len(names) > 0 {
 		cn = names[0]
+	}
+	return ca.issue(cn, x509.ExtKeyUsageServerAuth, func(tmpl *x509.Certificate) {
+		tmpl.IPAddresses, tmpl.DNSNames = ips, names
+	})
+}
+
+// IssueClient makes a client certificate for name (mutual TLS), signed by
+// the CA, and returns it and its private key in PEM.
+func (ca *CA) IssueClient(name string) (certPEM, keyPEM []byte, err error) {
+	return ca.issue(name, x509.ExtKeyUsageClientAuth, func(*x509.Certificate) {})
+}
+
+func (ca *CA) issue(cn string, usage x509.ExtKeyUsage, fill func(*x509.Certificate)) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("key: %w", err)
 	}
 	tmpl, err := template(pkix.Name{CommonName: cn})
 	if err != nil {
 		return nil, nil, err
 	}
-	tmpl.IPAddresses, tmpl.DNSNames = ips, names
+	fill(tmpl)
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{usage}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("server certificate: %w", err)
+		return nil, nil, fmt.Errorf("certificate: %w", err)
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {

@@ -27,4 +27,10 @@ limitations under the License.
 // and reads no clock: the time is an argument. A measurement that cannot
 // judge (no data, NaN, an unreachable server) is inconclusive: never a
 // pass, never a failure.
+//
+// prometheus.go builds the Prometheus client from a Connection (the
+// address, headers, a bearer token or basic auth, TLS material: what the
+// controller read from Secrets) with prometheus/common's HTTP client
+// configuration; reach.go says which part of asking failed (Diagnose,
+// Reach): the address, TLS or the credentials, never quoting one.
 package analysis

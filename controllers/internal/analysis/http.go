@@ -36,6 +36,9 @@ type Check struct {
 	ExpectStatus int
 	MaxLatency   time.Duration
 	ExpectJSON   []Field
+	// Header is sent with the request. Its values may be credentials: no
+	// message names them.
+	Header http.Header
 }
 
 // Field is a JSON field and the text it must equal.
@@ -63,6 +66,9 @@ func Probe(ctx context.Context, client *http.Client, clk clock.PassiveClock, c C
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL, nil)
 	if err != nil {
 		return Response{Message: fmt.Sprintf("bad request for %s: %v", c.URL, err)}
+	}
+	if c.Header != nil {
+		req.Header = c.Header.Clone()
 	}
 	start := clk.Now()
 	resp, err := client.Do(req)
