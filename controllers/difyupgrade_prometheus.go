@@ -77,6 +77,14 @@ func (r *DifyUpgradeReconciler) querier(ctx context.Context, s *scope) (analysis
 	return client, nil
 }
 
+// forgetQuerier closes and drops a deleted upgrade's Prometheus client
+// (key: namespace/name).
+func (r *DifyUpgradeReconciler) forgetQuerier(key string) {
+	if old, loaded := r.queriers.LoadAndDelete(key); loaded {
+		old.(*cachedQuerier).client.Close()
+	}
+}
+
 // prometheusConnection reads the Secrets spec.canary.analysis.prometheus
 // names.
 func (r *DifyUpgradeReconciler) prometheusConnection(ctx context.Context, s *scope) (analysis.Connection, error) {
