@@ -137,7 +137,7 @@ func (r *DifyUpgradeReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err := r.Get(ctx, req.NamespacedName, u); err != nil {
 		if apierrors.IsNotFound(err) {
 			forgetMetrics(req.Namespace, req.Name)
-			r.forgetQuerier(req.NamespacedName.String())
+			r.forgetQuerier(req.String())
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
