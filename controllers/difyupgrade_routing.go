@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -90,7 +91,7 @@ func (r *DifyUpgradeReconciler) route(ctx context.Context, s *scope, weight int3
 		}
 		hashes = h
 	}
-	res, err := r.routeTo(ctx, s, hashes, weight)
+	res, err := r.routeTo(ctx, s, hashes, nil, weight)
 	if f := r.routed(s, res); f.stop {
 		return f, nil
 	}
@@ -132,7 +133,14 @@ func (r *DifyUpgradeReconciler) trafficToStable(ctx context.Context, s *scope, b
 			return herr
 		}
 		if ok {
-			res, err = r.routeTo(ctx, s, hashes, 0)
+			var hold map[upgradev1alpha1.Component]bool
+			if hold, err = r.unservedStable(ctx, s, hashes); err != nil {
+				return err
+			}
+			res, err = r.routeTo(ctx, s, hashes, hold, 0)
+			for _, note := range res.Notes {
+				s.log.Info("Traffic held on the canary", "why", note)
+			}
 		}
 		if !ok || errors.Is(err, traffic.ErrMissing) {
 			res, err = r.restoreRouting(ctx, s)
@@ -153,6 +161,31 @@ func (r *DifyUpgradeReconciler) trafficToStable(ctx context.Context, s *scope, b
 			"All traffic back on the stable pods of %s", s.status().FromVersion)
 	}
 	return nil
+}
+
+// unservedStable are the canaried components whose stable subset (the
+// pods of their stable Deployment with the subset's pod-template-hash) has
+// no ready pod: on the way back their traffic stays where pods serve it
+// (a Recreate rollout has taken every stable pod down; a cordoned node
+// keeps new ones from starting) until the stable pods can take it.
+func (r *DifyUpgradeReconciler) unservedStable(ctx context.Context, s *scope, hashes map[upgradev1alpha1.Component]traffic.Hashes) (map[upgradev1alpha1.Component]bool, error) {
+	hold := map[upgradev1alpha1.Component]bool{}
+	for _, c := range s.canaried() {
+		w, h := s.obs.stable[c.Name], hashes[c.Name]
+		if w == nil || h.Stable == "" {
+			continue
+		}
+		pods, err := r.livePods(ctx, s, w, false)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.ContainsFunc(pods, func(p corev1.Pod) bool {
+			return p.Labels[traffic.PodTemplateHashLabel] == h.Stable && podReady(&p)
+		}) {
+			hold[c.Name] = true
+		}
+	}
+	return hold, nil
 }
 
 // podTemplateHashes finds, for each canaried component, the
@@ -220,12 +253,13 @@ func (r *DifyUpgradeReconciler) rememberHash(d *appsv1.Deployment, sets []appsv1
 // router is the traffic router the spec asks for, over what the pass
 // observed: the routing objects (read once, on first use) and the stable
 // workloads.
-func (r *DifyUpgradeReconciler) router(ctx context.Context, s *scope, hashes map[upgradev1alpha1.Component]traffic.Hashes) traffic.Router {
+func (r *DifyUpgradeReconciler) router(ctx context.Context, s *scope, hashes map[upgradev1alpha1.Component]traffic.Hashes,
+	hold map[upgradev1alpha1.Component]bool) traffic.Router {
 	if istio := s.spec().Canary.Istio; istio != nil {
 		read := func(gvk schema.GroupVersionKind, name string) (*unstructured.Unstructured, error) {
 			return r.routingObject(ctx, s, gvk, name)
 		}
-		return &traffic.Istio{Read: read, Namespace: s.upgrade.Namespace, Upgrade: s.upgrade.Name, Spec: *istio, Hashes: hashes}
+		return &traffic.Istio{Read: read, Namespace: s.upgrade.Namespace, Upgrade: s.upgrade.Name, Spec: *istio, Hashes: hashes, Hold: hold}
 	}
 	var stable []traffic.Target
 	for _, c := range s.canaried() {
@@ -234,9 +268,11 @@ func (r *DifyUpgradeReconciler) router(ctx context.Context, s *scope, hashes map
 	return &traffic.Replicas{Upgrade: s.upgrade.Name, Stable: stable}
 }
 
-// routeTo decides the routing at weight and writes it.
-func (r *DifyUpgradeReconciler) routeTo(ctx context.Context, s *scope, hashes map[upgradev1alpha1.Component]traffic.Hashes, weight int32) (traffic.Result, error) {
-	res, err := r.router(ctx, s, hashes).Route(weight)
+// routeTo decides the routing at weight (leaving the held components'
+// routes as they are) and writes it.
+func (r *DifyUpgradeReconciler) routeTo(ctx context.Context, s *scope, hashes map[upgradev1alpha1.Component]traffic.Hashes,
+	hold map[upgradev1alpha1.Component]bool, weight int32) (traffic.Result, error) {
+	res, err := r.router(ctx, s, hashes, hold).Route(weight)
 	if err != nil {
 		return res, err
 	}
@@ -245,7 +281,7 @@ func (r *DifyUpgradeReconciler) routeTo(ctx context.Context, s *scope, hashes ma
 
 // restoreRouting decides the original routing and writes it.
 func (r *DifyUpgradeReconciler) restoreRouting(ctx context.Context, s *scope) (traffic.Result, error) {
-	res, err := r.router(ctx, s, nil).Restore()
+	res, err := r.router(ctx, s, nil, nil).Restore()
 	if err != nil {
 		return res, err
 	}

@@ -268,3 +268,45 @@ var _ = Describe("Deadlines and scaling by others", func() {
 		Expect(*deployment(ctx, ns, "dify-worker").Spec.Replicas).To(Equal(int32(2)))
 	})
 })
+
+var _ = Describe("An Istio abort during Promote", func() {
+	It("keeps a component's traffic on its canary until its stable pods are ready (a Recreate api on a cordoned node)", func(ctx SpecContext) {
+		ns := installDify(ctx)
+		skip := &upgradev1alpha1.ComponentSpec{Skip: true}
+		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(20, 100, "gate"), withoutRestore, func(u *upgradev1alpha1.DifyUpgrade) {
+			u.Spec.Components = &upgradev1alpha1.ComponentsSpec{
+				API:    &upgradev1alpha1.ComponentSpec{Strategy: upgradev1alpha1.PromoteRecreate},
+				Worker: skip, WorkerBeat: skip, PluginDaemon: skip,
+			}
+		})
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		waitForGate(ctx, u)
+		Expect(routeWeights(ctx, ns, "api")).To(Equal(map[string]int64{"stable": 0, "canary": 100}))
+
+		By("promoting with the node cordoned: Recreate takes every stable api pod down and none can start")
+		cordon(ctx, true)
+		DeferCleanup(func(ctx SpecContext) { cordon(ctx, false) })
+		annotate(ctx, u, upgradev1alpha1.ActionPromote)
+		Eventually(func(g Gomega) {
+			api := deployment(ctx, ns, "dify-api")
+			g.Expect(container(api).Image).To(Equal("langgenius/dify-api:1.11.1"))
+			g.Expect(api.Status.ReadyReplicas).To(BeZero())
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
+
+		By("aborting: the api's traffic stays on its ready canary pods, the web's goes back to its ready stable pods")
+		annotate(ctx, u, upgradev1alpha1.ActionAbort)
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseRollingBack, 30*time.Second)
+		Eventually(func() map[string]int64 { return routeWeights(ctx, ns, "web") }).WithContext(ctx).WithTimeout(10 * time.Second).
+			Should(Equal(map[string]int64{"stable": 100, "canary": 0}))
+		Consistently(func(g Gomega) {
+			g.Expect(routeWeights(ctx, ns, "api")).To(Equal(map[string]int64{"stable": 0, "canary": 100}), "no request sent to a subset without a ready pod")
+			g.Expect(deployment(ctx, ns, "dify-api-canary").DeletionTimestamp).To(BeNil())
+		}).WithContext(ctx).WithTimeout(3 * time.Second).Should(Succeed())
+
+		By("letting the stable pods start: the traffic follows them, then everything is put back")
+		cordon(ctx, false)
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, time.Minute)
+		expectNoCanaries(ctx, ns)
+		Expect(container(deployment(ctx, ns, "dify-api")).Image).To(Equal("langgenius/dify-api:1.10.1"))
+	})
+})

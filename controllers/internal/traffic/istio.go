@@ -63,6 +63,10 @@ type Istio struct {
 	Spec    upgradev1alpha1.IstioCanary
 	// Hashes per canaried component; Route needs them, Restore does not.
 	Hashes map[upgradev1alpha1.Component]Hashes
+	// Hold are the components whose stable subset has no ready pod: Route
+	// leaves their routes and DestinationRule as they are, so their traffic
+	// stays where pods serve it until the stable pods can take it.
+	Hold map[upgradev1alpha1.Component]bool
 }
 
 var _ Router = &Istio{}
@@ -72,24 +76,86 @@ var _ Router = &Istio{}
 // in this upgrade) are left alone.
 func (r *Istio) Route(weight int32) (Result, error) {
 	var res Result
+	held, err := r.heldRoutes(&res)
+	if err != nil {
+		return res, err
+	}
 	for _, dr := range r.Spec.DestinationRules {
 		h, ok := r.Hashes[dr.Component]
-		if !ok {
+		if !ok || r.Hold[dr.Component] {
 			continue
 		}
 		if h.Stable == "" || h.Canary == "" {
 			return res, fmt.Errorf("no pod-template-hash known for the %s pods yet", dr.Component)
 		}
-		if err := r.update(&res, DestinationRuleGVK, dr.Name, "subsets", func(orig []any) ([]any, error) {
+		if err := r.update(&res, DestinationRuleGVK, dr.Name, "subsets", func(orig, _ []any) ([]any, error) {
 			return DesiredSubsets(orig, r.Spec.StableSubset, r.Spec.CanarySubset, h), nil
 		}); err != nil {
 			return res, err
 		}
 	}
-	err := r.update(&res, VirtualServiceGVK, r.Spec.VirtualService.Name, "http", func(orig []any) ([]any, error) {
-		return DesiredHTTP(orig, r.Spec.VirtualService.Routes, r.Spec.StableSubset, r.Spec.CanarySubset, weight)
+	err = r.update(&res, VirtualServiceGVK, r.Spec.VirtualService.Name, "http", func(orig, current []any) ([]any, error) {
+		want, err := DesiredHTTP(orig, r.Spec.VirtualService.Routes, r.Spec.StableSubset, r.Spec.CanarySubset, weight)
+		if err != nil || len(held) == 0 {
+			return want, err
+		}
+		return keepRoutes(want, current, held), nil
 	})
 	return res, err
+}
+
+// heldRoutes are the names of the routes to the held components' hosts,
+// each noted in res.
+func (r *Istio) heldRoutes(res *Result) (map[string]bool, error) {
+	held := map[string]bool{}
+	if len(r.Hold) == 0 {
+		return held, nil
+	}
+	hosts := map[string]upgradev1alpha1.Component{}
+	for _, dr := range r.Spec.DestinationRules {
+		if !r.Hold[dr.Component] {
+			continue
+		}
+		obj, err := r.Read(DestinationRuleGVK, dr.Name)
+		if err != nil {
+			return nil, fmt.Errorf("DestinationRule %s/%s: %w", r.Namespace, dr.Name, ErrMissing)
+		}
+		host, _, _ := unstructured.NestedString(obj.Object, "spec", "host")
+		hosts[normalizeHost(host, r.Namespace)] = dr.Component
+	}
+	vs, err := r.Read(VirtualServiceGVK, r.Spec.VirtualService.Name)
+	if err != nil {
+		return nil, fmt.Errorf("VirtualService %s/%s: %w", r.Namespace, r.Spec.VirtualService.Name, ErrMissing)
+	}
+	http, _, _ := unstructured.NestedSlice(vs.Object, "spec", "http")
+	for _, route := range http {
+		m, _ := route.(map[string]any)
+		name := fmt.Sprint(m["name"])
+		if c, ok := hosts[normalizeHost(destinationHost(m), r.Namespace)]; ok && slices.Contains(r.Spec.VirtualService.Routes, name) {
+			held[name] = true
+			res.Notes = append(res.Notes, fmt.Sprintf("route %s of %s stays as it is: no pod of its stable subset is ready", name, c))
+		}
+	}
+	return held, nil
+}
+
+// keepRoutes is want with the held routes as they are in current.
+func keepRoutes(want, current []any, held map[string]bool) []any {
+	live := map[string]any{}
+	for _, route := range current {
+		if m, ok := route.(map[string]any); ok {
+			live[fmt.Sprint(m["name"])] = m
+		}
+	}
+	out := make([]any, len(want))
+	for i, route := range want {
+		out[i] = route
+		m, _ := route.(map[string]any)
+		if name := fmt.Sprint(m["name"]); held[name] && live[name] != nil {
+			out[i] = runtime.DeepCopyJSONValue(live[name])
+		}
+	}
+	return out
 }
 
 // Restore puts back the VirtualService first (traffic matters most), then the
@@ -140,7 +206,7 @@ func (r *Istio) Restore() (Result, error) {
 // resourceVersion makes the write fail on a concurrent change rather than
 // overwrite it.
 func (r *Istio) update(res *Result, gvk schema.GroupVersionKind, name, field string,
-	desired func(orig []any) ([]any, error)) error {
+	desired func(orig, current []any) ([]any, error)) error {
 	obj, err := r.Read(gvk, name)
 	if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
 		return fmt.Errorf("%s %s/%s: %w", gvk.Kind, r.Namespace, name, ErrMissing)
@@ -162,7 +228,7 @@ func (r *Istio) update(res *Result, gvk schema.GroupVersionKind, name, field str
 	if !saved {
 		orig = current
 	}
-	want, err := desired(orig)
+	want, err := desired(orig, current)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", gvk.Kind, name, err)
 	}

@@ -252,3 +252,31 @@ func rewriteAsGitOps(t *testing.T, c client.Client, key client.ObjectKey) {
 		t.Fatal(err)
 	}
 }
+
+// A held component's routes and DestinationRule stay as they are: its
+// traffic is not sent to a stable subset without a ready pod.
+func TestRouteHoldsAComponentWithoutReadyStablePods(t *testing.T) {
+	r, _, read, write := istioFixture(t)
+	if _, err := write(r.Route(100)); err != nil {
+		t.Fatal(err)
+	}
+	atFull, err := read(VirtualServiceGVK, "dify")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Hold = map[upgradev1alpha1.Component]bool{upgradev1alpha1.ComponentAPI: true}
+	r.Hashes = map[upgradev1alpha1.Component]Hashes{upgradev1alpha1.ComponentAPI: {Stable: "new-not-ready", Canary: "b"}}
+	res, err := r.Route(0)
+	if err != nil || len(res.Writes) != 0 || len(res.Notes) != 1 || !strings.Contains(res.Notes[0], "route api of api stays as it is") {
+		t.Fatalf("Route(0) holding api = %+v, %v; want nothing to write and a note", res, err)
+	}
+	r.Hold = nil
+	res, err = write(r.Route(0))
+	if err != nil || !res.Changed {
+		t.Fatalf("Route(0) once the stable pods are ready = %+v, %v", res, err)
+	}
+	back, _ := read(VirtualServiceGVK, "dify")
+	if equality.Semantic.DeepEqual(back.Object["spec"], atFull.Object["spec"]) {
+		t.Error("released, the route still sends everything to the canary")
+	}
+}
