@@ -1,11 +1,20 @@
 # dify-upgrade-operator Makefile. `make help` lists the targets.
 
-# Image the operator is built into.
-IMG ?= ghcr.io/difyops/dify-upgrade-operator:dev
+# The operator's image: `make image` builds $(IMAGE_REPO):$(VERSION) for
+# $(IMAGE_PLATFORMS); `make deploy` deploys $(IMG).
+IMAGE_REPO ?= ghcr.io/difyops/dify-upgrade-operator
+VERSION ?= dev
+IMG ?= $(IMAGE_REPO):$(VERSION)
+IMAGE_PLATFORMS ?= linux/amd64 linux/arm64
+# What the image says of its source: the commit, and the commit's time for
+# every file in it (reproducible builds).
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
 # Tool versions, built from the Go module proxy into bin/.
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
+HELM_VERSION ?= v4.3.2
 ISTIO_API_VERSION ?= v1.32.0
 export ISTIO_API_VERSION
 
@@ -13,8 +22,10 @@ SHELL := /usr/bin/env bash -o pipefail
 .SHELLFLAGS := -ec
 
 LOCALBIN := $(CURDIR)/bin
+IMAGE_DIR := $(LOCALBIN)/image
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 GOLANGCI_LINT := $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+HELM := $(LOCALBIN)/helm-$(HELM_VERSION)
 # Where hack/build-k8s.sh puts etcd, kube-apiserver, ... (bin/k8s/<version>).
 K8S_VERSION := $(shell awk '$$1 == "k8s.io/kubernetes" && $$2 ~ /^v/ {print $$2; exit}' hack/tools/k8s/go.mod)
 K8S_BIN := $(LOCALBIN)/k8s/$(K8S_VERSION)
@@ -64,11 +75,15 @@ verify: manifests generate fmt ## Regenerate everything and fail when anything d
 ##@ Test
 
 .PHONY: test
-test: manifests generate fmt vet test-unit test-integration test-e2e ## Run every test: unit, envtest integration and e2e on a local cluster.
+test: manifests generate fmt vet test-unit test-release test-integration test-e2e ## Run every test: unit, what a release ships, envtest integration and e2e on a local cluster.
 
 .PHONY: test-unit
 test-unit: ## Unit tests of pure logic (no control plane, no servers).
 	go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v -e /test/ -e '/controllers$$')
+
+.PHONY: test-release
+test-release: image $(HELM) ## What a release ships: the image read back from bin/image, the Helm chart linted and rendered, the chart's copies of config/.
+	IMAGE_DIR=$(IMAGE_DIR) IMAGE_VERSION=$(VERSION) IMAGE_REVISION=$(REVISION) HELM=$(HELM) go test $(GO_TEST_FLAGS) ./test/release/
 
 .PHONY: test-integration
 test-integration: k8s-binaries ## Integration tests against a real kube-apiserver and etcd (envtest).
@@ -94,9 +109,15 @@ build: manifests generate fmt vet ## Build the operator (bin/manager) and the ku
 run: manifests generate fmt vet ## Run the operator on this machine against $$KUBECONFIG.
 	go run . --health-probe-bind-address=127.0.0.1:0 --metrics-bind-address=0
 
-.PHONY: docker-build
-docker-build: ## Build the operator image (needs a Docker engine).
-	docker build -t $(IMG) .
+.PHONY: image
+image: ## Build the operator's image without a container engine into bin/image/: an OCI layout (oci/), its tar (image.oci.tar) and a docker-archive per platform.
+	rm -rf $(IMAGE_DIR) && mkdir -p $(IMAGE_DIR)
+	for p in $(IMAGE_PLATFORMS); do \
+		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} go build -trimpath -ldflags='-s -w' -o $(IMAGE_DIR)/manager-$${p%/*}-$${p#*/} . ; \
+	done
+	go run ./hack/image --out $(IMAGE_DIR) --repository $(IMAGE_REPO) --version $(VERSION) \
+		--revision $(REVISION) --created $(SOURCE_DATE_EPOCH) --zoneinfo "$$(go env GOROOT)/lib/time/zoneinfo.zip" \
+		$(foreach p,$(IMAGE_PLATFORMS),--binary $(p)=$(IMAGE_DIR)/manager-$(subst /,-,$(p)))
 
 .PHONY: k8s-binaries
 k8s-binaries: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok once into bin/k8s/.
@@ -139,6 +160,10 @@ undeploy: k8s-binaries ## Remove the operator from the cluster in $$KUBECONFIG.
 $(CONTROLLER_GEN):
 	GOBIN=$(LOCALBIN)/.gobin go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 	mv $(LOCALBIN)/.gobin/controller-gen $@
+
+$(HELM):
+	GOBIN=$(LOCALBIN)/.gobin go install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+	mv $(LOCALBIN)/.gobin/helm $@
 
 $(GOLANGCI_LINT):
 	GOBIN=$(LOCALBIN)/.gobin go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
