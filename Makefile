@@ -29,10 +29,10 @@ HELM := $(LOCALBIN)/helm-$(HELM_VERSION)
 # Where hack/build-k8s.sh puts etcd, kube-apiserver, ... (bin/k8s/<version>).
 K8S_VERSION := $(shell awk '$$1 == "k8s.io/kubernetes" && $$2 ~ /^v/ {print $$2; exit}' hack/tools/k8s/go.mod)
 K8S_BIN := $(LOCALBIN)/k8s/$(K8S_VERSION)
-KUBECTL := $(K8S_BIN)/kubectl
-# The cluster `make install`/`deploy`/`run` talk to; defaults to the local one.
-KUBECONFIG ?= $(LOCALBIN)/clusters/local/kubeconfig
-export KUBECONFIG
+# The kubectl `make install`/`deploy`/`release` use: yours, on PATH, with
+# your KUBECONFIG (or ~/.kube/config), as for any other cluster work. The
+# tests and `make demo` use the control plane's own against their own cluster.
+KUBECTL ?= kubectl
 
 GO_TEST_FLAGS ?= -count=1
 .DEFAULT_GOAL := help
@@ -46,8 +46,23 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests from the markers in api/ and controllers/.
+manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests from the markers in api/ and controllers/, and copy what the Helm chart shares with config/ into it.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./api/...;./controllers/..." output:crd:artifacts:config=config/crd/bases
+	$(MAKE) --no-print-directory chart-files
+
+# The Helm chart's copies of config/ (its crds/ and files/): the chart reads
+# them with .Files.Get, since a chart cannot read outside its directory.
+# test/release fails when a copy differs from its source.
+CHART := charts/dify-upgrade-operator
+.PHONY: chart-files
+chart-files: ## Copy the CRD, the RBAC rules, the alerts, the ServiceMonitor and the dashboard from config/ into the Helm chart.
+	rm -rf $(CHART)/crds $(CHART)/files
+	mkdir -p $(CHART)/crds $(CHART)/files/rbac $(CHART)/files/prometheus $(CHART)/files/grafana
+	cp config/crd/bases/*.yaml $(CHART)/crds/
+	cp config/rbac/role.yaml config/rbac/leader_election_role.yaml config/rbac/metrics_auth_role.yaml \
+		config/rbac/metrics_reader_role.yaml config/rbac/difyupgrade_*_role.yaml $(CHART)/files/rbac/
+	cp config/prometheus/rules.yaml config/prometheus/monitor.yaml $(CHART)/files/prometheus/
+	cp config/grafana/*.json $(CHART)/files/grafana/
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
@@ -67,9 +82,9 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint (config in .golangci.yml).
 
 .PHONY: verify
 verify: manifests generate fmt ## Regenerate everything and fail when anything differs from what is committed.
-	@if [ -n "$$(git status --porcelain -- api config controllers main.go go.mod go.sum)" ]; then \
+	@if [ -n "$$(git status --porcelain -- api config controllers charts main.go go.mod go.sum)" ]; then \
 		echo "Generated files or formatting drifted; run 'make manifests generate fmt' and commit:"; \
-		git status --porcelain -- api config controllers main.go go.mod go.sum; \
+		git status --porcelain -- api config controllers charts main.go go.mod go.sum; \
 		git --no-pager diff --stat; exit 1; fi
 
 ##@ Test
@@ -82,8 +97,8 @@ test-unit: ## Unit tests of pure logic (no control plane, no servers).
 	go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v -e /test/ -e '/controllers$$')
 
 .PHONY: test-release
-test-release: image $(HELM) ## What a release ships: the image read back from bin/image, the Helm chart linted and rendered, the chart's copies of config/.
-	IMAGE_DIR=$(IMAGE_DIR) IMAGE_VERSION=$(VERSION) IMAGE_REVISION=$(REVISION) HELM=$(HELM) go test $(GO_TEST_FLAGS) ./test/release/
+test-release: image $(HELM) k8s-binaries ## What a release ships: the image read back from bin/image, the Helm chart linted and rendered, the chart's copies of config/.
+	IMAGE_DIR=$(IMAGE_DIR) IMAGE_VERSION=$(VERSION) IMAGE_REVISION=$(REVISION) HELM=$(HELM) KUBECTL=$(K8S_BIN)/kubectl go test $(GO_TEST_FLAGS) ./test/release/
 
 .PHONY: test-integration
 test-integration: k8s-binaries ## Integration tests against a real kube-apiserver and etcd (envtest).
@@ -139,21 +154,52 @@ demo: k8s-binaries ## Start a local cluster, install the CRDs, run the operator,
 
 ##@ Deployment
 
+# What the kustomize manifests render as the manager's image; `make deploy`
+# and `make release` replace it.
+RENDERED_IMG := ghcr.io/difyops/dify-upgrade-operator:dev
+# The uninstall selector: everything of an install but its CRD, which stays
+# with the DifyUpgrades (README, Install).
+ALL_BUT_CRDS := app.kubernetes.io/component!=crd
+
 .PHONY: install
-install: manifests k8s-binaries ## Install the CRDs into the cluster in $$KUBECONFIG.
+install: manifests ## Install the CRDs into the cluster kubectl talks to ($$KUBECONFIG).
 	$(KUBECTL) apply --server-side -k config/crd
 
 .PHONY: uninstall
-uninstall: manifests k8s-binaries ## Remove the CRDs from the cluster in $$KUBECONFIG.
+uninstall: manifests ## Remove the CRDs, and with them every DifyUpgrade, from the cluster kubectl talks to.
 	$(KUBECTL) delete --ignore-not-found -k config/crd
 
 .PHONY: deploy
-deploy: manifests k8s-binaries ## Deploy the operator (image $$IMG) to the cluster in $$KUBECONFIG.
-	$(KUBECTL) kustomize config/default | sed 's|ghcr.io/difyops/dify-upgrade-operator:dev|$(IMG)|' | $(KUBECTL) apply --server-side -f -
+deploy: manifests ## Deploy the operator (config/default, image $$IMG) to the cluster kubectl talks to.
+	$(KUBECTL) kustomize config/default | sed 's|$(RENDERED_IMG)|$(IMG)|' | $(KUBECTL) apply --server-side -f -
 
 .PHONY: undeploy
-undeploy: k8s-binaries ## Remove the operator from the cluster in $$KUBECONFIG.
-	$(KUBECTL) delete --ignore-not-found -k config/default
+undeploy: ## Remove the operator from the cluster kubectl talks to; the CRDs and DifyUpgrades stay (make uninstall removes them).
+	$(KUBECTL) kustomize config/default | $(KUBECTL) delete --ignore-not-found -l '$(ALL_BUT_CRDS)' -f -
+
+##@ Release
+
+DIST := $(CURDIR)/dist
+PLUGIN_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
+
+.PHONY: release
+release: manifests image $(HELM) ## Write release VERSION=vX.Y.Z into dist/: install.yaml, namespace-install.yaml, the Helm chart, the image tarballs, the kubectl plugin's archives and krew manifest, checksums.txt.
+	@[[ "$(VERSION)" =~ ^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$$ ]] || { echo "make release needs VERSION=vX.Y.Z, not '$(VERSION)'"; exit 1; }
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	$(KUBECTL) kustomize config/default | sed 's|$(RENDERED_IMG)|$(IMAGE_REPO):$(VERSION)|' > $(DIST)/install.yaml
+	$(KUBECTL) kustomize config/namespace-install | sed 's|$(RENDERED_IMG)|$(IMAGE_REPO):$(VERSION)|' > $(DIST)/namespace-install.yaml
+	$(HELM) package $(CHART) --version $(VERSION:v%=%) --app-version $(VERSION) --destination $(DIST)
+	cp $(IMAGE_DIR)/image.oci.tar $(DIST)/dify-upgrade-operator-$(VERSION).oci.tar
+	for p in $(IMAGE_PLATFORMS); do \
+		cp $(IMAGE_DIR)/image-$${p%/*}-$${p#*/}.docker.tar $(DIST)/dify-upgrade-operator-$(VERSION)-$${p%/*}-$${p#*/}.docker.tar; \
+	done
+	for p in $(PLUGIN_PLATFORMS); do \
+		ext=; [ "$${p%/*}" = windows ] && ext=.exe; \
+		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} go build -trimpath -ldflags='-s -w' \
+			-o $(LOCALBIN)/plugins/$${p%/*}-$${p#*/}/kubectl-difyupgrade$$ext ./cmd/kubectl-difyupgrade; \
+	done
+	go run ./hack/release --dist $(DIST) --plugins $(LOCALBIN)/plugins --version $(VERSION) --created $(SOURCE_DATE_EPOCH)
+	@echo "dist/ holds release $(VERSION):"; ls -l $(DIST)
 
 ##@ Tools
 
