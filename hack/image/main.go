@@ -183,8 +183,10 @@ func platformImage(m meta, base []byte, b platformBinary) (v1.Image, error) {
 			User:       User,
 			Entrypoint: []string{Entrypoint},
 			WorkingDir: "/",
-			Env:        []string{"PATH=/"},
-			Labels:     m.labels(),
+			// The usual PATH, though nothing is on it: a process started in
+			// the container by name (kubectl exec) looks there.
+			Env:    []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+			Labels: m.labels(),
 		},
 		RootFS: v1.RootFS{Type: "layers"},
 	}

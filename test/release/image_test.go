@@ -381,3 +381,41 @@ func untar(t *testing.T, archive, dir string) {
 		}
 	}
 }
+
+// skopeo, where installed (Debian's skopeo), copies the OCI archive with
+// every platform and the docker-archive, as a person would to a registry.
+func TestSkopeoCopiesTheArchivesWhereInstalled(t *testing.T) {
+	skopeo, err := exec.LookPath("skopeo")
+	if err != nil {
+		t.Skip("no skopeo on PATH")
+	}
+	b := imageUnderTest(t)
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"copy", "--all", "oci-archive:" + filepath.Join(b.dir, "image.oci.tar"), "oci:" + filepath.Join(dir, "all") + ":" + b.version},
+		{"copy", "docker-archive:" + filepath.Join(b.dir, "image-linux-arm64.docker.tar"), "oci:" + filepath.Join(dir, "arm64") + ":" + b.version},
+	} {
+		if out, err := exec.Command(skopeo, args...).CombinedOutput(); err != nil {
+			t.Fatalf("skopeo %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	top, err := layout.ImageIndexFromPath(filepath.Join(dir, "all"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	topManifest, err := top.IndexManifest()
+	if err != nil || len(topManifest.Manifests) != 1 {
+		t.Fatalf("skopeo's layout: %v, %v", topManifest, err)
+	}
+	idx, err := top.ImageIndex(topManifest.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(manifest.Manifests) != len(platforms) {
+		t.Errorf("skopeo copied %d platforms, want %d", len(manifest.Manifests), len(platforms))
+	}
+}
