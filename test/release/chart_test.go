@@ -357,6 +357,21 @@ func TestTheSchemaRefusesValuesTheChartCannotUse(t *testing.T) {
 	}
 }
 
+func TestReplicasWithoutLeaderElectionAreRefused(t *testing.T) {
+	stderr := run(t, true, helmBinary(t), "template", "x", chartDir, "--set", "leaderElection.enabled=false")
+	if !strings.Contains(stderr, "need leaderElection.enabled") {
+		t.Errorf("refused for another reason:\n%s", stderr)
+	}
+	rendered := helmTemplate(t, "leaderElection.enabled=false", "replicas=1")
+	d := into[appsv1.Deployment](t, rendered.get(t, "Deployment", "ops", fullname))
+	if slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--leader-elect") {
+		t.Errorf("args %q elect a leader", d.Spec.Template.Spec.Containers[0].Args)
+	}
+	if got := rendered.kind("Role"); len(got) > 0 {
+		t.Errorf("Roles %v rendered without leader election", names(got))
+	}
+}
+
 // What `make release` does with the chart: packaged at the release's
 // version, it deploys the image of that version and carries the CRD.
 func TestAPackagedChartDeploysItsVersionAndCarriesTheCRD(t *testing.T) {
