@@ -183,9 +183,8 @@ DIST := $(CURDIR)/dist
 PLUGIN_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
 
 .PHONY: release
-release: manifests image $(HELM) ## Write release VERSION=vX.Y.Z into dist/: install.yaml, namespace-install.yaml, the Helm chart, the image tarballs, the kubectl plugin's archives and krew manifest, checksums.txt.
-	@[[ "$(VERSION)" =~ ^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$$ ]] || { echo "make release needs VERSION=vX.Y.Z, not '$(VERSION)'"; exit 1; }
-	rm -rf $(DIST) && mkdir -p $(DIST)
+release: release-version manifests image $(HELM) ## Write release VERSION=vX.Y.Z into dist/: install.yaml, namespace-install.yaml, the Helm chart, the image tarballs, the kubectl plugin's archives and krew manifest, checksums.txt.
+	rm -rf $(DIST) $(LOCALBIN)/plugins && mkdir -p $(DIST)
 	$(KUBECTL) kustomize config/default | sed 's|$(RENDERED_IMG)|$(IMAGE_REPO):$(VERSION)|' > $(DIST)/install.yaml
 	$(KUBECTL) kustomize config/namespace-install | sed 's|$(RENDERED_IMG)|$(IMAGE_REPO):$(VERSION)|' > $(DIST)/namespace-install.yaml
 	$(HELM) package $(CHART) --version $(VERSION:v%=%) --app-version $(VERSION) --destination $(DIST)
@@ -200,6 +199,10 @@ release: manifests image $(HELM) ## Write release VERSION=vX.Y.Z into dist/: ins
 	done
 	go run ./hack/release --dist $(DIST) --plugins $(LOCALBIN)/plugins --version $(VERSION) --created $(SOURCE_DATE_EPOCH)
 	@echo "dist/ holds release $(VERSION):"; ls -l $(DIST)
+
+.PHONY: release-version
+release-version:
+	@[[ "$(VERSION)" =~ ^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$$ ]] || { echo "make release needs VERSION=vX.Y.Z, not '$(VERSION)'"; exit 1; }
 
 ##@ Tools
 
