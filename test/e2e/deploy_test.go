@@ -22,8 +22,9 @@ package e2e
 // `make deploy` renders config/default with `kubectl kustomize`, puts $(IMG)
 // in place of the image kustomize renders (ghcr.io/difyops/dify-upgrade-operator:dev,
 // the Makefile's default IMG) and pipes the result to
-// `kubectl apply --server-side` against $(KUBECONFIG). IMG must name an image
-// the cluster can pull: build it with `make docker-build IMG=...` and push it.
+// `kubectl apply --server-side` with the kubectl on PATH, against the cluster
+// it talks to. IMG must name an image the cluster can pull: build it with
+// `make image` and push it (README, Install).
 // This cluster has no container runtime: kwok plays the kubelet and marks the
 // manager's pods Running and Ready without pulling or running any image. So
 // these specs prove the manifests (names, namespace, admission under the
@@ -249,7 +250,14 @@ func permission(verb, resource string, scope ...string) string {
 // account, whether it may verb resource in scope.
 func canI(ctx context.Context, verb, resource string, scope ...string) bool {
 	GinkgoHelper()
-	args := append([]string{"auth", "can-i", verb, resource, "--as=" + managerUser}, scope...)
+	return canIAs(ctx, managerUser, verb, resource, scope...)
+}
+
+// canIAs asks `kubectl auth can-i`, impersonating user, whether it may verb
+// resource in scope.
+func canIAs(ctx context.Context, user, verb, resource string, scope ...string) bool {
+	GinkgoHelper()
+	args := append([]string{"auth", "can-i", verb, resource, "--as=" + user}, scope...)
 	out, stderr, code := runKubectl(ctx, nil, args...)
 	// A warning (an unknown resource, a namespace given for a cluster-scoped
 	// one) means the question asked is not the one meant, and its "no" proves nothing.
@@ -266,9 +274,17 @@ func canI(ctx context.Context, verb, resource string, scope ...string) bool {
 // root, against the suite's cluster, and returns its output and exit code.
 func runKubectl(ctx context.Context, stdin []byte, args ...string) (stdout, stderr string, code int) {
 	GinkgoHelper()
+	return runCommand(ctx, kubectlBinary(), stdin, args...)
+}
+
+// runCommand runs a client of the cluster (kubectl, helm) from the
+// repository root against the suite's cluster, and returns its output and
+// exit code.
+func runCommand(ctx context.Context, binary string, stdin []byte, args ...string) (stdout, stderr string, code int) {
+	GinkgoHelper()
 	root, err := proc.RepoRoot()
 	Expect(err).NotTo(HaveOccurred())
-	cmd := exec.CommandContext(ctx, kubectlBinary(), args...)
+	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+cluster.Kubeconfig)
 	cmd.Stdin = bytes.NewReader(stdin)
@@ -278,7 +294,7 @@ func runKubectl(ctx context.Context, stdin []byte, args ...string) (stdout, stde
 	if exit := (*exec.ExitError)(nil); errors.As(err, &exit) {
 		return out.String(), errOut.String(), exit.ExitCode()
 	}
-	Expect(err).NotTo(HaveOccurred(), "kubectl %s", strings.Join(args, " "))
+	Expect(err).NotTo(HaveOccurred(), "%s %s", binary, strings.Join(args, " "))
 	return out.String(), errOut.String(), 0
 }
 

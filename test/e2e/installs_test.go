@@ -39,7 +39,13 @@ import (
 // available. The namespace is deleted when the spec ends.
 func installFile(ctx context.Context, file string, mutate ...func(*unstructured.Unstructured)) string {
 	GinkgoHelper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "dify-"}}
+	return installFileInto(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "dify-"}}, file, mutate...)
+}
+
+// installFileInto is installFile into the namespace ns, which it creates
+// (and deletes when the spec ends).
+func installFileInto(ctx context.Context, ns *corev1.Namespace, file string, mutate ...func(*unstructured.Unstructured)) string {
+	GinkgoHelper()
 	Expect(k8sClient.Create(ctx, ns)).To(Succeed())
 	DeferCleanup(func(ctx SpecContext) {
 		Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, ns))).To(Succeed())

@@ -61,15 +61,26 @@ type runningOperator struct {
 }
 
 func startOperator(cfg *rest.Config) *runningOperator {
+	return startOperatorWith(cfg)
+}
+
+// startOperatorWith starts the operator after letting configure change the
+// manager's options (the namespaces it watches, leader election), as the
+// flags of main.go do.
+func startOperatorWith(cfg *rest.Config, configure ...func(*ctrl.Options)) *runningOperator {
 	ctrl.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	opts := ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		// A restarted operator is a new manager in the same process.
 		Controller: config.Controller{SkipNameValidation: new(true)},
 		Client:     controllers.ClientOptions(),
-	})
+	}
+	for _, c := range configure {
+		c(&opts)
+	}
+	mgr, err := ctrl.NewManager(cfg, opts)
 	Expect(err).NotTo(HaveOccurred())
 	Expect((&controllers.DifyUpgradeReconciler{
 		Client:    mgr.GetClient(),

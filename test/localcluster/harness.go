@@ -82,15 +82,23 @@ func OperatorConfig(ctx context.Context, admin *rest.Config) (*rest.Config, erro
 			return nil, fmt.Errorf("creating %s: %w", obj.GetName(), err)
 		}
 	}
+	return ServiceAccountConfig(ctx, admin, OperatorNamespace, OperatorServiceAccount)
+}
+
+// ServiceAccountConfig returns a client configuration that authenticates as
+// the service account ns/name with a token from the API (TokenRequest), as
+// a pod of it would: whatever runs with it has that account's permissions
+// and no more. Client-go's own rate limits apply, as deployed.
+func ServiceAccountConfig(ctx context.Context, admin *rest.Config, ns, name string) (*rest.Config, error) {
 	clientset, err := kubernetes.NewForConfig(admin)
 	if err != nil {
 		return nil, err
 	}
-	token, err := clientset.CoreV1().ServiceAccounts(OperatorNamespace).CreateToken(ctx, OperatorServiceAccount, &authenticationv1.TokenRequest{
+	token, err := clientset.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{
 		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: new(int64(24 * 3600))},
 	}, metav1.CreateOptions{})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("a token for service account %s/%s: %w", ns, name, err)
 	}
 	cfg := rest.AnonymousClientConfig(admin)
 	cfg.BearerToken = token.Status.Token
