@@ -20,7 +20,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -134,7 +133,7 @@ func (r *DifyUpgradeReconciler) trafficToStable(ctx context.Context, s *scope, b
 		}
 		if ok {
 			var hold map[upgradev1alpha1.Component]bool
-			if hold, err = r.unservedStable(ctx, s, hashes); err != nil {
+			if hold, err = r.wayBack(ctx, s, hashes); err != nil {
 				return err
 			}
 			res, err = r.routeTo(ctx, s, hashes, hold, 0)
@@ -163,27 +162,30 @@ func (r *DifyUpgradeReconciler) trafficToStable(ctx context.Context, s *scope, b
 	return nil
 }
 
-// unservedStable are the canaried components whose stable subset (the
-// pods of their stable Deployment with the subset's pod-template-hash) has
-// no ready pod: on the way back their traffic stays where pods serve it
-// (a Recreate rollout has taken every stable pod down; a cordoned node
-// keeps new ones from starting) until the stable pods can take it.
-func (r *DifyUpgradeReconciler) unservedStable(ctx context.Context, s *scope, hashes map[upgradev1alpha1.Component]traffic.Hashes) (map[upgradev1alpha1.Component]bool, error) {
+// wayBack points each canaried component's stable subset, on the way
+// back, at the pods of the version the upgrade started from
+// (traffic.WayBackHash), and returns the components none of whose pods of
+// that version is ready: their traffic stays where pods serve it (a
+// Recreate rollout has taken every stable pod down; a cordoned node keeps
+// new ones from starting; a Promote's new pods are the new version) until
+// the old version's pods can take it.
+func (r *DifyUpgradeReconciler) wayBack(ctx context.Context, s *scope, hashes map[upgradev1alpha1.Component]traffic.Hashes) (map[upgradev1alpha1.Component]bool, error) {
 	hold := map[upgradev1alpha1.Component]bool{}
 	for _, c := range s.canaried() {
-		w, h := s.obs.stable[c.Name], hashes[c.Name]
-		if w == nil || h.Stable == "" {
+		stable := s.obs.stable[c.Name].Deployment()
+		if stable == nil {
 			continue
 		}
-		pods, err := r.livePods(ctx, s, w, false)
+		sets, err := r.replicaSetsMatching(ctx, s, stable.Namespace, stable.Spec.Selector.MatchLabels)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("listing the ReplicaSets of %s: %w", stable.Name, err)
 		}
-		if !slices.ContainsFunc(pods, func(p corev1.Pod) bool {
-			return p.Labels[traffic.PodTemplateHashLabel] == h.Stable && podReady(&p)
-		}) {
+		h := traffic.WayBackHash(stable, sets, c.Container, c.FromImage)
+		if h == "" {
 			hold[c.Name] = true
+			continue
 		}
+		hashes[c.Name] = traffic.Hashes{Stable: h, Canary: hashes[c.Name].Canary}
 	}
 	return hold, nil
 }

@@ -23,6 +23,7 @@ import (
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -385,6 +386,39 @@ func normalizeHost(host, namespace string) string {
 	return strings.TrimSuffix(host, "."+namespace)
 }
 
+// WayBackHash is the pod-template-hash the stable subset selects on the way
+// back: the newest of d's ReplicaSets whose container runs image (the
+// version the upgrade started from) with ready pods; "" when none has one.
+// StableHash would pick a Promote's new ReplicaSet once one of its pods is
+// ready and send every request to those few new-version pods; with no pod
+// of the old version ready, the traffic stays where it is (Istio.Hold)
+// until one is.
+func WayBackHash(d *appsv1.Deployment, sets []appsv1.ReplicaSet, container, image string) string {
+	var best *appsv1.ReplicaSet
+	for i := range sets {
+		rs := &sets[i]
+		if owner := metav1.GetControllerOf(rs); owner == nil || owner.UID != d.UID || rs.Status.ReadyReplicas == 0 {
+			continue
+		}
+		if !slices.ContainsFunc(rs.Spec.Template.Spec.Containers, func(c corev1.Container) bool { return c.Name == container && c.Image == image }) {
+			continue
+		}
+		if best == nil || replicaSetRevision(rs) > replicaSetRevision(best) {
+			best = rs
+		}
+	}
+	if best == nil {
+		return ""
+	}
+	return best.Labels[PodTemplateHashLabel]
+}
+
+// replicaSetRevision is the Deployment revision a ReplicaSet holds.
+func replicaSetRevision(rs *appsv1.ReplicaSet) int64 {
+	n, _ := strconv.ParseInt(rs.Annotations["deployment.kubernetes.io/revision"], 10, 64)
+	return n
+}
+
 // StableHash is the pod-template-hash a subset of Deployment d selects: the
 // newest of d's ReplicaSets that has ready pods, so that during a rollout of
 // d (a `kubectl rollout restart`, say) the subset moves to the new
@@ -392,10 +426,7 @@ func normalizeHost(host, namespace string) string {
 // no ready pod anywhere, the newest ReplicaSet.
 func StableHash(d *appsv1.Deployment, sets []appsv1.ReplicaSet) string {
 	var best, newest *appsv1.ReplicaSet
-	revision := func(rs *appsv1.ReplicaSet) int64 {
-		n, _ := strconv.ParseInt(rs.Annotations["deployment.kubernetes.io/revision"], 10, 64)
-		return n
-	}
+	revision := replicaSetRevision
 	for i := range sets {
 		rs := &sets[i]
 		if owner := metav1.GetControllerOf(rs); owner == nil || owner.UID != d.UID {
