@@ -84,6 +84,8 @@ func Abort(st *upgradev1alpha1.DifyUpgradeStatus) (out Outcome, ok bool, why str
 	switch {
 	case st.Phase == upgradev1alpha1.PhaseRollingBack:
 		return Outcome{}, false, "already rolling back"
+	case st.Phase == upgradev1alpha1.PhasePlanned:
+		return Outcome{}, false, "a dry run changed nothing to roll back; delete it, or set spec.dryRun to false to run it"
 	case st.Phase == upgradev1alpha1.PhaseFailed && LeftChanges(st):
 		return Outcome{upgradev1alpha1.PhaseRollingBack, upgradev1alpha1.ReasonAborted, ""}, true, ""
 	case st.Phase.IsTerminal():

@@ -203,3 +203,12 @@ func TestRestoreDecision(t *testing.T) {
 		}
 	}
 }
+
+// A dry run's plan has nothing to roll back: an abort there is ignored,
+// saying why, rather than failing the plan.
+func TestAbortIgnoresAPlannedDryRun(t *testing.T) {
+	out, ok, why := Abort(&upgradev1alpha1.DifyUpgradeStatus{Phase: upgradev1alpha1.PhasePlanned})
+	if ok || !strings.Contains(why, "dry run changed nothing") {
+		t.Fatalf("Abort(Planned) = %+v, %v, %q; want it ignored, saying why", out, ok, why)
+	}
+}
