@@ -20,6 +20,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -119,6 +121,7 @@ func (r *DifyUpgradeReconciler) route(ctx context.Context, s *scope, weight int3
 func (r *DifyUpgradeReconciler) trafficToStable(ctx context.Context, s *scope, breach bool) error {
 	var res traffic.Result
 	var err error
+	var hold map[upgradev1alpha1.Component]bool
 	canaries := false
 	for _, c := range s.canaried() {
 		if d := s.obs.canary[c.Name]; ours(s, d) && d.DeletionTimestamp.IsZero() {
@@ -132,7 +135,6 @@ func (r *DifyUpgradeReconciler) trafficToStable(ctx context.Context, s *scope, b
 			return herr
 		}
 		if ok {
-			var hold map[upgradev1alpha1.Component]bool
 			if hold, err = r.wayBack(ctx, s, hashes); err != nil {
 				return err
 			}
@@ -155,10 +157,18 @@ func (r *DifyUpgradeReconciler) trafficToStable(ctx context.Context, s *scope, b
 	if err != nil {
 		return fmt.Errorf("sending the traffic back to stable: %w", err)
 	}
-	if res.Changed {
+	if !res.Changed {
+		return nil
+	}
+	held := slices.Sorted(maps.Keys(hold))
+	if len(held) == 0 {
 		r.wrote(s, nil, corev1.EventTypeNormal, "TrafficRestored", "Revert",
 			"All traffic back on the stable pods of %s", s.status().FromVersion)
+		return nil
 	}
+	r.wrote(s, nil, corev1.EventTypeNormal, "TrafficRestored", "Revert",
+		"Traffic back on the stable pods of %s, except %v: no pod of theirs of that version is ready yet, so their traffic stays on their canary until one is",
+		s.status().FromVersion, held)
 	return nil
 }
 
