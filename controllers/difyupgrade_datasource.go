@@ -110,29 +110,23 @@ type envSources struct {
 	s   *scope
 }
 
-// sourceData is a ConfigMap's or Secret's data as read in this pass.
+// sourceData is a ConfigMap's data as read in this pass (Secrets are
+// kept with every other read of them, in passReads).
 type sourceData struct {
 	data map[string]string
 	err  error
 }
 
-func (e envSources) read(kind, name string, obj client.Object, data func() map[string]string) (map[string]string, error) {
-	key := kind + "/" + name
+// ConfigMap is a ConfigMap's data, read once per pass.
+func (e envSources) ConfigMap(name string) (map[string]string, error) {
+	key := "ConfigMap/" + name
 	if got, ok := e.s.sources[key]; ok {
 		return got.data, got.err
 	}
-	var got sourceData
-	err := e.r.reader().Get(e.ctx, client.ObjectKey{Namespace: e.s.upgrade.Namespace, Name: name}, obj)
-	if sec, ok := obj.(*corev1.Secret); ok && err == nil {
-		err = e.r.readable(sec)
-	}
-	if err != nil {
-		got.err = err
-		if apierrors.IsNotFound(err) {
-			got.err = datasource.ErrNotFound
-		}
-	} else {
-		got.data = data()
+	cm := &corev1.ConfigMap{}
+	got := sourceData{err: notFound(e.r.reader().Get(e.ctx, client.ObjectKey{Namespace: e.s.upgrade.Namespace, Name: name}, cm))}
+	if got.err == nil {
+		got.data = cm.Data
 	}
 	if e.s.sources == nil {
 		e.s.sources = map[string]sourceData{}
@@ -141,20 +135,26 @@ func (e envSources) read(kind, name string, obj client.Object, data func() map[s
 	return got.data, got.err
 }
 
-func (e envSources) ConfigMap(name string) (map[string]string, error) {
-	cm := &corev1.ConfigMap{}
-	return e.read("ConfigMap", name, cm, func() map[string]string { return cm.Data })
+// Secret is a Secret's data, read once per pass with every other read of it
+// (DifyUpgradeReconciler.secret).
+func (e envSources) Secret(name string) (map[string]string, error) {
+	sec, err := e.r.secret(e.ctx, e.s, name)
+	if err != nil {
+		return nil, notFound(err)
+	}
+	out := make(map[string]string, len(sec.Data))
+	for k, v := range sec.Data {
+		out[k] = string(v)
+	}
+	return out, nil
 }
 
-func (e envSources) Secret(name string) (map[string]string, error) {
-	sec := &corev1.Secret{}
-	return e.read("Secret", name, sec, func() map[string]string {
-		out := make(map[string]string, len(sec.Data))
-		for k, v := range sec.Data {
-			out[k] = string(v)
-		}
-		return out
-	})
+// notFound is err with NotFound as datasource.ErrNotFound.
+func notFound(err error) error {
+	if apierrors.IsNotFound(err) {
+		return datasource.ErrNotFound
+	}
+	return err
 }
 
 // componentEnv resolves the environment of component c's container; ok is

@@ -183,7 +183,7 @@ func (r *DifyUpgradeReconciler) caBundle(ctx context.Context, s *scope) ([]byte,
 		return nil, nil
 	}
 	key := client.ObjectKey{Namespace: s.upgrade.Namespace, Name: ca.Name}
-	secret, err := r.getSecret(ctx, key.Namespace, key.Name)
+	secret, err := r.secret(ctx, s, key.Name)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, fmt.Errorf("the CA Secret %s (spec.database.caSecret) does not exist", key.Name)

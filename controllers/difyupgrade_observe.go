@@ -173,6 +173,32 @@ type passReads struct {
 	pods        map[string][]corev1.Pod
 	replicaSets map[string][]appsv1.ReplicaSet
 	jobs        map[string]jobState
+	secrets     map[string]secretRead
+}
+
+// secretRead is a Secret as read, or the error reading it.
+type secretRead struct {
+	secret *corev1.Secret
+	err    error
+}
+
+// secret reads a Secret of the upgrade's namespace once per pass, through
+// getSecret (so the readable-label rule applies to every read): the
+// database credentials, the CA bundle, the env of the api and the
+// Prometheus credentials name the same Secrets, and the HTTP checks read
+// theirs concurrently.
+func (r *DifyUpgradeReconciler) secret(ctx context.Context, s *scope, name string) (*corev1.Secret, error) {
+	s.reads.mu.Lock()
+	defer s.reads.mu.Unlock()
+	if got, ok := s.reads.secrets[name]; ok {
+		return got.secret, got.err
+	}
+	sec, err := r.getSecret(ctx, s.upgrade.Namespace, name)
+	if s.reads.secrets == nil {
+		s.reads.secrets = map[string]secretRead{}
+	}
+	s.reads.secrets[name] = secretRead{sec, err}
+	return sec, err
 }
 
 // listKey names a list by namespace and label selector.

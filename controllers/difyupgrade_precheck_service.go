@@ -74,7 +74,7 @@ func (r *DifyUpgradeReconciler) checkCertificates(ctx context.Context, s *scope)
 		if c.MinValidity != nil {
 			minValidity = c.MinValidity.Duration
 		}
-		sec, err := r.getSecret(ctx, s.upgrade.Namespace, c.SecretName)
+		sec, err := r.secret(ctx, s, c.SecretName)
 		switch {
 		case apierrors.IsNotFound(err):
 			return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "Secret %s (spec.precheck.certificates) does not exist", c.SecretName), nil

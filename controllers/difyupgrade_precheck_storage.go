@@ -46,7 +46,7 @@ func (r *DifyUpgradeReconciler) checkObjectStorage(ctx context.Context, s *scope
 		return phaseResult{}, nil
 	}
 	const name = "object-storage"
-	sec, err := r.getSecret(ctx, s.upgrade.Namespace, o.CredentialsSecret.Name)
+	sec, err := r.secret(ctx, s, o.CredentialsSecret.Name)
 	switch {
 	case apierrors.IsNotFound(err):
 		return s.refuse(name, upgradev1alpha1.ReasonInvalidSpec, "Secret %s (spec.precheck.objectStorage.credentialsSecret) does not exist", o.CredentialsSecret.Name), nil

@@ -184,10 +184,10 @@ func (r *DifyUpgradeReconciler) secretValue(ctx context.Context, s *scope, name,
 	return keyOf(sec, key, field)
 }
 
-// secretFor reads the Secret name through getSecret; field names the spec
+// secretFor reads the Secret name (once per pass); field names the spec
 // field that names it.
 func (r *DifyUpgradeReconciler) secretFor(ctx context.Context, s *scope, name, field string) (*corev1.Secret, error) {
-	sec, err := r.getSecret(ctx, s.upgrade.Namespace, name)
+	sec, err := r.secret(ctx, s, name)
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, &specError{fmt.Sprintf("the Secret %s (%s) does not exist", name, field)}

@@ -52,7 +52,7 @@ type scope struct {
 	// postgresVersion is the database server's version, when Precheck
 	// reached it.
 	postgresVersion string
-	// sources are the ConfigMaps and Secrets read this pass to resolve
+	// sources are the ConfigMaps read this pass to resolve
 	// containers' env (envSources), each read once.
 	sources map[string]sourceData
 	// dataBytes is the size of the databases Precheck found, for the

@@ -17,6 +17,7 @@ limitations under the License.
 package controllers
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 )
@@ -88,5 +91,40 @@ func TestRequireSecretLabel(t *testing.T) {
 		if tc.refused && job != nil {
 			t.Errorf("require=%v %s: a Job would read the Secret: %+v", tc.require, tc.secret, job)
 		}
+	}
+}
+
+// A pass reads each Secret once, however many fields name it: the
+// credentials the operator connects with and the Prometheus token here.
+func TestASecretIsReadOncePerPass(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	gets := 0
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(&corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "shared"},
+		Data:       map[string][]byte{"password": []byte("s3cret"), "token": []byte("t0ken")},
+	}).WithInterceptorFuncs(interceptor.Funcs{Get: func(ctx context.Context, cl client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+		if _, ok := obj.(*corev1.Secret); ok {
+			gets++
+		}
+		return cl.Get(ctx, key, obj, opts...)
+	}}).Build()
+	r := &DifyUpgradeReconciler{Client: c}
+	u := &upgradev1alpha1.DifyUpgrade{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "u"}}
+	s := newScope(t.Context(), u, time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC))
+	ref := upgradev1alpha1.CredentialSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "shared"}, Key: "password"}}
+	if v, err := r.credential(t.Context(), s, ref, "spec.database.credentialsSecret"); err != nil || v != "s3cret" {
+		t.Fatalf("credential = %q, %v", v, err)
+	}
+	if v, err := r.secretValue(t.Context(), s, "shared", "token", "spec.canary.analysis.prometheus.bearerTokenSecret"); err != nil || v != "t0ken" {
+		t.Fatalf("token = %q, %v", v, err)
+	}
+	if gets != 1 {
+		t.Errorf("the Secret was read %d times in one pass, want 1", gets)
+	}
+	if _, err := r.credential(t.Context(), newScope(t.Context(), u, s.now), ref, "spec.database.credentialsSecret"); err != nil || gets != 2 {
+		t.Errorf("a new pass reads it again: %d reads, %v", gets, err)
 	}
 }
