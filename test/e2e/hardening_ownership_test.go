@@ -17,6 +17,7 @@ limitations under the License.
 package e2e
 
 import (
+	"context"
 	"strings"
 	"time"
 
@@ -94,14 +95,7 @@ var _ = Describe("Who owns the release", func() {
 
 		second := upgradeTo(ns, "1.12.1", withIstio, withSteps(5, "gate"), capacityRunsOut)
 		Expect(k8sClient.Create(ctx, second)).To(Succeed())
-		Eventually(func(g Gomega) {
-			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(second), second)).To(Succeed())
-			g.Expect(second.Status.Phase).To(Equal(upgradev1alpha1.PhasePending))
-			g.Expect(second.Status.Conditions).To(ContainElement(And(
-				HaveField("Type", upgradev1alpha1.ConditionReconciling),
-				HaveField("Reason", upgradev1alpha1.ReasonBlockedByUpgrade),
-				HaveField("Message", And(ContainSubstring(first.Name), ContainSubstring("left changes in the cluster"))))))
-		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
+		waitBlockedBy(ctx, second, first.Name, "left changes in the cluster")
 		Consistently(func(g Gomega) {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(second), second)).To(Succeed())
 			g.Expect(second.Status.Phase).To(Equal(upgradev1alpha1.PhasePending))
@@ -135,14 +129,7 @@ var _ = Describe("Who owns the release", func() {
 		Expect(k8sClient.Delete(ctx, first)).To(Succeed())
 		second := upgradeTo(ns, "1.12.1", withSteps(100, "gate"), withoutRestore)
 		Expect(k8sClient.Create(ctx, second)).To(Succeed())
-		Eventually(func(g Gomega) {
-			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(second), second)).To(Succeed())
-			g.Expect(second.Status.Phase).To(Equal(upgradev1alpha1.PhasePending))
-			g.Expect(second.Status.Conditions).To(ContainElement(And(
-				HaveField("Type", upgradev1alpha1.ConditionReconciling),
-				HaveField("Reason", upgradev1alpha1.ReasonBlockedByUpgrade),
-				HaveField("Message", And(ContainSubstring(first.Name), ContainSubstring("being deleted"))))))
-		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
+		waitBlockedBy(ctx, second, first.Name, "being deleted")
 		Consistently(func(g Gomega) {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(second), second)).To(Succeed())
 			g.Expect(second.Status.Phase).To(Equal(upgradev1alpha1.PhasePending))
@@ -421,3 +408,17 @@ var _ = Describe("Restarting the operator at the edges", func() {
 		Expect(u.Status.StartedAt).NotTo(BeNil())
 	})
 })
+
+// waitBlockedBy waits until u waits in Pending for the upgrade named
+// blocker, its Reconciling condition saying so with why.
+func waitBlockedBy(ctx context.Context, u *upgradev1alpha1.DifyUpgrade, blocker, why string) {
+	GinkgoHelper()
+	Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
+		g.Expect(u.Status.Phase).To(Equal(upgradev1alpha1.PhasePending))
+		g.Expect(u.Status.Conditions).To(ContainElement(And(
+			HaveField("Type", upgradev1alpha1.ConditionReconciling),
+			HaveField("Reason", upgradev1alpha1.ReasonBlockedByUpgrade),
+			HaveField("Message", And(ContainSubstring(blocker), ContainSubstring(why))))))
+	}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
+}
