@@ -223,7 +223,7 @@ func TestNewRunCarriesNothingOfTheLastRun(t *testing.T) {
 		Phase: upgradev1alpha1.PhaseRolledBack, FromVersion: "1.10.1", StartedAt: &now, CompletedAt: &now,
 		FailedPhase: upgradev1alpha1.PhaseCanary,
 		Canary:      &upgradev1alpha1.CanaryStatus{Weight: 100}, Bake: &upgradev1alpha1.BakeStatus{},
-		Wait:        &upgradev1alpha1.WaitStatus{For: "canary"},
+		Wait: &upgradev1alpha1.WaitStatus{For: "canary"},
 		Analysis: &upgradev1alpha1.AnalysisStatus{Phase: upgradev1alpha1.PhaseCanary, Verdict: upgradev1alpha1.VerdictBreached,
 			Breach: &upgradev1alpha1.BreachStatus{Check: "rule/error-rate", Weight: 100}},
 		Performance:     &upgradev1alpha1.PerformanceStatus{Canary: &upgradev1alpha1.PerformanceSample{ErrorRate: "0.2"}},
