@@ -153,6 +153,8 @@ type Sim struct {
 	faults         map[string]Fault
 	rates          map[string]float64
 	healthVersions map[string]string
+	// users are the simulated users, by namespace.
+	users map[string]*population
 	// podCredit is each pod's fractional /health errors.
 	podCredit map[string]float64
 	rng       *rand.Rand
@@ -202,6 +204,7 @@ func newSim(ctx context.Context, r reader, opts Options) *Sim {
 		faults:         map[string]Fault{},
 		rates:          map[string]float64{},
 		healthVersions: map[string]string{},
+		users:          map[string]*population{},
 		podCredit:      map[string]float64{},
 		rng:            rand.New(rand.NewPCG(0x646966, 0x7369)),
 	}
