@@ -24,13 +24,13 @@ import (
 )
 
 // viaVirtualService is the routing of the canary world through the
-// VirtualService dify with the given spec.http (YAML, indented as a list
+// VirtualService dify whose spec.http is routes (YAML, indented as a list
 // under http:). It fails the test when the VirtualService cannot be
 // interpreted.
-func viaVirtualService(t *testing.T, http string) (router, *world) {
+func viaVirtualService(t *testing.T, routes string) (router, *world) {
 	t.Helper()
 	w := canaryWorld(t)
-	w.virtualService = object(t, "networking.istio.io/v1", "VirtualService", "metadata: {name: dify}\nspec:\n  hosts: [dify.example.com]\n  http:\n"+http)
+	w.virtualService = object(t, "networking.istio.io/v1", "VirtualService", "metadata: {name: dify}\nspec:\n  hosts: [dify.example.com]\n  http:\n"+routes)
 	r := newRouting(w, UsersOptions{})
 	if r.note != "" {
 		t.Fatalf("note = %q, want none", r.note)
