@@ -102,6 +102,9 @@ type DifyUpgradeReconciler struct {
 	hashes sync.Map
 	// queriers holds each upgrade's Prometheus client (see querier).
 	queriers sync.Map
+	// tlsClients holds the HTTP checks' clients with TLS settings, by the
+	// digest of their material (see checkClientFor).
+	tlsClients sync.Map
 	// written tells a cached DifyUpgrade older than the operator's own last
 	// write of it.
 	written writtenPast
