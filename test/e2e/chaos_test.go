@@ -192,16 +192,8 @@ func canaryWeights(ctx context.Context, ns string) (map[string]int64, bool) {
 	}
 	http, _, _ := unstructured.NestedSlice(vs.Object, "spec", "http")
 	out := map[string]int64{}
-	for _, r := range http {
-		rm, _ := r.(map[string]any)
-		name, _ := rm["name"].(string)
-		routes, _ := rm["route"].([]any)
-		for _, d := range routes {
-			dm, _ := d.(map[string]any)
-			if subset, _, _ := unstructured.NestedString(dm, "destination", "subset"); subset == "canary" {
-				out[name], _, _ = unstructured.NestedInt64(dm, "weight")
-			}
-		}
+	for _, route := range []string{"api", "web"} {
+		out[route] = canaryWeightOf(http, route)
 	}
 	return out, true
 }
