@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -45,6 +46,9 @@ type jobState struct {
 	report string
 	// why says why a failed Job failed (the Job's condition).
 	why string
+	// ran is how long the pod's container ran, from start to exit, once it
+	// has.
+	ran time.Duration
 }
 
 // job reads the named Job and, once it has finished, its pod's report;
@@ -98,10 +102,24 @@ func (r *DifyUpgradeReconciler) readJob(ctx context.Context, s *scope, name stri
 	}
 	for _, p := range pods {
 		for _, cs := range p.Status.ContainerStatuses {
+			if t := cs.State.Terminated; t != nil {
+				st.ran = t.FinishedAt.Sub(t.StartedAt.Time)
+			}
 			if t := cs.State.Terminated; t != nil && t.Message != "" {
 				st.report = t.Message
 				if (st.complete && t.ExitCode == 0) || (st.failed && t.ExitCode != 0) {
 					return st, nil
+				}
+			}
+		}
+	}
+	if st.failed && st.report == "" {
+		// An init container that failed (the rehearsal's restore) stopped
+		// the pod before its container ran: its log end says why.
+		for _, p := range pods {
+			for _, cs := range p.Status.InitContainerStatuses {
+				if t := cs.State.Terminated; t != nil && t.ExitCode != 0 && t.Message != "" {
+					st.report = t.Message
 				}
 			}
 		}
