@@ -100,6 +100,14 @@ func (r *DifyUpgradeReconciler) readJob(ctx context.Context, s *scope, name stri
 	if err != nil {
 		return st, fmt.Errorf("listing the pods of Job %s: %w", name, err)
 	}
+	st.readPods(pods)
+	return st, nil
+}
+
+// readPods reads the report of a finished Job from its pods: the
+// container's termination message (its result lines, or its log end when
+// it failed), and how long it ran.
+func (st *jobState) readPods(pods []corev1.Pod) {
 	for _, p := range pods {
 		for _, cs := range p.Status.ContainerStatuses {
 			if t := cs.State.Terminated; t != nil {
@@ -108,7 +116,7 @@ func (r *DifyUpgradeReconciler) readJob(ctx context.Context, s *scope, name stri
 			if t := cs.State.Terminated; t != nil && t.Message != "" {
 				st.report = t.Message
 				if (st.complete && t.ExitCode == 0) || (st.failed && t.ExitCode != 0) {
-					return st, nil
+					return
 				}
 			}
 		}
@@ -124,7 +132,6 @@ func (r *DifyUpgradeReconciler) readJob(ctx context.Context, s *scope, name stri
 			}
 		}
 	}
-	return st, nil
 }
 
 // createJob creates one of the upgrade's Jobs, owned by the upgrade (so it

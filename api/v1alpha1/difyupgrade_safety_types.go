@@ -378,7 +378,6 @@ type BackupSpec struct {
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="backup timeout must be a positive duration such as 30m"
 	Timeout metav1.Duration `json:"timeout,omitzero"`
-
 }
 
 // BackupDestination is where backups are written.

@@ -75,15 +75,15 @@ func rehearsalInput() RehearsalInput {
 	}
 	return RehearsalInput{
 		Migration: MigrationInput{
-			Common:   Common{Namespace: "dify", Name: "up-rehearse-1234abcd", Upgrade: "up", Kind: KindRehearse, Timeout: time.Hour},
-			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{api}}},
+			Common:    Common{Namespace: "dify", Name: "up-rehearse-1234abcd", Upgrade: "up", Kind: KindRehearse, Timeout: time.Hour},
+			Template:  corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{api}}},
 			Container: "api", Image: "langgenius/dify-api:1.11.1",
 		},
 		BackupName: "dify-20261129-101500", ClientImage: "postgres:15-alpine", Destination: "dify-backups",
-		Database:  Database{Host: "pg", Port: 5432, SSLMode: "disable", Secret: "db", UsernameKey: "username", PasswordKey: "password", CASecret: "ca", CAKey: "ca.crt"},
-		RunAs:     RunAs{UID: 1000, GID: 1000, FSGroup: 1000},
-		Checksums: map[string]string{"dify": sum, "dify_plugin": sum},
-		Scratch:   map[string]string{"dify": "dify__rehearsal_1234abcd", "dify_plugin": "dify_plugin__rehearsal_1234abcd"},
+		Database:    Database{Host: "pg", Port: 5432, SSLMode: "disable", Secret: "db", UsernameKey: "username", PasswordKey: "password", CASecret: "ca", CAKey: "ca.crt"},
+		RunAs:       RunAs{UID: 1000, GID: 1000, FSGroup: 1000},
+		Checksums:   map[string]string{"dify": sum, "dify_plugin": sum},
+		Scratch:     map[string]string{"dify": "dify__rehearsal_1234abcd", "dify_plugin": "dify_plugin__rehearsal_1234abcd"},
 		APIDatabase: "dify", Revision: "5c1e4a7b9d20", PluginDatabase: "dify_plugin",
 		Marker: RehearsalMarker("dify", "up", "1234abcd"),
 	}
@@ -135,6 +135,10 @@ func TestRehearsalMigratesTheCopiesOnly(t *testing.T) {
 		}
 	}
 
+}
+
+func TestRehearsalRestoresBesideTheLiveDatabases(t *testing.T) {
+	pod := Rehearsal(rehearsalInput()).Spec.Template.Spec
 	restore := pod.InitContainers[0]
 	renv := envOf(restore)
 	if restore.Image != "postgres:15-alpine" || renv["PGDATABASE"].Value != "postgres" || renv["PGUSER"].ValueFrom == nil {
@@ -149,6 +153,12 @@ func TestRehearsalMigratesTheCopiesOnly(t *testing.T) {
 	if sc := restore.SecurityContext; sc == nil || *sc.RunAsUser != 1000 || *sc.RunAsNonRoot != true || *sc.AllowPrivilegeEscalation {
 		t.Errorf("the restore does not run as the backup's identity, restricted: %+v", sc)
 	}
+	checkRehearsalVolumes(t, pod, renv)
+	checkRehearsalScript(t, restore.Command[2])
+}
+
+func checkRehearsalVolumes(t *testing.T, pod corev1.PodSpec, renv map[string]corev1.EnvVar) {
+	t.Helper()
 	volumes := map[string]corev1.Volume{}
 	for _, v := range pod.Volumes {
 		if _, twice := volumes[v.Name]; twice {
@@ -162,7 +172,10 @@ func TestRehearsalMigratesTheCopiesOnly(t *testing.T) {
 	if _, ok := volumes["rehearsal-database-ca"]; !ok || renv["PGSSLROOTCERT"].Value == "" {
 		t.Error("the CA bundle is not given to the restore")
 	}
-	script := restore.Command[2]
+}
+
+func checkRehearsalScript(t *testing.T, script string) {
+	t.Helper()
 	for _, want := range []string{"drop database"} {
 		if strings.Contains(script, want) {
 			t.Errorf("the rehearsal's restore runs %q: it must never drop anything", want)
