@@ -93,12 +93,16 @@ var _ = Describe("Rehearsing the migration before the point of no return", Label
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseRehearse, time.Minute)
 		sawCopies := false
 		Eventually(func(g Gomega) {
+			// What production looks like, then the phase: when the phase
+			// is still Rehearse, all of it was seen during the rehearsal.
+			nowVersions, nowSums, migrations := resourceVersions(ctx, ns), checksums(ctx, ns), jobsOf(ctx, ns, "migrate")
+			copies := len(scratchDatabases(ctx, ns))
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
 			if u.Status.Phase == upgradev1alpha1.PhaseRehearse {
-				Expect(resourceVersions(ctx, ns)).To(Equal(versions), "no Deployment is written during the rehearsal")
-				Expect(checksums(ctx, ns)).To(Equal(sums), "the live databases are untouched during the rehearsal")
-				Expect(jobsOf(ctx, ns, "migrate")).To(BeEmpty(), "no migration of production during the rehearsal")
-				sawCopies = sawCopies || len(scratchDatabases(ctx, ns)) == 2
+				Expect(nowVersions).To(Equal(versions), "no Deployment is written during the rehearsal")
+				Expect(nowSums).To(Equal(sums), "the live databases are untouched during the rehearsal")
+				Expect(migrations).To(BeEmpty(), "no migration of production during the rehearsal")
+				sawCopies = sawCopies || copies == 2
 			}
 			g.Expect(u.Status.Phase).NotTo(Equal(upgradev1alpha1.PhaseRehearse))
 		}).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
