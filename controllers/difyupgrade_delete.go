@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -48,6 +49,12 @@ func (r *DifyUpgradeReconciler) reconcileDelete(ctx context.Context, u *upgradev
 	s := newScope(ctx, u, r.Clock.Now())
 	if running, err := r.restoreOnDelete(ctx, s); err != nil || running {
 		return ctrl.Result{}, err
+	}
+	if done, err := r.endRehearsal(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	} else if !done {
+		// The rehearsal Job's deletion brings the next pass.
+		return ctrl.Result{RequeueAfter: 5 * time.Second}, nil
 	}
 	if lifecycle.LeftChanges(&u.Status) {
 		if err := r.observe(ctx, s); err != nil {

@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -45,6 +46,9 @@ type jobState struct {
 	report string
 	// why says why a failed Job failed (the Job's condition).
 	why string
+	// ran is how long the pod's container ran, from start to exit, once it
+	// has.
+	ran time.Duration
 }
 
 // job reads the named Job and, once it has finished, its pod's report;
@@ -96,17 +100,38 @@ func (r *DifyUpgradeReconciler) readJob(ctx context.Context, s *scope, name stri
 	if err != nil {
 		return st, fmt.Errorf("listing the pods of Job %s: %w", name, err)
 	}
+	st.readPods(pods)
+	return st, nil
+}
+
+// readPods reads the report of a finished Job from its pods: the
+// container's termination message (its result lines, or its log end when
+// it failed), and how long it ran.
+func (st *jobState) readPods(pods []corev1.Pod) {
 	for _, p := range pods {
 		for _, cs := range p.Status.ContainerStatuses {
+			if t := cs.State.Terminated; t != nil {
+				st.ran = t.FinishedAt.Sub(t.StartedAt.Time)
+			}
 			if t := cs.State.Terminated; t != nil && t.Message != "" {
 				st.report = t.Message
 				if (st.complete && t.ExitCode == 0) || (st.failed && t.ExitCode != 0) {
-					return st, nil
+					return
 				}
 			}
 		}
 	}
-	return st, nil
+	if st.failed && st.report == "" {
+		// An init container that failed (the rehearsal's restore) stopped
+		// the pod before its container ran: its log end says why.
+		for _, p := range pods {
+			for _, cs := range p.Status.InitContainerStatuses {
+				if t := cs.State.Terminated; t != nil && t.ExitCode != 0 && t.Message != "" {
+					st.report = t.Message
+				}
+			}
+		}
+	}
 }
 
 // createJob creates one of the upgrade's Jobs, owned by the upgrade (so it

@@ -74,7 +74,7 @@ func (r *DifyUpgradeReconciler) backupInput(ctx context.Context, s *scope) (dbjo
 func (r *DifyUpgradeReconciler) reconcileBackup(ctx context.Context, s *scope) (phaseResult, error) {
 	spec := s.spec()
 	st := s.status()
-	next := upgradev1alpha1.PhaseMigrate
+	next := upgradev1alpha1.PhaseRehearse
 	if !*spec.Backup.Enabled {
 		msg := "Backup disabled (spec.backup.enabled is false): nothing was backed up, and a rollback cannot restore the database"
 		r.tell(s, corev1.EventTypeWarning, "BackupDisabled", "Backup", "%s", msg)
@@ -169,7 +169,7 @@ func (r *DifyUpgradeReconciler) backupTaken(s *scope, job jobState) phaseResult 
 	}
 	msg := fmt.Sprintf("Backup %s verified: %d artifacts, %s, at %s", b.Name, len(b.Artifacts), humanBytes(total), b.Location)
 	r.tell(s, corev1.EventTypeNormal, "BackupVerified", "Backup", "%s", msg)
-	return phaseResult{next: upgradev1alpha1.PhaseMigrate, message: msg}
+	return phaseResult{next: upgradev1alpha1.PhaseRehearse, message: msg}
 }
 
 // nameBackup names the backup and its Job, and chooses the client image

@@ -158,6 +158,10 @@ func (r *DifyUpgradeReconciler) nameMigration(ctx context.Context, s *scope) (ph
 		}
 		m.FromRevision = info.Revision
 	}
+	if st.Migration != nil {
+		// What the rehearsal did stays with the migration it rehearsed.
+		m.Rehearsal = st.Migration.Rehearsal
+	}
 	started := metav1.NewTime(s.now)
 	m.StartedAt = &started
 	m.JobName = dbjob.Name(s.upgrade.Name, string(s.upgrade.UID), dbjob.KindMigrate, started.UTC().Format("20060102150405"))

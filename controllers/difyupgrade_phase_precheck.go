@@ -124,7 +124,7 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 		st.FromVersion = p.FromVersion
 	}
 	found := st.Plan
-	st.Plan = planOf(spec, p.Components, all.stable)
+	st.Plan = planOf(spec, p.Components, all.stable, plannedData(s))
 	if found != nil {
 		// What checkData found of the data, and the backup claim it planned.
 		st.Plan.Database, st.Plan.Storage, st.Plan.BackupClaim = found.Database, found.Storage, found.BackupClaim

@@ -72,9 +72,24 @@ func (r *DifyUpgradeReconciler) reconcileEnded(ctx context.Context, s *scope) ct
 			return ctrl.Result{RequeueAfter: 5 * time.Second}
 		}
 	}
+	// A rehearsal the upgrade ended during (a failure, an abort, the
+	// window) is stopped and its scratch databases dropped; a retry waits
+	// for that, as a new run forgets them.
+	dropped, err := r.endRehearsal(ctx, s)
+	if err != nil {
+		s.log.Error(err, "Dropping the rehearsal's scratch databases")
+		s.recordCheck("rehearsal", upgradev1alpha1.CheckWarning, fmt.Sprintf("the rehearsal's scratch databases are not dropped yet: %v", err))
+	}
+	if err == nil && !dropped {
+		// Its unfinished Job is going; its deletion brings the next pass.
+		return ctrl.Result{RequeueAfter: 5 * time.Second}
+	}
 	if err := r.keepRecord(ctx, s); err != nil {
 		// The record is kept on a later pass; the outcome stands.
 		s.log.Error(err, "Keeping the upgrade's record")
+		return ctrl.Result{RequeueAfter: 5 * time.Second}
+	}
+	if !dropped {
 		return ctrl.Result{RequeueAfter: 5 * time.Second}
 	}
 	r.reconcileTerminal(s)

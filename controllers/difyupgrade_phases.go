@@ -120,6 +120,7 @@ func (r *DifyUpgradeReconciler) handlers() map[upgradev1alpha1.DifyUpgradePhase]
 		upgradev1alpha1.PhasePlanned:     r.reconcilePlanned,
 		upgradev1alpha1.PhasePrecheck:    r.reconcilePrecheck,
 		upgradev1alpha1.PhaseBackup:      r.reconcileBackup,
+		upgradev1alpha1.PhaseRehearse:    r.reconcileRehearse,
 		upgradev1alpha1.PhaseMigrate:     r.reconcileMigrate,
 		upgradev1alpha1.PhaseCanary:      r.reconcileCanary,
 		upgradev1alpha1.PhasePromote:     r.reconcilePromote,
@@ -132,6 +133,7 @@ func (r *DifyUpgradeReconciler) handlers() map[upgradev1alpha1.DifyUpgradePhase]
 var phaseCondition = map[upgradev1alpha1.DifyUpgradePhase]string{
 	upgradev1alpha1.PhasePrecheck:    upgradev1alpha1.ConditionPrecheckPassed,
 	upgradev1alpha1.PhaseBackup:      upgradev1alpha1.ConditionBackupComplete,
+	upgradev1alpha1.PhaseRehearse:    upgradev1alpha1.ConditionMigrationRehearsed,
 	upgradev1alpha1.PhaseMigrate:     upgradev1alpha1.ConditionSchemaMigrated,
 	upgradev1alpha1.PhaseCanary:      upgradev1alpha1.ConditionCanaryHealthy,
 	upgradev1alpha1.PhasePromote:     upgradev1alpha1.ConditionPromoted,

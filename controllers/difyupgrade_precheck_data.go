@@ -30,6 +30,7 @@ import (
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/database"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/dbjob"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/lifecycle"
 )
 
 // databaseName is what the backup and restore Jobs accept as a database
@@ -129,7 +130,7 @@ func (r *DifyUpgradeReconciler) checkDatabase(ctx context.Context, s *scope) pha
 	if db == nil {
 		s.recordCheck("database", upgradev1alpha1.CheckWarning,
 			"no database is given (spec.database) or found: the database is not backed up, and a rollback after the schema migration cannot restore it")
-		return phaseResult{}
+		return checkRehearsal(ctx, s, database.Target{})
 	}
 	t, err := r.dbTarget(ctx, s)
 	if err != nil {
@@ -160,7 +161,48 @@ func (r *DifyUpgradeReconciler) checkDatabase(ctx context.Context, s *scope) pha
 	if res := checkReplication(s, info.Replication); res.stop {
 		return res
 	}
-	return checkWayBack(ctx, s, t)
+	if res := checkWayBack(ctx, s, t); res.stop {
+		return res
+	}
+	return checkRehearsal(ctx, s, t)
+}
+
+// checkRehearsal proves, as the user the Jobs connect as, that the
+// migration can be rehearsed before the point of no return: the backup
+// restored into scratch databases beside the live ones (CREATEDB,
+// membership in the owners), migrated there, and dropped. When it cannot,
+// a rehearsal left to the default is skipped, which a Warning says now; one
+// the spec asks for (spec.migration.rehearse: true) refuses the upgrade.
+func checkRehearsal(ctx context.Context, s *scope, t database.Target) phaseResult {
+	const name = "rehearsal"
+	spec := s.spec()
+	db := dbOf(s)
+	rehearse, required, why := lifecycle.Rehearsal(spec, *spec.Backup.Enabled && db != nil)
+	switch {
+	case !rehearse && required:
+		return s.refuse(name, upgradev1alpha1.ReasonInvalidSpec, "spec.migration.rehearse is true, but %s", why)
+	case !rehearse && *spec.Migration.Enabled:
+		s.recordCheck(name, upgradev1alpha1.CheckSkipped, "the migration will not be rehearsed: "+why)
+		return phaseResult{}
+	case !rehearse:
+		return phaseResult{}
+	}
+	a, err := database.CheckRehearsal(ctx, t, db.databases)
+	if err != nil {
+		return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "cannot check the privileges the rehearsal needs: %v", err)
+	}
+	if len(a.Missing) > 0 {
+		if required {
+			return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "spec.migration.rehearse is true, but %s", rehearsalAccess(a))
+		}
+		s.recordCheck(name, upgradev1alpha1.CheckWarning, "the migration will NOT be rehearsed (the Rehearse phase skips it): "+rehearsalAccess(a)+
+			"; or set spec.migration.rehearse: false to say so")
+		return phaseResult{}
+	}
+	s.recordCheck(name, upgradev1alpha1.CheckPassed, fmt.Sprintf(
+		"user %s may restore %s into scratch databases (<name>%s<run>) and drop them: the migration is rehearsed there before the point of no return",
+		a.User, strings.Join(db.databases, ", "), "__rehearsal_"))
+	return phaseResult{}
 }
 
 // restorable reports whether a rollback past the migration would restore

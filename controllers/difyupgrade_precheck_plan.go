@@ -32,7 +32,7 @@ import (
 
 // planOf describes what the upgrade will do, for people and for a dry run.
 func planOf(spec *upgradev1alpha1.DifyUpgradeSpec, components []upgradev1alpha1.ComponentStatus,
-	byName map[string]*apps.Workload) *upgradev1alpha1.PlanStatus {
+	byName map[string]*apps.Workload, data window.Data) *upgradev1alpha1.PlanStatus {
 	p := &upgradev1alpha1.PlanStatus{}
 	for _, stage := range plan.Stages {
 		var names []string
@@ -61,7 +61,7 @@ func planOf(spec *upgradev1alpha1.DifyUpgradeSpec, components []upgradev1alpha1.
 		p.PointOfNoReturn = true
 		p.Migration = "runs once, before any pod of the new version takes traffic; there is no database backup, so a rollback after it cannot take the data back"
 	}
-	d := window.Estimate(spec, components, byName, backup && len(p.BackupTargets) > 0, migrate)
+	d := window.Estimate(spec, components, byName, data)
 	p.EstimatedDuration = &metav1.Duration{Duration: d}
 	return p
 }

@@ -331,6 +331,8 @@ backup: {destination: {claimName: dify-backups}}
 		Entry("a subPath that climbs out of the volume", `backup: {destination: {claimName: b}, volumes: [{claimName: s, subPath: ../etc}]}`, "subPath must be a relative path without '..'"),
 		Entry("keeping no backups", `backup: {retention: {keep: 0}}`, "should be greater than or equal to 1"),
 		Entry("a zero migration timeout", `migration: {timeout: 0s}`, "migration timeout must be a positive duration"),
+		Entry("a rehearsal without a backup", "migration: {rehearse: true}\nbackup: {enabled: false}", "spec.migration.rehearse: true needs spec.backup.enabled"),
+		Entry("a rehearsal without a migration", `migration: {rehearse: true, enabled: false}`, "spec.migration.rehearse: true needs spec.migration.enabled"),
 		Entry("a 33-byte database name (its restore names would be truncated)", `database: {host: db, credentialsSecret: {name: db}, databases: [`+strings.Repeat("d", 33)+`]}`+withoutBackup, "a database name may be at most 32 bytes"),
 		Entry("a 40-byte database name", `database: {host: db, credentialsSecret: {name: db}, databases: [dify, `+strings.Repeat("d", 40)+`]}`+withoutBackup, "a database name may be at most 32 bytes"),
 		Entry("a 63-byte database name (<name>__restoring would truncate to <name>)", `database: {host: db, credentialsSecret: {name: db}, databases: [`+strings.Repeat("d", 63)+`]}`+withoutBackup, "a database name may be at most 32 bytes"),

@@ -28,9 +28,24 @@ import (
 // The maintenance window's end: checked against the estimate in Precheck,
 // enforced before Promote, and waited for by no longer than it.
 
+// plannedData is what the data phases will do, as the plan's estimate
+// counts them: a backup when there is something to back up, a rehearsal
+// when one is to run, and the migration at its guessed length.
+func plannedData(s *scope) window.Data {
+	spec := s.spec()
+	backup := *spec.Backup.Enabled
+	rehearse, _, _ := lifecycle.Rehearsal(spec, backup && dbOf(s) != nil)
+	d := window.Data{Backup: backup && somethingToBackUp(s), Rehearse: rehearse}
+	if *spec.Migration.Enabled {
+		d.Migration = window.Migration
+	}
+	return d
+}
+
 // checkWindowEnd warns when the estimate does not fit in what is left of the
-// maintenance window the upgrade started in.
-func checkWindowEnd(s *scope, estimated time.Duration) {
+// maintenance window the upgrade started in. basis, when set, says what the
+// estimate rests on.
+func checkWindowEnd(s *scope, estimated time.Duration, basis ...string) {
 	st := s.status()
 	if s.spec().Window == nil || st.WindowEndsAt == nil {
 		return
@@ -39,6 +54,10 @@ func checkWindowEnd(s *scope, estimated time.Duration) {
 	left := st.WindowEndsAt.Sub(s.now).Round(time.Second)
 	onClose := s.spec().Window.OnClose
 	m := measure{estimated.Round(time.Second).String(), left.String()}
+	takes := estimated.Round(time.Second).String()
+	if len(basis) > 0 {
+		takes += " (" + basis[0] + ")"
+	}
 	if ends.After(st.WindowEndsAt.Time) {
 		what := "rolls back if it has not reached Promote by then"
 		if onClose == upgradev1alpha1.WindowCloseContinue {
@@ -46,11 +65,11 @@ func checkWindowEnd(s *scope, estimated time.Duration) {
 		}
 		s.recordCheck("window", upgradev1alpha1.CheckWarning, fmt.Sprintf(
 			"the upgrade is estimated to take %s but the window closes at %s, in %s; it %s",
-			estimated.Round(time.Second), st.WindowEndsAt.UTC().Format(time.RFC3339), left, what), m)
+			takes, st.WindowEndsAt.UTC().Format(time.RFC3339), left, what), m)
 	} else {
 		s.recordCheck("window", upgradev1alpha1.CheckPassed, fmt.Sprintf(
 			"the upgrade is estimated to take %s; the window closes at %s, in %s",
-			estimated.Round(time.Second), st.WindowEndsAt.UTC().Format(time.RFC3339), left), m)
+			takes, st.WindowEndsAt.UTC().Format(time.RFC3339), left), m)
 	}
 }
 

@@ -34,16 +34,21 @@ limitations under the License.
 //     volumes with a Job (internal/dbjob) into the destination claim (made
 //     for the release when the spec names none,
 //     difyupgrade_backup_claim.go), and verify its manifest.
-//  4. Migrate: run the schema migration once, as a Job with the target
+//  4. Rehearse: restore the fresh backup into scratch databases beside the
+//     live ones and run the target image's migration against them, in one
+//     Job (internal/dbjob); judge it as the real one, time it for the
+//     window, drop the copies (difyupgrade_rehearse_scratch.go, also when
+//     the upgrade ends or is deleted during it); production is not touched.
+//  5. Migrate: run the schema migration once, as a Job with the target
 //     image, judged by the revision it leaves; never without a verified
 //     database backup unless the spec says Never.
-//  5. Canary: size the canary Deployments (difyupgrade_canaries.go) and
+//  6. Canary: size the canary Deployments (difyupgrade_canaries.go) and
 //     shift traffic step by step (difyupgrade_routing.go, internal/traffic),
 //     judged by the analysis (difyupgrade_analysis.go takes the readings;
 //     internal/analysis decides a breach).
-//  6. Promote: roll every workload (Deployment or StatefulSet) to the target
+//  7. Promote: roll every workload (Deployment or StatefulSet) to the target
 //     image in the planned order (difyupgrade_stable.go writes them).
-//  7. Verify: check that every pod runs its target image (difyupgrade_pods.go)
+//  8. Verify: check that every pod runs its target image (difyupgrade_pods.go)
 //     through the bake time, then hand the workloads back.
 //
 // Any failure after the first change goes through RollingBack

@@ -36,6 +36,10 @@ const (
 	ConditionPrecheckPassed = "PrecheckPassed"
 	// ConditionBackupComplete is True once the backup is written and verified.
 	ConditionBackupComplete = "BackupComplete"
+	// ConditionMigrationRehearsed is True once the migration passed on
+	// scratch copies of the databases; False when it failed there, or was
+	// skipped (the reason says which).
+	ConditionMigrationRehearsed = "MigrationRehearsed"
 	// ConditionSchemaMigrated is True once the schema migration finished.
 	ConditionSchemaMigrated = "SchemaMigrated"
 	// ConditionCanaryHealthy is True while (and once) the canary's analysis
@@ -108,6 +112,15 @@ const (
 	ReasonBackupFailed = "BackupFailed"
 	// ReasonMigrationFailed: the migration Job failed or timed out.
 	ReasonMigrationFailed = "MigrationFailed"
+	// ReasonRehearsalFailed: the migration failed on the scratch copies of
+	// the databases, or they could not be made.
+	ReasonRehearsalFailed = "RehearsalFailed"
+	// ReasonRehearsalSkipped: the rehearsal did not run (turned off, no
+	// database backup, or the database user may not create databases).
+	ReasonRehearsalSkipped = "RehearsalSkipped"
+	// ReasonWindowTooShort: the rehearsed migration would not finish before
+	// the maintenance window closes.
+	ReasonWindowTooShort = "WindowTooShort"
 	// ReasonBackupDisabled: spec.backup.enabled is false; nothing was backed
 	// up.
 	ReasonBackupDisabled = "Disabled"

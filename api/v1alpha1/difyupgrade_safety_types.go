@@ -468,4 +468,18 @@ type MigrationSpec struct {
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="migration timeout must be a positive duration such as 30m"
 	Timeout metav1.Duration `json:"timeout,omitzero"`
+
+	// rehearse runs the target image's migration once on a copy of the data
+	// before the point of no return: the fresh backup is restored into
+	// scratch databases on the same server (<db>__rehearsal_<run>), the
+	// migration Job runs against them, is judged as the real one is (the
+	// revision must reach the target's head) and timed, and the scratch
+	// databases are dropped. A failed rehearsal fails the upgrade with
+	// nothing changed; a passing one's duration replaces the estimate of the
+	// migration in the window check. Absent: on whenever a database backup
+	// is taken, skipped with a warning when the database user may not
+	// create databases; true makes it required (Precheck refuses what would
+	// skip it); false turns it off.
+	// +optional
+	Rehearse *bool `json:"rehearse,omitempty"`
 }

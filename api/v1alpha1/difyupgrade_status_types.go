@@ -767,6 +767,100 @@ type MigrationStatus struct {
 	// completedAt is when the migration was verified.
 	// +optional
 	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+
+	// rehearsal is what the migration's rehearsal on scratch copies of the
+	// databases did, before the point of no return.
+	// +optional
+	Rehearsal *RehearsalStatus `json:"rehearsal,omitempty"`
+}
+
+// RehearsalResult is how a rehearsal ended.
+// +kubebuilder:validation:Enum=Passed;Failed;Skipped
+type RehearsalResult string
+
+// How a rehearsal ends.
+const (
+	RehearsalPassed  RehearsalResult = "Passed"
+	RehearsalFailed  RehearsalResult = "Failed"
+	RehearsalSkipped RehearsalResult = "Skipped"
+)
+
+// RehearsalStatus is what the rehearsal of the migration did: the fresh
+// backup restored into scratch databases, the target image's migration run
+// against them, judged and timed, the scratch databases dropped.
+type RehearsalStatus struct {
+	// result is Passed, Failed or Skipped once known; empty while it runs.
+	// +optional
+	Result RehearsalResult `json:"result,omitempty"`
+
+	// message says what the rehearsal found: the revision it reached, why
+	// it failed (with the end of the Job's log) or why it was skipped.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	Message string `json:"message,omitempty"`
+
+	// jobName is the name of the rehearsal Job, set before it is created.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	JobName string `json:"jobName,omitempty"`
+
+	// run tells this rehearsal's scratch databases from any other's: the
+	// suffix of their names.
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	Run string `json:"run,omitempty"`
+
+	// databases are the scratch databases, each with the database it is a
+	// copy of; recorded before the Job is created.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	Databases []ScratchDatabase `json:"databases,omitempty"`
+
+	// startedAt is when the rehearsal was named, before its Job started.
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+
+	// finishedAt is when the rehearsal's migration was judged.
+	// +optional
+	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
+
+	// duration is how long the target image's migration ran on the copy
+	// (its container, from start to exit): what the window check counts for
+	// the real migration.
+	// +optional
+	Duration *metav1.Duration `json:"duration,omitempty"`
+
+	// fromRevision is the revision of the backup the copy was restored
+	// from.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	FromRevision string `json:"fromRevision,omitempty"`
+
+	// revision is the revision the copy reached, read by the operator.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	Revision string `json:"revision,omitempty"`
+
+	// expectedRevision is the head revision the target image reports.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	ExpectedRevision string `json:"expectedRevision,omitempty"`
+
+	// dropped is true once every scratch database is gone.
+	// +optional
+	Dropped bool `json:"dropped,omitempty"`
+}
+
+// ScratchDatabase is a scratch copy of one of Dify's databases.
+type ScratchDatabase struct {
+	// name is the database copied.
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+
+	// scratch is the copy's name: <name>__rehearsal_<run>, shortened with a
+	// hash of the name when that would pass PostgreSQL's 63 bytes.
+	// +kubebuilder:validation:MaxLength=63
+	Scratch string `json:"scratch"`
 }
 
 // RestoreStatus is what the rollback's database restore did.

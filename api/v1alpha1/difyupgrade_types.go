@@ -36,6 +36,8 @@ import (
 
 // DifyUpgradeSpec says which Dify installation to upgrade, to which version, and
 // how carefully.
+// +kubebuilder:validation:XValidation:rule="!has(self.migration.rehearse) || !self.migration.rehearse || !has(self.backup.enabled) || self.backup.enabled",message="spec.migration.rehearse: true needs spec.backup.enabled: the rehearsal restores the fresh database backup into scratch databases and migrates those; turn the backup on, or leave rehearse out (it is on whenever a database backup is taken)",fieldPath=".migration.rehearse"
+// +kubebuilder:validation:XValidation:rule="!has(self.migration.rehearse) || !self.migration.rehearse || !has(self.migration.enabled) || self.migration.enabled",message="spec.migration.rehearse: true needs spec.migration.enabled: there is no migration to rehearse",fieldPath=".migration.rehearse"
 type DifyUpgradeSpec struct {
 	// targetVersion is the Dify version to upgrade to, as a semantic version
 	// without a leading "v", for example "1.11.1" or the hotfix "1.10.1-fix.1".
@@ -166,7 +168,7 @@ type DifyUpgradeSpec struct {
 }
 
 // DifyUpgradePhase is where an upgrade stands.
-// +kubebuilder:validation:Enum=Pending;Planned;Precheck;Backup;Migrate;Canary;Promote;Verify;Succeeded;RollingBack;RolledBack;Failed
+// +kubebuilder:validation:Enum=Pending;Planned;Precheck;Backup;Rehearse;Migrate;Canary;Promote;Verify;Succeeded;RollingBack;RolledBack;Failed
 type DifyUpgradePhase string
 
 // The phases of an upgrade, in the order they normally pass.
@@ -175,6 +177,7 @@ const (
 	PhasePlanned     DifyUpgradePhase = "Planned"
 	PhasePrecheck    DifyUpgradePhase = "Precheck"
 	PhaseBackup      DifyUpgradePhase = "Backup"
+	PhaseRehearse    DifyUpgradePhase = "Rehearse"
 	PhaseMigrate     DifyUpgradePhase = "Migrate"
 	PhaseCanary      DifyUpgradePhase = "Canary"
 	PhasePromote     DifyUpgradePhase = "Promote"
@@ -199,7 +202,7 @@ func (p DifyUpgradePhase) HasStarted() bool {
 }
 
 // DifyUpgrade takes a running Dify installation from one version to another:
-// Precheck, Backup, Migrate, Canary, Promote, Verify, and back again when
+// Precheck, Backup, Rehearse, Migrate, Canary, Promote, Verify, and back again when
 // health fails.
 //
 // +kubebuilder:object:root=true
@@ -215,8 +218,8 @@ func (p DifyUpgradePhase) HasStarted() bool {
 // +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase in ['Pending', 'Planned'] || self.spec.targetVersion == oldSelf.spec.targetVersion",message="spec.targetVersion cannot change once the upgrade has started; create a new DifyUpgrade",fieldPath=".spec.targetVersion"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase in ['Pending', 'Planned'] || self.spec.release == oldSelf.spec.release",message="spec.release cannot change once the upgrade has started; create a new DifyUpgrade",fieldPath=".spec.release"
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase in ['Pending', 'Planned', 'Precheck', 'Succeeded', 'RolledBack'] || (oldSelf.status.phase == 'Failed' && (!has(oldSelf.status.failedPhase) || oldSelf.status.failedPhase in ['Pending', 'Precheck', 'Backup'])) || (has(self.spec.canary.istio) == has(oldSelf.spec.canary.istio) && (!has(self.spec.canary.istio) || self.spec.canary.istio == oldSelf.spec.canary.istio) && (has(self.spec.canary.steps) ? self.spec.canary.steps : []) == (has(oldSelf.spec.canary.steps) ? oldSelf.spec.canary.steps : []))",message="spec.canary.istio and spec.canary.steps cannot change while the upgrade has changes in the cluster (the way back depends on them); to change course, abort it (annotate upgrade.difyops.io/abort), then create a new DifyUpgrade",fieldPath=".spec.canary"
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase in ['Pending', 'Planned', 'Precheck', 'Succeeded', 'RolledBack'] || (oldSelf.status.phase == 'Failed' && (!has(oldSelf.status.failedPhase) || oldSelf.status.failedPhase in ['Pending', 'Precheck', 'Backup'])) || (has(self.spec.database) == has(oldSelf.spec.database) && (!has(self.spec.database) || self.spec.database == oldSelf.spec.database) && has(self.spec.backup) == has(oldSelf.spec.backup) && (!has(self.spec.backup) || self.spec.backup == oldSelf.spec.backup))",message="spec.database and spec.backup cannot change from the Backup phase on (the restore uses the backup as it was taken); to change them, abort the upgrade (annotate upgrade.difyops.io/abort), then create a new DifyUpgrade",fieldPath=".spec.backup"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase in ['Pending', 'Planned', 'Precheck', 'Succeeded', 'RolledBack'] || (oldSelf.status.phase == 'Failed' && (!has(oldSelf.status.failedPhase) || oldSelf.status.failedPhase in ['Pending', 'Precheck', 'Backup', 'Rehearse'])) || (has(self.spec.canary.istio) == has(oldSelf.spec.canary.istio) && (!has(self.spec.canary.istio) || self.spec.canary.istio == oldSelf.spec.canary.istio) && (has(self.spec.canary.steps) ? self.spec.canary.steps : []) == (has(oldSelf.spec.canary.steps) ? oldSelf.spec.canary.steps : []))",message="spec.canary.istio and spec.canary.steps cannot change while the upgrade has changes in the cluster (the way back depends on them); to change course, abort it (annotate upgrade.difyops.io/abort), then create a new DifyUpgrade",fieldPath=".spec.canary"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase in ['Pending', 'Planned', 'Precheck', 'Succeeded', 'RolledBack'] || (oldSelf.status.phase == 'Failed' && (!has(oldSelf.status.failedPhase) || oldSelf.status.failedPhase in ['Pending', 'Precheck', 'Backup', 'Rehearse'])) || (has(self.spec.database) == has(oldSelf.spec.database) && (!has(self.spec.database) || self.spec.database == oldSelf.spec.database) && has(self.spec.backup) == has(oldSelf.spec.backup) && (!has(self.spec.backup) || self.spec.backup == oldSelf.spec.backup))",message="spec.database and spec.backup cannot change from the Backup phase on (the restore uses the backup as it was taken); to change them, abort the upgrade (annotate upgrade.difyops.io/abort), then create a new DifyUpgrade",fieldPath=".spec.backup"
 type DifyUpgrade struct {
 	metav1.TypeMeta `json:",inline"`
 

@@ -220,7 +220,7 @@ var _ = Describe("Protecting Dify's data", Label("data"), func() {
 		ns := installDify(ctx, withAPIEnv("FAKE_MIGRATION", "fail"))
 		claim(ctx, ns, backupClaim)
 		sums := checksums(ctx, ns)
-		u := upgradeTo(ns, "1.11.1", withSteps(100), withData(ns))
+		u := upgradeTo(ns, "1.11.1", withSteps(100), withData(ns), withoutRehearsal)
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
 		Eventually(func() []batchv1.Job { return jobsOf(ctx, ns, "restore") }).WithContext(ctx).WithTimeout(time.Minute).
 			WithPolling(20 * time.Millisecond).ShouldNot(BeEmpty())
@@ -242,7 +242,7 @@ var _ = Describe("Protecting Dify's data", Label("data"), func() {
 		ns := installDify(ctx, withAPIEnv("FAKE_MIGRATION_DELAY", "10m"))
 		claim(ctx, ns, backupClaim)
 		sums := checksums(ctx, ns)
-		u := upgradeTo(ns, "1.11.1", withSteps(100), withData(ns))
+		u := upgradeTo(ns, "1.11.1", withSteps(100), withData(ns), withoutRehearsal)
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
 		By("aborting while the migration's container runs")
 		Eventually(func(g Gomega) {
@@ -273,7 +273,7 @@ var _ = Describe("Protecting Dify's data", Label("data"), func() {
 	It("stops an unfinished migration when the upgrade fails with the automatic rollback off", func(ctx SpecContext) {
 		ns := installDify(ctx, withAPIEnv("FAKE_MIGRATION_DELAY", "10m"))
 		claim(ctx, ns, backupClaim)
-		u := upgradeTo(ns, "1.11.1", withSteps(100), withData(ns), func(u *upgradev1alpha1.DifyUpgrade) {
+		u := upgradeTo(ns, "1.11.1", withSteps(100), withData(ns), withoutRehearsal, func(u *upgradev1alpha1.DifyUpgrade) {
 			u.Spec.Rollback.Automatic = new(false)
 		})
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
@@ -305,7 +305,7 @@ var _ = Describe("Protecting Dify's data", Label("data"), func() {
 		ns := installDify(ctx, withAPIEnv("FAKE_MIGRATION", "silent-fail"))
 		claim(ctx, ns, backupClaim)
 		sums := checksums(ctx, ns)
-		u := upgradeTo(ns, "1.11.1", withSteps(100), withData(ns))
+		u := upgradeTo(ns, "1.11.1", withSteps(100), withData(ns), withoutRehearsal)
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, 2*time.Minute)
 		Expect(u.Status.Conditions).To(ContainElement(And(HaveField("Type", upgradev1alpha1.ConditionSchemaMigrated),

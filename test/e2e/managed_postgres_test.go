@@ -193,7 +193,7 @@ var _ = Describe("The restore on a managed PostgreSQL", Label("data"), func() {
 		}
 
 		By("upgrading as the administrator; the migration fails, so the rollback restores")
-		u := upgradeTo(ns, "1.11.1", withSteps(100), withData(ns), as(roles.Admin))
+		u := upgradeTo(ns, "1.11.1", withSteps(100), withData(ns), as(roles.Admin), withoutRehearsal)
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, 3*time.Minute)
 		Expect(u.Status.Checks).To(ContainElement(And(HaveField("Name", "restore-privileges"), HaveField("Result", upgradev1alpha1.CheckPassed),
@@ -310,7 +310,7 @@ var _ = Describe("The restore on a managed PostgreSQL", Label("data"), func() {
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func() { _ = held.Close(context.Background()) })
 
-		u := upgradeTo(ns, "1.11.1", withSteps(100), withData(ns), as(roles.Admin))
+		u := upgradeTo(ns, "1.11.1", withSteps(100), withData(ns), as(roles.Admin), withoutRehearsal)
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
 		Eventually(func() []batchv1.Job { return jobsOf(ctx, ns, "migrate") }).WithContext(ctx).WithTimeout(time.Minute).ShouldNot(BeEmpty())
 		annotate(ctx, u, upgradev1alpha1.ActionAbort)

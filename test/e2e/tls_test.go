@@ -60,7 +60,7 @@ var _ = Describe("A database verified with a private CA", Label("data"), Ordered
 		claim(ctx, ns, backupClaim)
 		sums := checksumsOn(ctx, tlsServer, dbs)
 
-		u := upgradeTo(ns, "1.11.1", withSteps(100), withVerifiedDatabase(tlsServer, dbs))
+		u := upgradeTo(ns, "1.11.1", withSteps(100), withVerifiedDatabase(tlsServer, dbs), withoutRehearsal)
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, 2*time.Minute)
 

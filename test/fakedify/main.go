@@ -35,6 +35,9 @@ limitations under the License.
 //	                             Dify did
 //	FAKE_MIGRATION_DELAY=30s     wait that long inside the migration
 //	                             transaction, before commit
+//
+// And from the data: the migration to 1.11.1 fails, changing nothing, on a
+// message with negative answer_tokens (PlantUnmigratableRow in a test).
 package main
 
 import (
@@ -95,6 +98,18 @@ var chain = []migration{
 					REFERENCES messages (id) ON DELETE CASCADE
 			)`,
 			`CREATE INDEX llm_generation_details_message_idx ON llm_generation_details (message_id)`,
+			// A data check of the kind real migrations make before they
+			// convert rows: a row it cannot convert fails the migration
+			// (the e2e specs plant one in production data to fail it on
+			// the real data, in the rehearsal, not in production).
+			`DO $$
+			DECLARE n bigint;
+			BEGIN
+				SELECT count(*) INTO n FROM messages WHERE answer_tokens < 0;
+				IF n > 0 THEN
+					RAISE EXCEPTION 'cannot migrate: % messages have negative answer_tokens', n;
+				END IF;
+			END $$`,
 		},
 	},
 }

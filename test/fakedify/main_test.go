@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/difyops/dify-upgrade-operator/test/pgserver"
 )
 
@@ -106,6 +108,8 @@ func TestUpgradeDBAgainstPostgres(t *testing.T) {
 		}
 	}
 
+	checkPlantedRow(t, f)
+
 	start := time.Now()
 	code, out, errOut := f.flask("1.11.1", map[string]string{"FAKE_MIGRATION_DELAY": "300ms"}, "upgrade-db")
 	if code != 0 || !strings.Contains(out, "Database migration successful!") || time.Since(start) < 300*time.Millisecond {
@@ -128,6 +132,31 @@ func TestUpgradeDBAgainstPostgres(t *testing.T) {
 		t.Error("rerunning changed the database")
 	}
 	checkOtherCommands(t, f)
+}
+
+// checkPlantedRow plants a message the migration to 1.11.1 cannot convert,
+// checks the migration fails on it without a change, and takes it out.
+func checkPlantedRow(t *testing.T, f *fixture) {
+	conn, err := pgx.Connect(context.Background(), f.s.URL(f.db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close(context.Background()) }()
+	if _, err := conn.Exec(context.Background(), "UPDATE messages SET answer_tokens = -answer_tokens - 1 WHERE id = (SELECT id FROM messages ORDER BY id LIMIT 1)"); err != nil {
+		t.Fatal(err)
+	}
+	planted := f.sums()
+	// x -> -x-1 is its own inverse: the row is put back as it was below.
+	if code, out, errOut := f.flask("1.11.1", nil, "upgrade-db"); code != 1 || !strings.Contains(errOut, "1 messages have negative answer_tokens") {
+		t.Errorf("a row the migration cannot convert: exit %d, %q %q", code, out, errOut)
+	}
+	if !maps.Equal(f.sums(), planted) {
+		t.Error("the migration that failed on a row changed the database")
+	}
+	if _, err := conn.Exec(context.Background(), "UPDATE messages SET answer_tokens = -answer_tokens - 1 WHERE answer_tokens < 0"); err != nil {
+		t.Fatal(err)
+	}
+
 }
 
 // checkOtherCommands runs everything but a successful upgrade-db on a

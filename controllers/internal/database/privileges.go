@@ -93,7 +93,7 @@ func CheckRestore(ctx context.Context, t Target, databases []string) (RestoreAcc
 	}
 	if !signal {
 		a.Missing = append(a.Missing, Missing{"pg_signal_backend, to end other roles' sessions (monitoring agents, poolers) on the databases before the swap",
-			fmt.Sprintf("GRANT pg_signal_backend TO %s;", user)})
+			grantSignal(user)})
 	}
 	owners := map[string]bool{}
 	for _, db := range databases {
@@ -225,6 +225,11 @@ func superuserSessions(ctx context.Context, conn *pgx.Conn, databases []string) 
 		return nil, err
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// grantSignal is the statement that lets user end other roles' sessions.
+func grantSignal(user string) string {
+	return fmt.Sprintf("GRANT pg_signal_backend TO %s;", user)
 }
 
 // quoteIdent quotes a role name for the GRANT a person copies.

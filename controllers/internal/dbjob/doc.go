@@ -15,8 +15,8 @@ limitations under the License.
 */
 
 // Package dbjob builds the Jobs that protect Dify's data (the backup, the
-// schema migration, the restore and the retention sweep) and reads what they
-// report. It is pure: the controller creates the Jobs and reads their pods.
+// schema migration, its rehearsal on scratch copies of the databases, the
+// restore and the retention sweep) and reads what they report. It is pure: the controller creates the Jobs and reads their pods.
 //
 // Every Job runs once (backoffLimit 0), within a deadline, under the
 // restricted Pod Security level, and reports through the container's

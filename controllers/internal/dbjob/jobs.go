@@ -42,6 +42,9 @@ const (
 	KindMigrate Kind = "migrate"
 	KindRestore Kind = "restore"
 	KindPrune   Kind = "prune"
+	// KindRehearse restores the backup into scratch databases and runs
+	// the migration against them.
+	KindRehearse Kind = "rehearse"
 )
 
 // KindLabel labels the operator's Jobs with their Kind.
@@ -296,10 +299,15 @@ func pgEnv(db Database) []corev1.EnvVar {
 // of a container that has none.
 func withCA(db *Database, volumes []corev1.Volume, mounts []corev1.VolumeMount,
 	env []corev1.EnvVar) ([]corev1.Volume, []corev1.VolumeMount, []corev1.EnvVar) {
+	return withCAVolume("database-ca", db, volumes, mounts, env)
+}
+
+// withCAVolume is withCA with the pod volume named volume.
+func withCAVolume(volume string, db *Database, volumes []corev1.Volume, mounts []corev1.VolumeMount,
+	env []corev1.EnvVar) ([]corev1.Volume, []corev1.VolumeMount, []corev1.EnvVar) {
 	if db == nil || db.CASecret == "" {
 		return volumes, mounts, env
 	}
-	const volume = "database-ca"
 	volumes = append(volumes, corev1.Volume{Name: volume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 		SecretName: db.CASecret, Items: []corev1.KeyToPath{{Key: db.CAKey, Path: caFile}}}}})
 	mounts = append(mounts, corev1.VolumeMount{Name: volume, MountPath: caMount, ReadOnly: true})

@@ -159,41 +159,13 @@ SQL
   sql -v db="$db" -v new="$new" <<'SQL' || { verified; fail "cannot create $new with the identity of $db; the live databases are unchanged"; }
 set client_min_messages = warning;
 drop database if exists :"new";
-select format('create database %I with template template0 owner %I encoding %L lc_collate %L lc_ctype %L%s%s%s',
-    :'new', pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding), d.datcollate, d.datctype,
-    case to_jsonb(d)->>'datlocprovider'
-      when 'i' then format(' locale_provider icu icu_locale %L', coalesce(to_jsonb(d)->>'daticulocale', to_jsonb(d)->>'datlocale'))
-      when 'b' then format(' locale_provider builtin builtin_locale %L', to_jsonb(d)->>'datlocale')
-      else '' end,
-    case when to_jsonb(d)->>'daticurules' is not null then format(' icu_rules %L', to_jsonb(d)->>'daticurules') else '' end,
-    case when t.spcname <> 'pg_default' then format(' tablespace %I', t.spcname) else '' end)
-  from pg_database d join pg_tablespace t on t.oid = d.dattablespace where d.datname = :'db'
-\gexec
-SQL
+` + createLikeSQL + `SQL
   pg_restore --jobs="$RESTORE_JOBS" --exit-on-error -d "$new" "$dir/$db.dump" || { verified; fail "pg_restore of $db; the live databases are unchanged"; }
   sql -v db="$db" -v new="$new" <<'SQL' || { verified; fail "cannot give $new the comment, ACL and settings of $db; the live databases are unchanged"; }
 select format('comment on database %I is %L', :'new', c)
   from (select shobj_description(oid, 'pg_database') c from pg_database where datname = :'db') x where c is not null
 \gexec
-select format('alter database %I connection limit %s', :'new', datconnlimit) from pg_database where datname = :'db' and datconnlimit <> -1
-\gexec
-select format('revoke all on database %I from public, %I', :'new', pg_get_userbyid(datdba)) from pg_database where datname = :'db' and datacl is not null
-\gexec
-select format('grant %s on database %I to %s%s', a.privilege_type, :'new',
-    case when a.grantee = 0 then 'public' else quote_ident(pg_get_userbyid(a.grantee)) end,
-    case when a.is_grantable then ' with grant option' else '' end)
-  from pg_database d, aclexplode(d.datacl) a where d.datname = :'db'
-\gexec
-select case when s.setrole = 0 then format('alter database %I set %s = %s', :'new', kv.k, kv.v)
-    else format('alter role %I in database %I set %s = %s', pg_get_userbyid(s.setrole), :'new', kv.k, kv.v) end
-  from pg_db_role_setting s join pg_database d on d.oid = s.setdatabase,
-    lateral (select split_part(c, '=', 1) k,
-        case when split_part(c, '=', 1) in ('search_path', 'temp_tablespaces', 'session_preload_libraries', 'local_preload_libraries')
-          then substr(c, strpos(c, '=') + 1) else quote_literal(substr(c, strpos(c, '=') + 1)) end v
-      from unnest(s.setconfig) c) kv
-  where d.datname = :'db'
-\gexec
-SQL
+` + copyAccessSQL + `SQL
 done
 verified
 if [ -n "${REVISION:-}" ]; then
@@ -286,6 +258,44 @@ while [ "$i" -lt "${VOLUME_COUNT:-0}" ]; do
 done
 cat "$res" > "$RESULT_FILE"
 echo "restore of $BACKUP_NAME complete"
+`
+
+// createLikeSQL (psql, variables db and new) creates the database new
+// with the identity of db: encoding, collation, ctype, locale provider,
+// tablespace and owner. The restore and the rehearsal both build their
+// databases with it.
+const createLikeSQL = `select format('create database %I with template template0 owner %I encoding %L lc_collate %L lc_ctype %L%s%s%s',
+    :'new', pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding), d.datcollate, d.datctype,
+    case to_jsonb(d)->>'datlocprovider'
+      when 'i' then format(' locale_provider icu icu_locale %L', coalesce(to_jsonb(d)->>'daticulocale', to_jsonb(d)->>'datlocale'))
+      when 'b' then format(' locale_provider builtin builtin_locale %L', to_jsonb(d)->>'datlocale')
+      else '' end,
+    case when to_jsonb(d)->>'daticurules' is not null then format(' icu_rules %L', to_jsonb(d)->>'daticurules') else '' end,
+    case when t.spcname <> 'pg_default' then format(' tablespace %I', t.spcname) else '' end)
+  from pg_database d join pg_tablespace t on t.oid = d.dattablespace where d.datname = :'db'
+\gexec
+`
+
+// copyAccessSQL (psql, variables db and new) gives new the connection
+// limit, ACL and per-database and per-role settings of db.
+const copyAccessSQL = `select format('alter database %I connection limit %s', :'new', datconnlimit) from pg_database where datname = :'db' and datconnlimit <> -1
+\gexec
+select format('revoke all on database %I from public, %I', :'new', pg_get_userbyid(datdba)) from pg_database where datname = :'db' and datacl is not null
+\gexec
+select format('grant %s on database %I to %s%s', a.privilege_type, :'new',
+    case when a.grantee = 0 then 'public' else quote_ident(pg_get_userbyid(a.grantee)) end,
+    case when a.is_grantable then ' with grant option' else '' end)
+  from pg_database d, aclexplode(d.datacl) a where d.datname = :'db'
+\gexec
+select case when s.setrole = 0 then format('alter database %I set %s = %s', :'new', kv.k, kv.v)
+    else format('alter role %I in database %I set %s = %s', pg_get_userbyid(s.setrole), :'new', kv.k, kv.v) end
+  from pg_db_role_setting s join pg_database d on d.oid = s.setdatabase,
+    lateral (select split_part(c, '=', 1) k,
+        case when split_part(c, '=', 1) in ('search_path', 'temp_tablespaces', 'session_preload_libraries', 'local_preload_libraries')
+          then substr(c, strpos(c, '=') + 1) else quote_literal(substr(c, strpos(c, '=') + 1)) end v
+      from unnest(s.setconfig) c) kv
+  where d.datname = :'db'
+\gexec
 `
 
 // restoreJobs is how many parallel jobs pg_restore runs: the container's CPU

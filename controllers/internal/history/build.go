@@ -50,6 +50,7 @@ func newEntry(u *upgradev1alpha1.DifyUpgrade) *Entry {
 		Breach:      breach(st.Analysis),
 		Performance: performance(st.Performance),
 		Backup:      backup(st.Backup),
+		Rehearsal:   rehearsal(st.Migration),
 		Migration:   migration(st.Migration),
 		Restore:     restore(st.Restore),
 		Checks:      checks(st.Checks),
@@ -67,6 +68,7 @@ func newEntry(u *upgradev1alpha1.DifyUpgrade) *Entry {
 var phaseCondition = map[upgradev1alpha1.DifyUpgradePhase]string{
 	upgradev1alpha1.PhasePrecheck:    upgradev1alpha1.ConditionPrecheckPassed,
 	upgradev1alpha1.PhaseBackup:      upgradev1alpha1.ConditionBackupComplete,
+	upgradev1alpha1.PhaseRehearse:    upgradev1alpha1.ConditionMigrationRehearsed,
 	upgradev1alpha1.PhaseMigrate:     upgradev1alpha1.ConditionSchemaMigrated,
 	upgradev1alpha1.PhaseCanary:      upgradev1alpha1.ConditionCanaryHealthy,
 	upgradev1alpha1.PhasePromote:     upgradev1alpha1.ConditionPromoted,
@@ -213,11 +215,28 @@ func backup(b *upgradev1alpha1.BackupStatus) *Backup {
 }
 
 func migration(m *upgradev1alpha1.MigrationStatus) *Migration {
-	if m == nil {
+	if m == nil || m.JobName == "" {
+		// Only rehearsed, or not even that: the migration did not run.
 		return nil
 	}
 	return &Migration{FromRevision: m.FromRevision, ToRevision: m.ToRevision,
 		PointOfNoReturnPassed: m.PointOfNoReturnPassed, CompletedAt: seconds(m.CompletedAt)}
+}
+
+func rehearsal(m *upgradev1alpha1.MigrationStatus) *Rehearsal {
+	if m == nil || m.Rehearsal == nil {
+		return nil
+	}
+	r := m.Rehearsal
+	out := &Rehearsal{Result: string(r.Result), Message: r.Message, Job: r.JobName, StartedAt: seconds(r.StartedAt),
+		FinishedAt: seconds(r.FinishedAt), FromRevision: r.FromRevision, Revision: r.Revision, Dropped: r.Dropped}
+	if r.Duration != nil {
+		out.Duration = r.Duration.Duration.String()
+	}
+	for _, d := range r.Databases {
+		out.Databases = append(out.Databases, d.Scratch)
+	}
+	return out
 }
 
 func restore(r *upgradev1alpha1.RestoreStatus) *Restore {

@@ -67,6 +67,9 @@ type Entry struct {
 	Performance *Performance `json:"performance,omitempty"`
 	// Backup is what the backup taken before the migration holds.
 	Backup *Backup `json:"backup,omitempty"`
+	// Rehearsal is what the migration's rehearsal on scratch copies of the
+	// databases did, or why it was skipped.
+	Rehearsal *Rehearsal `json:"rehearsal,omitempty"`
 	// Migration is what the schema migration did.
 	Migration *Migration `json:"migration,omitempty"`
 	// Restore is what the rollback's database restore did.
@@ -210,6 +213,26 @@ type Migration struct {
 	// the old version then comes back only with the database backup.
 	PointOfNoReturnPassed bool         `json:"pointOfNoReturnPassed"`
 	CompletedAt           *metav1.Time `json:"completedAt,omitempty"`
+}
+
+// Rehearsal is what the rehearsal of the migration did.
+type Rehearsal struct {
+	// Result is Passed, Failed or Skipped; empty when the upgrade ended
+	// while it ran.
+	Result string `json:"result,omitempty"`
+	// Message is its verdict, its failure with the end of its Job's log, or
+	// why it was skipped.
+	Message    string       `json:"message,omitempty"`
+	Job        string       `json:"job,omitempty"`
+	StartedAt  *metav1.Time `json:"startedAt,omitempty"`
+	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
+	// Duration is how long the migration took on the copies.
+	Duration     string `json:"duration,omitempty"`
+	FromRevision string `json:"fromRevision,omitempty"`
+	Revision     string `json:"revision,omitempty"`
+	// Databases are the scratch databases; Dropped says they are gone.
+	Databases []string `json:"databases,omitempty"`
+	Dropped   bool     `json:"dropped"`
 }
 
 // Restore is what the rollback's database restore did.

@@ -128,7 +128,7 @@ func maxWeight(st *upgradev1alpha1.DifyUpgradeStatus) int32 {
 // could take traffic: it failed before Canary and never reached it.
 func neverExposed(st *upgradev1alpha1.DifyUpgradeStatus) bool {
 	before := []upgradev1alpha1.DifyUpgradePhase{upgradev1alpha1.PhasePending, upgradev1alpha1.PhasePrecheck,
-		upgradev1alpha1.PhaseBackup, upgradev1alpha1.PhaseMigrate}
+		upgradev1alpha1.PhaseBackup, upgradev1alpha1.PhaseRehearse, upgradev1alpha1.PhaseMigrate}
 	return slices.Contains(before, st.FailedPhase) && !slices.ContainsFunc(st.Phases, func(t upgradev1alpha1.PhaseTiming) bool {
 		return t.Phase == upgradev1alpha1.PhaseCanary || t.Phase == upgradev1alpha1.PhasePromote || t.Phase == upgradev1alpha1.PhaseVerify
 	})

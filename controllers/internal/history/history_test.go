@@ -384,3 +384,40 @@ func TestSelector(t *testing.T) {
 		t.Errorf("Selector(dify) = %q", got)
 	}
 }
+
+func TestTheRecordOfAFailedRehearsalSaysProductionWasNotMigrated(t *testing.T) {
+	u := failedInPrecheck()
+	st := &u.Status
+	st.FailedPhase = upgradev1alpha1.PhaseRehearse
+	st.Phases = timings(upgradev1alpha1.PhasePending, -10*time.Second, upgradev1alpha1.PhasePrecheck, time.Duration(0),
+		upgradev1alpha1.PhaseBackup, 10*time.Second, upgradev1alpha1.PhaseRehearse, 20*time.Second, upgradev1alpha1.PhaseFailed, 45*time.Second)
+	st.Checks = nil
+	st.Conditions = []metav1.Condition{
+		condition(upgradev1alpha1.ConditionReady, metav1.ConditionFalse, upgradev1alpha1.ReasonRehearsalFailed),
+		condition(upgradev1alpha1.ConditionMigrationRehearsed, metav1.ConditionFalse, upgradev1alpha1.ReasonRehearsalFailed),
+	}
+	st.Migration = &upgradev1alpha1.MigrationStatus{Rehearsal: &upgradev1alpha1.RehearsalStatus{
+		Result: upgradev1alpha1.RehearsalFailed, JobName: "dify-up-rehearse-1234abcd", Run: "1234abcd",
+		Message:   "Rehearsal Job dify-up-rehearse-1234abcd failed: BackoffLimitExceeded; log: cannot migrate: 1 messages have negative answer_tokens",
+		StartedAt: atp(20 * time.Second), FinishedAt: atp(40 * time.Second), Duration: &metav1.Duration{Duration: 3 * time.Second},
+		Databases: []upgradev1alpha1.ScratchDatabase{{Name: "dify", Scratch: "dify__rehearsal_1234abcd"}}, Dropped: true,
+	}}
+	cm, e := record(t, u)
+	if e.Reason != upgradev1alpha1.ReasonRehearsalFailed || e.Migration != nil || e.Rehearsal == nil || e.Rehearsal.Duration != "3s" {
+		t.Errorf("reason %s, migration %+v, rehearsal %+v", e.Reason, e.Migration, e.Rehearsal)
+	}
+	if e.Exposure == nil || e.Exposure.Duration != history.ExposureNone {
+		t.Errorf("exposure %+v, want none: a rehearsal is before any canary", e.Exposure)
+	}
+	containsLines(t, cm.Data[history.KeyReport],
+		"## Rehearsal",
+		"**Failed** (Job `dify-up-rehearse-1234abcd`, 2026-05-04T10:00:20Z to 2026-05-04T10:00:40Z; the migration took 3s).",
+		"> Rehearsal Job dify-up-rehearse-1234abcd failed: BackoffLimitExceeded; log: cannot migrate: 1 messages have negative answer_tokens",
+		"Scratch databases `dify__rehearsal_1234abcd`: dropped.",
+	)
+
+	st.Migration.Rehearsal = &upgradev1alpha1.RehearsalStatus{Result: upgradev1alpha1.RehearsalSkipped, Message: "user app may not restore the backup into scratch databases"}
+	cm, _ = record(t, u)
+	containsLines(t, cm.Data[history.KeyReport],
+		"**Skipped**: user app may not restore the backup into scratch databases. The migration met this installation's data for the first time in production.")
+}

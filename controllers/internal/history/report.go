@@ -51,6 +51,7 @@ func success(d *doc, e *Entry) {
 		d.line("%s", analysisSummary(e))
 	}
 	performanceTable(d, e.Performance)
+	rehearsalSection(d, e.Rehearsal)
 	if m := e.Migration; m != nil {
 		d.heading("Migration")
 		d.line("Schema revision %s → %s%s.", orDash(m.FromRevision), orDash(m.ToRevision), at(", verified at %s", m.CompletedAt))
@@ -81,6 +82,7 @@ func incident(d *doc, e *Entry) {
 	timeline(d, e)
 	phaseTable(d, e)
 	analysisTable(d, e.Analysis)
+	rehearsalSection(d, e.Rehearsal)
 	checkTable(d, e.Checks, "Checks that failed or warned")
 	performanceTable(d, e.Performance)
 	backupTable(d, e.Backup)

@@ -263,6 +263,40 @@ func performanceTable(d *doc, p *Performance) {
 	}
 }
 
+// rehearsalSection tells what the rehearsal of the migration found, or why
+// there was none.
+func rehearsalSection(d *doc, r *Rehearsal) {
+	if r == nil {
+		return
+	}
+	d.heading("Rehearsal")
+	if r.Result == "Skipped" {
+		d.line("**Skipped**: %s. The migration met this installation's data for the first time in production.", inline(r.Message))
+		return
+	}
+	result := "**" + orDash(r.Result) + "**"
+	if r.Result == "" {
+		result = "**Did not finish**: the upgrade ended while it ran"
+	}
+	took := ""
+	if r.Duration != "" {
+		took = "; the migration took " + r.Duration
+	}
+	d.line("%s (Job `%s`, %s to %s%s).", result, orDash(r.Job), stamp(r.StartedAt), stamp(r.FinishedAt), took)
+	if r.Message != "" {
+		d.line("")
+		d.line("> %s", inline(r.Message))
+	}
+	if len(r.Databases) > 0 {
+		state := "dropped"
+		if !r.Dropped {
+			state = "**not dropped**: drop them by hand once no Job of the rehearsal runs"
+		}
+		d.line("")
+		d.line("Scratch databases %s: %s.", codeList(r.Databases), state)
+	}
+}
+
 func backupTable(d *doc, b *Backup) {
 	if b == nil {
 		return

@@ -169,3 +169,25 @@ func HasDatabaseArtifact(b *upgradev1alpha1.BackupStatus) bool {
 	}
 	return false
 }
+
+// Rehearsal says whether the migration is rehearsed on scratch copies of
+// the databases before the point of no return: as spec.migration.rehearse
+// says, or, when it is absent, whenever a database backup is taken
+// (databaseBackedUp). required is true when the spec asks for it in so many
+// words, so that what would skip it refuses the upgrade instead. why says
+// why it is not rehearsed.
+func Rehearsal(spec *upgradev1alpha1.DifyUpgradeSpec, databaseBackedUp bool) (rehearse, required bool, why string) {
+	asked := spec.Migration.Rehearse
+	required = asked != nil && *asked
+	switch {
+	case spec.Migration.Enabled != nil && !*spec.Migration.Enabled:
+		return false, false, "spec.migration.enabled is false: there is no migration to rehearse"
+	case asked != nil && !*asked:
+		return false, false, "spec.migration.rehearse is false"
+	case spec.Backup.Enabled != nil && !*spec.Backup.Enabled:
+		return false, false, "spec.backup.enabled is false: there is no backup to rehearse on"
+	case !databaseBackedUp:
+		return false, required, "no database is backed up (none in spec.database, none found in the api's environment): there is nothing to restore the rehearsal from"
+	}
+	return true, required, ""
+}

@@ -237,3 +237,30 @@ func TestNewRunCarriesNothingOfTheLastRun(t *testing.T) {
 		t.Errorf("after NewRun: %+v; want only what is not the last run's (%+v)", st, want)
 	}
 }
+
+func TestRehearsal(t *testing.T) {
+	on, off := new(true), new(false)
+	spec := func(migrate, backup, rehearse *bool) *upgradev1alpha1.DifyUpgradeSpec {
+		s := &upgradev1alpha1.DifyUpgradeSpec{}
+		s.Migration.Enabled, s.Backup.Enabled, s.Migration.Rehearse = migrate, backup, rehearse
+		return s
+	}
+	for name, c := range map[string]struct {
+		spec               *upgradev1alpha1.DifyUpgradeSpec
+		backedUp           bool
+		rehearse, required bool
+	}{
+		"by default, with a database backup":  {spec(on, on, nil), true, true, false},
+		"by default, with no database backup": {spec(on, on, nil), false, false, false},
+		"asked for, with a database backup":   {spec(on, on, on), true, true, true},
+		"asked for, with no database backup":  {spec(on, on, on), false, false, true},
+		"turned off":                          {spec(on, on, off), true, false, false},
+		"no migration":                        {spec(off, on, nil), true, false, false},
+		"no backup":                           {spec(on, off, nil), false, false, false},
+	} {
+		rehearse, required, why := Rehearsal(c.spec, c.backedUp)
+		if rehearse != c.rehearse || required != c.required || (rehearse == (why != "")) {
+			t.Errorf("%s: rehearse %v, required %v, why %q; want %v, %v", name, rehearse, required, why, c.rehearse, c.required)
+		}
+	}
+}

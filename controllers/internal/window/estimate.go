@@ -33,26 +33,61 @@ const (
 	// pulled, started and ready.
 	Batch = time.Minute
 	// Backup and Migration are the data phases' usual length on a small
-	// installation; a large database takes longer.
+	// installation; a large database takes longer. A rehearsal measures
+	// the migration on this installation's data.
 	Backup    = 2 * time.Minute
 	Migration = 2 * time.Minute
 )
 
+// Data is what the data phases will do, for the estimate.
+type Data struct {
+	// Backup is true when a backup is taken.
+	Backup bool
+	// Rehearse is true when the migration is rehearsed first: the backup
+	// restored beside the live databases (counted as long as the backup)
+	// and the migration run there.
+	Rehearse bool
+	// Migration is how long the migration takes: the guess Migration
+	// until a rehearsal measured it; 0 when none runs.
+	Migration time.Duration
+}
+
+// cost is how long the data phases take.
+func (d Data) cost() time.Duration {
+	var total time.Duration
+	if d.Backup {
+		total += Backup
+	}
+	if d.Rehearse {
+		total += Backup + d.Migration
+	}
+	return total + d.Migration
+}
+
+// AfterRehearsal is the estimate of what is left of an upgrade once its
+// rehearsal has measured the migration: the planned estimate without the
+// data phases' guessed costs (planned with data), plus the migration as
+// rehearsed.
+func AfterRehearsal(planned time.Duration, data Data, rehearsed time.Duration) time.Duration {
+	return max(planned-data.cost(), 0) + rehearsed
+}
+
+// CutShort reports whether a migration that takes as long as rehearsed,
+// started now, would still run when the window closes at ends: with
+// spec.window.onClose Revert the close would roll it back, with a restore.
+func CutShort(now, ends time.Time, rehearsed time.Duration, onClose upgradev1alpha1.WindowCloseAction) bool {
+	return onClose != upgradev1alpha1.WindowCloseContinue && now.Add(rehearsed).After(ends)
+}
+
 // Estimate is how long the upgrade should take from Precheck to Succeeded:
-// the backup and migration, a batch per canary weight change plus the timed
+// the data phases (data), a batch per canary weight change plus the timed
 // pauses (a pause for a person counts nothing), the rollouts stage by stage
 // (a stage lasts as long as its slowest component: a batch per maxSurge
 // pods, one pod at a time for a StatefulSet, one for Recreate) and the bake.
 // byName are the components' workloads by name.
 func Estimate(spec *upgradev1alpha1.DifyUpgradeSpec, components []upgradev1alpha1.ComponentStatus,
-	byName map[string]*apps.Workload, backup, migrate bool) time.Duration {
-	var total time.Duration
-	if backup {
-		total += Backup
-	}
-	if migrate {
-		total += Migration
-	}
+	byName map[string]*apps.Workload, data Data) time.Duration {
+	total := data.cost()
 	for _, step := range spec.Canary.Steps {
 		switch {
 		case step.SetWeight != nil:

@@ -60,11 +60,11 @@ func Open(w *upgradev1alpha1.WindowSpec, now time.Time) (bool, time.Time, error)
 }
 
 // Guards reports whether the window's end still matters in phase: it
-// closes on the phases before Promote (Backup, Migrate, Canary); from
-// Promote on the upgrade finishes.
+// closes on the phases before Promote (Backup, Rehearse, Migrate, Canary);
+// from Promote on the upgrade finishes.
 func Guards(phase upgradev1alpha1.DifyUpgradePhase) bool {
 	switch phase {
-	case upgradev1alpha1.PhaseBackup, upgradev1alpha1.PhaseMigrate, upgradev1alpha1.PhaseCanary:
+	case upgradev1alpha1.PhaseBackup, upgradev1alpha1.PhaseRehearse, upgradev1alpha1.PhaseMigrate, upgradev1alpha1.PhaseCanary:
 		return true
 	}
 	return false

@@ -106,16 +106,60 @@ func TestEstimate(t *testing.T) {
 	// 2m backup + 2m migration + 3 weights + 5m pause + stages of 1 (daemon),
 	// 2 (worker) and 3 (api with web) batches + 10m bake.
 	want := 2*time.Minute + 2*time.Minute + 3*time.Minute + 5*time.Minute + 6*time.Minute + 10*time.Minute
-	if got := Estimate(spec, components, byName, true, true); got != want {
+	if got := Estimate(spec, components, byName, Data{Backup: true, Migration: Migration}); got != want {
 		t.Errorf("estimate = %s; want %s", got, want)
 	}
-	if got := Estimate(spec, components, byName, false, false); got != want-4*time.Minute {
+	if got := Estimate(spec, components, byName, Data{}); got != want-4*time.Minute {
 		t.Errorf("estimate without backup and migration = %s; want %s", got, want-4*time.Minute)
 	}
 	// A StatefulSet worker rolls one pod at a time: 4 batches for 4 pods.
 	d := deploymentWith("worker", 4)
 	byName["worker"] = apps.Of(&appsv1.StatefulSet{ObjectMeta: d.ObjectMeta, Spec: appsv1.StatefulSetSpec{Replicas: d.Spec.Replicas, Template: d.Spec.Template}})
-	if got := Estimate(spec, components, byName, true, true); got != want+2*time.Minute {
+	if got := Estimate(spec, components, byName, Data{Backup: true, Migration: Migration}); got != want+2*time.Minute {
 		t.Errorf("estimate with a StatefulSet worker of 4 = %s; want %s", got, want+2*time.Minute)
+	}
+}
+
+func TestEstimateWithARehearsal(t *testing.T) {
+	spec := &upgradev1alpha1.DifyUpgradeSpec{}
+	planned := Data{Backup: true, Rehearse: true, Migration: Migration}
+	// The backup, the rehearsal's restore (as long as the backup) and its
+	// migration, then the migration itself.
+	if got, want := Estimate(spec, nil, nil, planned), 2*Backup+2*Migration; got != want {
+		t.Errorf("estimate with a rehearsal = %s; want %s", got, want)
+	}
+	// Planned at 40m with the guesses; the rehearsal measured the
+	// migration at 25m: what is left is the rest of the plan plus 25m.
+	rest := AfterRehearsal(40*time.Minute, planned, 25*time.Minute)
+	if want := 40*time.Minute - 2*Backup - 2*Migration + 25*time.Minute; rest != want {
+		t.Errorf("after a rehearsal of 25m: %s; want %s", rest, want)
+	}
+	if got := AfterRehearsal(time.Minute, planned, 3*time.Second); got != 3*time.Second {
+		t.Errorf("a plan shorter than its guesses leaves the rehearsed migration alone: %s", got)
+	}
+}
+
+func TestCutShort(t *testing.T) {
+	now := time.Date(2026, 1, 1, 2, 0, 0, 0, time.UTC)
+	ends := now.Add(30 * time.Minute)
+	for _, c := range []struct {
+		rehearsed time.Duration
+		onClose   upgradev1alpha1.WindowCloseAction
+		want      bool
+	}{
+		{29 * time.Minute, upgradev1alpha1.WindowCloseRevert, false},
+		{31 * time.Minute, upgradev1alpha1.WindowCloseRevert, true},
+		{31 * time.Minute, "", true},
+		{31 * time.Minute, upgradev1alpha1.WindowCloseContinue, false},
+	} {
+		if got := CutShort(now, ends, c.rehearsed, c.onClose); got != c.want {
+			t.Errorf("CutShort(%s before the close, a rehearsal of %s, %q) = %v; want %v", ends.Sub(now), c.rehearsed, c.onClose, got, c.want)
+		}
+	}
+}
+
+func TestRehearseIsGuardedByTheWindow(t *testing.T) {
+	if !Guards(upgradev1alpha1.PhaseRehearse) {
+		t.Error("a window that closes during the rehearsal must end it: nothing has changed yet")
 	}
 }
