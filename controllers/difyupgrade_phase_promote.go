@@ -32,18 +32,19 @@ import (
 
 // reconcilePromote rolls every stable workload to the target image, stage
 // by stage in the planned order, with the strategy the plan chose and
-// MIGRATION_ENABLED=false on the dify-api workloads. With Istio, all
-// canaried traffic first goes to the full-size canary, so the stable subset
-// can roll empty; after the last rollout, the routing is put back as it was
+// MIGRATION_ENABLED=false on the dify-api workloads. With Istio or Gateway
+// API, all canaried traffic first goes to the full-size canary, so the
+// stable subset (or Service) can roll empty; after the last rollout, the routing is put back as it was
 // (it then reaches only new pods) and the canaries are removed.
 func (r *DifyUpgradeReconciler) reconcilePromote(ctx context.Context, s *scope) (phaseResult, error) {
 	if c := s.obs.missing(s.status().Components); c != nil {
 		return componentGone(c), nil
 	}
-	if s.spec().Canary.Istio != nil && !r.canariedStableOnTarget(s) {
-		// Without a mesh the stable pods roll behind the Service beside the
-		// canary's, so only Istio needs the full-size canary first, until
-		// the canaried stable workloads themselves run the target.
+	if routesByHash(s) && !r.canariedStableOnTarget(s) {
+		// Without a router the stable pods roll behind the Service beside
+		// the canary's, so only Istio and Gateway API need the full-size
+		// canary first, until the canaried stable workloads themselves run
+		// the target.
 		res, err := r.applyWeight(ctx, s, 100)
 		if res.stop || err != nil {
 			return res, err
