@@ -58,7 +58,8 @@ const releaseIndex = "spec.release"
 const deploymentIndex = "status.components.deployment"
 
 // ClientOptions are the options of the manager's client the controller
-// expects: Istio objects (read as unstructured) come from the shared cache,
+// expects: routing objects (Istio's, Gateway API's HTTPRoutes and the
+// Services it narrows, read as unstructured) come from the shared cache,
 // so the ticks at gates and pauses do not read them from the API server.
 func ClientOptions() client.Options {
 	return client.Options{Cache: &client.CacheOptions{Unstructured: true}}

@@ -26,6 +26,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -154,7 +155,7 @@ func (r *DifyUpgradeReconciler) trafficToStable(ctx context.Context, s *scope, b
 				s.log.Info("Traffic held on the canary", "why", note)
 			}
 		}
-		if !ok || errors.Is(err, traffic.ErrMissing) {
+		if !ok || errors.Is(err, traffic.ErrMissing) || errors.Is(err, traffic.ErrForeign) {
 			res, err = r.restoreRouting(ctx, s)
 		}
 	default:
@@ -336,7 +337,13 @@ func (r *DifyUpgradeReconciler) writeRouting(ctx context.Context, s *scope, res 
 	for _, obj := range res.Writes {
 		kind := obj.GetObjectKind().GroupVersionKind().Kind
 		if obj.GetResourceVersion() == "" {
-			if err := r.Create(ctx, obj); err != nil {
+			err := r.Create(ctx, obj)
+			if apierrors.IsAlreadyExists(err) {
+				// Created by an earlier pass that the cache has not shown
+				// yet: the next pass reads it (and whose it is).
+				continue
+			}
+			if err != nil {
 				return fmt.Errorf("creating %s %s: %w", kind, obj.GetName(), err)
 			}
 			r.wrote(s, obj, corev1.EventTypeNormal, "CanaryServiceCreated", "Route", "Created %s %s for the canary pods", kind, obj.GetName())
