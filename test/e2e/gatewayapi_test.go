@@ -245,6 +245,17 @@ var _ = Describe("Upgrading Dify through a Gateway API HTTPRoute", Label("gatewa
 		Expect(lowest).To(HaveKeyWithValue("dify-web", BeNumerically(">", 0)), "web Service endpoints at every observation of the way back")
 	})
 
+	It("puts the route and the Services back and deletes the canary Services when the DifyUpgrade is deleted at the gate", func(ctx SpecContext) {
+		ns, u, before := atTheGate(ctx, withoutRestore)
+		Expect(k8sClient.Delete(ctx, u)).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u))
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(BeTrue())
+		Expect(gatewayObjects(ctx, ns)).To(Equal(before), "the HTTPRoute and the Services byte-equal to what they were")
+		expectNoCanaryServices(ctx, ns)
+		expectNoCanaries(ctx, ns)
+	})
+
 	It("refuses in Precheck an HTTPRoute that does not send to the release's api Service, changing nothing", func(ctx SpecContext) {
 		ns := installDify(ctx)
 		installHTTPRoute(ctx, ns, `
