@@ -23,6 +23,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -112,6 +113,12 @@ func (r *DifyUpgradeReconciler) route(ctx context.Context, s *scope, weight int3
 	}
 	if err != nil {
 		return phaseResult{}, err
+	}
+	if len(res.Pending) > 0 {
+		// The next pass routes to what this one made.
+		wait := waiting("routing", 0, "Routing %d%% to %s once there is %s", weight, s.spec().TargetVersion, strings.Join(res.Pending, ", "))
+		wait.requeueAfter = min(s.tick(), time.Second)
+		return wait, nil
 	}
 	if res.Changed {
 		r.wrote(s, nil, corev1.EventTypeNormal, "TrafficShifted", "Route",

@@ -89,15 +89,18 @@ type GatewayAPI struct {
 var _ Router = &GatewayAPI{}
 
 // Route makes each canary Service, narrows each component's Service to its
-// stable pods, then sets the weights: a rule never points at a Service
-// that is not there.
+// stable pods, then sets the weights. A rule is split only once its canary
+// Service exists: one made in this pass is in res.Pending, and the rules to
+// it stay as they were until the next. At weight 0 (the way back) a missing
+// canary Service is not made: its rules go back to the component's
+// Service alone, which then selects only the stable pods.
 func (r *GatewayAPI) Route(weight int32) (Result, error) {
 	var res Result
 	split := map[string]string{}
 	held := map[string]bool{}
 	for _, b := range r.Backends {
-		split[b.Service] = b.Canary
 		if r.Hold[b.Component] {
+			split[b.Service] = b.Canary
 			held[b.Service] = true
 			res.Notes = append(res.Notes, fmt.Sprintf("the rules to Service %s of %s stay as they are: no pod of its stable version is ready", b.Service, b.Component))
 			continue
@@ -106,8 +109,15 @@ func (r *GatewayAPI) Route(weight int32) (Result, error) {
 		if h.Stable == "" {
 			return res, fmt.Errorf("no pod-template-hash known for the stable %s pods yet", b.Component)
 		}
-		if err := r.canaryService(&res, b); err != nil {
+		exists, err := r.canaryService(&res, b, weight > 0)
+		if err != nil {
 			return res, err
+		}
+		switch {
+		case exists:
+			split[b.Service] = b.Canary
+		case weight > 0:
+			res.Pending = append(res.Pending, fmt.Sprintf("Service %s, just made, before the rules to %s send to it", b.Canary, b.Service))
 		}
 		if err := updateField(r.Read, &res, r.Upgrade, r.Namespace, ServiceGVK, b.Service, "selector", func(orig, _ any) (any, error) {
 			return StableSelector(orig, h.Stable), nil
@@ -168,20 +178,21 @@ func (r *GatewayAPI) ours(obj *unstructured.Unstructured) bool {
 }
 
 // canaryService adds to res the canary Service of b when it is missing
-// (to create) or differs from what it should be (to update): the original
-// selector of b's Service plus the canary track label, and its ports.
-func (r *GatewayAPI) canaryService(res *Result, b Backend) error {
+// (to create, when create is set) or differs from what it should be (to
+// update): the original selector of b's Service plus the canary track
+// label, and its ports. exists is false while it is not there.
+func (r *GatewayAPI) canaryService(res *Result, b Backend, create bool) (exists bool, err error) {
 	svc, err := r.Read(ServiceGVK, b.Service)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
-			return fmt.Errorf("%s %s/%s: %w", ServiceGVK.Kind, r.Namespace, b.Service, ErrMissing)
+			return false, fmt.Errorf("%s %s/%s: %w", ServiceGVK.Kind, r.Namespace, b.Service, ErrMissing)
 		}
-		return err
+		return false, err
 	}
 	selector, _, _ := unstructured.NestedFieldCopy(svc.Object, "spec", "selector")
 	var saved any
 	if ok, err := original.Load(svc, &saved); err != nil {
-		return err
+		return false, err
 	} else if ok {
 		selector = saved
 	}
@@ -191,12 +202,14 @@ func (r *GatewayAPI) canaryService(res *Result, b Backend) error {
 	live, err := r.Read(ServiceGVK, b.Canary)
 	switch {
 	case apierrors.IsNotFound(err):
-		res.Writes = append(res.Writes, want)
-		return nil
+		if create {
+			res.Writes = append(res.Writes, want)
+		}
+		return false, nil
 	case err != nil:
-		return err
+		return false, err
 	case !r.ours(live):
-		return fmt.Errorf("%s %s/%s: %w (no annotation %s=%s)", ServiceGVK.Kind, r.Namespace, b.Canary, ErrForeign, upgradev1alpha1.AnnotationUpgradeUID, r.UID)
+		return false, fmt.Errorf("%s %s/%s: %w (no annotation %s=%s)", ServiceGVK.Kind, r.Namespace, b.Canary, ErrForeign, upgradev1alpha1.AnnotationUpgradeUID, r.UID)
 	}
 	same := true
 	for _, field := range []string{"selector", "ports"} {
@@ -205,14 +218,14 @@ func (r *GatewayAPI) canaryService(res *Result, b Backend) error {
 		if !equality.Semantic.DeepEqual(w, l) {
 			same = false
 			if err := unstructured.SetNestedField(live.Object, w, "spec", field); err != nil {
-				return err
+				return true, err
 			}
 		}
 	}
 	if !same {
 		res.Writes = append(res.Writes, live)
 	}
-	return nil
+	return true, nil
 }
 
 // CanaryService is the Service of a component's canary pods: the

@@ -208,13 +208,14 @@ func names(objs []client.Object) []string {
 
 func TestGatewayRouteNarrowsTheStableServiceAndSplitsTheRoute(t *testing.T) {
 	r, read, write := gatewayFixture(t)
-	res, err := r.Route(20)
-	wantOrder := []string{"Service/dify-api-canary", "Service/dify-api", "Service/dify-web-canary", "Service/dify-web", "HTTPRoute/dify"}
-	if err != nil || !equality.Semantic.DeepEqual(names(res.Writes), wantOrder) {
-		t.Fatalf("Route(20) writes %v, %v; want %v: each canary Service before the route sends to it", names(res.Writes), err, wantOrder)
+	res, err := write(r.Route(20))
+	wantOrder := []string{"Service/dify-api-canary", "Service/dify-api", "Service/dify-web-canary", "Service/dify-web"}
+	if err != nil || !equality.Semantic.DeepEqual(names(res.Writes), wantOrder) || len(res.Pending) != 2 {
+		t.Fatalf("Route(20) writes %v, pending %v, %v; want %v and the route once the canary Services exist", names(res.Writes), res.Pending, err, wantOrder)
 	}
-	if _, err := write(res, nil); err != nil {
-		t.Fatal(err)
+	res, err = write(r.Route(20))
+	if err != nil || !equality.Semantic.DeepEqual(names(res.Writes), []string{"HTTPRoute/dify"}) || len(res.Pending) != 0 {
+		t.Fatalf("Route(20) once the canary Services exist writes %v, pending %v, %v; want the route", names(res.Writes), res.Pending, err)
 	}
 	api, _ := read(ServiceGVK, "dify-api")
 	if sel, _, _ := unstructured.NestedStringMap(api.Object, "spec", "selector"); !equality.Semantic.DeepEqual(sel,
@@ -244,8 +245,8 @@ func TestGatewayRouteWritesOnlyWhatChanged(t *testing.T) {
 	for i, tt := range []struct {
 		weight int32
 		writes []string
-	}{{20, []string{"Service/dify-api-canary", "Service/dify-api", "Service/dify-web-canary", "Service/dify-web", "HTTPRoute/dify"}},
-		{20, nil}, {50, []string{"HTTPRoute/dify"}}, {50, nil}, {100, []string{"HTTPRoute/dify"}}, {100, nil}} {
+	}{{20, []string{"Service/dify-api-canary", "Service/dify-api", "Service/dify-web-canary", "Service/dify-web"}},
+		{20, []string{"HTTPRoute/dify"}}, {20, nil}, {50, []string{"HTTPRoute/dify"}}, {50, nil}, {100, []string{"HTTPRoute/dify"}}, {100, nil}} {
 		res, err := write(r.Route(tt.weight))
 		if err != nil || !equality.Semantic.DeepEqual(names(res.Writes), tt.writes) || len(res.External) > 0 {
 			t.Fatalf("Route(%d) #%d writes %v, %v (external %v); want %v", tt.weight, i, names(res.Writes), err, res.External, tt.writes)
@@ -272,8 +273,10 @@ func TestGatewayRestorePutsTheRouteAndServicesBackByteEqual(t *testing.T) {
 		}
 		before[ref.name] = obj
 	}
-	if _, err := write(r.Route(20)); err != nil {
-		t.Fatal(err)
+	for range 2 {
+		if _, err := write(r.Route(20)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	res, err := write(r.Restore())
 	if err != nil || !equality.Semantic.DeepEqual(names(res.Writes), []string{"HTTPRoute/dify", "Service/dify-api", "Service/dify-web"}) ||
@@ -302,8 +305,10 @@ func TestGatewayRestorePutsTheRouteAndServicesBackByteEqual(t *testing.T) {
 
 func TestGatewayRouteReportsAndUndoesAnExternalChange(t *testing.T) {
 	r, read, write := gatewayFixture(t)
-	if _, err := write(r.Route(20)); err != nil {
-		t.Fatal(err)
+	for range 2 {
+		if _, err := write(r.Route(20)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// A GitOps sync puts the Service's selector back.
 	api, _ := read(ServiceGVK, "dify-api")
@@ -322,8 +327,10 @@ func TestGatewayRouteReportsAndUndoesAnExternalChange(t *testing.T) {
 
 func TestGatewayRouteHoldsAComponentWithoutReadyStablePods(t *testing.T) {
 	r, read, write := gatewayFixture(t)
-	if _, err := write(r.Route(100)); err != nil {
-		t.Fatal(err)
+	for range 2 {
+		if _, err := write(r.Route(100)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	atFull, _ := read(HTTPRouteGVK, "dify")
 	r.Hold = map[upgradev1alpha1.Component]bool{upgradev1alpha1.ComponentAPI: true}
@@ -340,6 +347,21 @@ func TestGatewayRouteHoldsAComponentWithoutReadyStablePods(t *testing.T) {
 	full, _, _ := unstructured.NestedSlice(atFull.Object, "spec", "rules")
 	if !equality.Semantic.DeepEqual(rules[0], full[0]) || equality.Semantic.DeepEqual(rules[2], full[2]) {
 		t.Errorf("holding api: the api rule is %v (want it at 100%% canary still), the web rule %v (want it back on stable)", rules[0], rules[2])
+	}
+}
+
+// On the way back nothing is made: without its canary Service a
+// component's rules send to its Service alone, narrowed to the stable pods.
+func TestGatewayRouteAtZeroMakesNoCanaryService(t *testing.T) {
+	r, read, write := gatewayFixture(t)
+	before, _ := read(HTTPRouteGVK, "dify")
+	res, err := write(r.Route(0))
+	if err != nil || !equality.Semantic.DeepEqual(names(res.Writes), []string{"Service/dify-api", "Service/dify-web"}) || len(res.Pending) != 0 {
+		t.Fatalf("Route(0) without canary Services writes %v, pending %v, %v; want the Services narrowed only", names(res.Writes), res.Pending, err)
+	}
+	after, _ := read(HTTPRouteGVK, "dify")
+	if yamlOf(after.Object["spec"]) != yamlOf(before.Object["spec"]) {
+		t.Errorf("Route(0) changed the route: %v", after.Object["spec"])
 	}
 }
 

@@ -55,6 +55,9 @@ type Result struct {
 	Deletes []client.Object
 	// Changed is set by whoever writes Writes: true when it wrote anything.
 	Changed bool
+	// Pending say what must exist before the weight is in place (a canary
+	// Service made by this Result): Route again once it does.
+	Pending []string
 	// Notes say what could not be done because it is gone (a deleted
 	// VirtualService, say).
 	Notes []string
