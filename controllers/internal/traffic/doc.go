@@ -24,5 +24,6 @@ limitations under the License.
 // It decides and never writes: a Router reads the routing objects through
 // the Reader the controller gives it (what the pass observed) and returns
 // the objects to write; the controller writes them, in order, in one place.
-// CheckRouting proves in Precheck that the routing fits the plan.
+// CheckRouting (Istio) and FindBackends with CheckGatewayRouting (Gateway
+// API) prove in Precheck that the routing fits the plan.
 package traffic
