@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -85,12 +86,23 @@ func (r *DifyUpgradeReconciler) reconcilePromote(ctx context.Context, s *scope) 
 		}
 	}
 
+	return r.endPromote(ctx, s)
+}
+
+// endPromote puts the routing back as it was (it then reaches only new
+// pods) and removes the canaries, then hands over to Verify.
+func (r *DifyUpgradeReconciler) endPromote(ctx context.Context, s *scope) (phaseResult, error) {
 	res, err := r.restoreRouting(ctx, s)
 	if err != nil {
 		return phaseResult{}, fmt.Errorf("putting the routing back: %w", err)
 	}
 	if len(res.Notes) > 0 {
 		s.recordCheck("routing", upgradev1alpha1.CheckWarning, strings.Join(res.Notes, "; "))
+	}
+	if len(res.Pending) > 0 {
+		wait := waiting("routing back", 0, "Routing put back; waiting for %s", strings.Join(res.Pending, ", "))
+		wait.requeueAfter = min(s.tick(), time.Second)
+		return wait, nil
 	}
 	gone, err := r.deleteCanaries(ctx, s)
 	if err != nil {

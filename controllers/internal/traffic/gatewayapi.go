@@ -144,10 +144,27 @@ func (r *GatewayAPI) Route(weight int32) (Result, error) {
 
 // Restore puts the HTTPRoutes back first (traffic off the canary
 // Services), then the components' Services, and deletes the canary
-// Services of this upgrade.
+// Services of this upgrade once no route (as read) sends traffic to them:
+// one a route sent a share to before this pass (the end of Promote, at
+// 100%) is left in res.Pending, for the Gateways to take in the restored
+// route before it goes. On the way back the routes are at 0% first, so
+// they go at once.
 func (r *GatewayAPI) Restore() (Result, error) {
 	var res Result
+	sentTo := map[string]bool{}
 	for _, name := range r.Routes {
+		if route, err := r.Read(HTTPRouteGVK, name); err == nil {
+			rules, _, _ := unstructured.NestedSlice(route.Object, "spec", "rules")
+			for _, rule := range rules {
+				refs, _ := rule.(map[string]any)["backendRefs"].([]any)
+				for _, ref := range refs {
+					// An absent weight is the default, 1.
+					if w, found, _ := unstructured.NestedInt64(ref.(map[string]any), "weight"); !found || w > 0 {
+						sentTo[ServiceRef(ref, r.Namespace)] = true
+					}
+				}
+			}
+		}
 		if err := restoreField(r.Read, &res, HTTPRouteGVK, name, "rules"); err != nil {
 			return res, err
 		}
@@ -166,6 +183,9 @@ func (r *GatewayAPI) Restore() (Result, error) {
 			return res, err
 		case !r.ours(svc):
 			res.Notes = append(res.Notes, fmt.Sprintf("Service %s is not this upgrade's; it is left alone", b.Canary))
+			continue
+		case sentTo[b.Canary]:
+			res.Pending = append(res.Pending, fmt.Sprintf("Service %s, deleted once no route sends to it", b.Canary))
 			continue
 		}
 		res.Deletes = append(res.Deletes, svc)

@@ -193,6 +193,32 @@ func yamlFlow(t *testing.T, doc string) string {
 	return string(raw)
 }
 
+// gatewayObjects are the HTTPRoute and the Services as the Gateway API
+// router must leave them: spec, labels and annotations, as YAML.
+func gatewayObjects(t *testing.T, read Reader) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, ref := range []struct {
+		gvk  schema.GroupVersionKind
+		name string
+	}{{HTTPRouteGVK, "dify"}, {ServiceGVK, "dify-api"}, {ServiceGVK, "dify-web"}} {
+		obj, err := read(ref.gvk, ref.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// An API server drops an empty map; the fake client keeps it.
+		meta := map[string]any{"spec": obj.Object["spec"]}
+		if len(obj.GetLabels()) > 0 {
+			meta["labels"] = obj.GetLabels()
+		}
+		if len(obj.GetAnnotations()) > 0 {
+			meta["annotations"] = obj.GetAnnotations()
+		}
+		out[ref.name] = yamlOf(meta)
+	}
+	return out
+}
+
 func yamlOf(v any) string {
 	raw, _ := yaml.Marshal(v)
 	return string(raw)
@@ -262,36 +288,27 @@ func TestGatewayRouteWritesOnlyWhatChanged(t *testing.T) {
 
 func TestGatewayRestorePutsTheRouteAndServicesBackByteEqual(t *testing.T) {
 	r, read, write := gatewayFixture(t)
-	before := map[string]*unstructured.Unstructured{}
-	for _, ref := range []struct {
-		gvk  schema.GroupVersionKind
-		name string
-	}{{HTTPRouteGVK, "dify"}, {ServiceGVK, "dify-api"}, {ServiceGVK, "dify-web"}} {
-		obj, err := read(ref.gvk, ref.name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		before[ref.name] = obj
-	}
+	before := gatewayObjects(t, read)
 	for range 2 {
 		if _, err := write(r.Route(20)); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// At 20% the canary Services take traffic: they outlive the restored
+	// route by a pass.
 	res, err := write(r.Restore())
 	if err != nil || !equality.Semantic.DeepEqual(names(res.Writes), []string{"HTTPRoute/dify", "Service/dify-api", "Service/dify-web"}) ||
-		!equality.Semantic.DeepEqual(names(res.Deletes), []string{"Service/dify-api-canary", "Service/dify-web-canary"}) {
-		t.Fatalf("Restore() = writes %v, deletes %v, %v", names(res.Writes), names(res.Deletes), err)
+		len(res.Deletes) != 0 || len(res.Pending) != 2 {
+		t.Fatalf("Restore() = writes %v, deletes %v, pending %v, %v; want the route and Services back, the canary Services kept while the route read sent to them",
+			names(res.Writes), names(res.Deletes), res.Pending, err)
 	}
-	for name, obj := range before {
-		got, err := read(obj.GroupVersionKind(), name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if yamlOf(got.Object["spec"]) != yamlOf(obj.Object["spec"]) ||
-			!equality.Semantic.DeepEqual(got.GetAnnotations(), obj.GetAnnotations()) || len(got.GetLabels()) != len(obj.GetLabels()) {
-			t.Errorf("after Restore %s is %v, want %v", name, got.Object, obj.Object)
-		}
+	res, err = write(r.Restore())
+	if err != nil || len(res.Writes) != 0 || len(res.Pending) != 0 ||
+		!equality.Semantic.DeepEqual(names(res.Deletes), []string{"Service/dify-api-canary", "Service/dify-web-canary"}) {
+		t.Fatalf("Restore() again = writes %v, deletes %v, pending %v, %v; want the canary Services deleted", names(res.Writes), names(res.Deletes), res.Pending, err)
+	}
+	if after := gatewayObjects(t, read); !equality.Semantic.DeepEqual(after, before) {
+		t.Errorf("after Restore the route and Services are\n%v\nwant\n%v", after, before)
 	}
 	for _, name := range []string{"dify-api-canary", "dify-web-canary"} {
 		if _, err := read(ServiceGVK, name); !apierrors.IsNotFound(err) {
@@ -300,6 +317,21 @@ func TestGatewayRestorePutsTheRouteAndServicesBackByteEqual(t *testing.T) {
 	}
 	if res, err := write(r.Restore()); err != nil || res.Changed {
 		t.Errorf("a second Restore() = %+v, %v; want nothing to do", res, err)
+	}
+}
+
+// On the way back the routes are at 0% before the restore: the canary
+// Services take no traffic and go at once.
+func TestGatewayRestoreFromZeroDeletesTheCanaryServicesAtOnce(t *testing.T) {
+	r, _, write := gatewayFixture(t)
+	for _, w := range []int32{20, 20, 0} {
+		if _, err := write(r.Route(w)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := write(r.Restore())
+	if err != nil || len(res.Pending) != 0 || !equality.Semantic.DeepEqual(names(res.Deletes), []string{"Service/dify-api-canary", "Service/dify-web-canary"}) {
+		t.Fatalf("Restore() from 0%% = deletes %v, pending %v, %v", names(res.Deletes), res.Pending, err)
 	}
 }
 
