@@ -142,13 +142,17 @@ func (r *DifyUpgradeReconciler) probeCheck(ctx context.Context, s *scope, check 
 	if err != nil {
 		return analysis.CheckResponse{Unrendered: err.Error()}
 	}
+	client, err := r.checkClientFor(ctx, s, check)
+	if err != nil {
+		return analysis.CheckResponse{Unrendered: err.Error()}
+	}
 	if !check.ForEachPod {
 		c, why := analysis.RenderCheck(check, vars)
 		if why != "" {
 			return analysis.CheckResponse{Unrendered: why}
 		}
 		c.Header = header
-		return analysis.CheckResponse{Response: analysis.Probe(ctx, r.httpClient(), r.Clock, c)}
+		return analysis.CheckResponse{Response: analysis.Probe(ctx, client, r.Clock, c)}
 	}
 	pods, err := r.readyPodsOf(ctx, s, check.Component, track)
 	if err != nil {
@@ -169,7 +173,7 @@ func (r *DifyUpgradeReconciler) probeCheck(ctx context.Context, s *scope, check 
 		}
 		c.Header = header
 		names[i] = p.Name
-		wg.Go(func() { responses[i] = analysis.Probe(ctx, r.httpClient(), r.Clock, c) })
+		wg.Go(func() { responses[i] = analysis.Probe(ctx, client, r.Clock, c) })
 	}
 	wg.Wait()
 	return analysis.CheckResponse{Response: analysis.EveryPod(names, responses)}

@@ -103,6 +103,9 @@ type DifyUpgradeReconciler struct {
 	hashes sync.Map
 	// queriers holds each upgrade's Prometheus client (see querier).
 	queriers sync.Map
+	// tlsClients holds the HTTP checks' clients with TLS settings, by the
+	// digest of their material (see checkClientFor).
+	tlsClients sync.Map
 	// written tells a cached DifyUpgrade older than the operator's own last
 	// write of it.
 	written writtenPast
@@ -242,6 +245,9 @@ func (r *DifyUpgradeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &upgradev1alpha1.DifyUpgrade{}, deploymentIndex, planDeployments); err != nil {
 		return err
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &upgradev1alpha1.DifyUpgrade{}, afterIndex, awaited); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&upgradev1alpha1.DifyUpgrade{}).
 		Owns(&appsv1.Deployment{}).
@@ -250,6 +256,7 @@ func (r *DifyUpgradeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.upgradesOf)).
 		Watches(&appsv1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(r.upgradesOf)).
 		Watches(&upgradev1alpha1.DifyUpgrade{}, handler.EnqueueRequestsFromMapFunc(r.siblings)).
+		Watches(&upgradev1alpha1.DifyUpgrade{}, handler.EnqueueRequestsFromMapFunc(r.dependents)).
 		WatchesRawSource(source.Channel(r.notes.wake, &handler.EnqueueRequestForObject{})).
 		Named("difyupgrade").
 		Complete(r)

@@ -22,9 +22,11 @@ import (
 	"strings"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/lifecycle"
@@ -60,6 +62,15 @@ func (r *DifyUpgradeReconciler) reconcilePending(ctx context.Context, s *scope) 
 				blocker.Name, s.spec().Release, upgradev1alpha1.AnnotationAbort)
 		}
 		if res := wouldWait("sibling", upgradev1alpha1.ReasonBlockedByUpgrade, holding(0, "%s", msg)); res.stop {
+			return res, nil
+		}
+	}
+	after, err := r.prerequisites(ctx, s)
+	if err != nil || after.fail != nil {
+		return after, err
+	}
+	if after.stop {
+		if res := wouldWait("after", upgradev1alpha1.ReasonWaitingForUpgrade, after); res.stop {
 			return res, nil
 		}
 	}
@@ -136,4 +147,93 @@ func earlier(a, b *upgradev1alpha1.DifyUpgrade) bool {
 		return a.CreationTimestamp.Before(&b.CreationTimestamp)
 	}
 	return a.Name < b.Name
+}
+
+// afterIndex indexes DifyUpgrades by the upgrades their spec.after names
+// (namespace/name), so that one ending wakes those waiting for it.
+const afterIndex = "spec.after"
+
+// awaited are the namespace/name of the upgrades u's spec.after names.
+func awaited(o client.Object) []string {
+	u := o.(*upgradev1alpha1.DifyUpgrade)
+	out := make([]string, 0, len(u.Spec.After))
+	for _, ref := range u.Spec.After {
+		out = append(out, refKey(u, ref).String())
+	}
+	return out
+}
+
+// refKey is the upgrade ref names, in u's namespace unless it says another.
+func refKey(u *upgradev1alpha1.DifyUpgrade, ref upgradev1alpha1.UpgradeRef) client.ObjectKey {
+	ns := ref.Namespace
+	if ns == "" {
+		ns = u.Namespace
+	}
+	return client.ObjectKey{Namespace: ns, Name: ref.Name}
+}
+
+// dependents maps a DifyUpgrade to the upgrades (in the namespaces the
+// operator watches) whose spec.after names it: staging's end wakes
+// production.
+func (r *DifyUpgradeReconciler) dependents(ctx context.Context, o client.Object) []reconcile.Request {
+	list := &upgradev1alpha1.DifyUpgradeList{}
+	if err := r.List(ctx, list, client.MatchingFields{afterIndex: client.ObjectKeyFromObject(o).String()}); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return out
+}
+
+// afterPoll is how often an upgrade waiting for one the operator does not
+// watch (another namespace, with --watch-namespaces) looks again.
+const afterPoll = time.Minute
+
+// prerequisites waits until every upgrade spec.after names has Succeeded to
+// the same version, its soak ago, with no breach (lifecycle.After). One in
+// this namespace is read from the cache (its changes wake this upgrade);
+// one in another namespace with a get, every afterPoll at most.
+func (r *DifyUpgradeReconciler) prerequisites(ctx context.Context, s *scope) (phaseResult, error) {
+	var ready []string
+	for _, ref := range s.spec().After {
+		key := refKey(s.upgrade, ref)
+		if key == client.ObjectKeyFromObject(s.upgrade) {
+			return failed(upgradev1alpha1.ReasonInvalidSpec, "spec.after names this upgrade itself (%s)", key), nil
+		}
+		other := &upgradev1alpha1.DifyUpgrade{}
+		reader := client.Reader(r.Client)
+		if key.Namespace != s.upgrade.Namespace && r.APIReader != nil {
+			reader = r.APIReader
+		}
+		err := reader.Get(ctx, key, other)
+		switch {
+		case apierrors.IsNotFound(err):
+			other = nil
+		case err != nil:
+			return phaseResult{}, fmt.Errorf("reading DifyUpgrade %s (spec.after): %w", key, err)
+		}
+		why := ""
+		if other != nil {
+			why = failureText(&other.Status)
+		}
+		p := lifecycle.After(ref, s.upgrade.Namespace, other, why, s.spec().TargetVersion, s.now)
+		if p.Ready {
+			ready = append(ready, p.Message)
+			continue
+		}
+		again := afterPoll
+		if !p.Until.IsZero() {
+			again = min(again, p.Until.Sub(s.now))
+		}
+		if key.Namespace == s.upgrade.Namespace && p.Until.IsZero() {
+			again = 0 // its changes wake this upgrade
+		}
+		return holding(again, "%s", p.Message), nil
+	}
+	if len(ready) > 0 {
+		s.recordCheck("after", upgradev1alpha1.CheckPassed, strings.Join(ready, "; "))
+	}
+	return phaseResult{}, nil
 }

@@ -89,15 +89,24 @@ func (r *DifyUpgradeReconciler) reconcileRollingBack(ctx context.Context, s *sco
 // failureOf is why the failed phase failed, from its outcome condition, as
 // " (<message>)"; empty when unknown.
 func failureOf(s *scope) string {
-	cond, ok := phaseCondition[s.status().FailedPhase]
+	if why := failureText(s.status()); why != "" {
+		return " (" + why + ")"
+	}
+	return ""
+}
+
+// failureText is why st's failed phase failed, from its outcome condition;
+// empty when unknown.
+func failureText(st *upgradev1alpha1.DifyUpgradeStatus) string {
+	cond, ok := phaseCondition[st.FailedPhase]
 	if !ok {
 		return ""
 	}
-	c := meta.FindStatusCondition(s.status().Conditions, cond)
-	if c == nil || c.Status != metav1.ConditionFalse || c.Message == "" {
+	c := meta.FindStatusCondition(st.Conditions, cond)
+	if c == nil || c.Status != metav1.ConditionFalse {
 		return ""
 	}
-	return " (" + c.Message + ")"
+	return c.Message
 }
 
 // restoreDatabase brings the database back to the backup, after the routing

@@ -52,16 +52,7 @@ func (r *DifyUpgradeReconciler) reconcileTerminal(s *scope) {
 			upgradev1alpha1.AnnotationRetry, value, upgradev1alpha1.AnnotationRetry)
 	} else {
 		// A new run: it starts anew, with its own record and messages.
-		st.StartedAt = nil
-		st.FailedPhase = ""
-		st.Canary = nil
-		st.Bake = nil
-		st.ExternalChanges = nil
-		// Its checks are its own: the last run's (a warning of its
-		// rollback, say) would read as this one's.
-		st.Checks = nil
-		// A new attempt takes a new backup and migrates again.
-		st.Backup, st.Migration, st.Restore = nil, nil, nil
+		lifecycle.NewRun(st)
 		for _, cond := range phaseCondition {
 			removeCondition(s, cond)
 		}

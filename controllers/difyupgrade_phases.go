@@ -158,6 +158,7 @@ func (r *DifyUpgradeReconciler) dispatch(ctx context.Context, s *scope) (ctrl.Re
 		if !ok {
 			r.tell(s, corev1.EventTypeNormal, "AbortIgnored", "Abort", "Abort (%s=%s) ignored: %s", upgradev1alpha1.AnnotationAbort, value, why)
 		} else {
+			r.routeFirst(ctx, s, out)
 			r.apply(s, out, &failure{upgradev1alpha1.ReasonAborted, "Aborted by the " + upgradev1alpha1.AnnotationAbort + " annotation"})
 			return ctrl.Result{}, nil
 		}
@@ -194,6 +195,23 @@ func (r *DifyUpgradeReconciler) dispatch(ctx context.Context, s *scope) (ctrl.Re
 		return ctrl.Result{}, nil
 	}
 	return r.stay(s, res), nil
+}
+
+// routeFirst sends every request back to the stable version in the pass
+// that sees an abort, before the status says RollingBack: users leave the
+// new version as soon as a person asks, not a pass later. A failure here is
+// only logged: RollingBack routes again first thing.
+func (r *DifyUpgradeReconciler) routeFirst(ctx context.Context, s *scope, out lifecycle.Outcome) {
+	if out.Next != upgradev1alpha1.PhaseRollingBack || !lifecycle.ChangesMade(s.status().Phase) {
+		return
+	}
+	err := r.observe(ctx, s)
+	if err == nil {
+		err = r.trafficToStable(ctx, s, false)
+	}
+	if err != nil {
+		s.log.Error(err, "Routing to stable on abort; RollingBack routes again")
+	}
 }
 
 // runHandler reads the cluster once for the phases that work on it, then

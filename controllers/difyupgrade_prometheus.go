@@ -118,38 +118,62 @@ func (r *DifyUpgradeReconciler) prometheusConnection(ctx context.Context, s *sco
 		}
 	}
 	if t := p.TLS; t != nil {
-		err = r.tlsMaterial(ctx, s, t, &conn)
+		conn.TLS, err = r.tlsMaterial(ctx, s, t, prometheusField+".tls")
 	}
 	return conn, err
 }
 
-// tlsMaterial reads the CA bundle and the client certificate of tls.
-func (r *DifyUpgradeReconciler) tlsMaterial(ctx context.Context, s *scope, t *upgradev1alpha1.PrometheusTLS, conn *analysis.Connection) error {
-	conn.ServerName, conn.InsecureSkipVerify = t.ServerName, t.InsecureSkipVerify
+// tlsMaterial reads the CA bundle and the client certificate of t; field
+// names t in errors.
+func (r *DifyUpgradeReconciler) tlsMaterial(ctx context.Context, s *scope, t *upgradev1alpha1.ClientTLS, field string) (analysis.TLS, error) {
+	out := analysis.TLS{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
 	if ca := t.CASecret; ca != nil {
-		bundle, err := r.secretValue(ctx, s, ca.Name, ca.Key, prometheusField+".tls.caSecret")
+		bundle, err := r.secretValue(ctx, s, ca.Name, ca.Key, field+".caSecret")
 		if err != nil {
-			return err
+			return out, err
 		}
-		conn.CA = []byte(bundle)
+		out.CA = []byte(bundle)
 	}
 	if cs := t.CertSecret; cs != nil {
-		field := prometheusField + ".tls.certSecret"
+		field := field + ".certSecret"
 		sec, err := r.secretFor(ctx, s, cs.Name, field)
 		if err != nil {
-			return err
+			return out, err
 		}
 		cert, err := keyOf(sec, corev1.TLSCertKey, field)
 		if err != nil {
-			return err
+			return out, err
 		}
 		key, err := keyOf(sec, corev1.TLSPrivateKeyKey, field)
 		if err != nil {
-			return err
+			return out, err
 		}
-		conn.Cert, conn.Key = []byte(cert), []byte(key)
+		out.Cert, out.Key = []byte(cert), []byte(key)
 	}
-	return nil
+	return out, nil
+}
+
+// checkClientFor is the client an HTTP check's requests go through: the
+// shared one, or, with tls settings, one built from their material (kept
+// while the material is the same, so connections are reused).
+func (r *DifyUpgradeReconciler) checkClientFor(ctx context.Context, s *scope, check upgradev1alpha1.HTTPCheck) (*http.Client, error) {
+	if check.TLS == nil {
+		return checkClient, nil
+	}
+	material, err := r.tlsMaterial(ctx, s, check.TLS, "HTTP check "+check.Name+": tls")
+	if err != nil {
+		return nil, err
+	}
+	digest := material.Digest()
+	if c, ok := r.tlsClients.Load(digest); ok {
+		return c.(*http.Client), nil
+	}
+	c, err := analysis.NewHTTPClient(material)
+	if err != nil {
+		return nil, fmt.Errorf("HTTP check %s: tls: %w", check.Name, err)
+	}
+	actual, _ := r.tlsClients.LoadOrStore(digest, c)
+	return actual.(*http.Client), nil
 }
 
 // requestHeaders are headers with their values: written in place, or read

@@ -168,7 +168,7 @@ canary:
     httpChecks: [{name: api, url: "http://dify-api:5001/health"}]
     prometheus: {address: "https://mimir.example/prometheus", basicAuth: {name: mimir}, tls: {caSecret: {name: mimir-ca}}}
 verify:
-  checks: [{name: web, url: "http://dify-web:3000/"}]
+  checks: [{name: web, url: "http://dify-web:3000/"}, {name: console, url: "https://console.dify.example/health", tls: {caSecret: {name: corp-ca}, certSecret: {name: client}}}]
 `)
 			Expect(k8sClient.Create(ctx, upgrade)).To(Succeed())
 			stored := &upgradev1alpha1.DifyUpgrade{}
@@ -192,6 +192,7 @@ verify:
 			Expect(spec.Verify.Checks[0].ExpectStatus).To(Equal(int32(200)))
 			Expect(spec.Canary.Analysis.Prometheus.BasicAuth).To(Equal(&upgradev1alpha1.BasicAuthSecret{Name: "mimir", UsernameKey: "username", PasswordKey: "password"}))
 			Expect(spec.Canary.Analysis.Prometheus.TLS.CASecret).To(Equal(&upgradev1alpha1.CASecretRef{Name: "mimir-ca", Key: "ca.crt"}))
+			Expect(spec.Verify.Checks[1].TLS.CASecret).To(Equal(&upgradev1alpha1.CASecretRef{Name: "corp-ca", Key: "ca.crt"}))
 
 			expected := &upgradev1alpha1.DifyUpgrade{}
 			Expect(runtimeFromUnstructured(upgrade, expected)).To(Succeed())
@@ -304,6 +305,8 @@ backup: {destination: {claimName: dify-backups}}
 		Entry("the same header twice, in another case", `canary: {analysis: {prometheus: {address: "https://p", headers: [{name: X-Scope-OrgID, value: a}, {name: x-scope-orgid, value: b}]}}}`, "header names must differ, ignoring case"),
 		Entry("a header name with a space", `canary: {analysis: {httpChecks: [{name: h, url: "http://a", headers: [{name: "X Token", value: a}]}]}}`, "spec.canary.analysis.httpChecks[0].headers[0].name in body should match"),
 		Entry("a header value with a newline", `canary: {analysis: {httpChecks: [{name: h, url: "http://a", headers: [{name: X-Tenant, value: "a\nX-Admin: yes"}]}]}}`, "headers[0].value in body should match"),
+		Entry("TLS settings on an http:// HTTP check", `canary: {analysis: {httpChecks: [{name: h, url: "http://a", tls: {caSecret: {name: ca}}}]}}`, "an HTTP check's tls needs an https:// url"),
+		Entry("a CA and insecureSkipVerify on a verify check", `verify: {checks: [{name: h, url: "https://a", tls: {caSecret: {name: ca}, insecureSkipVerify: true}}]}`, "set at most one of tls.caSecret and tls.insecureSkipVerify"),
 		Entry("an HTTP check expecting status 700", `canary: {analysis: {httpChecks: [{name: h, url: "http://dify-api:5001/health", expectStatus: 700}]}}`, "should be less than or equal to 599"),
 
 		// Window and approvals.

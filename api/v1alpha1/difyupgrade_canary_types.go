@@ -410,6 +410,7 @@ type AnalysisRule struct {
 // HTTPCheck is an HTTP request that must answer with the expected status
 // within maxLatency, and with the expected JSON fields. url and the
 // expected values are templates with the placeholders of AnalysisRule.
+// +kubebuilder:validation:XValidation:rule="!has(self.tls) || self.url.startsWith('https://')",message="an HTTP check's tls needs an https:// url"
 type HTTPCheck struct {
 	// name identifies the check in status.checks, for example console-login.
 	// +required
@@ -479,6 +480,13 @@ type HTTPCheck struct {
 	// +kubebuilder:validation:MaxItems=16
 	// +kubebuilder:validation:XValidation:rule="self.all(h, self.exists_one(o, o.name.lowerAscii() == h.name.lowerAscii()))",message="header names must differ, ignoring case"
 	Headers []HTTPHeader `json:"headers,omitempty"`
+
+	// tls says how the server's certificate is verified (a private CA, the
+	// name it must hold) and which client certificate is presented (mutual
+	// TLS), as for Prometheus. Needs an https:// url. Absent: the system's
+	// roots verify the server, and no client certificate is sent.
+	// +optional
+	TLS *ClientTLS `json:"tls,omitempty"`
 }
 
 // JSONExpectation is a field of a JSON response and the value it must have.

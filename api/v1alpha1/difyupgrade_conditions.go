@@ -73,6 +73,9 @@ const (
 	// ReasonBlockedByUpgrade: another DifyUpgrade of the same release is in
 	// progress.
 	ReasonBlockedByUpgrade = "BlockedByUpgrade"
+	// ReasonWaitingForUpgrade: an upgrade named in spec.after has not
+	// Succeeded to the same version long enough ago (or failed).
+	ReasonWaitingForUpgrade = "WaitingForUpgrade"
 	// ReasonPaused: spec.paused is true.
 	ReasonPaused = "Paused"
 	// ReasonWaitingForPromotion: a canary pause without duration waits for the

@@ -66,7 +66,7 @@ type PrometheusSource struct {
 	// certificate is presented. Needs an https:// address. Absent: the
 	// system's roots verify the server, and no client certificate is sent.
 	// +optional
-	TLS *PrometheusTLS `json:"tls,omitempty"`
+	TLS *ClientTLS `json:"tls,omitempty"`
 }
 
 // HTTPHeader is a request header and its value: written in place (value)
@@ -145,9 +145,10 @@ type BasicAuthSecret struct {
 	PasswordKey string `json:"passwordKey,omitempty"`
 }
 
-// PrometheusTLS is how the connection to Prometheus is secured.
+// ClientTLS is how the operator's connection to a server it asks
+// (Prometheus, an HTTP check's URL) is secured.
 // +kubebuilder:validation:XValidation:rule="!(has(self.caSecret) && has(self.insecureSkipVerify) && self.insecureSkipVerify)",message="set at most one of tls.caSecret and tls.insecureSkipVerify: a certificate that is not verified needs no CA"
-type PrometheusTLS struct {
+type ClientTLS struct {
 	// caSecret is the key of a Secret holding the CA bundle (PEM) that
 	// signed the server's certificate, for a private CA. Absent: the
 	// system's roots.
@@ -160,8 +161,8 @@ type PrometheusTLS struct {
 	CertSecret *TLSSecretRef `json:"certSecret,omitempty"`
 
 	// serverName is the name the server's certificate must hold, when it
-	// differs from the address' host (an IP address, a Service name the
-	// certificate does not list). Absent: the address' host.
+	// differs from the address' (or URL's) host (an IP address, a Service name the
+	// certificate does not list). Absent: the host.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$`

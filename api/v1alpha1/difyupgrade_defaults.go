@@ -195,9 +195,7 @@ func (c *CanarySpec) setDefaults() {
 			defaultString(&b.UsernameKey, DefaultUsernameKey)
 			defaultString(&b.PasswordKey, DefaultPasswordKey)
 		}
-		if t := p.TLS; t != nil && t.CASecret != nil {
-			defaultString(&t.CASecret.Key, DefaultCAKey)
-		}
+		p.TLS.setDefaults()
 	}
 	defaultDuration(&a.Inconclusive.Limit, DefaultInconclusiveLimit)
 	defaultString((*string)(&a.Inconclusive.Action), string(InconclusivePause))
@@ -213,6 +211,14 @@ func defaultHTTPChecks(checks []HTTPCheck) {
 		defaultInt32(&checks[i].ExpectStatus, DefaultHTTPCheckStatus)
 		defaultDuration(&checks[i].MaxLatency, DefaultHTTPCheckMaxLatency)
 		defaultInt32(&checks[i].FailureThreshold, DefaultHTTPFailureThreshold)
+		checks[i].TLS.setDefaults()
+	}
+}
+
+// setDefaults defaults the CA's key; t may be nil.
+func (t *ClientTLS) setDefaults() {
+	if t != nil && t.CASecret != nil {
+		defaultString(&t.CASecret.Key, DefaultCAKey)
 	}
 }
 

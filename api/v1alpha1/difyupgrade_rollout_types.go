@@ -119,3 +119,28 @@ type RollbackSpec struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="restoreTimeout must be a positive duration such as 30m"
 	RestoreTimeout metav1.Duration `json:"restoreTimeout,omitzero"`
 }
+
+// UpgradeRef names a DifyUpgrade that must have succeeded before this one
+// starts, and how long it must have run on its new version first.
+type UpgradeRef struct {
+	// namespace is the other upgrade's namespace. Default: this upgrade's.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespace string `json:"namespace,omitempty"`
+
+	// name is the other upgrade's name.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// soak is how long the other upgrade must have been Succeeded, for
+	// example 24h: its release running the new version under real use.
+	// Default: 0 (as soon as it has Succeeded).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="soak must be a duration that is not negative, such as 24h"
+	Soak metav1.Duration `json:"soak,omitzero"`
+}

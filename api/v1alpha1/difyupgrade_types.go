@@ -80,6 +80,17 @@ type DifyUpgradeSpec struct {
 	// +optional
 	Approvals *ApprovalsSpec `json:"approvals,omitempty"`
 
+	// after names the upgrades that must have succeeded first, typically
+	// the same upgrade of a staging release: this one waits in Pending
+	// until each has Succeeded to the same targetVersion, at least its soak
+	// ago, with no breach of its analysis. One that failed or rolled back
+	// keeps this one waiting, its message naming the other's record. An
+	// upgrade in another namespace is read with get only.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	After []UpgradeRef `json:"after,omitempty"`
+
 	// precheck sets the limits the installation must meet before anything is
 	// changed. Defaults follow the runbook: utilization under 80%, endpoints
 	// within 200ms, certificates valid for 30 more days, database reachable

@@ -118,6 +118,12 @@ var renderCases = map[string]*upgradev1alpha1.DifyUpgrade{
 		u.Annotations = map[string]string{upgradev1alpha1.ApprovalAnnotation("sre"): "alice"}
 		running(upgradev1alpha1.ReasonWaitingForApproval)(u)
 	}),
+	"waiting-for-staging": anUpgrade(func(u *upgradev1alpha1.DifyUpgrade) {
+		u.Status = upgradev1alpha1.DifyUpgradeStatus{Phase: upgradev1alpha1.PhasePending, PhaseStartedAt: before(time.Hour), TargetVersion: "1.11.1",
+			Message: "Waiting for DifyUpgrade staging/dify-to-1-11-1 (spec.after): it Succeeded at 2026-05-04T09:00:00Z; soaking 24h0m0s, until 2026-05-05T09:00:00Z"}
+		u.Spec.After = []upgradev1alpha1.UpgradeRef{{Namespace: "staging", Name: "dify-to-1-11-1", Soak: metav1.Duration{Duration: 24 * time.Hour}}}
+		running(upgradev1alpha1.ReasonWaitingForUpgrade)(u)
+	}),
 	"canary-with-analysis": anUpgrade(inPhase(upgradev1alpha1.PhaseCanary, 2*time.Minute), running(upgradev1alpha1.ReasonInProgress), analysing,
 		func(u *upgradev1alpha1.DifyUpgrade) {
 			u.Status.Canary = &upgradev1alpha1.CanaryStatus{StepIndex: 3, Steps: 5, Step: "4/5", Weight: 20, PausedUntil: before(-30 * time.Second)}
@@ -230,6 +236,10 @@ func TestRenderTellsWhatMatters(t *testing.T) {
 			"Waiting for:  approval by dba: kubectl difyupgrade approve dify-to-1-11-1 --role dba",
 			"Reconciling  True    WaitingForApproval",
 		}, []string{"--role sre"}},
+		{"waiting-for-staging", []string{
+			"Waiting for:  the upgrades of spec.after: DifyUpgrade staging/dify-to-1-11-1 (spec.after): it Succeeded at 2026-05-04T09:00:00Z; soaking 24h0m0s",
+			"Reconciling  True    WaitingForUpgrade",
+		}, nil},
 		{"canary-with-analysis", []string{
 			"Phase:        ◌ Canary (for 2m)",
 			"Step:         4/5",

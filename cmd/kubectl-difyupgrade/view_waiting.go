@@ -46,6 +46,8 @@ func waitingFor(u *upgradev1alpha1.DifyUpgrade, now time.Time) []string {
 			lines = append(lines, "the maintenance window to open")
 		case upgradev1alpha1.ReasonBlockedByUpgrade:
 			lines = append(lines, "another upgrade of release "+u.Spec.Release+" to end")
+		case upgradev1alpha1.ReasonWaitingForUpgrade:
+			lines = append(lines, "the upgrades of spec.after: "+strings.TrimPrefix(st.Message, "Waiting for "))
 		}
 	}
 	if c := stalled(u); c != nil {

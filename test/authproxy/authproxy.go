@@ -16,8 +16,9 @@ limitations under the License.
 
 // Package authproxy is a reverse proxy that stands in front of a server
 // the way a managed Prometheus gateway (Mimir, Thanos, Grafana Cloud)
-// does: TLS with a certificate of a private CA (test/testca), a bearer
-// token or basic auth, and headers such as a tenant's X-Scope-OrgID. A
+// does: TLS with a certificate of a private CA (test/testca), optionally a
+// client certificate (mutual TLS), a bearer token or basic auth, and
+// headers such as a tenant's X-Scope-OrgID. A
 // request without them is answered 401, as Mimir's gateway answers, and
 // never reaches the server. It listens on 127.0.0.1 on a free port.
 package authproxy
@@ -25,6 +26,8 @@ package authproxy
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -49,6 +52,10 @@ type Options struct {
 	Username, Password string
 	// Headers must come with these values, for example X-Scope-OrgID.
 	Headers map[string]string
+	// ClientCA, with CA set, makes the proxy demand a client certificate
+	// this CA issued (mutual TLS): a client without one fails the
+	// handshake, as a gateway with mTLS answers.
+	ClientCA *testca.CA
 }
 
 // Proxy is a running proxy.
@@ -77,6 +84,11 @@ func Start(opts Options) (*Proxy, error) {
 		if err != nil {
 			_ = ln.Close()
 			return nil, err
+		}
+		if opts.ClientCA != nil {
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(opts.ClientCA.PEM)
+			cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
 		}
 		p.srv.TLSConfig = cfg
 		p.url = "https://" + ln.Addr().String()

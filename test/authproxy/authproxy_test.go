@@ -79,3 +79,53 @@ func TestProxyLetsThroughOnlyWhatBringsEverything(t *testing.T) {
 		t.Errorf("accepted %d refused %d, want 1 and 2", p.Accepted(), p.Refused())
 	}
 }
+
+// With a client CA the handshake needs a certificate it issued; basic auth
+// is checked after it.
+func TestProxyWantsAClientCertificate(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	defer upstream.Close()
+	ca, err := testca.New("server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients, err := testca.New("clients")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Start(Options{Upstream: upstream.URL, CA: ca, ClientCA: clients, Username: "grafana", Password: "pw-123"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.PEM)
+	certPEM, keyPEM, err := clients.IssueClient("dify-upgrade-operator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func(certs []tls.Certificate, user, pass string) (int, error) {
+		client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: certs, MinVersion: tls.VersionTLS12}}}
+		req, _ := http.NewRequest(http.MethodGet, p.URL()+"/", nil)
+		req.SetBasicAuth(user, pass)
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	if code, err := do([]tls.Certificate{pair}, "grafana", "pw-123"); err != nil || code != 200 {
+		t.Errorf("with the certificate and the password: %d, %v", code, err)
+	}
+	if code, err := do([]tls.Certificate{pair}, "grafana", "wrong"); err != nil || code != 401 {
+		t.Errorf("with the certificate and a wrong password: %d, %v; want 401", code, err)
+	}
+	if _, err := do(nil, "grafana", "pw-123"); err == nil {
+		t.Error("without a client certificate the handshake succeeded")
+	}
+}

@@ -77,7 +77,7 @@ func throughGateway(gw *authproxy.Proxy) func(*upgradev1alpha1.DifyUpgrade) {
 			Address:           gw.URL(),
 			BearerTokenSecret: &upgradev1alpha1.SecretKeyRef{Name: promAuthSecret, Key: "token"},
 			Headers:           []upgradev1alpha1.HTTPHeader{{Name: "X-Scope-OrgID", Value: tenant}},
-			TLS:               &upgradev1alpha1.PrometheusTLS{CASecret: &upgradev1alpha1.CASecretRef{Name: promCASecret, Key: upgradev1alpha1.DefaultCAKey}},
+			TLS:               &upgradev1alpha1.ClientTLS{CASecret: &upgradev1alpha1.CASecretRef{Name: promCASecret, Key: upgradev1alpha1.DefaultCAKey}},
 		}
 	}
 }
@@ -174,6 +174,73 @@ var _ = Describe("Judging the new version through a Prometheus that wants creden
 		after := snapshot(ctx, ns)
 		Expect(after.deployments).To(Equal(before.deployments))
 		Expect(after.routing).To(Equal(before.routing))
+	})
+
+	It("measures through mutual TLS and basic auth, with an HTTP check over mutual TLS, and without the client certificate fails Precheck naming the TLS failure", func(ctx SpecContext) {
+		ns := withTraffic(ctx)
+		ca, err := testca.New("prometheus gateway CA")
+		Expect(err).NotTo(HaveOccurred())
+		clients, err := testca.New("prometheus clients CA")
+		Expect(err).NotTo(HaveOccurred())
+		const user, password = "812345", "glc_basic-password-77"
+		gw, err := authproxy.Start(authproxy.Options{Upstream: servers.Prometheus.URL(), CA: ca, ClientCA: clients, Username: user, Password: password})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(gw.Stop)
+		certPEM, keyPEM, err := clients.IssueClient("dify-upgrade-operator")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "grafana-cloud", Namespace: ns}, Type: corev1.SecretTypeBasicAuth,
+			Data: map[string][]byte{corev1.BasicAuthUsernameKey: []byte(user), corev1.BasicAuthPasswordKey: []byte(password)}})).To(Succeed())
+		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "prometheus-client", Namespace: ns}, Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM}})).To(Succeed())
+		createSecret(ctx, ns, promCASecret, map[string][]byte{upgradev1alpha1.DefaultCAKey: ca.PEM})
+		mutual := func(withCert bool) func(*upgradev1alpha1.DifyUpgrade) {
+			return func(u *upgradev1alpha1.DifyUpgrade) {
+				p := &upgradev1alpha1.PrometheusSource{Address: gw.URL(), BasicAuth: &upgradev1alpha1.BasicAuthSecret{Name: "grafana-cloud"},
+					TLS: &upgradev1alpha1.ClientTLS{CASecret: &upgradev1alpha1.CASecretRef{Name: promCASecret}}}
+				if withCert {
+					p.TLS.CertSecret = &upgradev1alpha1.TLSSecretRef{Name: "prometheus-client"}
+				}
+				u.Spec.Canary.Analysis.Prometheus = p
+			}
+		}
+		before := snapshot(ctx, ns)
+
+		By("presenting no client certificate")
+		bare := upgradeTo(ns, "1.11.2", withIstio, withAnalysis(2*time.Second), mutual(false))
+		Expect(k8sClient.Create(ctx, bare)).To(Succeed())
+		waitForPhase(ctx, bare, upgradev1alpha1.PhaseFailed, time.Minute)
+		Expect(bare.Status.FailedPhase).To(Equal(upgradev1alpha1.PhasePrecheck))
+		Expect(bare.Status.Message).To(ContainSubstring("TLS with Prometheus at %s failed", gw.URL()))
+		Expect(bare.Status.Message).To(ContainSubstring("certificate required"))
+		Expect(gw.Accepted()).To(BeZero(), "nothing got past the handshake")
+		after := snapshot(ctx, ns)
+		Expect(after.deployments).To(Equal(before.deployments))
+		Expect(after.routing).To(Equal(before.routing))
+
+		By("presenting the client certificate of the Secret, with basic auth, and to an HTTP check's server wanting it too")
+		console, err := authproxy.Start(authproxy.Options{Upstream: servers.Traffic.URL(), CA: ca, ClientCA: clients})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(console.Stop)
+		u := upgradeTo(ns, "1.11.1", withIstio, withAnalysis(2*time.Second), mutual(true), withSteps(50, 3*time.Second, 100),
+			func(u *upgradev1alpha1.DifyUpgrade) {
+				check := healthCheck("console-version")
+				check.URL = console.URL() + "/health/{{.Namespace}}/{{.Workload}}"
+				check.TLS = &upgradev1alpha1.ClientTLS{CASecret: &upgradev1alpha1.CASecretRef{Name: promCASecret},
+					CertSecret: &upgradev1alpha1.TLSSecretRef{Name: "prometheus-client"}}
+				u.Spec.Canary.Analysis.HTTPChecks = []upgradev1alpha1.HTTPCheck{check}
+			})
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseSucceeded, 3*time.Minute)
+		Expect(u.Status.Checks).To(ContainElement(And(HaveField("Name", "prometheus"), HaveField("Result", upgradev1alpha1.CheckPassed))))
+		for _, rs := range u.Status.Analysis.Rules {
+			Expect(rs.Last).NotTo(BeNil(), rs.Name)
+		}
+		Expect(u.Status.Performance.Baseline.P99LatencyMs).NotTo(BeEmpty(), "the baseline was measured through the gateway")
+		Expect(gw.Accepted()).To(BeNumerically(">", 10))
+		Expect(gw.Refused()).To(BeZero(), "basic auth was right every time")
+		Expect(u.Status.Analysis.History).To(ContainElement(And(HaveField("Check", "http/console-version"), HaveField("Verdict", upgradev1alpha1.VerdictPassed))))
+		Expect(console.Accepted()).To(BeNumerically(">", 0), "the HTTP check got through the handshake with its certificate")
+		expectNoCredential(ctx, u, password, string(keyPEM))
 	})
 
 	It("only warns when nothing answers at the address: the analysis is inconclusive until it does", func(ctx SpecContext) {

@@ -19,6 +19,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -216,6 +217,35 @@ var _ = Describe("Judging the new version's health", Label("analysis"), func() {
 
 		By("keeping an incident record of the rollback")
 		expectRecord(ctx, u, "RolledBack", ContainSubstring("rule/error-rate"), ContainSubstring("<= 0.05 for 2s"))
+	})
+
+	It("judges a canary retried seconds after a breached one on its own samples, not the breached one's", func(ctx SpecContext) {
+		ns := withTraffic(ctx)
+		// No backup and no migration, so the retry reaches its canary in
+		// seconds; no error-rate rule, so the performance comparison (over
+		// 10s) is what judges the canary's errors.
+		u := upgradeTo(ns, "1.11.1", withIstio, withAnalysis(2*time.Second), withSteps(20, 100), func(u *upgradev1alpha1.DifyUpgrade) {
+			u.Spec.Backup.Enabled, u.Spec.Migration.Enabled = new(false), new(false)
+			u.Spec.Canary.Analysis.Rules = slices.DeleteFunc(u.Spec.Canary.Analysis.Rules, func(r upgradev1alpha1.AnalysisRule) bool {
+				return r.Name == "error-rate"
+			})
+		})
+		servers.Traffic.SetFault("1.11.1", trafficsim.Fault{ErrorRate: 0.2})
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, 2*time.Minute)
+		Expect(u.Status.FailedPhase).To(Equal(upgradev1alpha1.PhaseCanary))
+		Expect(u.Status.Message).To(ContainSubstring("error rate"), "the breached canary's errors judged it")
+
+		By("retrying at once with the fault gone: a canary of the same name, the last one's errors seconds old")
+		servers.Traffic.ClearFaults()
+		annotate(ctx, u, upgradev1alpha1.ActionRetry)
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseSucceeded, 3*time.Minute)
+		p := u.Status.Performance
+		Expect(p).NotTo(BeNil())
+		Expect(p.Canary).NotTo(BeNil())
+		Expect(p.Canary.Workload).To(Equal("dify-api-canary"))
+		Expect(p.Canary.ErrorRate).To(Equal("0"), "the canary measured on its own requests: %+v", p.Canary)
+		Expect(u.Status.Analysis.Breach).To(BeNil(), "the retried run carries no breach of the last one")
 	})
 
 	It("rolls back a mesh-less canary whose p99 latency is 2s", func(ctx SpecContext) {

@@ -17,7 +17,6 @@ limitations under the License.
 package e2e
 
 import (
-	"context"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -33,21 +32,6 @@ import (
 
 // Principle 1: never less serving capacity than before on any path back.
 var _ = Describe("Serving capacity on the way back", func() {
-	// readyAPIAndWeb measures what the api and web Services really serve.
-	readyAPIAndWeb := func(ctx context.Context, ns string) func() (map[string]int, error) {
-		return func() (map[string]int, error) {
-			out := map[string]int{}
-			for _, svc := range []string{"dify-api", "dify-web"} {
-				n, err := readyEndpoints(ctx, ns, svc)
-				if err != nil {
-					return nil, err
-				}
-				out[svc] = n
-			}
-			return out, nil
-		}
-	}
-
 	// atFullWeight runs a mesh-less upgrade to a gate at weight 100 (every
 	// stable api and web Deployment at 0 replicas, the canaries serving),
 	// then cordons the node so no new pod can start.

@@ -67,6 +67,21 @@ func readyEndpoints(ctx context.Context, ns, service string) (int, error) {
 	return n, nil
 }
 
+// readyAPIAndWeb measures what the api and web Services really serve.
+func readyAPIAndWeb(ctx context.Context, ns string) func() (map[string]int, error) {
+	return func() (map[string]int, error) {
+		out := map[string]int{}
+		for _, svc := range []string{"dify-api", "dify-web"} {
+			n, err := readyEndpoints(ctx, ns, svc)
+			if err != nil {
+				return nil, err
+			}
+			out[svc] = n
+		}
+		return out, nil
+	}
+}
+
 // watcher polls a measurement in the background until stopped and keeps
 // the lowest value seen, so a spec can assert a floor held at every
 // observation, not just at the end.

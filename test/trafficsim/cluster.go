@@ -22,7 +22,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -115,16 +114,5 @@ func (k kubeReader) workload(ctx context.Context, namespace, name string) (workl
 // virtualService gets a VirtualService. When it or its kind does not exist,
 // it returns nil and the reason.
 func (k kubeReader) virtualService(ctx context.Context, namespace, name string) (*unstructured.Unstructured, string, error) {
-	vs := &unstructured.Unstructured{}
-	vs.SetGroupVersionKind(virtualServiceGVK)
-	err := k.c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, vs)
-	switch {
-	case apierrors.IsNotFound(err):
-		return nil, fmt.Sprintf("VirtualService %s/%s not found", namespace, name), nil
-	case meta.IsNoMatchError(err):
-		return nil, "the VirtualService kind is not served (Istio's CRDs are not installed)", nil
-	case err != nil:
-		return nil, "", fmt.Errorf("get VirtualService %s/%s: %w", namespace, name, err)
-	}
-	return vs, "", nil
+	return k.optional(ctx, virtualServiceGVK, namespace, name)
 }

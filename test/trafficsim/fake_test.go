@@ -38,11 +38,13 @@ var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 type fakeReader struct {
 	mu    sync.Mutex
 	snaps map[string]*snapshot
-	err   error
+	// worlds are what the users of each namespace are routed by.
+	worlds map[string]*world
+	err    error
 }
 
 func newFakeReader() *fakeReader {
-	return &fakeReader{snaps: map[string]*snapshot{}}
+	return &fakeReader{snaps: map[string]*snapshot{}, worlds: map[string]*world{}}
 }
 
 func (f *fakeReader) read(_ context.Context, t Target) (*snapshot, error) {

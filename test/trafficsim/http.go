@@ -44,6 +44,7 @@ func (s *Sim) routes() http.Handler {
 	mux.HandleFunc("PUT /control/rate", s.putRate)
 	mux.HandleFunc("PUT /control/health-version", s.putHealthVersion)
 	mux.HandleFunc("GET /control/state", s.getState)
+	mux.HandleFunc("GET /control/users", s.getUsers)
 	return mux
 }
 

@@ -14,25 +14,6 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package trafficsim plays the mesh and the Dify pods for a local cluster
-// where kwok runs no containers: pods become Ready, but nothing serves. The
-// e2e tests, the demo and the benchmarks start it in-process; Prometheus
-// scrapes its /metrics, where it reports synthetic requests under Istio's
-// metric names and labels, and the operator's HTTP checks call its /health.
-//
-// It reads the cluster to learn which versions the ready pods of each
-// target run and how a VirtualService splits the traffic, and generates
-// requests accordingly. Tests give each Dify version an error rate and a
-// latency (SetFault), so that a canary of a bad version looks bad.
-//
-// An HTTP control endpoint on the same listener lets scripts steer it:
-//
-//	PUT    /control/fault?version=1.11.1&errorRate=0.2&latency=2s
-//	DELETE /control/fault?version=1.11.1
-//	DELETE /control/faults
-//	PUT    /control/rate?namespace=ns&rps=0
-//	PUT    /control/health-version?version=1.11.1&reported=1.11.0
-//	GET    /control/state
 package trafficsim
 
 import (
@@ -153,6 +134,8 @@ type Sim struct {
 	faults         map[string]Fault
 	rates          map[string]float64
 	healthVersions map[string]string
+	// users are the simulated users, by namespace.
+	users map[string]*population
 	// podCredit is each pod's fractional /health errors.
 	podCredit map[string]float64
 	rng       *rand.Rand
@@ -202,6 +185,7 @@ func newSim(ctx context.Context, r reader, opts Options) *Sim {
 		faults:         map[string]Fault{},
 		rates:          map[string]float64{},
 		healthVersions: map[string]string{},
+		users:          map[string]*population{},
 		podCredit:      map[string]float64{},
 		rng:            rand.New(rand.NewPCG(0x646966, 0x7369)),
 	}

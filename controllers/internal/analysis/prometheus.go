@@ -51,6 +51,11 @@ type Connection struct {
 	// Username and Password, when Username is set, are sent as HTTP basic
 	// authentication.
 	Username, Password string
+	TLS
+}
+
+// TLS is how a client verifies a server and which certificate it presents.
+type TLS struct {
 	// CA is the PEM bundle that verifies the server; nil: the system's
 	// roots.
 	CA []byte
@@ -62,6 +67,72 @@ type Connection struct {
 	ServerName         string
 	InsecureSkipVerify bool
 }
+
+// String says what is set, never the key.
+func (t TLS) String() string {
+	var parts []string
+	for _, set := range []struct {
+		on   bool
+		what string
+	}{{t.CA != nil, "CA"}, {t.Cert != nil, "client certificate"}, {t.ServerName != "", "server name " + t.ServerName},
+		{t.InsecureSkipVerify, "insecureSkipVerify"}} {
+		if set.on {
+			parts = append(parts, set.what)
+		}
+	}
+	return "TLS (" + strings.Join(parts, "; ") + ")"
+}
+
+// GoString is String: %#v hides the key too.
+func (t TLS) GoString() string { return t.String() }
+
+// config is t in prometheus/common's terms.
+func (t TLS) config() config.TLSConfig {
+	return config.TLSConfig{CA: string(t.CA), Cert: string(t.Cert), Key: config.Secret(t.Key),
+		ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
+}
+
+// digest writes t's whole content to h.
+func (t TLS) digest(h interface{ Write([]byte) (int, error) }) {
+	field(h, "tls", string(t.CA), string(t.Cert), string(t.Key), t.ServerName, fmt.Sprint(t.InsecureSkipVerify))
+}
+
+// Digest identifies t's whole content, the key included, without holding
+// it.
+func (t TLS) Digest() string {
+	h := sha256.New()
+	t.digest(h)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// NewHTTPClient is a client verifying servers and presenting a certificate
+// as t says, built with prometheus/common's HTTP client configuration like
+// the Prometheus client. It follows no redirect. An error is the TLS
+// material's (a CA bundle or a certificate that does not parse), a
+// *ReachError with FaultTLS that quotes no key.
+func NewHTTPClient(t TLS) (*http.Client, error) {
+	rt, err := roundTripper(config.HTTPClientConfig{TLSConfig: t.config()})
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Transport: rt, CheckRedirect: noRedirect}, nil
+}
+
+// roundTripper is the transport cfg describes.
+func roundTripper(cfg config.HTTPClientConfig) (http.RoundTripper, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("client settings: %w", err)
+	}
+	rt, err := config.NewRoundTripperFromConfig(cfg, transportName)
+	if err != nil {
+		return nil, &ReachError{Fault: FaultTLS, Msg: err.Error(), Err: err}
+	}
+	return rt, nil
+}
+
+// noRedirect keeps a client on the URL it was given: the status there is
+// the answer, and credentials never follow a redirect elsewhere.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // String names the address and what is set, never a value.
 func (c Connection) String() string {
@@ -105,7 +176,7 @@ func (c Connection) Digest() string {
 	field(h, "address", c.Address)
 	field(h, "bearer", c.BearerToken)
 	field(h, "basic", c.Username, c.Password)
-	field(h, "tls", string(c.CA), string(c.Cert), string(c.Key), c.ServerName, fmt.Sprint(c.InsecureSkipVerify))
+	c.digest(h)
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -138,10 +209,7 @@ const transportName = "dify-upgrade-analysis"
 // An error here is the TLS material's (a CA bundle or a client
 // certificate that does not parse) and is a *ReachError with FaultTLS.
 func NewQuerier(c Connection) (*Client, error) {
-	cfg := config.HTTPClientConfig{TLSConfig: config.TLSConfig{
-		CA: string(c.CA), Cert: string(c.Cert), Key: config.Secret(c.Key),
-		ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify,
-	}}
+	cfg := config.HTTPClientConfig{TLSConfig: c.config()}
 	if c.BearerToken != "" {
 		cfg.Authorization = &config.Authorization{Type: "Bearer", Credentials: config.Secret(c.BearerToken)}
 	}
@@ -154,14 +222,11 @@ func NewQuerier(c Connection) (*Client, error) {
 			cfg.HTTPHeaders.Headers[n] = config.Header{Secrets: []config.Secret{config.Secret(v)}}
 		}
 	}
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("prometheus client settings: %w", err)
-	}
-	rt, err := config.NewRoundTripperFromConfig(cfg, transportName)
+	rt, err := roundTripper(cfg)
 	if err != nil {
-		return nil, &ReachError{Fault: FaultTLS, Msg: err.Error(), Err: err}
+		return nil, err
 	}
-	hc := &http.Client{Transport: rt, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	hc := &http.Client{Transport: rt, CheckRedirect: noRedirect}
 	ac, err := api.NewClient(api.Config{Address: c.Address, Client: hc})
 	if err != nil {
 		return nil, fmt.Errorf("prometheus address %q: %w", c.Address, err)

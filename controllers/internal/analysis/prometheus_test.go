@@ -83,12 +83,12 @@ func measure(t *testing.T, c Connection) Reading {
 
 func TestQuerierSendsTheCredentialsAndHeaders(t *testing.T) {
 	srv, served := gateway(t, map[string]string{"Authorization": "Bearer t0ken-abc", "X-Scope-OrgID": "team-a"})
-	if r := measure(t, Connection{Address: srv.URL, CA: caOf(srv), BearerToken: "t0ken-abc",
+	if r := measure(t, Connection{Address: srv.URL, TLS: TLS{CA: caOf(srv)}, BearerToken: "t0ken-abc",
 		Headers: map[string]string{"X-Scope-OrgID": "team-a"}}); !r.OK || r.Value != 0.5 {
 		t.Fatalf("bearer and tenant: %+v", r)
 	}
 	basic, _ := gateway(t, map[string]string{"Authorization": "Basic dXNlcjpwYXNz"}) // user:pass
-	if r := measure(t, Connection{Address: basic.URL, CA: caOf(basic), Username: "user", Password: "pass"}); !r.OK {
+	if r := measure(t, Connection{Address: basic.URL, TLS: TLS{CA: caOf(basic)}, Username: "user", Password: "pass"}); !r.OK {
 		t.Fatalf("basic auth: %+v", r)
 	}
 	if served.Load() != 1 {
@@ -121,13 +121,13 @@ func TestReachSaysWhichPartFailed(t *testing.T) {
 		want Fault
 		says []string
 	}{
-		{"a wrong token", Connection{Address: srv.URL, CA: ca, BearerToken: "wrong-token", Headers: tenant},
+		{"a wrong token", Connection{Address: srv.URL, TLS: TLS{CA: ca}, BearerToken: "wrong-token", Headers: tenant},
 			FaultCredentials, []string{"Prometheus refused the credentials: 401 Unauthorized", "<hidden>"}},
-		{"no tenant header", Connection{Address: srv.URL, CA: ca, BearerToken: token},
+		{"no tenant header", Connection{Address: srv.URL, TLS: TLS{CA: ca}, BearerToken: token},
 			FaultCredentials, []string{"401 Unauthorized", `X-Scope-OrgID "" is not accepted`}},
 		{"the system's roots", Connection{Address: srv.URL, BearerToken: token, Headers: tenant},
 			FaultTLS, []string{"TLS failed: x509: certificate signed by unknown authority"}},
-		{"a name the certificate does not hold", Connection{Address: srv.URL, CA: ca, ServerName: "prometheus.example", BearerToken: token, Headers: tenant},
+		{"a name the certificate does not hold", Connection{Address: srv.URL, TLS: TLS{CA: ca, ServerName: "prometheus.example"}, BearerToken: token, Headers: tenant},
 			FaultTLS, []string{"x509: certificate is valid for", "not prometheus.example"}},
 		{"http to an https server", Connection{Address: strings.Replace(srv.URL, "https://", "http://", 1)},
 			FaultTLS, []string{"the server speaks https"}},
@@ -172,12 +172,12 @@ func TestReachSaysWhichPartFailed(t *testing.T) {
 }
 
 func TestNewQuerierRefusesTLSMaterialThatDoesNotParse(t *testing.T) {
-	_, err := NewQuerier(Connection{Address: "https://127.0.0.1:1", CA: []byte("not a certificate")})
+	_, err := NewQuerier(Connection{Address: "https://127.0.0.1:1", TLS: TLS{CA: []byte("not a certificate")}})
 	re, ok := err.(*ReachError)
 	if !ok || re.Fault != FaultTLS || !strings.Contains(re.Error(), "CA cert") {
 		t.Fatalf("bad CA: %v", err)
 	}
-	_, err = NewQuerier(Connection{Address: "https://127.0.0.1:1", Cert: []byte("nope"), Key: []byte("secret-key-bytes")})
+	_, err = NewQuerier(Connection{Address: "https://127.0.0.1:1", TLS: TLS{Cert: []byte("nope"), Key: []byte("secret-key-bytes")}})
 	if re, ok := err.(*ReachError); !ok || re.Fault != FaultTLS || strings.Contains(err.Error(), "secret-key-bytes") {
 		t.Fatalf("bad client certificate: %v", err)
 	}
@@ -200,10 +200,10 @@ func TestMutualTLS(t *testing.T) {
 	srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool, MinVersion: tls.VersionTLS12}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	if r := measure(t, Connection{Address: srv.URL, CA: caOf(srv), Cert: certPEM, Key: keyPEM}); !r.OK {
+	if r := measure(t, Connection{Address: srv.URL, TLS: TLS{CA: caOf(srv), Cert: certPEM, Key: keyPEM}}); !r.OK {
 		t.Fatalf("with the client certificate: %+v", r)
 	}
-	q, err := NewQuerier(Connection{Address: srv.URL, CA: caOf(srv)})
+	q, err := NewQuerier(Connection{Address: srv.URL, TLS: TLS{CA: caOf(srv)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,9 +213,53 @@ func TestMutualTLS(t *testing.T) {
 	}
 }
 
+// An HTTP check's client verifies the server with the CA given and
+// presents the client certificate; without it the check fails naming the
+// TLS failure; material that does not parse is a TLS fault quoting no key.
+func TestHTTPClientOfACheck(t *testing.T) {
+	clientCA, err := testca.New("client CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := clientCA.IssueClient("dify-upgrade-operator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(clientCA.PEM)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(`{"version":"1.11.1"}`))
+	}))
+	srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool, MinVersion: tls.VersionTLS12}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	check := Check{URL: srv.URL + "/health", MaxLatency: 5 * time.Second, ExpectJSON: []Field{{Path: "version", Equals: "1.11.1"}}}
+	probe := func(material TLS) Response {
+		t.Helper()
+		c, err := NewHTTPClient(material)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Probe(context.Background(), c, clock.RealClock{}, check)
+	}
+	if r := probe(TLS{CA: caOf(srv), Cert: certPEM, Key: keyPEM}); !r.OK {
+		t.Errorf("with the CA and the client certificate: %+v", r)
+	}
+	if r := probe(TLS{CA: caOf(srv)}); r.OK || !strings.Contains(r.Message, "tls: ") {
+		t.Errorf("without the client certificate: %+v", r)
+	}
+	if r := probe(TLS{Cert: certPEM, Key: keyPEM}); r.OK || !strings.Contains(r.Message, "x509: ") {
+		t.Errorf("with the system's roots: %+v", r)
+	}
+	_, err = NewHTTPClient(TLS{Cert: []byte("nope"), Key: []byte("secret-key-bytes")})
+	if re, ok := err.(*ReachError); !ok || re.Fault != FaultTLS || strings.Contains(err.Error(), "secret-key-bytes") {
+		t.Errorf("bad client certificate: %v", err)
+	}
+}
+
 func TestConnectionHidesItsCredentials(t *testing.T) {
 	c := Connection{Address: "https://mimir.example/prometheus", Headers: map[string]string{"X-Scope-OrgID": "tenant-secret"},
-		BearerToken: "bearer-secret", Username: "user", Password: "password-secret", Key: []byte("key-secret")}
+		BearerToken: "bearer-secret", Username: "user", Password: "password-secret", TLS: TLS{Key: []byte("key-secret")}}
 	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
 		out := fmt.Sprintf(format, c)
 		for _, secret := range []string{"tenant-secret", "bearer-secret", "password-secret", "key-secret"} {
@@ -225,6 +269,9 @@ func TestConnectionHidesItsCredentials(t *testing.T) {
 		}
 		if !strings.Contains(out, "bearer token") || !strings.Contains(out, "X-Scope-OrgID") {
 			t.Errorf("%s does not say what is set: %s", format, out)
+		}
+		if out := fmt.Sprintf(format, c.TLS); strings.Contains(out, "key-secret") {
+			t.Errorf("%s prints the TLS key: %s", format, out)
 		}
 	}
 }
@@ -282,7 +329,7 @@ func benchGateway(b *testing.B) Connection {
 		_, _ = w.Write([]byte(answer))
 	}))
 	b.Cleanup(srv.Close)
-	return Connection{Address: srv.URL, CA: caOf(srv), BearerToken: "t0ken", Headers: map[string]string{"X-Scope-OrgID": "team-a"}}
+	return Connection{Address: srv.URL, TLS: TLS{CA: caOf(srv)}, BearerToken: "t0ken", Headers: map[string]string{"X-Scope-OrgID": "team-a"}}
 }
 
 func BenchmarkQueryReusedClient(b *testing.B) {

@@ -107,6 +107,24 @@ func Retry(st *upgradev1alpha1.DifyUpgradeStatus) (Outcome, bool) {
 	return Outcome{upgradev1alpha1.PhasePending, upgradev1alpha1.ReasonRetrying, ""}, true
 }
 
+// NewRun clears what belongs to one run of an upgrade, for a retry that
+// starts over: a new run is judged, measured and recorded on its own. An
+// analysis carried over (a breach, the time a rule first went out of
+// bounds) would roll the new run back on the last one's evidence; a
+// performance sample would compare the last run's canary.
+func NewRun(st *upgradev1alpha1.DifyUpgradeStatus) {
+	st.StartedAt, st.CompletedAt = nil, nil
+	st.FailedPhase = ""
+	st.Canary, st.Bake, st.Wait = nil, nil, nil
+	st.Analysis, st.Performance = nil, nil
+	st.ExternalChanges = nil
+	// Its checks are its own: the last run's (a warning of its rollback,
+	// say) would read as this one's.
+	st.Checks = nil
+	// A new attempt takes a new backup and migrates again.
+	st.Backup, st.Migration, st.Restore = nil, nil, nil
+}
+
 // Track runs the clock of a wait for progress. A new wait (another key)
 // starts its clock now; the same wait restarts it only when progress goes
 // above the most seen so far. It returns prev itself when nothing changes,

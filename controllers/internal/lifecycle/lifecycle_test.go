@@ -17,6 +17,7 @@ limitations under the License.
 package lifecycle
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -210,5 +211,29 @@ func TestAbortIgnoresAPlannedDryRun(t *testing.T) {
 	out, ok, why := Abort(&upgradev1alpha1.DifyUpgradeStatus{Phase: upgradev1alpha1.PhasePlanned})
 	if ok || !strings.Contains(why, "dry run changed nothing") {
 		t.Fatalf("Abort(Planned) = %+v, %v, %q; want it ignored, saying why", out, ok, why)
+	}
+}
+
+// A retried run is judged on its own evidence: a breach, the time a rule
+// first went out of bounds, or a performance sample of the last run would
+// roll the new one back on what the last one's canary did.
+func TestNewRunCarriesNothingOfTheLastRun(t *testing.T) {
+	now := metav1.Now()
+	st := upgradev1alpha1.DifyUpgradeStatus{
+		Phase: upgradev1alpha1.PhaseRolledBack, FromVersion: "1.10.1", StartedAt: &now, CompletedAt: &now,
+		FailedPhase: upgradev1alpha1.PhaseCanary,
+		Canary:      &upgradev1alpha1.CanaryStatus{Weight: 100}, Bake: &upgradev1alpha1.BakeStatus{},
+		Wait: &upgradev1alpha1.WaitStatus{For: "canary"},
+		Analysis: &upgradev1alpha1.AnalysisStatus{Phase: upgradev1alpha1.PhaseCanary, Verdict: upgradev1alpha1.VerdictBreached,
+			Breach: &upgradev1alpha1.BreachStatus{Check: "rule/error-rate", Weight: 100}},
+		Performance:     &upgradev1alpha1.PerformanceStatus{Canary: &upgradev1alpha1.PerformanceSample{ErrorRate: "0.2"}},
+		ExternalChanges: []upgradev1alpha1.ExternalChange{{Object: "Deployment/dify-api"}},
+		Checks:          []upgradev1alpha1.CheckResult{{Name: "rollback"}},
+		Backup:          &upgradev1alpha1.BackupStatus{Name: "b"}, Migration: &upgradev1alpha1.MigrationStatus{}, Restore: &upgradev1alpha1.RestoreStatus{},
+	}
+	NewRun(&st)
+	want := upgradev1alpha1.DifyUpgradeStatus{Phase: upgradev1alpha1.PhaseRolledBack, FromVersion: "1.10.1"}
+	if !reflect.DeepEqual(st, want) {
+		t.Errorf("after NewRun: %+v; want only what is not the last run's (%+v)", st, want)
 	}
 }
