@@ -58,7 +58,8 @@ const releaseIndex = "spec.release"
 const deploymentIndex = "status.components.deployment"
 
 // ClientOptions are the options of the manager's client the controller
-// expects: Istio objects (read as unstructured) come from the shared cache,
+// expects: routing objects (Istio's, Gateway API's HTTPRoutes and the
+// Services it narrows, read as unstructured) come from the shared cache,
 // so the ticks at gates and pauses do not read them from the API server.
 func ClientOptions() client.Options {
 	return client.Options{Cache: &client.CacheOptions{Unstructured: true}}
@@ -131,6 +132,8 @@ func (r *DifyUpgradeReconciler) reader() client.Reader {
 // +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get;list;watch
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups=networking.istio.io,resources=virtualservices;destinationrules,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile moves one DifyUpgrade forward: Get, finalizer, deletion, then one

@@ -44,7 +44,8 @@ type observation struct {
 	stable map[upgradev1alpha1.Component]*apps.Workload
 	canary map[upgradev1alpha1.Component]*appsv1.Deployment
 	// routing are the routing objects (Istio's VirtualService and
-	// DestinationRules) as read on first use, or why they could not be.
+	// DestinationRules, Gateway API's HTTPRoutes and the Services it
+	// narrows and makes) as read on first use, or why they could not be.
 	routing map[string]routingRead
 }
 
@@ -81,6 +82,14 @@ func (o *observation) written(obj client.Object) {
 			o.stable[c] = w
 		}
 	}
+}
+
+// deleted keeps a routing object the pass deleted as gone for the rest of
+// the pass.
+func (o *observation) deleted(obj client.Object) {
+	gvk := obj.GetObjectKind().GroupVersionKind()
+	o.routing[gvk.Kind+"/"+obj.GetName()] = routingRead{obj: &unstructured.Unstructured{},
+		err: apierrors.NewNotFound(schema.GroupResource{Group: gvk.Group, Resource: gvk.Kind}, obj.GetName())}
 }
 
 // observe reads the planned workloads from the cache.

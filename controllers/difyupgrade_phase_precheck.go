@@ -37,6 +37,9 @@ type precheckInput struct {
 	plan   *plan.Plan
 	matrix *compat.Matrix
 	all    namespaceWorkloads
+	// services are the Services the Gateway API canary routes through, as
+	// checkGatewayRouting found them.
+	services []upgradev1alpha1.TrafficService
 }
 
 // check is one item of the pre-flight list: run records its result in
@@ -57,6 +60,7 @@ func (r *DifyUpgradeReconciler) preflightChecks() []check {
 		{name: "ownership", run: checkOwnership},
 		{name: "canary-templates", run: checkCanaryTemplates},
 		{name: "routing", run: r.checkRouting, applies: func(s *scope) bool { return s.spec().Canary.Istio != nil }},
+		{name: "gateway-routing", run: r.checkGatewayRouting, applies: func(s *scope) bool { return s.spec().Canary.GatewayAPI != nil }},
 		{name: "data", run: r.checkData},
 		{name: "requirements", run: checkRequirements},
 		{name: "endpoints", run: r.checkEndpoints},
@@ -125,6 +129,7 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 	}
 	found := st.Plan
 	st.Plan = planOf(spec, p.Components, all.stable, plannedData(s))
+	st.Plan.Traffic = &upgradev1alpha1.TrafficPlan{Provider: providerOf(spec), Services: s.pre.services}
 	if found != nil {
 		// What checkData found of the data, and the backup claim it planned.
 		st.Plan.Database, st.Plan.Storage, st.Plan.BackupClaim = found.Database, found.Storage, found.BackupClaim

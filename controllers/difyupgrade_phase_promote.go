@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -32,18 +33,19 @@ import (
 
 // reconcilePromote rolls every stable workload to the target image, stage
 // by stage in the planned order, with the strategy the plan chose and
-// MIGRATION_ENABLED=false on the dify-api workloads. With Istio, all
-// canaried traffic first goes to the full-size canary, so the stable subset
-// can roll empty; after the last rollout, the routing is put back as it was
+// MIGRATION_ENABLED=false on the dify-api workloads. With Istio or Gateway
+// API, all canaried traffic first goes to the full-size canary, so the
+// stable subset (or Service) can roll empty; after the last rollout, the routing is put back as it was
 // (it then reaches only new pods) and the canaries are removed.
 func (r *DifyUpgradeReconciler) reconcilePromote(ctx context.Context, s *scope) (phaseResult, error) {
 	if c := s.obs.missing(s.status().Components); c != nil {
 		return componentGone(c), nil
 	}
-	if s.spec().Canary.Istio != nil && !r.canariedStableOnTarget(s) {
-		// Without a mesh the stable pods roll behind the Service beside the
-		// canary's, so only Istio needs the full-size canary first, until
-		// the canaried stable workloads themselves run the target.
+	if routesByHash(s) && !r.canariedStableOnTarget(s) {
+		// Without a router the stable pods roll behind the Service beside
+		// the canary's, so only Istio and Gateway API need the full-size
+		// canary first, until the canaried stable workloads themselves run
+		// the target.
 		res, err := r.applyWeight(ctx, s, 100)
 		if res.stop || err != nil {
 			return res, err
@@ -84,12 +86,23 @@ func (r *DifyUpgradeReconciler) reconcilePromote(ctx context.Context, s *scope) 
 		}
 	}
 
+	return r.endPromote(ctx, s)
+}
+
+// endPromote puts the routing back as it was (it then reaches only new
+// pods) and removes the canaries, then hands over to Verify.
+func (r *DifyUpgradeReconciler) endPromote(ctx context.Context, s *scope) (phaseResult, error) {
 	res, err := r.restoreRouting(ctx, s)
 	if err != nil {
 		return phaseResult{}, fmt.Errorf("putting the routing back: %w", err)
 	}
 	if len(res.Notes) > 0 {
 		s.recordCheck("routing", upgradev1alpha1.CheckWarning, strings.Join(res.Notes, "; "))
+	}
+	if len(res.Pending) > 0 {
+		wait := waiting("routing back", 0, "Routing put back; waiting for %s", strings.Join(res.Pending, ", "))
+		wait.requeueAfter = min(s.tick(), time.Second)
+		return wait, nil
 	}
 	gone, err := r.deleteCanaries(ctx, s)
 	if err != nil {

@@ -120,8 +120,8 @@ func (r *DifyUpgradeReconciler) restoreDatabase(ctx context.Context, s *scope) (
 	if st.Restore != nil && st.Restore.CompletedAt != nil {
 		return phaseResult{}, nil
 	}
-	if s.spec().Canary.Istio != nil {
-		// Without a mesh the routing is the replica split, which stopping
+	if routesByHash(s) {
+		// Without a router the routing is the replica split, which stopping
 		// the writers supersedes; the way back restores the counts.
 		if err := r.trafficToStable(ctx, s, false); err != nil {
 			return phaseResult{}, err

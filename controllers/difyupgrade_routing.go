@@ -23,11 +23,14 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
@@ -64,7 +67,7 @@ func (r *DifyUpgradeReconciler) applyWeight(ctx context.Context, s *scope, weigh
 	if len(waits) > 0 {
 		wait := waiting(fmt.Sprintf("%s canary at %d%%", s.status().Phase, weight), progress,
 			"Waiting for the canary: %s", strings.Join(waits, "; "))
-		if cs := s.status().Canary; cs != nil && cs.Weight > 0 && s.spec().Canary.Istio != nil {
+		if cs := s.status().Canary; cs != nil && cs.Weight > 0 && routesByHash(s) {
 			// Traffic already flows: keep the subsets on ReplicaSets with
 			// ready pods (a stable rollout restart, a canary resize) at the
 			// weight already routed, while the new weight waits.
@@ -77,12 +80,21 @@ func (r *DifyUpgradeReconciler) applyWeight(ctx context.Context, s *scope, weigh
 	return r.route(ctx, s, weight)
 }
 
-// route sends weight percent of the traffic to the canaries: with Istio,
-// through subsets that select, of each Deployment, the newest ReplicaSet
-// with ready pods. It stops the pass while a ReplicaSet is missing.
+// routesByHash reports whether the spec's traffic provider tells stable
+// from canary pods by the pod-template-hash of their ReplicaSets (Istio's
+// subsets, the Gateway API's narrowed Services), rather than by replica
+// counts.
+func routesByHash(s *scope) bool {
+	return s.spec().Canary.Istio != nil || s.spec().Canary.GatewayAPI != nil
+}
+
+// route sends weight percent of the traffic to the canaries: with Istio or
+// Gateway API, through subsets or Services that select, of each
+// Deployment, the newest ReplicaSet with ready pods. It stops the pass
+// while a ReplicaSet is missing.
 func (r *DifyUpgradeReconciler) route(ctx context.Context, s *scope, weight int32) (phaseResult, error) {
 	var hashes map[upgradev1alpha1.Component]traffic.Hashes
-	if s.spec().Canary.Istio != nil {
+	if routesByHash(s) {
 		h, ok, err := r.podTemplateHashes(ctx, s)
 		if err != nil {
 			return phaseResult{}, err
@@ -96,11 +108,17 @@ func (r *DifyUpgradeReconciler) route(ctx context.Context, s *scope, weight int3
 	if f := r.routed(s, res); f.stop {
 		return f, nil
 	}
-	if errors.Is(err, traffic.ErrMissing) {
+	if errors.Is(err, traffic.ErrMissing) || errors.Is(err, traffic.ErrForeign) {
 		return failed(upgradev1alpha1.ReasonAnalysisFailed, "routing failed: %v", err), nil
 	}
 	if err != nil {
 		return phaseResult{}, err
+	}
+	if len(res.Pending) > 0 {
+		// The next pass routes to what this one made.
+		wait := waiting("routing", 0, "Routing %d%% to %s once there is %s", weight, s.spec().TargetVersion, strings.Join(res.Pending, ", "))
+		wait.requeueAfter = min(s.tick(), time.Second)
+		return wait, nil
 	}
 	if res.Changed {
 		r.wrote(s, nil, corev1.EventTypeNormal, "TrafficShifted", "Route",
@@ -110,10 +128,11 @@ func (r *DifyUpgradeReconciler) route(ctx context.Context, s *scope, weight int3
 }
 
 // trafficToStable sends every request to the stable version at once. With
-// Istio, while canaries exist, the routes go to 100% stable and 0% canary
-// (the original routes would reach the canaries' pods too, as they carry
-// the Service's labels); without canaries (or without the VirtualService)
-// the routing objects go back to their original spec. Without a mesh the
+// Istio or Gateway API, while canaries exist, the routes go to 100% stable
+// and 0% canary (the original routes would reach the canaries' pods too, as
+// they carry the Service's labels); without canaries (or without the
+// VirtualService or HTTPRoute) the routing objects go back to their
+// original spec. Without a mesh the
 // stable workloads get their replicas back; on a breach the canaries are
 // also scaled to zero where their stable workload has available pods to
 // serve (a canary at 100% keeps serving until the stable pods are back: a
@@ -129,7 +148,7 @@ func (r *DifyUpgradeReconciler) trafficToStable(ctx context.Context, s *scope, b
 		}
 	}
 	switch {
-	case canaries && s.spec().Canary.Istio != nil:
+	case canaries && routesByHash(s):
 		hashes, ok, herr := r.podTemplateHashes(ctx, s)
 		if herr != nil {
 			return herr
@@ -143,7 +162,7 @@ func (r *DifyUpgradeReconciler) trafficToStable(ctx context.Context, s *scope, b
 				s.log.Info("Traffic held on the canary", "why", note)
 			}
 		}
-		if !ok || errors.Is(err, traffic.ErrMissing) {
+		if !ok || errors.Is(err, traffic.ErrMissing) || errors.Is(err, traffic.ErrForeign) {
 			res, err = r.restoreRouting(ctx, s)
 		}
 	default:
@@ -215,9 +234,9 @@ func (r *DifyUpgradeReconciler) podTemplateHashes(ctx context.Context, s *scope)
 		}
 		stable := w.Deployment()
 		if stable == nil {
-			// Precheck refuses Istio subsets for a StatefulSet (its pods
-			// carry no pod-template-hash).
-			return nil, false, fmt.Errorf("%s: Istio canaries need the stable workload to be a Deployment", apps.Ref(w))
+			// Precheck refuses Istio and Gateway API canaries for a
+			// StatefulSet (its pods carry no pod-template-hash).
+			return nil, false, fmt.Errorf("%s: Istio and Gateway API canaries need the stable workload to be a Deployment", apps.Ref(w))
 		}
 		h := traffic.Hashes{Stable: r.knownHash(stable), Canary: r.knownHash(canary)}
 		if h.Stable == "" || h.Canary == "" {
@@ -267,11 +286,26 @@ func (r *DifyUpgradeReconciler) rememberHash(d *appsv1.Deployment, sets []appsv1
 // workloads.
 func (r *DifyUpgradeReconciler) router(ctx context.Context, s *scope, hashes map[upgradev1alpha1.Component]traffic.Hashes,
 	hold map[upgradev1alpha1.Component]bool) traffic.Router {
+	read := func(gvk schema.GroupVersionKind, name string) (*unstructured.Unstructured, error) {
+		return r.routingObject(ctx, s, gvk, name)
+	}
 	if istio := s.spec().Canary.Istio; istio != nil {
-		read := func(gvk schema.GroupVersionKind, name string) (*unstructured.Unstructured, error) {
-			return r.routingObject(ctx, s, gvk, name)
-		}
 		return &traffic.Istio{Read: read, Namespace: s.upgrade.Namespace, Upgrade: s.upgrade.Name, Spec: *istio, Hashes: hashes, Hold: hold}
+	}
+	if gw := s.spec().Canary.GatewayAPI; gw != nil {
+		router := &traffic.GatewayAPI{Read: read, Namespace: s.upgrade.Namespace, Upgrade: s.upgrade.Name, UID: string(s.upgrade.UID),
+			Hashes: hashes, Hold: hold}
+		for _, route := range gw.HTTPRoutes {
+			router.Routes = append(router.Routes, route.Name)
+		}
+		// The Services Precheck found: the phases after it route through
+		// them.
+		if p := s.status().Plan; p != nil && p.Traffic != nil {
+			for _, svc := range p.Traffic.Services {
+				router.Backends = append(router.Backends, traffic.Backend{Component: svc.Component, Service: svc.Service, Canary: svc.CanaryService})
+			}
+		}
+		return router
 	}
 	var stable []traffic.Target
 	for _, c := range s.canaried() {
@@ -301,17 +335,42 @@ func (r *DifyUpgradeReconciler) restoreRouting(ctx context.Context, s *scope) (t
 }
 
 // writeRouting is the one place the routing is written: what the router
-// decided, in its order. What it writes becomes this pass's observation, so
-// a later step of the pass decides on what is now there. The read
-// resourceVersion makes a write fail on a concurrent change (the pass then
-// looks again) rather than overwrite it.
+// decided, in its order (an object it made, without a resourceVersion, is
+// created), then what it deletes. What it writes becomes this pass's
+// observation, so a later step of the pass decides on what is now there.
+// The read resourceVersion makes a write fail on a concurrent change (the
+// pass then looks again) rather than overwrite it.
 func (r *DifyUpgradeReconciler) writeRouting(ctx context.Context, s *scope, res *traffic.Result) error {
 	for _, obj := range res.Writes {
-		if err := r.Update(ctx, obj); err != nil {
-			return fmt.Errorf("writing %s %s: %w", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName(), err)
+		kind := obj.GetObjectKind().GroupVersionKind().Kind
+		if obj.GetResourceVersion() == "" {
+			err := r.Create(ctx, obj)
+			if apierrors.IsAlreadyExists(err) {
+				// Created by an earlier pass that the cache has not shown
+				// yet: the next pass reads it (and whose it is).
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("creating %s %s: %w", kind, obj.GetName(), err)
+			}
+			r.wrote(s, obj, corev1.EventTypeNormal, "CanaryServiceCreated", "Route", "Created %s %s for the canary pods", kind, obj.GetName())
+		} else if err := r.Update(ctx, obj); err != nil {
+			return fmt.Errorf("writing %s %s: %w", kind, obj.GetName(), err)
 		}
 		s.obs.written(obj)
 		res.Changed = true
+	}
+	for _, obj := range res.Deletes {
+		kind := obj.GetObjectKind().GroupVersionKind().Kind
+		err := r.Delete(ctx, obj, client.Preconditions{UID: new(obj.GetUID())})
+		if client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting %s %s: %w", kind, obj.GetName(), err)
+		}
+		s.obs.deleted(obj)
+		res.Changed = true
+		if err == nil {
+			r.wrote(s, obj, corev1.EventTypeNormal, "CanaryServiceDeleted", "Revert", "Deleted %s %s", kind, obj.GetName())
+		}
 	}
 	return nil
 }

@@ -266,6 +266,7 @@ func (r *DifyUpgradeReconciler) putBack(ctx context.Context, s *scope, revert bo
 		return nil, 0, notes, fmt.Errorf("putting the routing back: %w", err)
 	}
 	notes = append(notes, res.Notes...)
+	waits = append(waits, res.Pending...)
 	progress = 0
 	for _, c := range s.status().Components {
 		if err := r.releaseStable(ctx, s, c, revert, true); err != nil {

@@ -270,7 +270,14 @@ backup: {destination: {claimName: dify-backups}}
 		Entry("a pause that is not a duration", `canary: {steps: [{setWeight: 5}, {pause: {duration: 5 minutes}}]}`, "pause duration must be a positive duration"),
 
 		// Canary routing.
-		Entry("both Istio and replica-ratio routing", `canary: {replicaRatio: {}, istio: {virtualService: {name: dify}, destinationRules: [{name: dify-api, component: api}]}}`, "set at most one of canary.istio and canary.replicaRatio"),
+		Entry("both Istio and replica-ratio routing", `canary: {replicaRatio: {}, istio: {virtualService: {name: dify}, destinationRules: [{name: dify-api, component: api}]}}`, "set at most one of canary.istio, canary.gatewayAPI and canary.replicaRatio"),
+		Entry("both Istio and Gateway API routing", `canary: {gatewayAPI: {httpRoutes: [{name: dify}]}, istio: {virtualService: {name: dify}, destinationRules: [{name: dify-api, component: api}]}}`, "set at most one of canary.istio, canary.gatewayAPI and canary.replicaRatio"),
+		Entry("both Gateway API and replica-ratio routing", `canary: {gatewayAPI: {httpRoutes: [{name: dify}]}, replicaRatio: {}}`, "set at most one of canary.istio, canary.gatewayAPI and canary.replicaRatio"),
+		Entry("Gateway API without an HTTPRoute", `canary: {gatewayAPI: {httpRoutes: []}}`, "should have at least 1 items"),
+		Entry("Gateway API with one HTTPRoute twice", `canary: {gatewayAPI: {httpRoutes: [{name: dify}, {name: dify}]}}`, "Duplicate value"),
+		Entry("Gateway API with two Services for one component", `canary: {gatewayAPI: {httpRoutes: [{name: dify}], services: [{component: api, name: a}, {component: api, name: b}]}}`, "Duplicate value"),
+		Entry("Gateway API with a Service for a component that is not canaried", `canary: {gatewayAPI: {httpRoutes: [{name: dify}], services: [{component: worker, name: w}]}}`, `Unsupported value: "worker"`),
+		Entry("Gateway API with a Service name longer than a Service's", `canary: {gatewayAPI: {httpRoutes: [{name: dify}], services: [{component: api, name: `+strings.Repeat("s", 64)+`}]}}`, "Too long"),
 		Entry("the same subset for stable and canary", `canary: {istio: {virtualService: {name: dify}, destinationRules: [{name: dify-api, component: api}], stableSubset: v1, canarySubset: v1}}`, "stableSubset and canarySubset must differ"),
 		Entry("two DestinationRules for one component", `canary: {istio: {virtualService: {name: dify}, destinationRules: [{name: a, component: api}, {name: b, component: api}]}}`, "each component may have only one DestinationRule"),
 		Entry("a DestinationRule for a component that cannot be canaried", `canary: {istio: {virtualService: {name: dify}, destinationRules: [{name: w, component: worker}]}}`, `Unsupported value: "worker"`),
@@ -365,6 +372,7 @@ backup: {destination: {claimName: dify-backups}}
 		Entry("HTTP checks with an Authorization header from a Secret", `canary: {analysis: {httpChecks: [{name: h, url: "http://a", headers: [{name: Authorization, valueFrom: {secretKeyRef: {name: t, key: k}}}, {name: X-Tenant, value: a}]}]}}`+"\n"+`verify: {checks: [{name: h, url: "http://a", headers: [{name: Cookie, valueFrom: {secretKeyRef: {name: t, key: c}}}]}]}`),
 		Entry("Istio with a single DestinationRule", `canary: {istio: {virtualService: {name: dify, routes: [api]}, destinationRules: [{name: dify-api, component: api}]}}`),
 		Entry("replica-ratio routing", `canary: {replicaRatio: {}}`),
+		Entry("Gateway API with two HTTPRoutes and the api's Service named", `canary: {gatewayAPI: {httpRoutes: [{name: dify}, {name: dify-console}], services: [{component: api, name: dify-api}]}}`),
 		Entry("a whole-number maxSurge with zero maxUnavailable", `promote: {maxSurge: 2, maxUnavailable: 0}`),
 		Entry("a database without backup", `database: {host: db, credentialsSecret: {name: db}}`+withoutBackup),
 		Entry("a 32-byte database name", `database: {host: db, credentialsSecret: {name: db}, databases: [`+strings.Repeat("d", 32)+`]}`+withoutBackup),

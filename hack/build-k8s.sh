@@ -7,7 +7,7 @@
 #
 # Output: bin/k8s/<kubernetes version>/ (git-ignored). A binary that is already
 # there is not rebuilt, so running this twice is cheap. It also copies the kwok
-# stage files and the Istio CRDs beside the binaries. The last line printed is the
+# stage files, the Istio CRDs and the Gateway API CRDs beside the binaries. The last line printed is the
 # directory, ready for KUBEBUILDER_ASSETS.
 set -euo pipefail
 
@@ -20,6 +20,9 @@ etcd_version=$(awk '$1 == "go.etcd.io/etcd/server/v3" && $2 ~ /^v/ {print $2; ex
 kwok_version=$(awk '$1 == "sigs.k8s.io/kwok" && $2 ~ /^v/ {print $2; exit}' "$kwok_mod/go.mod")
 # The Istio release whose CRDs the tests validate against (istio.io/api module).
 istio_version=${ISTIO_API_VERSION:-v1.32.0}
+# The Gateway API release whose standard-channel CRDs the tests validate
+# against (sigs.k8s.io/gateway-api module; v1.7 needs a newer Go to download).
+gateway_api_version=${GATEWAY_API_VERSION:-v1.6.3}
 out=$root/bin/k8s/$k8s_version
 
 log() { printf 'build-k8s: %s\n' "$*" >&2; }
@@ -76,6 +79,22 @@ if [[ ! -f $out/crds/istio/customresourcedefinitions.gen.yaml ]]; then
   mkdir -p "$out/crds/istio"
   cp "$istio_dir/kubernetes/customresourcedefinitions.gen.yaml" "$out/crds/istio/"
   chmod u+w "$out/crds/istio/customresourcedefinitions.gen.yaml"
+fi
+
+# The real Gateway API CRDs (standard channel: HTTPRoute, Gateway,
+# GatewayClass, GRPCRoute, ReferenceGrant, ...), from the
+# sigs.k8s.io/gateway-api module. Only the CRDs: the module's
+# ValidatingAdmissionPolicy beside them guards upgrades of a real install.
+if [[ ! -f $out/crds/gateway-api/gateway.networking.k8s.io_httproutes.yaml ]]; then
+  gateway_dir=$(cd "$kwok_mod" && go mod download -json "sigs.k8s.io/gateway-api@$gateway_api_version" | awk -F'"' '$2 == "Dir" {print $4}')
+  mkdir -p "$out/crds/gateway-api.partial"
+  for f in "$gateway_dir"/config/crd/standard/gateway.networking.k8s.io_*.yaml; do
+    [[ $(basename "$f") == *_vap_* ]] && continue
+    cp "$f" "$out/crds/gateway-api.partial/"
+  done
+  chmod u+w "$out"/crds/gateway-api.partial/*.yaml
+  rm -rf "$out/crds/gateway-api"
+  mv "$out/crds/gateway-api.partial" "$out/crds/gateway-api"
 fi
 
 echo "$out"

@@ -4,7 +4,8 @@
 # kube-apiserver, kube-controller-manager, kube-scheduler and kwok, which plays
 # the kubelet of a fake node so that Deployments and ReplicaSets really roll.
 # kwok leaves Job pods Pending on that node: test/jobrunner runs them as local
-# processes (see kwok_stages). The real Istio CRDs are installed.
+# processes (see kwok_stages). The real Istio and Gateway API CRDs are
+# installed.
 #
 # Environment:
 #   LOCAL_CLUSTER_DIR  state directory (kubeconfig, pids, logs, etcd data);
@@ -274,6 +275,11 @@ EOF
   kubectl_ apply --server-side -f "$bin/crds/istio/customresourcedefinitions.gen.yaml" >/dev/null
   wait_for "the Istio CRDs to be established" 60 \
     kubectl_ wait --for=condition=Established crd/virtualservices.networking.istio.io crd/destinationrules.networking.istio.io --timeout=1s
+
+  log "installing the Gateway API CRDs"
+  kubectl_ apply --server-side -f "$bin/crds/gateway-api/" >/dev/null
+  wait_for "the Gateway API CRDs to be established" 60 \
+    kubectl_ wait --for=condition=Established crd/httproutes.gateway.networking.k8s.io crd/gateways.gateway.networking.k8s.io --timeout=1s
 
   smoke_test
   log "ready: export KUBECONFIG=$dir/kubeconfig"

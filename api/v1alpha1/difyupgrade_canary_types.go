@@ -21,15 +21,24 @@ import (
 )
 
 // CanarySpec says how the new version is exposed gradually and how its health
-// is judged. Traffic is split either by Istio (istio) or by the share of
-// canary replicas next to the stable ones (replicaRatio); neither means
-// replicaRatio.
-// +kubebuilder:validation:XValidation:rule="!(has(self.istio) && has(self.replicaRatio))",message="set at most one of canary.istio and canary.replicaRatio"
+// is judged. Traffic is split by Istio (istio), by Gateway API HTTPRoutes
+// (gatewayAPI) or by the share of canary replicas next to the stable ones
+// (replicaRatio); none of them means replicaRatio.
+// +kubebuilder:validation:XValidation:rule="[has(self.istio), has(self.gatewayAPI), has(self.replicaRatio)].filter(x, x).size() <= 1",message="set at most one of canary.istio, canary.gatewayAPI and canary.replicaRatio"
 type CanarySpec struct {
 	// istio splits traffic with an Istio VirtualService between the stable and
 	// canary subsets of DestinationRules.
 	// +optional
 	Istio *IstioCanary `json:"istio,omitempty"`
+
+	// gatewayAPI splits traffic with Gateway API HTTPRoutes (any
+	// implementation: Envoy Gateway, Istio, Cilium, NGINX Gateway Fabric,
+	// Traefik...): each rule that sends to a canaried component's Service
+	// gets a second backendRef, to a canary Service the operator creates,
+	// weighted by the step; while it does, the component's own Service
+	// selects only the stable pods.
+	// +optional
+	GatewayAPI *GatewayAPICanary `json:"gatewayAPI,omitempty"`
 
 	// replicaRatio splits traffic without a mesh: the canary runs as many
 	// replicas, as a share of the stable ones, as the current step's weight,
@@ -126,6 +135,55 @@ type IstioDestinationRule struct {
 	// +required
 	// +kubebuilder:validation:Enum=api;web
 	Component Component `json:"component"`
+}
+
+// GatewayAPICanary names the HTTPRoutes that split traffic and, when they
+// cannot be found, the Services of the canaried components.
+type GatewayAPICanary struct {
+	// httpRoutes are the HTTPRoutes (gateway.networking.k8s.io/v1, in the
+	// upgrade's namespace) whose rules send to the Services of api and web.
+	// Every rule whose backendRef is such a Service is split; the others
+	// are left alone.
+	// +required
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	HTTPRoutes []GatewayAPIHTTPRoute `json:"httpRoutes"`
+
+	// services name the Service each canaried component is reached
+	// through. Default: the one Service the HTTPRoutes send to whose
+	// selector selects the component's pods.
+	// +optional
+	// +listType=map
+	// +listMapKey=component
+	// +kubebuilder:validation:MaxItems=2
+	Services []GatewayAPIService `json:"services,omitempty"`
+}
+
+// GatewayAPIHTTPRoute names an HTTPRoute.
+type GatewayAPIHTTPRoute struct {
+	// name is the name of the HTTPRoute in the upgrade's namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// GatewayAPIService names the Service a component is reached through.
+type GatewayAPIService struct {
+	// component is api or web.
+	// +required
+	// +kubebuilder:validation:Enum=api;web
+	Component Component `json:"component"`
+
+	// name is the name of the Service in the upgrade's namespace: a
+	// backendRef of the HTTPRoutes whose selector selects the component's
+	// pods.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
 }
 
 // ReplicaRatioCanary selects mesh-less canaries. It has no settings yet.

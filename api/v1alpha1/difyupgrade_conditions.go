@@ -157,7 +157,8 @@ const (
 	// exists and belongs to someone else.
 	ReasonOwnershipConflict = "OwnershipConflict"
 	// ReasonRoutingMisconfigured: the routes and DestinationRules named in
-	// spec.canary.istio do not fit the components being upgraded.
+	// spec.canary.istio, or the HTTPRoutes of spec.canary.gatewayAPI, do
+	// not fit the components being upgraded.
 	ReasonRoutingMisconfigured = "RoutingMisconfigured"
 	// ReasonRetryingError: an error is being retried; the progress deadline
 	// runs while it lasts.

@@ -312,11 +312,75 @@ type PlanStatus struct {
 	// +optional
 	BackupClaim *BackupClaimPlan `json:"backupClaim,omitempty"`
 
+	// traffic is how the canary's share of traffic is routed: the
+	// provider, and what it routes through.
+	// +optional
+	Traffic *TrafficPlan `json:"traffic,omitempty"`
+
 	// estimatedDuration is the plan's estimate from Precheck to Succeeded:
 	// the canary's pauses, the bake, and the rollouts (a minute per batch of
 	// surge pods, per component), plus the backup and migration.
 	// +optional
 	EstimatedDuration *metav1.Duration `json:"estimatedDuration,omitempty"`
+}
+
+// TrafficProvider is what splits the traffic between stable and canary.
+type TrafficProvider string
+
+// The traffic providers.
+const (
+	// TrafficIstio: VirtualService weights between DestinationRule subsets.
+	TrafficIstio TrafficProvider = "Istio"
+	// TrafficGatewayAPI: HTTPRoute backendRef weights between the
+	// component's Service (narrowed to the stable pods) and a canary
+	// Service.
+	TrafficGatewayAPI TrafficProvider = "GatewayAPI"
+	// TrafficReplicaRatio: no router; the canary's share of the replicas
+	// behind the same Service.
+	TrafficReplicaRatio TrafficProvider = "ReplicaRatio"
+)
+
+// TrafficPlan is how the canary's traffic is routed.
+type TrafficPlan struct {
+	// provider is Istio, GatewayAPI or ReplicaRatio.
+	// +required
+	// +kubebuilder:validation:Enum=Istio;GatewayAPI;ReplicaRatio
+	Provider TrafficProvider `json:"provider"`
+
+	// services are, with GatewayAPI, the Service each canaried component
+	// is reached through and the canary Service the operator makes beside
+	// it, as Precheck found them; the phases after it route through these.
+	// +optional
+	// +listType=map
+	// +listMapKey=component
+	// +kubebuilder:validation:MaxItems=2
+	Services []TrafficService `json:"services,omitempty"`
+}
+
+// TrafficService is the Service of a canaried component and its canary
+// Service.
+type TrafficService struct {
+	// component is api or web.
+	// +required
+	Component Component `json:"component"`
+
+	// service is the component's Service: while the canary takes traffic
+	// it selects only the stable pods (pod-template-hash).
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	Service string `json:"service"`
+
+	// canaryService is the Service the operator creates for the canary
+	// pods (deleted when the upgrade ends).
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	CanaryService string `json:"canaryService"`
+
+	// foundBy says how the Service was found: spec.canary.gatewayAPI.services
+	// or the HTTPRoutes' backendRefs.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	FoundBy string `json:"foundBy,omitempty"`
 }
 
 // DatabasePlan is the database Precheck found in the api's environment.

@@ -82,6 +82,16 @@ var _ = Describe("The local cluster", func() {
 		Expect(kinds).To(ContainElements("VirtualService", "DestinationRule"))
 	})
 
+	It("has the real Gateway API CRDs installed", func(ctx SpecContext) {
+		resources, err := clientset.Discovery().ServerResourcesForGroupVersion("gateway.networking.k8s.io/v1")
+		Expect(err).NotTo(HaveOccurred())
+		kinds := make([]string, 0, len(resources.APIResources))
+		for _, r := range resources.APIResources {
+			kinds = append(kinds, r.Kind)
+		}
+		Expect(kinds).To(ContainElements("HTTPRoute", "Gateway", "GatewayClass"))
+	})
+
 	It("runs a second cluster beside the first, and stops it without leaving a process", func(ctx SpecContext) {
 		dir, err := os.MkdirTemp("", "dify-e2e-second-")
 		Expect(err).NotTo(HaveOccurred())

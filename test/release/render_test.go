@@ -154,7 +154,7 @@ func managerRole(t *testing.T) rbacv1.ClusterRole {
 var (
 	namespacedResources = []string{
 		"configmaps", "secrets", "persistentvolumeclaims", "pods", "deployments", "replicasets",
-		"statefulsets", "jobs", "events", "destinationrules", "virtualservices",
+		"statefulsets", "jobs", "events", "destinationrules", "virtualservices", "httproutes", "services",
 		"difyupgrades", "difyupgrades/status", "difyupgrades/finalizers",
 	}
 	clusterScopedResources = []string{"nodes", "storageclasses"}

@@ -16,11 +16,14 @@ limitations under the License.
 
 // Package traffic moves user traffic between the stable and the canary pods
 // of the canaried components, behind one small interface: Istio weights in a
-// VirtualService (with DestinationRule subsets), or, without a mesh, the ratio
-// of stable to canary replicas behind the same Service.
+// VirtualService (with DestinationRule subsets), Gateway API weights in
+// HTTPRoutes (between the component's Service, narrowed to the stable pods,
+// and a canary Service), or, without a mesh, the ratio of stable to canary
+// replicas behind the same Service.
 //
 // It decides and never writes: a Router reads the routing objects through
 // the Reader the controller gives it (what the pass observed) and returns
 // the objects to write; the controller writes them, in order, in one place.
-// CheckRouting proves in Precheck that the routing fits the plan.
+// CheckRouting (Istio) and FindBackends with CheckGatewayRouting (Gateway
+// API) prove in Precheck that the routing fits the plan.
 package traffic

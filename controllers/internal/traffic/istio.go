@@ -26,16 +26,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
-	"github.com/difyops/dify-upgrade-operator/controllers/internal/drift"
-	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
 )
 
 // Istio kinds, read and written as unstructured objects so that the operator
@@ -163,92 +158,26 @@ func keepRoutes(want, current []any, held map[string]bool) []any {
 // DestinationRules.
 func (r *Istio) Restore() (Result, error) {
 	var res Result
-	restore := func(gvk schema.GroupVersionKind, name, field string) error {
-		obj, err := r.Read(gvk, name)
-		switch {
-		case apierrors.IsNotFound(err):
-			res.Notes = append(res.Notes, fmt.Sprintf("%s %s is gone; nothing to restore", gvk.Kind, name))
-			return nil
-		case meta.IsNoMatchError(err):
-			res.Notes = append(res.Notes, fmt.Sprintf("Istio's %s kind is no longer served; nothing to restore in %s", gvk.Kind, name))
-			return nil
-		case err != nil:
-			return err
-		}
-		var saved []any
-		ok, err := original.Load(obj, &saved)
-		if err != nil || !ok {
-			return err
-		}
-		if saved == nil {
-			unstructured.RemoveNestedField(obj.Object, "spec", field)
-		} else if err := unstructured.SetNestedSlice(obj.Object, saved, "spec", field); err != nil {
-			return err
-		}
-		original.Clear(obj)
-		res.Writes = append(res.Writes, obj)
-		return nil
-	}
-	if err := restore(VirtualServiceGVK, r.Spec.VirtualService.Name, "http"); err != nil {
+	if err := restoreField(r.Read, &res, VirtualServiceGVK, r.Spec.VirtualService.Name, "http"); err != nil {
 		return res, err
 	}
 	for _, dr := range r.Spec.DestinationRules {
-		if err := restore(DestinationRuleGVK, dr.Name, "subsets"); err != nil {
+		if err := restoreField(r.Read, &res, DestinationRuleGVK, dr.Name, "subsets"); err != nil {
 			return res, err
 		}
 	}
 	return res, nil
 }
 
-// update computes spec.<field> from its original and, when it differs,
-// adds the object to write, saving the original in the same write. A live
-// value that differs from what the router last wrote was changed by someone
-// else: it is reported in res.External (and put back). The read
-// resourceVersion makes the write fail on a concurrent change rather than
-// overwrite it.
+// update computes spec.<field>, a list, from its original (see
+// updateField).
 func (r *Istio) update(res *Result, gvk schema.GroupVersionKind, name, field string,
 	desired func(orig, current []any) ([]any, error)) error {
-	obj, err := r.Read(gvk, name)
-	if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
-		return fmt.Errorf("%s %s/%s: %w", gvk.Kind, r.Namespace, name, ErrMissing)
-	}
-	if err != nil {
-		return err
-	}
-	current, _, err := unstructured.NestedSlice(obj.Object, "spec", field)
-	if err != nil {
-		return fmt.Errorf("reading spec.%s of %s %s: %w", field, gvk.Kind, name, err)
-	}
-	// Loaded into a slice of its own: decoding into current's array would
-	// overwrite the live spec it is compared with.
-	var orig []any
-	saved, err := original.Load(obj, &orig)
-	if err != nil {
-		return err
-	}
-	if !saved {
-		orig = current
-	}
-	want, err := desired(orig, current)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", gvk.Kind, name, err)
-	}
-	if equality.Semantic.DeepEqual(want, current) {
-		return nil
-	}
-	if changed := drift.Changed(obj, drift.Fields{field: current}); len(changed) > 0 {
-		res.External = append(res.External, Change{Object: gvk.Kind + "/" + name, Field: "spec." + field,
-			Writer: drift.Writer(obj, "f:"+field)})
-	}
-	if err := original.Record(obj, r.Upgrade, current); err != nil {
-		return err
-	}
-	if err := unstructured.SetNestedSlice(obj.Object, want, "spec", field); err != nil {
-		return err
-	}
-	drift.Mark(obj, drift.Fields{field: want}.Fingerprint())
-	res.Writes = append(res.Writes, obj)
-	return nil
+	return updateField(r.Read, res, r.Upgrade, r.Namespace, gvk, name, field, func(orig, current any) (any, error) {
+		o, _ := orig.([]any)
+		c, _ := current.([]any)
+		return desired(o, c)
+	})
 }
 
 // DesiredSubsets is the original subsets with the stable and canary subsets

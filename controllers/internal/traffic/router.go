@@ -46,10 +46,18 @@ type Reader func(gvk schema.GroupVersionKind, name string) (*unstructured.Unstru
 type Result struct {
 	// Writes are the objects to write, in the order to write them (with
 	// Istio: the DestinationRules before the VirtualService that routes to
-	// their subsets; the VirtualService first on the way back).
+	// their subsets; the VirtualService first on the way back). An object
+	// without a resourceVersion is created (Gateway API's canary
+	// Services).
 	Writes []client.Object
+	// Deletes are the objects to delete once Writes are written (the
+	// canary Services, once no route sends to them).
+	Deletes []client.Object
 	// Changed is set by whoever writes Writes: true when it wrote anything.
 	Changed bool
+	// Pending say what must exist before the weight is in place (a canary
+	// Service made by this Result): Route again once it does.
+	Pending []string
 	// Notes say what could not be done because it is gone (a deleted
 	// VirtualService, say).
 	Notes []string

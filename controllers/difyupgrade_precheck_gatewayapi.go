@@ -1,0 +1,127 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/traffic"
+)
+
+// checkGatewayRouting finds the Service each canaried component is reached
+// through (traffic.FindBackends) and proves that the HTTPRoutes can be
+// split for them (traffic.CheckGatewayRouting), and that the canary
+// Services' names are free or this upgrade's. What the Gateways say of
+// each route (status.parents, Accepted) is reported in the check, never
+// awaited: a Gateway may be slow to say, or none may run.
+func (r *DifyUpgradeReconciler) checkGatewayRouting(ctx context.Context, s *scope) (phaseResult, error) {
+	gw := s.spec().Canary.GatewayAPI
+	ns := s.upgrade.Namespace
+	bad := func(format string, args ...any) phaseResult {
+		return s.refuse("routing", upgradev1alpha1.ReasonRoutingMisconfigured, format, args...)
+	}
+	rules := map[string][]any{}
+	var acceptance []string
+	for _, ref := range gw.HTTPRoutes {
+		route := &unstructured.Unstructured{}
+		route.SetGroupVersionKind(traffic.HTTPRouteGVK)
+		err := r.reader().Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, route)
+		switch {
+		case meta.IsNoMatchError(err):
+			return s.refuse("routing", upgradev1alpha1.ReasonPrecheckFailed,
+				"Gateway API is not installed (the cluster serves no HTTPRoute of %s); remove spec.canary.gatewayAPI to canary by replica ratio",
+				traffic.HTTPRouteGVK.GroupVersion()), nil
+		case apierrors.IsNotFound(err):
+			return s.refuse("routing", upgradev1alpha1.ReasonPrecheckFailed, "HTTPRoute %s not found in namespace %s", ref.Name, ns), nil
+		case err != nil:
+			return phaseResult{}, fmt.Errorf("reading HTTPRoute %s: %w", ref.Name, err)
+		}
+		rules[ref.Name], _, _ = unstructured.NestedSlice(route.Object, "spec", "rules")
+		acceptance = append(acceptance, fmt.Sprintf("HTTPRoute %s: %s", ref.Name, traffic.Acceptance(route)))
+	}
+	services := &corev1.ServiceList{}
+	if err := r.reader().List(ctx, services, client.InNamespace(ns)); err != nil {
+		return phaseResult{}, fmt.Errorf("listing the Services of namespace %s: %w", ns, err)
+	}
+	podLabels := map[upgradev1alpha1.Component]map[string]string{}
+	for _, c := range s.pre.plan.Components {
+		if w := s.pre.all.stable[c.Deployment]; c.Canary && w != nil {
+			podLabels[c.Name] = w.Template().Labels
+		}
+	}
+	named := map[upgradev1alpha1.Component]string{}
+	for _, svc := range gw.Services {
+		named[svc.Component] = svc.Name
+	}
+	found, err := traffic.FindBackends(rules, services.Items, podLabels, named, ns)
+	if err != nil {
+		return bad("%v", err), nil
+	}
+	backends := make([]traffic.Backend, 0, len(found))
+	var plan []upgradev1alpha1.TrafficService
+	var said []string
+	for _, f := range found {
+		backends = append(backends, f.Backend)
+		plan = append(plan, upgradev1alpha1.TrafficService{Component: f.Component, Service: f.Service, CanaryService: f.Canary, FoundBy: f.FoundBy})
+		said = append(said, fmt.Sprintf("%s through Service %s (canary Service %s)", f.Component, f.Service, f.Canary))
+	}
+	if err := traffic.CheckGatewayRouting(rules, backends, ns); err != nil {
+		return bad("%v", err), nil
+	}
+	if res := r.checkCanaryServices(s, services.Items, backends); res.stop {
+		return res, nil
+	}
+	s.pre.services = plan
+	s.recordCheck("routing", upgradev1alpha1.CheckPassed, fmt.Sprintf("the HTTPRoutes split %s; %s",
+		strings.Join(said, ", "), strings.Join(acceptance, "; ")))
+	return phaseResult{}, nil
+}
+
+// checkCanaryServices refuses a canary Service name taken by a Service
+// that is not this upgrade's.
+func (r *DifyUpgradeReconciler) checkCanaryServices(s *scope, services []corev1.Service, backends []traffic.Backend) phaseResult {
+	for _, b := range backends {
+		for _, svc := range services {
+			if svc.Name == b.Canary && svc.Annotations[upgradev1alpha1.AnnotationUpgradeUID] != string(s.upgrade.UID) {
+				return s.refuse("ownership", upgradev1alpha1.ReasonOwnershipConflict,
+					"Service %s exists and is not this upgrade's (no annotation %s=%s); the canary of %s needs that name for its Service: delete or rename it",
+					svc.Name, upgradev1alpha1.AnnotationUpgradeUID, s.upgrade.UID, b.Component)
+			}
+		}
+	}
+	return phaseResult{}
+}
+
+// providerOf names the traffic provider the spec asks for.
+func providerOf(spec *upgradev1alpha1.DifyUpgradeSpec) upgradev1alpha1.TrafficProvider {
+	switch {
+	case spec.Canary.Istio != nil:
+		return upgradev1alpha1.TrafficIstio
+	case spec.Canary.GatewayAPI != nil:
+		return upgradev1alpha1.TrafficGatewayAPI
+	}
+	return upgradev1alpha1.TrafficReplicaRatio
+}
