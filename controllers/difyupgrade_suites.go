@@ -14,7 +14,6 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-
 package controllers
 
 import (
@@ -159,7 +158,7 @@ func (r *DifyUpgradeReconciler) suiteJob(ctx context.Context, s *scope, p suiteP
 	tag := suite.StepTag(p.index)
 	deadline := j.Deadline.Duration
 	if deadline <= 0 {
-		deadline = suite.DefaultDeadline
+		deadline = upgradev1alpha1.DefaultSuiteDeadline
 	}
 	return suite.Build(cj.Spec.JobTemplate, suite.Run{
 		Namespace: s.upgrade.Namespace,

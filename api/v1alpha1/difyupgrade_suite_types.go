@@ -17,6 +17,8 @@ limitations under the License.
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -78,6 +80,14 @@ type SuiteJob struct {
 	// +optional
 	// +kubebuilder:default="Rollback"
 	OnFailure SuiteFailureAction `json:"onFailure,omitempty"`
+}
+
+// DefaultSuiteDeadline is a suite's deadline when it names none.
+const DefaultSuiteDeadline = 10 * time.Minute
+
+func (j *SuiteJob) setDefaults() {
+	defaultDuration(&j.Deadline, DefaultSuiteDeadline)
+	defaultString((*string)(&j.OnFailure), string(SuiteRollback))
 }
 
 // CanarySuiteJob is a suite run at canary steps.

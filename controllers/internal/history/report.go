@@ -50,6 +50,7 @@ func success(d *doc, e *Entry) {
 		d.heading("Canary and bake")
 		d.line("%s", analysisSummary(e))
 	}
+	suiteTable(d, e.Suites)
 	performanceTable(d, e.Performance)
 	if m := e.Migration; m != nil {
 		d.heading("Migration")
@@ -81,6 +82,7 @@ func incident(d *doc, e *Entry) {
 	timeline(d, e)
 	phaseTable(d, e)
 	analysisTable(d, e.Analysis)
+	suiteTable(d, e.Suites)
 	checkTable(d, e.Checks, "Checks that failed or warned")
 	performanceTable(d, e.Performance)
 	backupTable(d, e.Backup)

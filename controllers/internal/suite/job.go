@@ -14,7 +14,6 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-
 package suite
 
 import (
@@ -48,9 +47,6 @@ const (
 
 // BakeStep is the step of the suites run in the bake.
 const BakeStep = "bake"
-
-// DefaultDeadline is a suite's deadline when the spec names none.
-const DefaultDeadline = 10 * time.Minute
 
 // nonRootID is the user and group a suite runs as when its template names
 // no user: the "nonroot" identity of distroless images, which no image's
