@@ -44,7 +44,7 @@ func (r *DifyUpgradeReconciler) checkSuites(ctx context.Context, s *scope) (phas
 		field string
 		when  string
 	}
-	var all []planned
+	all := make([]planned, 0, len(s.spec().Canary.Analysis.Jobs)+len(s.spec().Verify.Jobs))
 	for _, j := range s.spec().Canary.Analysis.Jobs {
 		all = append(all, planned{j.SuiteJob, "spec.canary.analysis.jobs", "at canary steps " + suiteWeights(s.spec().Canary.Steps, j.Weights)})
 	}

@@ -315,7 +315,7 @@ func (r *DifyUpgradeReconciler) stopSuitesOnDelete(ctx context.Context, s *scope
 		if err := r.deleteSuiteJob(ctx, s, run.Job); err != nil {
 			return err
 		}
-		r.toldOnDelete(s, corev1.EventTypeNormal, "SuiteStopped", "Delete", "Deleted the Job %s of suite %s with the upgrade", run.Job, run.Name)
+		r.toldOnDelete(s, corev1.EventTypeNormal, "SuiteStopped", "Stop", "Deleted the Job %s of suite %s with the upgrade", run.Job, run.Name)
 	}
 	return nil
 }

@@ -123,10 +123,8 @@ func Find(runs []upgradev1alpha1.SuiteRun, phase upgradev1alpha1.DifyUpgradePhas
 func Add(runs []upgradev1alpha1.SuiteRun, run upgradev1alpha1.SuiteRun) []upgradev1alpha1.SuiteRun {
 	runs = append(runs, run)
 	for len(runs) > MaxRuns {
-		i := slices.IndexFunc(runs, func(r upgradev1alpha1.SuiteRun) bool { return r.Verdict != upgradev1alpha1.SuiteRunning })
-		if i < 0 {
-			i = 0
-		}
+		// The oldest that ended, else the oldest.
+		i := max(slices.IndexFunc(runs, func(r upgradev1alpha1.SuiteRun) bool { return r.Verdict != upgradev1alpha1.SuiteRunning }), 0)
 		runs = slices.Delete(runs, i, i+1)
 	}
 	return runs

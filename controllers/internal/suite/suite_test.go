@@ -204,8 +204,9 @@ func TestDue(t *testing.T) {
 		{SuiteJob: upgradev1alpha1.SuiteJob{Name: "load"}, Weights: []int32{20}},
 	}
 	names := func(index int) string {
-		var out []string
-		for _, j := range suite.Due(jobs, steps, index) {
+		due := suite.Due(jobs, steps, index)
+		out := make([]string, 0, len(due))
+		for _, j := range due {
 			out = append(out, j.Name)
 		}
 		return strings.Join(out, ",")
