@@ -27,6 +27,7 @@ import (
 	. "github.com/onsi/gomega"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -149,6 +150,29 @@ var _ = Describe("Your own suites as checks", Label("suites"), func() {
 		expectEvent(ctx, u, And(HaveField("Reason", upgradev1alpha1.ReasonSuiteFailed), HaveField("Type", corev1.EventTypeWarning)))
 		expectRecord(ctx, u, "RolledBack", ContainSubstring("## Suites"), ContainSubstring("| regression | Bake |"),
 			ContainSubstring("FAIL test_login: expected 200, got 502"), ContainSubstring("Suite regression Failed (Bake"))
+	})
+
+	It("deletes a suite Job still running when the upgrade rolls back", func(ctx SpecContext) {
+		ns := installDify(ctx)
+		suiteCronJob(ctx, ns, "soak", `echo "soaking $DIFY_TARGET_VERSION"; sleep 300`)
+		u := upgradeTo(ns, "1.11.1", withSteps(100), withoutRestore, withVerifyJob("soak"))
+		u.Spec.Verify.Jobs[0].Deadline = metav1.Duration{Duration: 10 * time.Minute}
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		Eventually(func() []jobrunner.Run { return jobRuns(ns, "suite") }).WithContext(ctx).WithTimeout(3*time.Minute).
+			Should(ContainElement(HaveField("Phase", corev1.PodRunning)), "the suite's process runs")
+		waitForMessage(ctx, u, "Bake over; waiting for suites to pass: soak")
+
+		annotate(ctx, u, upgradev1alpha1.ActionAbort)
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, 2*time.Minute)
+		Expect(u.Status.Suites).To(ConsistOf(And(HaveField("Verdict", upgradev1alpha1.SuiteStopped),
+			HaveField("Message", ContainSubstring("rolled back while it ran")))))
+		Eventually(func(g Gomega) {
+			err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: u.Status.Suites[0].Job}, &batchv1.Job{})
+			g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "the Job is gone: %v", err)
+			g.Expect(finishedSuiteRuns(ns)).To(ConsistOf(HaveField("Phase", corev1.PodFailed)), "its process was killed")
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
+		expectEvent(ctx, u, HaveField("Reason", "SuiteStopped"))
+		expectRecord(ctx, u, "RolledBack", ContainSubstring("| soak | Bake |"), ContainSubstring("Stopped"))
 	})
 
 	It("halts at the step's weight when a canary suite with onFailure Pause fails, and goes on when a person promotes", func(ctx SpecContext) {
