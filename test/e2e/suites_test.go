@@ -152,6 +152,27 @@ var _ = Describe("Your own suites as checks", Label("suites"), func() {
 			ContainSubstring("FAIL test_login: expected 200, got 502"), ContainSubstring("Suite regression Failed (Bake"))
 	})
 
+	It("rolls back from the canary step whose suite fails, before any later step", func(ctx SpecContext) {
+		ns := installDify(ctx)
+		before := snapshot(ctx, ns)
+		suiteCronJob(ctx, ns, "smoke", `echo "GET /console/api/setup on $DIFY_API_CANARY_DEPLOYMENT: 500"; exit 3`)
+		u := upgradeTo(ns, "1.11.1", withSteps(20, 100), withoutRestore, func(u *upgradev1alpha1.DifyUpgrade) {
+			u.Spec.Canary.Analysis.Jobs = []upgradev1alpha1.CanarySuiteJob{{SuiteJob: upgradev1alpha1.SuiteJob{
+				Name: "smoke", CronJob: "smoke", Deadline: metav1.Duration{Duration: time.Minute}, OnFailure: upgradev1alpha1.SuiteRollback}}}
+		})
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, 3*time.Minute)
+		Expect(u.Status.FailedPhase).To(Equal(upgradev1alpha1.PhaseCanary))
+		Expect(findCondition(u, upgradev1alpha1.ConditionCanaryHealthy)).To(And(HaveField("Reason", upgradev1alpha1.ReasonSuiteFailed),
+			HaveField("Message", ContainSubstring("suite smoke failed at canary step 1/2 (20%)")),
+			HaveField("Message", ContainSubstring("GET /console/api/setup on dify-api-canary: 500"))))
+		Expect(u.Status.Suites).To(ConsistOf(And(HaveField("Step", "1/2"), HaveField("Verdict", upgradev1alpha1.SuiteFailed))), "never reached 100%")
+		Expect(finishedSuiteRuns(ns)).To(ConsistOf(And(HaveField("Phase", corev1.PodFailed), HaveField("ExitCode", int32(3)))))
+		expectRestored(ctx, ns, before)
+		expectNoCanaries(ctx, ns)
+	})
+
 	It("deletes a suite Job still running when the upgrade rolls back", func(ctx SpecContext) {
 		ns := installDify(ctx)
 		suiteCronJob(ctx, ns, "soak", `echo "soaking $DIFY_TARGET_VERSION"; sleep 300`)
