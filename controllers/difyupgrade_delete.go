@@ -50,6 +50,9 @@ func (r *DifyUpgradeReconciler) reconcileDelete(ctx context.Context, u *upgradev
 	if running, err := r.restoreOnDelete(ctx, s); err != nil || running {
 		return ctrl.Result{}, err
 	}
+	if err := r.stopSuitesOnDelete(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
 	if done, err := r.endRehearsal(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	} else if !done {

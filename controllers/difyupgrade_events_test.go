@@ -37,6 +37,7 @@ import (
 var verdictReasons = []string{
 	"BackupVerified", "BackupDisabled", "NothingBackedUp", "SchemaMigrated", "DatabaseRestored", "DatabaseNotRestored",
 	"PauseEnded", "AnalysisResumed", "AbortIgnored", "ExternalChange", "RecordWritten", "PerformanceRegression", "WindowClosed",
+	"SuitePassed", "SuiteFailed", "SuiteOverridden",
 }
 
 // senders are the only functions that may call Recorder.Eventf: the three

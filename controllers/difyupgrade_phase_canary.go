@@ -35,6 +35,8 @@ import (
 // traffic reaches the canaries the analysis runs every interval: a breach
 // puts every request back on the stable version in the same pass and rolls
 // back; a pause ends, and the canary ends, only on a passing evaluation.
+// The suites due at a setWeight step (canary.analysis.jobs) start once its
+// weight is routed; the step ends when they passed.
 // Each pass re-applies the current weight, so a routing object that
 // disappears or is rewritten is noticed within one analysis interval.
 func (r *DifyUpgradeReconciler) reconcileCanary(ctx context.Context, s *scope) (phaseResult, error) {
@@ -76,6 +78,11 @@ func (r *DifyUpgradeReconciler) reconcileCanary(ctx context.Context, s *scope) (
 	}
 	if res := r.holdForPerson(s, a); res.stop {
 		return res, nil
+	}
+	if !done {
+		if res, err := r.canarySuites(ctx, s, weight, a); res.stop || err != nil {
+			return res, err
+		}
 	}
 	if done {
 		if !a.passed() {

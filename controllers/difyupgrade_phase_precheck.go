@@ -68,6 +68,7 @@ func (r *DifyUpgradeReconciler) preflightChecks() []check {
 		{name: "object-storage", run: r.checkObjectStorage},
 		{name: "utilization", run: r.checkHeadroom},
 		{name: "analysis", run: r.checkAnalysis},
+		{name: "suites", run: r.checkSuites, applies: hasSuites},
 	}
 }
 

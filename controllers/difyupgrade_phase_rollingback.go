@@ -41,8 +41,11 @@ import (
 // and the policy allows, the database first (routing back on stable, the
 // writers stopped, the backup restored and checked), then traffic, images
 // and settings (see putBack). It ends when every workload has rolled back
-// and the canaries are gone.
+// and the canaries are gone. Suites still running are stopped first.
 func (r *DifyUpgradeReconciler) reconcileRollingBack(ctx context.Context, s *scope) (phaseResult, error) {
+	if err := r.stopSuites(ctx, s); err != nil {
+		return phaseResult{}, err
+	}
 	if res, err := r.stopMigration(ctx, s); res.stop || err != nil {
 		return res, err
 	}

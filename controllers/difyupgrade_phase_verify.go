@@ -35,6 +35,8 @@ import (
 // that each still runs its target and has rolled out (the pods are listed
 // once, when the bake starts), and running the analysis rules against the
 // stable workloads and verify.checks every interval: a breach rolls back.
+// The suites of verify.jobs start with the bake, which does not end until
+// they passed; a failed one rolls back (or halts, with onFailure Pause).
 // The bake ends on a passing evaluation and a performance comparison with
 // the baseline; then it hands the workloads back:
 // their original rolling-update settings return and the saved originals are
@@ -83,18 +85,25 @@ func (r *DifyUpgradeReconciler) reconcileVerify(ctx context.Context, s *scope) (
 	if res := r.holdForPerson(s, a); res.stop {
 		return res, nil
 	}
+	suites, gate, err := r.bakeSuites(ctx, s)
+	if suites.stop || err != nil {
+		return suites, err
+	}
 	if left := st.Bake.EndsAt.Sub(s.now); left > 0 {
-		// The workloads are watched: a change to any of them brings a
-		// pass before the bake ends; otherwise the next pass is at its end,
-		// or at the next evaluation.
+		// The workloads and the suites' Jobs are watched: a change to any
+		// of them brings a pass before the bake ends; otherwise the next
+		// pass is at its end, or at the next evaluation.
 		after := left
 		if a.configured {
 			after = min(left, a.next)
 		}
 		return phaseResult{
-			message:      withAnalysis(fmt.Sprintf("Every component runs %s; baking until %s", s.spec().TargetVersion, st.Bake.EndsAt.UTC().Format(time.RFC3339)), a),
+			message:      withAnalysis(fmt.Sprintf("Every component runs %s; baking until %s%s", s.spec().TargetVersion, st.Bake.EndsAt.UTC().Format(time.RFC3339), running(gate)), a),
 			requeueAfter: after,
 		}, nil
+	}
+	if len(gate.Running) > 0 {
+		return phaseResult{message: withAnalysis("Bake over; waiting for suites to pass: "+strings.Join(gate.Running, ", "), a), requeueAfter: a.tick(s)}, nil
 	}
 	if !a.passed() {
 		return phaseResult{message: "Bake over; waiting for the analysis to pass: " + a.summary, requeueAfter: a.next}, nil

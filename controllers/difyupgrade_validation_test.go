@@ -167,8 +167,10 @@ canary:
   analysis:
     httpChecks: [{name: api, url: "http://dify-api:5001/health"}]
     prometheus: {address: "https://mimir.example/prometheus", basicAuth: {name: mimir}, tls: {caSecret: {name: mimir-ca}}}
+    jobs: [{name: smoke, cronJob: smoke, weights: [20]}]
 verify:
   checks: [{name: web, url: "http://dify-web:3000/"}, {name: console, url: "https://console.dify.example/health", tls: {caSecret: {name: corp-ca}, certSecret: {name: client}}}]
+  jobs: [{name: regression, cronJob: regression, onFailure: Pause}]
 `)
 			Expect(k8sClient.Create(ctx, upgrade)).To(Succeed())
 			stored := &upgradev1alpha1.DifyUpgrade{}
@@ -193,6 +195,10 @@ verify:
 			Expect(spec.Canary.Analysis.Prometheus.BasicAuth).To(Equal(&upgradev1alpha1.BasicAuthSecret{Name: "mimir", UsernameKey: "username", PasswordKey: "password"}))
 			Expect(spec.Canary.Analysis.Prometheus.TLS.CASecret).To(Equal(&upgradev1alpha1.CASecretRef{Name: "mimir-ca", Key: "ca.crt"}))
 			Expect(spec.Verify.Checks[1].TLS.CASecret).To(Equal(&upgradev1alpha1.CASecretRef{Name: "corp-ca", Key: "ca.crt"}))
+			Expect(spec.Canary.Analysis.Jobs[0].Deadline.Duration).To(Equal(10 * time.Minute))
+			Expect(spec.Canary.Analysis.Jobs[0].OnFailure).To(Equal(upgradev1alpha1.SuiteRollback))
+			Expect(spec.Verify.Jobs[0].Deadline.Duration).To(Equal(10 * time.Minute))
+			Expect(spec.Verify.Jobs[0].OnFailure).To(Equal(upgradev1alpha1.SuitePause))
 
 			expected := &upgradev1alpha1.DifyUpgrade{}
 			Expect(runtimeFromUnstructured(upgrade, expected)).To(Succeed())
@@ -353,6 +359,19 @@ backup: {destination: {claimName: dify-backups}}
 		Entry("a zero progress deadline", `promote: {progressDeadline: 0s}`, "progressDeadline must be a positive duration"),
 		Entry("a negative bake time", `verify: {bakeTime: -10m}`, "bakeTime must be a duration that is not negative"),
 		Entry("restoreDatabase Sometimes", `rollback: {restoreDatabase: Sometimes}`, `Unsupported value: "Sometimes"`),
+
+		// Suites of the team's own.
+		Entry("a suite named with capitals", `verify: {jobs: [{name: Smoke, cronJob: smoke}]}`, "a suite's name must be a DNS label"),
+		Entry("a 33-character suite name (its Job names would be cut)", `verify: {jobs: [{name: `+strings.Repeat("s", 33)+`, cronJob: smoke}]}`, "Too long"),
+		Entry("a suite without a CronJob", `verify: {jobs: [{name: smoke}]}`, "spec.verify.jobs[0].cronJob: Required value"),
+		Entry("a CronJob name that is not one", `verify: {jobs: [{name: smoke, cronJob: "Smoke Tests"}]}`, "cronJob must be the name of a CronJob"),
+		Entry("a suite deadline under a second", `verify: {jobs: [{name: smoke, cronJob: smoke, deadline: 500ms}]}`, "a suite's deadline must be a duration of at least 1s"),
+		Entry("onFailure Ignore", `verify: {jobs: [{name: smoke, cronJob: smoke, onFailure: Ignore}]}`, `Unsupported value: "Ignore"`),
+		Entry("two suites of one name", `verify: {jobs: [{name: smoke, cronJob: a}, {name: smoke, cronJob: b}]}`, "Duplicate value"),
+		Entry("a canary suite at a weight no step sets", `canary: {steps: [{setWeight: 5}, {setWeight: 100}], analysis: {jobs: [{name: load, cronJob: k6, weights: [20]}]}}`,
+			"each weight of a canary job must be the weight of a setWeight step"),
+		Entry("a canary suite at a weight the default steps do not set", `canary: {analysis: {jobs: [{name: load, cronJob: k6, weights: [50]}]}}`,
+			"each weight of a canary job must be the weight of a setWeight step"),
 	)
 
 	DescribeTable("accepts valid values at the edges",
@@ -380,6 +399,8 @@ backup: {destination: {claimName: dify-backups}}
 		Entry("an empty config block without destination", `backup: {config: {}}`),
 		Entry("a database to back up into the release's own claim", `database: {host: db, credentialsSecret: {name: db}}`),
 		Entry("volumes to back up into a claim of a chosen class and size", `backup: {volumes: [{claimName: storage}], destination: {storageClassName: fast, size: 20Gi}}`),
+		Entry("suites at canary weights of the default steps and in the bake", `canary: {analysis: {jobs: [{name: smoke, cronJob: smoke}, {name: load, cronJob: k6, weights: [5, 20], deadline: 15m, onFailure: Pause}]}}`+"\n"+
+			`verify: {jobs: [{name: regression, cronJob: `+strings.Repeat("r", 52)+`, onFailure: Rollback}, {name: `+strings.Repeat("s", 32)+`, cronJob: smoke.v2}]}`),
 	)
 
 	Describe("once the upgrade has started", func() {

@@ -25,6 +25,7 @@ import (
 // (gatewayAPI) or by the share of canary replicas next to the stable ones
 // (replicaRatio); none of them means replicaRatio.
 // +kubebuilder:validation:XValidation:rule="[has(self.istio), has(self.gatewayAPI), has(self.replicaRatio)].filter(x, x).size() <= 1",message="set at most one of canary.istio, canary.gatewayAPI and canary.replicaRatio"
+// +kubebuilder:validation:XValidation:rule="!has(self.analysis) || !has(self.analysis.jobs) || self.analysis.jobs.all(j, !has(j.weights) || j.weights.all(w, has(self.steps) && self.steps.exists(s, has(s.setWeight) && s.setWeight == w)))",message="each weight of a canary job must be the weight of a setWeight step"
 type CanarySpec struct {
 	// istio splits traffic with an Istio VirtualService between the stable and
 	// canary subsets of DestinationRules.
@@ -270,6 +271,16 @@ type CanaryAnalysis struct {
 	// +optional
 	// +kubebuilder:default={}
 	Performance PerformanceComparison `json:"performance,omitzero"`
+
+	// jobs are the team's own suites, run as Jobs at setWeight steps once
+	// the weight is routed (see CanarySuiteJob): the step does not end until
+	// each passed, and a failed one is a breach (or, with onFailure Pause,
+	// a halt for a person).
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=8
+	Jobs []CanarySuiteJob `json:"jobs,omitempty"`
 }
 
 // InconclusiveAction is what an analysis that stayed inconclusive too long

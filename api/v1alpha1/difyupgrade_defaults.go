@@ -147,6 +147,9 @@ func (u *DifyUpgrade) SetDefaults() {
 		s.Verify.BakeTime = &metav1.Duration{Duration: DefaultBakeTime}
 	}
 	defaultHTTPChecks(s.Verify.Checks)
+	for i := range s.Verify.Jobs {
+		s.Verify.Jobs[i].setDefaults()
+	}
 	defaultTrue(&s.Rollback.Automatic)
 	defaultString((*string)(&s.Rollback.RestoreDatabase), string(RestoreDatabaseIfMigrated))
 	defaultDuration(&s.Rollback.RestoreTimeout, DefaultRestoreTimeout)
@@ -190,6 +193,9 @@ func (c *CanarySpec) setDefaults() {
 		a.Rules = DefaultAnalysisRules()
 	}
 	defaultHTTPChecks(a.HTTPChecks)
+	for i := range a.Jobs {
+		a.Jobs[i].setDefaults()
+	}
 	if p := a.Prometheus; p != nil {
 		if b := p.BasicAuth; b != nil {
 			defaultString(&b.UsernameKey, DefaultUsernameKey)

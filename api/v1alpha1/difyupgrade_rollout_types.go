@@ -75,6 +75,16 @@ type VerifySpec struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=20
 	Checks []HTTPCheck `json:"checks,omitempty"`
+
+	// jobs are the team's own suites, run as Jobs when the bake starts
+	// (see SuiteJob): the bake does not end until each passed, and a failed
+	// one rolls the upgrade back (or, with onFailure Pause, halts it for a
+	// person).
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=8
+	Jobs []SuiteJob `json:"jobs,omitempty"`
 }
 
 // RestoreDatabasePolicy says when a rollback restores the database backup.

@@ -173,6 +173,14 @@ type DifyUpgradeStatus struct {
 	// +kubebuilder:validation:MaxItems=128
 	Checks []CheckResult `json:"checks,omitempty"`
 
+	// suites are the runs of the team's own suites (canary.analysis.jobs
+	// and verify.jobs), one per suite and canary step or bake, oldest first
+	// (the most recent 128).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=128
+	Suites []SuiteRun `json:"suites,omitempty"`
+
 	// actions are the values of the one-shot action annotations the operator
 	// has acted on, so that each value is acted on once.
 	// +optional

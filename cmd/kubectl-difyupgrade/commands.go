@@ -261,6 +261,9 @@ func atHold(u *upgradev1alpha1.DifyUpgrade, now time.Time) bool {
 	if a := st.Analysis; a != nil && a.Halted && !st.Phase.IsTerminal() {
 		return true
 	}
+	if st.HaltedSuite() != nil {
+		return true
+	}
 	c := st.Canary
 	return st.Phase == upgradev1alpha1.PhaseCanary && c != nil &&
 		(c.WaitingForPromotion || (c.PausedUntil != nil && c.PausedUntil.After(now)))

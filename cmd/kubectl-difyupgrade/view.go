@@ -38,6 +38,7 @@ func render(u *upgradev1alpha1.DifyUpgrade, now time.Time) string {
 	renderComponents(&b, u)
 	renderAnalysis(&b, u, now)
 	renderBreach(&b, u, now)
+	renderSuites(&b, u, now)
 	renderConditions(&b, u, now)
 	return b.String()
 }
@@ -231,7 +232,7 @@ func phaseMark(u *upgradev1alpha1.DifyUpgrade) string {
 		return "⚠"
 	}
 	if u.Spec.Paused || (u.Status.Canary != nil && u.Status.Canary.WaitingForPromotion) ||
-		(u.Status.Analysis != nil && u.Status.Analysis.Halted) {
+		(u.Status.Analysis != nil && u.Status.Analysis.Halted) || u.Status.HaltedSuite() != nil {
 		return "॥"
 	}
 	return "◌"
@@ -282,4 +283,28 @@ func progressLine(wt *upgradev1alpha1.WaitStatus, now time.Time) string {
 		line += fmt.Sprintf(": %d updated %s available", wt.Progress, plural(wt.Progress, "replica", "replicas"))
 	}
 	return line + ", last progress " + ago(wt.Since.Time, now)
+}
+
+// renderSuites writes each run of the team's own suites: where it ran, its
+// Job, its verdict and the end of its output.
+func renderSuites(b *strings.Builder, u *upgradev1alpha1.DifyUpgrade, now time.Time) {
+	runs := u.Status.Suites
+	if len(runs) == 0 {
+		return
+	}
+	b.WriteString("\n")
+	w := newTable(b)
+	w.row("SUITE", "RAN", "JOB", "VERDICT", "WHEN", "OUTPUT")
+	for _, r := range runs {
+		ran := "bake"
+		if r.Phase == upgradev1alpha1.PhaseCanary {
+			ran = fmt.Sprintf("step %s at %d%%", r.Step, r.Weight)
+		}
+		when := "started " + ago(r.StartedAt.Time, now)
+		if r.EndedAt != nil {
+			when = fmt.Sprintf("took %s, %s", r.EndedAt.Sub(r.StartedAt.Time).Round(time.Second), ago(r.EndedAt.Time, now))
+		}
+		w.row(r.Name, ran, r.Job, string(r.Verdict), when, orDash(r.Message))
+	}
+	w.flush()
 }

@@ -134,6 +134,16 @@ var renderCases = map[string]*upgradev1alpha1.DifyUpgrade{
 			u.Status.Canary = &upgradev1alpha1.CanaryStatus{StepIndex: 1, Steps: 5, Step: "2/5", Weight: 5, WaitingForPromotion: true}
 			u.Status.Message = "Paused at 5% for a person: annotate upgrade.difyops.io/promote=<new value> to continue, or upgrade.difyops.io/abort to roll back"
 		}),
+	"halted-by-suite": anUpgrade(inPhase(upgradev1alpha1.PhaseCanary, 3*time.Minute), running(upgradev1alpha1.ReasonSuiteFailed),
+		func(u *upgradev1alpha1.DifyUpgrade) {
+			u.Status.Canary = &upgradev1alpha1.CanaryStatus{StepIndex: 0, Steps: 3, Step: "1/3", Weight: 20}
+			u.Status.Suites = []upgradev1alpha1.SuiteRun{{Name: "regression", Phase: upgradev1alpha1.PhaseCanary, Step: "1/3", Weight: 20,
+				Job: "dify-to-1-11-1-suite-regression-s1-0a1b2c3d", OnFailure: upgradev1alpha1.SuitePause, Verdict: upgradev1alpha1.SuiteFailed,
+				StartedAt: *before(2 * time.Minute), EndedAt: before(time.Minute),
+				Message: "BackoffLimitExceeded: Job has reached the specified backoff limit; log: FAIL test_login"}}
+			u.Status.Message = "Suite regression failed at canary step 1/3 (20%): Job dify-to-1-11-1-suite-regression-s1-0a1b2c3d: " +
+				"BackoffLimitExceeded: Job has reached the specified backoff limit; log: FAIL test_login. Paused for a person (onFailure: Pause)"
+		}),
 	"promote-rolling-out": anUpgrade(inPhase(upgradev1alpha1.PhasePromote, 40*time.Second), running(upgradev1alpha1.ReasonInProgress),
 		func(u *upgradev1alpha1.DifyUpgrade) {
 			u.Spec.Paused = true
@@ -257,6 +267,11 @@ func TestRenderTellsWhatMatters(t *testing.T) {
 			"Weight:       5%",
 			"Waiting for:  a person to promote: kubectl difyupgrade promote dify-to-1-11-1 (or kubectl difyupgrade abort dify-to-1-11-1 to roll back)",
 			"Ready        False   WaitingForPromotion  2m",
+		}, []string{"Analysis:"}},
+		{"halted-by-suite", []string{
+			"a person: suite regression failed (Job dify-to-1-11-1-suite-regression-s1-0a1b2c3d, onFailure: Pause)",
+			"regression  step 1/3 at 20%  dify-to-1-11-1-suite-regression-s1-0a1b2c3d  Failed",
+			"log: FAIL test_login",
 		}, []string{"Analysis:"}},
 		{"promote-rolling-out", []string{
 			"Paused:       yes (spec.paused)",

@@ -95,6 +95,10 @@ func gates(u *upgradev1alpha1.DifyUpgrade, now time.Time, cmd func(string) strin
 	if a := st.Analysis; a != nil && a.Halted && !st.Phase.IsTerminal() {
 		lines = append(lines, "a person: the analysis stayed inconclusive; "+cmd("promote")+" resumes it, "+cmd("abort")+" rolls back")
 	}
+	if r := st.HaltedSuite(); r != nil {
+		lines = append(lines, fmt.Sprintf("a person: suite %s failed (Job %s, onFailure: Pause); %s goes on, %s rolls back",
+			r.Name, r.Job, cmd("promote"), cmd("abort")))
+	}
 	return lines
 }
 
@@ -132,6 +136,8 @@ func personAction(u *upgradev1alpha1.DifyUpgrade) string {
 		parts = append(parts, "promote")
 	case st.Analysis != nil && st.Analysis.Halted && !st.Phase.IsTerminal():
 		parts = append(parts, "promote or abort (analysis inconclusive)")
+	case st.HaltedSuite() != nil:
+		parts = append(parts, "promote or abort (suite "+st.HaltedSuite().Name+" failed)")
 	case st.Phase == upgradev1alpha1.PhaseFailed:
 		parts = append(parts, "retry or abort")
 	}

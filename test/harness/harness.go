@@ -106,6 +106,9 @@ func Start(ctx context.Context, cfg *rest.Config, dir string, logf func(string, 
 		Images: []jobrunner.ImageRule{
 			{Repository: "postgres", PathDirs: []string{pg.BinDir}},
 			{Repository: "dify-api", PathDirs: []string{tools}},
+			// Shell-based suites (verify.jobs, canary.analysis.jobs) run
+			// busybox's sh and tools: the machine's own.
+			{Repository: "busybox", PathDirs: []string{"/bin", "/usr/bin"}},
 		},
 		Logf: logf,
 	})

@@ -47,6 +47,7 @@ func newEntry(u *upgradev1alpha1.DifyUpgrade) *Entry {
 		Components:  components(st.Components),
 		Canary:      canary(st),
 		Analysis:    stepAnalyses(st.Analysis),
+		Suites:      suites(st.Suites),
 		Breach:      breach(st.Analysis),
 		Performance: performance(st.Performance),
 		Backup:      backup(st.Backup),

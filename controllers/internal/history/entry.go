@@ -58,6 +58,8 @@ type Entry struct {
 	// Analysis is each check's last value at the end of every canary step
 	// and of the bake (status.analysis.history), a step at a time.
 	Analysis []StepAnalysis `json:"analysis,omitempty"`
+	// Suites are the runs of the team's own suites (status.suites).
+	Suites []Suite `json:"suites,omitempty"`
 	// Breach is the failure of the analysis that rolled the upgrade back.
 	Breach *Breach `json:"breach,omitempty"`
 	// Exposure is how long the new version took traffic, for an upgrade

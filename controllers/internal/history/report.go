@@ -50,6 +50,7 @@ func success(d *doc, e *Entry) {
 		d.heading("Canary and bake")
 		d.line("%s", analysisSummary(e))
 	}
+	suiteTable(d, e.Suites)
 	performanceTable(d, e.Performance)
 	rehearsalSection(d, e.Rehearsal)
 	if m := e.Migration; m != nil {
@@ -83,6 +84,7 @@ func incident(d *doc, e *Entry) {
 	phaseTable(d, e)
 	analysisTable(d, e.Analysis)
 	rehearsalSection(d, e.Rehearsal)
+	suiteTable(d, e.Suites)
 	checkTable(d, e.Checks, "Checks that failed or warned")
 	performanceTable(d, e.Performance)
 	backupTable(d, e.Backup)

@@ -154,6 +154,7 @@ func timeline(d *doc, e *Entry) {
 		add(r.CompletedAt.Time, 0, stamp(r.CompletedAt), fmt.Sprintf("Database restored from backup `%s` (revision %s)",
 			orDash(r.BackupName), orDash(r.Revision)))
 	}
+	suiteEvents(e, func(t metav1.Time, what string) { add(t.Time, 0, stamp(&t), what) })
 	if len(events) == 0 {
 		return
 	}
