@@ -22,6 +22,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
+// The keys of Gateway API objects the pins are written with.
+const (
+	keyName  = "name"
+	keyType  = "type"
+	keyValue = "value"
+)
+
 // The limits of an HTTPRoute (gateway.networking.k8s.io/v1): the API
 // server refuses a route past them, so the router refuses it first.
 const (
@@ -101,11 +108,11 @@ func (s Sessions) gatewayRules(split map[string]any, weight int32) ([]any, error
 func (s Sessions) gatewayPin(ref map[string]any, weight int64, pin string) any {
 	b := runtime.DeepCopyJSONValue(ref).(map[string]any)
 	b["weight"] = weight
-	header := map[string]any{"name": "Set-Cookie", "value": s.setCookie(pin)}
+	header := map[string]any{keyName: "Set-Cookie", keyValue: s.setCookie(pin)}
 	filters, _ := b["filters"].([]any)
 	for _, f := range filters {
 		m, _ := f.(map[string]any)
-		if m["type"] != "ResponseHeaderModifier" {
+		if m[keyType] != "ResponseHeaderModifier" {
 			continue
 		}
 		mod, _ := m["responseHeaderModifier"].(map[string]any)
@@ -118,7 +125,7 @@ func (s Sessions) gatewayPin(ref map[string]any, weight int64, pin string) any {
 		return b
 	}
 	b["filters"] = append(filters, map[string]any{
-		"type":                   "ResponseHeaderModifier",
+		keyType:                  "ResponseHeaderModifier",
 		"responseHeaderModifier": map[string]any{"add": []any{header}},
 	})
 	return b
@@ -134,7 +141,7 @@ func gatewayMatches(matches []any, conds []condition) ([]any, error) {
 		headers, _ := m["headers"].([]any)
 		var names []string
 		for _, h := range headers {
-			if n, ok := h.(map[string]any)["name"].(string); ok {
+			if n, ok := h.(map[string]any)[keyName].(string); ok {
 				names = append(names, n)
 			}
 		}
@@ -143,9 +150,9 @@ func gatewayMatches(matches []any, conds []condition) ([]any, error) {
 				return nil, fmt.Errorf("a match already tests the %s header, which the canary's tag or pin rules test", c.header)
 			}
 			match := runtime.DeepCopyJSONValue(m).(map[string]any)
-			test := map[string]any{"name": c.header, "type": "Exact", "value": c.exact}
+			test := map[string]any{keyName: c.header, keyType: "Exact", keyValue: c.exact}
 			if c.regex != "" {
-				test = map[string]any{"name": c.header, "type": "RegularExpression", "value": c.regex}
+				test = map[string]any{keyName: c.header, keyType: "RegularExpression", keyValue: c.regex}
 			}
 			match["headers"] = append(runtime.DeepCopyJSONValue(headersOrEmpty(headers)).([]any), test)
 			out = append(out, match)

@@ -239,7 +239,7 @@ func DesiredSessionHTTP(orig []any, routes []string, stable, canary string, weig
 			out = append(out, newRoute)
 			continue
 		}
-		derived, err := sessions.istioRoutes(newRoute, stable, canary, weight)
+		derived, err := sessions.istioRoutes(newRoute, weight)
 		if err != nil {
 			return nil, fmt.Errorf("route %q: %w", name, err)
 		}

@@ -32,7 +32,7 @@ import (
 // destinations pin. Istio tries routes in order, so each comes before the
 // weighted route, and every request another route took before still goes
 // there.
-func (s Sessions) istioRoutes(split map[string]any, stable, canary string, weight int32) ([]any, error) {
+func (s Sessions) istioRoutes(split map[string]any, weight int32) ([]any, error) {
 	name := fmt.Sprint(split["name"])
 	dests, _ := split["route"].([]any)
 	toStable, toCanary := dests[0].(map[string]any), dests[1].(map[string]any)

@@ -121,6 +121,9 @@ func CookieRegex(name, value string) string {
 	return `(.*;\s*)?` + regexp.QuoteMeta(name) + `=` + regexp.QuoteMeta(value) + `(;.*)?`
 }
 
+// cookieHeader is the request header browsers send their cookies in.
+const cookieHeader = "Cookie"
+
 // condition is one extra header condition of a derived route: a header
 // matched exactly, or the Cookie header by regular expression.
 type condition struct {
@@ -136,18 +139,18 @@ func (s Sessions) canaryConditions(weight int32) []condition {
 			out = append(out, condition{header: h.Name, exact: h.Value})
 		}
 		for _, c := range s.Match.Cookies {
-			out = append(out, condition{header: "Cookie", regex: CookieRegex(c.Name, c.Value)})
+			out = append(out, condition{header: cookieHeader, regex: CookieRegex(c.Name, c.Value)})
 		}
 	}
 	if s.sticky(weight) {
-		out = append(out, condition{header: "Cookie", regex: CookieRegex(s.cookieName(), s.canaryPin())})
+		out = append(out, condition{header: cookieHeader, regex: CookieRegex(s.cookieName(), s.canaryPin())})
 	}
 	return out
 }
 
 // stableCondition holds for a request pinned to stable at weight.
 func (s Sessions) stableCondition(weight int32) condition {
-	return condition{header: "Cookie", regex: CookieRegex(s.cookieName(), s.stablePin(weight))}
+	return condition{header: cookieHeader, regex: CookieRegex(s.cookieName(), s.stablePin(weight))}
 }
 
 // redraw is a re-weighing of the users pinned to stable at an earlier
@@ -200,15 +203,6 @@ func Weights(steps []upgradev1alpha1.CanaryStep) []int32 {
 // hasHeader reports whether a header name is in names, ignoring case.
 func hasHeader(names []string, name string) bool {
 	return slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, name) })
-}
-
-// conditionHeaders are the header names the conditions use.
-func conditionHeaders(conds []condition) []string {
-	out := make([]string, 0, len(conds))
-	for _, c := range conds {
-		out = append(out, c.header)
-	}
-	return out
 }
 
 // CheckSessionHTTP proves, before anything changes, that the tag and pin

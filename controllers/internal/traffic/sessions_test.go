@@ -216,7 +216,7 @@ func TestGatewaySessionRulesComeBeforeTheWeightedRuleInOrder(t *testing.T) {
 }
 
 func TestGatewaySessionRulesRefuseWhatAnHTTPRouteCannotHold(t *testing.T) {
-	var rules []any
+	rules := make([]any, 0, 4)
 	for i := range 4 {
 		rules = append(rules, map[string]any{"matches": []any{map[string]any{"path": map[string]any{"type": "PathPrefix", "value": fmt.Sprintf("/p%d", i)}}},
 			"backendRefs": []any{map[string]any{"name": "dify-api"}}})
@@ -274,7 +274,8 @@ func TestCookieRegexMatchesTheWholePinOnly(t *testing.T) {
 }
 
 func TestRunIDChangesWithEachRetry(t *testing.T) {
-	if RunID("uid", "") == RunID("uid", "2026-01-01") || RunID("uid", "") != RunID("uid", "") || RunID("a", "") == RunID("b", "") {
+	first, retried := RunID("uid", ""), RunID("uid", "2026-01-01")
+	if first == retried || first != RunID("uid", "") || first == RunID("other", "") {
 		t.Error("RunID must name the upgrade and its retry, and nothing else")
 	}
 	if got := Weights([]upgradev1alpha1.CanaryStep{{SetWeight: new(int32(5))}, {Pause: &upgradev1alpha1.CanaryPause{}}, {SetWeight: new(int32(5))}, {SetWeight: new(int32(20))}}); !equality.Semantic.DeepEqual(got, []int32{5, 20}) {
