@@ -49,7 +49,8 @@ func (s Sessions) gatewayRules(split map[string]any, weight int32) ([]any, error
 	toStable, toCanary := refs[0].(map[string]any), refs[1].(map[string]any)
 	matches, _ := split["matches"].([]any)
 	if len(matches) == 0 {
-		matches = []any{map[string]any{}}
+		// The API's default, written out (see only).
+		matches = []any{map[string]any{"path": map[string]any{keyType: "PathPrefix", keyValue: "/"}}}
 	}
 	name, named := split["name"].(string)
 	derive := func(suffix string, conds []condition, backends ...any) (any, error) {
@@ -64,9 +65,12 @@ func (s Sessions) gatewayRules(split map[string]any, weight int32) ([]any, error
 		r["matches"], r["backendRefs"] = m, backends
 		return r, nil
 	}
+	// A lone backendRef gets weight 1 written out: the API server
+	// defaults it, and a route read back other than written would look
+	// changed by someone else.
 	only := func(ref map[string]any) any {
 		b := runtime.DeepCopyJSONValue(ref).(map[string]any)
-		delete(b, "weight")
+		b["weight"] = int64(1)
 		return b
 	}
 	var out []any

@@ -194,11 +194,11 @@ func TestGatewaySessionRulesComeBeforeTheWeightedRuleInOrder(t *testing.T) {
   - {path: `+path+`, headers: [{name: X-Dify-Canary, type: Exact, value: "true"}]}
   - {path: `+path+`, headers: [{name: Cookie, type: RegularExpression, value: '`+pinCanary+`'}]}
   filters: [{type: URLRewrite, urlRewrite: {hostname: x}}]
-  backendRefs: [{name: dify-api-canary, port: 5001, filters: `+plain+`}]
+  backendRefs: [{name: dify-api-canary, port: 5001, weight: 1, filters: `+plain+`}]
 - name: api-stable
   matches: [{path: `+path+`, headers: [{name: Cookie, type: RegularExpression, value: '`+pinStable20+`'}]}]
   filters: [{type: URLRewrite, urlRewrite: {hostname: x}}]
-  backendRefs: [{name: dify-api, port: 5001, filters: `+plain+`}]
+  backendRefs: [{name: dify-api, port: 5001, weight: 1, filters: `+plain+`}]
 - name: api-repin-5
   matches: [{path: `+path+`, headers: [{name: Cookie, type: RegularExpression, value: '`+pinStable5+`'}]}]
   filters: [{type: URLRewrite, urlRewrite: {hostname: x}}]
