@@ -176,6 +176,28 @@ var _ = Describe("Sticky sessions and user tags", Label("sticky"), func() {
 		})
 	}
 
+	for _, p := range providers {
+		It("promotes through "+p.name+" with tags and pins to Succeeded and leaves the routing objects byte-equal", func(ctx SpecContext) {
+			ns := installDify(ctx)
+			p.install(ctx, ns)
+			before := p.objects(ctx, ns)
+			startUsers(ns, p.istio)
+			u := upgradeTo(ns, newVersion, p.use, withSteps(5, "gate", 20, "gate", 100), withTags, withStickySessions)
+			Expect(k8sClient.Create(ctx, u)).To(Succeed())
+			waitForGateAt(ctx, u, 5)
+			browse(ctx, ns, 1)
+			annotate(ctx, u, upgradev1alpha1.ActionPromote)
+			waitForGateAt(ctx, u, 20)
+			browse(ctx, ns, 1)
+			annotate(ctx, u, upgradev1alpha1.ActionPromote)
+			waitForPhase(ctx, u, upgradev1alpha1.PhaseSucceeded, 3*time.Minute)
+			after := browse(ctx, ns, 1)
+			Expect(after.All.ShareByVersion).To(Equal(map[string]float64{newVersion: 1.0}), "every user, pinned to stable or not, on the new version")
+			Expect(p.objects(ctx, ns)).To(Equal(before), "the routing objects are byte-equal to before")
+			p.gone(ctx, ns)
+		})
+	}
+
 	It("shows the mixing sticky sessions prevent: without them about a third of page loads mix versions at 20/20", func(ctx SpecContext) {
 		ns := installDify(ctx)
 		startUsers(ns, true)
