@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -65,6 +66,12 @@ func (s Sessions) istioRoutes(split map[string]any, weight int32) ([]any, error)
 	}
 	if !s.sticky(weight) {
 		return append(out, split), nil
+	}
+	// Istio's add is a map: a Set-Cookie the route adds already would be
+	// replaced by the pin, and the user's cookie lost.
+	add, _, _ := unstructured.NestedMap(toStable, "headers", "response", "add")
+	if hasHeader(slices.Collect(maps.Keys(add)), "Set-Cookie") {
+		return nil, fmt.Errorf("its destination already adds a Set-Cookie header (headers.response.add), which the sticky sessions' pin would replace")
 	}
 	r, err := derive("stable", []condition{s.stableCondition(weight)}, only(toStable))
 	if err != nil {

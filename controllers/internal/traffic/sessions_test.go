@@ -162,6 +162,11 @@ func TestSessionRoutesRefuseARouteThatAlreadyTestsTheirHeader(t *testing.T) {
 		!strings.Contains(err.Error(), "already tests the Cookie header") {
 		t.Errorf("DesiredSessionHTTP() error = %v, want a refusal", err)
 	}
+	http = parse(t, `[{name: web, route: [{destination: {host: dify-web}, headers: {response: {add: {Set-Cookie: "a=b"}}}}]}]`)
+	if _, err := DesiredSessionHTTP(http, []string{"web"}, "stable", "canary", 20, testSessions(false, true)); err == nil ||
+		!strings.Contains(err.Error(), "already adds a Set-Cookie") {
+		t.Errorf("DesiredSessionHTTP() error = %v, want a refusal to replace the route's own Set-Cookie", err)
+	}
 	rules := parse(t, `[{matches: [{headers: [{name: x-dify-canary, value: "1"}]}], backendRefs: [{name: dify-api}]}]`)
 	if _, err := DesiredSessionRules(rules, map[string]string{"dify-api": "dify-api-canary"}, "ns", 20, testSessions(true, false)); err == nil ||
 		!strings.Contains(err.Error(), "already tests the X-Dify-Canary header") {
