@@ -61,6 +61,9 @@ func (r *DifyUpgradeReconciler) preflightChecks() []check {
 		{name: "canary-templates", run: checkCanaryTemplates},
 		{name: "routing", run: r.checkRouting, applies: func(s *scope) bool { return s.spec().Canary.Istio != nil }},
 		{name: "gateway-routing", run: r.checkGatewayRouting, applies: func(s *scope) bool { return s.spec().Canary.GatewayAPI != nil }},
+		{name: "sessions", run: checkSessions, applies: func(s *scope) bool {
+			return s.spec().Canary.Match != nil || s.spec().Canary.StickySessions != nil
+		}},
 		{name: "data", run: r.checkData},
 		{name: "requirements", run: checkRequirements},
 		{name: "endpoints", run: r.checkEndpoints},

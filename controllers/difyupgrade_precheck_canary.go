@@ -134,6 +134,9 @@ func (r *DifyUpgradeReconciler) checkRouting(ctx context.Context, s *scope) (pha
 	}
 	http, _, _ := unstructured.NestedSlice(vs.Object, "spec", "http")
 	warnings, err := traffic.CheckRouting(http, *istio, hosts, canaried, s.upgrade.Namespace)
+	if err == nil {
+		err = traffic.CheckSessionHTTP(http, *istio, sessionsOf(s, false))
+	}
 	if err != nil {
 		return bad(upgradev1alpha1.ReasonRoutingMisconfigured, "%v", err), nil
 	}

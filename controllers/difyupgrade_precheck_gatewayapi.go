@@ -91,6 +91,9 @@ func (r *DifyUpgradeReconciler) checkGatewayRouting(ctx context.Context, s *scop
 	if err := traffic.CheckGatewayRouting(rules, backends, ns); err != nil {
 		return bad("%v", err), nil
 	}
+	if err := traffic.CheckSessionRules(rules, backends, ns, sessionsOf(s, false)); err != nil {
+		return bad("%v", err), nil
+	}
 	if res := r.checkCanaryServices(s, services.Items, backends); res.stop {
 		return res, nil
 	}

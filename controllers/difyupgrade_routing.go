@@ -283,18 +283,22 @@ func (r *DifyUpgradeReconciler) rememberHash(d *appsv1.Deployment, sets []appsv1
 
 // router is the traffic router the spec asks for, over what the pass
 // observed: the routing objects (read once, on first use) and the stable
-// workloads.
+// workloads. hold is nil but on the way back (wayBack's, empty when nothing
+// is held), where the tag and pin routes go.
 func (r *DifyUpgradeReconciler) router(ctx context.Context, s *scope, hashes map[upgradev1alpha1.Component]traffic.Hashes,
 	hold map[upgradev1alpha1.Component]bool) traffic.Router {
 	read := func(gvk schema.GroupVersionKind, name string) (*unstructured.Unstructured, error) {
 		return r.routingObject(ctx, s, gvk, name)
 	}
+	// On the way back (hold is set) the tags and pins stop first.
+	sessions := sessionsOf(s, hold != nil)
 	if istio := s.spec().Canary.Istio; istio != nil {
-		return &traffic.Istio{Read: read, Namespace: s.upgrade.Namespace, Upgrade: s.upgrade.Name, Spec: *istio, Hashes: hashes, Hold: hold}
+		return &traffic.Istio{Read: read, Namespace: s.upgrade.Namespace, Upgrade: s.upgrade.Name, Spec: *istio, Hashes: hashes, Hold: hold,
+			Sessions: sessions}
 	}
 	if gw := s.spec().Canary.GatewayAPI; gw != nil {
 		router := &traffic.GatewayAPI{Read: read, Namespace: s.upgrade.Namespace, Upgrade: s.upgrade.Name, UID: string(s.upgrade.UID),
-			Hashes: hashes, Hold: hold}
+			Hashes: hashes, Hold: hold, Sessions: sessions}
 		for _, route := range gw.HTTPRoutes {
 			router.Routes = append(router.Routes, route.Name)
 		}
@@ -312,6 +316,19 @@ func (r *DifyUpgradeReconciler) router(ctx context.Context, s *scope, hashes map
 		stable = append(stable, traffic.Target{Name: kindOf(&c) + " " + c.Deployment, Workload: s.obs.stable[c.Name], Container: c.Container})
 	}
 	return &traffic.Replicas{Upgrade: s.upgrade.Name, Stable: stable}
+}
+
+// sessionsOf is the user targeting and pinning the spec asks for, in this
+// run of the upgrade (a retry starts another: see traffic.RunID); off on
+// the way back.
+func sessionsOf(s *scope, off bool) traffic.Sessions {
+	canary := s.spec().Canary
+	retry := ""
+	if a := s.status().Actions; a != nil {
+		retry = a.Retry
+	}
+	return traffic.Sessions{Match: canary.Match, Sticky: canary.StickySessions, Run: traffic.RunID(string(s.upgrade.UID), retry),
+		Earlier: traffic.Weights(canary.Steps), Off: off}
 }
 
 // routeTo decides the routing at weight (leaving the held components'

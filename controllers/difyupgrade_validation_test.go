@@ -263,6 +263,14 @@ backup: {destination: {claimName: dify-backups}}
 		Entry("a component Deployment that is no object name", `components: {api: {deployment: Dify_API}}`, "deployment must be a Kubernetes object name"),
 		Entry("an image with a space", `components: {web: {image: "langgenius/dify-web 1.11.1"}}`, "image must be an image reference without spaces"),
 
+		// User tags and sticky sessions.
+		Entry("an empty match", `canary: {match: {}}`, "canary.match needs headers, cookies or sourceRanges"),
+		Entry("a source range that is no CIDR", `canary: {match: {sourceRanges: [10.0.0.1]}}`, "sourceRanges must be CIDRs"),
+		Entry("a tag on the Cookie header", `canary: {match: {headers: [{name: Cookie, value: x}]}}`, "match the Cookie header with canary.match.cookies"),
+		Entry("a tag cookie value with a semicolon", `canary: {match: {cookies: [{name: beta, value: "a;b"}]}}`, "a cookie value is"),
+		Entry("a pin cookie name with a space", `canary: {stickySessions: {cookieName: "my pin"}}`, "a cookie name is"),
+		Entry("a pin kept less than a minute", `canary: {stickySessions: {maxAge: 30s}}`, "stickySessions.maxAge must be at least 1m"),
+
 		// Canary steps.
 		Entry("a weight above 100", `canary: {steps: [{setWeight: 120}]}`, "should be less than or equal to 100"),
 		Entry("a negative weight", `canary: {steps: [{setWeight: -1}]}`, "should be greater than or equal to 0"),
@@ -391,6 +399,7 @@ backup: {destination: {claimName: dify-backups}}
 		Entry("HTTP checks with an Authorization header from a Secret", `canary: {analysis: {httpChecks: [{name: h, url: "http://a", headers: [{name: Authorization, valueFrom: {secretKeyRef: {name: t, key: k}}}, {name: X-Tenant, value: a}]}]}}`+"\n"+`verify: {checks: [{name: h, url: "http://a", headers: [{name: Cookie, valueFrom: {secretKeyRef: {name: t, key: c}}}]}]}`),
 		Entry("Istio with a single DestinationRule", `canary: {istio: {virtualService: {name: dify, routes: [api]}, destinationRules: [{name: dify-api, component: api}]}}`),
 		Entry("replica-ratio routing", `canary: {replicaRatio: {}}`),
+		Entry("tags by header and cookie, a source range, and sticky sessions with defaults", `canary: {match: {headers: [{name: X-Dify-Canary, value: "true"}], cookies: [{name: dify-beta, value: "yes"}], sourceRanges: [10.0.0.0/8, "2001:db8::/32"]}, stickySessions: {}}`),
 		Entry("Gateway API with two HTTPRoutes and the api's Service named", `canary: {gatewayAPI: {httpRoutes: [{name: dify}, {name: dify-console}], services: [{component: api, name: dify-api}]}}`),
 		Entry("a whole-number maxSurge with zero maxUnavailable", `promote: {maxSurge: 2, maxUnavailable: 0}`),
 		Entry("a database without backup", `database: {host: db, credentialsSecret: {name: db}}`+withoutBackup),

@@ -17,6 +17,8 @@ limitations under the License.
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -66,7 +68,120 @@ type CanarySpec struct {
 	// +optional
 	// +kubebuilder:default={}
 	Analysis CanaryAnalysis `json:"analysis,omitzero"`
+
+	// match sends the requests it describes (a header or a cookie a
+	// gateway or a browser sets for internal testers) to the canary at
+	// every step, whatever the weight. The other requests follow the
+	// weight. Istio and Gateway API express it; sourceRanges neither.
+	// +optional
+	Match *CanaryMatch `json:"match,omitempty"`
+
+	// stickySessions pins each user to the version of their first answer,
+	// stable as well as canary, with a cookie the gateway adds to that
+	// answer: every later request carrying it, to api and web alike, goes
+	// to that version, so a page of one version never calls the other. At
+	// each new step just enough stable users move to the canary for its
+	// share of users to reach the new weight; none moves back. On the way
+	// back the pins stop first. Istio and Gateway API express it.
+	// +optional
+	StickySessions *StickySessions `json:"stickySessions,omitempty"`
 }
+
+// --- canary.match and canary.stickySessions ---
+
+// CanaryMatch describes the requests that go to the canary whatever the
+// weight: one that matches any entry goes.
+// +kubebuilder:validation:XValidation:rule="has(self.headers) || has(self.cookies) || has(self.sourceRanges)",message="canary.match needs headers, cookies or sourceRanges"
+type CanaryMatch struct {
+	// headers are request headers with their exact value, e.g.
+	// X-Dify-Canary: true, as a gateway sets it for tagged users.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	Headers []CanaryHeaderMatch `json:"headers,omitempty"`
+
+	// cookies are cookies with their exact value, e.g. dify-beta=yes.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	Cookies []CanaryCookieMatch `json:"cookies,omitempty"`
+
+	// sourceRanges are client address ranges (CIDR). Neither an Istio
+	// VirtualService nor a Gateway API HTTPRoute routes by the client's
+	// address (matching X-Forwarded-For would trust what any client can
+	// send), so Precheck refuses it with both rather than pretend.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=43
+	// +kubebuilder:validation:XValidation:rule="self.all(c, isCIDR(c))",message="sourceRanges must be CIDRs such as 10.0.0.0/8"
+	SourceRanges []string `json:"sourceRanges,omitempty"`
+}
+
+// CanaryHeaderMatch is a request header and its exact value.
+type CanaryHeaderMatch struct {
+	// name is the header's name, e.g. X-Dify-Canary.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9-]+$')",message="a header name is letters, digits and dashes"
+	// +kubebuilder:validation:XValidation:rule="self.lowerAscii() != 'cookie'",message="match the Cookie header with canary.match.cookies"
+	Name string `json:"name"`
+
+	// value is the header's exact value, e.g. true.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[ -~]+$')",message="a header value is printable ASCII"
+	Value string `json:"value"`
+}
+
+// CanaryCookieMatch is a cookie and its exact value.
+type CanaryCookieMatch struct {
+	// name is the cookie's name.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9_.-]+$')",message="a cookie name is letters, digits, dots, dashes and underscores"
+	Name string `json:"name"`
+
+	// value is the cookie's exact value.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9!#$%&()*+./:<=>?@^_|~-]+$')",message="a cookie value is letters, digits and !#$%&()*+./:<=>?@^_|~-"
+	Value string `json:"value"`
+}
+
+// StickySessions name the cookie that pins a user to a version.
+type StickySessions struct {
+	// cookieName is the name of the pin cookie. Its value names the
+	// version side, the step and this run of the upgrade, so that a
+	// retried upgrade honours no pin of an earlier run. Default:
+	// dify-canary.
+	// +optional
+	// +kubebuilder:default="dify-canary"
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9_.-]+$')",message="a cookie name is letters, digits, dots, dashes and underscores"
+	CookieName string `json:"cookieName,omitempty"`
+
+	// maxAge is how long a browser keeps the pin (its Max-Age). Default:
+	// 24h.
+	// +optional
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="stickySessions.maxAge must be at least 1m"
+	MaxAge *metav1.Duration `json:"maxAge,omitempty"`
+}
+
+// The defaults of StickySessions.
+const (
+	DefaultStickyCookieName = "dify-canary"
+	DefaultStickyMaxAge     = 24 * time.Hour
+)
+
+// --- end of canary.match and canary.stickySessions ---
 
 // IstioCanary names the Istio objects that split traffic.
 // +kubebuilder:validation:XValidation:rule="self.stableSubset != self.canarySubset",message="stableSubset and canarySubset must differ"

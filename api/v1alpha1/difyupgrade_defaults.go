@@ -184,6 +184,12 @@ func (c *CanarySpec) setDefaults() {
 		defaultString(&i.StableSubset, DefaultStableSubset)
 		defaultString(&i.CanarySubset, DefaultCanarySubset)
 	}
+	if st := c.StickySessions; st != nil {
+		defaultString(&st.CookieName, DefaultStickyCookieName)
+		if st.MaxAge == nil {
+			st.MaxAge = &metav1.Duration{Duration: DefaultStickyMaxAge}
+		}
+	}
 	if c.Steps == nil {
 		c.Steps = DefaultCanarySteps()
 	}

@@ -26,4 +26,10 @@ limitations under the License.
 // the objects to write; the controller writes them, in order, in one place.
 // CheckRouting (Istio) and FindBackends with CheckGatewayRouting (Gateway
 // API) prove in Precheck that the routing fits the plan.
+//
+// Both request routers also target users (Sessions, sessions.go): tagged
+// requests to the canary at every step, and sticky pins, a cookie the
+// gateway adds to a user's first answer that keeps their api and web
+// calls on that version, re-weighed at each step so that the canary's
+// share of users follows the weight.
 package traffic

@@ -84,6 +84,8 @@ type GatewayAPI struct {
 	// Hold are the components with no ready stable pod: their Service and
 	// the rules to it stay as they are (see Istio.Hold).
 	Hold map[upgradev1alpha1.Component]bool
+	// Sessions are the tag and pin rules put beside each split rule.
+	Sessions Sessions
 }
 
 var _ Router = &GatewayAPI{}
@@ -128,7 +130,7 @@ func (r *GatewayAPI) Route(weight int32) (Result, error) {
 	for _, name := range r.Routes {
 		err := updateField(r.Read, &res, r.Upgrade, r.Namespace, HTTPRouteGVK, name, "rules", func(orig, current any) (any, error) {
 			o, _ := orig.([]any)
-			want, err := DesiredRules(o, split, r.Namespace, weight)
+			want, err := DesiredSessionRules(o, split, r.Namespace, weight, r.Sessions)
 			if err != nil || len(held) == 0 {
 				return want, err
 			}
@@ -312,6 +314,12 @@ func CanaryServiceName(service string) string {
 // among other backends cannot be split honestly (the weights are the
 // user's) and is refused.
 func DesiredRules(orig []any, split map[string]string, namespace string, weight int32) ([]any, error) {
+	return DesiredSessionRules(orig, split, namespace, weight, Sessions{})
+}
+
+// DesiredSessionRules is DesiredRules with, before each split rule, the
+// rules of sessions (see gatewayRules) and, on its backendRefs, the pins.
+func DesiredSessionRules(orig []any, split map[string]string, namespace string, weight int32, sessions Sessions) ([]any, error) {
 	out := make([]any, 0, len(orig))
 	for i, r := range orig {
 		rule, _ := r.(map[string]any)
@@ -332,9 +340,17 @@ func DesiredRules(orig []any, split map[string]string, namespace string, weight 
 		}
 		newRule := runtime.DeepCopyJSONValue(rule).(map[string]any)
 		newRule["backendRefs"] = []any{ref(service, 100-weight), ref(split[service], weight)}
-		out = append(out, newRule)
+		if !sessions.active(weight) {
+			out = append(out, newRule)
+			continue
+		}
+		derived, err := sessions.gatewayRules(newRule, weight)
+		if err != nil {
+			return nil, fmt.Errorf("rule %s: %w", ruleName(rule, i), err)
+		}
+		out = append(out, derived...)
 	}
-	return out, nil
+	return out, checkRuleLimits(out)
 }
 
 // keepRules is want with the rules that send to a held Service as they are

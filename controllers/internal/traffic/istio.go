@@ -63,6 +63,8 @@ type Istio struct {
 	// leaves their routes and DestinationRule as they are, so their traffic
 	// stays where pods serve it until the stable pods can take it.
 	Hold map[upgradev1alpha1.Component]bool
+	// Sessions are the tag and pin routes put before each split route.
+	Sessions Sessions
 }
 
 var _ Router = &Istio{}
@@ -91,7 +93,7 @@ func (r *Istio) Route(weight int32) (Result, error) {
 		}
 	}
 	err = r.update(&res, VirtualServiceGVK, r.Spec.VirtualService.Name, "http", func(orig, current []any) ([]any, error) {
-		want, err := DesiredHTTP(orig, r.Spec.VirtualService.Routes, r.Spec.StableSubset, r.Spec.CanarySubset, weight)
+		want, err := DesiredSessionHTTP(orig, r.Spec.VirtualService.Routes, r.Spec.StableSubset, r.Spec.CanarySubset, weight, r.Sessions)
 		if err != nil || len(held) == 0 {
 			return want, err
 		}
@@ -199,6 +201,13 @@ func DesiredSubsets(orig []any, stable, canary string, h Hashes) []any {
 // DesiredHTTP is the original HTTP routes with each named route split between
 // the stable and canary subsets of its one destination host.
 func DesiredHTTP(orig []any, routes []string, stable, canary string, weight int32) ([]any, error) {
+	return DesiredSessionHTTP(orig, routes, stable, canary, weight, Sessions{})
+}
+
+// DesiredSessionHTTP is DesiredHTTP with, before each split route, the
+// routes of sessions (see sessionRoutes) and, on its destinations, the
+// pins.
+func DesiredSessionHTTP(orig []any, routes []string, stable, canary string, weight int32, sessions Sessions) ([]any, error) {
 	out := make([]any, 0, len(orig))
 	found := map[string]bool{}
 	for _, r := range orig {
@@ -226,7 +235,15 @@ func DesiredHTTP(orig []any, routes []string, stable, canary string, weight int3
 		}
 		newRoute := runtime.DeepCopyJSONValue(route).(map[string]any)
 		newRoute["route"] = []any{split(stable, 100-weight), split(canary, weight)}
-		out = append(out, newRoute)
+		if !sessions.active(weight) {
+			out = append(out, newRoute)
+			continue
+		}
+		derived, err := sessions.istioRoutes(newRoute, weight)
+		if err != nil {
+			return nil, fmt.Errorf("route %q: %w", name, err)
+		}
+		out = append(out, derived...)
 	}
 	for _, name := range routes {
 		if !found[name] {
