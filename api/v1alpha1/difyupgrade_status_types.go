@@ -335,6 +335,10 @@ const (
 	// component's Service (narrowed to the stable pods) and a canary
 	// Service.
 	TrafficGatewayAPI TrafficProvider = "GatewayAPI"
+	// TrafficIngressNginx: an ingress-nginx canary Ingress, weighted, to
+	// canary Services; the component's Service narrowed to the stable
+	// pods.
+	TrafficIngressNginx TrafficProvider = "IngressNginx"
 	// TrafficReplicaRatio: no router; the canary's share of the replicas
 	// behind the same Service.
 	TrafficReplicaRatio TrafficProvider = "ReplicaRatio"
@@ -342,12 +346,12 @@ const (
 
 // TrafficPlan is how the canary's traffic is routed.
 type TrafficPlan struct {
-	// provider is Istio, GatewayAPI or ReplicaRatio.
+	// provider is Istio, GatewayAPI, IngressNginx or ReplicaRatio.
 	// +required
-	// +kubebuilder:validation:Enum=Istio;GatewayAPI;ReplicaRatio
+	// +kubebuilder:validation:Enum=Istio;GatewayAPI;IngressNginx;ReplicaRatio
 	Provider TrafficProvider `json:"provider"`
 
-	// services are, with GatewayAPI, the Service each canaried component
+	// services are, with GatewayAPI or IngressNginx, the Service each canaried component
 	// is reached through and the canary Service the operator makes beside
 	// it, as Precheck found them; the phases after it route through these.
 	// +optional
@@ -377,7 +381,8 @@ type TrafficService struct {
 	CanaryService string `json:"canaryService"`
 
 	// foundBy says how the Service was found: spec.canary.gatewayAPI.services
-	// or the HTTPRoutes' backendRefs.
+	// or the HTTPRoutes' backendRefs (spec.canary.ingressNginx.services or
+	// the Ingresses' paths with IngressNginx).
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
 	FoundBy string `json:"foundBy,omitempty"`

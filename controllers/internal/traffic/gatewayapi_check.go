@@ -64,10 +64,11 @@ func FindBackends(rules map[string][]any, services []corev1.Service, podLabels m
 
 // backendSource says, in messages, where findBackends looks: the kind of
 // the routing objects, what of theirs names a Service, the spec field that
-// names the Services instead, and the objects' names.
+// names the Services instead, the objects' names, and what to add when
+// they send to none of a component's Services.
 type backendSource struct {
-	kind, ref, field string
-	names            []string
+	kind, ref, field, none string
+	names                  []string
 }
 
 // findBackends is FindBackends over sentBy: for each Service the routing
@@ -105,8 +106,8 @@ func findBackends(src backendSource, sentBy map[string][]string, services []core
 			}
 			switch len(sent) {
 			case 0:
-				return nil, fmt.Errorf("%s %s sends to none of the Services that select the %s pods (%s); route to one, or name it in %s",
-					src.kind, routes, c, orNone(selecting), src.field)
+				return nil, fmt.Errorf("%s %s sends to none of the Services that select the %s pods (%s); route to one, or name it in %s%s",
+					src.kind, routes, c, orNone(selecting), src.field, src.none)
 			case 1:
 				f = Found{Backend{Component: c, Service: sent[0]}, fmt.Sprintf("%s of %s %s that selects the %s pods", src.ref, src.kind, strings.Join(sentBy[sent[0]], ", "), c)}
 			default:
