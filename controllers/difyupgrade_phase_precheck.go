@@ -37,8 +37,9 @@ type precheckInput struct {
 	plan   *plan.Plan
 	matrix *compat.Matrix
 	all    namespaceWorkloads
-	// services are the Services the Gateway API canary routes through, as
-	// checkGatewayRouting found them.
+	// services are the Services the Gateway API or ingress-nginx canary
+	// routes through, as checkGatewayRouting or checkNginxRouting found
+	// them.
 	services []upgradev1alpha1.TrafficService
 }
 
@@ -61,6 +62,7 @@ func (r *DifyUpgradeReconciler) preflightChecks() []check {
 		{name: "canary-templates", run: checkCanaryTemplates},
 		{name: "routing", run: r.checkRouting, applies: func(s *scope) bool { return s.spec().Canary.Istio != nil }},
 		{name: "gateway-routing", run: r.checkGatewayRouting, applies: func(s *scope) bool { return s.spec().Canary.GatewayAPI != nil }},
+		{name: "nginx-routing", run: r.checkNginxRouting, applies: func(s *scope) bool { return s.spec().Canary.IngressNginx != nil }},
 		{name: "data", run: r.checkData},
 		{name: "requirements", run: checkRequirements},
 		{name: "endpoints", run: r.checkEndpoints},

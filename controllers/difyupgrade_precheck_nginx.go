@@ -1,0 +1,124 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/traffic"
+)
+
+// checkNginxRouting proves, changing nothing, that the ingress-nginx
+// canary can be made: each named Ingress exists and is served by
+// ingress-nginx (traffic.NginxClass), the Service each canaried component
+// is reached through is found among its paths (traffic.FindNginxBackends),
+// the canary Ingresses would be honoured (traffic.CheckNginxRouting), and
+// the canary Ingresses' and Services' names are free or this upgrade's.
+func (r *DifyUpgradeReconciler) checkNginxRouting(ctx context.Context, s *scope) (phaseResult, error) {
+	spec := s.spec().Canary.IngressNginx
+	ns := s.upgrade.Namespace
+	bad := func(format string, args ...any) phaseResult {
+		return s.refuse("routing", upgradev1alpha1.ReasonRoutingMisconfigured, format, args...)
+	}
+	classes := &networkingv1.IngressClassList{}
+	classNote := ""
+	if err := r.reader().List(ctx, classes); apierrors.IsForbidden(err) {
+		classNote = " (the operator may not list IngressClasses: decided by the class name alone)"
+	} else if err != nil {
+		return phaseResult{}, fmt.Errorf("listing the IngressClasses: %w", err)
+	}
+	var ingresses []*networkingv1.Ingress
+	var said []string
+	for _, ref := range spec.Ingresses {
+		ing := &networkingv1.Ingress{}
+		err := r.reader().Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, ing)
+		switch {
+		case apierrors.IsNotFound(err):
+			return s.refuse("routing", upgradev1alpha1.ReasonPrecheckFailed, "Ingress %s not found in namespace %s", ref.Name, ns), nil
+		case err != nil:
+			return phaseResult{}, fmt.Errorf("reading Ingress %s: %w", ref.Name, err)
+		}
+		class, err := traffic.NginxClass(ing, classes.Items)
+		if err != nil {
+			return bad("%v", err), nil
+		}
+		ingresses = append(ingresses, ing)
+		said = append(said, fmt.Sprintf("Ingress %s: %s%s", ing.Name, class, classNote))
+	}
+	services := &corev1.ServiceList{}
+	if err := r.reader().List(ctx, services, client.InNamespace(ns)); err != nil {
+		return phaseResult{}, fmt.Errorf("listing the Services of namespace %s: %w", ns, err)
+	}
+	named := map[upgradev1alpha1.Component]string{}
+	for _, svc := range spec.Services {
+		named[svc.Component] = svc.Name
+	}
+	found, err := traffic.FindNginxBackends(ingresses, services.Items, canariedPodLabels(s), named)
+	if err != nil {
+		return bad("%v", err), nil
+	}
+	others := &networkingv1.IngressList{}
+	if err := r.reader().List(ctx, others, client.InNamespace(ns)); err != nil {
+		return phaseResult{}, fmt.Errorf("listing the Ingresses of namespace %s: %w", ns, err)
+	}
+	backends := make([]traffic.Backend, 0, len(found))
+	var plan []upgradev1alpha1.TrafficService
+	for _, f := range found {
+		backends = append(backends, f.Backend)
+		plan = append(plan, upgradev1alpha1.TrafficService{Component: f.Component, Service: f.Service, CanaryService: f.Canary, FoundBy: f.FoundBy})
+		said = append(said, fmt.Sprintf("%s through Service %s (canary Service %s)", f.Component, f.Service, f.Canary))
+	}
+	if err := traffic.CheckNginxRouting(ingresses, others.Items, backends, string(s.upgrade.UID)); err != nil {
+		return bad("%v", err), nil
+	}
+	for _, ing := range ingresses {
+		name := traffic.CanaryIngressName(ing.Name)
+		for _, o := range others.Items {
+			if o.Name == name && o.Annotations[upgradev1alpha1.AnnotationUpgradeUID] != string(s.upgrade.UID) {
+				return s.refuse("ownership", upgradev1alpha1.ReasonOwnershipConflict,
+					"Ingress %s exists and is not this upgrade's (no annotation %s=%s); the canary of Ingress %s needs that name: delete or rename it",
+					name, upgradev1alpha1.AnnotationUpgradeUID, s.upgrade.UID, ing.Name), nil
+			}
+		}
+	}
+	if res := r.checkCanaryServices(s, services.Items, backends); res.stop {
+		return res, nil
+	}
+	s.pre.services = plan
+	s.recordCheck("routing", upgradev1alpha1.CheckPassed, "canary Ingresses split "+strings.Join(said, "; "))
+	return phaseResult{}, nil
+}
+
+// canariedPodLabels are the labels of each canaried component's stable pod
+// template.
+func canariedPodLabels(s *scope) map[upgradev1alpha1.Component]map[string]string {
+	out := map[upgradev1alpha1.Component]map[string]string{}
+	for _, c := range s.pre.plan.Components {
+		if w := s.pre.all.stable[c.Deployment]; c.Canary && w != nil {
+			out[c.Name] = w.Template().Labels
+		}
+	}
+	return out
+}
