@@ -158,7 +158,7 @@ func CanaryService(namespace, name, upgrade, uid string, selector any, ports []a
 	if m, ok := selector.(map[string]any); ok {
 		maps.Copy(sel, m)
 	}
-	sel[upgradev1alpha1.LabelTrack] = "canary"
+	sel[upgradev1alpha1.LabelTrack] = trackCanary
 	outPorts := make([]any, 0, len(ports))
 	for _, p := range ports {
 		m, ok := p.(map[string]any)
@@ -175,7 +175,7 @@ func CanaryService(namespace, name, upgrade, uid string, selector any, ports []a
 	svc.SetGroupVersionKind(ServiceGVK)
 	svc.SetNamespace(namespace)
 	svc.SetName(name)
-	svc.SetLabels(map[string]string{original.Label: original.LabelValue(upgrade), upgradev1alpha1.LabelTrack: "canary"})
+	svc.SetLabels(map[string]string{original.Label: original.LabelValue(upgrade), upgradev1alpha1.LabelTrack: trackCanary})
 	svc.SetAnnotations(map[string]string{upgradev1alpha1.AnnotationUpgrade: upgrade, upgradev1alpha1.AnnotationUpgradeUID: uid})
 	return svc
 }

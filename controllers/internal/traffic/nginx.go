@@ -43,6 +43,7 @@ const (
 	NginxCanary            = "nginx.ingress.kubernetes.io/canary"
 	NginxCanaryWeight      = "nginx.ingress.kubernetes.io/canary-weight"
 	LegacyIngressClassName = "kubernetes.io/ingress.class"
+	annotationTrue         = "true"
 )
 
 // maxIngressName is the longest Ingress name the router makes: a DNS-1123
@@ -260,11 +261,11 @@ func CanaryIngress(main *networkingv1.Ingress, name string, split map[string]str
 	ing := &networkingv1.Ingress{}
 	ing.SetGroupVersionKind(IngressGVK)
 	ing.Namespace, ing.Name = main.Namespace, name
-	ing.Labels = map[string]string{original.Label: original.LabelValue(upgrade), upgradev1alpha1.LabelTrack: "canary"}
+	ing.Labels = map[string]string{original.Label: original.LabelValue(upgrade), upgradev1alpha1.LabelTrack: trackCanary}
 	ing.Annotations = map[string]string{
 		upgradev1alpha1.AnnotationUpgrade:    upgrade,
 		upgradev1alpha1.AnnotationUpgradeUID: uid,
-		NginxCanary:                          "true",
+		NginxCanary:                          annotationTrue,
 		NginxCanaryWeight:                    strconv.Itoa(int(weight)),
 	}
 	if class, ok := main.Annotations[LegacyIngressClassName]; ok {

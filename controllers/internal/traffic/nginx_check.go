@@ -54,12 +54,12 @@ func NginxClass(ing *networkingv1.Ingress, classes []networkingv1.IngressClass) 
 		name, from = ing.Annotations[LegacyIngressClassName], "annotation "+LegacyIngressClassName
 	default:
 		for _, c := range classes {
-			if c.Annotations[defaultClassAnnotation] == "true" {
+			if c.Annotations[defaultClassAnnotation] == annotationTrue {
 				name, from = c.Name, "the default IngressClass"
 			}
 		}
 		if name == "" {
-			return "", fmt.Errorf("Ingress %s names no class (spec.ingressClassName or annotation %s) and the cluster has no default IngressClass; "+
+			return "", fmt.Errorf("no class for Ingress %s: it names none (spec.ingressClassName or annotation %s) and the cluster has no default IngressClass; "+
 				"the canary needs ingress-nginx to serve it: set its class", ing.Name, LegacyIngressClassName)
 		}
 	}
@@ -68,13 +68,13 @@ func NginxClass(ing *networkingv1.Ingress, classes []networkingv1.IngressClass) 
 			continue
 		}
 		if c.Spec.Controller != NginxController {
-			return "", fmt.Errorf("Ingress %s is of class %s (%s), whose controller is %s, not ingress-nginx (%s); "+
+			return "", fmt.Errorf("the class of Ingress %s is %s (%s), whose controller is %s, not ingress-nginx (%s); "+
 				"its canary annotations would be ignored", ing.Name, name, from, c.Spec.Controller, NginxController)
 		}
 		return fmt.Sprintf("class %s (%s), IngressClass of %s", name, from, NginxController), nil
 	}
 	if name != "nginx" {
-		return "", fmt.Errorf("Ingress %s is of class %s (%s), and no IngressClass of that name says which controller serves it; "+
+		return "", fmt.Errorf("the class of Ingress %s is %s (%s), and no IngressClass of that name says which controller serves it; "+
 			"create the IngressClass with controller %s", ing.Name, name, from, NginxController)
 	}
 	return fmt.Sprintf("class nginx (%s; no IngressClass object)", from), nil
@@ -86,7 +86,7 @@ func NginxClass(ing *networkingv1.Ingress, classes []networkingv1.IngressClass) 
 func FindNginxBackends(ingresses []*networkingv1.Ingress, services []corev1.Service, podLabels map[upgradev1alpha1.Component]map[string]string,
 	named map[upgradev1alpha1.Component]string) ([]Found, error) {
 	sentBy := map[string][]string{}
-	var names []string
+	names := make([]string, 0, len(ingresses))
 	for _, ing := range ingresses {
 		names = append(names, ing.Name)
 		for svc := range ingressServices(ing) {
@@ -116,7 +116,7 @@ func CheckNginxRouting(ingresses []*networkingv1.Ingress, others []networkingv1.
 	for _, ing := range ingresses {
 		if d := ing.Spec.DefaultBackend; d != nil && d.Service != nil {
 			if b, ok := services[d.Service.Name]; ok {
-				return fmt.Errorf("Ingress %s sends its default backend to Service %s of %s; a canary Ingress splits paths only: send it through a rule's path",
+				return fmt.Errorf("the default backend of Ingress %s is Service %s of %s; a canary Ingress splits paths only: send it through a rule's path",
 					ing.Name, b.Service, b.Component)
 			}
 		}
@@ -133,12 +133,12 @@ func CheckNginxRouting(ingresses []*networkingv1.Ingress, others []networkingv1.
 		}
 	}
 	for _, o := range others {
-		if o.Annotations[NginxCanary] != "true" || (uid != "" && o.Annotations[upgradev1alpha1.AnnotationUpgradeUID] == uid) {
+		if o.Annotations[NginxCanary] != annotationTrue || (uid != "" && o.Annotations[upgradev1alpha1.AnnotationUpgradeUID] == uid) {
 			continue
 		}
 		for _, rule := range o.Spec.Rules {
 			if main, ok := hosts[rule.Host]; ok {
-				return fmt.Errorf("Ingress %s is already a canary for host %q of Ingress %s; ingress-nginx honours one canary per host and path: delete it first",
+				return fmt.Errorf("another canary Ingress, %s, serves host %q of Ingress %s; ingress-nginx honours one canary per host and path: delete it first",
 					o.Name, rule.Host, main)
 			}
 		}

@@ -311,8 +311,8 @@ func TestNginxClass(t *testing.T) {
 		"legacy, no class":     {`{metadata: {name: i, annotations: {kubernetes.io/ingress.class: nginx}}}`, nil, ""},
 		"another controller":   {`{metadata: {name: i}, spec: {ingressClassName: traefik}}`, []networkingv1.IngressClass{nginxClass, traefik}, "whose controller is traefik.io/ingress-controller"},
 		"unknown class":        {`{metadata: {name: i}, spec: {ingressClassName: internal}}`, nil, "no IngressClass of that name"},
-		"default is other":     {`{metadata: {name: i}}`, []networkingv1.IngressClass{nginxClass, traefikDefault}, "class traefik (the default IngressClass)"},
-		"no class, no default": {`{metadata: {name: i}}`, []networkingv1.IngressClass{nginxClass}, "names no class"},
+		"default is other":     {`{metadata: {name: i}}`, []networkingv1.IngressClass{nginxClass, traefikDefault}, "is traefik (the default IngressClass)"},
+		"no class, no default": {`{metadata: {name: i}}`, []networkingv1.IngressClass{nginxClass}, "no class for Ingress i"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := NginxClass(ingress(t, tt.doc), tt.classes)
@@ -361,8 +361,8 @@ func TestFindNginxBackendsAndCheckNginxRouting(t *testing.T) {
 		others    []networkingv1.Ingress
 		msg       string
 	}{
-		"default backend":      {[]*networkingv1.Ingress{withDefault}, nil, "sends its default backend to Service dify-web of web"},
-		"another canary":       {[]*networkingv1.Ingress{main}, []networkingv1.Ingress{*other}, "Ingress someones-canary is already a canary for host \"dify.example.com\""},
+		"default backend":      {[]*networkingv1.Ingress{withDefault}, nil, "the default backend of Ingress dify is Service dify-web of web"},
+		"another canary":       {[]*networkingv1.Ingress{main}, []networkingv1.Ingress{*other}, "another canary Ingress, someones-canary, serves host \"dify.example.com\""},
 		"our own canary":       {[]*networkingv1.Ingress{main}, []networkingv1.Ingress{*ours}, ""},
 		"no path to a backend": {[]*networkingv1.Ingress{proxy}, nil, "no path of Ingress dify sends to Service dify-api of api"},
 	} {

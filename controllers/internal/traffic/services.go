@@ -172,6 +172,10 @@ func (s serviceSplit) canaryService(res *Result, b Backend, create bool) (exists
 	return true, nil
 }
 
+// trackCanary is the value of the track label on what the router makes for
+// the canary pods.
+const trackCanary = "canary"
+
 // maxServiceName is the longest Service name: a DNS-1035 label.
 const maxServiceName = 63
 
