@@ -359,6 +359,32 @@ type TrafficPlan struct {
 	// +listMapKey=component
 	// +kubebuilder:validation:MaxItems=2
 	Services []TrafficService `json:"services,omitempty"`
+
+	// proxy is, with IngressNginx, the release's own nginx proxy the
+	// Ingress sends to (the most used chart's <release>:80), when Precheck
+	// found one: the canary Ingress sends its share to a copy of it that
+	// routes to the canary Services.
+	// +optional
+	Proxy *TrafficProxy `json:"proxy,omitempty"`
+}
+
+// TrafficProxy is the release's nginx proxy and its canary copy.
+type TrafficProxy struct {
+	// service is the proxy's Service, the Ingress's backend.
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	Service string `json:"service"`
+
+	// deployment runs the proxy.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	Deployment string `json:"deployment"`
+
+	// configMap holds its configuration, which names the api and web
+	// Services.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	ConfigMap string `json:"configMap"`
 }
 
 // TrafficService is the Service of a canaried component and its canary

@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/yaml"
@@ -163,6 +164,13 @@ func testHashes() map[upgradev1alpha1.Component]Hashes {
 // creating those without a resourceVersion, then delete).
 func fakeAPI(t *testing.T, docs ...string) (Reader, func(Result, error) (Result, error)) {
 	t.Helper()
+	read, write, _ := fakeAPIClient(t, docs...)
+	return read, write
+}
+
+// fakeAPIClient is fakeAPI and its client.
+func fakeAPIClient(t *testing.T, docs ...string) (Reader, func(Result, error) (Result, error), client.Client) {
+	t.Helper()
 	objs := make([]client.Object, 0, len(docs))
 	for _, doc := range docs {
 		u := &unstructured.Unstructured{}
@@ -171,7 +179,14 @@ func fakeAPI(t *testing.T, docs ...string) (Reader, func(Result, error) (Result,
 		}
 		objs = append(objs, u)
 	}
-	c := fake.NewClientBuilder().WithScheme(runtime.NewScheme()).WithObjects(objs...).Build()
+	// The built-in kinds typed, as an API server knows them (without them
+	// the fake client's field manager mixes the kinds of unstructured
+	// objects up).
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build()
 	ctx := context.Background()
 	read := func(gvk schema.GroupVersionKind, name string) (*unstructured.Unstructured, error) {
 		obj := &unstructured.Unstructured{}
@@ -200,7 +215,7 @@ func fakeAPI(t *testing.T, docs ...string) (Reader, func(Result, error) (Result,
 		res.Changed = len(res.Writes)+len(res.Deletes) > 0
 		return res, nil
 	}
-	return read, write
+	return read, write, c
 }
 
 func yamlFlow(t *testing.T, doc string) string {

@@ -87,6 +87,10 @@ type IngressNginx struct {
 	// Hold are the components with no ready stable pod: their Service and
 	// their paths in the canary Ingresses stay as they are.
 	Hold map[upgradev1alpha1.Component]bool
+	// Proxy is, when the Ingresses send to the release's nginx proxy
+	// rather than to the Backends' Services, that proxy: the canary
+	// Ingresses send to a copy of it (see nginx_proxy.go).
+	Proxy *Proxy
 }
 
 var _ Router = &IngressNginx{}
@@ -105,6 +109,19 @@ func (r *IngressNginx) Route(weight int32) (Result, error) {
 	split, held, err := r.services().route(&res, weight)
 	if err != nil {
 		return res, err
+	}
+	if r.Proxy != nil {
+		ready, err := r.canaryProxy(&res, split, weight > 0)
+		if err != nil {
+			return res, err
+		}
+		if ready {
+			split[r.Proxy.Service] = r.Proxy.CanaryService()
+			if len(held) > 0 {
+				// The proxy carries every component's requests.
+				held[r.Proxy.Service] = true
+			}
+		}
 	}
 	for _, name := range r.Ingresses {
 		if err := r.routeIngress(&res, name, split, held, weight); err != nil {
@@ -221,6 +238,17 @@ func (r *IngressNginx) Restore() (Result, error) {
 			}
 		}
 		res.Deletes = append(res.Deletes, obj)
+	}
+	if r.Proxy != nil {
+		if sentTo[r.Proxy.CanaryService()] {
+			// The canary proxy sends to every canary Service.
+			for _, b := range r.Backends {
+				sentTo[b.Canary] = true
+			}
+		}
+		if err := r.deleteProxy(&res, sentTo); err != nil {
+			return res, err
+		}
 	}
 	sv := r.services()
 	if err := sv.restore(&res); err != nil {
