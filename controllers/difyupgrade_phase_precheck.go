@@ -41,6 +41,9 @@ type precheckInput struct {
 	// routes through, as checkGatewayRouting or checkNginxRouting found
 	// them.
 	services []upgradev1alpha1.TrafficService
+	// proxy is the release's nginx proxy the ingress-nginx canary copies,
+	// as checkNginxRouting found it.
+	proxy *upgradev1alpha1.TrafficProxy
 }
 
 // check is one item of the pre-flight list: run records its result in
@@ -131,7 +134,7 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 	}
 	found := st.Plan
 	st.Plan = planOf(spec, p.Components, all.stable, plannedData(s))
-	st.Plan.Traffic = &upgradev1alpha1.TrafficPlan{Provider: providerOf(spec), Services: s.pre.services}
+	st.Plan.Traffic = &upgradev1alpha1.TrafficPlan{Provider: providerOf(spec), Services: s.pre.services, Proxy: s.pre.proxy}
 	if found != nil {
 		// What checkData found of the data, and the backup claim it planned.
 		st.Plan.Database, st.Plan.Storage, st.Plan.BackupClaim = found.Database, found.Storage, found.BackupClaim

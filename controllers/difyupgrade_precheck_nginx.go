@@ -21,6 +21,9 @@ import (
 	"fmt"
 	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -76,6 +79,19 @@ func (r *DifyUpgradeReconciler) checkNginxRouting(ctx context.Context, s *scope)
 		named[svc.Component] = svc.Name
 	}
 	found, err := traffic.FindNginxBackends(ingresses, services.Items, canariedPodLabels(s), named)
+	var proxy *traffic.Proxy
+	if err != nil && len(named) == 0 {
+		// The Ingresses may send to the release's own nginx proxy.
+		p, viaProxy, perr := r.findProxy(ctx, s, ingresses, services.Items)
+		if perr != nil {
+			return phaseResult{}, perr
+		}
+		if p != nil {
+			proxy, found, err = p, viaProxy, nil
+			said = append(said, fmt.Sprintf("through the nginx proxy Deployment %s behind Service %s (ConfigMap %s), copied as Deployment %s behind Service %s",
+				p.Deployment, p.Service, p.ConfigMap, p.CanaryDeployment(), p.CanaryService()))
+		}
+	}
 	if err != nil {
 		return bad("%v", err), nil
 	}
@@ -90,8 +106,15 @@ func (r *DifyUpgradeReconciler) checkNginxRouting(ctx context.Context, s *scope)
 		plan = append(plan, upgradev1alpha1.TrafficService{Component: f.Component, Service: f.Service, CanaryService: f.Canary, FoundBy: f.FoundBy})
 		said = append(said, fmt.Sprintf("%s through Service %s (canary Service %s)", f.Component, f.Service, f.Canary))
 	}
-	if err := traffic.CheckNginxRouting(ingresses, others.Items, backends, string(s.upgrade.UID)); err != nil {
+	via := ""
+	if proxy != nil {
+		via = proxy.Service
+	}
+	if err := traffic.CheckNginxRouting(ingresses, others.Items, backends, via, string(s.upgrade.UID)); err != nil {
 		return bad("%v", err), nil
+	}
+	if res, err := r.checkProxyNames(ctx, s, proxy); res.stop || err != nil {
+		return res, err
 	}
 	for _, ing := range ingresses {
 		name := traffic.CanaryIngressName(ing.Name)
@@ -107,6 +130,9 @@ func (r *DifyUpgradeReconciler) checkNginxRouting(ctx context.Context, s *scope)
 		return res, nil
 	}
 	s.pre.services = plan
+	if proxy != nil {
+		s.pre.proxy = &upgradev1alpha1.TrafficProxy{Service: proxy.Service, Deployment: proxy.Deployment, ConfigMap: proxy.ConfigMap}
+	}
 	s.recordCheck("routing", upgradev1alpha1.CheckPassed, "canary Ingresses split "+strings.Join(said, "; "))
 	return phaseResult{}, nil
 }
@@ -121,4 +147,63 @@ func canariedPodLabels(s *scope) map[upgradev1alpha1.Component]map[string]string
 		}
 	}
 	return out
+}
+
+// findProxy looks for the release's nginx proxy behind the Ingresses (see
+// traffic.FindProxy): nil when there is none.
+func (r *DifyUpgradeReconciler) findProxy(ctx context.Context, s *scope, ingresses []*networkingv1.Ingress, services []corev1.Service) (*traffic.Proxy, []traffic.Found, error) {
+	ns := s.upgrade.Namespace
+	deployments := &appsv1.DeploymentList{}
+	if err := r.reader().List(ctx, deployments, client.InNamespace(ns)); err != nil {
+		return nil, nil, fmt.Errorf("listing the Deployments of namespace %s: %w", ns, err)
+	}
+	configMaps := map[string]map[string]string{}
+	for _, d := range deployments.Items {
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			if v.ConfigMap == nil || configMaps[v.ConfigMap.Name] != nil {
+				continue
+			}
+			cm := &corev1.ConfigMap{}
+			err := r.reader().Get(ctx, client.ObjectKey{Namespace: ns, Name: v.ConfigMap.Name}, cm)
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return nil, nil, fmt.Errorf("reading ConfigMap %s: %w", v.ConfigMap.Name, err)
+			}
+			configMaps[cm.Name] = cm.Data
+		}
+	}
+	proxy, found, err := traffic.FindProxy(ingresses, services, deployments.Items, configMaps, canariedPodLabels(s), ns)
+	if err != nil {
+		return nil, nil, nil //nolint:nilerr // no proxy: the Ingresses' own refusal stands
+	}
+	return proxy, found, nil
+}
+
+// checkProxyNames refuses a canary proxy name taken by an object that is
+// not this upgrade's.
+func (r *DifyUpgradeReconciler) checkProxyNames(ctx context.Context, s *scope, proxy *traffic.Proxy) (phaseResult, error) {
+	if proxy == nil {
+		return phaseResult{}, nil
+	}
+	for _, obj := range []client.Object{
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: proxy.CanaryConfigMap()}},
+		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: proxy.CanaryDeployment()}},
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: proxy.CanaryService()}},
+	} {
+		err := r.reader().Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: obj.GetName()}, obj)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return phaseResult{}, fmt.Errorf("reading %s: %w", obj.GetName(), err)
+		}
+		if obj.GetAnnotations()[upgradev1alpha1.AnnotationUpgradeUID] != string(s.upgrade.UID) {
+			return s.refuse("ownership", upgradev1alpha1.ReasonOwnershipConflict,
+				"%s exists and is not this upgrade's (no annotation %s=%s); the canary copy of the nginx proxy %s needs that name: delete or rename it",
+				obj.GetName(), upgradev1alpha1.AnnotationUpgradeUID, s.upgrade.UID, proxy.Deployment), nil
+		}
+	}
+	return phaseResult{}, nil
 }

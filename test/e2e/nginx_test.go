@@ -23,6 +23,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -57,6 +58,81 @@ spec:
       - {path: /e/, pathType: Prefix, backend: {service: {name: dify-plugin-daemon, port: {number: 5002}}}}
       - {path: /, pathType: Prefix, backend: {service: {name: dify-web, port: {number: 3000}}}}
 `
+
+// chartProxy is the most used chart's routing, in our own words: an
+// Ingress sending / to the release's nginx proxy (Service dify:80), whose
+// configuration sends the api's paths to dify-api, /e/ to the plugin
+// daemon and the rest to dify-web.
+var chartProxy = []string{`
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: dify-proxy}
+data:
+  default.conf: |
+    server {
+      listen 80;
+      location /console/api { proxy_pass http://dify-api:5001; }
+      location /api { proxy_pass http://dify-api:5001; }
+      location /v1 { proxy_pass http://dify-api:5001; }
+      location /files { proxy_pass http://dify-api:5001; }
+      location /e/ { proxy_pass http://dify-plugin-daemon:5002; }
+      location / { proxy_pass http://dify-web:3000; }
+    }
+`, `
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: dify-proxy
+  labels: {app.kubernetes.io/name: dify, app.kubernetes.io/component: proxy}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app.kubernetes.io/name: dify, app.kubernetes.io/component: proxy}
+  template:
+    metadata:
+      labels: {app.kubernetes.io/name: dify, app.kubernetes.io/component: proxy}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.27
+        ports: [{containerPort: 80}]
+        volumeMounts: [{name: conf, mountPath: /etc/nginx/conf.d}]
+      volumes: [{name: conf, configMap: {name: dify-proxy}}]
+`, `
+apiVersion: v1
+kind: Service
+metadata: {name: dify}
+spec:
+  selector: {app.kubernetes.io/name: dify, app.kubernetes.io/component: proxy}
+  ports: [{port: 80, targetPort: 80}]
+`, `
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: dify}
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: dify.example.com
+    http:
+      paths: [{path: /, pathType: Prefix, backend: {service: {name: dify, port: {number: 80}}}}]
+`}
+
+// proxyObjects are the proxy's ConfigMap data and Deployment spec, as
+// JSON.
+func proxyObjects(ctx context.Context, ns string) map[string]string {
+	GinkgoHelper()
+	cm := &corev1.ConfigMap{}
+	Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "dify-proxy"}, cm)).To(Succeed())
+	d := &appsv1.Deployment{}
+	Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "dify-proxy"}, d)).To(Succeed())
+	out := map[string]string{}
+	for name, v := range map[string]any{"ConfigMap": []any{cm.Data, cm.Labels, cm.Annotations}, "Deployment": []any{d.Spec, d.Labels, d.Annotations}} {
+		raw, err := json.Marshal(v)
+		Expect(err).NotTo(HaveOccurred())
+		out[name] = string(raw)
+	}
+	return out
+}
 
 // installYAML creates an object in ns from YAML.
 func installYAML(ctx context.Context, ns, doc string) {
@@ -223,6 +299,61 @@ var _ = Describe("Upgrading Dify through an ingress-nginx Ingress", Label("nginx
 		}).WithContext(ctx).WithTimeout(time.Minute).Should(BeTrue())
 		Expect(nginxObjects(ctx, ns)).To(Equal(before), "the Ingress and the Services byte-equal to what they were")
 		expectNoCanaryIngress(ctx, ns)
+		expectNoCanaries(ctx, ns)
+	})
+
+	It("sends 20% of / to a canary copy of the chart's nginx proxy, which sends to the canary Services, and leaves no trace once Succeeded", func(ctx SpecContext) {
+		ensureNginxClass(ctx)
+		ns := installDify(ctx)
+		for _, doc := range chartProxy {
+			installYAML(ctx, ns, doc)
+		}
+		before := nginxObjects(ctx, ns)
+		proxyBefore := proxyObjects(ctx, ns)
+		u := upgradeTo(ns, "1.11.1", withIngressNginx, withSteps(20, "gate", 100))
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		waitForGate(ctx, u)
+
+		By("planning the route through the proxy, and the Services its configuration names")
+		Expect(u.Status.Plan.Traffic.Proxy).To(Equal(&upgradev1alpha1.TrafficProxy{Service: "dify", Deployment: "dify-proxy", ConfigMap: "dify-proxy"}))
+		Expect(u.Status.Plan.Traffic.Services).To(ConsistOf(
+			And(HaveField("Service", "dify-api"), HaveField("FoundBy", ContainSubstring("ConfigMap dify-proxy"))),
+			HaveField("Service", "dify-web")))
+
+		By("sending 20% of / to the canary proxy, whose configuration sends to the canary Services")
+		canary := &networkingv1.Ingress{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "dify-canary"}, canary)).To(Succeed())
+		Expect(canary.Annotations).To(HaveKeyWithValue("nginx.ingress.kubernetes.io/canary-weight", "20"))
+		Expect(canaryPaths(canary)).To(Equal(map[string]string{"dify.example.com/": "dify-canary"}))
+		conf := &corev1.ConfigMap{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "dify-proxy-canary"}, conf)).To(Succeed())
+		Expect(conf.Data["default.conf"]).To(And(ContainSubstring("proxy_pass http://dify-api-canary:5001;"), ContainSubstring("proxy_pass http://dify-web-canary:3000;"),
+			ContainSubstring("proxy_pass http://dify-plugin-daemon:5002;")))
+		Eventually(func(g Gomega) {
+			g.Expect(endpointTracks(ctx, ns, "dify")).To(Equal(map[string]int{"stable": 1}), "the proxy's Service reaches the stable proxy only")
+			g.Expect(endpointTracks(ctx, ns, "dify-canary")).To(Equal(map[string]int{"canary": 1}), "the canary proxy's Service")
+			for _, svc := range []string{"dify-api", "dify-web"} {
+				g.Expect(endpointTracks(ctx, ns, svc)).To(Equal(map[string]int{"stable": 2}), "Service %s", svc)
+				g.Expect(endpointTracks(ctx, ns, svc+"-canary")).To(Equal(map[string]int{"canary": 1}), "Service %s-canary", svc)
+			}
+		}).WithContext(ctx).WithTimeout(15 * time.Second).Should(Succeed())
+
+		By("going on when a person promotes")
+		annotate(ctx, u, upgradev1alpha1.ActionPromote)
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseSucceeded, 2*time.Minute)
+		Expect(nginxObjects(ctx, ns)).To(Equal(before), "the Ingress and the Services byte-equal to what they were")
+		Expect(proxyObjects(ctx, ns)).To(Equal(proxyBefore), "the proxy byte-equal to what it was")
+		expectNoCanaryIngress(ctx, ns)
+		Eventually(func(g Gomega) {
+			for _, obj := range []client.Object{&corev1.Service{}, &appsv1.Deployment{}, &corev1.ConfigMap{}} {
+				name := "dify-proxy-canary"
+				if _, ok := obj.(*corev1.Service); ok {
+					name = "dify-canary"
+				}
+				err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj)
+				g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "%T %s: %v", obj, name, err)
+			}
+		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
 		expectNoCanaries(ctx, ns)
 	})
 

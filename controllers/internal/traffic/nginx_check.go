@@ -105,8 +105,10 @@ func FindNginxBackends(ingresses []*networkingv1.Ingress, services []corev1.Serv
 // default backend sends to one (a canary Ingress splits paths only), and
 // no other canary Ingress shares a host with them (ingress-nginx honours
 // one canary per host and path). others are the other Ingresses of the
-// namespace; uid is the upgrade's, whose canary Ingresses are its own.
-func CheckNginxRouting(ingresses []*networkingv1.Ingress, others []networkingv1.Ingress, backends []Backend, uid string) error {
+// namespace; uid is the upgrade's, whose canary Ingresses are its own;
+// via, when set, is the Service of the nginx proxy the Ingresses send to,
+// which reaches every backend.
+func CheckNginxRouting(ingresses []*networkingv1.Ingress, others []networkingv1.Ingress, backends []Backend, via, uid string) error {
 	services := map[string]Backend{}
 	for _, b := range backends {
 		services[b.Service] = b
@@ -128,7 +130,7 @@ func CheckNginxRouting(ingresses []*networkingv1.Ingress, others []networkingv1.
 		}
 	}
 	for _, b := range backends {
-		if !routed[b.Service] {
+		if !routed[b.Service] && (via == "" || !routed[via]) {
 			return fmt.Errorf("no path of Ingress %s sends to Service %s of %s", ingressNames(ingresses), b.Service, b.Component)
 		}
 	}

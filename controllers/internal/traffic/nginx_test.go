@@ -338,7 +338,7 @@ func TestFindNginxBackendsAndCheckNginxRouting(t *testing.T) {
 	if err != nil || len(found) != 2 || found[0].Service != "dify-api" || found[0].Canary != "dify-api-canary" || found[1].Service != "dify-web" {
 		t.Fatalf("FindNginxBackends() = %+v, %v", found, err)
 	}
-	if err := CheckNginxRouting([]*networkingv1.Ingress{main}, nil, testBackends(), "uid-1"); err != nil {
+	if err := CheckNginxRouting([]*networkingv1.Ingress{main}, nil, testBackends(), "", "uid-1"); err != nil {
 		t.Fatalf("CheckNginxRouting() = %v", err)
 	}
 
@@ -367,7 +367,7 @@ func TestFindNginxBackendsAndCheckNginxRouting(t *testing.T) {
 		"no path to a backend": {[]*networkingv1.Ingress{proxy}, nil, "no path of Ingress dify sends to Service dify-api of api"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			err := CheckNginxRouting(tt.ingresses, tt.others, testBackends(), "uid-1")
+			err := CheckNginxRouting(tt.ingresses, tt.others, testBackends(), "", "uid-1")
 			if (tt.msg == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.msg)) {
 				t.Fatalf("CheckNginxRouting() = %v, want %q", err, tt.msg)
 			}
