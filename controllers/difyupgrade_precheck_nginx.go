@@ -82,11 +82,13 @@ func (r *DifyUpgradeReconciler) checkNginxRouting(ctx context.Context, s *scope)
 	var proxy *traffic.Proxy
 	if err != nil && len(named) == 0 {
 		// The Ingresses may send to the release's own nginx proxy.
-		p, viaProxy, perr := r.findProxy(ctx, s, ingresses, services.Items)
+		p, viaProxy, why, perr := r.findProxy(ctx, s, ingresses, services.Items)
 		if perr != nil {
 			return phaseResult{}, perr
 		}
-		if p != nil {
+		if p == nil {
+			err = fmt.Errorf("%w; and %s", err, why)
+		} else {
 			proxy, found, err = p, viaProxy, nil
 			said = append(said, fmt.Sprintf("through the nginx proxy Deployment %s behind Service %s (ConfigMap %s), copied as Deployment %s behind Service %s",
 				p.Deployment, p.Service, p.ConfigMap, p.CanaryDeployment(), p.CanaryService()))
@@ -150,12 +152,13 @@ func canariedPodLabels(s *scope) map[upgradev1alpha1.Component]map[string]string
 }
 
 // findProxy looks for the release's nginx proxy behind the Ingresses (see
-// traffic.FindProxy): nil when there is none.
-func (r *DifyUpgradeReconciler) findProxy(ctx context.Context, s *scope, ingresses []*networkingv1.Ingress, services []corev1.Service) (*traffic.Proxy, []traffic.Found, error) {
+// traffic.FindProxy): nil, and why, when there is none.
+func (r *DifyUpgradeReconciler) findProxy(ctx context.Context, s *scope, ingresses []*networkingv1.Ingress, services []corev1.Service) (
+	proxy *traffic.Proxy, found []traffic.Found, why string, err error) {
 	ns := s.upgrade.Namespace
 	deployments := &appsv1.DeploymentList{}
 	if err := r.reader().List(ctx, deployments, client.InNamespace(ns)); err != nil {
-		return nil, nil, fmt.Errorf("listing the Deployments of namespace %s: %w", ns, err)
+		return nil, nil, "", fmt.Errorf("listing the Deployments of namespace %s: %w", ns, err)
 	}
 	configMaps := map[string]map[string]string{}
 	for _, d := range deployments.Items {
@@ -169,16 +172,16 @@ func (r *DifyUpgradeReconciler) findProxy(ctx context.Context, s *scope, ingress
 				continue
 			}
 			if err != nil {
-				return nil, nil, fmt.Errorf("reading ConfigMap %s: %w", v.ConfigMap.Name, err)
+				return nil, nil, "", fmt.Errorf("reading ConfigMap %s: %w", v.ConfigMap.Name, err)
 			}
 			configMaps[cm.Name] = cm.Data
 		}
 	}
-	proxy, found, err := traffic.FindProxy(ingresses, services, deployments.Items, configMaps, canariedPodLabels(s), ns)
-	if err != nil {
-		return nil, nil, nil //nolint:nilerr // no proxy: the Ingresses' own refusal stands
+	proxy, found, ferr := traffic.FindProxy(ingresses, services, deployments.Items, configMaps, canariedPodLabels(s), ns)
+	if ferr != nil {
+		return nil, nil, ferr.Error(), nil
 	}
-	return proxy, found, nil
+	return proxy, found, "", nil
 }
 
 // checkProxyNames refuses a canary proxy name taken by an object that is

@@ -202,6 +202,37 @@ func canaryPaths(ing *networkingv1.Ingress) map[string]string {
 	return out
 }
 
+// behindTheProxy installs the fixture behind the chart's proxy, starts an
+// upgrade at 20% behind a gate, and waits for the gate.
+func behindTheProxy(ctx context.Context, change ...func(*upgradev1alpha1.DifyUpgrade)) (string, *upgradev1alpha1.DifyUpgrade, map[string]string, map[string]string) {
+	GinkgoHelper()
+	ensureNginxClass(ctx)
+	ns := installDify(ctx)
+	for _, doc := range chartProxy {
+		installYAML(ctx, ns, doc)
+	}
+	before, proxyBefore := nginxObjects(ctx, ns), proxyObjects(ctx, ns)
+	u := upgradeTo(ns, "1.11.1", append([]func(*upgradev1alpha1.DifyUpgrade){withIngressNginx, withSteps(20, "gate", 100)}, change...)...)
+	Expect(k8sClient.Create(ctx, u)).To(Succeed())
+	waitForGate(ctx, u)
+	return ns, u, before, proxyBefore
+}
+
+// expectNoCanaryProxy waits until the canary Ingress, Services and the
+// canary copy of the proxy are gone.
+func expectNoCanaryProxy(ctx context.Context, ns string) {
+	GinkgoHelper()
+	expectNoCanaryIngress(ctx, ns)
+	Eventually(func(g Gomega) {
+		for name, obj := range map[string]client.Object{"dify-canary": &corev1.Service{}, "dify-proxy-canary": &appsv1.Deployment{}} {
+			err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj)
+			g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "%T %s: %v", obj, name, err)
+		}
+		err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "dify-proxy-canary"}, &corev1.ConfigMap{})
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "ConfigMap dify-proxy-canary: %v", err)
+	}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
+}
+
 var _ = Describe("Upgrading Dify through an ingress-nginx Ingress", Label("nginx"), func() {
 	// atTheGate installs the fixture with the Ingress, starts an upgrade
 	// at 20% behind a gate, and waits for the gate.
@@ -303,16 +334,7 @@ var _ = Describe("Upgrading Dify through an ingress-nginx Ingress", Label("nginx
 	})
 
 	It("sends 20% of / to a canary copy of the chart's nginx proxy, which sends to the canary Services, and leaves no trace once Succeeded", func(ctx SpecContext) {
-		ensureNginxClass(ctx)
-		ns := installDify(ctx)
-		for _, doc := range chartProxy {
-			installYAML(ctx, ns, doc)
-		}
-		before := nginxObjects(ctx, ns)
-		proxyBefore := proxyObjects(ctx, ns)
-		u := upgradeTo(ns, "1.11.1", withIngressNginx, withSteps(20, "gate", 100))
-		Expect(k8sClient.Create(ctx, u)).To(Succeed())
-		waitForGate(ctx, u)
+		ns, u, before, proxyBefore := behindTheProxy(ctx)
 
 		By("planning the route through the proxy, and the Services its configuration names")
 		Expect(u.Status.Plan.Traffic.Proxy).To(Equal(&upgradev1alpha1.TrafficProxy{Service: "dify", Deployment: "dify-proxy", ConfigMap: "dify-proxy"}))
@@ -343,25 +365,41 @@ var _ = Describe("Upgrading Dify through an ingress-nginx Ingress", Label("nginx
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseSucceeded, 2*time.Minute)
 		Expect(nginxObjects(ctx, ns)).To(Equal(before), "the Ingress and the Services byte-equal to what they were")
 		Expect(proxyObjects(ctx, ns)).To(Equal(proxyBefore), "the proxy byte-equal to what it was")
-		expectNoCanaryIngress(ctx, ns)
-		Eventually(func(g Gomega) {
-			for _, obj := range []client.Object{&corev1.Service{}, &appsv1.Deployment{}, &corev1.ConfigMap{}} {
-				name := "dify-proxy-canary"
-				if _, ok := obj.(*corev1.Service); ok {
-					name = "dify-canary"
-				}
-				err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj)
-				g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "%T %s: %v", obj, name, err)
-			}
-		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
+		expectNoCanaryProxy(ctx, ns)
 		expectNoCanaries(ctx, ns)
 	})
 
-	It("refuses in Precheck an Ingress that sends to the chart's nginx proxy rather than to the release's Services, changing nothing", func(ctx SpecContext) {
+	It("puts everything back and deletes the canary proxy when a person aborts at the gate, and the proxy and Services never stop serving", func(ctx SpecContext) {
+		ns, u, before, proxyBefore := behindTheProxy(ctx, withoutRestore)
+		w := watchLowest(func() (map[string]int, error) {
+			out := map[string]int{}
+			for _, svc := range []string{"dify", "dify-api", "dify-web"} {
+				n, err := readyEndpoints(ctx, ns, svc)
+				if err != nil {
+					return nil, err
+				}
+				out[svc] = n
+			}
+			return out, nil
+		})
+		annotate(ctx, u, upgradev1alpha1.ActionAbort)
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, time.Minute)
+		Expect(nginxObjects(ctx, ns)).To(Equal(before), "the Ingress and the Services byte-equal to what they were")
+		Expect(proxyObjects(ctx, ns)).To(Equal(proxyBefore), "the proxy byte-equal to what it was")
+		expectNoCanaryProxy(ctx, ns)
+		expectNoCanaries(ctx, ns)
+		lowest, samples := w.stop()
+		Expect(samples).To(BeNumerically(">", 10))
+		for _, svc := range []string{"dify", "dify-api", "dify-web"} {
+			Expect(lowest).To(HaveKeyWithValue(svc, BeNumerically(">", 0)), "%s Service endpoints at every observation of the way back", svc)
+		}
+	})
+
+	It("refuses in Precheck an Ingress that sends neither to the release's Services nor to a proxy of them, changing nothing", func(ctx SpecContext) {
 		ensureNginxClass(ctx)
 		ns := installDify(ctx)
-		// The most used chart's shape: / to <release>:80, a proxy that
-		// routes to api and web itself.
+		// The most used chart's shape, / to <release>:80, but nothing
+		// behind that Service that routes to api and web.
 		installYAML(ctx, ns, `
 apiVersion: v1
 kind: Service
@@ -388,7 +426,7 @@ spec:
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseFailed, 30*time.Second)
 		Expect(u.Status.FailedPhase).To(Equal(upgradev1alpha1.PhasePrecheck))
 		Expect(u.Status.Message).To(ContainSubstring("Ingress dify sends to none of the Services that select the api pods (dify-api)"))
-		Expect(u.Status.Message).To(ContainSubstring("its paths send to Service dify only"))
+		Expect(u.Status.Message).To(ContainSubstring("its paths send to Service dify only; and no Service the Ingresses send to runs an nginx proxy of the release"))
 		Expect(u.Status.Checks).To(ContainElement(And(HaveField("Name", "routing"), HaveField("Result", upgradev1alpha1.CheckFailed))))
 		Expect(nginxObjects(ctx, ns)).To(Equal(before))
 		expectNoCanaryIngress(ctx, ns)

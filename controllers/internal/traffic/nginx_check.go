@@ -95,8 +95,7 @@ func FindNginxBackends(ingresses []*networkingv1.Ingress, services []corev1.Serv
 	}
 	sent := slices.Sorted(maps.Keys(sentBy))
 	return findBackends(backendSource{kind: "Ingress", ref: "path", field: "spec.canary.ingressNginx.services", names: names,
-		none: fmt.Sprintf("; its paths send to Service %s only (a Service of the chart's nginx proxy, which routes to api and web itself, is not split by this provider yet)",
-			orNone(sent))},
+		none: fmt.Sprintf("; its paths send to Service %s only", orNone(sent))},
 		sentBy, services, podLabels, named)
 }
 

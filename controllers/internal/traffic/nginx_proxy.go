@@ -336,7 +336,7 @@ func FindProxy(ingresses []*networkingv1.Ingress, services []corev1.Service, dep
 	}
 	switch len(found) {
 	case 0:
-		return nil, nil, fmt.Errorf("no Service the Ingresses send to runs an nginx proxy (one Deployment mounting a ConfigMap that sends to the api and web Services)")
+		return nil, nil, fmt.Errorf("no Service the Ingresses send to runs an nginx proxy of the release (one Deployment mounting a ConfigMap whose configuration sends to a Service of each canaried component)")
 	case 1:
 		return proxy, backends, nil
 	}

@@ -346,7 +346,7 @@ func TestFindNginxBackendsAndCheckNginxRouting(t *testing.T) {
 	  {path: /, pathType: Prefix, backend: {service: {name: dify, port: {number: 80}}}}]}}]}}`)
 	_, err = FindNginxBackends([]*networkingv1.Ingress{proxy}, services, pods, nil)
 	if err == nil || !strings.Contains(err.Error(), "Ingress dify sends to none of the Services that select the api pods (dify-api)") ||
-		!strings.Contains(err.Error(), "send to Service dify only") {
+		!strings.Contains(err.Error(), "its paths send to Service dify only") {
 		t.Fatalf("FindNginxBackends(the chart's proxy) = %v", err)
 	}
 
