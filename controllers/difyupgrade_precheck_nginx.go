@@ -45,30 +45,9 @@ func (r *DifyUpgradeReconciler) checkNginxRouting(ctx context.Context, s *scope)
 	bad := func(format string, args ...any) phaseResult {
 		return s.refuse("routing", upgradev1alpha1.ReasonRoutingMisconfigured, format, args...)
 	}
-	classes := &networkingv1.IngressClassList{}
-	classNote := ""
-	if err := r.reader().List(ctx, classes); apierrors.IsForbidden(err) {
-		classNote = " (the operator may not list IngressClasses: decided by the class name alone)"
-	} else if err != nil {
-		return phaseResult{}, fmt.Errorf("listing the IngressClasses: %w", err)
-	}
-	var ingresses []*networkingv1.Ingress
-	var said []string
-	for _, ref := range spec.Ingresses {
-		ing := &networkingv1.Ingress{}
-		err := r.reader().Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, ing)
-		switch {
-		case apierrors.IsNotFound(err):
-			return s.refuse("routing", upgradev1alpha1.ReasonPrecheckFailed, "Ingress %s not found in namespace %s", ref.Name, ns), nil
-		case err != nil:
-			return phaseResult{}, fmt.Errorf("reading Ingress %s: %w", ref.Name, err)
-		}
-		class, err := traffic.NginxClass(ing, classes.Items)
-		if err != nil {
-			return bad("%v", err), nil
-		}
-		ingresses = append(ingresses, ing)
-		said = append(said, fmt.Sprintf("Ingress %s: %s%s", ing.Name, class, classNote))
+	ingresses, said, res, err := r.nginxIngresses(ctx, s)
+	if res.stop || err != nil {
+		return res, err
 	}
 	services := &corev1.ServiceList{}
 	if err := r.reader().List(ctx, services, client.InNamespace(ns)); err != nil {
@@ -83,12 +62,12 @@ func (r *DifyUpgradeReconciler) checkNginxRouting(ctx context.Context, s *scope)
 	if err != nil && len(named) == 0 {
 		// The Ingresses may send to the release's own nginx proxy.
 		p, viaProxy, why, perr := r.findProxy(ctx, s, ingresses, services.Items)
-		if perr != nil {
+		switch {
+		case perr != nil:
 			return phaseResult{}, perr
-		}
-		if p == nil {
+		case p == nil:
 			err = fmt.Errorf("%w; and %s", err, why)
-		} else {
+		default:
 			proxy, found, err = p, viaProxy, nil
 			said = append(said, fmt.Sprintf("through the nginx proxy Deployment %s behind Service %s (ConfigMap %s), copied as Deployment %s behind Service %s",
 				p.Deployment, p.Service, p.ConfigMap, p.CanaryDeployment(), p.CanaryService()))
@@ -118,15 +97,8 @@ func (r *DifyUpgradeReconciler) checkNginxRouting(ctx context.Context, s *scope)
 	if res, err := r.checkProxyNames(ctx, s, proxy); res.stop || err != nil {
 		return res, err
 	}
-	for _, ing := range ingresses {
-		name := traffic.CanaryIngressName(ing.Name)
-		for _, o := range others.Items {
-			if o.Name == name && o.Annotations[upgradev1alpha1.AnnotationUpgradeUID] != string(s.upgrade.UID) {
-				return s.refuse("ownership", upgradev1alpha1.ReasonOwnershipConflict,
-					"Ingress %s exists and is not this upgrade's (no annotation %s=%s); the canary of Ingress %s needs that name: delete or rename it",
-					name, upgradev1alpha1.AnnotationUpgradeUID, s.upgrade.UID, ing.Name), nil
-			}
-		}
+	if res := checkCanaryIngressNames(s, ingresses, others.Items); res.stop {
+		return res, nil
 	}
 	if res := r.checkCanaryServices(s, services.Items, backends); res.stop {
 		return res, nil
@@ -139,6 +111,22 @@ func (r *DifyUpgradeReconciler) checkNginxRouting(ctx context.Context, s *scope)
 	return phaseResult{}, nil
 }
 
+// checkCanaryIngressNames refuses a canary Ingress name taken by an
+// Ingress that is not this upgrade's.
+func checkCanaryIngressNames(s *scope, ingresses []*networkingv1.Ingress, others []networkingv1.Ingress) phaseResult {
+	for _, ing := range ingresses {
+		name := traffic.CanaryIngressName(ing.Name)
+		for _, o := range others {
+			if o.Name == name && o.Annotations[upgradev1alpha1.AnnotationUpgradeUID] != string(s.upgrade.UID) {
+				return s.refuse("ownership", upgradev1alpha1.ReasonOwnershipConflict,
+					"Ingress %s exists and is not this upgrade's (no annotation %s=%s); the canary of Ingress %s needs that name: delete or rename it",
+					name, upgradev1alpha1.AnnotationUpgradeUID, s.upgrade.UID, ing.Name)
+			}
+		}
+	}
+	return phaseResult{}
+}
+
 // canariedPodLabels are the labels of each canaried component's stable pod
 // template.
 func canariedPodLabels(s *scope) map[upgradev1alpha1.Component]map[string]string {
@@ -149,6 +137,38 @@ func canariedPodLabels(s *scope) map[upgradev1alpha1.Component]map[string]string
 		}
 	}
 	return out
+}
+
+// nginxIngresses reads the named Ingresses and proves ingress-nginx serves
+// each (traffic.NginxClass), saying how it decided.
+func (r *DifyUpgradeReconciler) nginxIngresses(ctx context.Context, s *scope) ([]*networkingv1.Ingress, []string, phaseResult, error) {
+	ns := s.upgrade.Namespace
+	classes := &networkingv1.IngressClassList{}
+	classNote := ""
+	if err := r.reader().List(ctx, classes); apierrors.IsForbidden(err) {
+		classNote = " (the operator may not list IngressClasses: decided by the class name alone)"
+	} else if err != nil {
+		return nil, nil, phaseResult{}, fmt.Errorf("listing the IngressClasses: %w", err)
+	}
+	var ingresses []*networkingv1.Ingress
+	var said []string
+	for _, ref := range s.spec().Canary.IngressNginx.Ingresses {
+		ing := &networkingv1.Ingress{}
+		err := r.reader().Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, ing)
+		switch {
+		case apierrors.IsNotFound(err):
+			return nil, nil, s.refuse("routing", upgradev1alpha1.ReasonPrecheckFailed, "Ingress %s not found in namespace %s", ref.Name, ns), nil
+		case err != nil:
+			return nil, nil, phaseResult{}, fmt.Errorf("reading Ingress %s: %w", ref.Name, err)
+		}
+		class, err := traffic.NginxClass(ing, classes.Items)
+		if err != nil {
+			return nil, nil, s.refuse("routing", upgradev1alpha1.ReasonRoutingMisconfigured, "%v", err), nil
+		}
+		ingresses = append(ingresses, ing)
+		said = append(said, fmt.Sprintf("Ingress %s: %s%s", ing.Name, class, classNote))
+	}
+	return ingresses, said, phaseResult{}, nil
 }
 
 // findProxy looks for the release's nginx proxy behind the Ingresses (see

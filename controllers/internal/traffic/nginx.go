@@ -46,15 +46,11 @@ const (
 	annotationTrue         = "true"
 )
 
-// maxIngressName is the longest Ingress name the router makes: a DNS-1123
-// subdomain may be longer, but a name that fits a label is safe everywhere
-// it is copied (labels, events, the controller's upstream names).
-const maxIngressName = 63
-
 // CanaryIngressName is <ingress>-canary, cut short as CanaryServiceName
-// does when that is longer than 63 characters.
+// does when that is longer than 63 characters: an Ingress name may be
+// longer, but one that fits a label is safe everywhere it is copied.
 func CanaryIngressName(ingress string) string {
-	return canaryName(ingress, maxIngressName)
+	return canaryName(ingress)
 }
 
 // IngressNginx routes through ingress-nginx canary Ingresses. For each

@@ -69,10 +69,10 @@ func (p Proxy) CanaryService() string { return CanaryServiceName(p.Service) }
 
 // CanaryDeployment is the Deployment of the canary proxy (a label-safe
 // name: it is also a label value of its pods' ReplicaSets).
-func (p Proxy) CanaryDeployment() string { return canaryName(p.Deployment, maxServiceName) }
+func (p Proxy) CanaryDeployment() string { return canaryName(p.Deployment) }
 
 // CanaryConfigMap is the configuration of the canary proxy.
-func (p Proxy) CanaryConfigMap() string { return canaryName(p.ConfigMap, maxServiceName) }
+func (p Proxy) CanaryConfigMap() string { return canaryName(p.ConfigMap) }
 
 // upstreamRef matches where an nginx configuration names a Service: after
 // http:// or https:// (proxy_pass), or after "server " (an upstream

@@ -119,7 +119,14 @@ func TestNginxRoutesThroughACanaryCopyOfTheChartsProxy(t *testing.T) {
 		t.Fatalf("Route(20) again writes %v, %v; want nothing", names(res.Writes), err)
 	}
 
-	res, err = write(r.Restore())
+	restoreProxy(t, r, read, write, before, refs)
+}
+
+// restoreProxy restores r, routed at 20% through the canary proxy, and
+// expects everything back as before and the canary objects gone.
+func restoreProxy(t *testing.T, r *IngressNginx, read Reader, write func(Result, error) (Result, error), before map[string]string, refs []objRef) {
+	t.Helper()
+	res, err := write(r.Restore())
 	if err != nil || !equality.Semantic.DeepEqual(names(res.Deletes), []string{"Ingress/dify-canary"}) || len(res.Pending) != 3 {
 		t.Fatalf("Restore() at 20%% deletes %v, pending %v, %v; want the canary Ingress, then the rest a pass later", names(res.Deletes), res.Pending, err)
 	}

@@ -183,18 +183,18 @@ const maxServiceName = 63
 // Service name may be, the service's name cut short with a hash of the
 // whole name before the suffix, so that two long names never meet.
 func CanaryServiceName(service string) string {
-	return canaryName(service, maxServiceName)
+	return canaryName(service)
 }
 
-// canaryName is <name>-canary, cut to max characters as CanaryServiceName
-// says.
-func canaryName(name string, max int) string {
+// canaryName is <name>-canary, cut to 63 characters as CanaryServiceName
+// says: every name the routers make fits a label.
+func canaryName(name string) string {
 	const suffix = "-canary"
-	if len(name)+len(suffix) <= max {
+	if len(name)+len(suffix) <= maxServiceName {
 		return name + suffix
 	}
 	sum := sha256.Sum256([]byte(name))
 	hash := hex.EncodeToString(sum[:4])
-	keep := max - len(suffix) - len(hash) - 1
+	keep := maxServiceName - len(suffix) - len(hash) - 1
 	return strings.TrimRight(name[:keep], "-") + "-" + hash + suffix
 }
