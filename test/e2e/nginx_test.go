@@ -202,6 +202,22 @@ func canaryPaths(ing *networkingv1.Ingress) map[string]string {
 	return out
 }
 
+// watchEndpoints watches the lowest count of ready endpoints of each
+// Service.
+func watchEndpoints(ctx context.Context, ns string, services ...string) *watcher {
+	return watchLowest(func() (map[string]int, error) {
+		out := map[string]int{}
+		for _, svc := range services {
+			n, err := readyEndpoints(ctx, ns, svc)
+			if err != nil {
+				return nil, err
+			}
+			out[svc] = n
+		}
+		return out, nil
+	})
+}
+
 // behindTheProxy installs the fixture behind the chart's proxy, starts an
 // upgrade at 20% behind a gate, and waits for the gate.
 func behindTheProxy(ctx context.Context, change ...func(*upgradev1alpha1.DifyUpgrade)) (string, *upgradev1alpha1.DifyUpgrade, map[string]string, map[string]string) {
@@ -298,17 +314,7 @@ var _ = Describe("Upgrading Dify through an ingress-nginx Ingress", Label("nginx
 
 	It("puts the Services back and deletes the canary Ingress when a person aborts at the gate, and the Services never stop serving", func(ctx SpecContext) {
 		ns, u, before := atTheGate(ctx, withoutRestore)
-		w := watchLowest(func() (map[string]int, error) {
-			out := map[string]int{}
-			for _, svc := range []string{"dify-api", "dify-web"} {
-				n, err := readyEndpoints(ctx, ns, svc)
-				if err != nil {
-					return nil, err
-				}
-				out[svc] = n
-			}
-			return out, nil
-		})
+		w := watchEndpoints(ctx, ns, "dify-api", "dify-web")
 
 		annotate(ctx, u, upgradev1alpha1.ActionAbort)
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, time.Minute)
@@ -371,17 +377,7 @@ var _ = Describe("Upgrading Dify through an ingress-nginx Ingress", Label("nginx
 
 	It("puts everything back and deletes the canary proxy when a person aborts at the gate, and the proxy and Services never stop serving", func(ctx SpecContext) {
 		ns, u, before, proxyBefore := behindTheProxy(ctx, withoutRestore)
-		w := watchLowest(func() (map[string]int, error) {
-			out := map[string]int{}
-			for _, svc := range []string{"dify", "dify-api", "dify-web"} {
-				n, err := readyEndpoints(ctx, ns, svc)
-				if err != nil {
-					return nil, err
-				}
-				out[svc] = n
-			}
-			return out, nil
-		})
+		w := watchEndpoints(ctx, ns, "dify", "dify-api", "dify-web")
 		annotate(ctx, u, upgradev1alpha1.ActionAbort)
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, time.Minute)
 		Expect(nginxObjects(ctx, ns)).To(Equal(before), "the Ingress and the Services byte-equal to what they were")
