@@ -33,6 +33,7 @@ import (
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/traffic"
 )
 
 // observation is what one pass reads of the cluster, once, before it
@@ -63,7 +64,15 @@ func (r *DifyUpgradeReconciler) routingObject(ctx context.Context, s *scope, gvk
 	if !ok {
 		read.obj = &unstructured.Unstructured{}
 		read.obj.SetGroupVersionKind(gvk)
-		read.err = r.Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: name}, read.obj)
+		var from client.Reader = r.Client
+		if gvk == traffic.ConfigMapGVK || gvk == traffic.DeploymentGVK {
+			// The chart's proxy and its canary copy (ingress-nginx): read
+			// from the API server, as a cache of every ConfigMap or a
+			// second one of the Deployments would cost more than these
+			// few reads.
+			from = r.reader()
+		}
+		read.err = from.Get(ctx, client.ObjectKey{Namespace: s.upgrade.Namespace, Name: name}, read.obj)
 		s.obs.routing[key] = read
 	}
 	return read.obj.DeepCopy(), read.err

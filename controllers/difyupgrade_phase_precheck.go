@@ -37,9 +37,13 @@ type precheckInput struct {
 	plan   *plan.Plan
 	matrix *compat.Matrix
 	all    namespaceWorkloads
-	// services are the Services the Gateway API canary routes through, as
-	// checkGatewayRouting found them.
+	// services are the Services the Gateway API or ingress-nginx canary
+	// routes through, as checkGatewayRouting or checkNginxRouting found
+	// them.
 	services []upgradev1alpha1.TrafficService
+	// proxy is the release's nginx proxy the ingress-nginx canary copies,
+	// as checkNginxRouting found it.
+	proxy *upgradev1alpha1.TrafficProxy
 }
 
 // check is one item of the pre-flight list: run records its result in
@@ -61,6 +65,7 @@ func (r *DifyUpgradeReconciler) preflightChecks() []check {
 		{name: "canary-templates", run: checkCanaryTemplates},
 		{name: "routing", run: r.checkRouting, applies: func(s *scope) bool { return s.spec().Canary.Istio != nil }},
 		{name: "gateway-routing", run: r.checkGatewayRouting, applies: func(s *scope) bool { return s.spec().Canary.GatewayAPI != nil }},
+		{name: "nginx-routing", run: r.checkNginxRouting, applies: func(s *scope) bool { return s.spec().Canary.IngressNginx != nil }},
 		{name: "sessions", run: checkSessions, applies: func(s *scope) bool {
 			return s.spec().Canary.Match != nil || s.spec().Canary.StickySessions != nil
 		}},
@@ -133,7 +138,7 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 	}
 	found := st.Plan
 	st.Plan = planOf(spec, p.Components, all.stable, plannedData(s))
-	st.Plan.Traffic = &upgradev1alpha1.TrafficPlan{Provider: providerOf(spec), Services: s.pre.services}
+	st.Plan.Traffic = &upgradev1alpha1.TrafficPlan{Provider: providerOf(spec), Services: s.pre.services, Proxy: s.pre.proxy}
 	if found != nil {
 		// What checkData found of the data, and the backup claim it planned.
 		st.Plan.Database, st.Plan.Storage, st.Plan.BackupClaim = found.Database, found.Storage, found.BackupClaim

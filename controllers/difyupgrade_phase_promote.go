@@ -33,8 +33,8 @@ import (
 
 // reconcilePromote rolls every stable workload to the target image, stage
 // by stage in the planned order, with the strategy the plan chose and
-// MIGRATION_ENABLED=false on the dify-api workloads. With Istio or Gateway
-// API, all canaried traffic first goes to the full-size canary, so the
+// MIGRATION_ENABLED=false on the dify-api workloads. With Istio, Gateway
+// API or ingress-nginx, all canaried traffic first goes to the full-size canary, so the
 // stable subset (or Service) can roll empty; after the last rollout, the routing is put back as it was
 // (it then reaches only new pods) and the canaries are removed.
 func (r *DifyUpgradeReconciler) reconcilePromote(ctx context.Context, s *scope) (phaseResult, error) {
@@ -43,7 +43,7 @@ func (r *DifyUpgradeReconciler) reconcilePromote(ctx context.Context, s *scope) 
 	}
 	if routesByHash(s) && !r.canariedStableOnTarget(s) {
 		// Without a router the stable pods roll behind the Service beside
-		// the canary's, so only Istio and Gateway API need the full-size
+		// the canary's, so only Istio, Gateway API and ingress-nginx need the full-size
 		// canary first, until the canaried stable workloads themselves run
 		// the target.
 		res, err := r.applyWeight(ctx, s, 100)

@@ -36,8 +36,8 @@ import (
 
 // checkCanaryTemplates refuses a canaried StatefulSet whose canary cannot
 // be made: when its container mounts a volumeClaimTemplate (see
-// workload.CanaryBlocker), or with Istio or Gateway API, whose subsets and
-// narrowed Services select a Deployment's pod-template-hash, which a
+// workload.CanaryBlocker), or with Istio, Gateway API or ingress-nginx,
+// whose subsets and narrowed Services select a Deployment's pod-template-hash, which a
 // StatefulSet's pods do not carry.
 func checkCanaryTemplates(_ context.Context, s *scope) (phaseResult, error) {
 	components, byName := s.pre.plan.Components, s.pre.all.stable
@@ -60,6 +60,11 @@ func checkCanaryTemplates(_ context.Context, s *scope) (phaseResult, error) {
 				"%s runs as StatefulSet %s, and the Gateway API canary narrows its Service to a Deployment's pod-template-hash, which its pods do not carry "+
 					"(without it the stable share would reach the canary pods too); "+
 					"canary it by replica ratio (remove spec.canary.gatewayAPI), or run it as a Deployment", c.Name, w.GetName())
+		case s.spec().Canary.IngressNginx != nil:
+			res = failed(upgradev1alpha1.ReasonPrecheckFailed,
+				"%s runs as StatefulSet %s, and the ingress-nginx canary narrows its Service to a Deployment's pod-template-hash, which its pods do not carry "+
+					"(without it the stable share would reach the canary pods too); "+
+					"canary it by replica ratio (remove spec.canary.ingressNginx), or run it as a Deployment", c.Name, w.GetName())
 		default:
 			continue
 		}

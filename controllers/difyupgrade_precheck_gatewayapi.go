@@ -66,17 +66,11 @@ func (r *DifyUpgradeReconciler) checkGatewayRouting(ctx context.Context, s *scop
 	if err := r.reader().List(ctx, services, client.InNamespace(ns)); err != nil {
 		return phaseResult{}, fmt.Errorf("listing the Services of namespace %s: %w", ns, err)
 	}
-	podLabels := map[upgradev1alpha1.Component]map[string]string{}
-	for _, c := range s.pre.plan.Components {
-		if w := s.pre.all.stable[c.Deployment]; c.Canary && w != nil {
-			podLabels[c.Name] = w.Template().Labels
-		}
-	}
 	named := map[upgradev1alpha1.Component]string{}
 	for _, svc := range gw.Services {
 		named[svc.Component] = svc.Name
 	}
-	found, err := traffic.FindBackends(rules, services.Items, podLabels, named, ns)
+	found, err := traffic.FindBackends(rules, services.Items, canariedPodLabels(s), named, ns)
 	if err != nil {
 		return bad("%v", err), nil
 	}
@@ -125,6 +119,8 @@ func providerOf(spec *upgradev1alpha1.DifyUpgradeSpec) upgradev1alpha1.TrafficPr
 		return upgradev1alpha1.TrafficIstio
 	case spec.Canary.GatewayAPI != nil:
 		return upgradev1alpha1.TrafficGatewayAPI
+	case spec.Canary.IngressNginx != nil:
+		return upgradev1alpha1.TrafficIngressNginx
 	}
 	return upgradev1alpha1.TrafficReplicaRatio
 }

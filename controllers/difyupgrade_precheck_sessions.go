@@ -34,6 +34,10 @@ func checkSessions(_ context.Context, s *scope) (phaseResult, error) {
 		provider = "an Istio VirtualService"
 	case canary.GatewayAPI != nil:
 		provider = "a Gateway API HTTPRoute"
+	case canary.IngressNginx != nil:
+		return s.refuse("sessions", upgradev1alpha1.ReasonPrecheckFailed,
+			"canary.match and canary.stickySessions are not built for canary.ingressNginx yet (its canary Ingress is weighted only): "+
+				"route this release through canary.istio or canary.gatewayAPI to target users or keep their sessions on one version"), nil
 	default:
 		return s.refuse("sessions", upgradev1alpha1.ReasonPrecheckFailed,
 			"canary.match and canary.stickySessions need a provider that routes each request (canary.istio or canary.gatewayAPI): "+

@@ -82,14 +82,15 @@ func (r *DifyUpgradeReconciler) applyWeight(ctx context.Context, s *scope, weigh
 
 // routesByHash reports whether the spec's traffic provider tells stable
 // from canary pods by the pod-template-hash of their ReplicaSets (Istio's
-// subsets, the Gateway API's narrowed Services), rather than by replica
-// counts.
+// subsets, the narrowed Services of Gateway API and ingress-nginx), rather
+// than by replica counts.
 func routesByHash(s *scope) bool {
-	return s.spec().Canary.Istio != nil || s.spec().Canary.GatewayAPI != nil
+	c := s.spec().Canary
+	return c.Istio != nil || c.GatewayAPI != nil || c.IngressNginx != nil
 }
 
-// route sends weight percent of the traffic to the canaries: with Istio or
-// Gateway API, through subsets or Services that select, of each
+// route sends weight percent of the traffic to the canaries: with Istio,
+// Gateway API or ingress-nginx, through subsets or Services that select, of each
 // Deployment, the newest ReplicaSet with ready pods. It stops the pass
 // while a ReplicaSet is missing.
 func (r *DifyUpgradeReconciler) route(ctx context.Context, s *scope, weight int32) (phaseResult, error) {
@@ -128,7 +129,7 @@ func (r *DifyUpgradeReconciler) route(ctx context.Context, s *scope, weight int3
 }
 
 // trafficToStable sends every request to the stable version at once. With
-// Istio or Gateway API, while canaries exist, the routes go to 100% stable
+// Istio, Gateway API or ingress-nginx, while canaries exist, the routes go to 100% stable
 // and 0% canary (the original routes would reach the canaries' pods too, as
 // they carry the Service's labels); without canaries (or without the
 // VirtualService or HTTPRoute) the routing objects go back to their
@@ -234,9 +235,9 @@ func (r *DifyUpgradeReconciler) podTemplateHashes(ctx context.Context, s *scope)
 		}
 		stable := w.Deployment()
 		if stable == nil {
-			// Precheck refuses Istio and Gateway API canaries for a
+			// Precheck refuses Istio, Gateway API and ingress-nginx canaries for a
 			// StatefulSet (its pods carry no pod-template-hash).
-			return nil, false, fmt.Errorf("%s: Istio and Gateway API canaries need the stable workload to be a Deployment", apps.Ref(w))
+			return nil, false, fmt.Errorf("%s: Istio, Gateway API and ingress-nginx canaries need the stable workload to be a Deployment", apps.Ref(w))
 		}
 		h := traffic.Hashes{Stable: r.knownHash(stable), Canary: r.knownHash(canary)}
 		if h.Stable == "" || h.Canary == "" {
@@ -302,12 +303,17 @@ func (r *DifyUpgradeReconciler) router(ctx context.Context, s *scope, hashes map
 		for _, route := range gw.HTTPRoutes {
 			router.Routes = append(router.Routes, route.Name)
 		}
-		// The Services Precheck found: the phases after it route through
-		// them.
-		if p := s.status().Plan; p != nil && p.Traffic != nil {
-			for _, svc := range p.Traffic.Services {
-				router.Backends = append(router.Backends, traffic.Backend{Component: svc.Component, Service: svc.Service, Canary: svc.CanaryService})
-			}
+		router.Backends = plannedBackends(s)
+		return router
+	}
+	if nginx := s.spec().Canary.IngressNginx; nginx != nil {
+		router := &traffic.IngressNginx{Read: read, Namespace: s.upgrade.Namespace, Upgrade: s.upgrade.Name, UID: string(s.upgrade.UID),
+			Backends: plannedBackends(s), Hashes: hashes, Hold: hold}
+		if p := s.status().Plan; p != nil && p.Traffic != nil && p.Traffic.Proxy != nil {
+			router.Proxy = &traffic.Proxy{Service: p.Traffic.Proxy.Service, Deployment: p.Traffic.Proxy.Deployment, ConfigMap: p.Traffic.Proxy.ConfigMap}
+		}
+		for _, ing := range nginx.Ingresses {
+			router.Ingresses = append(router.Ingresses, ing.Name)
 		}
 		return router
 	}
@@ -329,6 +335,18 @@ func sessionsOf(s *scope, off bool) traffic.Sessions {
 	}
 	return traffic.Sessions{Match: canary.Match, Sticky: canary.StickySessions, Run: traffic.RunID(string(s.upgrade.UID), retry),
 		Earlier: traffic.Weights(canary.Steps), Off: off}
+}
+
+// plannedBackends are the Services Precheck found (status.plan.traffic):
+// the phases after it route through them.
+func plannedBackends(s *scope) []traffic.Backend {
+	var out []traffic.Backend
+	if p := s.status().Plan; p != nil && p.Traffic != nil {
+		for _, svc := range p.Traffic.Services {
+			out = append(out, traffic.Backend{Component: svc.Component, Service: svc.Service, Canary: svc.CanaryService})
+		}
+	}
+	return out
 }
 
 // routeTo decides the routing at weight (leaving the held components'
@@ -370,7 +388,7 @@ func (r *DifyUpgradeReconciler) writeRouting(ctx context.Context, s *scope, res 
 			if err != nil {
 				return fmt.Errorf("creating %s %s: %w", kind, obj.GetName(), err)
 			}
-			r.wrote(s, obj, corev1.EventTypeNormal, "CanaryServiceCreated", "Route", "Created %s %s for the canary pods", kind, obj.GetName())
+			r.wrote(s, obj, corev1.EventTypeNormal, "Canary"+kind+"Created", "Route", "Created %s %s for the canary pods", kind, obj.GetName())
 		} else if err := r.Update(ctx, obj); err != nil {
 			return fmt.Errorf("writing %s %s: %w", kind, obj.GetName(), err)
 		}
@@ -386,7 +404,7 @@ func (r *DifyUpgradeReconciler) writeRouting(ctx context.Context, s *scope, res 
 		s.obs.deleted(obj)
 		res.Changed = true
 		if err == nil {
-			r.wrote(s, obj, corev1.EventTypeNormal, "CanaryServiceDeleted", "Revert", "Deleted %s %s", kind, obj.GetName())
+			r.wrote(s, obj, corev1.EventTypeNormal, "Canary"+kind+"Deleted", "Revert", "Deleted %s %s", kind, obj.GetName())
 		}
 	}
 	return nil

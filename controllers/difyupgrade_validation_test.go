@@ -284,9 +284,14 @@ backup: {destination: {claimName: dify-backups}}
 		Entry("a pause that is not a duration", `canary: {steps: [{setWeight: 5}, {pause: {duration: 5 minutes}}]}`, "pause duration must be a positive duration"),
 
 		// Canary routing.
-		Entry("both Istio and replica-ratio routing", `canary: {replicaRatio: {}, istio: {virtualService: {name: dify}, destinationRules: [{name: dify-api, component: api}]}}`, "set at most one of canary.istio, canary.gatewayAPI and canary.replicaRatio"),
-		Entry("both Istio and Gateway API routing", `canary: {gatewayAPI: {httpRoutes: [{name: dify}]}, istio: {virtualService: {name: dify}, destinationRules: [{name: dify-api, component: api}]}}`, "set at most one of canary.istio, canary.gatewayAPI and canary.replicaRatio"),
-		Entry("both Gateway API and replica-ratio routing", `canary: {gatewayAPI: {httpRoutes: [{name: dify}]}, replicaRatio: {}}`, "set at most one of canary.istio, canary.gatewayAPI and canary.replicaRatio"),
+		Entry("both Istio and replica-ratio routing", `canary: {replicaRatio: {}, istio: {virtualService: {name: dify}, destinationRules: [{name: dify-api, component: api}]}}`, "set at most one of canary.istio, canary.gatewayAPI, canary.ingressNginx and canary.replicaRatio"),
+		Entry("both Istio and Gateway API routing", `canary: {gatewayAPI: {httpRoutes: [{name: dify}]}, istio: {virtualService: {name: dify}, destinationRules: [{name: dify-api, component: api}]}}`, "set at most one of canary.istio, canary.gatewayAPI, canary.ingressNginx and canary.replicaRatio"),
+		Entry("both Gateway API and replica-ratio routing", `canary: {gatewayAPI: {httpRoutes: [{name: dify}]}, replicaRatio: {}}`, "set at most one of canary.istio, canary.gatewayAPI, canary.ingressNginx and canary.replicaRatio"),
+		Entry("both ingress-nginx and Gateway API routing", `canary: {gatewayAPI: {httpRoutes: [{name: dify}]}, ingressNginx: {ingresses: [{name: dify}]}}`, "set at most one of canary.istio, canary.gatewayAPI, canary.ingressNginx and canary.replicaRatio"),
+		Entry("both ingress-nginx and Istio routing", `canary: {ingressNginx: {ingresses: [{name: dify}]}, istio: {virtualService: {name: dify}, destinationRules: [{name: dify-api, component: api}]}}`, "set at most one of canary.istio, canary.gatewayAPI, canary.ingressNginx and canary.replicaRatio"),
+		Entry("ingress-nginx without an Ingress", `canary: {ingressNginx: {ingresses: []}}`, "should have at least 1 items"),
+		Entry("ingress-nginx with one Ingress twice", `canary: {ingressNginx: {ingresses: [{name: dify}, {name: dify}]}}`, "Duplicate value"),
+		Entry("ingress-nginx with a Service for a component that is not canaried", `canary: {ingressNginx: {ingresses: [{name: dify}], services: [{component: worker, name: w}]}}`, `Unsupported value: "worker"`),
 		Entry("Gateway API without an HTTPRoute", `canary: {gatewayAPI: {httpRoutes: []}}`, "should have at least 1 items"),
 		Entry("Gateway API with one HTTPRoute twice", `canary: {gatewayAPI: {httpRoutes: [{name: dify}, {name: dify}]}}`, "Duplicate value"),
 		Entry("Gateway API with two Services for one component", `canary: {gatewayAPI: {httpRoutes: [{name: dify}], services: [{component: api, name: a}, {component: api, name: b}]}}`, "Duplicate value"),

@@ -24,9 +24,10 @@ import (
 
 // CanarySpec says how the new version is exposed gradually and how its health
 // is judged. Traffic is split by Istio (istio), by Gateway API HTTPRoutes
-// (gatewayAPI) or by the share of canary replicas next to the stable ones
-// (replicaRatio); none of them means replicaRatio.
-// +kubebuilder:validation:XValidation:rule="[has(self.istio), has(self.gatewayAPI), has(self.replicaRatio)].filter(x, x).size() <= 1",message="set at most one of canary.istio, canary.gatewayAPI and canary.replicaRatio"
+// (gatewayAPI), by ingress-nginx canary Ingresses (ingressNginx) or by the
+// share of canary replicas next to the stable ones (replicaRatio); none of
+// them means replicaRatio.
+// +kubebuilder:validation:XValidation:rule="[has(self.istio), has(self.gatewayAPI), has(self.ingressNginx), has(self.replicaRatio)].filter(x, x).size() <= 1",message="set at most one of canary.istio, canary.gatewayAPI, canary.ingressNginx and canary.replicaRatio"
 // +kubebuilder:validation:XValidation:rule="!has(self.analysis) || !has(self.analysis.jobs) || self.analysis.jobs.all(j, !has(j.weights) || j.weights.all(w, has(self.steps) && self.steps.exists(s, has(s.setWeight) && s.setWeight == w)))",message="each weight of a canary job must be the weight of a setWeight step"
 type CanarySpec struct {
 	// istio splits traffic with an Istio VirtualService between the stable and
@@ -42,6 +43,16 @@ type CanarySpec struct {
 	// selects only the stable pods.
 	// +optional
 	GatewayAPI *GatewayAPICanary `json:"gatewayAPI,omitempty"`
+
+	// ingressNginx splits traffic with ingress-nginx canary Ingresses: for
+	// each Ingress named, the operator creates <name>-canary with the same
+	// hosts, paths and TLS, sending the paths to the canaried components'
+	// Services to canary Services it creates, weighted by the step
+	// (nginx.ingress.kubernetes.io/canary-weight); while it does, the
+	// components' own Services select only the stable pods. The user's
+	// Ingresses are never changed.
+	// +optional
+	IngressNginx *IngressNginxCanary `json:"ingressNginx,omitempty"`
 
 	// replicaRatio splits traffic without a mesh: the canary runs as many
 	// replicas, as a share of the stable ones, as the current step's weight,
@@ -299,6 +310,55 @@ type GatewayAPIService struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+}
+
+// IngressNginxCanary names the Ingresses, served by ingress-nginx, whose
+// paths to the canaried components are split and, when they cannot be
+// found, the components' Services.
+type IngressNginxCanary struct {
+	// ingresses are the Ingresses (networking.k8s.io/v1, in the upgrade's
+	// namespace, of the nginx class) whose paths send to the Services of
+	// api and web. Each gets a canary Ingress <name>-canary.
+	// +required
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	Ingresses []IngressNginxIngress `json:"ingresses"`
+
+	// services name the Service each canaried component is reached
+	// through. Default: the one Service the Ingresses' paths send to whose
+	// selector selects the component's pods.
+	// +optional
+	// +listType=map
+	// +listMapKey=component
+	// +kubebuilder:validation:MaxItems=2
+	Services []IngressNginxService `json:"services,omitempty"`
+}
+
+// IngressNginxService names the Service a component is reached through.
+type IngressNginxService struct {
+	// component is api or web.
+	// +required
+	// +kubebuilder:validation:Enum=api;web
+	Component Component `json:"component"`
+
+	// name is the name of the Service in the upgrade's namespace: a
+	// backend of the Ingresses' paths whose selector selects the
+	// component's pods.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+}
+
+// IngressNginxIngress names an Ingress.
+type IngressNginxIngress struct {
+	// name is the name of the Ingress in the upgrade's namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
 }
 

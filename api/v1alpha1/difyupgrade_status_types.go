@@ -343,6 +343,10 @@ const (
 	// component's Service (narrowed to the stable pods) and a canary
 	// Service.
 	TrafficGatewayAPI TrafficProvider = "GatewayAPI"
+	// TrafficIngressNginx: an ingress-nginx canary Ingress, weighted, to
+	// canary Services; the component's Service narrowed to the stable
+	// pods.
+	TrafficIngressNginx TrafficProvider = "IngressNginx"
 	// TrafficReplicaRatio: no router; the canary's share of the replicas
 	// behind the same Service.
 	TrafficReplicaRatio TrafficProvider = "ReplicaRatio"
@@ -350,12 +354,12 @@ const (
 
 // TrafficPlan is how the canary's traffic is routed.
 type TrafficPlan struct {
-	// provider is Istio, GatewayAPI or ReplicaRatio.
+	// provider is Istio, GatewayAPI, IngressNginx or ReplicaRatio.
 	// +required
-	// +kubebuilder:validation:Enum=Istio;GatewayAPI;ReplicaRatio
+	// +kubebuilder:validation:Enum=Istio;GatewayAPI;IngressNginx;ReplicaRatio
 	Provider TrafficProvider `json:"provider"`
 
-	// services are, with GatewayAPI, the Service each canaried component
+	// services are, with GatewayAPI or IngressNginx, the Service each canaried component
 	// is reached through and the canary Service the operator makes beside
 	// it, as Precheck found them; the phases after it route through these.
 	// +optional
@@ -363,6 +367,32 @@ type TrafficPlan struct {
 	// +listMapKey=component
 	// +kubebuilder:validation:MaxItems=2
 	Services []TrafficService `json:"services,omitempty"`
+
+	// proxy is, with IngressNginx, the release's own nginx proxy the
+	// Ingress sends to (the most used chart's <release>:80), when Precheck
+	// found one: the canary Ingress sends its share to a copy of it that
+	// routes to the canary Services.
+	// +optional
+	Proxy *TrafficProxy `json:"proxy,omitempty"`
+}
+
+// TrafficProxy is the release's nginx proxy and its canary copy.
+type TrafficProxy struct {
+	// service is the proxy's Service, the Ingress's backend.
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	Service string `json:"service"`
+
+	// deployment runs the proxy.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	Deployment string `json:"deployment"`
+
+	// configMap holds its configuration, which names the api and web
+	// Services.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	ConfigMap string `json:"configMap"`
 }
 
 // TrafficService is the Service of a canaried component and its canary
@@ -385,7 +415,8 @@ type TrafficService struct {
 	CanaryService string `json:"canaryService"`
 
 	// foundBy says how the Service was found: spec.canary.gatewayAPI.services
-	// or the HTTPRoutes' backendRefs.
+	// or the HTTPRoutes' backendRefs (spec.canary.ingressNginx.services or
+	// the Ingresses' paths with IngressNginx).
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
 	FoundBy string `json:"foundBy,omitempty"`

@@ -17,15 +17,10 @@ limitations under the License.
 package traffic
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
-	"strings"
 
-	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -98,34 +93,9 @@ var _ Router = &GatewayAPI{}
 // Service alone, which then selects only the stable pods.
 func (r *GatewayAPI) Route(weight int32) (Result, error) {
 	var res Result
-	split := map[string]string{}
-	held := map[string]bool{}
-	for _, b := range r.Backends {
-		if r.Hold[b.Component] {
-			split[b.Service] = b.Canary
-			held[b.Service] = true
-			res.Notes = append(res.Notes, fmt.Sprintf("the rules to Service %s of %s stay as they are: no pod of its stable version is ready", b.Service, b.Component))
-			continue
-		}
-		h := r.Hashes[b.Component]
-		if h.Stable == "" {
-			return res, fmt.Errorf("no pod-template-hash known for the stable %s pods yet", b.Component)
-		}
-		exists, err := r.canaryService(&res, b, weight > 0)
-		if err != nil {
-			return res, err
-		}
-		switch {
-		case exists:
-			split[b.Service] = b.Canary
-		case weight > 0:
-			res.Pending = append(res.Pending, fmt.Sprintf("Service %s, just made, before the rules to %s send to it", b.Canary, b.Service))
-		}
-		if err := updateField(r.Read, &res, r.Upgrade, r.Namespace, ServiceGVK, b.Service, "selector", func(orig, _ any) (any, error) {
-			return StableSelector(orig, h.Stable), nil
-		}); err != nil {
-			return res, err
-		}
+	split, held, err := r.services().route(&res, weight)
+	if err != nil {
+		return res, err
 	}
 	for _, name := range r.Routes {
 		err := updateField(r.Read, &res, r.Upgrade, r.Namespace, HTTPRouteGVK, name, "rules", func(orig, current any) (any, error) {
@@ -171,83 +141,15 @@ func (r *GatewayAPI) Restore() (Result, error) {
 			return res, err
 		}
 	}
-	for _, b := range r.Backends {
-		if err := restoreField(r.Read, &res, ServiceGVK, b.Service, "selector"); err != nil {
-			return res, err
-		}
+	sv := r.services()
+	if err := sv.restore(&res); err != nil {
+		return res, err
 	}
-	for _, b := range r.Backends {
-		svc, err := r.Read(ServiceGVK, b.Canary)
-		switch {
-		case apierrors.IsNotFound(err):
-			continue
-		case err != nil:
-			return res, err
-		case !r.ours(svc):
-			res.Notes = append(res.Notes, fmt.Sprintf("Service %s is not this upgrade's; it is left alone", b.Canary))
-			continue
-		case sentTo[b.Canary]:
-			res.Pending = append(res.Pending, fmt.Sprintf("Service %s, deleted once no route sends to it", b.Canary))
-			continue
-		}
-		res.Deletes = append(res.Deletes, svc)
-	}
-	return res, nil
+	return res, sv.deleteCanaries(&res, sentTo, "no route sends to it")
 }
 
-func (r *GatewayAPI) ours(obj *unstructured.Unstructured) bool {
-	return r.UID != "" && obj.GetAnnotations()[upgradev1alpha1.AnnotationUpgradeUID] == r.UID
-}
-
-// canaryService adds to res the canary Service of b when it is missing
-// (to create, when create is set) or differs from what it should be (to
-// update): the original selector of b's Service plus the canary track
-// label, and its ports. exists is false while it is not there.
-func (r *GatewayAPI) canaryService(res *Result, b Backend, create bool) (exists bool, err error) {
-	svc, err := r.Read(ServiceGVK, b.Service)
-	if err != nil {
-		if apierrors.IsNotFound(err) {
-			return false, fmt.Errorf("%s %s/%s: %w", ServiceGVK.Kind, r.Namespace, b.Service, ErrMissing)
-		}
-		return false, err
-	}
-	selector, _, _ := unstructured.NestedFieldCopy(svc.Object, "spec", "selector")
-	var saved any
-	if ok, err := original.Load(svc, &saved); err != nil {
-		return false, err
-	} else if ok {
-		selector = saved
-	}
-	ports, _, _ := unstructured.NestedSlice(svc.Object, "spec", "ports")
-	want := CanaryService(r.Namespace, b.Canary, r.Upgrade, r.UID, selector, ports)
-
-	live, err := r.Read(ServiceGVK, b.Canary)
-	switch {
-	case apierrors.IsNotFound(err):
-		if create {
-			res.Writes = append(res.Writes, want)
-		}
-		return false, nil
-	case err != nil:
-		return false, err
-	case !r.ours(live):
-		return false, fmt.Errorf("%s %s/%s: %w (no annotation %s=%s)", ServiceGVK.Kind, r.Namespace, b.Canary, ErrForeign, upgradev1alpha1.AnnotationUpgradeUID, r.UID)
-	}
-	same := true
-	for _, field := range []string{"selector", "ports"} {
-		w, _, _ := unstructured.NestedFieldNoCopy(want.Object, "spec", field)
-		l, _, _ := unstructured.NestedFieldNoCopy(live.Object, "spec", field)
-		if !equality.Semantic.DeepEqual(w, l) {
-			same = false
-			if err := unstructured.SetNestedField(live.Object, w, "spec", field); err != nil {
-				return true, err
-			}
-		}
-	}
-	if !same {
-		res.Writes = append(res.Writes, live)
-	}
-	return true, nil
+func (r *GatewayAPI) services() serviceSplit {
+	return serviceSplit{Read: r.Read, Namespace: r.Namespace, Upgrade: r.Upgrade, UID: r.UID, Backends: r.Backends, Hashes: r.Hashes, Hold: r.Hold}
 }
 
 // CanaryService is the Service of a component's canary pods: the
@@ -258,7 +160,7 @@ func CanaryService(namespace, name, upgrade, uid string, selector any, ports []a
 	if m, ok := selector.(map[string]any); ok {
 		maps.Copy(sel, m)
 	}
-	sel[upgradev1alpha1.LabelTrack] = "canary"
+	sel[upgradev1alpha1.LabelTrack] = trackCanary
 	outPorts := make([]any, 0, len(ports))
 	for _, p := range ports {
 		m, ok := p.(map[string]any)
@@ -275,7 +177,7 @@ func CanaryService(namespace, name, upgrade, uid string, selector any, ports []a
 	svc.SetGroupVersionKind(ServiceGVK)
 	svc.SetNamespace(namespace)
 	svc.SetName(name)
-	svc.SetLabels(map[string]string{original.Label: original.LabelValue(upgrade), upgradev1alpha1.LabelTrack: "canary"})
+	svc.SetLabels(map[string]string{original.Label: original.LabelValue(upgrade), upgradev1alpha1.LabelTrack: trackCanary})
 	svc.SetAnnotations(map[string]string{upgradev1alpha1.AnnotationUpgrade: upgrade, upgradev1alpha1.AnnotationUpgradeUID: uid})
 	return svc
 }
@@ -289,23 +191,6 @@ func StableSelector(orig any, stableHash string) any {
 	}
 	sel[PodTemplateHashLabel] = stableHash
 	return sel
-}
-
-// maxServiceName is the longest Service name: a DNS-1035 label.
-const maxServiceName = 63
-
-// CanaryServiceName is <service>-canary or, when that is longer than a
-// Service name may be, the service's name cut short with a hash of the
-// whole name before the suffix, so that two long names never meet.
-func CanaryServiceName(service string) string {
-	const suffix = "-canary"
-	if len(service)+len(suffix) <= maxServiceName {
-		return service + suffix
-	}
-	sum := sha256.Sum256([]byte(service))
-	hash := hex.EncodeToString(sum[:4])
-	keep := maxServiceName - len(suffix) - len(hash) - 1
-	return strings.TrimRight(service[:keep], "-") + "-" + hash + suffix
 }
 
 // DesiredRules is the original rules of an HTTPRoute with each rule whose

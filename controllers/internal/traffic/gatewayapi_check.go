@@ -46,10 +46,6 @@ type Found struct {
 // both).
 func FindBackends(rules map[string][]any, services []corev1.Service, podLabels map[upgradev1alpha1.Component]map[string]string,
 	named map[upgradev1alpha1.Component]string, namespace string) ([]Found, error) {
-	byName := map[string]*corev1.Service{}
-	for i := range services {
-		byName[services[i].Name] = &services[i]
-	}
 	sentBy := map[string][]string{}
 	for _, route := range slices.Sorted(maps.Keys(rules)) {
 		for _, r := range rules[route] {
@@ -62,7 +58,28 @@ func FindBackends(rules map[string][]any, services []corev1.Service, podLabels m
 			}
 		}
 	}
-	routes := strings.Join(slices.Sorted(maps.Keys(rules)), ", ")
+	return findBackends(backendSource{kind: "HTTPRoute", ref: "backendRef", field: "spec.canary.gatewayAPI.services", names: slices.Sorted(maps.Keys(rules))},
+		sentBy, services, podLabels, named)
+}
+
+// backendSource says, in messages, where findBackends looks: the kind of
+// the routing objects, what of theirs names a Service, the spec field that
+// names the Services instead, the objects' names, and what to add when
+// they send to none of a component's Services.
+type backendSource struct {
+	kind, ref, field, none string
+	names                  []string
+}
+
+// findBackends is FindBackends over sentBy: for each Service the routing
+// objects send to, their names.
+func findBackends(src backendSource, sentBy map[string][]string, services []corev1.Service, podLabels map[upgradev1alpha1.Component]map[string]string,
+	named map[upgradev1alpha1.Component]string) ([]Found, error) {
+	byName := map[string]*corev1.Service{}
+	for i := range services {
+		byName[services[i].Name] = &services[i]
+	}
+	routes := strings.Join(src.names, ", ")
 	var out []Found
 	usedBy := map[string]upgradev1alpha1.Component{}
 	for _, c := range slices.Sorted(maps.Keys(podLabels)) {
@@ -72,11 +89,11 @@ func FindBackends(rules map[string][]any, services []corev1.Service, podLabels m
 			svc := byName[name]
 			switch {
 			case svc == nil:
-				return nil, fmt.Errorf("spec.canary.gatewayAPI.services names Service %s for %s, which does not exist", name, c)
+				return nil, fmt.Errorf("%s names Service %s for %s, which does not exist", src.field, name, c)
 			case !selects(svc, pods):
-				return nil, fmt.Errorf("spec.canary.gatewayAPI.services names Service %s for %s, which does not select its pods: its selector is %v", name, c, svc.Spec.Selector)
+				return nil, fmt.Errorf("%s names Service %s for %s, which does not select its pods: its selector is %v", src.field, name, c, svc.Spec.Selector)
 			}
-			f = Found{Backend{Component: c, Service: name}, "spec.canary.gatewayAPI.services"}
+			f = Found{Backend{Component: c, Service: name}, src.field}
 		} else {
 			var selecting, sent []string
 			for _, svc := range services {
@@ -89,13 +106,13 @@ func FindBackends(rules map[string][]any, services []corev1.Service, podLabels m
 			}
 			switch len(sent) {
 			case 0:
-				return nil, fmt.Errorf("HTTPRoute %s sends to none of the Services that select the %s pods (%s); route to one, or name it in spec.canary.gatewayAPI.services",
-					routes, c, orNone(selecting))
+				return nil, fmt.Errorf("%s %s sends to none of the Services that select the %s pods (%s); route to one, or name it in %s%s",
+					src.kind, routes, c, orNone(selecting), src.field, src.none)
 			case 1:
-				f = Found{Backend{Component: c, Service: sent[0]}, fmt.Sprintf("backendRef of HTTPRoute %s that selects the %s pods", strings.Join(sentBy[sent[0]], ", "), c)}
+				f = Found{Backend{Component: c, Service: sent[0]}, fmt.Sprintf("%s of %s %s that selects the %s pods", src.ref, src.kind, strings.Join(sentBy[sent[0]], ", "), c)}
 			default:
-				return nil, fmt.Errorf("HTTPRoute %s sends to %d Services that select the %s pods (%s); name the one to split in spec.canary.gatewayAPI.services",
-					routes, len(sent), c, strings.Join(sent, ", "))
+				return nil, fmt.Errorf("%s %s sends to %d Services that select the %s pods (%s); name the one to split in %s",
+					src.kind, routes, len(sent), c, strings.Join(sent, ", "), src.field)
 			}
 		}
 		if other, ok := usedBy[f.Service]; ok {

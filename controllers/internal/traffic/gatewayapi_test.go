@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/yaml"
@@ -127,22 +128,65 @@ func TestCanaryServiceNameStaysAServiceName(t *testing.T) {
 // resourceVersion, then delete).
 func gatewayFixture(t *testing.T) (*GatewayAPI, Reader, func(Result, error) (Result, error)) {
 	t.Helper()
-	objs := make([]client.Object, 0, 3)
-	for _, doc := range []string{
+	read, write := fakeAPI(t,
 		`{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, metadata: {name: dify, namespace: ns},
-		  spec: {parentRefs: [{name: gw}], rules: ` + strings.ReplaceAll(yamlFlow(t, originalRules), "\n", " ") + `}}`,
-		`{apiVersion: v1, kind: Service, metadata: {name: dify-api, namespace: ns, annotations: {team: a}},
-		  spec: {type: NodePort, selector: {app: dify, component: api}, ports: [{name: http, port: 5001, targetPort: 5001, protocol: TCP, nodePort: 30001}]}}`,
-		`{apiVersion: v1, kind: Service, metadata: {name: dify-web, namespace: ns},
-		  spec: {selector: {app: dify, component: web}, ports: [{port: 3000, targetPort: 3000, protocol: TCP}]}}`,
-	} {
+		  spec: {parentRefs: [{name: gw}], rules: `+strings.ReplaceAll(yamlFlow(t, originalRules), "\n", " ")+`}}`,
+		apiService, webService)
+	r := &GatewayAPI{Read: read, Namespace: "ns", Upgrade: "u", UID: "uid-1", Routes: []string{"dify"}, Backends: testBackends(), Hashes: testHashes()}
+	return r, read, write
+}
+
+// The Services of api and web the Gateway API and ingress-nginx routers
+// narrow.
+const (
+	apiService = `{apiVersion: v1, kind: Service, metadata: {name: dify-api, namespace: ns, annotations: {team: a}},
+		  spec: {type: NodePort, selector: {app: dify, component: api}, ports: [{name: http, port: 5001, targetPort: 5001, protocol: TCP, nodePort: 30001}]}}`
+	webService = `{apiVersion: v1, kind: Service, metadata: {name: dify-web, namespace: ns},
+		  spec: {selector: {app: dify, component: web}, ports: [{port: 3000, targetPort: 3000, protocol: TCP}]}}`
+)
+
+func testBackends() []Backend {
+	return []Backend{
+		{Component: upgradev1alpha1.ComponentAPI, Service: "dify-api", Canary: "dify-api-canary"},
+		{Component: upgradev1alpha1.ComponentWeb, Service: "dify-web", Canary: "dify-web-canary"},
+	}
+}
+
+func testHashes() map[upgradev1alpha1.Component]Hashes {
+	return map[upgradev1alpha1.Component]Hashes{
+		upgradev1alpha1.ComponentAPI: {Stable: "api-1", Canary: "api-2"},
+		upgradev1alpha1.ComponentWeb: {Stable: "web-1", Canary: "web-2"},
+	}
+}
+
+// fakeAPI is a fake API server holding docs (YAML), its reader, and what
+// the controller does with a Result (write every object in order,
+// creating those without a resourceVersion, then delete).
+func fakeAPI(t *testing.T, docs ...string) (Reader, func(Result, error) (Result, error)) {
+	t.Helper()
+	read, write, _ := fakeAPIClient(t, docs...)
+	return read, write
+}
+
+// fakeAPIClient is fakeAPI and its client.
+func fakeAPIClient(t *testing.T, docs ...string) (Reader, func(Result, error) (Result, error), client.Client) {
+	t.Helper()
+	objs := make([]client.Object, 0, len(docs))
+	for _, doc := range docs {
 		u := &unstructured.Unstructured{}
 		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
 			t.Fatal(err)
 		}
 		objs = append(objs, u)
 	}
-	c := fake.NewClientBuilder().WithScheme(runtime.NewScheme()).WithObjects(objs...).Build()
+	// The built-in kinds typed, as an API server knows them (without them
+	// the fake client's field manager mixes the kinds of unstructured
+	// objects up).
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build()
 	ctx := context.Background()
 	read := func(gvk schema.GroupVersionKind, name string) (*unstructured.Unstructured, error) {
 		obj := &unstructured.Unstructured{}
@@ -171,17 +215,7 @@ func gatewayFixture(t *testing.T) (*GatewayAPI, Reader, func(Result, error) (Res
 		res.Changed = len(res.Writes)+len(res.Deletes) > 0
 		return res, nil
 	}
-	r := &GatewayAPI{Read: read, Namespace: "ns", Upgrade: "u", UID: "uid-1", Routes: []string{"dify"},
-		Backends: []Backend{
-			{Component: upgradev1alpha1.ComponentAPI, Service: "dify-api", Canary: "dify-api-canary"},
-			{Component: upgradev1alpha1.ComponentWeb, Service: "dify-web", Canary: "dify-web-canary"},
-		},
-		Hashes: map[upgradev1alpha1.Component]Hashes{
-			upgradev1alpha1.ComponentAPI: {Stable: "api-1", Canary: "api-2"},
-			upgradev1alpha1.ComponentWeb: {Stable: "web-1", Canary: "web-2"},
-		},
-	}
-	return r, read, write
+	return read, write, c
 }
 
 func yamlFlow(t *testing.T, doc string) string {
@@ -197,11 +231,19 @@ func yamlFlow(t *testing.T, doc string) string {
 // router must leave them: spec, labels and annotations, as YAML.
 func gatewayObjects(t *testing.T, read Reader) map[string]string {
 	t.Helper()
+	return objectsOf(t, read, objRef{HTTPRouteGVK, "dify"}, objRef{ServiceGVK, "dify-api"}, objRef{ServiceGVK, "dify-web"})
+}
+
+type objRef struct {
+	gvk  schema.GroupVersionKind
+	name string
+}
+
+// objectsOf are objects' spec, labels and annotations, as YAML, by name.
+func objectsOf(t *testing.T, read Reader, refs ...objRef) map[string]string {
+	t.Helper()
 	out := map[string]string{}
-	for _, ref := range []struct {
-		gvk  schema.GroupVersionKind
-		name string
-	}{{HTTPRouteGVK, "dify"}, {ServiceGVK, "dify-api"}, {ServiceGVK, "dify-web"}} {
+	for _, ref := range refs {
 		obj, err := read(ref.gvk, ref.name)
 		if err != nil {
 			t.Fatal(err)
