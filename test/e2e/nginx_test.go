@@ -391,6 +391,23 @@ var _ = Describe("Upgrading Dify through an ingress-nginx Ingress", Label("nginx
 		}
 	})
 
+	It("refuses user tags and sticky sessions in Precheck, which its weighted canary Ingress cannot honour, changing nothing", func(ctx SpecContext) {
+		ensureNginxClass(ctx)
+		ns := installDify(ctx)
+		installYAML(ctx, ns, difyIngress)
+		before, deployments := nginxObjects(ctx, ns), snapshot(ctx, ns)
+		u := upgradeTo(ns, "1.11.1", withIngressNginx, withSteps(20, "gate", 100), func(u *upgradev1alpha1.DifyUpgrade) {
+			u.Spec.Canary.Match = &upgradev1alpha1.CanaryMatch{Headers: []upgradev1alpha1.CanaryHeaderMatch{{Name: "X-Dify-Canary", Value: "true"}}}
+		})
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseFailed, 30*time.Second)
+		Expect(u.Status.FailedPhase).To(Equal(upgradev1alpha1.PhasePrecheck))
+		Expect(u.Status.Message).To(ContainSubstring("canary.match and canary.stickySessions are not built for canary.ingressNginx yet"))
+		Expect(nginxObjects(ctx, ns)).To(Equal(before))
+		Expect(snapshot(ctx, ns).deployments).To(Equal(deployments.deployments))
+		expectNoCanaryIngress(ctx, ns)
+	})
+
 	It("refuses in Precheck an Ingress that sends neither to the release's Services nor to a proxy of them, changing nothing", func(ctx SpecContext) {
 		ensureNginxClass(ctx)
 		ns := installDify(ctx)
