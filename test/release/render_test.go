@@ -155,9 +155,10 @@ var (
 	namespacedResources = []string{
 		"configmaps", "secrets", "persistentvolumeclaims", "pods", "deployments", "replicasets",
 		"statefulsets", "jobs", "events", "destinationrules", "virtualservices", "httproutes", "services",
+		"ingresses", "cronjobs",
 		"difyupgrades", "difyupgrades/status", "difyupgrades/finalizers",
 	}
-	clusterScopedResources = []string{"nodes", "storageclasses"}
+	clusterScopedResources = []string{"nodes", "storageclasses", "ingressclasses"}
 )
 
 // grants says whether rules allow verb on resource of group.

@@ -61,7 +61,7 @@ manager-role's (role.yaml) are generated from the controller's RBAC markers.
 
 {{/* The cluster-scoped resources among the manager's rules. */}}
 {{- define "dify-upgrade-operator.clusterScopedResources" -}}
-nodes storageclasses
+nodes storageclasses ingressclasses
 {{- end -}}
 
 {{/* The manager's rules for a Role: those about cluster-scoped resources left out (a Role cannot grant them). */}}
