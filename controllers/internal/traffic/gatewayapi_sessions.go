@@ -73,36 +73,8 @@ func (s Sessions) gatewayRules(split map[string]any, weight int32) ([]any, error
 		b["weight"] = int64(1)
 		return b
 	}
-	var out []any
-	if conds := s.canaryConditions(weight); len(conds) > 0 {
-		r, err := derive("canary", conds, only(toCanary))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	if !s.sticky(weight) {
-		return append(out, split), nil
-	}
-	r, err := derive("stable", []condition{s.stableCondition(weight)}, only(toStable))
-	if err != nil {
-		return nil, err
-	}
-	out = append(out, r)
-	for _, d := range s.redraws(weight) {
-		r, err := derive(fmt.Sprintf("repin-%d", d.from), []condition{s.stableCondition(d.from)},
-			s.gatewayPin(toStable, d.stable, s.stablePin(weight)), s.gatewayPin(toCanary, d.canary, s.canaryPin()))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	pinned := runtime.DeepCopyJSONValue(split).(map[string]any)
-	pinned["backendRefs"] = []any{
-		s.gatewayPin(toStable, toStable["weight"].(int64), s.stablePin(weight)),
-		s.gatewayPin(toCanary, toCanary["weight"].(int64), s.canaryPin()),
-	}
-	return append(out, pinned), nil
+	return s.rules(split, toStable, toCanary, weight, dialect{derive: derive, only: only, pin: s.gatewayPin,
+		redraw: func(d redraw) (int64, int64) { return d.stable, d.canary }, targets: "backendRefs"})
 }
 
 // gatewayPin is ref at weight with a ResponseHeaderModifier that adds a

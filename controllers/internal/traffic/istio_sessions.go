@@ -56,43 +56,16 @@ func (s Sessions) istioRoutes(split map[string]any, weight int32) ([]any, error)
 		delete(d, "weight")
 		return d
 	}
-	var out []any
-	if conds := s.canaryConditions(weight); len(conds) > 0 {
-		r, err := derive("canary", conds, only(toCanary))
-		if err != nil {
-			return nil, err
+	if s.sticky(weight) {
+		// Istio's add is a map: a Set-Cookie the route adds already would
+		// be replaced by the pin, and the user's cookie lost.
+		add, _, _ := unstructured.NestedMap(toStable, "headers", "response", "add")
+		if hasHeader(slices.Collect(maps.Keys(add)), "Set-Cookie") {
+			return nil, fmt.Errorf("its destination already adds a Set-Cookie header (headers.response.add), which the sticky sessions' pin would replace")
 		}
-		out = append(out, r)
 	}
-	if !s.sticky(weight) {
-		return append(out, split), nil
-	}
-	// Istio's add is a map: a Set-Cookie the route adds already would be
-	// replaced by the pin, and the user's cookie lost.
-	add, _, _ := unstructured.NestedMap(toStable, "headers", "response", "add")
-	if hasHeader(slices.Collect(maps.Keys(add)), "Set-Cookie") {
-		return nil, fmt.Errorf("its destination already adds a Set-Cookie header (headers.response.add), which the sticky sessions' pin would replace")
-	}
-	r, err := derive("stable", []condition{s.stableCondition(weight)}, only(toStable))
-	if err != nil {
-		return nil, err
-	}
-	out = append(out, r)
-	for _, d := range s.redraws(weight) {
-		st, ca := d.percent()
-		r, err := derive(fmt.Sprintf("repin-%d", d.from), []condition{s.stableCondition(d.from)},
-			s.istioPin(toStable, st, s.stablePin(weight)), s.istioPin(toCanary, ca, s.canaryPin()))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	pinned := runtime.DeepCopyJSONValue(split).(map[string]any)
-	pinned["route"] = []any{
-		s.istioPin(toStable, toStable["weight"].(int64), s.stablePin(weight)),
-		s.istioPin(toCanary, toCanary["weight"].(int64), s.canaryPin()),
-	}
-	return append(out, pinned), nil
+	return s.rules(split, toStable, toCanary, weight, dialect{derive: derive, only: only, pin: s.istioPin,
+		redraw: redraw.percent, targets: "route"})
 }
 
 // istioPin is dest at weight with a Set-Cookie of the pin added to its

@@ -25,6 +25,8 @@ import (
 	"slices"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/runtime"
+
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 )
 
@@ -232,4 +234,56 @@ func CheckSessionRules(rules map[string][]any, backends []Backend, namespace str
 		}
 	}
 	return nil
+}
+
+// dialect is how one provider writes the scheme's rules: derive makes a
+// rule matching what the split rule matches plus conds, sending to
+// targets; only is a lone target; pin is a target at a weight whose
+// answers add the pin's Set-Cookie; redraw is a re-weighing's two
+// weights; targets is the key of the split rule's weighted targets.
+type dialect struct {
+	derive  func(suffix string, conds []condition, targets ...any) (any, error)
+	only    func(target map[string]any) any
+	pin     func(target map[string]any, weight int64, pin string) any
+	redraw  func(d redraw) (stable, canary int64)
+	targets string
+}
+
+// rules are the rules that replace one split rule (toStable and toCanary
+// weighted) at weight, in the scheme's order: tagged requests to the
+// canary; then, with pins, those pinned to stable at this weight to
+// stable, those pinned at an earlier weight re-drawn, and split itself
+// with each target pinning.
+func (s Sessions) rules(split, toStable, toCanary map[string]any, weight int32, d dialect) ([]any, error) {
+	var out []any
+	if conds := s.canaryConditions(weight); len(conds) > 0 {
+		r, err := d.derive("canary", conds, d.only(toCanary))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	if !s.sticky(weight) {
+		return append(out, split), nil
+	}
+	r, err := d.derive("stable", []condition{s.stableCondition(weight)}, d.only(toStable))
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, r)
+	for _, rd := range s.redraws(weight) {
+		st, ca := d.redraw(rd)
+		r, err := d.derive(fmt.Sprintf("repin-%d", rd.from), []condition{s.stableCondition(rd.from)},
+			d.pin(toStable, st, s.stablePin(weight)), d.pin(toCanary, ca, s.canaryPin()))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	pinned := runtime.DeepCopyJSONValue(split).(map[string]any)
+	pinned[d.targets] = []any{
+		d.pin(toStable, toStable["weight"].(int64), s.stablePin(weight)),
+		d.pin(toCanary, toCanary["weight"].(int64), s.canaryPin()),
+	}
+	return append(out, pinned), nil
 }
