@@ -25,7 +25,6 @@ import (
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -190,96 +189,6 @@ func (r *DifyUpgradeReconciler) trafficToStable(ctx context.Context, s *scope, b
 		"Traffic back on the stable pods of %s, except %v: no pod of theirs of that version is ready yet, so their traffic stays on their canary until one is",
 		s.status().FromVersion, held)
 	return nil
-}
-
-// wayBack points each canaried component's stable subset, on the way
-// back, at the pods of the version the upgrade started from
-// (traffic.WayBackHash), and returns the components none of whose pods of
-// that version is ready: their traffic stays where pods serve it (a
-// Recreate rollout has taken every stable pod down; a cordoned node keeps
-// new ones from starting; a Promote's new pods are the new version) until
-// the old version's pods can take it.
-func (r *DifyUpgradeReconciler) wayBack(ctx context.Context, s *scope, hashes map[upgradev1alpha1.Component]traffic.Hashes) (map[upgradev1alpha1.Component]bool, error) {
-	hold := map[upgradev1alpha1.Component]bool{}
-	for _, c := range s.canaried() {
-		stable := s.obs.stable[c.Name].Deployment()
-		if stable == nil {
-			continue
-		}
-		sets, err := r.replicaSetsMatching(ctx, s, stable.Namespace, stable.Spec.Selector.MatchLabels)
-		if err != nil {
-			return nil, fmt.Errorf("listing the ReplicaSets of %s: %w", stable.Name, err)
-		}
-		h := traffic.WayBackHash(stable, sets, c.Container, c.FromImage)
-		if h == "" {
-			hold[c.Name] = true
-			continue
-		}
-		hashes[c.Name] = traffic.Hashes{Stable: h, Canary: hashes[c.Name].Canary}
-	}
-	return hold, nil
-}
-
-// podTemplateHashes finds, for each canaried component, the
-// pod-template-hash its stable and canary subsets select (see
-// traffic.StableHash). A Deployment whose rollout is complete serves from its
-// current revision, whose hash is remembered; only while a rollout is under
-// way is the component's ReplicaSets listed (uncached, one list for both).
-// ok is false while a ReplicaSet is not there yet.
-func (r *DifyUpgradeReconciler) podTemplateHashes(ctx context.Context, s *scope) (map[upgradev1alpha1.Component]traffic.Hashes, bool, error) {
-	out := map[upgradev1alpha1.Component]traffic.Hashes{}
-	for _, c := range s.canaried() {
-		w, canary := s.obs.stable[c.Name], s.obs.canary[c.Name]
-		if w == nil || canary == nil {
-			return nil, false, nil
-		}
-		stable := w.Deployment()
-		if stable == nil {
-			// Precheck refuses Istio, Gateway API and ingress-nginx canaries for a
-			// StatefulSet (its pods carry no pod-template-hash).
-			return nil, false, fmt.Errorf("%s: Istio, Gateway API and ingress-nginx canaries need the stable workload to be a Deployment", apps.Ref(w))
-		}
-		h := traffic.Hashes{Stable: r.knownHash(stable), Canary: r.knownHash(canary)}
-		if h.Stable == "" || h.Canary == "" {
-			sets, err := r.replicaSetsMatching(ctx, s, stable.Namespace, stable.Spec.Selector.MatchLabels)
-			if err != nil {
-				return nil, false, fmt.Errorf("listing the ReplicaSets of %s: %w", stable.Name, err)
-			}
-			h = traffic.Hashes{Stable: r.rememberHash(stable, sets), Canary: r.rememberHash(canary, sets)}
-		}
-		if h.Stable == "" || h.Canary == "" {
-			return nil, false, nil
-		}
-		out[c.Name] = h
-	}
-	return out, true, nil
-}
-
-// revisionHash is a remembered pod-template-hash and the revision it is of.
-type revisionHash struct{ revision, hash string }
-
-func revision(d *appsv1.Deployment) string { return d.Annotations["deployment.kubernetes.io/revision"] }
-
-// knownHash is the remembered hash of d's current revision, when d has
-// finished rolling out to it; "" otherwise.
-func (r *DifyUpgradeReconciler) knownHash(d *appsv1.Deployment) string {
-	if !rollout.DeploymentStatus(d).Done {
-		return ""
-	}
-	if v, ok := r.hashes.Load(d.UID); ok && v.(revisionHash).revision == revision(d) {
-		return v.(revisionHash).hash
-	}
-	return ""
-}
-
-// rememberHash picks the hash a subset of d selects from its ReplicaSets
-// and, once d has finished rolling out, remembers it for its revision.
-func (r *DifyUpgradeReconciler) rememberHash(d *appsv1.Deployment, sets []appsv1.ReplicaSet) string {
-	h := traffic.StableHash(d, sets)
-	if h != "" && rollout.DeploymentStatus(d).Done {
-		r.hashes.Store(d.UID, revisionHash{revision(d), h})
-	}
-	return h
 }
 
 // router is the traffic router the spec asks for, over what the pass

@@ -43,7 +43,7 @@ limitations under the License.
 //     image, judged by the revision it leaves; never without a verified
 //     database backup unless the spec says Never.
 //  6. Canary: size the canary Deployments (difyupgrade_canaries.go) and
-//     shift traffic step by step (difyupgrade_routing.go, internal/traffic),
+//     shift traffic step by step (difyupgrade_routing.go; the subsets' hashes in difyupgrade_hashes.go; internal/traffic),
 //     judged by the analysis (difyupgrade_analysis.go takes the readings;
 //     internal/analysis decides a breach).
 //  7. Promote: roll every workload (Deployment or StatefulSet) to the target
