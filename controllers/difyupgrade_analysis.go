@@ -19,6 +19,7 @@ package controllers
 import (
 	"context"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -73,19 +74,64 @@ func (r *DifyUpgradeReconciler) analyze(ctx context.Context, s *scope, weight in
 	as := analysis.ForPhase(st.Analysis, st.Phase)
 	st.Analysis = as
 	rules := s.spec().Canary.Analysis.Rules
+	again := time.Duration(0)
 	if due := analysis.NextEvaluation(as, rules, s.tick()); as.EvaluatedAt == nil || !s.now.Before(due) {
-		ev := r.measure(ctx, s, m)
-		ev.Weight, ev.TargetVersion, ev.Now, ev.ConfirmedAt = weight, s.spec().TargetVersion, s.now, r.Clock.Now()
-		r.tellNotices(s, analysis.Evaluate(as, st.Phase, m, ev))
-		observeEvaluation(s.upgrade, m, ev, as)
+		look := r.lookAtSamples(ctx, s, m, as)
+		if evaluate, at := analysis.Fresh(as, rules, s.tick(), look, s.now); evaluate {
+			ev := r.measure(ctx, s, m)
+			ev.Weight, ev.TargetVersion, ev.Now, ev.ConfirmedAt = weight, s.spec().TargetVersion, s.now, r.Clock.Now()
+			ev.Samples = analysis.Look{Newest: at, Every: look.Every}
+			r.tellNotices(s, analysis.Evaluate(as, st.Phase, m, ev))
+			observeEvaluation(s.upgrade, m, ev, as)
+		} else {
+			again = analysis.LookAgain(as)
+		}
 	}
 	c := analysis.Conclude(as, rules, s.tick(), s.spec().Canary.Analysis.Inconclusive, s.now)
 	r.tellNotices(s, c.Notices)
+	if again > 0 {
+		// The evaluation was due and waits for its sample: look again
+		// soon, not at once.
+		c.Next = again
+	}
 	res := analysisResult{configured: true, verdict: c.Verdict, next: c.Next, halted: c.Halted, summary: c.Summary}
 	if c.Failure != nil {
 		res.failure = &failure{c.Failure.Reason, c.Failure.Message}
 	}
 	return res
+}
+
+// lookAtSamples asks Prometheus when the newest sample of the rules' input
+// series landed (and, until known, how far apart samples are), so that an
+// evaluation judges new data the moment it is in. No rules, no inputs, or
+// a Prometheus that cannot be asked: an empty look, and the evaluation
+// runs as due (its readings say what failed).
+func (r *DifyUpgradeReconciler) lookAtSamples(ctx context.Context, s *scope, m analysis.Measured, as *upgradev1alpha1.AnalysisStatus) analysis.Look {
+	var inputs []string
+	for _, rule := range m.Rules {
+		query, err := analysis.Render(rule.Query, s.analysisVars(rule.Component, m.Track))
+		if err != nil {
+			continue
+		}
+		for _, in := range analysis.Inputs(query) {
+			if !slices.Contains(inputs, in) {
+				inputs = append(inputs, in)
+			}
+		}
+	}
+	if len(inputs) == 0 {
+		return analysis.Look{}
+	}
+	q, err := r.querier(ctx, s)
+	if err != nil {
+		return analysis.Look{}
+	}
+	learn := as.Samples == nil || as.Samples.Every == nil
+	look, err := analysis.LookAt(ctx, q, inputs, s.now, learn)
+	if err != nil {
+		return analysis.Look{}
+	}
+	return look
 }
 
 // tellNotices tells the analysis's warnings once status records them.

@@ -72,6 +72,16 @@ type AnalysisStatus struct {
 	// +optional
 	Halted bool `json:"halted,omitempty"`
 
+	// samples is the clock of the data behind the rules: the newest sample
+	// of their input series the last evaluation read, and how far apart
+	// that series' samples are. Evaluations follow it: each runs just
+	// after a new sample is in, never twice on one sample, and never on
+	// samples closer together than canary.analysis.interval. A rule's for
+	// window is measured on these sample times. Absent when the rules read
+	// no series or none has data yet: evaluations then run every interval.
+	// +optional
+	Samples *SampleClock `json:"samples,omitempty"`
+
 	// rules are the Prometheus rules' states.
 	// +optional
 	// +listType=map
@@ -97,6 +107,18 @@ type AnalysisStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=64
 	History []AnalysisRecord `json:"history,omitempty"`
+}
+
+// SampleClock is when the samples behind the rules land.
+type SampleClock struct {
+	// latest is the timestamp of the newest input sample the last
+	// evaluation read.
+	Latest metav1.MicroTime `json:"latest"`
+
+	// every is how far apart that series' samples are (its scrape
+	// interval), learned from its last two samples; absent until known.
+	// +optional
+	Every *metav1.Duration `json:"every,omitempty"`
 }
 
 // RuleStatus is the state of one Prometheus rule.

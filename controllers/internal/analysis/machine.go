@@ -82,12 +82,16 @@ func ForPhase(as *upgradev1alpha1.AnalysisStatus, phase upgradev1alpha1.DifyUpgr
 	return fresh
 }
 
-// NextEvaluation is when the analysis is next due: an interval after the
-// last evaluation, or earlier when a failing rule's for window ends then.
-// Never evaluated, it is due now (the zero time).
+// NextEvaluation is when the analysis is next due: with a sample clock,
+// just after the sample it waits for is due (NextSample); without one, an
+// interval after the last evaluation, or earlier when a failing rule's for
+// window ends then. Never evaluated, it is due now (the zero time).
 func NextEvaluation(as *upgradev1alpha1.AnalysisStatus, rules []upgradev1alpha1.AnalysisRule, interval time.Duration) time.Time {
 	if as.EvaluatedAt == nil {
 		return time.Time{}
+	}
+	if next, ok := NextSample(as, rules, interval); ok {
+		return next.Add(Landing)
 	}
 	due := as.EvaluatedAt.Add(interval)
 	for _, rs := range as.Rules {
@@ -133,6 +137,10 @@ type Evaluation struct {
 	// Now is the pass's time; ConfirmedAt the wall clock when the readings
 	// were in (a breach's time to safety starts there).
 	Now, ConfirmedAt time.Time
+	// Samples is the sample time the rules judge (Newest; zero: the rules
+	// read no series with data) and their spacing when learnt (see Fresh).
+	// A rule's for window runs on it.
+	Samples Look
 }
 
 // Notice is a warning the controller tells people once status records it.
@@ -145,6 +153,7 @@ func Evaluate(as *upgradev1alpha1.AnalysisStatus, phase upgradev1alpha1.DifyUpgr
 	now := metav1.NewTime(ev.Now)
 	as.EvaluatedAt = &now
 	as.Evaluations++
+	recordSamples(as, ev.Samples)
 	var notices []Notice
 	var breach *upgradev1alpha1.BreachStatus
 	verdicts := map[Verdict]bool{}
@@ -189,7 +198,11 @@ func applyRule(as *upgradev1alpha1.AnalysisStatus, rule upgradev1alpha1.Analysis
 	if rs.OutOfBoundsSince != nil {
 		since = &rs.OutOfBoundsSince.Time
 	}
-	j := Judge(rr.Reading, rr.Bounds, rule.For.Duration, since, ev.Now)
+	at := ev.Now
+	if !ev.Samples.Newest.IsZero() {
+		at = ev.Samples.Newest
+	}
+	j := Judge(rr.Reading, rr.Bounds, rule.For.Duration, since, at)
 	before := rs.Verdict
 	rs.Verdict, rs.Message = j.Verdict, Clip(j.Message, maxMessage)
 	rs.Bound = rr.Bounds.WithFor(rule.For.Duration)
