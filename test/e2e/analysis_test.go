@@ -161,6 +161,12 @@ var _ = Describe("Judging the new version's health", Label("analysis"), func() {
 			"every pod of the api reported 1.11.1")
 		Expect(as.Breach).To(BeNil())
 
+		By("following the data's own clock: the samples' spacing learnt from Prometheus is its scrape interval")
+		Expect(as.Samples).NotTo(BeNil())
+		Expect(as.Samples.Every).NotTo(BeNil())
+		Expect(as.Samples.Every.Duration).To(Equal(time.Second))
+		Expect(as.Samples.Latest.Time).To(BeTemporally("<=", time.Now()))
+
 		By("comparing the new version's performance with the old one's")
 		p := u.Status.Performance
 		Expect(p).NotTo(BeNil())
@@ -210,6 +216,8 @@ var _ = Describe("Judging the new version's health", Label("analysis"), func() {
 		Expect(b.Weight).To(Equal(int32(20)))
 		Expect(b.TrafficOnStableAt).NotTo(BeNil(), "traffic went back in the pass that confirmed the breach")
 		Expect(b.TrafficOnStableAt.Sub(b.ConfirmedAt.Time)).To(BeNumerically("<", time.Second))
+		Expect(u.Status.Analysis.Samples).NotTo(BeNil(), "the breach was judged on a sample whose time is known")
+		AddReportEntry("breach confirmed after its sample's timestamp", b.ConfirmedAt.Sub(u.Status.Analysis.Samples.Latest.Time).String())
 		expectRestored(ctx, ns, before)
 
 		By("serving every metric the dashboard and the alerts query")
