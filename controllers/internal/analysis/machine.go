@@ -83,7 +83,8 @@ func ForPhase(as *upgradev1alpha1.AnalysisStatus, phase upgradev1alpha1.DifyUpgr
 }
 
 // NextEvaluation is when the analysis is next due: with a sample clock,
-// just after the sample it waits for is due (NextSample); without one, an
+// just after the sample it waits for is due (NextSample), or an interval
+// after the last evaluation when there are HTTP checks; without one, an
 // interval after the last evaluation, or earlier when a failing rule's for
 // window ends then. Never evaluated, it is due now (the zero time).
 func NextEvaluation(as *upgradev1alpha1.AnalysisStatus, rules []upgradev1alpha1.AnalysisRule, interval time.Duration) time.Time {
@@ -91,7 +92,12 @@ func NextEvaluation(as *upgradev1alpha1.AnalysisStatus, rules []upgradev1alpha1.
 		return time.Time{}
 	}
 	if next, ok := NextSample(as, rules, interval); ok {
-		return next.Add(Landing)
+		due := next.Add(Landing)
+		if len(as.HTTPChecks) > 0 {
+			// The HTTP checks run every interval whatever the samples do.
+			due = minTime(due, as.EvaluatedAt.Add(interval))
+		}
+		return due
 	}
 	due := as.EvaluatedAt.Add(interval)
 	for _, rs := range as.Rules {
@@ -402,4 +408,12 @@ func Clip(s string, n int) string {
 		return s
 	}
 	return s[:n-3] + "..."
+}
+
+// minTime is the earlier of a and b.
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }

@@ -87,7 +87,8 @@ func ceilDiv(a, b time.Duration) int64 {
 // Past half a spacing after the sample was due it evaluates anyway, the
 // sample late or the series stopped, and the rules read what there is (no
 // data keeps its meaning): at is then the time the sample was due, so the
-// next evaluation waits for the one after. Without a sample clock every
+// next evaluation waits for the one after. HTTP checks due (every interval)
+// evaluate too, on the last sample judged. Without a sample clock every
 // due evaluation runs, at the look's newest sample (zero: none); so does one
 // after an empty look.
 func Fresh(as *upgradev1alpha1.AnalysisStatus, rules []upgradev1alpha1.AnalysisRule, interval time.Duration, look Look, now time.Time) (evaluate bool, at time.Time) {
@@ -107,7 +108,18 @@ func Fresh(as *upgradev1alpha1.AnalysisStatus, rules []upgradev1alpha1.AnalysisR
 	if !now.Before(want.Add(every / 2)) {
 		return true, want
 	}
+	if checksDue(as, interval, now) {
+		// The HTTP checks keep their own clock; the rules read again the
+		// sample they judged last (their for windows do not move).
+		return true, as.Samples.Latest.Time
+	}
 	return false, time.Time{}
+}
+
+// checksDue reports whether the HTTP checks, which run every interval
+// whatever the samples do, are due at now.
+func checksDue(as *upgradev1alpha1.AnalysisStatus, interval time.Duration, now time.Time) bool {
+	return len(as.HTTPChecks) > 0 && as.EvaluatedAt != nil && !now.Before(as.EvaluatedAt.Add(interval))
 }
 
 // LookAgain is how long to wait before the next look for a sample that is

@@ -267,3 +267,30 @@ func TestLookAtAsksWhatItNeeds(t *testing.T) {
 		t.Fatalf("a look that learns nothing asked %q (%v), want one query", p.asked, err)
 	}
 }
+
+func TestHTTPChecksKeepTheirIntervalBesideTheSamples(t *testing.T) {
+	start := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	latest := metav1.NewMicroTime(start)
+	evaluated := metav1.NewTime(start.Add(100 * time.Millisecond))
+	as := &upgradev1alpha1.AnalysisStatus{
+		EvaluatedAt: &evaluated,
+		Samples:     &upgradev1alpha1.SampleClock{Latest: latest, Every: &metav1.Duration{Duration: 30 * time.Second}},
+		HTTPChecks:  []upgradev1alpha1.HTTPCheckStatus{{Name: "health"}},
+	}
+	rules := []upgradev1alpha1.AnalysisRule{ratioRule(0)}
+	if due := NextEvaluation(as, rules, 5*time.Second); !due.Equal(evaluated.Add(5 * time.Second)) {
+		t.Fatalf("due %s, want the checks' interval after the last evaluation, %s", due, evaluated.Add(5*time.Second))
+	}
+	now := evaluated.Add(5 * time.Second)
+	evaluate, at := Fresh(as, rules, 5*time.Second, Look{Newest: start}, now)
+	if !evaluate || !at.Equal(start) {
+		t.Fatalf("Fresh = %v at %s, want an evaluation on the last sample %s for the checks", evaluate, at, start)
+	}
+	as.HTTPChecks = nil
+	if due := NextEvaluation(as, rules, 5*time.Second); !due.Equal(start.Add(30*time.Second + Landing)) {
+		t.Fatalf("without checks due %s, want the next sample's landing %s", due, start.Add(30*time.Second+Landing))
+	}
+	if evaluate, _ := Fresh(as, rules, 5*time.Second, Look{Newest: start}, now); evaluate {
+		t.Fatal("without checks a look holding no new sample evaluated")
+	}
+}
