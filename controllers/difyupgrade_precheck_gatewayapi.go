@@ -71,30 +71,73 @@ func (r *DifyUpgradeReconciler) checkGatewayRouting(ctx context.Context, s *scop
 		named[svc.Component] = svc.Name
 	}
 	found, err := traffic.FindBackends(rules, services.Items, canariedPodLabels(s), named, ns)
+	var said []string
+	var proxy *traffic.Proxy
+	if err != nil && len(named) == 0 {
+		// The HTTPRoutes may send to the release's own nginx proxy (the
+		// most used chart's Ingress moved to an HTTPRoute).
+		p, viaProxy, why, perr := r.findProxyBehind(ctx, s, traffic.RouteServices(rules, ns), services.Items)
+		switch {
+		case perr != nil:
+			return phaseResult{}, perr
+		case p == nil:
+			err = fmt.Errorf("%w; and %s", err, why)
+		default:
+			proxy, found, err = p, viaProxy, nil
+			said = append(said, fmt.Sprintf("through the nginx proxy Deployment %s behind Service %s (ConfigMap %s), copied as Deployment %s behind Service %s",
+				p.Deployment, p.Service, p.ConfigMap, p.CanaryDeployment(), p.CanaryService()))
+		}
+	}
 	if err != nil {
 		return bad("%v", err), nil
 	}
 	backends := make([]traffic.Backend, 0, len(found))
 	var plan []upgradev1alpha1.TrafficService
-	var said []string
 	for _, f := range found {
 		backends = append(backends, f.Backend)
 		plan = append(plan, upgradev1alpha1.TrafficService{Component: f.Component, Service: f.Service, CanaryService: f.Canary, FoundBy: f.FoundBy})
 		said = append(said, fmt.Sprintf("%s through Service %s (canary Service %s)", f.Component, f.Service, f.Canary))
 	}
-	if err := traffic.CheckGatewayRouting(rules, backends, ns); err != nil {
+	// What the rules split: the components' Services, or the proxy's.
+	routed := backends
+	if proxy != nil {
+		routed = []traffic.Backend{{Service: proxy.Service, Canary: proxy.CanaryService()}}
+	}
+	if err := traffic.CheckGatewayRouting(rules, routed, ns); err != nil {
 		return bad("%v", err), nil
 	}
-	if err := traffic.CheckSessionRules(rules, backends, ns, sessionsOf(s, false)); err != nil {
+	if err := traffic.CheckSessionRules(rules, routed, ns, sessionsOf(s, false)); err != nil {
 		return bad("%v", err), nil
+	}
+	if res, err := r.checkProxyNames(ctx, s, proxy); res.stop || err != nil {
+		return res, err
 	}
 	if res := r.checkCanaryServices(s, services.Items, backends); res.stop {
 		return res, nil
 	}
 	s.pre.services = plan
+	if proxy != nil {
+		s.pre.proxy = &upgradev1alpha1.TrafficProxy{Service: proxy.Service, Deployment: proxy.Deployment, ConfigMap: proxy.ConfigMap}
+	}
 	s.recordCheck("routing", upgradev1alpha1.CheckPassed, fmt.Sprintf("the HTTPRoutes split %s; %s",
 		strings.Join(said, ", "), strings.Join(acceptance, "; ")))
 	return phaseResult{}, nil
+}
+
+// findProxyBehind looks for the release's nginx proxy among the Services
+// the HTTPRoutes send to (see traffic.FindProxyBehind): nil, and why, when
+// there is none.
+func (r *DifyUpgradeReconciler) findProxyBehind(ctx context.Context, s *scope, sent map[string]bool, services []corev1.Service) (
+	*traffic.Proxy, []traffic.Found, string, error) {
+	deployments, configMaps, err := r.proxyCandidates(ctx, s)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	proxy, found, ferr := traffic.FindProxyBehind(sent, "the HTTPRoutes", services, deployments, configMaps, canariedPodLabels(s), s.upgrade.Namespace)
+	if ferr != nil {
+		return nil, nil, ferr.Error(), nil
+	}
+	return proxy, found, "", nil
 }
 
 // checkCanaryServices refuses a canary Service name taken by a Service

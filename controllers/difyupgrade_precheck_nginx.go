@@ -175,10 +175,24 @@ func (r *DifyUpgradeReconciler) nginxIngresses(ctx context.Context, s *scope) ([
 // traffic.FindProxy): nil, and why, when there is none.
 func (r *DifyUpgradeReconciler) findProxy(ctx context.Context, s *scope, ingresses []*networkingv1.Ingress, services []corev1.Service) (
 	proxy *traffic.Proxy, found []traffic.Found, why string, err error) {
+	deployments, configMaps, err := r.proxyCandidates(ctx, s)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	proxy, found, ferr := traffic.FindProxy(ingresses, services, deployments, configMaps, canariedPodLabels(s), s.upgrade.Namespace)
+	if ferr != nil {
+		return nil, nil, ferr.Error(), nil
+	}
+	return proxy, found, "", nil
+}
+
+// proxyCandidates are what a proxy of the release may be: the Deployments
+// of the namespace and the ConfigMaps they mount (data by name).
+func (r *DifyUpgradeReconciler) proxyCandidates(ctx context.Context, s *scope) ([]appsv1.Deployment, map[string]map[string]string, error) {
 	ns := s.upgrade.Namespace
 	deployments := &appsv1.DeploymentList{}
 	if err := r.reader().List(ctx, deployments, client.InNamespace(ns)); err != nil {
-		return nil, nil, "", fmt.Errorf("listing the Deployments of namespace %s: %w", ns, err)
+		return nil, nil, fmt.Errorf("listing the Deployments of namespace %s: %w", ns, err)
 	}
 	configMaps := map[string]map[string]string{}
 	for _, d := range deployments.Items {
@@ -192,16 +206,12 @@ func (r *DifyUpgradeReconciler) findProxy(ctx context.Context, s *scope, ingress
 				continue
 			}
 			if err != nil {
-				return nil, nil, "", fmt.Errorf("reading ConfigMap %s: %w", v.ConfigMap.Name, err)
+				return nil, nil, fmt.Errorf("reading ConfigMap %s: %w", v.ConfigMap.Name, err)
 			}
 			configMaps[cm.Name] = cm.Data
 		}
 	}
-	proxy, found, ferr := traffic.FindProxy(ingresses, services, deployments.Items, configMaps, canariedPodLabels(s), ns)
-	if ferr != nil {
-		return nil, nil, ferr.Error(), nil
-	}
-	return proxy, found, "", nil
+	return deployments.Items, configMaps, nil
 }
 
 // checkProxyNames refuses a canary proxy name taken by an object that is

@@ -213,14 +213,13 @@ func (r *DifyUpgradeReconciler) router(ctx context.Context, s *scope, hashes map
 			router.Routes = append(router.Routes, route.Name)
 		}
 		router.Backends = plannedBackends(s)
+		router.Proxy = plannedProxy(s)
 		return router
 	}
 	if nginx := s.spec().Canary.IngressNginx; nginx != nil {
 		router := &traffic.IngressNginx{Read: read, Namespace: s.upgrade.Namespace, Upgrade: s.upgrade.Name, UID: string(s.upgrade.UID),
 			Backends: plannedBackends(s), Hashes: hashes, Hold: hold}
-		if p := s.status().Plan; p != nil && p.Traffic != nil && p.Traffic.Proxy != nil {
-			router.Proxy = &traffic.Proxy{Service: p.Traffic.Proxy.Service, Deployment: p.Traffic.Proxy.Deployment, ConfigMap: p.Traffic.Proxy.ConfigMap}
-		}
+		router.Proxy = plannedProxy(s)
 		for _, ing := range nginx.Ingresses {
 			router.Ingresses = append(router.Ingresses, ing.Name)
 		}
@@ -244,6 +243,15 @@ func sessionsOf(s *scope, off bool) traffic.Sessions {
 	}
 	return traffic.Sessions{Match: canary.Match, Sticky: canary.StickySessions, Run: traffic.RunID(string(s.upgrade.UID), retry),
 		Earlier: traffic.Weights(canary.Steps), Off: off}
+}
+
+// plannedProxy is the release's proxy Precheck found the routing sends to
+// (status.plan.traffic.proxy); nil when it sends to the Services.
+func plannedProxy(s *scope) *traffic.Proxy {
+	if p := s.status().Plan; p != nil && p.Traffic != nil && p.Traffic.Proxy != nil {
+		return &traffic.Proxy{Service: p.Traffic.Proxy.Service, Deployment: p.Traffic.Proxy.Deployment, ConfigMap: p.Traffic.Proxy.ConfigMap}
+	}
+	return nil
 }
 
 // plannedBackends are the Services Precheck found (status.plan.traffic):

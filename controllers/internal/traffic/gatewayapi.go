@@ -81,9 +81,19 @@ type GatewayAPI struct {
 	Hold map[upgradev1alpha1.Component]bool
 	// Sessions are the tag and pin rules put beside each split rule.
 	Sessions Sessions
+	// Proxy is, when the HTTPRoutes send to the release's nginx proxy
+	// rather than to the Backends' Services (the most used chart's routing
+	// moved to an HTTPRoute), that proxy: its rules send their canary
+	// share to a copy of it (see nginx_proxy.go), so a user's pin carries
+	// their web and api requests to one version.
+	Proxy *Proxy
 }
 
 var _ Router = &GatewayAPI{}
+
+func (r *GatewayAPI) proxyCopy() *proxyCopy {
+	return &proxyCopy{Read: r.Read, Namespace: r.Namespace, Upgrade: r.Upgrade, UID: r.UID, Backends: r.Backends, Proxy: r.Proxy}
+}
 
 // Route makes each canary Service, narrows each component's Service to its
 // stable pods, then sets the weights. A rule is split only once its canary
@@ -96,6 +106,19 @@ func (r *GatewayAPI) Route(weight int32) (Result, error) {
 	split, held, err := r.services().route(&res, weight)
 	if err != nil {
 		return res, err
+	}
+	if r.Proxy != nil {
+		ready, err := r.proxyCopy().canaryProxy(&res, split, weight > 0)
+		if err != nil {
+			return res, err
+		}
+		if ready {
+			split[r.Proxy.Service] = r.Proxy.CanaryService()
+			if len(held) > 0 {
+				// The proxy carries every component's requests.
+				held[r.Proxy.Service] = true
+			}
+		}
 	}
 	for _, name := range r.Routes {
 		err := updateField(r.Read, &res, r.Upgrade, r.Namespace, HTTPRouteGVK, name, "rules", func(orig, current any) (any, error) {
@@ -116,7 +139,8 @@ func (r *GatewayAPI) Route(weight int32) (Result, error) {
 
 // Restore puts the HTTPRoutes back first (traffic off the canary
 // Services), then the components' Services, and deletes the canary
-// Services of this upgrade once no route (as read) sends traffic to them:
+// Services (and the canary proxy) of this upgrade once no route (as read)
+// sends traffic to them:
 // one a route sent a share to before this pass (the end of Promote, at
 // 100%) is left in res.Pending, for the Gateways to take in the restored
 // route before it goes. On the way back the routes are at 0% first, so
@@ -138,6 +162,17 @@ func (r *GatewayAPI) Restore() (Result, error) {
 			}
 		}
 		if err := restoreField(r.Read, &res, HTTPRouteGVK, name, "rules"); err != nil {
+			return res, err
+		}
+	}
+	if r.Proxy != nil {
+		if sentTo[r.Proxy.CanaryService()] {
+			// The canary proxy sends to every canary Service.
+			for _, b := range r.Backends {
+				sentTo[b.Canary] = true
+			}
+		}
+		if err := r.proxyCopy().deleteProxy(&res, sentTo); err != nil {
 			return res, err
 		}
 	}

@@ -62,6 +62,23 @@ func FindBackends(rules map[string][]any, services []corev1.Service, podLabels m
 		sentBy, services, podLabels, named)
 }
 
+// RouteServices are the Services of namespace the rules send to.
+func RouteServices(rules map[string][]any, namespace string) map[string]bool {
+	out := map[string]bool{}
+	for _, route := range rules {
+		for _, r := range route {
+			rule, _ := r.(map[string]any)
+			refs, _ := rule["backendRefs"].([]any)
+			for _, ref := range refs {
+				if name := ServiceRef(ref, namespace); name != "" {
+					out[name] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
 // backendSource says, in messages, where findBackends looks: the kind of
 // the routing objects, what of theirs names a Service, the spec field that
 // names the Services instead, the objects' names, and what to add when

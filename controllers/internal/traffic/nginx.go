@@ -91,6 +91,10 @@ type IngressNginx struct {
 
 var _ Router = &IngressNginx{}
 
+func (r *IngressNginx) proxyCopy() *proxyCopy {
+	return &proxyCopy{Read: r.Read, Namespace: r.Namespace, Upgrade: r.Upgrade, UID: r.UID, Backends: r.Backends, Proxy: r.Proxy}
+}
+
 func (r *IngressNginx) services() serviceSplit {
 	return serviceSplit{Read: r.Read, Namespace: r.Namespace, Upgrade: r.Upgrade, UID: r.UID, Backends: r.Backends, Hashes: r.Hashes, Hold: r.Hold}
 }
@@ -107,7 +111,7 @@ func (r *IngressNginx) Route(weight int32) (Result, error) {
 		return res, err
 	}
 	if r.Proxy != nil {
-		ready, err := r.canaryProxy(&res, split, weight > 0)
+		ready, err := r.proxyCopy().canaryProxy(&res, split, weight > 0)
 		if err != nil {
 			return res, err
 		}
@@ -242,7 +246,7 @@ func (r *IngressNginx) Restore() (Result, error) {
 				sentTo[b.Canary] = true
 			}
 		}
-		if err := r.deleteProxy(&res, sentTo); err != nil {
+		if err := r.proxyCopy().deleteProxy(&res, sentTo); err != nil {
 			return res, err
 		}
 	}

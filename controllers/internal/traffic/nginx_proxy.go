@@ -44,8 +44,21 @@ import (
 // choose between proxies: the router makes a copy of the proxy (its
 // ConfigMap with the api and web Services replaced by their canary
 // Services, a Deployment running it, a Service before it), and the canary
-// Ingress sends its share of / there. One decision at the edge carries a
-// request to one version, whichever of api and web it is for.
+// Ingress (or the HTTPRoute's canary backend) sends its share of / there.
+// One decision at the edge carries a request to one version, whichever of
+// api and web it is for.
+
+// proxyCopy makes and deletes the canary copy of the release's proxy, for
+// the providers that route to it (ingress-nginx, Gateway API).
+type proxyCopy struct {
+	Read      Reader
+	Namespace string
+	// Upgrade names the DifyUpgrade; UID marks the copy as its own.
+	Upgrade, UID string
+	// Backends are the components' Services the proxy sends to.
+	Backends []Backend
+	Proxy    *Proxy
+}
 
 // The kinds of the proxy's copy.
 var (
@@ -156,7 +169,7 @@ func canaryProxyLabels(p Proxy, upgrade string) map[string]string {
 // traffic: its ConfigMap, Deployment (with a ready pod) and Service exist.
 // It routes to the canary Services of split, which must hold every
 // backend's.
-func (r *IngressNginx) canaryProxy(res *Result, split map[string]string, create bool) (bool, error) {
+func (r *proxyCopy) canaryProxy(res *Result, split map[string]string, create bool) (bool, error) {
 	p := *r.Proxy
 	for _, b := range r.Backends {
 		if split[b.Service] == "" {
@@ -237,7 +250,7 @@ func (r *IngressNginx) canaryProxy(res *Result, split map[string]string, create 
 
 // ownRead reads an object the router makes: nil when it is not there, an
 // ErrForeign error when it is not the upgrade's.
-func (r *IngressNginx) ownRead(gvk schema.GroupVersionKind, name string) (*unstructured.Unstructured, error) {
+func (r *proxyCopy) ownRead(gvk schema.GroupVersionKind, name string) (*unstructured.Unstructured, error) {
 	obj, err := r.Read(gvk, name)
 	switch {
 	case apierrors.IsNotFound(err):
@@ -250,14 +263,14 @@ func (r *IngressNginx) ownRead(gvk schema.GroupVersionKind, name string) (*unstr
 	return obj, nil
 }
 
-func (r *IngressNginx) missing(gvk schema.GroupVersionKind, name string, err error) error {
+func (r *proxyCopy) missing(gvk schema.GroupVersionKind, name string, err error) error {
 	if apierrors.IsNotFound(err) {
 		return fmt.Errorf("%s %s/%s: %w", gvk.Kind, r.Namespace, name, ErrMissing)
 	}
 	return err
 }
 
-func (r *IngressNginx) markCanary(obj *unstructured.Unstructured, gvk schema.GroupVersionKind, name string) {
+func (r *proxyCopy) markCanary(obj *unstructured.Unstructured, gvk schema.GroupVersionKind, name string) {
 	obj.SetGroupVersionKind(gvk)
 	obj.SetNamespace(r.Namespace)
 	obj.SetName(name)
@@ -265,12 +278,12 @@ func (r *IngressNginx) markCanary(obj *unstructured.Unstructured, gvk schema.Gro
 	obj.SetAnnotations(map[string]string{upgradev1alpha1.AnnotationUpgrade: r.Upgrade, upgradev1alpha1.AnnotationUpgradeUID: r.UID})
 }
 
-// deleteProxy deletes the canary proxy of this upgrade, unless a canary
-// Ingress (as read) sent traffic to it.
-func (r *IngressNginx) deleteProxy(res *Result, sentTo map[string]bool) error {
+// deleteProxy deletes the canary proxy of this upgrade, unless a route (a
+// canary Ingress, an HTTPRoute, as read) sent traffic to it.
+func (r *proxyCopy) deleteProxy(res *Result, sentTo map[string]bool) error {
 	p := *r.Proxy
 	if sentTo[p.CanaryService()] {
-		res.Pending = append(res.Pending, fmt.Sprintf("the canary proxy (Deployment %s), deleted once no canary Ingress sends to it", p.CanaryDeployment()))
+		res.Pending = append(res.Pending, fmt.Sprintf("the canary proxy (Deployment %s), deleted once no route sends to it", p.CanaryDeployment()))
 		return nil
 	}
 	for _, o := range []struct {
@@ -303,6 +316,13 @@ func FindProxy(ingresses []*networkingv1.Ingress, services []corev1.Service, dep
 	for _, ing := range ingresses {
 		maps.Copy(sent, ingressServices(ing))
 	}
+	return FindProxyBehind(sent, "the Ingresses", services, deployments, configMaps, podLabels, namespace)
+}
+
+// FindProxyBehind is FindProxy for routing objects (what, in messages)
+// that send to the Services of sent.
+func FindProxyBehind(sent map[string]bool, what string, services []corev1.Service, deployments []appsv1.Deployment, configMaps map[string]map[string]string,
+	podLabels map[upgradev1alpha1.Component]map[string]string, namespace string) (*Proxy, []Found, error) {
 	var found []string
 	var proxy *Proxy
 	var backends []Found
@@ -336,11 +356,11 @@ func FindProxy(ingresses []*networkingv1.Ingress, services []corev1.Service, dep
 	}
 	switch len(found) {
 	case 0:
-		return nil, nil, fmt.Errorf("no Service the Ingresses send to runs an nginx proxy of the release (one Deployment mounting a ConfigMap whose configuration sends to a Service of each canaried component)")
+		return nil, nil, fmt.Errorf("no Service %s send to runs an nginx proxy of the release (one Deployment mounting a ConfigMap whose configuration sends to a Service of each canaried component)", what)
 	case 1:
 		return proxy, backends, nil
 	}
-	return nil, nil, fmt.Errorf("the Ingresses send to %d proxies (%s); the canary copies one", len(found), strings.Join(found, ", "))
+	return nil, nil, fmt.Errorf("%s send to %d proxies (%s); the canary copies one", what, len(found), strings.Join(found, ", "))
 }
 
 // proxyBackends are the Services a proxy configuration sends to, one per
