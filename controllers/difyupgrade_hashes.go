@@ -19,8 +19,10 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
@@ -47,6 +49,11 @@ func (r *DifyUpgradeReconciler) wayBack(ctx context.Context, s *scope, hashes ma
 		if stable == nil {
 			continue
 		}
+		if h := r.servingFrom(stable, c.Container, c.FromImage); h != "" {
+			// Before Promote: no list, the abort routes at once.
+			hashes[c.Name] = traffic.Hashes{Stable: h, Canary: hashes[c.Name].Canary}
+			continue
+		}
 		sets, err := r.replicaSetsMatching(ctx, s, stable.Namespace, stable.Spec.Selector.MatchLabels)
 		if err != nil {
 			return nil, fmt.Errorf("listing the ReplicaSets of %s: %w", stable.Name, err)
@@ -59,6 +66,21 @@ func (r *DifyUpgradeReconciler) wayBack(ctx context.Context, s *scope, hashes ma
 		hashes[c.Name] = traffic.Hashes{Stable: h, Canary: hashes[c.Name].Canary}
 	}
 	return hold, nil
+}
+
+// servingFrom is the remembered pod-template-hash of d's current revision
+// when that revision is the way back: d has rolled out to it, a pod of it
+// is ready, and its container runs image (before Promote, the version the
+// upgrade started from). That revision is then the newest ReplicaSet with
+// image and ready pods, the one traffic.WayBackHash would pick from a
+// list. "" when the ReplicaSets must be read.
+func (r *DifyUpgradeReconciler) servingFrom(d *appsv1.Deployment, container, image string) string {
+	if d.Status.ReadyReplicas == 0 || !slices.ContainsFunc(d.Spec.Template.Spec.Containers, func(c corev1.Container) bool {
+		return c.Name == container && c.Image == image
+	}) {
+		return ""
+	}
+	return r.knownHash(d)
 }
 
 // podTemplateHashes finds, for each canaried component, the
