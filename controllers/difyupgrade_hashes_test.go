@@ -22,7 +22,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/traffic"
 )
@@ -35,7 +34,7 @@ func TestServingFromIsTheWayBackWithoutAList(t *testing.T) {
 		return &appsv1.Deployment{
 			ObjectMeta: metav1.ObjectMeta{Name: "dify-api", UID: "d1", Generation: 2,
 				Annotations: map[string]string{"deployment.kubernetes.io/revision": revision}},
-			Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2), Template: corev1.PodTemplateSpec{
+			Spec: appsv1.DeploymentSpec{Replicas: new(int32(2)), Template: corev1.PodTemplateSpec{
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "api", Image: image}}}}},
 			Status: appsv1.DeploymentStatus{ObservedGeneration: 2, Replicas: 2, UpdatedReplicas: 2, AvailableReplicas: ready, ReadyReplicas: ready},
 		}
@@ -44,7 +43,7 @@ func TestServingFromIsTheWayBackWithoutAList(t *testing.T) {
 		return appsv1.ReplicaSet{
 			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{traffic.PodTemplateHashLabel: hash},
 				Annotations:     map[string]string{"deployment.kubernetes.io/revision": revision},
-				OwnerReferences: []metav1.OwnerReference{{UID: "d1", Controller: ptr.To(true)}}},
+				OwnerReferences: []metav1.OwnerReference{{UID: "d1", Controller: new(true)}}},
 			Spec:   appsv1.ReplicaSetSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "api", Image: image}}}}},
 			Status: appsv1.ReplicaSetStatus{ReadyReplicas: ready},
 		}
