@@ -94,6 +94,9 @@ func (r *DifyUpgradeReconciler) checkNginxRouting(ctx context.Context, s *scope)
 	if err := traffic.CheckNginxRouting(ingresses, others.Items, backends, via, string(s.upgrade.UID)); err != nil {
 		return bad("%v", err), nil
 	}
+	if err := traffic.CheckNginxSessions(ingresses, via, s.spec().Canary.Match, s.spec().Canary.StickySessions); err != nil {
+		return s.refuse("sessions", upgradev1alpha1.ReasonPrecheckFailed, "ingress-nginx cannot honour canary.match or canary.stickySessions as asked: %v", err), nil
+	}
 	if res, err := r.checkProxyNames(ctx, s, proxy); res.stop || err != nil {
 		return res, err
 	}

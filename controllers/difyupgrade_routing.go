@@ -217,7 +217,7 @@ func (r *DifyUpgradeReconciler) router(ctx context.Context, s *scope, hashes map
 	}
 	if nginx := s.spec().Canary.IngressNginx; nginx != nil {
 		router := &traffic.IngressNginx{Read: read, Namespace: s.upgrade.Namespace, Upgrade: s.upgrade.Name, UID: string(s.upgrade.UID),
-			Backends: plannedBackends(s), Hashes: hashes, Hold: hold}
+			Backends: plannedBackends(s), Hashes: hashes, Hold: hold, Sessions: sessions}
 		if p := s.status().Plan; p != nil && p.Traffic != nil && p.Traffic.Proxy != nil {
 			router.Proxy = &traffic.Proxy{Service: p.Traffic.Proxy.Service, Deployment: p.Traffic.Proxy.Deployment, ConfigMap: p.Traffic.Proxy.ConfigMap}
 		}
