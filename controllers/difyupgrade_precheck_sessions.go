@@ -29,7 +29,7 @@ import (
 // ingress-nginx's limits are proved with its routing, where its Ingresses
 // are read.
 func checkSessions(_ context.Context, s *scope) (phaseResult, error) {
-	canary := s.spec().Canary
+	canary := s.canary()
 	provider := ""
 	switch {
 	case canary.Istio != nil:
