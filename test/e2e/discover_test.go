@@ -39,7 +39,7 @@ func withoutVirtualService(ctx context.Context, ns string) {
 	Expect(k8sClient.Delete(ctx, vs)).To(Succeed())
 }
 
-var _ = Describe("Discovering the traffic provider when the spec names none", Label("gatewayapi", "discovery"), func() {
+var _ = Describe("Discovering the traffic provider when the spec names none", Label("gatewayapi", "nginx", "discovery"), func() {
 	It("canaries through the one HTTPRoute that sends to the release's Services, shows it in status.plan, and puts it back byte-equal on abort", func(ctx SpecContext) {
 		ns := installDify(ctx)
 		withoutVirtualService(ctx, ns)
@@ -62,6 +62,29 @@ var _ = Describe("Discovering the traffic provider when the spec names none", La
 		Expect(gatewayObjects(ctx, ns)).To(Equal(before), "the HTTPRoute and the Services byte-equal to what they were")
 		expectNoCanaryServices(ctx, ns)
 		expectNoCanaries(ctx, ns)
+	})
+
+	It("canaries a Dify of the most used chart through its own Ingress and nginx proxy from the shortest spec plus sticky sessions, keeping each user's web and api together", func(ctx SpecContext) {
+		ns, objects := behindTheChartsProxy(ctx)
+		withoutVirtualService(ctx, ns)
+		before := objects()
+		startNginxUsers(ns, 32)
+		u := upgradeTo(ns, newVersion, withSteps(20, "gate", 100), withStickySessions, withoutRestore)
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		waitForGateAt(ctx, u, 20)
+		Expect(u.Status.Plan.Traffic.Provider).To(Equal(upgradev1alpha1.TrafficIngressNginx))
+		Expect(u.Status.Plan.Traffic.Discovered).To(Equal([]string{"Ingress/dify"}))
+		Expect(u.Status.Plan.Traffic.Proxy).NotTo(BeNil(), "the chart's proxy found behind the discovered Ingress")
+		at20 := browse(ctx, ns, pageLoads)
+		shown("discovered ingress-nginx at 20%", at20)
+		Expect(at20.All.MixedPageLoads).To(BeZero(), "no page load mixes versions")
+		Expect(at20.All.ShareByVersion[newVersion]).To(BeNumerically("~", 0.20, 0.03))
+
+		annotate(ctx, u, upgradev1alpha1.ActionAbort)
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, 3*time.Minute)
+		Expect(browse(ctx, ns, 1).All.ShareByVersion).To(Equal(map[string]float64{oldVersion: 1.0}))
+		Expect(objects()).To(Equal(before), "the Ingress, Services and proxy byte-equal to before")
+		expectNoCanaryProxy(ctx, ns)
 	})
 
 	It("refuses in Precheck when two routing objects send to the release's Services, naming both, changing nothing", func(ctx SpecContext) {
