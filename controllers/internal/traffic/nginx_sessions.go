@@ -100,13 +100,20 @@ func (s Sessions) nginxCanaryAnnotations(weight int32) map[string]string {
 	out := map[string]string{}
 	if s.tagged() {
 		if h := s.Match.Headers; len(h) > 0 {
+			// One header (Precheck refuses several names; an edit during
+			// the upgrade that adds one routes by the first only).
+			var values []string
+			for _, m := range h {
+				if strings.EqualFold(m.Name, h[0].Name) {
+					values = append(values, m.Value)
+				}
+			}
 			out[NginxCanaryByHeader] = h[0].Name
-			if len(h) == 1 {
-				out[NginxCanaryByHeaderValue] = h[0].Value
+			if len(values) == 1 {
+				out[NginxCanaryByHeaderValue] = values[0]
 			} else {
-				values := make([]string, 0, len(h))
-				for _, m := range h {
-					values = append(values, regexp.QuoteMeta(m.Value))
+				for i, v := range values {
+					values[i] = regexp.QuoteMeta(v)
 				}
 				out[NginxCanaryByHeaderPattern] = "^(" + strings.Join(values, "|") + ")$"
 			}
