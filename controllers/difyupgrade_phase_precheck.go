@@ -44,6 +44,9 @@ type precheckInput struct {
 	// proxy is the release's nginx proxy the ingress-nginx canary copies,
 	// as checkNginxRouting found it.
 	proxy *upgradev1alpha1.TrafficProxy
+	// discovered is the routing object discoverProvider found, when the
+	// spec names no provider.
+	discovered *discoveredRouting
 }
 
 // check is one item of the pre-flight list: run records its result in
@@ -63,9 +66,10 @@ func (r *DifyUpgradeReconciler) preflightChecks() []check {
 		{name: "version", run: r.checkVersionPath},
 		{name: "ownership", run: checkOwnership},
 		{name: "canary-templates", run: checkCanaryTemplates},
-		{name: "routing", run: r.checkRouting, applies: func(s *scope) bool { return s.spec().Canary.Istio != nil }},
-		{name: "gateway-routing", run: r.checkGatewayRouting, applies: func(s *scope) bool { return s.spec().Canary.GatewayAPI != nil }},
-		{name: "nginx-routing", run: r.checkNginxRouting, applies: func(s *scope) bool { return s.spec().Canary.IngressNginx != nil }},
+		{name: "provider", run: r.discoverProvider, applies: namesNoProvider},
+		{name: "routing", run: r.checkRouting, applies: func(s *scope) bool { return s.canary().Istio != nil }},
+		{name: "gateway-routing", run: r.checkGatewayRouting, applies: func(s *scope) bool { return s.canary().GatewayAPI != nil }},
+		{name: "nginx-routing", run: r.checkNginxRouting, applies: func(s *scope) bool { return s.canary().IngressNginx != nil }},
 		{name: "sessions", run: checkSessions, applies: func(s *scope) bool {
 			return s.spec().Canary.Match != nil || s.spec().Canary.StickySessions != nil
 		}},
@@ -138,7 +142,10 @@ func (r *DifyUpgradeReconciler) reconcilePrecheck(ctx context.Context, s *scope)
 	}
 	found := st.Plan
 	st.Plan = planOf(spec, p.Components, all.stable, plannedData(s))
-	st.Plan.Traffic = &upgradev1alpha1.TrafficPlan{Provider: providerOf(spec), Services: s.pre.services, Proxy: s.pre.proxy}
+	st.Plan.Traffic = &upgradev1alpha1.TrafficPlan{Provider: providerOf(s.canary()), Services: s.pre.services, Proxy: s.pre.proxy}
+	if d := s.pre.discovered; d != nil {
+		st.Plan.Traffic.Discovered = d.objects
+	}
 	if found != nil {
 		// What checkData found of the data, and the backup claim it planned.
 		st.Plan.Database, st.Plan.Storage, st.Plan.BackupClaim = found.Database, found.Storage, found.BackupClaim

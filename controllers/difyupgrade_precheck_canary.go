@@ -51,16 +51,16 @@ func checkCanaryTemplates(_ context.Context, s *scope) (phaseResult, error) {
 		case why != "":
 			res = failed(upgradev1alpha1.ReasonPrecheckFailed,
 				"%s; run %s as a Deployment, or mount its volume in the pod template (a PersistentVolumeClaim by claimName)", why, c.Name)
-		case s.spec().Canary.Istio != nil:
+		case s.canary().Istio != nil:
 			res = failed(upgradev1alpha1.ReasonPrecheckFailed,
 				"%s runs as StatefulSet %s, and Istio subsets select a Deployment's pod-template-hash, which its pods do not carry; "+
 					"canary it without a mesh (remove spec.canary.istio), or run it as a Deployment", c.Name, w.GetName())
-		case s.spec().Canary.GatewayAPI != nil:
+		case s.canary().GatewayAPI != nil:
 			res = failed(upgradev1alpha1.ReasonPrecheckFailed,
 				"%s runs as StatefulSet %s, and the Gateway API canary narrows its Service to a Deployment's pod-template-hash, which its pods do not carry "+
 					"(without it the stable share would reach the canary pods too); "+
 					"canary it by replica ratio (remove spec.canary.gatewayAPI), or run it as a Deployment", c.Name, w.GetName())
-		case s.spec().Canary.IngressNginx != nil:
+		case s.canary().IngressNginx != nil:
 			res = failed(upgradev1alpha1.ReasonPrecheckFailed,
 				"%s runs as StatefulSet %s, and the ingress-nginx canary narrows its Service to a Deployment's pod-template-hash, which its pods do not carry "+
 					"(without it the stable share would reach the canary pods too); "+
@@ -99,7 +99,7 @@ func checkOwnership(_ context.Context, s *scope) (phaseResult, error) {
 // traffic.CheckRouting). Without a mesh there is nothing to check: the
 // canary's share follows its replicas.
 func (r *DifyUpgradeReconciler) checkRouting(ctx context.Context, s *scope) (phaseResult, error) {
-	istio := s.spec().Canary.Istio
+	istio := s.canary().Istio
 	components := s.pre.plan.Components
 	canaried := map[upgradev1alpha1.Component]bool{}
 	for _, c := range components {

@@ -38,7 +38,7 @@ import (
 // each route (status.parents, Accepted) is reported in the check, never
 // awaited: a Gateway may be slow to say, or none may run.
 func (r *DifyUpgradeReconciler) checkGatewayRouting(ctx context.Context, s *scope) (phaseResult, error) {
-	gw := s.spec().Canary.GatewayAPI
+	gw := s.canary().GatewayAPI
 	ns := s.upgrade.Namespace
 	bad := func(format string, args ...any) phaseResult {
 		return s.refuse("routing", upgradev1alpha1.ReasonRoutingMisconfigured, format, args...)
@@ -155,14 +155,15 @@ func (r *DifyUpgradeReconciler) checkCanaryServices(s *scope, services []corev1.
 	return phaseResult{}
 }
 
-// providerOf names the traffic provider the spec asks for.
-func providerOf(spec *upgradev1alpha1.DifyUpgradeSpec) upgradev1alpha1.TrafficProvider {
+// providerOf names the traffic provider of a canary (the spec's, or the
+// one Precheck discovered: scope.canary).
+func providerOf(canary *upgradev1alpha1.CanarySpec) upgradev1alpha1.TrafficProvider {
 	switch {
-	case spec.Canary.Istio != nil:
+	case canary.Istio != nil:
 		return upgradev1alpha1.TrafficIstio
-	case spec.Canary.GatewayAPI != nil:
+	case canary.GatewayAPI != nil:
 		return upgradev1alpha1.TrafficGatewayAPI
-	case spec.Canary.IngressNginx != nil:
+	case canary.IngressNginx != nil:
 		return upgradev1alpha1.TrafficIngressNginx
 	}
 	return upgradev1alpha1.TrafficReplicaRatio

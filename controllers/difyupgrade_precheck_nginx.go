@@ -40,7 +40,7 @@ import (
 // the canary Ingresses would be honoured (traffic.CheckNginxRouting), and
 // the canary Ingresses' and Services' names are free or this upgrade's.
 func (r *DifyUpgradeReconciler) checkNginxRouting(ctx context.Context, s *scope) (phaseResult, error) {
-	spec := s.spec().Canary.IngressNginx
+	spec := s.canary().IngressNginx
 	ns := s.upgrade.Namespace
 	bad := func(format string, args ...any) phaseResult {
 		return s.refuse("routing", upgradev1alpha1.ReasonRoutingMisconfigured, format, args...)
@@ -93,6 +93,9 @@ func (r *DifyUpgradeReconciler) checkNginxRouting(ctx context.Context, s *scope)
 	}
 	if err := traffic.CheckNginxRouting(ingresses, others.Items, backends, via, string(s.upgrade.UID)); err != nil {
 		return bad("%v", err), nil
+	}
+	if err := traffic.CheckNginxSessions(ingresses, via, s.spec().Canary.Match, s.spec().Canary.StickySessions); err != nil {
+		return s.refuse("sessions", upgradev1alpha1.ReasonPrecheckFailed, "ingress-nginx cannot honour canary.match or canary.stickySessions as asked: %v", err), nil
 	}
 	if res, err := r.checkProxyNames(ctx, s, proxy); res.stop || err != nil {
 		return res, err
@@ -152,7 +155,7 @@ func (r *DifyUpgradeReconciler) nginxIngresses(ctx context.Context, s *scope) ([
 	}
 	var ingresses []*networkingv1.Ingress
 	var said []string
-	for _, ref := range s.spec().Canary.IngressNginx.Ingresses {
+	for _, ref := range s.canary().IngressNginx.Ingresses {
 		ing := &networkingv1.Ingress{}
 		err := r.reader().Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, ing)
 		switch {

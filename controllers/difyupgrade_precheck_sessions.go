@@ -26,8 +26,10 @@ import (
 // canary.stickySessions the traffic provider cannot express, rather than
 // pretend: no provider routes by the client's address, and the replica
 // ratio routes no request at all (the Service spreads them over the pods).
+// ingress-nginx's limits are proved with its routing, where its Ingresses
+// are read.
 func checkSessions(_ context.Context, s *scope) (phaseResult, error) {
-	canary := s.spec().Canary
+	canary := s.canary()
 	provider := ""
 	switch {
 	case canary.Istio != nil:
@@ -35,9 +37,17 @@ func checkSessions(_ context.Context, s *scope) (phaseResult, error) {
 	case canary.GatewayAPI != nil:
 		provider = "a Gateway API HTTPRoute"
 	case canary.IngressNginx != nil:
-		return s.refuse("sessions", upgradev1alpha1.ReasonPrecheckFailed,
-			"canary.match and canary.stickySessions are not built for canary.ingressNginx yet (its canary Ingress is weighted only): "+
-				"route this release through canary.istio or canary.gatewayAPI to target users or keep their sessions on one version"), nil
+		// What ingress-nginx can express was proved with its routing
+		// (checkNginxRouting: traffic.CheckNginxSessions); say what its
+		// pins cannot do.
+		msg := "the tag annotations fit the canary Ingress"
+		if canary.StickySessions != nil {
+			msg = "the tags fit the canary Ingress, and ingress-nginx's cookie affinity pins users behind the release's proxy " +
+				"(with ingress-nginx a user pinned to stable stays there at a new step: only users without a pin are drawn at the new weight; " +
+				"a pin outranks a tag)"
+		}
+		s.recordCheck("sessions", upgradev1alpha1.CheckPassed, msg)
+		return phaseResult{}, nil
 	default:
 		return s.refuse("sessions", upgradev1alpha1.ReasonPrecheckFailed,
 			"canary.match and canary.stickySessions need a provider that routes each request (canary.istio or canary.gatewayAPI): "+

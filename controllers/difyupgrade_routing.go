@@ -84,7 +84,7 @@ func (r *DifyUpgradeReconciler) applyWeight(ctx context.Context, s *scope, weigh
 // subsets, the narrowed Services of Gateway API and ingress-nginx), rather
 // than by replica counts.
 func routesByHash(s *scope) bool {
-	c := s.spec().Canary
+	c := s.canary()
 	return c.Istio != nil || c.GatewayAPI != nil || c.IngressNginx != nil
 }
 
@@ -202,11 +202,11 @@ func (r *DifyUpgradeReconciler) router(ctx context.Context, s *scope, hashes map
 	}
 	// On the way back (hold is set) the tags and pins stop first.
 	sessions := sessionsOf(s, hold != nil)
-	if istio := s.spec().Canary.Istio; istio != nil {
+	if istio := s.canary().Istio; istio != nil {
 		return &traffic.Istio{Read: read, Namespace: s.upgrade.Namespace, Upgrade: s.upgrade.Name, Spec: *istio, Hashes: hashes, Hold: hold,
 			Sessions: sessions}
 	}
-	if gw := s.spec().Canary.GatewayAPI; gw != nil {
+	if gw := s.canary().GatewayAPI; gw != nil {
 		router := &traffic.GatewayAPI{Read: read, Namespace: s.upgrade.Namespace, Upgrade: s.upgrade.Name, UID: string(s.upgrade.UID),
 			Hashes: hashes, Hold: hold, Sessions: sessions}
 		for _, route := range gw.HTTPRoutes {
@@ -216,9 +216,9 @@ func (r *DifyUpgradeReconciler) router(ctx context.Context, s *scope, hashes map
 		router.Proxy = plannedProxy(s)
 		return router
 	}
-	if nginx := s.spec().Canary.IngressNginx; nginx != nil {
+	if nginx := s.canary().IngressNginx; nginx != nil {
 		router := &traffic.IngressNginx{Read: read, Namespace: s.upgrade.Namespace, Upgrade: s.upgrade.Name, UID: string(s.upgrade.UID),
-			Backends: plannedBackends(s), Hashes: hashes, Hold: hold}
+			Backends: plannedBackends(s), Hashes: hashes, Hold: hold, Sessions: sessions}
 		router.Proxy = plannedProxy(s)
 		for _, ing := range nginx.Ingresses {
 			router.Ingresses = append(router.Ingresses, ing.Name)
@@ -236,7 +236,7 @@ func (r *DifyUpgradeReconciler) router(ctx context.Context, s *scope, hashes map
 // run of the upgrade (a retry starts another: see traffic.RunID); off on
 // the way back.
 func sessionsOf(s *scope, off bool) traffic.Sessions {
-	canary := s.spec().Canary
+	canary := s.canary()
 	retry := ""
 	if a := s.status().Actions; a != nil {
 		retry = a.Retry

@@ -83,7 +83,9 @@ type CanarySpec struct {
 	// match sends the requests it describes (a header or a cookie a
 	// gateway or a browser sets for internal testers) to the canary at
 	// every step, whatever the weight. The other requests follow the
-	// weight. Istio and Gateway API express it; sourceRanges neither.
+	// weight. Istio and Gateway API express it; ingress-nginx one header
+	// (with any number of values) and one cookie whose value is "always"
+	// (its canary-by-cookie); sourceRanges none of them.
 	// +optional
 	Match *CanaryMatch `json:"match,omitempty"`
 
@@ -93,7 +95,11 @@ type CanarySpec struct {
 	// to that version, so a page of one version never calls the other. At
 	// each new step just enough stable users move to the canary for its
 	// share of users to reach the new weight; none moves back. On the way
-	// back the pins stop first. Istio and Gateway API express it.
+	// back the pins stop first. Istio and Gateway API express it;
+	// ingress-nginx with its own cookie affinity, behind the release's
+	// nginx proxy only, and without moving stable users at a new step (a
+	// user pinned to stable stays there; the cookie is named
+	// <cookieName>-<run>).
 	// +optional
 	StickySessions *StickySessions `json:"stickySessions,omitempty"`
 }

@@ -374,6 +374,17 @@ type TrafficPlan struct {
 	// routes to the canary Services.
 	// +optional
 	Proxy *TrafficProxy `json:"proxy,omitempty"`
+
+	// discovered are, when spec.canary names no provider, the routing
+	// objects Precheck found routing to the release's api and web Services
+	// (an HTTPRoute, or an Ingress served by ingress-nginx) and the canary
+	// routes through, as Kind/name (HTTPRoute/dify); absent when the spec
+	// names the provider or none was found (the replica ratio).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MaxLength=270
+	Discovered []string `json:"discovered,omitempty"`
 }
 
 // TrafficProxy is the release's nginx proxy and its canary copy.

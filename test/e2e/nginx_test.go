@@ -391,18 +391,20 @@ var _ = Describe("Upgrading Dify through an ingress-nginx Ingress", Label("nginx
 		}
 	})
 
-	It("refuses user tags and sticky sessions in Precheck, which its weighted canary Ingress cannot honour, changing nothing", func(ctx SpecContext) {
+	It("refuses in Precheck the tags and pins ingress-nginx cannot express (a cookie tag not \"always\", pins on paths sent straight to api and web), changing nothing", func(ctx SpecContext) {
 		ensureNginxClass(ctx)
 		ns := installDify(ctx)
 		installYAML(ctx, ns, difyIngress)
 		before, deployments := nginxObjects(ctx, ns), snapshot(ctx, ns)
-		u := upgradeTo(ns, "1.11.1", withIngressNginx, withSteps(20, "gate", 100), func(u *upgradev1alpha1.DifyUpgrade) {
-			u.Spec.Canary.Match = &upgradev1alpha1.CanaryMatch{Headers: []upgradev1alpha1.CanaryHeaderMatch{{Name: "X-Dify-Canary", Value: "true"}}}
+		u := upgradeTo(ns, "1.11.1", withIngressNginx, withSteps(20, "gate", 100), withStickySessions, func(u *upgradev1alpha1.DifyUpgrade) {
+			u.Spec.Canary.Match = &upgradev1alpha1.CanaryMatch{Cookies: []upgradev1alpha1.CanaryCookieMatch{{Name: "dify-beta", Value: "yes"}}}
 		})
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseFailed, 30*time.Second)
 		Expect(u.Status.FailedPhase).To(Equal(upgradev1alpha1.PhasePrecheck))
-		Expect(u.Status.Message).To(ContainSubstring("canary.match and canary.stickySessions are not built for canary.ingressNginx yet"))
+		Expect(u.Status.Message).To(ContainSubstring(`ingress-nginx sends a request to the canary by cookie only when its value is "always"`))
+		Expect(u.Status.Message).To(ContainSubstring("canary.stickySessions through ingress-nginx needs the release's nginx proxy behind the Ingress"))
+		Expect(u.Status.Checks).To(ContainElement(And(HaveField("Name", "sessions"), HaveField("Result", upgradev1alpha1.CheckFailed))))
 		Expect(nginxObjects(ctx, ns)).To(Equal(before))
 		Expect(snapshot(ctx, ns).deployments).To(Equal(deployments.deployments))
 		expectNoCanaryIngress(ctx, ns)

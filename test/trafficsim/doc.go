@@ -35,7 +35,11 @@ limitations under the License.
 // headers.response add, set and remove), Gateway API HTTPRoutes (matches
 // by the spec's precedence, weighted backendRefs resolved through their
 // Services' selectors, ResponseHeaderModifier on rules and backendRefs),
-// or, without either, the components' Services by path. A ready pod of the
+// ingress-nginx Ingresses (the canary Ingress beside each path by header,
+// cookie and weight, cookie affinity with its "sticky" canary behaviour,
+// and a proxy such as the chart's nginx, found by the location blocks of
+// the ConfigMap its pods mount, sending each path on: route_nginx.go), or,
+// without any, the components' Services by path. A ready pod of the
 // chosen backend answers, at the version of its first container's image;
 // the Set-Cookie headers the routing adds go into the user's jar and ride
 // on the next requests. Users (and GET /control/users) report per user the

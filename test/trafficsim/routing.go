@@ -25,6 +25,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 )
@@ -110,6 +111,12 @@ type world struct {
 	destinationRules []*unstructured.Unstructured
 	// httpRoutes are the named HTTPRoutes that were found.
 	httpRoutes []*unstructured.Unstructured
+	// ingresses are the named Ingresses that were found; allIngresses
+	// are every Ingress of the namespace (the canary ones among them),
+	// and configMaps every ConfigMap (a proxy's configuration), read
+	// when Ingresses are named.
+	ingresses, allIngresses []*networkingv1.Ingress
+	configMaps              map[string]*corev1.ConfigMap
 	// missing says which named routing objects were not found.
 	missing []string
 }
@@ -169,7 +176,7 @@ type routing struct {
 }
 
 // newRouting interprets a world: the VirtualService when there is one, else
-// the HTTPRoutes, else the Services. An object that cannot be interpreted
+// the HTTPRoutes, else the Ingresses (as ingress-nginx), else the Services. An object that cannot be interpreted
 // makes every request fail with codeInvalid, and the note says why: a
 // silently wrong split would let an e2e spec pass on a lie.
 func newRouting(w *world, o UsersOptions) routing {
@@ -189,6 +196,17 @@ func newRouting(w *world, o UsersOptions) routing {
 		}
 		by := "HTTPRoute " + strings.Join(names, ", ")
 		r, err := compileHTTPRoutes(w)
+		if err != nil {
+			return routing{router: brokenRouter{}, by: by, note: err.Error()}
+		}
+		return routing{router: r, by: by, note: missing}
+	case len(w.ingresses) > 0:
+		names := make([]string, 0, len(w.ingresses))
+		for _, ing := range w.ingresses {
+			names = append(names, w.namespace+"/"+ing.Name)
+		}
+		by := "ingress-nginx Ingress " + strings.Join(names, ", ")
+		r, err := compileIngresses(w)
 		if err != nil {
 			return routing{router: brokenRouter{}, by: by, note: err.Error()}
 		}

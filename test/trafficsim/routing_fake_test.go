@@ -63,6 +63,18 @@ func (f *fakeReader) routing(_ context.Context, namespace string, o UsersOptions
 			out.missing = append(out.missing, "HTTPRoute "+namespace+"/"+name+" not found")
 		}
 	}
+	out.ingresses = nil
+	for _, name := range o.Ingresses {
+		found := false
+		for _, ing := range w.allIngresses {
+			if ing.Name == name {
+				out.ingresses, found = append(out.ingresses, ing), true
+			}
+		}
+		if !found {
+			out.missing = append(out.missing, "Ingress "+namespace+"/"+name+" not found")
+		}
+	}
 	return &out, nil
 }
 

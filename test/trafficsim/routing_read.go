@@ -19,8 +19,10 @@ package trafficsim
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -64,6 +66,11 @@ func (k kubeReader) routing(ctx context.Context, namespace string, o UsersOption
 			return nil, err
 		}
 	}
+	if len(o.Ingresses) > 0 {
+		if err := k.readIngresses(ctx, w, o.Ingresses); err != nil {
+			return nil, err
+		}
+	}
 	for _, name := range o.HTTPRoutes {
 		route, missing, err := k.optional(ctx, httpRouteGVK, namespace, name)
 		if err != nil {
@@ -76,6 +83,35 @@ func (k kubeReader) routing(ctx context.Context, namespace string, o UsersOption
 		w.httpRoutes = append(w.httpRoutes, route)
 	}
 	return w, nil
+}
+
+// readIngresses lists the namespace's Ingresses and ConfigMaps into w,
+// the named Ingresses apart.
+func (k kubeReader) readIngresses(ctx context.Context, w *world, names []string) error {
+	var list networkingv1.IngressList
+	if err := k.c.List(ctx, &list, client.InNamespace(w.namespace)); err != nil {
+		return fmt.Errorf("list Ingresses of %s: %w", w.namespace, err)
+	}
+	for i := range list.Items {
+		w.allIngresses = append(w.allIngresses, &list.Items[i])
+	}
+	for _, name := range names {
+		i := slices.IndexFunc(w.allIngresses, func(ing *networkingv1.Ingress) bool { return ing.Name == name })
+		if i < 0 {
+			w.missing = append(w.missing, fmt.Sprintf("Ingress %s/%s not found", w.namespace, name))
+			continue
+		}
+		w.ingresses = append(w.ingresses, w.allIngresses[i])
+	}
+	var cms corev1.ConfigMapList
+	if err := k.c.List(ctx, &cms, client.InNamespace(w.namespace)); err != nil {
+		return fmt.Errorf("list ConfigMaps of %s: %w", w.namespace, err)
+	}
+	w.configMaps = map[string]*corev1.ConfigMap{}
+	for i := range cms.Items {
+		w.configMaps[cms.Items[i].Name] = &cms.Items[i]
+	}
+	return nil
 }
 
 // readIstio gets the named VirtualService and lists the namespace's

@@ -61,8 +61,13 @@ type UsersOptions struct {
 	// named objects are missing, requests go to the Services WebService
 	// and APIService (default dify-web and dify-api) by path, as the
 	// chart's proxy sends them.
-	VirtualService         string
-	HTTPRoutes             []string
+	VirtualService string
+	HTTPRoutes     []string
+	// Ingresses name the Ingresses ingress-nginx would serve the users'
+	// requests by, with the canary Ingresses beside them (see
+	// route_nginx.go). At most one of VirtualService, HTTPRoutes and
+	// Ingresses.
+	Ingresses              []string
 	WebService, APIService string
 
 	// WebPath and APIPath are the paths of the two requests of a page
@@ -86,8 +91,8 @@ func (o UsersOptions) withDefaults() (UsersOptions, error) {
 		return o, errors.New("users, tagged and history must not be negative")
 	case !(o.PageLoadsPerSecond >= 0) || math.IsInf(o.PageLoadsPerSecond, 0):
 		return o, fmt.Errorf("page loads per second %v is not a finite, non-negative number", o.PageLoadsPerSecond)
-	case o.VirtualService != "" && len(o.HTTPRoutes) > 0:
-		return o, errors.New("name a VirtualService or HTTPRoutes, not both")
+	case (o.VirtualService != "") && len(o.HTTPRoutes) > 0 || (o.VirtualService != "" || len(o.HTTPRoutes) > 0) && len(o.Ingresses) > 0:
+		return o, errors.New("name a VirtualService, HTTPRoutes or Ingresses, not two of them")
 	case o.Tagged > 0 && o.TagHeader == "":
 		return o, errors.New("tagged users need a TagHeader")
 	}

@@ -87,6 +87,9 @@ type IngressNginx struct {
 	// rather than to the Backends' Services, that proxy: the canary
 	// Ingresses send to a copy of it (see nginx_proxy.go).
 	Proxy *Proxy
+	// Sessions are the tags of the canary Ingresses and the pins of
+	// ingress-nginx's cookie affinity (see nginx_sessions.go).
+	Sessions Sessions
 }
 
 var _ Router = &IngressNginx{}
@@ -140,20 +143,9 @@ func (r *IngressNginx) routeIngress(res *Result, name string, split map[string]s
 		return err
 	}
 	canaryName := CanaryIngressName(name)
-	liveObj, err := r.Read(IngressGVK, canaryName)
-	switch {
-	case apierrors.IsNotFound(err):
-		liveObj = nil
-	case err != nil:
+	liveObj, live, err := r.readCanaryIngress(canaryName)
+	if err != nil {
 		return err
-	case !ours(liveObj, r.UID):
-		return fmt.Errorf("%s %s/%s: %w (no annotation %s=%s)", IngressGVK.Kind, r.Namespace, canaryName, ErrForeign, upgradev1alpha1.AnnotationUpgradeUID, r.UID)
-	}
-	var live *networkingv1.Ingress
-	if liveObj != nil {
-		if live, err = toIngress(liveObj); err != nil {
-			return err
-		}
 	}
 	if len(held) > 0 {
 		// The held paths keep what they have (see Hold); the others may
@@ -161,7 +153,17 @@ func (r *IngressNginx) routeIngress(res *Result, name string, split map[string]s
 		// paths'.
 		split, weight = heldSplit(split, held, live, weight)
 	}
-	want := CanaryIngress(main, canaryName, split, r.Upgrade, r.UID, weight)
+	want := CanaryIngress(main, canaryName, split, r.Upgrade, r.UID, weight, r.Sessions.nginxCanaryAnnotations(weight))
+	// The pins' affinity before the canary Ingress: on the way back it
+	// stops before anything else changes. Only while a canary Ingress
+	// splits: a user pinned before there is a canary would stay on stable.
+	pinAt := weight
+	if want == nil || liveObj == nil && weight == 0 {
+		pinAt = 0
+	}
+	if err := r.routeAffinity(res, name, pinAt); err != nil {
+		return err
+	}
 	switch {
 	case want == nil && liveObj != nil:
 		res.Deletes = append(res.Deletes, liveObj)
@@ -175,16 +177,43 @@ func (r *IngressNginx) routeIngress(res *Result, name string, split map[string]s
 		}
 		res.Writes = append(res.Writes, obj)
 	case !sameCanaryIngress(want, live):
-		live.Spec = want.Spec
-		live.Labels = mergeStrings(live.Labels, want.Labels)
-		live.Annotations = mergeStrings(live.Annotations, want.Annotations)
-		obj, err := fromIngress(live)
+		obj, err := fromIngress(updatedCanaryIngress(want, live))
 		if err != nil {
 			return err
 		}
 		res.Writes = append(res.Writes, obj)
 	}
 	return nil
+}
+
+// readCanaryIngress reads the canary Ingress name, as read and typed; nil
+// when there is none, an error when it is not this upgrade's.
+func (r *IngressNginx) readCanaryIngress(name string) (*unstructured.Unstructured, *networkingv1.Ingress, error) {
+	obj, err := r.Read(IngressGVK, name)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil, nil
+	case err != nil:
+		return nil, nil, err
+	case !ours(obj, r.UID):
+		return nil, nil, fmt.Errorf("%s %s/%s: %w (no annotation %s=%s)", IngressGVK.Kind, r.Namespace, name, ErrForeign, upgradev1alpha1.AnnotationUpgradeUID, r.UID)
+	}
+	ing, err := toIngress(obj)
+	return obj, ing, err
+}
+
+// updatedCanaryIngress is live with want's spec, labels and annotations,
+// and without a tag or pin annotation want has not.
+func updatedCanaryIngress(want, live *networkingv1.Ingress) *networkingv1.Ingress {
+	live.Spec = want.Spec
+	live.Labels = mergeStrings(live.Labels, want.Labels)
+	live.Annotations = mergeStrings(live.Annotations, want.Annotations)
+	for _, key := range nginxCanaryKeys {
+		if _, ok := want.Annotations[key]; !ok {
+			delete(live.Annotations, key)
+		}
+	}
+	return live
 }
 
 // heldSplit is, when a component is held, the Services whose paths the
@@ -217,6 +246,9 @@ func (r *IngressNginx) Restore() (Result, error) {
 	var res Result
 	sentTo := map[string]bool{}
 	for _, name := range r.Ingresses {
+		if err := r.restoreAffinity(&res, name); err != nil {
+			return res, err
+		}
 		canaryName := CanaryIngressName(name)
 		obj, err := r.Read(IngressGVK, canaryName)
 		switch {
@@ -262,8 +294,10 @@ func (r *IngressNginx) Restore() (Result, error) {
 // Service of split sent to that Service's canary; nil when no path is.
 // Its default backend is not copied (Precheck refuses one to a canaried
 // Service), nor are main's other annotations: ingress-nginx ignores most
-// of them on a canary, and a GitOps tool's would claim it.
-func CanaryIngress(main *networkingv1.Ingress, name string, split map[string]string, upgrade, uid string, weight int32) *networkingv1.Ingress {
+// of them on a canary, and a GitOps tool's would claim it. sessions are
+// the annotations of the tags and pins (nginxCanaryAnnotations).
+func CanaryIngress(main *networkingv1.Ingress, name string, split map[string]string, upgrade, uid string, weight int32,
+	sessions map[string]string) *networkingv1.Ingress {
 	var rules []networkingv1.IngressRule
 	for _, rule := range main.Spec.Rules {
 		if rule.HTTP == nil {
@@ -296,6 +330,7 @@ func CanaryIngress(main *networkingv1.Ingress, name string, split map[string]str
 		NginxCanary:                          annotationTrue,
 		NginxCanaryWeight:                    strconv.Itoa(int(weight)),
 	}
+	maps.Copy(ing.Annotations, sessions)
 	if class, ok := main.Annotations[LegacyIngressClassName]; ok {
 		ing.Annotations[LegacyIngressClassName] = class
 	}
@@ -346,6 +381,11 @@ func sameCanaryIngress(want, live *networkingv1.Ingress) bool {
 	}
 	for k, v := range want.Annotations {
 		if live.Annotations[k] != v {
+			return false
+		}
+	}
+	for _, key := range nginxCanaryKeys {
+		if _, ok := live.Annotations[key]; ok && want.Annotations[key] == "" {
 			return false
 		}
 	}
