@@ -52,7 +52,7 @@ var (
 // discoverProvider, when spec.canary names no provider, looks for the one
 // routing object of the release: a VirtualService, HTTPRoute or Ingress of
 // the namespace that sends to a Service of a canaried component's pods
-// (an Ingress also through the chart's nginx proxy). One HTTPRoute or one
+// (an Ingress or an HTTPRoute also through the chart's nginx proxy). One HTTPRoute or one
 // ingress-nginx Ingress is used (status.plan.traffic.discovered); two or
 // more are refused, naming them (which one carries the users cannot be
 // told); none leaves the replica ratio. A lone VirtualService is named but
@@ -71,7 +71,17 @@ func (r *DifyUpgradeReconciler) discoverProvider(ctx context.Context, s *scope) 
 		return phaseResult{}, err
 	}
 	for _, route := range routes {
-		if sendsTo(backendRefNames(route), release) {
+		sent := backendRefNames(route)
+		if sendsTo(sent, release) {
+			found = append(found, "HTTPRoute/"+route.GetName())
+			continue
+		}
+		// The chart's Ingress moved to an HTTPRoute sends to its proxy.
+		proxy, _, _, err := r.findProxyBehind(ctx, s, sliceSet(sent), services.Items)
+		if err != nil {
+			return phaseResult{}, err
+		}
+		if proxy != nil {
 			found = append(found, "HTTPRoute/"+route.GetName())
 		}
 	}
@@ -183,6 +193,15 @@ func releaseServices(services []corev1.Service, podLabels map[upgradev1alpha1.Co
 				out[svc.Name] = true
 			}
 		}
+	}
+	return out
+}
+
+// sliceSet is names as a set.
+func sliceSet(names []string) map[string]bool {
+	out := make(map[string]bool, len(names))
+	for _, n := range names {
+		out[n] = true
 	}
 	return out
 }

@@ -18,6 +18,7 @@ package e2e
 
 import (
 	"context"
+	"maps"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -52,17 +53,31 @@ spec:
 func throughTheProxyRoute(ctx context.Context, change ...func(*upgradev1alpha1.DifyUpgrade)) (string, *upgradev1alpha1.DifyUpgrade, map[string]string, map[string]string) {
 	GinkgoHelper()
 	ns := installDify(ctx)
+	installProxyRoute(ctx, ns)
+	before, proxyBefore := gatewayObjects(ctx, ns), proxyObjects(ctx, ns)
+	u := upgradeTo(ns, "1.11.1", append([]func(*upgradev1alpha1.DifyUpgrade){withGatewayAPI, withSteps(20, "gate", 100)}, change...)...)
+	Expect(k8sClient.Create(ctx, u)).To(Succeed())
+	waitForGate(ctx, u)
+	return ns, u, before, proxyBefore
+}
+
+// installProxyRoute installs the chart's proxy and the HTTPRoute to it.
+func installProxyRoute(ctx context.Context, ns string) {
+	GinkgoHelper()
 	for _, doc := range chartProxy {
 		if obj := unstructuredOf(doc); obj.GetKind() != "Ingress" {
 			installYAML(ctx, ns, doc)
 		}
 	}
 	installHTTPRoute(ctx, ns, proxyHTTPRoute)
-	before, proxyBefore := gatewayObjects(ctx, ns), proxyObjects(ctx, ns)
-	u := upgradeTo(ns, "1.11.1", append([]func(*upgradev1alpha1.DifyUpgrade){withGatewayAPI, withSteps(20, "gate", 100)}, change...)...)
-	Expect(k8sClient.Create(ctx, u)).To(Succeed())
-	waitForGate(ctx, u)
-	return ns, u, before, proxyBefore
+}
+
+// proxyRouteObjects are the HTTPRoute, the Services and the proxy, as JSON.
+func proxyRouteObjects(ctx context.Context, ns string) map[string]string {
+	GinkgoHelper()
+	out := gatewayObjects(ctx, ns)
+	maps.Copy(out, proxyObjects(ctx, ns))
+	return out
 }
 
 // unstructuredOf parses one YAML document.
@@ -122,6 +137,27 @@ var _ = Describe("Upgrading Dify installed by the most used chart, its Ingress m
 		for _, svc := range []string{"dify", "dify-api", "dify-web"} {
 			Expect(lowest).To(HaveKeyWithValue(svc, BeNumerically(">", 0)), "%s Service endpoints at every observation of the way back", svc)
 		}
+	})
+
+	It("is found by Precheck when the spec names no provider, and put back byte-equal on abort", func(ctx SpecContext) {
+		ns := installDify(ctx)
+		withoutVirtualService(ctx, ns)
+		installProxyRoute(ctx, ns)
+		before := proxyRouteObjects(ctx, ns)
+		u := upgradeTo(ns, newVersion, withSteps(20, "gate", 100), withoutRestore)
+		Expect(u.Spec.Canary.GatewayAPI).To(BeNil(), "the spec names no provider")
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		waitForGateAt(ctx, u, 20)
+		Expect(u.Status.Plan.Traffic.Provider).To(Equal(upgradev1alpha1.TrafficGatewayAPI))
+		Expect(u.Status.Plan.Traffic.Discovered).To(Equal([]string{"HTTPRoute/dify"}))
+		Expect(u.Status.Plan.Traffic.Proxy).To(Equal(&upgradev1alpha1.TrafficProxy{Service: "dify", Deployment: "dify-proxy", ConfigMap: "dify-proxy"}))
+		Expect(backendWeights(ctx, ns, 0)).To(Equal(map[string]int64{"dify": 80, "dify-canary": 20}))
+
+		annotate(ctx, u, upgradev1alpha1.ActionAbort)
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, time.Minute)
+		Expect(proxyRouteObjects(ctx, ns)).To(Equal(before), "the HTTPRoute, the Services and the proxy byte-equal to what they were")
+		expectNoCanaryProxy(ctx, ns)
+		expectNoCanaries(ctx, ns)
 	})
 
 	It("pins a user's requests to one proxy, so web and api answer from one version, and sends tagged users to the canary copy", func(ctx SpecContext) {

@@ -127,6 +127,13 @@ var _ = Describe("Sticky sessions and user tags", Label("sticky"), func() {
 		{name: "Gateway API", install: func(ctx context.Context, ns string) { installHTTPRoute(ctx, ns, difyHTTPRoute) }, use: withGatewayAPI,
 			objects: func(ctx context.Context, ns string) any { return gatewayObjects(ctx, ns) },
 			gone:    func(ctx context.Context, ns string) { expectNoCanaryServices(ctx, ns); expectNoCanaries(ctx, ns) }},
+		{name: "Gateway API behind the chart's proxy", install: installProxyRoute, use: withGatewayAPI,
+			objects: func(ctx context.Context, ns string) any { return proxyRouteObjects(ctx, ns) },
+			gone: func(ctx context.Context, ns string) {
+				expectNoCanaryProxy(ctx, ns)
+				expectNoCanaryServices(ctx, ns)
+				expectNoCanaries(ctx, ns)
+			}},
 	}
 
 	for _, p := range providers {

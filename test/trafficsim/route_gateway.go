@@ -79,6 +79,9 @@ type gatewayBackend struct {
 	// the pods decide.
 	code int
 	ops  headerOps
+	// proxy, when the Service's pods run an nginx proxy (the chart's Ingress
+	// moved to an HTTPRoute), is where it sends each path.
+	proxy []proxyLocation
 }
 
 // The filters that change neither which pod answers nor the response's
@@ -88,14 +91,15 @@ var gatewayIgnoredFilters = []string{"RequestHeaderModifier", "RequestMirror", "
 func (r *gatewayRouter) route(req request, rng *rand.Rand) decision {
 	for _, c := range r.candidates {
 		if c.match.holds(req) {
-			return c.rule.send(rng)
+			return c.rule.send(req, rng)
 		}
 	}
 	return decision{code: codeNoRoute}
 }
 
-// send picks a backend by weight.
-func (rule *gatewayRule) send(rng *rand.Rand) decision {
+// send picks a backend by weight (and, behind a proxy, what it sends
+// req's path to).
+func (rule *gatewayRule) send(req request, rng *rand.Rand) decision {
 	d := decision{route: rule.name}
 	weights := make([]int64, len(rule.backends))
 	for i, b := range rule.backends {
@@ -114,6 +118,13 @@ func (rule *gatewayRule) send(rng *rand.Rand) decision {
 	if b.code != 0 {
 		d.code = b.code
 		return d
+	}
+	if b.proxy != nil {
+		if len(b.pods) == 0 {
+			d.code = codeNoPods
+			return d
+		}
+		return throughProxy(b.proxy, b.backend, d, req.path)
 	}
 	return withPods(d, b.pods)
 }
@@ -331,6 +342,9 @@ func compileBackendRef(w *world, raw any) (gatewayBackend, error) {
 		return b, nil
 	}
 	b.pods = pods
+	if len(pods) > 0 {
+		b.proxy = w.proxyLocations(pods[0])
+	}
 	return b, nil
 }
 

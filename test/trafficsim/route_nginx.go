@@ -280,9 +280,16 @@ func (a *nginxAffinity) setCookie(value string) string {
 
 // throughProxy sends d on as the proxy's configuration does.
 func (b *nginxBackend) throughProxy(d decision, path string) decision {
-	for _, loc := range b.proxy {
+	return throughProxy(b.proxy, b.service, d, path)
+}
+
+// throughProxy sends d on as the configuration of the proxy behind Service
+// via does: to the pods of the Service of the longest location prefix of
+// path.
+func throughProxy(locations []proxyLocation, via string, d decision, path string) decision {
+	for _, loc := range locations {
 		if strings.HasPrefix(path, loc.prefix) {
-			d.backend = loc.service + " via " + b.service
+			d.backend = loc.service + " via " + via
 			if loc.code != 0 {
 				d.code = loc.code
 				return d

@@ -71,6 +71,12 @@ func (k kubeReader) routing(ctx context.Context, namespace string, o UsersOption
 			return nil, err
 		}
 	}
+	if len(o.HTTPRoutes) > 0 && w.configMaps == nil {
+		// A route may send to the chart's proxy.
+		if err := k.readConfigMaps(ctx, w); err != nil {
+			return nil, err
+		}
+	}
 	for _, name := range o.HTTPRoutes {
 		route, missing, err := k.optional(ctx, httpRouteGVK, namespace, name)
 		if err != nil {
@@ -103,6 +109,12 @@ func (k kubeReader) readIngresses(ctx context.Context, w *world, names []string)
 		}
 		w.ingresses = append(w.ingresses, w.allIngresses[i])
 	}
+	return k.readConfigMaps(ctx, w)
+}
+
+// readConfigMaps lists the namespace's ConfigMaps into w (a proxy's
+// configuration is one).
+func (k kubeReader) readConfigMaps(ctx context.Context, w *world) error {
 	var cms corev1.ConfigMapList
 	if err := k.c.List(ctx, &cms, client.InNamespace(w.namespace)); err != nil {
 		return fmt.Errorf("list ConfigMaps of %s: %w", w.namespace, err)
