@@ -31,7 +31,7 @@ if [[ ! -x $bin ]]; then
   log "building Argo Rollouts $version's controller into $out (once; a few minutes)"
   mkdir -p "$out"
   start=$SECONDS
-  (cd "$mod" && GOTOOLCHAIN=auto CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$bin.partial" \
+  (cd "$mod" && GOTOOLCHAIN=auto CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/argoproj/argo-rollouts/utils/version.version=${version#v}" -o "$bin.partial" \
     github.com/argoproj/argo-rollouts/cmd/rollouts-controller)
   mv "$bin.partial" "$bin"
   log "built in $((SECONDS - start))s"

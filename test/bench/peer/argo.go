@@ -19,6 +19,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -51,7 +52,7 @@ func (a *argo) name() string { return toolArgo }
 func (a *argo) ns() string   { return a.namespace }
 
 func (a *argo) policyText() string {
-	return fmt.Sprintf("interval %s, rule %s <= %g, failureLimit %d, consecutiveErrorLimit %d, initialDelay 0s",
+	return fmt.Sprintf("interval %s, rule %s <= %g, failureLimit %d, consecutiveErrorLimit %d, initialDelay 0s, NaN (no canary traffic in the window) passes",
 		a.p.interval, a.p.window(), threshold, argoFailureLimit, argoConsecutiveError)
 }
 
@@ -122,7 +123,7 @@ spec:
     interval: %[3]s
     failureLimit: %[4]d
     consecutiveErrorLimit: %[5]d
-    successCondition: result[0] <= %[6]g
+    successCondition: isNaN(result[0]) || result[0] <= %[6]g
     provider:
       prometheus:
         address: %[7]q
@@ -233,11 +234,19 @@ func (a *argo) ready(ctx context.Context, c client.Client) (bool, error) {
 	if err := c.Get(ctx, client.ObjectKey{Namespace: a.namespace, Name: run}, ar); err != nil {
 		return false, client.IgnoreNotFound(err)
 	}
+	// A measurement on data: successful, and not NaN (no canary traffic in
+	// the window, which the rule lets pass, as ours holds it inconclusive).
 	results, _, _ := unstructured.NestedSlice(ar.Object, "status", "metricResults")
 	for _, r := range results {
 		rm, _ := r.(map[string]any)
-		if n, _, _ := unstructured.NestedInt64(rm, "successful"); n >= 1 {
-			return true, nil
+		measurements, _, _ := unstructured.NestedSlice(rm, "measurements")
+		for _, m := range measurements {
+			mm, _ := m.(map[string]any)
+			phase, _, _ := unstructured.NestedString(mm, "phase")
+			value, _, _ := unstructured.NestedString(mm, "value")
+			if phase == "Successful" && !strings.Contains(value, "NaN") {
+				return true, nil
+			}
 		}
 	}
 	return false, nil

@@ -271,8 +271,8 @@ func figures(fault, abort map[string][]round, calls map[string]calls, n int) []f
 		seconds("abort landed -> routing at 0 (VirtualService)", abort, func(r round) time.Duration { return r.apiZero }),
 		seconds("abort landed -> 0% on the canary (simulator's counts)", abort, func(r round) time.Duration { return r.simZero }),
 	)
-	req := figure{Name: "API requests per fault round (audit log)", Unit: "requests", Tools: map[string]summary{}}
-	wr := figure{Name: "API writes per fault round (audit log)", Unit: "writes", Tools: map[string]summary{}}
+	req := figure{Name: "API requests per round (begin, fault, rollback, reset; audit)", Unit: "requests", Tools: map[string]summary{}}
+	wr := figure{Name: "API writes per round (audit)", Unit: "writes", Tools: map[string]summary{}}
 	for tool, user := range map[string]string{toolOurs: localcluster.OperatorUser, toolArgo: argoUser} {
 		c := calls[user]
 		req.Tools[tool] = summary{P50: round2(float64(c.Requests) / float64(n)), Mean: round2(float64(c.Requests) / float64(n))}

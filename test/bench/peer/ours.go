@@ -93,6 +93,7 @@ func (o *ours) policyText() string {
 // upgrade is round i's DifyUpgrade.
 func (o *ours) upgrade(i int) *upgradev1alpha1.DifyUpgrade {
 	u := &upgradev1alpha1.DifyUpgrade{
+		TypeMeta:   metav1.TypeMeta{APIVersion: upgradev1alpha1.GroupVersion.String(), Kind: "DifyUpgrade"},
 		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("round-%d", i), Namespace: o.namespace},
 		Spec:       upgradev1alpha1.DifyUpgradeSpec{TargetVersion: canaryVersion, Release: release},
 	}

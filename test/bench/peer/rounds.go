@@ -42,7 +42,7 @@ type round struct {
 	// per-version counts (the canary receives nothing after it).
 	simZero time.Duration
 	// apiZero: the VirtualService first seen giving the canary 0 (polled
-	// every 20ms).
+	// every 10ms).
 	apiZero time.Duration
 	// floor: Prometheus first answers the tool's rule over the threshold
 	// (polled every 100ms); fault rounds only.
@@ -55,6 +55,8 @@ type setting struct {
 	servers *harness.Servers
 	tools   []tool
 	p       policy
+	// upgrades counts the upgrades begun, so each has a name of its own.
+	upgrades int
 }
 
 // rotate is the tools in round i's order: the first one alternates.
@@ -80,8 +82,9 @@ func (s *setting) begin(ctx context.Context, i int) error {
 	if err := s.randomPhase(ctx); err != nil {
 		return err
 	}
+	s.upgrades++
 	for _, t := range s.rotate(i) {
-		if err := t.begin(ctx, s.c, i); err != nil {
+		if err := t.begin(ctx, s.c, s.upgrades); err != nil {
 			return fmt.Errorf("%s: starting: %w", t.name(), err)
 		}
 	}
@@ -200,7 +203,7 @@ func (s *setting) watchZero(ctx context.Context, refs map[string]time.Time) (map
 		st := s.servers.Traffic.State()
 		readAPI := !now.Before(nextAPI)
 		if readAPI {
-			nextAPI = now.Add(20 * time.Millisecond)
+			nextAPI = now.Add(10 * time.Millisecond)
 		}
 		done := true
 		for _, t := range s.tools {

@@ -86,8 +86,8 @@ type tool interface {
 	// simulator's view of its api.
 	setup(ctx context.Context, c client.Client, servers *harness.Servers, p policy) error
 	target() trafficsim.Target
-	// begin starts an upgrade to the canary version (round i).
-	begin(ctx context.Context, c client.Client, i int) error
+	// begin starts the n-th upgrade to the canary version.
+	begin(ctx context.Context, c client.Client, n int) error
 	// ready says whether the upgrade holds at 20% with its analysis
 	// running and passed at least once.
 	ready(ctx context.Context, c client.Client) (bool, error)
