@@ -37,7 +37,8 @@ limitations under the License.
 //     giving the canary 0, less the floor);
 //   - abort: each tool aborted as a person would (ours: the abort
 //     annotation; Argo: status.abort, as `kubectl argo rollouts abort`
-//     does), until its VirtualService gives the canary 0, and until the
+//     does), from the moment the abort is sent until its VirtualService
+//     gives the canary 0, and until the
 //     simulator sends the canary nothing.
 package main
 
@@ -102,15 +103,16 @@ func main() {
 			fail(fmt.Errorf("setting %s: %w", scrape, err))
 		}
 		reports = append(reports, r)
+		// Each setting's figures are saved as soon as they are in.
+		doc := document{At: time.Now().UTC().Format(time.RFC3339), Argo: *argoVersion, Settings: reports, Resources: b.resources(),
+			Command: "make bench-peer", GuardBuilt: guardBuilt()}
+		printTable(doc)
+		if err := save(*out, doc); err != nil {
+			b.stop()
+			fail(err)
+		}
 	}
-	res := b.resources()
 	b.stop()
-	doc := document{At: time.Now().UTC().Format(time.RFC3339), Argo: *argoVersion, Settings: reports, Resources: res,
-		Command: "make bench-peer", GuardBuilt: guardBuilt()}
-	printTable(doc)
-	if err := save(*out, doc); err != nil {
-		fail(err)
-	}
 }
 
 // runSetting runs n fault rounds and n abort rounds at one setting, with
@@ -268,11 +270,11 @@ func figures(fault, abort map[string][]round, calls map[string]calls, n int) []f
 		seconds("floor: Prometheus first answers the rule over 0.05", fault, func(r round) time.Duration { return r.floor }),
 		seconds("lag behind the floor (routing at 0, less the floor)", fault, func(r round) time.Duration { return r.apiZero - r.floor }),
 		seconds("fault -> routing at 0 (VirtualService)", fault, func(r round) time.Duration { return r.apiZero }),
-		seconds("abort landed -> routing at 0 (VirtualService)", abort, func(r round) time.Duration { return r.apiZero }),
-		seconds("abort landed -> 0% on the canary (simulator's counts)", abort, func(r round) time.Duration { return r.simZero }),
+		seconds("abort sent -> routing at 0 (VirtualService)", abort, func(r round) time.Duration { return r.apiZero }),
+		seconds("abort sent -> 0% on the canary (simulator's counts)", abort, func(r round) time.Duration { return r.simZero }),
 	)
-	req := figure{Name: "API requests per round (begin, fault, rollback, reset; audit)", Unit: "requests", Tools: map[string]summary{}}
-	wr := figure{Name: "API writes per round (audit)", Unit: "writes", Tools: map[string]summary{}}
+	req := figure{Name: "API requests per fault round (start to reset; audit log)", Unit: "requests", Tools: map[string]summary{}}
+	wr := figure{Name: "API writes per fault round (audit log)", Unit: "writes", Tools: map[string]summary{}}
 	for tool, user := range map[string]string{toolOurs: localcluster.OperatorUser, toolArgo: argoUser} {
 		c := calls[user]
 		req.Tools[tool] = summary{P50: round2(float64(c.Requests) / float64(n)), Mean: round2(float64(c.Requests) / float64(n))}
@@ -327,7 +329,7 @@ func printTable(doc document) {
 		for _, name := range slices.Sorted(maps.Keys(rep.Policies)) {
 			fmt.Printf("   policy %-10s %s\n", name, rep.Policies[name])
 		}
-		fmt.Printf("%-56s %-19s %-19s %-19s %-7s %s\n", "FIGURE", "OURS", "OURS+GUARD", "ARGO", "RATIO", "")
+		fmt.Printf("%-62s %-19s %-19s %-19s %-7s %s\n", "FIGURE", "OURS", "OURS+GUARD", "ARGO", "RATIO", "")
 		for _, f := range rep.Figures {
 			cell := func(tool string) string {
 				s, ok := f.Tools[tool]
@@ -347,7 +349,7 @@ func printTable(doc document) {
 			if strings.HasPrefix(f.Name, "floor") {
 				ratio, v = "", "(the same data for both)"
 			}
-			fmt.Printf("%-56s %-19s %-19s %-19s %-7s %s\n", f.Name, cell(toolOurs), cell(toolGuard), cell(toolArgo), ratio, v)
+			fmt.Printf("%-62s %-19s %-19s %-19s %-7s %s\n", f.Name, cell(toolOurs), cell(toolGuard), cell(toolArgo), ratio, v)
 		}
 	}
 	fmt.Println()

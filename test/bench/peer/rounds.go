@@ -155,7 +155,7 @@ func (s *setting) faultRound(ctx context.Context, i int) (map[string]round, erro
 
 // abortRound is one round of figure (3): every tool aborted as a person
 // would, one after the other (the first alternating), each measured from
-// its own abort landing in the API.
+// its own abort request.
 func (s *setting) abortRound(ctx context.Context, i int) (map[string]round, error) {
 	if err := s.begin(ctx, i); err != nil {
 		return nil, err
@@ -163,12 +163,14 @@ func (s *setting) abortRound(ctx context.Context, i int) (map[string]round, erro
 	if err := s.randomPhase(ctx); err != nil {
 		return nil, err
 	}
+	// From the moment each abort is sent: a controller may act on its
+	// watch event before the write's answer reaches the bench.
 	refs := map[string]time.Time{}
 	for _, t := range s.rotate(i) {
+		refs[t.name()] = time.Now()
 		if err := t.abort(ctx, s.c); err != nil {
 			return nil, fmt.Errorf("%s: abort: %w", t.name(), err)
 		}
-		refs[t.name()] = time.Now()
 	}
 	out, err := s.watchZero(ctx, refs)
 	if err != nil {
