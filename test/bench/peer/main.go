@@ -38,8 +38,7 @@ limitations under the License.
 //   - abort: each tool aborted as a person would (ours: the abort
 //     annotation; Argo: status.abort, as `kubectl argo rollouts abort`
 //     does), from the moment the abort is sent until its VirtualService
-//     gives the canary 0, and until the
-//     simulator sends the canary nothing.
+//     gives the canary 0, and until the simulator sends the canary nothing.
 package main
 
 import (

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -130,14 +131,16 @@ func (s *setting) faultRound(ctx context.Context, i int) (map[string]round, erro
 	if err := s.randomPhase(ctx); err != nil {
 		return nil, err
 	}
-	injected := time.Now()
-	s.servers.Traffic.SetFault(canaryVersion, trafficsim.Fault{ErrorRate: faultRate})
-	floors := s.watchFloor(ctx, injected)
-	refs := map[string]time.Time{}
-	for _, t := range s.tools {
-		refs[t.name()] = injected
-	}
-	out, err := s.watchZero(ctx, refs)
+	var floors func() map[string]time.Duration
+	out, err := s.watchZero(ctx, func(mark func(string, time.Time)) error {
+		injected := time.Now()
+		s.servers.Traffic.SetFault(canaryVersion, trafficsim.Fault{ErrorRate: faultRate})
+		floors = s.watchFloor(ctx, injected)
+		for _, t := range s.tools {
+			mark(t.name(), injected)
+		}
+		return nil
+	})
 	s.servers.Traffic.ClearFaults()
 	f := floors()
 	for name, r := range out {
@@ -165,73 +168,104 @@ func (s *setting) abortRound(ctx context.Context, i int) (map[string]round, erro
 	}
 	// From the moment each abort is sent: a controller may act on its
 	// watch event before the write's answer reaches the bench.
-	refs := map[string]time.Time{}
-	for _, t := range s.rotate(i) {
-		refs[t.name()] = time.Now()
-		if err := t.abort(ctx, s.c); err != nil {
-			return nil, fmt.Errorf("%s: abort: %w", t.name(), err)
+	out, err := s.watchZero(ctx, func(mark func(string, time.Time)) error {
+		for _, t := range s.rotate(i) {
+			mark(t.name(), time.Now())
+			if err := t.abort(ctx, s.c); err != nil {
+				return fmt.Errorf("%s: abort: %w", t.name(), err)
+			}
 		}
-	}
-	out, err := s.watchZero(ctx, refs)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
 	return out, s.finish(ctx)
 }
 
-// watchZero watches every tool's canary until the VirtualService gives it
-// nothing and the simulator has sent it nothing for a while, and returns
-// when each happened, from the tool's reference moment.
-func (s *setting) watchZero(ctx context.Context, refs map[string]time.Time) (map[string]round, error) {
+// watchZero watches every tool's canary while act injects a fault or
+// aborts, marking each tool's reference moment, until the VirtualService
+// gives each canary nothing and the simulator has sent it nothing for a
+// while; it returns when each happened, from the tool's reference moment.
+// It watches from before act, so that no request during act is missed.
+func (s *setting) watchZero(ctx context.Context, act func(mark func(tool string, at time.Time)) error) (map[string]round, error) {
 	type watch struct {
 		last     int64
 		lastInc  time.Time
 		apiZero  time.Time
 		finished bool
 	}
+	var mu sync.Mutex
+	refs := map[string]time.Time{}
+	mark := func(tool string, at time.Time) {
+		mu.Lock()
+		defer mu.Unlock()
+		refs[tool] = at
+	}
 	ws := map[string]*watch{}
 	st := s.servers.Traffic.State()
 	for _, t := range s.tools {
 		d, _ := canaryState(st, t)
-		ws[t.name()] = &watch{last: d.Requests, lastInc: refs[t.name()]}
+		ws[t.name()] = &watch{last: d.Requests}
 	}
-	// The simulator reads the VirtualService every 100ms and generates
-	// requests every 50ms: a second without canary requests after the
-	// routing says 0 is the end.
+	// The simulator reads the routing every 100ms and generates requests
+	// every 50ms: a second without canary requests after the routing says
+	// 0 is the end.
 	const settle = time.Second
-	nextAPI := time.Time{}
-	err := poll(ctx, 2*time.Minute+10*s.p.scrape, 5*time.Millisecond, func() (bool, error) {
-		now := time.Now()
-		st := s.servers.Traffic.State()
-		readAPI := !now.Before(nextAPI)
-		if readAPI {
-			nextAPI = now.Add(10 * time.Millisecond)
-		}
-		done := true
-		for _, t := range s.tools {
-			w := ws[t.name()]
-			d, found := canaryState(st, t)
-			if found && d.Requests > w.last {
-				w.last, w.lastInc = d.Requests, now
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		nextAPI := time.Time{}
+		done <- poll(ctx, 2*time.Minute+10*s.p.scrape, 5*time.Millisecond, func() (bool, error) {
+			now := time.Now()
+			st := s.servers.Traffic.State()
+			mu.Lock()
+			marked := maps.Clone(refs)
+			mu.Unlock()
+			readAPI := !now.Before(nextAPI)
+			if readAPI {
+				nextAPI = now.Add(10 * time.Millisecond)
 			}
-			if readAPI && w.apiZero.IsZero() {
-				weight, err := canaryWeight(ctx, s.c, t.ns())
-				if err != nil {
-					return false, err
+			all := true
+			for _, t := range s.tools {
+				w := ws[t.name()]
+				d, found := canaryState(st, t)
+				if found && d.Requests > w.last {
+					w.last, w.lastInc = d.Requests, now
 				}
-				if weight == 0 {
-					w.apiZero = now
+				if _, ok := marked[t.name()]; !ok {
+					all = false
+					continue
 				}
+				if readAPI && w.apiZero.IsZero() {
+					weight, err := canaryWeight(ctx, s.c, t.ns())
+					if err != nil {
+						return false, err
+					}
+					if weight == 0 {
+						w.apiZero = now
+					}
+				}
+				w.finished = !w.apiZero.IsZero() && now.Sub(w.apiZero) > settle && now.Sub(w.lastInc) > settle && (!found || d.Share == 0)
+				all = all && w.finished
 			}
-			w.finished = !w.apiZero.IsZero() && now.Sub(w.apiZero) > settle && now.Sub(w.lastInc) > settle && (!found || d.Share == 0)
-			done = done && w.finished
-		}
-		return done, nil
-	})
+			return all, nil
+		})
+	}()
+	if err := act(mark); err != nil {
+		cancel()
+		_ = <-done // canceled
+		return nil, err
+	}
+	err := <-done
 	out := map[string]round{}
 	var pending []string
 	for name, w := range ws {
-		out[name] = round{simZero: w.lastInc.Sub(refs[name]), apiZero: w.apiZero.Sub(refs[name])}
+		ref := refs[name]
+		// No canary request after the reference: the canary got nothing
+		// from then on.
+		out[name] = round{simZero: max(w.lastInc.Sub(ref), 0), apiZero: w.apiZero.Sub(ref)}
 		if !w.finished {
 			pending = append(pending, name)
 		}
