@@ -50,9 +50,11 @@ import (
 	"maps"
 	"math"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -76,7 +78,10 @@ func main() {
 	if *argoBin == "" || *argoDir == "" {
 		fail(fmt.Errorf("-argo-bin and -argo-dir (ARGO_ROLLOUTS_BIN, ARGO_ROLLOUTS_DIR) are required; make bench-peer sets them"))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Hour)
+	// Interrupted, it still stops the cluster and the controllers.
+	sigCtx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+	ctx, cancel := context.WithTimeout(sigCtx, 3*time.Hour)
 	defer cancel()
 	b, err := startBench(ctx, *argoBin, *argoDir)
 	if err != nil {

@@ -255,7 +255,9 @@ func (s *setting) watchZero(ctx context.Context, act func(mark func(tool string,
 	}()
 	if err := act(mark); err != nil {
 		cancel()
-		_ = <-done // canceled
+		if werr := <-done; werr != nil && !errors.Is(werr, context.Canceled) {
+			err = errors.Join(err, werr)
+		}
 		return nil, err
 	}
 	err := <-done
