@@ -183,18 +183,47 @@ func (s *setting) abortRound(ctx context.Context, i int) (map[string]round, erro
 	return out, s.finish(ctx)
 }
 
+// watch follows one tool's canary in the simulator and the VirtualService.
+type watch struct {
+	// last is the canary's request count, lastInc when it last grew.
+	last    int64
+	lastInc time.Time
+	// apiZero is when the VirtualService was first seen giving it 0.
+	apiZero  time.Time
+	finished bool
+}
+
+// The simulator reads the routing every 100ms and generates requests every
+// 50ms: a second without canary requests after the routing says 0 is the
+// end.
+const settle = time.Second
+
+// observe takes one look: the simulator's state st, and the tool's
+// VirtualService when readAPI.
+func (w *watch) observe(ctx context.Context, c client.Client, t tool, st trafficsim.State, now time.Time, readAPI bool) error {
+	d, found := canaryState(st, t)
+	if found && d.Requests > w.last {
+		w.last, w.lastInc = d.Requests, now
+	}
+	if readAPI && w.apiZero.IsZero() {
+		weight, err := canaryWeight(ctx, c, t.ns())
+		if err != nil {
+			return err
+		}
+		if weight == 0 {
+			w.apiZero = now
+		}
+	}
+	w.finished = !w.apiZero.IsZero() && now.Sub(w.apiZero) > settle && now.Sub(w.lastInc) > settle && (!found || d.Share == 0)
+	return nil
+}
+
 // watchZero watches every tool's canary while act injects a fault or
 // aborts, marking each tool's reference moment, until the VirtualService
 // gives each canary nothing and the simulator has sent it nothing for a
 // while; it returns when each happened, from the tool's reference moment.
 // It watches from before act, so that no request during act is missed.
 func (s *setting) watchZero(ctx context.Context, act func(mark func(tool string, at time.Time)) error) (map[string]round, error) {
-	type watch struct {
-		last     int64
-		lastInc  time.Time
-		apiZero  time.Time
-		finished bool
-	}
 	var mu sync.Mutex
 	refs := map[string]time.Time{}
 	mark := func(tool string, at time.Time) {
@@ -208,10 +237,6 @@ func (s *setting) watchZero(ctx context.Context, act func(mark func(tool string,
 		d, _ := canaryState(st, t)
 		ws[t.name()] = &watch{last: d.Requests}
 	}
-	// The simulator reads the routing every 100ms and generates requests
-	// every 50ms: a second without canary requests after the routing says
-	// 0 is the end.
-	const settle = time.Second
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
@@ -229,26 +254,11 @@ func (s *setting) watchZero(ctx context.Context, act func(mark func(tool string,
 			}
 			all := true
 			for _, t := range s.tools {
-				w := ws[t.name()]
-				d, found := canaryState(st, t)
-				if found && d.Requests > w.last {
-					w.last, w.lastInc = d.Requests, now
+				_, ok := marked[t.name()]
+				if err := ws[t.name()].observe(ctx, s.c, t, st, now, ok && readAPI); err != nil {
+					return false, err
 				}
-				if _, ok := marked[t.name()]; !ok {
-					all = false
-					continue
-				}
-				if readAPI && w.apiZero.IsZero() {
-					weight, err := canaryWeight(ctx, s.c, t.ns())
-					if err != nil {
-						return false, err
-					}
-					if weight == 0 {
-						w.apiZero = now
-					}
-				}
-				w.finished = !w.apiZero.IsZero() && now.Sub(w.apiZero) > settle && now.Sub(w.lastInc) > settle && (!found || d.Share == 0)
-				all = all && w.finished
+				all = all && ok && ws[t.name()].finished
 			}
 			return all, nil
 		})
