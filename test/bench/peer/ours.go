@@ -24,7 +24,6 @@ import (
 	"strings"
 	"time"
 
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -191,28 +190,27 @@ var errGuardNotBuilt = fmt.Errorf("not built: the DifyUpgrade CRD has no spec.ca
 // guard's field, spec.canary.analysis.guard.
 func guardBuilt() bool {
 	data, err := os.ReadFile(filepath.Join(localcluster.RepoRoot(), "config", "crd", "bases", "upgrade.difyops.io_difyupgrades.yaml"))
-	if err != nil {
-		return false
+	return err == nil && hasGuard(data)
+}
+
+// hasGuard says whether a DifyUpgrade CRD's schema has
+// spec.canary.analysis.guard.
+func hasGuard(data []byte) bool {
+	var crd struct {
+		Spec struct {
+			Versions []struct {
+				Schema struct {
+					OpenAPIV3Schema map[string]any `json:"openAPIV3Schema"`
+				} `json:"schema"`
+			} `json:"versions"`
+		} `json:"spec"`
 	}
-	crd := &apiextensionsv1.CustomResourceDefinition{}
-	if yaml.Unmarshal(data, crd) != nil {
+	if yaml.Unmarshal(data, &crd) != nil {
 		return false
 	}
 	for _, v := range crd.Spec.Versions {
-		if v.Schema == nil || v.Schema.OpenAPIV3Schema == nil {
-			continue
-		}
-		s := *v.Schema.OpenAPIV3Schema
-		found := true
-		for field := range strings.FieldsSeq("spec canary analysis guard") {
-			next, ok := s.Properties[field]
-			if !ok {
-				found = false
-				break
-			}
-			s = next
-		}
-		if found {
+		if _, found, _ := unstructured.NestedMap(v.Schema.OpenAPIV3Schema,
+			"properties", "spec", "properties", "canary", "properties", "analysis", "properties", "guard"); found {
 			return true
 		}
 	}
