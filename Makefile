@@ -113,6 +113,10 @@ test-e2e: k8s-binaries $(HELM) ## The test servers' own tests (PostgreSQL, the J
 bench: build k8s-binaries ## Benchmarks on a local cluster (overhead, scale to 200 upgrades, idle writes); one table, JSON in bin/bench/.
 	K8S_BIN=$(K8S_BIN) go run ./test/bench
 
+.PHONY: bench-peer
+bench-peer: build k8s-binaries ## Our operator and Argo Rollouts side by side on one local cluster, in a private network namespace (builds Argo once from the module proxy; PEER_ROUNDS=2 for a quick try); ratios table, JSON in bin/bench/.
+	K8S_BIN=$(K8S_BIN) hack/bench-peer.sh
+
 ##@ Build
 
 .PHONY: build

@@ -26,6 +26,7 @@ limitations under the License.
 package harness
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -70,9 +71,22 @@ type Servers struct {
 	stopProvisioning context.CancelFunc
 }
 
+// Options change what Start starts; the zero value is what Start starts.
+type Options struct {
+	// ScrapeInterval is Prometheus' scrape interval (default 1s).
+	ScrapeInterval time.Duration
+	// Traffic are the traffic simulator's options (Logf is Start's).
+	Traffic trafficsim.Options
+}
+
 // Start starts PostgreSQL and the Job runner for the cluster at cfg, with
 // their files under dir. logf receives the runner's lines (nil: none).
 func Start(ctx context.Context, cfg *rest.Config, dir string, logf func(string, ...any)) (*Servers, error) {
+	return StartWith(ctx, cfg, dir, logf, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(ctx context.Context, cfg *rest.Config, dir string, logf func(string, ...any), opts Options) (*Servers, error) {
 	// The Job pods run as the users their security contexts name: every
 	// directory they use (the tools, the claims) must be reachable by
 	// others, which a test's temporary directory (0700) is not.
@@ -127,7 +141,7 @@ func Start(ctx context.Context, cfg *rest.Config, dir string, logf func(string, 
 		servers.Stop()
 		return nil, err
 	}
-	if err := servers.startTraffic(ctx, cfg, dir, logf); err != nil {
+	if err := servers.startTraffic(ctx, cfg, dir, logf, opts); err != nil {
 		servers.Stop()
 		return nil, err
 	}
@@ -136,14 +150,16 @@ func Start(ctx context.Context, cfg *rest.Config, dir string, logf func(string, 
 
 // startTraffic starts the simulator and a Prometheus that scrapes it, and
 // waits until the first scrape succeeded.
-func (s *Servers) startTraffic(ctx context.Context, cfg *rest.Config, dir string, logf func(string, ...any)) error {
-	sim, err := trafficsim.Start(ctx, cfg, trafficsim.Options{Logf: logf})
+func (s *Servers) startTraffic(ctx context.Context, cfg *rest.Config, dir string, logf func(string, ...any), opts Options) error {
+	simOpts := opts.Traffic
+	simOpts.Logf = logf
+	sim, err := trafficsim.Start(ctx, cfg, simOpts)
 	if err != nil {
 		return fmt.Errorf("starting the traffic simulator: %w", err)
 	}
 	s.Traffic = sim
 	prom, err := promserver.Start(ctx, filepath.Join(dir, "prometheus"), promserver.Options{
-		Targets: []string{sim.Addr()}, ScrapeInterval: time.Second, Logf: logf,
+		Targets: []string{sim.Addr()}, ScrapeInterval: cmp.Or(opts.ScrapeInterval, time.Second), Logf: logf,
 	})
 	if err != nil {
 		return fmt.Errorf("starting Prometheus: %w", err)

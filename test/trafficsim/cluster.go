@@ -49,6 +49,9 @@ type snapshot struct {
 	// vsMissing says why virtualService is nil although the target names
 	// one.
 	vsMissing string
+	// destinationRule is the target's DestinationRule when it names one
+	// and it exists.
+	destinationRule *unstructured.Unstructured
 }
 
 // workloadObjects is one Deployment and the ReplicaSets its selector
@@ -85,6 +88,11 @@ func (k kubeReader) read(ctx context.Context, t Target) (*snapshot, error) {
 		return nil, err
 	}
 	snap.virtualService, snap.vsMissing = vs, missing
+	if t.DestinationRule != "" {
+		if snap.destinationRule, _, err = k.optional(ctx, destinationRuleGVK, t.Namespace, t.DestinationRule); err != nil {
+			return nil, err
+		}
+	}
 	return snap, nil
 }
 

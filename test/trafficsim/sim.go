@@ -99,6 +99,16 @@ type Target struct {
 	// Subsets maps a destination subset name to the workload it selects,
 	// e.g. {"stable": "dify-api", "canary": "dify-api-canary"}.
 	Subsets map[string]string
+	// Rollout, when set, is an Argo Rollout that runs the pods of the
+	// first workload through its workloadRef: the ReplicaSets it controls
+	// count as that Deployment's.
+	Rollout string
+	// DestinationRule, when set, resolves a route destination's subset by
+	// the labels this DestinationRule gives it (matched against the pod
+	// template labels of each ReplicaSet) instead of by Subsets; a subset
+	// it does not define reaches no pod. Argo Rollouts pins its subsets to
+	// a ReplicaSet's rollouts-pod-template-hash this way.
+	DestinationRule string
 }
 
 // Fault is how the pods of one Dify version misbehave.

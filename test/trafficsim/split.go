@@ -20,11 +20,14 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // dest is where simulated requests land: the pods of one workload that run
@@ -41,6 +44,8 @@ type destination struct {
 	// newest is when the newest of its ReplicaSets was created.
 	newest time.Time
 	share  float64
+	// podLabels are the pod template labels of its ReplicaSets.
+	podLabels []map[string]string
 }
 
 // readyPods groups the ready pods of a snapshot by workload and version. A
@@ -52,11 +57,12 @@ func readyPods(t Target, snap *snapshot) []destination {
 		start := len(out)
 		for i := range w.replicaSets {
 			rs := &w.replicaSets[i]
-			if rs.Status.ReadyReplicas <= 0 || !metav1.IsControlledBy(rs, &w.deployment) {
+			if rs.Status.ReadyReplicas <= 0 || !metav1.IsControlledBy(rs, &w.deployment) && !t.rolloutOf(rs, w.deployment.Name) {
 				continue
 			}
 			d := dest{workload: w.deployment.Name, version: podVersion(rs.Spec.Template.Spec, t.Container)}
 			out = addReady(out, start, d, rs.Status.ReadyReplicas, rs.CreationTimestamp.Time)
+			out = addPodLabels(out, start, d, rs.Spec.Template.Labels)
 		}
 		slices.SortFunc(out[start:], func(a, b destination) int { return cmp.Compare(a.version, b.version) })
 	}
@@ -76,6 +82,25 @@ func addReady(out []destination, start int, d dest, ready int32, created time.Ti
 		}
 	}
 	return append(out, destination{dest: d, ready: ready, newest: created})
+}
+
+// rolloutOf reports whether the target's Argo Rollout controls rs, which
+// then counts as the workload's (its first).
+func (t Target) rolloutOf(rs *appsv1.ReplicaSet, workload string) bool {
+	owner := metav1.GetControllerOf(rs)
+	return t.Rollout != "" && workload == t.Workloads[0] && owner != nil &&
+		owner.Kind == "Rollout" && strings.HasPrefix(owner.APIVersion, "argoproj.io/") && owner.Name == t.Rollout
+}
+
+// addPodLabels records the pod template labels of one more ReplicaSet of
+// the destination d among out[start:].
+func addPodLabels(out []destination, start int, d dest, podLabels map[string]string) []destination {
+	for i := start; i < len(out); i++ {
+		if out[i].dest == d {
+			out[i].podLabels = append(out[i].podLabels, podLabels)
+		}
+	}
+	return out
 }
 
 // podVersion is the version a pod template runs: the image tag of the named
@@ -107,8 +132,77 @@ func split(t Target, dests []destination, snap *snapshot) string {
 		spread(dests, 1, t.Workloads)
 		return err.Error()
 	}
+	if t.DestinationRule != "" {
+		byRouteSubsetLabels(dests, routes, snap.destinationRule)
+		return ""
+	}
 	byRoute(t, dests, routes)
 	return ""
+}
+
+// byRouteSubsetLabels splits by the weights of an HTTP route's
+// destinations, each weight over the destinations whose ReplicaSets' pod
+// labels carry the labels the DestinationRule gives its subset (nil: the
+// DestinationRule was not found, and no subset reaches a pod).
+func byRouteSubsetLabels(dests []destination, routes []routeDestination, dr *unstructured.Unstructured) {
+	var total int64
+	for _, r := range routes {
+		total += r.weight
+	}
+	if total <= 0 {
+		return
+	}
+	for _, r := range routes {
+		want, defined := drSubsetLabels(dr, r.subset)
+		if r.weight <= 0 || !defined {
+			continue
+		}
+		selector := labels.SelectorFromSet(want)
+		spreadWhere(dests, float64(r.weight)/float64(total), func(d destination) bool {
+			return slices.ContainsFunc(d.podLabels, func(l map[string]string) bool { return selector.Matches(labels.Set(l)) })
+		})
+	}
+}
+
+// drSubsetLabels is the labels a DestinationRule gives the named subset,
+// and whether it defines the subset at all.
+func drSubsetLabels(dr *unstructured.Unstructured, subset string) (map[string]string, bool) {
+	if dr == nil {
+		return nil, false
+	}
+	list, _, _ := unstructured.NestedSlice(dr.Object, "spec", "subsets")
+	for _, entry := range list {
+		m, _ := entry.(map[string]any)
+		if name, _ := m["name"].(string); name != subset {
+			continue
+		}
+		out := map[string]string{}
+		raw, _ := m["labels"].(map[string]any)
+		for k, v := range raw {
+			out[k], _ = v.(string)
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+// spreadWhere adds weight to the shares of the destinations that match, in
+// proportion to their ready pods.
+func spreadWhere(dests []destination, weight float64, match func(destination) bool) {
+	var total int32
+	for _, d := range dests {
+		if match(d) {
+			total += d.ready
+		}
+	}
+	if total == 0 {
+		return
+	}
+	for i := range dests {
+		if match(dests[i]) {
+			dests[i].share += weight * float64(dests[i].ready) / float64(total)
+		}
+	}
 }
 
 // spread adds weight to the shares of the destinations of the given

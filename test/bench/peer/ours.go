@@ -1,0 +1,225 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/test/harness"
+	"github.com/difyops/dify-upgrade-operator/test/localcluster"
+	"github.com/difyops/dify-upgrade-operator/test/trafficsim"
+)
+
+// ours is our operator: a DifyUpgrade of the fixture install with Istio
+// routing, steps setWeight 20 then a pause for a person, and one rule.
+type ours struct {
+	namespace string
+	// guard turns on the fast guard (spec.canary.analysis.guard), which
+	// reads the canary pods' own counters between scrapes; without it the
+	// rule alone decides. Once the field exists, ours without the guard
+	// turns it off explicitly (it is on by default where it reaches pods).
+	guard bool
+	p     policy
+	prom  string
+	// current is the name of this round's DifyUpgrade.
+	current string
+}
+
+func (o *ours) name() string {
+	if o.guard {
+		return toolGuard
+	}
+	return toolOurs
+}
+
+func (o *ours) ns() string { return o.namespace }
+
+func (o *ours) setup(ctx context.Context, c client.Client, servers *harness.Servers, p policy) error {
+	o.p, o.prom = p, servers.Prometheus.URL()
+	return installFixture(ctx, c, o.namespace)
+}
+
+func (o *ours) target() trafficsim.Target { return harness.APITarget(o.namespace) }
+
+// ruleTemplate is the rule as the DifyUpgrade states it (the operator fills
+// in the namespace and the canary's workload).
+func (o *ours) ruleTemplate() string {
+	return o.p.errorRatio(`destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Workload}}"`)
+}
+
+func (o *ours) rule() string {
+	return strings.NewReplacer("{{.Namespace}}", o.namespace, "{{.Workload}}", apiDeployment+"-canary").Replace(o.ruleTemplate())
+}
+
+func (o *ours) canary(d trafficsim.DestinationState) bool {
+	return d.Workload == apiDeployment+"-canary"
+}
+
+func (o *ours) policyText() string {
+	s := fmt.Sprintf("interval %s, rule %s <= %g for 0s", o.p.interval, o.p.window(), threshold)
+	if o.guard {
+		s += ", fast guard on"
+	}
+	return s
+}
+
+// upgrade is round i's DifyUpgrade.
+func (o *ours) upgrade(i int) *upgradev1alpha1.DifyUpgrade {
+	u := &upgradev1alpha1.DifyUpgrade{
+		TypeMeta:   metav1.TypeMeta{APIVersion: upgradev1alpha1.GroupVersion.String(), Kind: "DifyUpgrade"},
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("round-%d", i), Namespace: o.namespace},
+		Spec:       upgradev1alpha1.DifyUpgradeSpec{TargetVersion: canaryVersion, Release: release},
+	}
+	u.SetDefaults()
+	u.Spec.Migration.Enabled = new(false)
+	u.Spec.Verify.BakeTime = &metav1.Duration{}
+	u.Spec.Canary.Istio = &upgradev1alpha1.IstioCanary{
+		VirtualService: upgradev1alpha1.IstioVirtualService{Name: release, Routes: []string{apiRoute, "web"}},
+		DestinationRules: []upgradev1alpha1.IstioDestinationRule{
+			{Name: "dify-api", Component: upgradev1alpha1.ComponentAPI},
+			{Name: "dify-web", Component: upgradev1alpha1.ComponentWeb},
+		},
+		StableSubset: stableSubset, CanarySubset: canarySubset,
+	}
+	u.Spec.Canary.Steps = []upgradev1alpha1.CanaryStep{
+		{SetWeight: new(int32(20))},
+		{Pause: &upgradev1alpha1.CanaryPause{}},
+	}
+	a := &u.Spec.Canary.Analysis
+	a.Interval = metav1.Duration{Duration: o.p.interval}
+	a.Prometheus = &upgradev1alpha1.PrometheusSource{Address: o.prom}
+	a.Rules = []upgradev1alpha1.AnalysisRule{{Name: ruleName, Query: o.ruleTemplate(), Max: fmt.Sprint(threshold), For: metav1.Duration{}}}
+	a.Performance.Enabled = new(false)
+	return u
+}
+
+func (o *ours) begin(ctx context.Context, c client.Client, i int) error {
+	u := o.upgrade(i)
+	o.current = u.Name
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(u)
+	if err != nil {
+		return err
+	}
+	if guardBuilt() {
+		if err := setGuard(obj, o.guard); err != nil {
+			return err
+		}
+	} else if o.guard {
+		return errGuardNotBuilt
+	}
+	return c.Create(ctx, &unstructured.Unstructured{Object: obj})
+}
+
+func (o *ours) get(ctx context.Context, c client.Client) (*upgradev1alpha1.DifyUpgrade, error) {
+	u := &upgradev1alpha1.DifyUpgrade{}
+	return u, c.Get(ctx, client.ObjectKey{Namespace: o.namespace, Name: o.current}, u)
+}
+
+func (o *ours) ready(ctx context.Context, c client.Client) (bool, error) {
+	u, err := o.get(ctx, c)
+	if err != nil {
+		return false, err
+	}
+	if u.Status.Phase.IsTerminal() {
+		return false, fmt.Errorf("%s ended %s before the fault: %s", u.Name, u.Status.Phase, u.Status.Message)
+	}
+	return u.Status.Phase == upgradev1alpha1.PhaseCanary && u.Status.Canary != nil && u.Status.Canary.WaitingForPromotion &&
+		u.Status.Analysis != nil && u.Status.Analysis.Verdict == upgradev1alpha1.VerdictPassed, nil
+}
+
+func (o *ours) abort(ctx context.Context, c client.Client) error {
+	u := &upgradev1alpha1.DifyUpgrade{ObjectMeta: metav1.ObjectMeta{Namespace: o.namespace, Name: o.current}}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, upgradev1alpha1.AnnotationAbort, time.Now().UTC().Format(time.RFC3339Nano))
+	return c.Patch(ctx, u, client.RawPatch("application/merge-patch+json", []byte(patch)))
+}
+
+func (o *ours) rolledBack(ctx context.Context, c client.Client) (bool, error) {
+	u, err := o.get(ctx, c)
+	if err != nil {
+		return false, err
+	}
+	if u.Status.Phase.IsTerminal() && u.Status.Phase != upgradev1alpha1.PhaseRolledBack {
+		return false, fmt.Errorf("%s ended %s: %s", u.Name, u.Status.Phase, u.Status.Message)
+	}
+	return u.Status.Phase == upgradev1alpha1.PhaseRolledBack, nil
+}
+
+// reset deletes the round's DifyUpgrade (rolled back: the install runs
+// the stable version again) and waits until it is gone.
+func (o *ours) reset(ctx context.Context, c client.Client) error {
+	u := &upgradev1alpha1.DifyUpgrade{ObjectMeta: metav1.ObjectMeta{Namespace: o.namespace, Name: o.current}}
+	if err := c.Delete(ctx, u); client.IgnoreNotFound(err) != nil {
+		return err
+	}
+	return poll(ctx, 2*time.Minute, 50*time.Millisecond, func() (bool, error) {
+		err := c.Get(ctx, client.ObjectKeyFromObject(u), u)
+		return err != nil && client.IgnoreNotFound(err) == nil, client.IgnoreNotFound(err)
+	})
+}
+
+// errGuardNotBuilt: the fast guard's row waits for the field.
+var errGuardNotBuilt = fmt.Errorf("not built: the DifyUpgrade CRD has no spec.canary.analysis.guard")
+
+// guardBuilt says whether the CRD this repository generates has the fast
+// guard's field, spec.canary.analysis.guard.
+func guardBuilt() bool {
+	data, err := os.ReadFile(filepath.Join(localcluster.RepoRoot(), "config", "crd", "bases", "upgrade.difyops.io_difyupgrades.yaml"))
+	return err == nil && hasGuard(data)
+}
+
+// hasGuard says whether a DifyUpgrade CRD's schema has
+// spec.canary.analysis.guard.
+func hasGuard(data []byte) bool {
+	var crd struct {
+		Spec struct {
+			Versions []struct {
+				Schema struct {
+					OpenAPIV3Schema map[string]any `json:"openAPIV3Schema"`
+				} `json:"schema"`
+			} `json:"versions"`
+		} `json:"spec"`
+	}
+	if yaml.Unmarshal(data, &crd) != nil {
+		return false
+	}
+	for _, v := range crd.Spec.Versions {
+		if _, found, _ := unstructured.NestedMap(v.Schema.OpenAPIV3Schema,
+			"properties", "spec", "properties", "canary", "properties", "analysis", "properties", "guard"); found {
+			return true
+		}
+	}
+	return false
+}
+
+// setGuard turns the fast guard on or off in a DifyUpgrade. This is the
+// one place that knows the field's shape: adjust it when the field lands
+// (assumed here: guard.enabled).
+func setGuard(obj map[string]any, on bool) error {
+	return unstructured.SetNestedField(obj, on, "spec", "canary", "analysis", "guard", "enabled")
+}
