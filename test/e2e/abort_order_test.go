@@ -38,6 +38,8 @@ import (
 type watched struct {
 	rv  int64
 	obj *unstructured.Unstructured
+	// at is when the watch delivered it.
+	at time.Time
 }
 
 // watchAll records every change of the objects of gvr in ns from now on,
@@ -63,7 +65,7 @@ func watchAll(ctx context.Context, gvr schema.GroupVersionResource, ns string) f
 			}
 			rv, err := strconv.ParseInt(obj.GetResourceVersion(), 10, 64)
 			if err == nil {
-				got <- watched{rv, obj}
+				got <- watched{rv, obj, time.Now()}
 			}
 		}
 	}()
@@ -90,17 +92,19 @@ var _ = Describe("The order of an abort", func() {
 
 		routes := watchAll(ctx, schema.GroupVersionResource{Group: vsGVK.Group, Version: vsGVK.Version, Resource: "virtualservices"}, ns)
 		upgrades := watchAll(ctx, upgradev1alpha1.GroupVersion.WithResource("difyupgrades"), ns)
+		sent := time.Now()
 		annotate(ctx, u, upgradev1alpha1.ActionAbort)
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, 2*time.Minute)
 
 		// The first write of each: the routes off the canary, the status
 		// in RollingBack.
 		var routed, rolling int64
+		var routedAt time.Time
 		Eventually(func(g Gomega) {
 			for _, c := range routes() {
 				http, _, _ := unstructured.NestedSlice(c.obj.Object, "spec", "http")
 				if routed == 0 && len(http) > 0 && canaryWeightOf(http, "api") == 0 && canaryWeightOf(http, "web") == 0 {
-					routed = c.rv
+					routed, routedAt = c.rv, c.at
 				}
 			}
 			for _, c := range upgrades() {
@@ -113,6 +117,7 @@ var _ = Describe("The order of an abort", func() {
 			g.Expect(rolling).NotTo(BeZero(), "the status said RollingBack")
 		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
 		Expect(routed).To(BeNumerically("<", rolling), "the routing was written (revision %d) before the status (revision %d)", routed, rolling)
+		AddReportEntry("abort sent → routes off the canary (seen by a watch)", routedAt.Sub(sent).String())
 	})
 })
 
