@@ -207,7 +207,8 @@ func (b *bench) waitAvailable(ctx context.Context, namespaces []string) error {
 	for _, ns := range namespaces {
 		want[ns] = true
 	}
-	return poll(ctx, 10*time.Minute, slowPoll, func() (bool, error) {
+	// kwok and the scheduler start about a thousand pods a minute here.
+	return poll(ctx, max(10*time.Minute, time.Duration(len(namespaces))*1200*time.Millisecond), slowPoll, func() (bool, error) {
 		list := &appsv1.DeploymentList{}
 		if err := b.c.List(ctx, list); err != nil {
 			return false, err

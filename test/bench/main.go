@@ -75,7 +75,7 @@ func main() {
 	// prints its own lines.
 	ctrllog.SetLogger(logr.Discard())
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Minute)
 	defer cancel()
 	b, err := start(ctx)
 	if err != nil {
