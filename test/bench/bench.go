@@ -17,18 +17,14 @@ limitations under the License.
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -300,26 +296,7 @@ func poll(ctx context.Context, timeout, interval time.Duration, f func() (bool, 
 // procStats reads the manager's peak resident memory (VmHWM, bytes) and the
 // CPU seconds it has used.
 func (b *bench) procStats() (hwm int64, cpu float64, err error) {
-	pid := b.manager.Process.Pid
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	for line := range strings.SplitSeq(string(status), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			hwm = kb * 1024
-		}
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
-	// utime and stime are fields 14 and 15 of stat; 12 and 13 after the name.
-	utime, _ := strconv.ParseFloat(fields[11], 64)
-	stime, _ := strconv.ParseFloat(fields[12], 64)
-	return hwm, (utime + stime) / 100, nil // USER_HZ is 100 on Linux
+	return proc.Stats(b.manager.Process.Pid)
 }
 
 // reconcileStats scrapes the manager's controller-runtime metrics: the
@@ -394,45 +371,16 @@ func p99Since(before, after reconcileStats) float64 {
 	return math.Inf(1)
 }
 
-// auditEntry is the part of an audit event the counts need.
-type auditEntry struct {
-	User struct {
-		Username string `json:"username"`
-	} `json:"user"`
-	Verb      string `json:"verb"`
-	ObjectRef *struct {
-		Resource    string `json:"resource"`
-		Subresource string `json:"subresource"`
-	} `json:"objectRef"`
-}
-
 // auditOffset is where the audit log ends now.
-func (b *bench) auditOffset() int64 {
-	fi, err := os.Stat(b.auditLog)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
-}
+func (b *bench) auditOffset() int64 { return localcluster.AuditEnd(b.auditLog) }
 
 // requestsSince counts the operator's requests in the audit log after
 // offset, by "verb resource[/subresource]".
 func (b *bench) requestsSince(offset int64) (map[string]int, error) {
-	f, err := os.Open(b.auditLog)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = f.Close() }()
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		return nil, err
-	}
 	counts := map[string]int{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		var e auditEntry
-		if json.Unmarshal(sc.Bytes(), &e) != nil || e.User.Username != localcluster.OperatorUser {
-			continue
+	err := localcluster.ReadAudit(b.auditLog, offset, func(e localcluster.AuditEntry) {
+		if e.User.Username != localcluster.OperatorUser {
+			return
 		}
 		key := e.Verb
 		if e.ObjectRef != nil {
@@ -442,8 +390,8 @@ func (b *bench) requestsSince(offset int64) (map[string]int, error) {
 			}
 		}
 		counts[key]++
-	}
-	return counts, sc.Err()
+	})
+	return counts, err
 }
 
 func isWrite(key string) bool {

@@ -23,7 +23,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -101,18 +100,7 @@ var _ = Describe("Upgrading Dify installed by the most used chart, its Ingress m
 
 		By("splitting the route between the proxy and its canary copy, whose configuration sends to the canary Services")
 		Expect(backendWeights(ctx, ns, 0)).To(Equal(map[string]int64{"dify": 80, "dify-canary": 20}))
-		conf := &corev1.ConfigMap{}
-		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "dify-proxy-canary"}, conf)).To(Succeed())
-		Expect(conf.Data["default.conf"]).To(And(ContainSubstring("proxy_pass http://dify-api-canary:5001;"), ContainSubstring("proxy_pass http://dify-web-canary:3000;"),
-			ContainSubstring("proxy_pass http://dify-plugin-daemon:5002;")))
-		Eventually(func(g Gomega) {
-			g.Expect(endpointTracks(ctx, ns, "dify")).To(Equal(map[string]int{"stable": 1}), "the proxy's Service reaches the stable proxy only")
-			g.Expect(endpointTracks(ctx, ns, "dify-canary")).To(Equal(map[string]int{"canary": 1}), "the canary proxy's Service")
-			for _, svc := range []string{"dify-api", "dify-web"} {
-				g.Expect(endpointTracks(ctx, ns, svc)).To(Equal(map[string]int{"stable": 2}), "Service %s", svc)
-				g.Expect(endpointTracks(ctx, ns, svc+"-canary")).To(Equal(map[string]int{"canary": 1}), "Service %s-canary", svc)
-			}
-		}).WithContext(ctx).WithTimeout(15 * time.Second).Should(Succeed())
+		expectCanaryProxy(ctx, ns)
 
 		By("going on when a person promotes")
 		annotate(ctx, u, upgradev1alpha1.ActionPromote)
@@ -125,18 +113,7 @@ var _ = Describe("Upgrading Dify installed by the most used chart, its Ingress m
 
 	It("puts everything back and deletes the canary proxy when a person aborts at the gate, and the proxy and Services never stop serving", func(ctx SpecContext) {
 		ns, u, before, proxyBefore := throughTheProxyRoute(ctx, withoutRestore)
-		w := watchEndpoints(ctx, ns, "dify", "dify-api", "dify-web")
-		annotate(ctx, u, upgradev1alpha1.ActionAbort)
-		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, time.Minute)
-		Expect(gatewayObjects(ctx, ns)).To(Equal(before), "the HTTPRoute and the Services byte-equal to what they were")
-		Expect(proxyObjects(ctx, ns)).To(Equal(proxyBefore), "the proxy byte-equal to what it was")
-		expectNoCanaryProxy(ctx, ns)
-		expectNoCanaries(ctx, ns)
-		lowest, samples := w.stop()
-		Expect(samples).To(BeNumerically(">", 10))
-		for _, svc := range []string{"dify", "dify-api", "dify-web"} {
-			Expect(lowest).To(HaveKeyWithValue(svc, BeNumerically(">", 0)), "%s Service endpoints at every observation of the way back", svc)
-		}
+		abortBehindTheProxy(ctx, ns, u, func() any { return gatewayObjects(ctx, ns) }, before, proxyBefore)
 	})
 
 	It("is found by Precheck when the spec names no provider, and put back byte-equal on abort", func(ctx SpecContext) {

@@ -17,13 +17,8 @@ limitations under the License.
 package main
 
 import (
-	"bufio"
-	"encoding/json"
-	"fmt"
-	"io"
-	"os"
-	"strconv"
-	"strings"
+	"github.com/difyops/dify-upgrade-operator/test/localcluster"
+	"github.com/difyops/dify-upgrade-operator/test/proc"
 )
 
 // calls are one identity's API requests: all of them, and the writes.
@@ -33,67 +28,22 @@ type calls struct {
 }
 
 // auditOffset is where the audit log ends now.
-func (b *bench) auditOffset() int64 {
-	fi, err := os.Stat(b.auditLog)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
-}
+func (b *bench) auditOffset() int64 { return localcluster.AuditEnd(b.auditLog) }
 
 // callsSince counts each audited identity's requests after offset.
 func (b *bench) callsSince(offset int64) (map[string]calls, error) {
-	f, err := os.Open(b.auditLog)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = f.Close() }()
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		return nil, err
-	}
 	out := map[string]calls{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		var e struct {
-			User struct {
-				Username string `json:"username"`
-			} `json:"user"`
-			Verb string `json:"verb"`
-		}
-		if json.Unmarshal(sc.Bytes(), &e) != nil {
-			continue
-		}
+	err := localcluster.ReadAudit(b.auditLog, offset, func(e localcluster.AuditEntry) {
 		c := out[e.User.Username]
 		c.Requests++
-		switch e.Verb {
-		case "create", "update", "patch", "delete", "deletecollection":
+		if e.Write() {
 			c.Writes++
 		}
 		out[e.User.Username] = c
-	}
-	return out, sc.Err()
+	})
+	return out, err
 }
 
 // procStats reads a process' peak resident memory (VmHWM, bytes) and the
 // CPU seconds it has used.
-func procStats(pid int) (hwm int64, cpu float64, err error) {
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	for line := range strings.SplitSeq(string(status), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			hwm = kb * 1024
-		}
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
-	utime, _ := strconv.ParseFloat(fields[11], 64)
-	stime, _ := strconv.ParseFloat(fields[12], 64)
-	return hwm, (utime + stime) / 100, nil // USER_HZ is 100 on Linux
-}
+func procStats(pid int) (hwm int64, cpu float64, err error) { return proc.Stats(pid) }
