@@ -95,6 +95,8 @@ type DifyUpgradeReconciler struct {
 
 	// notes are the notifications on their way.
 	notes notifier
+	// guards are the fast guards of the canaries (difyupgrade_guard.go).
+	guards guards
 
 	// hashes remembers, per Deployment UID, the pod-template-hash of its
 	// current revision (which never changes for that revision), so a tick
@@ -147,6 +149,7 @@ func (r *DifyUpgradeReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if apierrors.IsNotFound(err) {
 			forgetMetrics(req.Namespace, req.Name)
 			r.forgetQuerier(req.String())
+			r.stopGuard(req.Namespace, req.Name, false)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -160,6 +163,7 @@ func (r *DifyUpgradeReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 
 	if !u.DeletionTimestamp.IsZero() {
+		r.stopGuard(u.Namespace, u.Name, false)
 		return r.reconcileDelete(ctx, u)
 	}
 	if controllerutil.AddFinalizer(u, Finalizer) {
@@ -183,7 +187,9 @@ func (r *DifyUpgradeReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			retErr = errors.Join(retErr, err)
 		}
 	}()
-	return r.dispatch(ctx, s)
+	res, err := r.dispatch(ctx, s)
+	r.stopGuard(u.Namespace, u.Name, s.guardKept)
+	return res, err
 }
 
 // writeStatus is the one status writer: it summarises the kstatus
@@ -237,6 +243,9 @@ func (r *DifyUpgradeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Matrix = m
 	}
 	r.notes.wake = make(chan event.GenericEvent, 256)
+	if err := r.setupGuards(mgr); err != nil {
+		return err
+	}
 	// Every write says who wrote it, so GitOps tools can ignore the
 	// operator's fields (Argo CD managedFieldsManagers) and the operator can
 	// tell other writers from itself.
@@ -261,6 +270,7 @@ func (r *DifyUpgradeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&upgradev1alpha1.DifyUpgrade{}, handler.EnqueueRequestsFromMapFunc(r.siblings)).
 		Watches(&upgradev1alpha1.DifyUpgrade{}, handler.EnqueueRequestsFromMapFunc(r.dependents)).
 		WatchesRawSource(source.Channel(r.notes.wake, &handler.EnqueueRequestForObject{})).
+		WatchesRawSource(source.Channel(r.guards.wake, &handler.EnqueueRequestForObject{})).
 		Named("difyupgrade").
 		Complete(r)
 }

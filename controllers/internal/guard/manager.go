@@ -5,7 +5,7 @@ Licensed under the Apache License, Version 2.0 (the "License");
 you may not use this file except in compliance with the License.
 You may obtain a copy of the License at
 
-    http://www.apache.org/licenses/LICENSE-2.0
+	http://www.apache.org/licenses/LICENSE-2.0
 
 Unless required by applicable law or agreed to in writing, software
 distributed under the License is distributed on an "AS IS" BASIS,
@@ -143,6 +143,20 @@ func (m *Manager) Ensure(k Key, p Plan) State {
 		m.run(ctx, k, w)
 	}()
 	return w.state.clone()
+}
+
+// Ended returns the state of k's watch of step when it has ended (its
+// duration over, a breach, every pod given up on): it needs no pods.
+func (m *Manager) Ended(k Key, step string) (State, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w := m.watches[k]
+	if w == nil || w.step != step {
+		return State{}, false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.state.clone(), !w.state.Watching
 }
 
 // Stop ends the watches of an upgrade and forgets them.
