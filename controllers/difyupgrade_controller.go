@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -92,6 +93,10 @@ type DifyUpgradeReconciler struct {
 	// Job) only Secrets labelled upgrade.difyops.io/readable=true
 	// (--require-secret-label).
 	RequireSecretLabel bool
+	// GuardNetworks, when set, are the only addresses the fast guard
+	// connects to when it reads the canary pods' counters
+	// (--guard-networks); any address when empty.
+	GuardNetworks []netip.Prefix
 
 	// notes are the notifications on their way.
 	notes notifier

@@ -18,7 +18,7 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -44,10 +44,8 @@ type guards struct {
 	wake chan event.GenericEvent
 }
 
-// guardClient reads the pods' counters; it follows no redirects.
-var guardClient = &http.Client{
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-}
+// ParseGuardNetworks reads --guard-networks: comma-separated CIDRs.
+func ParseGuardNetworks(s string) ([]netip.Prefix, error) { return guard.ParseNetworks(s) }
 
 // setupGuards starts the guards' manager, ended with the manager's.
 func (r *DifyUpgradeReconciler) setupGuards(mgr ctrl.Manager) error {
@@ -59,7 +57,7 @@ func (r *DifyUpgradeReconciler) setupGuards(mgr ctrl.Manager) error {
 		default: // the queue is full of wakes already
 		}
 	}
-	r.guards.Manager = guard.NewManager(clock.RealClock{}, guard.HTTPFetch(guardClient), wake)
+	r.guards.Manager = guard.NewManager(clock.RealClock{}, guard.HTTPFetch(guard.Client(r.GuardNetworks)), wake)
 	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		<-ctx.Done()
 		r.guards.Close()

@@ -43,7 +43,7 @@ import (
 // istio_requests_total with reporter="destination", by response_code), the
 // same series Prometheus scrapes. Without Istio the guard runs only when
 // counters names them.
-// +kubebuilder:validation:XValidation:rule="duration(self.window) <= duration(self.duration)",message="guard.window must not be longer than guard.duration"
+// +kubebuilder:validation:XValidation:rule="!has(self.window) || !has(self.duration) || duration(self.window) <= duration(self.duration)",message="guard.window must not be longer than guard.duration"
 type AnalysisGuard struct {
 	// enabled turns the guard on where it can find the counters (with
 	// canary.istio, or with counters set). Default: true.

@@ -20,6 +20,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -314,4 +316,27 @@ func TestNoGoroutineOutlivesItsWatch(t *testing.T) {
 		t.Fatal("a closed manager started a watch")
 	}
 	h.eventually("the goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+}
+
+func TestTheClientDialsOnlyTheNetworksAllowed(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, stats(map[string]float64{"200": 7}))
+	}))
+	t.Cleanup(srv.Close)
+	loopback, err := ParseNetworks(" 127.0.0.0/8 ,")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := HTTPFetch(Client(loopback))(t.Context(), srv.URL)
+	if err != nil {
+		t.Fatalf("the loopback is allowed: %v", err)
+	}
+	_ = body.Close()
+	elsewhere, _ := ParseNetworks("10.0.0.0/8")
+	if _, err := HTTPFetch(Client(elsewhere))(t.Context(), srv.URL); err == nil || !strings.Contains(err.Error(), "outside the networks") {
+		t.Fatalf("127.0.0.1 was dialled although only 10.0.0.0/8 is allowed: %v", err)
+	}
+	if _, err := ParseNetworks("10.0.0.0/33"); err == nil {
+		t.Fatal("a bad CIDR parsed")
+	}
 }
