@@ -175,7 +175,7 @@ var _ = Describe("The fast guard", Label("guard"), Ordered, func() {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
 			g.Expect(u.Status.Phase).To(Equal(upgradev1alpha1.PhaseCanary))
 			g.Expect(u.Status.Analysis).To(Or(BeNil(), HaveField("Breach", BeNil())))
-		}).WithContext(ctx).WithDuration(10 * time.Second).Should(Succeed())
+		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
 		Expect(guardReads(ctx, ns)).To(BeNumerically(">", reads+20), "the guard kept reading the counters")
 		_, errs := canaryShare(ns)
 		Expect(errs).To(BeNumerically(">=", 3), "the canary answered errors the guard saw")
