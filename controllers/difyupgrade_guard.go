@@ -35,7 +35,8 @@ import (
 )
 
 // ReasonGuardUnreachable is the Warning Event of a guard that cannot read
-// some canary pods' counters (told once per upgrade and component).
+// some canary pods' counters (told once per upgrade and phase; the
+// status.checks lines guard/<component> say which pods).
 const ReasonGuardUnreachable = "GuardUnreachable"
 
 // guards runs the fast guards and wakes an upgrade when one has news.
@@ -129,10 +130,15 @@ func (r *DifyUpgradeReconciler) guardCanary(ctx context.Context, s *scope, weigh
 	seen := r.observeGuards(ctx, s, weight, cfg, counters)
 
 	breach, lines := decideGuard(seen, g, weight, s.spec().TargetVersion)
-	for _, l := range lines {
-		if prior := guardCheck(s, l.check); prior == nil || prior.Result != upgradev1alpha1.CheckWarning {
-			r.tell(s, corev1.EventTypeWarning, ReasonGuardUnreachable, "Analyze", "%s", l.message)
+	if len(lines) > 0 && !guardWarned(s) {
+		// One event per upgrade and phase: the status lines say the rest.
+		msgs := make([]string, len(lines))
+		for i, l := range lines {
+			msgs[i] = l.message
 		}
+		r.tell(s, corev1.EventTypeWarning, ReasonGuardUnreachable, "Analyze", "%s", strings.Join(msgs, "; "))
+	}
+	for _, l := range lines {
 		s.recordCheck(l.check, upgradev1alpha1.CheckWarning, l.message)
 	}
 	if breach == nil {
@@ -226,12 +232,13 @@ func decideGuard(seen []guardSeen, g upgradev1alpha1.AnalysisGuard, weight int32
 	return breach, lines
 }
 
-// guardCheck is the status.checks line of check in the current phase.
-func guardCheck(s *scope, check string) *upgradev1alpha1.CheckResult {
-	for i, c := range s.status().Checks {
-		if c.Name == check && c.Phase == s.status().Phase {
-			return &s.status().Checks[i]
+// guardWarned reports whether status already says, in this phase, that a
+// guard cannot do its work (and so the event was told).
+func guardWarned(s *scope) bool {
+	for _, c := range s.status().Checks {
+		if strings.HasPrefix(c.Name, "guard/") && c.Phase == s.status().Phase && c.Result == upgradev1alpha1.CheckWarning {
+			return true
 		}
 	}
-	return nil
+	return false
 }
