@@ -134,6 +134,9 @@ var _ = Describe("The fast guard", Label("guard"), Ordered, func() {
 		Eventually(func() int64 { return guardReads(ctx, ns) }).WithContext(ctx).WithTimeout(30*time.Second).Should(BeNumerically(">", 8),
 			"the guard reads the canary pods' counters")
 
+		pods := canaryAPIPods(ctx, ns)
+		Expect(pods).NotTo(BeEmpty())
+
 		By("injecting 20% errors into the new version")
 		servers.Traffic.SetFault("1.11.1", trafficsim.Fault{ErrorRate: 0.2})
 		injected := time.Now()
@@ -151,7 +154,7 @@ var _ = Describe("The fast guard", Label("guard"), Ordered, func() {
 		Expect(b.Bound).To(Equal("<= 0.05 over 5s, at least 20 requests"))
 		Expect(b.Weight).To(Equal(int32(20)))
 		Expect(b.TrafficOnStableAt).NotTo(BeNil())
-		Expect(b.Message).To(And(ContainSubstring("error ratio"), ContainSubstring("requests answered 5xx"), ContainSubstring(canaryAPIPods(ctx, ns)[0])))
+		Expect(b.Message).To(And(ContainSubstring("error ratio"), ContainSubstring("requests answered 5xx"), ContainSubstring(pods[0])))
 		Expect(u.Status.Checks).To(ContainElement(And(HaveField("Name", "guard/api"), HaveField("Result", upgradev1alpha1.CheckFailed))))
 		expectEvent(ctx, u, And(HaveField("Reason", "AnalysisBreached"), HaveField("Type", corev1.EventTypeWarning), HaveField("Message", ContainSubstring("Guard of api"))))
 		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, 2*time.Minute)
