@@ -192,9 +192,9 @@ func (r *DifyUpgradeReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			retErr = errors.Join(retErr, err)
 		}
 	}()
-	res, err := r.dispatch(ctx, s)
-	r.stopGuard(u.Namespace, u.Name, s.guardKept)
-	return res, err
+	// A pass that did not keep the canaries' guard watching ends it.
+	defer func() { r.stopGuard(u.Namespace, u.Name, s.guardKept) }()
+	return r.dispatch(ctx, s)
 }
 
 // writeStatus is the one status writer: it summarises the kstatus

@@ -13,6 +13,7 @@ WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 See the License for the specific language governing permissions and
 limitations under the License.
 */
+
 package trafficsim
 
 import (
@@ -64,27 +65,7 @@ func TestPodStatsCountWhatEachPodAnswered(t *testing.T) {
 		if code != http.StatusOK {
 			t.Fatalf("%s answered %d %s", pod, code, body)
 		}
-		p := expfmt.NewTextParser(model.UTF8Validation)
-		fams, err := p.TextToMetricFamilies(strings.NewReader(body))
-		if err != nil {
-			t.Fatalf("%s: %v in %s", pod, err, body)
-		}
-		for _, m := range fams["istio_requests_total"].GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["reporter"] != "destination" {
-				t.Fatalf("%s: a series not of the destination: %v", pod, labels)
-			}
-			switch labels["response_code"] {
-			case "200":
-				ok = m.GetCounter().GetValue()
-			case "500":
-				errs = m.GetCounter().GetValue()
-			}
-		}
-		return ok, errs
+		return inbound(t, body)
 	}
 	for _, pod := range []string{"canary-a", "canary-b", "stable-a"} {
 		if ok, errs := read(pod); ok != 0 || errs != 0 {
@@ -116,4 +97,31 @@ func TestPodStatsCountWhatEachPodAnswered(t *testing.T) {
 	if code, _ := call(t, srv, "GET", "/pods/ns/gone/stats/prometheus"); code != http.StatusNotFound {
 		t.Fatalf("an unknown pod answered %d", code)
 	}
+}
+
+// inbound reads a pod's statistics: its answers 200 and 500, all of them
+// reported by the destination.
+func inbound(t *testing.T, body string) (ok, errs float64) {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("%v in %s", err, body)
+	}
+	for _, m := range fams["istio_requests_total"].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["reporter"] != "destination" {
+			t.Fatalf("a series not of the destination: %v", labels)
+		}
+		switch labels["response_code"] {
+		case "200":
+			ok = m.GetCounter().GetValue()
+		case "500":
+			errs = m.GetCounter().GetValue()
+		}
+	}
+	return ok, errs
 }

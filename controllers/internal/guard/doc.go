@@ -13,6 +13,7 @@ WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 See the License for the specific language governing permissions and
 limitations under the License.
 */
+
 // Package guard is the analysis' fast guard: while canary pods take
 // traffic, it reads each ready canary pod's own request counters (an Istio
 // sidecar's istio_requests_total on its stats port, or a metric a spec

@@ -13,6 +13,7 @@ WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 See the License for the specific language governing permissions and
 limitations under the License.
 */
+
 package guard
 
 import (
@@ -198,23 +199,24 @@ func newHarness(t *testing.T) *harness {
 // eventually waits (in real time) for cond.
 func (h *harness) eventually(what string, cond func() bool) {
 	h.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	timeout := time.After(5 * time.Second)
 	for !cond() {
-		if time.Now().After(deadline) {
+		select {
+		case <-timeout:
 			h.t.Fatalf("timed out waiting for %s", what)
+		case <-time.After(time.Millisecond):
 		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
-// tick waits for the reads so far to be n, then moves the clock one
-// interval on and waits for the next reads (per pods read per poll).
-func (h *harness) tick(perPoll int) {
+// tick waits for the watch to wait for its ticker, then moves the clock
+// one interval on and waits for the next poll to read every pod.
+func (h *harness) tick(pods int) {
 	h.t.Helper()
 	n := h.pods.count()
 	h.eventually("the watch to wait for its ticker", h.clock.HasWaiters)
 	h.clock.Step(Interval)
-	h.eventually("the next poll", func() bool { return h.pods.count() >= n+perPoll })
+	h.eventually("the next poll", func() bool { return h.pods.count() >= n+pods })
 }
 
 var k = Key{Namespace: "ns", Name: "up", Component: "api"}
@@ -230,21 +232,24 @@ func plan(step string, urls ...string) Plan {
 func TestABreachWakesTheUpgradeAndEndsTheWatch(t *testing.T) {
 	h := newHarness(t)
 	h.pods.set("a", Totals{Requests: 100})
-	if st := h.m.Ensure(k, plan("20", "a")); !st.Watching || st.Breach != nil {
+	h.pods.set("b", Totals{Requests: 300})
+	if st := h.m.Ensure(k, plan("20", "a", "b")); !st.Watching || st.Breach != nil {
 		t.Fatalf("a new watch: %+v", st)
 	}
-	h.eventually("the first read", func() bool { return h.pods.count() == 1 })
+	h.eventually("the first read", func() bool { return h.pods.count() == 2 })
 	h.pods.set("a", Totals{Requests: 110})
-	h.tick(1)
-	if h.wakes.count() != 0 || h.m.Ensure(k, plan("20", "a")).Breach != nil {
-		t.Fatal("a healthy pod breached")
+	h.pods.set("b", Totals{Requests: 310, Errors: 1})
+	h.tick(2)
+	if h.wakes.count() != 0 || h.m.Ensure(k, plan("20", "a", "b")).Breach != nil {
+		t.Fatal("healthy pods breached")
 	}
-	h.pods.set("a", Totals{Requests: 140, Errors: 8})
-	h.tick(1)
+	h.pods.set("a", Totals{Requests: 130, Errors: 8})
+	h.pods.set("b", Totals{Requests: 330, Errors: 1})
+	h.tick(2)
 	h.eventually("the wake", func() bool { return h.wakes.count() == 1 })
-	st := h.m.Ensure(k, plan("20", "a"))
-	if st.Breach == nil || st.Breach.Errors != 8 || st.Breach.Requests != 40 {
-		t.Fatalf("state %+v; want a breach of 8 in 40", st)
+	st := h.m.Ensure(k, plan("20", "a", "b"))
+	if st.Breach == nil || st.Breach.Errors != 9 || st.Breach.Requests != 60 || st.Breach.Pods[0].Pod != "a" {
+		t.Fatalf("state %+v; want a breach of 9 in 60, pod a first", st)
 	}
 	h.eventually("the watch to end", func() bool { return h.m.Watching() == 0 })
 }

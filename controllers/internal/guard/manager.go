@@ -13,6 +13,7 @@ WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 See the License for the specific language governing permissions and
 limitations under the License.
 */
+
 package guard
 
 import (
@@ -136,12 +137,10 @@ func (m *Manager) Ensure(k Key, p Plan) State {
 	w := &watch{step: p.Step, cancel: cancel, done: make(chan struct{}), plan: p, fails: map[string]int{},
 		state: State{Watching: true, Started: m.clock.Now()}}
 	m.watches[k] = w
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
+	m.wg.Go(func() {
 		defer close(w.done)
 		m.run(ctx, k, w)
-	}()
+	})
 	return w.state.clone()
 }
 
