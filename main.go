@@ -60,6 +60,7 @@ func main() {
 		compatibilityCM string
 		historyLimit    int
 		secretLabel     bool
+		guardNetworks   string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0",
 		"Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
@@ -80,12 +81,19 @@ func main() {
 		"How many upgrade records (ConfigMaps labelled upgrade.difyops.io/record=true) to keep per release; a negative number keeps all.")
 	flag.BoolVar(&secretLabel, "require-secret-label", false,
 		"Read, and name in a Job, only Secrets labelled upgrade.difyops.io/readable=true: whoever may create a DifyUpgrade may otherwise make the operator use any Secret of its namespace against the hosts the spec names.")
+	flag.StringVar(&guardNetworks, "guard-networks", "",
+		"Comma-separated CIDRs the analysis' fast guard may connect to when it reads the canary pods' counters (their pod IPs), e.g. 10.0.0.0/8; empty allows any. A pod outside them is unreachable to the guard, which says so once and leaves it to the rules.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
+	guardNets, err := controllers.ParseGuardNetworks(guardNetworks)
+	if err != nil {
+		log.Error(err, "Bad --guard-networks")
+		os.Exit(2)
+	}
 	matrixCM, err := namespacedName(compatibilityCM)
 	if err != nil {
 		log.Error(err, "Bad --compatibility-configmap")
@@ -130,6 +138,7 @@ func main() {
 		CompatibilityConfigMap: matrixCM,
 		HistoryLimit:           historyLimit,
 		RequireSecretLabel:     secretLabel,
+		GuardNetworks:          guardNets,
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "Unable to set up the controller", "controller", "DifyUpgrade")
 		os.Exit(1)

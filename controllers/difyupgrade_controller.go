@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -92,9 +93,15 @@ type DifyUpgradeReconciler struct {
 	// Job) only Secrets labelled upgrade.difyops.io/readable=true
 	// (--require-secret-label).
 	RequireSecretLabel bool
+	// GuardNetworks, when set, are the only addresses the fast guard
+	// connects to when it reads the canary pods' counters
+	// (--guard-networks); any address when empty.
+	GuardNetworks []netip.Prefix
 
 	// notes are the notifications on their way.
 	notes notifier
+	// guards are the fast guards of the canaries (difyupgrade_guard.go).
+	guards guards
 
 	// hashes remembers, per Deployment UID, the pod-template-hash of its
 	// current revision (which never changes for that revision), so a tick
@@ -147,6 +154,7 @@ func (r *DifyUpgradeReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if apierrors.IsNotFound(err) {
 			forgetMetrics(req.Namespace, req.Name)
 			r.forgetQuerier(req.String())
+			r.stopGuard(req.Namespace, req.Name, false)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -160,6 +168,7 @@ func (r *DifyUpgradeReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 
 	if !u.DeletionTimestamp.IsZero() {
+		r.stopGuard(u.Namespace, u.Name, false)
 		return r.reconcileDelete(ctx, u)
 	}
 	if controllerutil.AddFinalizer(u, Finalizer) {
@@ -183,6 +192,8 @@ func (r *DifyUpgradeReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			retErr = errors.Join(retErr, err)
 		}
 	}()
+	// A pass that did not keep the canaries' guard watching ends it.
+	defer func() { r.stopGuard(u.Namespace, u.Name, s.guardKept) }()
 	return r.dispatch(ctx, s)
 }
 
@@ -237,6 +248,9 @@ func (r *DifyUpgradeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Matrix = m
 	}
 	r.notes.wake = make(chan event.GenericEvent, 256)
+	if err := r.setupGuards(mgr); err != nil {
+		return err
+	}
 	// Every write says who wrote it, so GitOps tools can ignore the
 	// operator's fields (Argo CD managedFieldsManagers) and the operator can
 	// tell other writers from itself.
@@ -261,6 +275,7 @@ func (r *DifyUpgradeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&upgradev1alpha1.DifyUpgrade{}, handler.EnqueueRequestsFromMapFunc(r.siblings)).
 		Watches(&upgradev1alpha1.DifyUpgrade{}, handler.EnqueueRequestsFromMapFunc(r.dependents)).
 		WatchesRawSource(source.Channel(r.notes.wake, &handler.EnqueueRequestForObject{})).
+		WatchesRawSource(source.Channel(r.guards.wake, &handler.EnqueueRequestForObject{})).
 		Named("difyupgrade").
 		Complete(r)
 }

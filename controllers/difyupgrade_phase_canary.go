@@ -62,6 +62,11 @@ func (r *DifyUpgradeReconciler) reconcileCanary(ctx context.Context, s *scope) (
 		}
 	}
 
+	// The fast guard watches the weight in force (the last routed) and
+	// breaches before anything else happens in this pass.
+	if f := r.guardCanary(ctx, s, cs.Weight); f != nil {
+		return r.rollbackNow(ctx, s, *f), nil
+	}
 	res, err := r.applyWeight(ctx, s, weight)
 	if res.stop || err != nil {
 		return res, err

@@ -63,6 +63,9 @@ type scope struct {
 	otherRelease map[upgradev1alpha1.Component][]discovery.Found
 	// recorded are the deliveries this pass copies into status.
 	recorded []string
+	// guardKept is set by a pass that keeps the canaries' fast guard
+	// watching; any other pass ends it.
+	guardKept bool
 }
 
 func newScope(ctx context.Context, u *upgradev1alpha1.DifyUpgrade, now time.Time) *scope {

@@ -131,6 +131,12 @@ var _ = Describe("DifyUpgrade API", func() {
 				HaveField("Query", ContainSubstring(`or vector(0)`)),
 			))
 			Expect(spec.Canary.Analysis.Inconclusive.Limit.Duration).To(Equal(2 * time.Minute))
+
+			By("guarding the first 5m of each weight: above 0.05 errors over 5s, with at least 20 requests")
+			Expect(spec.Canary.Analysis.Guard).To(Equal(upgradev1alpha1.AnalysisGuard{
+				Enabled: new(true), Duration: metav1.Duration{Duration: 5 * time.Minute}, Window: metav1.Duration{Duration: 5 * time.Second},
+				MaxErrorRatio: "0.05", MinRequests: 20,
+			}))
 			Expect(spec.Canary.Analysis.Inconclusive.Action).To(Equal(upgradev1alpha1.InconclusivePause))
 			Expect(spec.Canary.Analysis.Performance.Window.Duration).To(Equal(5 * time.Minute))
 			Expect(spec.Canary.Analysis.Performance.MaxLatencyRatio).To(Equal("1.5"))
@@ -383,6 +389,15 @@ backup: {destination: {claimName: dify-backups}}
 		Entry("two suites of one name", `verify: {jobs: [{name: smoke, cronJob: a}, {name: smoke, cronJob: b}]}`, "Duplicate value"),
 		Entry("a canary suite at a weight no step sets", `canary: {steps: [{setWeight: 5}, {setWeight: 100}], analysis: {jobs: [{name: load, cronJob: k6, weights: [20]}]}}`,
 			"each weight of a canary job must be the weight of a setWeight step"),
+		Entry("a guard window longer than the guard", `canary: {analysis: {guard: {duration: 30s, window: 1m}}}`, "guard.window must not be longer than guard.duration"),
+		Entry("a guard window under a second", `canary: {analysis: {guard: {window: 500ms}}}`, "guard.window must be a duration from 1s to 5m"),
+		Entry("a guard shorter than 10s", `canary: {analysis: {guard: {duration: 5s, window: 1s}}}`, "guard.duration must be a duration from 10s to 24h"),
+		Entry("a guard error ratio of 1", `canary: {analysis: {guard: {maxErrorRatio: "1"}}}`, "guard.maxErrorRatio must be a decimal number"),
+		Entry("a guard error ratio as a percentage", `canary: {analysis: {guard: {maxErrorRatio: "5%"}}}`, "guard.maxErrorRatio must be a decimal number"),
+		Entry("a guard that needs no request", `canary: {analysis: {guard: {minRequests: 0}}}`, "should be greater than or equal to 1"),
+		Entry("guard counters at no URL", `canary: {analysis: {guard: {counters: {url: "{{.PodIP}}:9090/metrics"}}}}`, "guard.counters.url must start with http:// or https://"),
+		Entry("guard counters of no metric name", `canary: {analysis: {guard: {counters: {url: "http://{{.PodIP}}:9090/metrics", metric: "http-requests"}}}}`, "guard.counters.metric must be a Prometheus metric name"),
+		Entry("guard counters matching no label name", `canary: {analysis: {guard: {counters: {url: "http://{{.PodIP}}:9090/metrics", matchLabels: {"a-b": c}}}}}`, "guard.counters.matchLabels keys must be Prometheus label names"),
 		Entry("a canary suite at a weight the default steps do not set", `canary: {analysis: {jobs: [{name: load, cronJob: k6, weights: [50]}]}}`,
 			"each weight of a canary job must be the weight of a setWeight step"),
 	)
@@ -404,6 +419,9 @@ backup: {destination: {claimName: dify-backups}}
 		Entry("HTTP checks with an Authorization header from a Secret", `canary: {analysis: {httpChecks: [{name: h, url: "http://a", headers: [{name: Authorization, valueFrom: {secretKeyRef: {name: t, key: k}}}, {name: X-Tenant, value: a}]}]}}`+"\n"+`verify: {checks: [{name: h, url: "http://a", headers: [{name: Cookie, valueFrom: {secretKeyRef: {name: t, key: c}}}]}]}`),
 		Entry("Istio with a single DestinationRule", `canary: {istio: {virtualService: {name: dify, routes: [api]}, destinationRules: [{name: dify-api, component: api}]}}`),
 		Entry("replica-ratio routing", `canary: {replicaRatio: {}}`),
+		Entry("a guard off", `canary: {analysis: {guard: {enabled: false}}}`),
+		Entry("a guard over an app's own counters, at the edges", `canary: {analysis: {guard: {duration: 10s, window: 10s, maxErrorRatio: "0", minRequests: 1, counters: {url: "http://{{.PodIP}}:9090/metrics", metric: "http_requests_total", codeLabel: code, matchLabels: {handler: api}}}}}`),
+		Entry("a guard of a day with a 5m window", `canary: {analysis: {guard: {duration: 24h, window: 5m, maxErrorRatio: "0.999"}}}`),
 		Entry("tags by header and cookie, a source range, and sticky sessions with defaults", `canary: {match: {headers: [{name: X-Dify-Canary, value: "true"}], cookies: [{name: dify-beta, value: "yes"}], sourceRanges: [10.0.0.0/8, "2001:db8::/32"]}, stickySessions: {}}`),
 		Entry("Gateway API with two HTTPRoutes and the api's Service named", `canary: {gatewayAPI: {httpRoutes: [{name: dify}, {name: dify-console}], services: [{component: api, name: dify-api}]}}`),
 		Entry("a whole-number maxSurge with zero maxUnavailable", `promote: {maxSurge: 2, maxUnavailable: 0}`),

@@ -462,6 +462,15 @@ type CanaryAnalysis struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=8
 	Jobs []CanarySuiteJob `json:"jobs,omitempty"`
+
+	// guard reads the canary pods' own request counters every 250ms for
+	// the first part of each canary weight and breaches, without waiting
+	// for Prometheus to scrape, when their error ratio over a short window
+	// passes maxErrorRatio (see AnalysisGuard). It never passes a step: the
+	// rules and httpChecks still decide that. On by default with Istio.
+	// +optional
+	// +kubebuilder:default={}
+	Guard AnalysisGuard `json:"guard,omitzero"`
 }
 
 // InconclusiveAction is what an analysis that stayed inconclusive too long

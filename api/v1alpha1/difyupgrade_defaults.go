@@ -216,6 +216,7 @@ func (c *CanarySpec) setDefaults() {
 	defaultDuration(&p.Window, DefaultPerformanceWindow)
 	defaultString(&p.MaxLatencyRatio, DefaultMaxLatencyRatio)
 	defaultString(&p.MaxErrorRateIncrease, DefaultMaxErrorRateIncrease)
+	a.Guard.setDefaults()
 }
 
 func defaultHTTPChecks(checks []HTTPCheck) {

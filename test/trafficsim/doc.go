@@ -19,6 +19,9 @@ limitations under the License.
 // e2e tests, the demo and the benchmarks start it in-process; Prometheus
 // scrapes its /metrics, where it reports synthetic requests under Istio's
 // metric names and labels, and the operator's HTTP checks call its /health.
+// Each pod's own counters, as its Istio sidecar serves them on port 15090,
+// are at /pods/<namespace>/<pod>/stats/prometheus (for the analysis' fast
+// guard): the pod's even share of what its workload and version answered.
 //
 // It reads the cluster to learn which versions the ready pods of each
 // target run and how a VirtualService splits the traffic, and generates

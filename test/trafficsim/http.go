@@ -38,6 +38,7 @@ func (s *Sim) routes() http.Handler {
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.HandleFunc("GET /health/{namespace}/{workload}", s.serveHealth)
 	mux.HandleFunc("GET /pods/{namespace}/{pod}/health", s.servePodHealth)
+	mux.HandleFunc("GET /pods/{namespace}/{pod}/stats/prometheus", s.servePodStats)
 	mux.HandleFunc("PUT /control/fault", s.putFault)
 	mux.HandleFunc("DELETE /control/fault", s.deleteFault)
 	mux.HandleFunc("DELETE /control/faults", s.deleteFaults)

@@ -148,6 +148,8 @@ type Sim struct {
 	users map[string]*population
 	// podCredit is each pod's fractional /health errors.
 	podCredit map[string]float64
+	// podCounts are each pod's request counters (podstats.go).
+	podCounts map[string]*podCounter
 	rng       *rand.Rand
 
 	listener net.Listener
@@ -197,6 +199,7 @@ func newSim(ctx context.Context, r reader, opts Options) *Sim {
 		healthVersions: map[string]string{},
 		users:          map[string]*population{},
 		podCredit:      map[string]float64{},
+		podCounts:      map[string]*podCounter{},
 		rng:            rand.New(rand.NewPCG(0x646966, 0x7369)),
 	}
 	s.ctx, s.cancel = context.WithCancel(ctx)
