@@ -123,7 +123,9 @@ func startBench(ctx context.Context, argoBin, argoDir string) (*bench, error) {
 	}
 	if err := b.run(opCfg, toolOurs, filepath.Join(localcluster.RepoRoot(), "bin", "manager"), nil,
 		"--metrics-bind-address="+fmt.Sprintf("127.0.0.1:%d", port), "--metrics-secure=false",
-		"--health-probe-bind-address=127.0.0.1:0", "--zap-log-level=error"); err != nil {
+		"--health-probe-bind-address=127.0.0.1:0", "--zap-log-level=error",
+		// kwok's pod IPs are made up: the fast guard dials only the loopback.
+		"--guard-networks=127.0.0.0/8"); err != nil {
 		return b, fmt.Errorf("starting bin/manager (make bench-peer builds it): %w", err)
 	}
 	// Argo: its own ClusterRole. Its metrics and health ports bind every

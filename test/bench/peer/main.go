@@ -109,7 +109,7 @@ func main() {
 		reports = append(reports, r)
 		// Each setting's figures are saved as soon as they are in.
 		doc := document{At: time.Now().UTC().Format(time.RFC3339), Argo: *argoVersion, Settings: reports, Resources: b.resources(),
-			Command: "make bench-peer", GuardBuilt: guardBuilt()}
+			Command: "make bench-peer"}
 		printTable(doc)
 		if err := save(*out, doc); err != nil {
 			b.stop()
@@ -147,9 +147,7 @@ func (b *bench) runSetting(ctx context.Context, p policy, n int) (report, error)
 		&ours{namespace: "ours-" + suffix},
 		&argo{namespace: "argo-" + suffix},
 	}}
-	if guardBuilt() {
-		s.tools = append(s.tools, &ours{namespace: "guard-" + suffix, guard: true})
-	}
+	s.tools = append(s.tools, &ours{namespace: "guard-" + suffix, guard: true})
 	for _, t := range s.tools {
 		logf("setting %s: setting up %s in %s", p.scrape, t.name(), t.ns())
 		if err := t.setup(ctx, b.c, servers, p); err != nil {
@@ -203,12 +201,11 @@ func (b *bench) runSetting(ctx context.Context, p policy, n int) (report, error)
 
 // document is the JSON the run writes.
 type document struct {
-	At         string           `json:"at"`
-	Command    string           `json:"command"`
-	Argo       string           `json:"argoRollouts"`
-	GuardBuilt bool             `json:"guardBuilt"`
-	Settings   []report         `json:"settings"`
-	Resources  map[string]usage `json:"resources"`
+	At        string           `json:"at"`
+	Command   string           `json:"command"`
+	Argo      string           `json:"argoRollouts"`
+	Settings  []report         `json:"settings"`
+	Resources map[string]usage `json:"resources"`
 }
 
 // report is one setting's figures.
@@ -333,13 +330,11 @@ func printTable(doc document) {
 		for _, name := range slices.Sorted(maps.Keys(rep.Policies)) {
 			fmt.Printf("   policy %-10s %s\n", name, rep.Policies[name])
 		}
-		fmt.Printf("%-62s %-19s %-19s %-19s %-7s %s\n", "FIGURE", "OURS", "OURS+GUARD", "ARGO", "RATIO", "")
+		fmt.Printf("%-62s %-19s %-19s %-19s %-7s %-22s %-7s %s\n", "FIGURE", "OURS", "OURS+GUARD", "ARGO", "RATIO", "", "GUARD", "")
 		for _, f := range rep.Figures {
 			cell := func(tool string) string {
 				s, ok := f.Tools[tool]
 				switch {
-				case !ok && tool == toolGuard:
-					return "not built"
 				case !ok:
 					return "-"
 				case f.Unit != "s":
@@ -350,19 +345,20 @@ func printTable(doc document) {
 				return fmt.Sprintf("%.3f / %.3f s", s.P50, s.P95)
 			}
 			ratio, v := verdict(f.Tools[toolOurs].P50, f.Tools[toolArgo].P50)
-			if strings.HasPrefix(f.Name, "floor") {
-				ratio, v = "", "(the same data for both)"
+			gratio, gv := "", ""
+			if g, ok := f.Tools[toolGuard]; ok {
+				gratio, gv = verdict(g.P50, f.Tools[toolArgo].P50)
 			}
-			fmt.Printf("%-62s %-19s %-19s %-19s %-7s %s\n", f.Name, cell(toolOurs), cell(toolGuard), cell(toolArgo), ratio, v)
+			if strings.HasPrefix(f.Name, "floor") {
+				ratio, v, gratio, gv = "", "(the same data for both)", "", ""
+			}
+			fmt.Printf("%-62s %-19s %-19s %-19s %-7s %-22s %-7s %s\n", f.Name, cell(toolOurs), cell(toolGuard), cell(toolArgo), ratio, v, gratio, gv)
 		}
 	}
 	fmt.Println()
 	for _, name := range slices.Sorted(maps.Keys(doc.Resources)) {
 		r := doc.Resources[name]
 		fmt.Printf("controller %-5s peak RSS %.1f MiB, CPU %.1f s over the whole run (one upgrade at a time, not N=50)\n", name, r.PeakRSSMiB, r.CPUSeconds)
-	}
-	if !doc.GuardBuilt {
-		fmt.Println("ours+guard: not built (the DifyUpgrade CRD has no spec.canary.analysis.guard yet)")
 	}
 }
 

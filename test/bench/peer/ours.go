@@ -19,20 +19,14 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/test/harness"
-	"github.com/difyops/dify-upgrade-operator/test/localcluster"
 	"github.com/difyops/dify-upgrade-operator/test/trafficsim"
 )
 
@@ -47,6 +41,8 @@ type ours struct {
 	guard bool
 	p     policy
 	prom  string
+	// podStats is the guard's URL template for a pod's counters.
+	podStats string
 	// current is the name of this round's DifyUpgrade.
 	current string
 }
@@ -62,6 +58,9 @@ func (o *ours) ns() string { return o.namespace }
 
 func (o *ours) setup(ctx context.Context, c client.Client, servers *harness.Servers, p policy) error {
 	o.p, o.prom = p, servers.Prometheus.URL()
+	// The simulator serves each pod's sidecar statistics: kwok's pods run
+	// no sidecar to read.
+	o.podStats = servers.Traffic.URL() + "/pods/{{.Namespace}}/{{.Pod}}/stats/prometheus"
 	return installFixture(ctx, c, o.namespace)
 }
 
@@ -116,24 +115,18 @@ func (o *ours) upgrade(i int) *upgradev1alpha1.DifyUpgrade {
 	a.Prometheus = &upgradev1alpha1.PrometheusSource{Address: o.prom}
 	a.Rules = []upgradev1alpha1.AnalysisRule{{Name: ruleName, Query: o.ruleTemplate(), Max: fmt.Sprint(threshold), For: metav1.Duration{}}}
 	a.Performance.Enabled = new(false)
+	a.Guard.Enabled = new(o.guard)
+	if o.guard {
+		a.Guard.Counters = &upgradev1alpha1.GuardCounters{URL: o.podStats, Metric: "istio_requests_total", CodeLabel: "response_code",
+			MatchLabels: map[string]string{"reporter": "destination"}}
+	}
 	return u
 }
 
 func (o *ours) begin(ctx context.Context, c client.Client, i int) error {
 	u := o.upgrade(i)
 	o.current = u.Name
-	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(u)
-	if err != nil {
-		return err
-	}
-	if guardBuilt() {
-		if err := setGuard(obj, o.guard); err != nil {
-			return err
-		}
-	} else if o.guard {
-		return errGuardNotBuilt
-	}
-	return c.Create(ctx, &unstructured.Unstructured{Object: obj})
+	return c.Create(ctx, u)
 }
 
 func (o *ours) get(ctx context.Context, c client.Client) (*upgradev1alpha1.DifyUpgrade, error) {
@@ -181,45 +174,4 @@ func (o *ours) reset(ctx context.Context, c client.Client) error {
 		err := c.Get(ctx, client.ObjectKeyFromObject(u), u)
 		return err != nil && client.IgnoreNotFound(err) == nil, client.IgnoreNotFound(err)
 	})
-}
-
-// errGuardNotBuilt: the fast guard's row waits for the field.
-var errGuardNotBuilt = fmt.Errorf("not built: the DifyUpgrade CRD has no spec.canary.analysis.guard")
-
-// guardBuilt says whether the CRD this repository generates has the fast
-// guard's field, spec.canary.analysis.guard.
-func guardBuilt() bool {
-	data, err := os.ReadFile(filepath.Join(localcluster.RepoRoot(), "config", "crd", "bases", "upgrade.difyops.io_difyupgrades.yaml"))
-	return err == nil && hasGuard(data)
-}
-
-// hasGuard says whether a DifyUpgrade CRD's schema has
-// spec.canary.analysis.guard.
-func hasGuard(data []byte) bool {
-	var crd struct {
-		Spec struct {
-			Versions []struct {
-				Schema struct {
-					OpenAPIV3Schema map[string]any `json:"openAPIV3Schema"`
-				} `json:"schema"`
-			} `json:"versions"`
-		} `json:"spec"`
-	}
-	if yaml.Unmarshal(data, &crd) != nil {
-		return false
-	}
-	for _, v := range crd.Spec.Versions {
-		if _, found, _ := unstructured.NestedMap(v.Schema.OpenAPIV3Schema,
-			"properties", "spec", "properties", "canary", "properties", "analysis", "properties", "guard"); found {
-			return true
-		}
-	}
-	return false
-}
-
-// setGuard turns the fast guard on or off in a DifyUpgrade. This is the
-// one place that knows the field's shape: adjust it when the field lands
-// (assumed here: guard.enabled).
-func setGuard(obj map[string]any, on bool) error {
-	return unstructured.SetNestedField(obj, on, "spec", "canary", "analysis", "guard", "enabled")
 }
