@@ -70,7 +70,7 @@ func must(err error) {
 
 // start brings up a local cluster that audits the operator's identity,
 // installs the CRD, and starts bin/manager as that identity.
-func start(ctx context.Context) (*bench, error) {
+func start(ctx context.Context, nodesFor int) (*bench, error) {
 	dir, err := os.MkdirTemp("", "dify-bench-cluster-")
 	if err != nil {
 		return nil, err
@@ -97,8 +97,9 @@ func start(ctx context.Context) (*bench, error) {
 	}); err != nil {
 		return b, err
 	}
-	// Room for every pod of every install: kwok nodes take 1000 pods each.
-	for i := 1; i <= 6; i++ {
+	// Room for every pod of every install (ten each, the canaries
+	// counted): kwok nodes take 1000 pods each.
+	for i := 1; i <= max(6, (nodesFor+99)/100); i++ {
 		if err := b.c.Create(ctx, kwokNode(fmt.Sprintf("kwok-node-%d", i))); err != nil {
 			return b, err
 		}

@@ -44,6 +44,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -77,7 +78,7 @@ func main() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Minute)
 	defer cancel()
-	b, err := start(ctx)
+	b, err := start(ctx, slices.Max(append(parseSizes(*sizes), *idleN)))
 	if err != nil {
 		fail(err)
 	}
