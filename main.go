@@ -52,6 +52,7 @@ func main() {
 		metricsAddr     string
 		apiQPS          float64
 		apiBurst        int
+		maxConcurrent   int
 		secureMetrics   bool
 		enableHTTP2     bool
 		probeAddr       string
@@ -75,6 +76,8 @@ func main() {
 		"Comma-separated namespaces to watch; empty watches every namespace.")
 	flag.Float64Var(&apiQPS, "kube-api-qps", 50, "Requests per second the operator may send to the API server (client-side limit).")
 	flag.IntVar(&apiBurst, "kube-api-burst", 100, "Burst of requests the operator may send to the API server above kube-api-qps.")
+	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", controllers.DefaultMaxConcurrentReconciles,
+		"How many DifyUpgrades are reconciled at once (one upgrade is never reconciled twice at a time).")
 	flag.StringVar(&compatibilityCM, "compatibility-configmap", "",
 		"namespace/name of a ConfigMap whose matrix.yaml replaces the shipped compatibility matrix for every upgrade that names none (spec.compatibility.configMapName wins).")
 	flag.IntVar(&historyLimit, "history-limit", controllers.DefaultHistoryLimit,
@@ -139,6 +142,8 @@ func main() {
 		HistoryLimit:           historyLimit,
 		RequireSecretLabel:     secretLabel,
 		GuardNetworks:          guardNets,
+
+		MaxConcurrentReconciles: maxConcurrent,
 	}).SetupWithManager(mgr); err != nil {
 		log.Error(err, "Unable to set up the controller", "controller", "DifyUpgrade")
 		os.Exit(1)

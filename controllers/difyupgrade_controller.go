@@ -17,6 +17,7 @@ limitations under the License.
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,6 +35,7 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -67,6 +69,10 @@ func ClientOptions() client.Options {
 }
 
 // DifyUpgradeReconciler walks DifyUpgrade objects through their phases.
+// DefaultMaxConcurrentReconciles is how many upgrades are reconciled at
+// once by default.
+const DefaultMaxConcurrentReconciles = 4
+
 type DifyUpgradeReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
@@ -97,6 +103,11 @@ type DifyUpgradeReconciler struct {
 	// connects to when it reads the canary pods' counters
 	// (--guard-networks); any address when empty.
 	GuardNetworks []netip.Prefix
+	// MaxConcurrentReconciles is how many upgrades are reconciled at once
+	// (--max-concurrent-reconciles; 0: DefaultMaxConcurrentReconciles). One
+	// upgrade is never reconciled by two workers at a time; with one
+	// worker, an abort of one upgrade waits behind every other's pass.
+	MaxConcurrentReconciles int
 
 	// notes are the notifications on their way.
 	notes notifier
@@ -277,6 +288,7 @@ func (r *DifyUpgradeReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WatchesRawSource(source.Channel(r.notes.wake, &handler.EnqueueRequestForObject{})).
 		WatchesRawSource(source.Channel(r.guards.wake, &handler.EnqueueRequestForObject{})).
 		Named("difyupgrade").
+		WithOptions(controller.Options{MaxConcurrentReconciles: cmp.Or(r.MaxConcurrentReconciles, DefaultMaxConcurrentReconciles)}).
 		Complete(r)
 }
 
