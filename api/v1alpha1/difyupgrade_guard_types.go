@@ -26,9 +26,12 @@ import (
 // canary weight is routed, the operator reads the request counters of every
 // ready canary pod of each canaried component (api, web) every 250ms,
 // straight from the pod (its IP, from inside the cluster), and keeps their
-// increase over the last window. When, over that window and summed over a
-// component's pods, at least minRequests requests were answered and the
-// share answered 5xx is above maxErrorRatio, it breaches at once, as a rule
+// increase over the last window. When, over that window or a recent part
+// of it (from any read on) and summed over a component's pods, at least
+// minRequests requests were answered and the share answered 5xx is above
+// maxErrorRatio with confidence (the lower bound of its Wilson score
+// interval at z = 3 is above it, so a few errors among few requests never
+// are a verdict), it breaches at once, as a rule
 // would (status.analysis.breach names check guard/<component>): every
 // request goes back to the stable version and the upgrade rolls back,
 // without waiting for a scrape and an evaluation.

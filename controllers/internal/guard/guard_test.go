@@ -92,19 +92,45 @@ func TestBreachesOverTheThresholdWithEnoughRequests(t *testing.T) {
 	if b := w.judge(at); b != nil {
 		t.Fatalf("a ratio at the threshold breached: %v", b)
 	}
-	// 20% errors on a from now on.
+	// 3 errors in 40 (0.075) is above the bound, but not surely: 3 errors
+	// happen among 40 requests of a healthy version too.
 	at = at.Add(time.Second)
 	w.read("a", at, Totals{Requests: 1020, Errors: 13})
 	w.read("b", at, Totals{Requests: 520})
+	if b := w.judge(at); b != nil {
+		t.Fatalf("3 errors in 40 requests breached: %v", b)
+	}
+	// 40% errors on a from now on: 20 of 100 in the last second.
+	at = at.Add(time.Second)
+	w.read("a", at, Totals{Requests: 1070, Errors: 33})
+	w.read("b", at, Totals{Requests: 570})
 	b := w.judge(at)
 	if b == nil {
-		t.Fatal("3 errors in 40 requests did not breach a 0.05 bound")
+		t.Fatal("20 errors in 100 requests did not breach a 0.05 bound")
 	}
-	if b.Requests != 40 || b.Errors != 3 || b.Pods[0].Pod != "a" || b.Pods[0].Errors != 3 {
-		t.Fatalf("breach %+v; want 3 of 40, pod a first", b)
+	if b.Requests != 100 || b.Errors != 20 || b.Window != time.Second || b.Pods[0].Pod != "a" || b.Pods[0].Errors != 20 {
+		t.Fatalf("breach %+v; want 20 of 100 over the last second, pod a first", b)
 	}
-	if s := b.String(); !strings.Contains(s, "0.075") || !strings.Contains(s, "3 of 40") || !strings.Contains(s, "a 3/20") {
+	if s := b.String(); !strings.Contains(s, "0.200") || !strings.Contains(s, "20 of 100") || !strings.Contains(s, "a 20/50") {
 		t.Fatalf("message %q does not name the ratio, the count and the pods", s)
+	}
+}
+
+func TestTheLowerBoundWantsConfidence(t *testing.T) {
+	for _, tc := range []struct {
+		errors, n float64
+		breach    bool
+	}{
+		{2, 20, false},   // 10% of a handful
+		{10, 200, false}, // at the bound
+		{8, 40, true},    // 20% of 40: a clear fault
+		{5, 20, true},    // 25% of 20
+		{16, 200, false}, // 8% of 200: for the rules to judge
+		{40, 200, true},  // 20% of 200
+	} {
+		if got := lowerBound(tc.errors, tc.n) > 0.05; got != tc.breach {
+			t.Errorf("%g errors of %g: lower bound %.3f, breach %v, want %v", tc.errors, tc.n, lowerBound(tc.errors, tc.n), got, tc.breach)
+		}
 	}
 }
 
@@ -248,8 +274,9 @@ func TestABreachWakesTheUpgradeAndEndsTheWatch(t *testing.T) {
 	h.tick(2)
 	h.eventually("the wake", func() bool { return h.wakes.count() == 1 })
 	st := h.m.Ensure(k, plan("20", "a", "b"))
-	if st.Breach == nil || st.Breach.Errors != 9 || st.Breach.Requests != 60 || st.Breach.Pods[0].Pod != "a" {
-		t.Fatalf("state %+v; want a breach of 9 in 60, pod a first", st)
+	// The shortest span that is a verdict: since the last healthy read.
+	if st.Breach == nil || st.Breach.Errors != 8 || st.Breach.Requests != 40 || st.Breach.Pods[0].Pod != "a" {
+		t.Fatalf("state %+v; want a breach of 8 in 40, pod a first", st)
 	}
 	h.eventually("the watch to end", func() bool { return h.m.Watching() == 0 })
 }

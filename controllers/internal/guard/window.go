@@ -18,6 +18,7 @@ package guard
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -87,6 +88,23 @@ func (s *series) increase() Totals {
 	return Totals{Requests: last.requests - first.requests, Errors: last.errors - first.errors}
 }
 
+// increaseSince is what the pod answered since its last read at or before
+// from (its first kept read when none is).
+func (s *series) increaseSince(from time.Time) Totals {
+	if len(s.samples) < 2 {
+		return Totals{}
+	}
+	base := s.samples[0]
+	for _, x := range s.samples {
+		if x.at.After(from) {
+			break
+		}
+		base = x
+	}
+	last := s.samples[len(s.samples)-1]
+	return Totals{Requests: last.requests - base.requests, Errors: last.errors - base.errors}
+}
+
 // window holds the reads of a component's pods.
 type window struct {
 	cfg  Config
@@ -139,30 +157,66 @@ func (b Breach) String() string {
 		b.Ratio, b.Errors, b.Requests, b.Window.Round(10*time.Millisecond), b.MinRequests, b.MaxRatio, strings.Join(pods, ", "))
 }
 
-// judge sums the pods' increases over the window ending at now and
-// returns a breach when the ratio passes the threshold with enough
-// requests. A pod no longer read still counts until its reads leave the
-// window.
+// confidence is how many standard errors above maxErrorRatio a span's
+// error ratio must stand: the lower bound of its Wilson score interval at
+// z = 3 (99.87%, one-sided) must pass the bound. A handful of errors among
+// few requests is no verdict; a clear fault is one within a second.
+const confidence = 3.0
+
+// lowerBound is the lower bound of the Wilson score interval of errors
+// out of n at z = confidence.
+func lowerBound(errors, n float64) float64 {
+	if n <= 0 {
+		return 0
+	}
+	p, z2 := errors/n, confidence*confidence
+	center := p + z2/(2*n)
+	margin := confidence * math.Sqrt(p*(1-p)/n+z2/(4*n*n))
+	return (center - margin) / (1 + z2/n)
+}
+
+// judge looks at the pods' increases over the window ending at now and
+// over each shorter recent span of it (from each read on), and returns a
+// breach for the shortest span that holds at least MinRequests requests
+// and whose error ratio is above MaxRatio with confidence (lowerBound). A
+// pod no longer read still counts until its reads leave the window.
 func (w *window) judge(now time.Time) *Breach {
-	var total Totals
-	var pods []PodCount
-	var span time.Duration
+	var starts []time.Time
 	for name, s := range w.pods {
 		if len(s.samples) == 0 || s.samples[len(s.samples)-1].at.Before(now.Add(-w.cfg.Window)) {
 			delete(w.pods, name)
 			continue
 		}
-		inc := s.increase()
+		for _, x := range s.samples[:len(s.samples)-1] {
+			starts = append(starts, x.at)
+		}
+	}
+	// The most recent start first: the shortest span.
+	slices.SortFunc(starts, func(a, b time.Time) int { return b.Compare(a) })
+	for _, from := range slices.Compact(starts) {
+		if b := w.judgeFrom(from, now); b != nil {
+			return b
+		}
+	}
+	return nil
+}
+
+// judgeFrom sums the pods' increases since from (each from its last read
+// at or before it) and says whether they breach.
+func (w *window) judgeFrom(from, now time.Time) *Breach {
+	var total Totals
+	var pods []PodCount
+	for name, s := range w.pods {
+		inc := s.increaseSince(from)
 		total.Requests += inc.Requests
 		total.Errors += inc.Errors
 		pods = append(pods, PodCount{Pod: name, Requests: inc.Requests, Errors: inc.Errors})
-		span = max(span, now.Sub(s.samples[0].at))
 	}
 	if total.Requests < w.cfg.MinRequests || total.Requests <= 0 {
 		return nil
 	}
 	ratio := total.Errors / total.Requests
-	if ratio <= w.cfg.MaxRatio {
+	if ratio <= w.cfg.MaxRatio || lowerBound(total.Errors, total.Requests) <= w.cfg.MaxRatio {
 		return nil
 	}
 	slices.SortFunc(pods, func(a, b PodCount) int {
@@ -175,5 +229,5 @@ func (w *window) judge(now time.Time) *Breach {
 		return strings.Compare(a.Pod, b.Pod)
 	})
 	return &Breach{Ratio: ratio, Requests: total.Requests, Errors: total.Errors, MaxRatio: w.cfg.MaxRatio,
-		MinRequests: w.cfg.MinRequests, Window: span, Pods: pods, At: now}
+		MinRequests: w.cfg.MinRequests, Window: now.Sub(from), Pods: pods, At: now}
 }
