@@ -205,7 +205,7 @@ func (w *window) judge(now time.Time) *Breach {
 // at or before it) and says whether they breach.
 func (w *window) judgeFrom(from, now time.Time) *Breach {
 	var total Totals
-	var pods []PodCount
+	pods := make([]PodCount, 0, len(w.pods))
 	for name, s := range w.pods {
 		inc := s.increaseSince(from)
 		total.Requests += inc.Requests
