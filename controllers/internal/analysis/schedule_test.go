@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,7 +61,9 @@ type samplesProm struct {
 	faultFrom int
 	// stopAfter, when not zero, is the last sample ever taken.
 	stopAfter int
-	asked     []string
+	// asked are the queries, in order (LookAt asks at once: mu).
+	mu    sync.Mutex
+	asked []string
 }
 
 // newest is the index of the newest sample in at now, -1 before any.
@@ -78,7 +81,9 @@ func (p *samplesProm) newest(now time.Time) int {
 func (p *samplesProm) at(n int) time.Time { return p.start.Add(time.Duration(n) * p.spacing) }
 
 func (p *samplesProm) Query(_ context.Context, q string, now time.Time, _ ...promv1.Option) (model.Value, promv1.Warnings, promv1.Infos, error) {
+	p.mu.Lock()
 	p.asked = append(p.asked, q)
+	p.mu.Unlock()
 	n := p.newest(now)
 	one := func(v float64) model.Vector { return model.Vector{{Value: model.SampleValue(v)}} }
 	switch {
