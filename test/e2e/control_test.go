@@ -144,6 +144,11 @@ var _ = Describe("Restarting the operator", func() {
 		Eventually(func(g Gomega) {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
 			g.Expect(u.Status.Canary.WaitingForPromotion).To(BeTrue())
+			// The fast guard (on with Istio) cannot reach kwok's pods: it
+			// says so once, about a second into the weight.
+			for _, c := range []string{"guard/api", "guard/web"} {
+				g.Expect(u.Status.Checks).To(ContainElement(And(HaveField("Name", c), HaveField("Result", upgradev1alpha1.CheckWarning))))
+			}
 		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
 		idle := u.ResourceVersion
 		Consistently(func(g Gomega) {
