@@ -128,6 +128,9 @@ var _ = Describe("The fast guard", Label("guard"), Ordered, func() {
 
 	It("takes traffic off canary pods that answer 20% errors within seconds, without waiting for the scrape", func(ctx SpecContext) {
 		ns := withTraffic(ctx)
+		// 200 requests a second, 40 to the canary: a clear fault is a
+		// confident verdict within a second (at 10 a second it takes a few).
+		servers.Traffic.SetRate(ns, 200)
 		original := routeWeights(ctx, ns, "api")
 		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(20, "gate", 100), withSlowRules(prom), withGuard(podStatsURL()))
 		Expect(k8sClient.Create(ctx, u)).To(Succeed())
