@@ -34,7 +34,6 @@ import (
 	"github.com/prometheus/common/model"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -100,7 +99,7 @@ func start(ctx context.Context, nodesFor int) (*bench, error) {
 	// Room for every pod of every install (ten each, the canaries
 	// counted): kwok nodes take 1000 pods each.
 	for i := 1; i <= max(6, (nodesFor+99)/100); i++ {
-		if err := b.c.Create(ctx, kwokNode(fmt.Sprintf("kwok-node-%d", i))); err != nil {
+		if err := b.c.Create(ctx, localcluster.KwokNode(fmt.Sprintf("kwok-node-%d", i))); err != nil {
 			return b, err
 		}
 	}
@@ -150,19 +149,6 @@ func (b *bench) stop() {
 		if err := b.cluster.Stop(); err != nil {
 			logf("stopping the cluster: %v", err)
 		}
-	}
-}
-
-func kwokNode(name string) *corev1.Node {
-	capacity := corev1.ResourceList{
-		corev1.ResourceCPU: resource.MustParse("64"), corev1.ResourceMemory: resource.MustParse("256Gi"),
-		corev1.ResourcePods: resource.MustParse("1000"),
-	}
-	return &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: name,
-			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-			Labels:      map[string]string{"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "type": "kwok"}},
-		Status: corev1.NodeStatus{Allocatable: capacity, Capacity: capacity},
 	}
 }
 

@@ -28,7 +28,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -108,7 +107,7 @@ func startBench(ctx context.Context, argoBin, argoDir string) (*bench, error) {
 		return b, err
 	}
 	for i := 1; i <= 2; i++ {
-		if err := b.c.Create(ctx, kwokNode(fmt.Sprintf("kwok-node-%d", i))); err != nil {
+		if err := b.c.Create(ctx, localcluster.KwokNode(fmt.Sprintf("kwok-node-%d", i))); err != nil {
 			return b, err
 		}
 	}
@@ -235,19 +234,6 @@ func (b *bench) alive() error {
 		}
 	}
 	return nil
-}
-
-func kwokNode(name string) *corev1.Node {
-	capacity := corev1.ResourceList{
-		corev1.ResourceCPU: resource.MustParse("64"), corev1.ResourceMemory: resource.MustParse("256Gi"),
-		corev1.ResourcePods: resource.MustParse("1000"),
-	}
-	return &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: name,
-			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-			Labels:      map[string]string{"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "type": "kwok"}},
-		Status: corev1.NodeStatus{Allocatable: capacity, Capacity: capacity},
-	}
 }
 
 func logf(format string, args ...any) {
