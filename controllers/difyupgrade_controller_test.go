@@ -22,7 +22,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -70,23 +69,7 @@ var _ = Describe("DifyUpgrade controller", func() {
 
 	It("fails Precheck when the VirtualService to split is missing, changing nothing", func(ctx SpecContext) {
 		ns := newNamespace(ctx)
-		for name, image := range map[string]string{
-			"api": "langgenius/dify-api:1.10.1", "worker": "langgenius/dify-api:1.10.1",
-			"worker-beat": "langgenius/dify-api:1.10.1", "web": "langgenius/dify-web:1.10.1",
-			"plugin-daemon": "langgenius/dify-plugin-daemon:0.4.1-local", "sandbox": "langgenius/dify-sandbox:0.2.12",
-		} {
-			labels := map[string]string{"app": "dify-" + name}
-			Expect(k8sClient.Create(ctx, &appsv1.Deployment{
-				ObjectMeta: metav1.ObjectMeta{Name: "dify-" + name, Namespace: ns},
-				Spec: appsv1.DeploymentSpec{
-					Selector: &metav1.LabelSelector{MatchLabels: labels},
-					Template: corev1.PodTemplateSpec{
-						ObjectMeta: metav1.ObjectMeta{Labels: labels},
-						Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: name, Image: image}}},
-					},
-				},
-			})).To(Succeed())
-		}
+		installDifyWorkloads(ctx, ns)
 		upgrade := &upgradev1alpha1.DifyUpgrade{
 			ObjectMeta: metav1.ObjectMeta{Name: "dify-to-1-11-1", Namespace: ns},
 			Spec: upgradev1alpha1.DifyUpgradeSpec{TargetVersion: "1.11.1", Release: "dify",
