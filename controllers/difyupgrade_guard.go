@@ -22,6 +22,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -167,11 +168,37 @@ func (r *DifyUpgradeReconciler) observeGuards(ctx context.Context, s *scope, wei
 			seen = append(seen, guardSeen{component: c.Name, state: st})
 			continue
 		}
+		source := guardSource(s, c.Name)
+		if st, ok := r.guards.Current(key, step, source, guardTargetsMaxAge); ok {
+			seen = append(seen, guardSeen{component: c.Name, state: st})
+			continue
+		}
 		targets, why := r.guardTargets(ctx, s, c.Name, counters.URL)
+		if why != "" {
+			// Not a plan to keep: the next pass says why again.
+			source = ""
+		}
 		seen = append(seen, guardSeen{component: c.Name, unrendered: why,
-			state: r.guards.Ensure(key, guard.Plan{Step: step, Config: cfg, Targets: targets})})
+			state: r.guards.Ensure(key, guard.Plan{Step: step, Config: cfg, Targets: targets, Source: source})})
 	}
 	return seen
+}
+
+// guardTargetsMaxAge is how long a watch's pods are taken as they were
+// named while the canary Deployment and the spec stay as they were.
+const guardTargetsMaxAge = 10 * time.Second
+
+// guardSource names what a guard's pods were read from: the spec and the
+// canary Deployment, whose status changes whenever a pod of it becomes
+// ready or goes. While it stays the same, a pass need not list the pods
+// again (the passes at a gate come every few tens of milliseconds while a
+// sample is due).
+func guardSource(s *scope, component upgradev1alpha1.Component) string {
+	d := s.obs.canary[component]
+	if d == nil {
+		return ""
+	}
+	return fmt.Sprintf("%d/%s/%s", s.upgrade.Generation, d.UID, d.ResourceVersion)
 }
 
 // guardTargets are the ready canary pods of component with the URL of

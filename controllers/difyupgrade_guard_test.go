@@ -17,9 +17,21 @@ limitations under the License.
 package controllers
 
 import (
+	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/guard"
@@ -76,5 +88,76 @@ func TestAGuardBreachIsRecordedLikeARuleBreach(t *testing.T) {
 	}
 	if b, lines := decideGuard([]guardSeen{{component: upgradev1alpha1.ComponentAPI, state: guard.State{Watching: true}}}, g, 20, "1.11.1"); b != nil || lines != nil {
 		t.Errorf("a quiet guard decided %+v, %+v", b, lines)
+	}
+}
+
+func TestTheGuardListsTheCanaryPodsAgainOnlyWhenTheCanaryChanged(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "dify-api-canary-1", Namespace: "dify", Labels: map[string]string{"app": "api", TrackLabel: "canary"}},
+		Status:     corev1.PodStatus{PodIP: "127.0.0.1", Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
+	}
+	lists := 0
+	reader := fake.NewClientBuilder().WithScheme(scheme).WithObjects(pod).WithInterceptorFuncs(interceptor.Funcs{
+		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			if _, ok := list.(*corev1.PodList); ok {
+				lists++
+			}
+			return c.List(ctx, list, opts...)
+		},
+	}).Build()
+	clock := clocktesting.NewFakeClock(time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC))
+	fetch := func(context.Context, string) (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("")), nil }
+	r := &DifyUpgradeReconciler{APIReader: reader, Clock: clock}
+	r.guards.Manager = guard.NewManager(clock, fetch, func(string, string) {})
+	t.Cleanup(r.guards.Close)
+
+	u := &upgradev1alpha1.DifyUpgrade{ObjectMeta: metav1.ObjectMeta{Name: "up", Namespace: "dify", Generation: 1},
+		Spec: upgradev1alpha1.DifyUpgradeSpec{TargetVersion: "1.11.1", Release: "dify", Canary: upgradev1alpha1.CanarySpec{Istio: &upgradev1alpha1.IstioCanary{}}}}
+	u.SetDefaults()
+	u.Status.Components = []upgradev1alpha1.ComponentStatus{{Name: upgradev1alpha1.ComponentAPI, Deployment: "dify-api", Canary: true}}
+	counters, _ := guardCounters(&u.Spec)
+	cfg, err := guardConfig(u.Spec.Canary.Analysis.Guard, counters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	canary := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "dify-api-canary", Namespace: "dify", UID: "c1", ResourceVersion: "10"},
+		Spec:       appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}}},
+	}
+	// pass is one reconcile pass's look at the guard: a scope of its own.
+	pass := func() {
+		s := newScope(context.Background(), u, clock.Now())
+		s.obs = &observation{canary: map[upgradev1alpha1.Component]*appsv1.Deployment{upgradev1alpha1.ComponentAPI: canary}}
+		seen := r.observeGuards(context.Background(), s, 20, cfg, counters)
+		if len(seen) != 1 || !seen[0].state.Watching {
+			t.Fatalf("the guard is not watching: %+v", seen)
+		}
+	}
+	for range 5 {
+		pass()
+		clock.Step(25 * time.Millisecond)
+	}
+	if lists != 1 {
+		t.Fatalf("five passes with the canary unchanged listed its pods %d times; want once", lists)
+	}
+	canary.ResourceVersion = "11" // a pod became ready, or went
+	pass()
+	pass()
+	if lists != 2 {
+		t.Fatalf("after the canary changed: %d lists; want 2", lists)
+	}
+	u.Generation = 2 // the spec changed: thresholds, counters
+	pass()
+	if lists != 3 {
+		t.Fatalf("after the spec changed: %d lists; want 3", lists)
+	}
+	clock.Step(guardTargetsMaxAge)
+	pass()
+	if lists != 4 {
+		t.Fatalf("after %s: %d lists; want 4", guardTargetsMaxAge, lists)
 	}
 }

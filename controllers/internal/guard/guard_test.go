@@ -306,6 +306,38 @@ func TestUnreachablePodsAreToldOnceAndLeftToTheRules(t *testing.T) {
 	}
 }
 
+func TestAPlanIsCurrentWhileItsSourceStaysAndForMaxAge(t *testing.T) {
+	h := newHarness(t)
+	h.pods.set("a", Totals{Requests: 1})
+	if _, ok := h.m.Current(k, "20", "v1", time.Minute); ok {
+		t.Fatal("no watch yet, but a current plan")
+	}
+	p := plan("20", "a")
+	p.Source = "v1"
+	h.m.Ensure(k, p)
+	if st, ok := h.m.Current(k, "20", "v1", time.Minute); !ok || !st.Watching {
+		t.Fatalf("the plan just made is not current: %+v %v", st, ok)
+	}
+	for what, current := range map[string]func() bool{
+		"another source (the canary changed)": func() bool { _, ok := h.m.Current(k, "20", "v2", time.Minute); return ok },
+		"another step":                        func() bool { _, ok := h.m.Current(k, "50", "v1", time.Minute); return ok },
+		"no source":                           func() bool { _, ok := h.m.Current(k, "20", "", time.Minute); return ok },
+	} {
+		if current() {
+			t.Errorf("%s: the plan is current", what)
+		}
+	}
+	h.clock.Step(time.Minute)
+	if _, ok := h.m.Current(k, "20", "v1", time.Minute); ok {
+		t.Fatal("a plan made a minute ago is current with a maximum age of a minute")
+	}
+	// Making it again (the same step) restarts its age, not the watch.
+	h.m.Ensure(k, p)
+	if st, ok := h.m.Current(k, "20", "v1", time.Minute); !ok || !st.Started.Equal(t0) {
+		t.Fatalf("after the plan was made again: %+v %v; want the watch started at t0", st, ok)
+	}
+}
+
 func TestTheWatchEndsWithItsDuration(t *testing.T) {
 	h := newHarness(t)
 	h.pods.set("a", Totals{Requests: 1})

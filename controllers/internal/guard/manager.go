@@ -58,6 +58,10 @@ type Plan struct {
 	Step    string
 	Config  Config
 	Targets []Target
+	// Source names what Targets were made from (the caller's choice: the
+	// canary Deployment's version, say), so a later pass can tell, with
+	// Current, that they need not be made again.
+	Source string
 }
 
 // Unreachable is a pod the guard gave up on.
@@ -112,6 +116,8 @@ type watch struct {
 	plan  Plan
 	state State
 	fails map[string]int
+	// planned is when plan was last given.
+	planned time.Time
 }
 
 // Ensure makes sure k is watched as p says and returns what the watch has
@@ -124,7 +130,7 @@ func (m *Manager) Ensure(k Key, p Plan) State {
 		if w.step == p.Step {
 			w.mu.Lock()
 			defer w.mu.Unlock()
-			w.plan = p
+			w.plan, w.planned = p, m.clock.Now()
 			return w.state.clone()
 		}
 		w.stop()
@@ -135,13 +141,31 @@ func (m *Manager) Ensure(k Key, p Plan) State {
 	}
 	ctx, cancel := context.WithCancel(m.ctx)
 	w := &watch{step: p.Step, cancel: cancel, done: make(chan struct{}), plan: p, fails: map[string]int{},
-		state: State{Watching: true, Started: m.clock.Now()}}
+		state: State{Watching: true, Started: m.clock.Now()}, planned: m.clock.Now()}
 	m.watches[k] = w
 	m.wg.Go(func() {
 		defer close(w.done)
 		m.run(ctx, k, w)
 	})
 	return w.state.clone()
+}
+
+// Current returns what k's watch of step has found when its plan came
+// from source less than maxAge ago: the caller need not make the plan
+// again (the pods it names have not changed as far as source tells).
+func (m *Manager) Current(k Key, step, source string, maxAge time.Duration) (State, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w := m.watches[k]
+	if w == nil || w.step != step {
+		return State{}, false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if source == "" || w.plan.Source != source || m.clock.Since(w.planned) >= maxAge {
+		return State{}, false
+	}
+	return w.state.clone(), true
 }
 
 // Ended returns the state of k's watch of step when it has ended (its
