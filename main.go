@@ -38,9 +38,14 @@ import (
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers"
+	"github.com/difyops/dify-upgrade-operator/internal/buildinfo"
 )
 
 var scheme = runtime.NewScheme()
+
+// version is set when building a release (-ldflags "-X main.version=v0.3.0");
+// otherwise Go's build information tells what it can (--version).
+var version = ""
 
 func init() {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -62,6 +67,7 @@ func main() {
 		historyLimit    int
 		secretLabel     bool
 		guardNetworks   string
+		showVersion     bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0",
 		"Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
@@ -86,9 +92,14 @@ func main() {
 		"Read, and name in a Job, only Secrets labelled upgrade.difyops.io/readable=true: whoever may create a DifyUpgrade may otherwise make the operator use any Secret of its namespace against the hosts the spec names.")
 	flag.StringVar(&guardNetworks, "guard-networks", "",
 		"Comma-separated CIDRs the analysis' fast guard may connect to when it reads the canary pods' counters (their pod IPs), e.g. 10.0.0.0/8; empty allows any. A pod outside them is unreachable to the guard, which says so once and leaves it to the rules.")
+	flag.BoolVar(&showVersion, "version", false, "Print the operator's version and the commit it was built from, then exit.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if showVersion {
+		fmt.Println(buildinfo.String("dify-upgrade-operator", version))
+		return
+	}
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
@@ -124,8 +135,13 @@ func main() {
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "dify-upgrade-operator.upgrade.difyops.io",
-		Cache:                  cache.Options{DefaultNamespaces: namespaceConfig(watchNamespaces)},
-		Client:                 controllers.ClientOptions(),
+		// The lease is given up on SIGTERM (main exits right after the
+		// manager stops), so a new replica leads at once, not after the
+		// lease expires: a rollout of the operator does not stall the
+		// upgrades in flight for 15 seconds.
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         cache.Options{DefaultNamespaces: namespaceConfig(watchNamespaces)},
+		Client:                        controllers.ClientOptions(),
 	})
 	if err != nil {
 		log.Error(err, "Unable to create the manager")
@@ -158,7 +174,8 @@ func main() {
 		os.Exit(1)
 	}
 
-	log.Info("Starting the manager", "watchNamespaces", watchNamespaces, "leaderElect", leaderElect)
+	log.Info("Starting the manager", "version", buildinfo.String("dify-upgrade-operator", version),
+		"watchNamespaces", watchNamespaces, "leaderElect", leaderElect)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Error(err, "The manager stopped with an error")
 		os.Exit(1)

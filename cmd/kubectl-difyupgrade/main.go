@@ -22,12 +22,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime/debug"
-	"strings"
 	"syscall"
 	"time"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/internal/buildinfo"
 )
 
 // version is set when building a release:
@@ -78,34 +77,12 @@ func run(ctx context.Context, args []string, e *env) int {
 }
 
 // shortVersion is the plugin's version alone, for the User-Agent.
-func shortVersion() string {
-	if version != "" {
-		return version
-	}
-	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
-		return info.Main.Version
-	}
-	return "devel"
-}
+func shortVersion() string { return buildinfo.Version(version) }
 
 // versionString is the version, the commit it was built from, and the API
 // version the plugin reads and writes.
 func versionString() string {
-	commit, dirty := "unknown", ""
-	if info, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range info.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				commit = s.Value[:min(12, len(s.Value))]
-			case "vcs.modified":
-				if s.Value == "true" {
-					dirty = ", modified"
-				}
-			}
-		}
-	}
-	return fmt.Sprintf("kubectl-difyupgrade %s (commit %s%s), API %s", shortVersion(), commit, dirty,
-		strings.TrimSpace(upgradev1alpha1.GroupVersion.String()))
+	return buildinfo.String("kubectl-difyupgrade", version) + ", API " + upgradev1alpha1.GroupVersion.String()
 }
 
 // isTerminal reports whether f is a terminal (a character device).
