@@ -165,8 +165,8 @@ func TestARepeatedErrorEndsAtTheDeadline(t *testing.T) {
 		t.Fatalf("message %q, want the error", u.Status.Message)
 	}
 	stalled := meta.FindStatusCondition(u.Status.Conditions, upgradev1alpha1.ConditionStalled)
-	if stalled == nil || stalled.Status != metav1.ConditionTrue || stalled.Reason != upgradev1alpha1.ReasonRetryingError {
-		t.Errorf("Stalled = %+v, want True/RetryingError for a forbidden write", stalled)
+	if stalled == nil || stalled.Status != metav1.ConditionTrue || stalled.Reason != upgradev1alpha1.ReasonForbidden {
+		t.Errorf("Stalled = %+v, want True/Forbidden for a forbidden write", stalled)
 	}
 	clock.Step(10 * time.Minute)
 	reconcileOnce(t, r, c, u)

@@ -234,8 +234,14 @@ func (r *DifyUpgradeReconciler) runHandler(ctx context.Context, s *scope) (phase
 func (r *DifyUpgradeReconciler) retryingError(s *scope, err error) phaseResult {
 	s.log.Error(err, "Phase failed; retrying", "phase", s.status().Phase)
 	s.reason = upgradev1alpha1.ReasonRetryingError
-	if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || meta.IsNoMatchError(err) {
-		s.stalled = true
+	// Errors a person must fix: Stalled, with the reason that says which.
+	switch {
+	case apierrors.IsForbidden(err):
+		s.reason, s.stalled = upgradev1alpha1.ReasonForbidden, true
+	case apierrors.IsInvalid(err):
+		s.reason, s.stalled = upgradev1alpha1.ReasonRejected, true
+	case meta.IsNoMatchError(err):
+		s.reason, s.stalled = upgradev1alpha1.ReasonKindNotServed, true
 	}
 	res := waiting("error in "+string(s.status().Phase), 0, "Retrying after an error in %s: %v", s.status().Phase, err)
 	res.requeueAfter = min(s.tick(), 5*time.Second)

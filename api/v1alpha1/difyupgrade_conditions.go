@@ -163,6 +163,17 @@ const (
 	// ReasonRetryingError: an error is being retried; the progress deadline
 	// runs while it lasts.
 	ReasonRetryingError = "RetryingError"
+	// ReasonForbidden: an error is being retried that a person must fix:
+	// the API server forbids what the phase does (the operator's role, an
+	// admission policy or webhook that denies it) (Stalled).
+	ReasonForbidden = "Forbidden"
+	// ReasonRejected: an error is being retried that a person must fix:
+	// the API server rejects an object the phase writes as invalid (its
+	// schema, or an admission policy that answers Invalid) (Stalled).
+	ReasonRejected = "Rejected"
+	// ReasonKindNotServed: an error is being retried that a person must
+	// fix: a kind the phase needs is not served (a CRD removed) (Stalled).
+	ReasonKindNotServed = "KindNotServed"
 	// ReasonNotMeasured: nothing measured the outcome (no analysis is
 	// configured); the condition is Unknown.
 	ReasonNotMeasured = "NotMeasured"

@@ -100,8 +100,8 @@ func checkSummary(t *testing.T, u *upgradev1alpha1.DifyUpgrade) {
 			want(reconciling, metav1.ConditionTrue, reason)
 			return
 		}
-		if reason != upgradev1alpha1.ReasonRetryingError {
-			t.Errorf("Stalled with reason %s: only a retried error sets it before the end", reason)
+		if !stalledReasons[reason] {
+			t.Errorf("Stalled with reason %s: only a retried error a person must fix sets it before the end", reason)
 		}
 		want(reconciling, metav1.ConditionFalse, reason)
 		want(stalled, metav1.ConditionTrue, reason)
@@ -128,6 +128,12 @@ func kstatusConditions(t *testing.T, conditions []metav1.Condition) (ready, reco
 	return ready, reconciling, stalled
 }
 
+// stalledReasons are the reasons of an error being retried that a person
+// must fix: the only Stalled before the end.
+var stalledReasons = map[string]bool{
+	upgradev1alpha1.ReasonForbidden: true, upgradev1alpha1.ReasonRejected: true, upgradev1alpha1.ReasonKindNotServed: true,
+}
+
 // setByPhase are the reasons a phase handler (or the dispatcher, for
 // RetryingError) sets itself, by the phases that set them.
 var setByPhase = map[string]map[upgradev1alpha1.DifyUpgradePhase]bool{
@@ -136,11 +142,15 @@ var setByPhase = map[string]map[upgradev1alpha1.DifyUpgradePhase]bool{
 	upgradev1alpha1.ReasonWaitingForWindow:     {upgradev1alpha1.PhasePending: true},
 	upgradev1alpha1.ReasonWaitingForPromotion:  {upgradev1alpha1.PhaseCanary: true},
 	upgradev1alpha1.ReasonAnalysisInconclusive: {upgradev1alpha1.PhaseCanary: true, upgradev1alpha1.PhaseVerify: true},
-	upgradev1alpha1.ReasonRetryingError: {
-		upgradev1alpha1.PhasePending: true, upgradev1alpha1.PhasePrecheck: true, upgradev1alpha1.PhaseBackup: true,
-		upgradev1alpha1.PhaseMigrate: true, upgradev1alpha1.PhaseCanary: true, upgradev1alpha1.PhasePromote: true,
-		upgradev1alpha1.PhaseVerify: true, upgradev1alpha1.PhaseRollingBack: true,
-	},
+	upgradev1alpha1.ReasonRetryingError: retried, upgradev1alpha1.ReasonForbidden: retried,
+	upgradev1alpha1.ReasonRejected: retried, upgradev1alpha1.ReasonKindNotServed: retried,
+}
+
+// retried are the phases whose errors the dispatcher retries.
+var retried = map[upgradev1alpha1.DifyUpgradePhase]bool{
+	upgradev1alpha1.PhasePending: true, upgradev1alpha1.PhasePrecheck: true, upgradev1alpha1.PhaseBackup: true,
+	upgradev1alpha1.PhaseMigrate: true, upgradev1alpha1.PhaseCanary: true, upgradev1alpha1.PhasePromote: true,
+	upgradev1alpha1.PhaseVerify: true, upgradev1alpha1.PhaseRollingBack: true,
 }
 
 // runningReason is the reason summarize gives Ready and Reconciling before

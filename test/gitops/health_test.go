@@ -46,7 +46,7 @@ func TestArgoCDHealth(t *testing.T) {
 		{"canary-analysis-halted.yaml", "Suspended", "AnalysisInconclusive in Canary step 2/5 at 5%: The analysis has been inconclusive"},
 		{"paused.yaml", "Suspended", "Paused in Canary step 4/5 at 20%: Paused (spec.paused)"},
 		{"promote.yaml", "Progressing", "Promote: Rolling out stage 2 of 4"},
-		{"retrying-stalled.yaml", "Degraded", "Stalled in Promote (RetryingError): Retrying after an error in Promote"},
+		{"retrying-stalled.yaml", "Degraded", "Stalled in Promote (Forbidden): Retrying after an error in Promote"},
 		{"verify.yaml", "Progressing", "Verify: Every component runs 1.11.1; baking until"},
 		{"succeeded.yaml", "Healthy", "Succeeded: Upgraded dify from 1.10.1 to 1.11.1"},
 		{"rolling-back.yaml", "Progressing", "RollingBack: Rolling back from Canary"},
