@@ -142,7 +142,7 @@ var setByPhase = map[string]map[upgradev1alpha1.DifyUpgradePhase]bool{
 	upgradev1alpha1.ReasonWaitingForWindow:     {upgradev1alpha1.PhasePending: true},
 	upgradev1alpha1.ReasonWaitingForPromotion:  {upgradev1alpha1.PhaseCanary: true},
 	upgradev1alpha1.ReasonAnalysisInconclusive: {upgradev1alpha1.PhaseCanary: true, upgradev1alpha1.PhaseVerify: true},
-	upgradev1alpha1.ReasonRetryingError: retried, upgradev1alpha1.ReasonForbidden: retried,
+	upgradev1alpha1.ReasonRetryingError:        retried, upgradev1alpha1.ReasonForbidden: retried,
 	upgradev1alpha1.ReasonRejected: retried, upgradev1alpha1.ReasonKindNotServed: retried,
 }
 
