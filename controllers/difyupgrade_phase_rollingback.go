@@ -43,7 +43,7 @@ import (
 // and settings (see putBack). It ends when every workload has rolled back
 // and the canaries are gone. Suites still running are stopped first.
 func (r *DifyUpgradeReconciler) reconcileRollingBack(ctx context.Context, s *scope) (phaseResult, error) {
-	if err := r.stopSuites(ctx, s); err != nil {
+	if err := r.stopSuites(ctx, s, "the upgrade rolled back"); err != nil {
 		return phaseResult{}, err
 	}
 	if res, err := r.stopMigration(ctx, s); res.stop || err != nil {

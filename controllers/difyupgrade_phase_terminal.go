@@ -71,6 +71,12 @@ func (r *DifyUpgradeReconciler) reconcileEnded(ctx context.Context, s *scope) ct
 			s.log.Error(err, "Stopping the unfinished migration")
 			return ctrl.Result{RequeueAfter: 5 * time.Second}
 		}
+		// Nobody judges a suite of a failed upgrade: it would go on
+		// testing (and loading) what a person is now looking at.
+		if err := r.stopSuites(ctx, s, "the upgrade failed"); err != nil {
+			s.log.Error(err, "Stopping the suites still running")
+			return ctrl.Result{RequeueAfter: 5 * time.Second}
+		}
 	}
 	// A rehearsal the upgrade ended during (a failure, an abort, the
 	// window) is stopped and its scratch databases dropped; a retry waits

@@ -265,11 +265,12 @@ func (r *DifyUpgradeReconciler) overrideSuite(s *scope, run *upgradev1alpha1.Sui
 		run.Name, upgradev1alpha1.AnnotationPromote, run.Job)
 }
 
-// stopSuites ends the runs still running when the upgrade rolls back: a
-// Job that ended meanwhile is judged, one still running is deleted in the
-// foreground (its pods go before it), so no suite keeps testing a version
-// on its way out. The rollback does not wait for them.
-func (r *DifyUpgradeReconciler) stopSuites(ctx context.Context, s *scope) error {
+// stopSuites ends the runs still running when the upgrade rolls back or
+// fails (why says which): a Job that ended meanwhile is judged, one still
+// running is deleted in the foreground (its pods go before it), so no suite
+// keeps testing a version on its way out, or one nobody judges any more.
+// The rollback does not wait for them.
+func (r *DifyUpgradeReconciler) stopSuites(ctx context.Context, s *scope, why string) error {
 	for i := range s.status().Suites {
 		run := &s.status().Suites[i]
 		if run.Verdict != upgradev1alpha1.SuiteRunning {
@@ -288,10 +289,10 @@ func (r *DifyUpgradeReconciler) stopSuites(ctx context.Context, s *scope) error 
 		}
 		now := metav1.NewTime(s.now)
 		run.Verdict, run.EndedAt = upgradev1alpha1.SuiteStopped, &now
-		run.Message = "Stopped: the upgrade rolled back while it ran; its Job was deleted"
+		run.Message = "Stopped: " + why + " while it ran; its Job was deleted"
 		if js.exists {
 			r.wrote(s, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: run.Job, Namespace: s.upgrade.Namespace}},
-				corev1.EventTypeNormal, "SuiteStopped", "Delete", "Deleted the Job %s of suite %s: the upgrade rolls back", run.Job, run.Name)
+				corev1.EventTypeNormal, "SuiteStopped", "Delete", "Deleted the Job %s of suite %s: %s", run.Job, run.Name, why)
 		}
 	}
 	return nil

@@ -134,8 +134,8 @@ const (
 	// SuiteOverridden: the Job failed with onFailure Pause, and a person
 	// went on with the promote annotation.
 	SuiteOverridden SuiteVerdict = "Overridden"
-	// SuiteStopped: the upgrade rolled back (or was deleted) while the Job
-	// ran; the Job was deleted.
+	// SuiteStopped: the upgrade rolled back, failed (with the automatic
+	// rollback off) or was deleted while the Job ran; the Job was deleted.
 	SuiteStopped SuiteVerdict = "Stopped"
 )
 

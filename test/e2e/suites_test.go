@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -194,6 +195,31 @@ var _ = Describe("Your own suites as checks", Label("suites"), func() {
 		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
 		expectEvent(ctx, u, HaveField("Reason", "SuiteStopped"))
 		expectRecord(ctx, u, "RolledBack", ContainSubstring("| soak | Bake |"), ContainSubstring("Stopped"))
+	})
+
+	It("deletes a suite Job still running when the upgrade fails with the automatic rollback off", func(ctx SpecContext) {
+		ns := installDify(ctx)
+		suiteCronJob(ctx, ns, "soak", `echo "soaking $DIFY_TARGET_VERSION"; sleep 300`)
+		suiteCronJob(ctx, ns, "smoke", `echo "GET /console/api/setup: 500"; exit 3`)
+		u := upgradeTo(ns, "1.11.1", withSteps(100), withoutRestore, withVerifyJob("soak"), withVerifyJob("smoke"),
+			func(u *upgradev1alpha1.DifyUpgrade) { u.Spec.Rollback.Automatic = new(false) })
+		u.Spec.Verify.Jobs[0].Deadline = metav1.Duration{Duration: 10 * time.Minute}
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseFailed, 3*time.Minute)
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
+			g.Expect(u.Status.Suites).To(ContainElement(And(HaveField("Name", "soak"), HaveField("Verdict", upgradev1alpha1.SuiteStopped),
+				HaveField("Message", ContainSubstring("the upgrade failed while it ran")))))
+			g.Expect(u.Status.Suites).To(ContainElement(And(HaveField("Name", "smoke"), HaveField("Verdict", upgradev1alpha1.SuiteFailed))))
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
+		soak := u.Status.Suites[slices.IndexFunc(u.Status.Suites, func(r upgradev1alpha1.SuiteRun) bool { return r.Name == "soak" })]
+		Eventually(func(g Gomega) {
+			err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: soak.Job}, &batchv1.Job{})
+			g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "the Job is gone: %v", err)
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
+		expectEvent(ctx, u, And(HaveField("Reason", "SuiteStopped"), HaveField("Message", ContainSubstring("the upgrade failed"))))
+		Expect(u.Status.Phase).To(Equal(upgradev1alpha1.PhaseFailed), "the new version stays for a person to look at")
 	})
 
 	It("halts at the step's weight when a canary suite with onFailure Pause fails, and goes on when a person promotes", func(ctx SpecContext) {
