@@ -34,7 +34,10 @@ limitations under the License.
 //     traffic simulator, and from the breach's confirmation to the routing
 //     write, p50/p95 over BENCH_SAFETY_RUNS runs;
 //   - idle: writes per minute by the manager with finished upgrades and
-//     upgrades parked at manual gates.
+//     upgrades parked at manual gates;
+//   - peer: the side-by-side figures of make bench-peer's latest run (our
+//     operator and Argo Rollouts on one cluster), read from its JSON, with
+//     ours / the peer's and who leads (peer.go).
 package main
 
 import (
@@ -88,7 +91,12 @@ func main() {
 		fail(err)
 	}
 	printTable(results)
-	if err := save(*out, results); err != nil {
+	peer, err := readPeer(*out)
+	if err != nil {
+		fail(err)
+	}
+	printPeer(peer)
+	if err := save(*out, results, peer); err != nil {
 		fail(err)
 	}
 }
@@ -146,11 +154,11 @@ func printTable(results []result) {
 	}
 }
 
-func save(dir string, results []result) error {
+func save(dir string, results []result, peer peerSection) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	data, err := json.MarshalIndent(map[string]any{"at": time.Now().UTC().Format(time.RFC3339), "results": results}, "", "  ")
+	data, err := json.MarshalIndent(map[string]any{"at": time.Now().UTC().Format(time.RFC3339), "results": results, "peer": peer}, "", "  ")
 	if err != nil {
 		return err
 	}
