@@ -140,7 +140,7 @@ func main() {
 		// lease expires: a rollout of the operator does not stall the
 		// upgrades in flight for 15 seconds.
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         cache.Options{DefaultNamespaces: namespaceConfig(watchNamespaces)},
+		Cache:                         controllers.CacheOptions(namespaceConfig(watchNamespaces)),
 		Client:                        controllers.ClientOptions(),
 	})
 	if err != nil {

@@ -83,6 +83,7 @@ var _ = BeforeSuite(func() {
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Client:                 ClientOptions(),
+		Cache:                  CacheOptions(nil),
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect((&DifyUpgradeReconciler{

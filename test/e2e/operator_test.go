@@ -77,6 +77,7 @@ func startOperatorWith(cfg *rest.Config, configure ...func(*ctrl.Options)) *runn
 		// A restarted operator is a new manager in the same process.
 		Controller: config.Controller{SkipNameValidation: new(true)},
 		Client:     controllers.ClientOptions(),
+		Cache:      controllers.CacheOptions(nil),
 	}
 	for _, c := range configure {
 		c(&opts)
