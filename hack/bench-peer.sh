@@ -14,8 +14,14 @@
 # interface. Inside, nothing reaches the proxy (GOPROXY=off).
 #
 # Environment: K8S_BIN (the control plane's binaries, required), and the
-# bench's own: PEER_ROUNDS (rounds at 1s, default 10), PEER_ROUNDS_15S
-# (rounds at 15s, default PEER_ROUNDS), PEER_SETTINGS (default "1s,15s").
+# bench's own: PEER_ROUNDS (fault and abort rounds at 1s, default 10),
+# PEER_ROUNDS_15S (at 15s, default PEER_ROUNDS), PEER_SETTINGS (default
+# "1s,15s"; "none" runs only the N upgrades), PEER_HEALTHY_ROUNDS
+# (healthy upgrades per setting, figure 4, default 3; 0 skips),
+# PEER_HEALTHY_PAUSE (their pause, default 10s), PEER_N (concurrent
+# upgrades per tool, figures 6 and 7, default 50; 0 skips), PEER_N_SCRAPE
+# (their scrape and analysis interval, default 15s), PEER_IDLE_WINDOW (the
+# quiet window with the N parked, default 60s).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -38,7 +38,9 @@ import (
 // analysis from the pause step on with the same rule.
 type argo struct {
 	namespace string
-	p         policy
+	// pause is the pause step's duration; 0 pauses for a person.
+	pause time.Duration
+	p     policy
 }
 
 // The analysis' error budget, printed beside ours: Argo's defaults except
@@ -153,8 +155,17 @@ spec:
         startingStep: 1
       steps:
       - setWeight: 20
-      - pause: {}
-`, apiDeployment, a.namespace, release, apiRoute, canarySubset, stableSubset, ruleName))
+      - pause: {%[8]s}
+`, apiDeployment, a.namespace, release, apiRoute, canarySubset, stableSubset, ruleName, a.pauseSpec()))
+}
+
+// pauseSpec is the pause step's fields: a duration, or none (a person
+// promotes).
+func (a *argo) pauseSpec() string {
+	if a.pause > 0 {
+		return "duration: " + a.pause.String()
+	}
+	return ""
 }
 
 // object decodes a manifest.
@@ -283,4 +294,15 @@ func (a *argo) reset(ctx context.Context, c client.Client) error {
 		return err
 	}
 	return poll(ctx, 3*time.Minute, 50*time.Millisecond, func() (bool, error) { return a.stable(ctx, c) })
+}
+
+// done says whether the Rollout runs the new version everywhere; the
+// caller makes sure the canary had weight first (before Argo sees the
+// new template, the Rollout still looks done with the old one).
+func (a *argo) done(ctx context.Context, c client.Client) (bool, error) { return a.stable(ctx, c) }
+
+// bareRollout makes, in ns, the image change Argo rolls out (the api
+// Deployment's), with the Deployment controller alone.
+func (a *argo) bareRollout(ctx context.Context, c client.Client, ns string) error {
+	return rollStages(ctx, c, ns, apiStage)
 }

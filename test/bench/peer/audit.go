@@ -21,10 +21,12 @@ import (
 	"github.com/difyops/dify-upgrade-operator/test/proc"
 )
 
-// calls are one identity's API requests: all of them, and the writes.
+// calls are one identity's API requests: all of them, the writes, and the
+// writes by "verb resource[/subresource]".
 type calls struct {
-	Requests int `json:"requests"`
-	Writes   int `json:"writes"`
+	Requests int            `json:"requests"`
+	Writes   int            `json:"writes"`
+	ByWrite  map[string]int `json:"writesByKind,omitempty"`
 }
 
 // auditOffset is where the audit log ends now.
@@ -38,6 +40,10 @@ func (b *bench) callsSince(offset int64) (map[string]calls, error) {
 		c.Requests++
 		if e.Write() {
 			c.Writes++
+			if c.ByWrite == nil {
+				c.ByWrite = map[string]int{}
+			}
+			c.ByWrite[writeKind(e)]++
 		}
 		out[e.User.Username] = c
 	})
@@ -47,3 +53,15 @@ func (b *bench) callsSince(offset int64) (map[string]calls, error) {
 // procStats reads a process' peak resident memory (VmHWM, bytes) and the
 // CPU seconds it has used.
 func procStats(pid int) (hwm int64, cpu float64, err error) { return proc.Stats(pid) }
+
+// writeKind names what a write changed: "verb resource[/subresource]".
+func writeKind(e localcluster.AuditEntry) string {
+	if e.ObjectRef == nil {
+		return e.Verb
+	}
+	kind := e.Verb + " " + e.ObjectRef.Resource
+	if e.ObjectRef.Subresource != "" {
+		kind += "/" + e.ObjectRef.Subresource
+	}
+	return kind
+}

@@ -70,15 +70,16 @@ func must(err error) {
 type bench struct {
 	dir      string
 	cluster  *localcluster.Cluster
-	c        client.Client
+	c        client.WithWatch
 	auditLog string
 	// procs are the controllers by tool name ("ours", "argo").
 	procs map[string]*exec.Cmd
 }
 
 // startBench starts the cluster, installs both tools' CRDs and starts both
-// controllers, each as its own service account.
-func startBench(ctx context.Context, argoBin, argoDir string) (*bench, error) {
+// controllers, each as its own service account; its kwok nodes have room
+// for the pods of n concurrent installs beside the rounds'.
+func startBench(ctx context.Context, argoBin, argoDir string, n int) (*bench, error) {
 	dir, err := os.MkdirTemp("", "dify-bench-peer-")
 	if err != nil {
 		return nil, err
@@ -97,7 +98,7 @@ func startBench(ctx context.Context, argoBin, argoDir string) (*bench, error) {
 		return b, err
 	}
 	cfg.QPS, cfg.Burst = 500, 1000
-	if b.c, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+	if b.c, err = client.NewWithWatch(cfg, client.Options{Scheme: scheme}); err != nil {
 		return b, err
 	}
 	if _, err := envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{ErrorIfPathMissing: true, Paths: []string{
@@ -106,7 +107,9 @@ func startBench(ctx context.Context, argoBin, argoDir string) (*bench, error) {
 	}}); err != nil {
 		return b, err
 	}
-	for i := 1; i <= 2; i++ {
+	// About a dozen pods per install, the canaries counted; a kwok node
+	// takes 1000.
+	for i := 1; i <= 2+(12*n+999)/1000; i++ {
 		if err := b.c.Create(ctx, localcluster.KwokNode(fmt.Sprintf("kwok-node-%d", i))); err != nil {
 			return b, err
 		}

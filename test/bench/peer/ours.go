@@ -39,6 +39,8 @@ type ours struct {
 	// rule alone decides. Once the field exists, ours without the guard
 	// turns it off explicitly (it is on by default where it reaches pods).
 	guard bool
+	// pause is the pause step's duration; 0 pauses for a person.
+	pause time.Duration
 	p     policy
 	prom  string
 	// podStats is the guard's URL template for a pod's counters.
@@ -110,6 +112,9 @@ func (o *ours) upgrade(i int) *upgradev1alpha1.DifyUpgrade {
 		{SetWeight: new(int32(20))},
 		{Pause: &upgradev1alpha1.CanaryPause{}},
 	}
+	if o.pause > 0 {
+		u.Spec.Canary.Steps[1].Pause.Duration = &metav1.Duration{Duration: o.pause}
+	}
 	a := &u.Spec.Canary.Analysis
 	a.Interval = metav1.Duration{Duration: o.p.interval}
 	a.Prometheus = &upgradev1alpha1.PrometheusSource{Address: o.prom}
@@ -174,4 +179,24 @@ func (o *ours) reset(ctx context.Context, c client.Client) error {
 		err := c.Get(ctx, client.ObjectKeyFromObject(u), u)
 		return err != nil && client.IgnoreNotFound(err) == nil, client.IgnoreNotFound(err)
 	})
+}
+
+// done says whether the round's upgrade has succeeded: every workload on
+// the target version, the canaries gone, the routing handed back.
+func (o *ours) done(ctx context.Context, c client.Client) (bool, error) {
+	u, err := o.get(ctx, c)
+	if err != nil {
+		return false, err
+	}
+	if u.Status.Phase.IsTerminal() && u.Status.Phase != upgradev1alpha1.PhaseSucceeded {
+		return false, fmt.Errorf("%s ended %s: %s", u.Name, u.Status.Phase, u.Status.Message)
+	}
+	return u.Status.Phase == upgradev1alpha1.PhaseSucceeded, nil
+}
+
+// bareRollout makes, in ns, the image changes our upgrade makes (every
+// Deployment of the install, stage by stage in its planned order), with
+// the Deployment controller alone.
+func (o *ours) bareRollout(ctx context.Context, c client.Client, ns string) error {
+	return rollStages(ctx, c, ns, installStages)
 }

@@ -37,28 +37,35 @@ import (
 const faultRate = 0.2
 
 // round is one round's figures for one tool, each from the round's
-// reference moment (the injection, or the tool's own abort landing).
+// reference moment (the injection, or the moment the tool's abort write
+// was sent).
 type round struct {
 	// simZero: the simulator's last request to the canary, from its own
 	// per-version counts (the canary receives nothing after it).
 	simZero time.Duration
-	// apiZero: the VirtualService first seen giving the canary 0 (polled
-	// every 10ms).
+	// apiZero: the VirtualService giving the canary 0, when the watch
+	// event saying so reached the bench.
 	apiZero time.Duration
 	// floor: Prometheus first answers the tool's rule over the threshold
 	// (polled every 100ms); fault rounds only.
 	floor time.Duration
+	// landed: the abort write's successful answer reached the bench;
+	// abort rounds only.
+	landed time.Duration
 }
 
 // setting runs the rounds of one scrape/interval setting.
 type setting struct {
-	c       client.Client
+	c       client.WithWatch
 	servers *harness.Servers
 	tools   []tool
 	p       policy
 	// upgrades counts the upgrades begun, so each has a name of its own.
 	upgrades int
 }
+
+// suffix names the setting's namespaces: its scrape interval.
+func (s *setting) suffix() string { return strings.ReplaceAll(s.p.scrape.String(), ".", "-") }
 
 // rotate is the tools in round i's order: the first one alternates.
 func (s *setting) rotate(i int) []tool {
@@ -141,6 +148,10 @@ func (s *setting) faultRound(ctx context.Context, i int) (map[string]round, erro
 		}
 		return nil
 	})
+	if floors == nil {
+		// The watches did not start: nothing was injected.
+		return nil, err
+	}
 	s.servers.Traffic.ClearFaults()
 	f := floors()
 	for name, r := range out {
@@ -166,29 +177,39 @@ func (s *setting) abortRound(ctx context.Context, i int) (map[string]round, erro
 	if err := s.randomPhase(ctx); err != nil {
 		return nil, err
 	}
-	// From the moment each abort is sent: a controller may act on its
-	// watch event before the write's answer reaches the bench.
+	// From the moment each abort is sent (a controller may act on its
+	// watch event before the write's answer reaches the bench), and when
+	// the answer came: the write's own time differs between the tools.
+	landed := map[string]time.Duration{}
 	out, err := s.watchZero(ctx, func(mark func(string, time.Time)) error {
 		for _, t := range s.rotate(i) {
-			mark(t.name(), time.Now())
+			sent := time.Now()
+			mark(t.name(), sent)
 			if err := t.abort(ctx, s.c); err != nil {
 				return fmt.Errorf("%s: abort: %w", t.name(), err)
 			}
+			landed[t.name()] = time.Since(sent)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	for name, r := range out {
+		r.landed = landed[name]
+		out[name] = r
+	}
 	return out, s.finish(ctx)
 }
 
-// watch follows one tool's canary in the simulator and the VirtualService.
-type watch struct {
+// canaryWatch follows one tool's canary in the simulator and the VirtualService.
+type canaryWatch struct {
 	// last is the canary's request count, lastInc when it last grew.
 	last    int64
 	lastInc time.Time
-	// apiZero is when the VirtualService was first seen giving it 0.
+	// routing watches the VirtualService; apiZero is when an event first
+	// gave the canary 0.
+	routing  *routingWatch
 	apiZero  time.Time
 	finished bool
 }
@@ -198,22 +219,18 @@ type watch struct {
 // end.
 const settle = time.Second
 
-// observe takes one look: the simulator's state st, and the tool's
-// VirtualService when readAPI.
-func (w *watch) observe(ctx context.Context, c client.Client, t tool, st trafficsim.State, now time.Time, readAPI bool) error {
+// observe takes one look at the simulator's state st and at what the
+// VirtualService watch has seen.
+func (w *canaryWatch) observe(t tool, st trafficsim.State, now time.Time) error {
 	d, found := canaryState(st, t)
 	if found && d.Requests > w.last {
 		w.last, w.lastInc = d.Requests, now
 	}
-	if readAPI && w.apiZero.IsZero() {
-		weight, err := canaryWeight(ctx, c, t.ns())
-		if err != nil {
-			return err
-		}
-		if weight == 0 {
-			w.apiZero = now
-		}
+	_, zeroAt, err := w.routing.times()
+	if err != nil {
+		return fmt.Errorf("%s: %w", t.name(), err)
 	}
+	w.apiZero = zeroAt
 	w.finished = !w.apiZero.IsZero() && now.Sub(w.apiZero) > settle && now.Sub(w.lastInc) > settle && (!found || d.Share == 0)
 	return nil
 }
@@ -231,31 +248,34 @@ func (s *setting) watchZero(ctx context.Context, act func(mark func(tool string,
 		defer mu.Unlock()
 		refs[tool] = at
 	}
-	ws := map[string]*watch{}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ws := map[string]*canaryWatch{}
+	for _, t := range s.tools {
+		rw, err := watchRouting(ctx, s.c, t.ns())
+		if err != nil {
+			return nil, err
+		}
+		defer rw.close()
+		ws[t.name()] = &canaryWatch{routing: rw}
+	}
 	st := s.servers.Traffic.State()
 	for _, t := range s.tools {
 		d, _ := canaryState(st, t)
-		ws[t.name()] = &watch{last: d.Requests}
+		ws[t.name()].last = d.Requests
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		nextAPI := time.Time{}
 		done <- poll(ctx, 2*time.Minute+10*s.p.scrape, 5*time.Millisecond, func() (bool, error) {
 			now := time.Now()
 			st := s.servers.Traffic.State()
 			mu.Lock()
 			marked := maps.Clone(refs)
 			mu.Unlock()
-			readAPI := !now.Before(nextAPI)
-			if readAPI {
-				nextAPI = now.Add(10 * time.Millisecond)
-			}
 			all := true
 			for _, t := range s.tools {
 				_, ok := marked[t.name()]
-				if err := ws[t.name()].observe(ctx, s.c, t, st, now, ok && readAPI); err != nil {
+				if err := ws[t.name()].observe(t, st, now); err != nil {
 					return false, err
 				}
 				all = all && ok && ws[t.name()].finished

@@ -26,7 +26,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/difyops/dify-upgrade-operator/test/harness"
@@ -121,34 +120,4 @@ func installFixture(ctx context.Context, c client.Client, ns string, mutate ...f
 		}
 		return d.Status.AvailableReplicas >= 1 && d.Status.ObservedGeneration >= d.Generation, nil
 	})
-}
-
-var vsGVK = schema.GroupVersionKind{Group: "networking.istio.io", Version: "v1", Kind: "VirtualService"}
-
-// canaryWeight is the weight the api route of ns's VirtualService gives
-// the canary subset (0 when it names none).
-func canaryWeight(ctx context.Context, c client.Client, ns string) (int64, error) {
-	vs := &unstructured.Unstructured{}
-	vs.SetGroupVersionKind(vsGVK)
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: release}, vs); err != nil {
-		return 0, err
-	}
-	routes, _, _ := unstructured.NestedSlice(vs.Object, "spec", "http")
-	for _, r := range routes {
-		rm, _ := r.(map[string]any)
-		if rm["name"] != apiRoute {
-			continue
-		}
-		dests, _, _ := unstructured.NestedSlice(rm, "route")
-		var w int64
-		for _, d := range dests {
-			dm, _ := d.(map[string]any)
-			subset, _, _ := unstructured.NestedString(dm, "destination", "subset")
-			if subset == canarySubset {
-				w, _, _ = unstructured.NestedInt64(dm, "weight")
-			}
-		}
-		return w, nil
-	}
-	return 0, nil
 }
