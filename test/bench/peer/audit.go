@@ -36,18 +36,60 @@ func (b *bench) auditOffset() int64 { return localcluster.AuditEnd(b.auditLog) }
 func (b *bench) callsSince(offset int64) (map[string]calls, error) {
 	out := map[string]calls{}
 	err := localcluster.ReadAudit(b.auditLog, offset, func(e localcluster.AuditEntry) {
-		c := out[e.User.Username]
-		c.Requests++
-		if e.Write() {
-			c.Writes++
-			if c.ByWrite == nil {
-				c.ByWrite = map[string]int{}
-			}
-			c.ByWrite[writeKind(e)]++
-		}
-		out[e.User.Username] = c
+		out[e.User.Username] = out[e.User.Username].add(e)
 	})
 	return out, err
+}
+
+// toolCallsSince counts each tool's requests after offset: its identity's
+// requests in its namespace, and an equal share of that identity's requests
+// outside any namespace (ours and ours+guard are one operator, one
+// identity, each upgrading in a namespace of its own).
+func (b *bench) toolCallsSince(offset int64, tools []tool) (map[string]calls, error) {
+	type key struct{ user, namespace string }
+	by := map[key]calls{}
+	err := localcluster.ReadAudit(b.auditLog, offset, func(e localcluster.AuditEntry) {
+		k := key{user: e.User.Username}
+		if e.ObjectRef != nil {
+			k.namespace = e.ObjectRef.Namespace
+		}
+		by[k] = by[k].add(e)
+	})
+	if err != nil {
+		return nil, err
+	}
+	sharing := map[string]int{}
+	for _, t := range tools {
+		sharing[userOf(t)]++
+	}
+	out := map[string]calls{}
+	for _, t := range tools {
+		own, shared := by[key{userOf(t), t.ns()}], by[key{user: userOf(t)}]
+		n := sharing[userOf(t)]
+		out[t.name()] = calls{Requests: own.Requests + shared.Requests/n, Writes: own.Writes + shared.Writes/n}
+	}
+	return out, nil
+}
+
+// add counts e.
+func (c calls) add(e localcluster.AuditEntry) calls {
+	c.Requests++
+	if e.Write() {
+		c.Writes++
+		if c.ByWrite == nil {
+			c.ByWrite = map[string]int{}
+		}
+		c.ByWrite[writeKind(e)]++
+	}
+	return c
+}
+
+// userOf is the identity a tool's controller acts as.
+func userOf(t tool) string {
+	if t.name() == toolArgo {
+		return argoUser
+	}
+	return localcluster.OperatorUser
 }
 
 // procStats reads a process' peak resident memory (VmHWM, bytes) and the

@@ -22,7 +22,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/difyops/dify-upgrade-operator/test/localcluster"
 )
 
 // document is the JSON the run writes.
@@ -142,10 +141,9 @@ func figures(fault, abort map[string][]round, healthy map[string][]healthyRun, c
 	if n == 0 {
 		return out
 	}
-	req := figure{Name: "API requests per fault round (start to reset; audit log)", Unit: unitRequests, Tools: map[string]summary{}}
-	wr := figure{Name: "API writes per fault round (audit log)", Unit: unitWrites, Tools: map[string]summary{}}
-	for tool, user := range map[string]string{toolOurs: localcluster.OperatorUser, toolArgo: argoUser} {
-		c := calls[user]
+	req := figure{Name: "API requests per fault round per upgrade (start to reset; audit log)", Unit: unitRequests, Tools: map[string]summary{}}
+	wr := figure{Name: "API writes per fault round per upgrade (audit log)", Unit: unitWrites, Tools: map[string]summary{}}
+	for tool, c := range calls {
 		req.Tools[tool] = single(float64(c.Requests) / float64(n))
 		wr.Tools[tool] = single(float64(c.Writes) / float64(n))
 	}

@@ -84,7 +84,7 @@ func (b *bench) runSetting(ctx context.Context, p policy, n, healthyRounds int, 
 				ms(x.simZero), ms(x.apiZero), ms(x.floor))
 		}
 	}
-	perRound, err := b.callsSince(offset)
+	perRound, err := b.toolCallsSince(offset, s.tools)
 	if err != nil {
 		return rep, err
 	}
