@@ -21,7 +21,6 @@ import (
 	"math"
 	"slices"
 	"time"
-
 )
 
 // document is the JSON the run writes.
