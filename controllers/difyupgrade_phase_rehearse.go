@@ -28,6 +28,7 @@ import (
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/database"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/dbjob"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/diskspace"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/lifecycle"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/window"
 )
@@ -109,6 +110,17 @@ func (r *DifyUpgradeReconciler) nameRehearsal(ctx context.Context, s *scope) (ph
 			return failed(upgradev1alpha1.ReasonRehearsalFailed, "spec.migration.rehearse is true, but %s", why), nil
 		}
 		return skip(why), nil
+	}
+	// Measured again: the databases may have grown since Precheck.
+	room, err := r.rehearsalRoom(ctx, s, t, dbs)
+	if err != nil {
+		return phaseResult{}, err
+	}
+	switch diskspace.Decide(room, required) {
+	case diskspace.Refuse:
+		return failed(upgradev1alpha1.ReasonRehearsalFailed, "spec.migration.rehearse is true, but %s", roomShort(room)), nil
+	case diskspace.Skip:
+		return skip(roomShort(room)), nil
 	}
 	started := metav1.NewTime(s.now)
 	seed := started.UTC().Format("20060102150405")

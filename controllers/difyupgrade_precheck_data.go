@@ -30,6 +30,7 @@ import (
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/database"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/dbjob"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/diskspace"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/lifecycle"
 )
 
@@ -130,7 +131,7 @@ func (r *DifyUpgradeReconciler) checkDatabase(ctx context.Context, s *scope) pha
 	if db == nil {
 		s.recordCheck("database", upgradev1alpha1.CheckWarning,
 			"no database is given (spec.database) or found: the database is not backed up, and a rollback after the schema migration cannot restore it")
-		return checkRehearsal(ctx, s, database.Target{})
+		return r.checkRehearsal(ctx, s, database.Target{})
 	}
 	t, err := r.dbTarget(ctx, s)
 	if err != nil {
@@ -164,16 +165,18 @@ func (r *DifyUpgradeReconciler) checkDatabase(ctx context.Context, s *scope) pha
 	if res := checkWayBack(ctx, s, t); res.stop {
 		return res
 	}
-	return checkRehearsal(ctx, s, t)
+	return r.checkRehearsal(ctx, s, t)
 }
 
 // checkRehearsal proves, as the user the Jobs connect as, that the
 // migration can be rehearsed before the point of no return: the backup
 // restored into scratch databases beside the live ones (CREATEDB,
-// membership in the owners), migrated there, and dropped. When it cannot,
-// a rehearsal left to the default is skipped, which a Warning says now; one
-// the spec asks for (spec.migration.rehearse: true) refuses the upgrade.
-func checkRehearsal(ctx context.Context, s *scope, t database.Target) phaseResult {
+// membership in the owners), migrated there, and dropped; and that the
+// copy fits on the server's volume, when the operator can see it. When it
+// cannot be rehearsed, a rehearsal left to the default is skipped, which a
+// Warning says now; one the spec asks for (spec.migration.rehearse: true)
+// refuses the upgrade.
+func (r *DifyUpgradeReconciler) checkRehearsal(ctx context.Context, s *scope, t database.Target) phaseResult {
 	const name = "rehearsal"
 	spec := s.spec()
 	db := dbOf(s)
@@ -187,21 +190,38 @@ func checkRehearsal(ctx context.Context, s *scope, t database.Target) phaseResul
 	case !rehearse:
 		return phaseResult{}
 	}
+	skip := func(why string, m measure) phaseResult {
+		if required {
+			return s.refuseMeasured(name, m, upgradev1alpha1.ReasonPrecheckFailed, "spec.migration.rehearse is true, but %s", why)
+		}
+		s.recordCheck(name, upgradev1alpha1.CheckWarning, "the migration will NOT be rehearsed (the Rehearse phase skips it): "+why+
+			"; or set spec.migration.rehearse: false to say so", m)
+		return phaseResult{}
+	}
 	a, err := database.CheckRehearsal(ctx, t, db.databases)
 	if err != nil {
 		return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "cannot check the privileges the rehearsal needs: %v", err)
 	}
 	if len(a.Missing) > 0 {
-		if required {
-			return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "spec.migration.rehearse is true, but %s", rehearsalAccess(a))
-		}
-		s.recordCheck(name, upgradev1alpha1.CheckWarning, "the migration will NOT be rehearsed (the Rehearse phase skips it): "+rehearsalAccess(a)+
-			"; or set spec.migration.rehearse: false to say so")
-		return phaseResult{}
+		return skip(rehearsalAccess(a), measure{})
+	}
+	room, err := r.rehearsalRoom(ctx, s, t, db.databases)
+	if err != nil {
+		return s.refuse(name, upgradev1alpha1.ReasonPrecheckFailed, "cannot estimate the room the rehearsal needs on the database server: %v", err)
+	}
+	if room.Volume.Missing {
+		return s.refuse(name, upgradev1alpha1.ReasonInvalidSpec, "%s: set spec.database.volumeClaimName to the claim holding the server's data directory, or leave it out", room.Volume.Unknown)
+	}
+	var m measure
+	if room.Known() {
+		m = measure{value: humanBytes(room.Need()) + " needed", limit: "about " + humanBytes(room.Free()) + " free"}
+	}
+	if diskspace.Decide(room, required) != diskspace.Rehearse {
+		return skip(roomShort(room), m)
 	}
 	s.recordCheck(name, upgradev1alpha1.CheckPassed, fmt.Sprintf(
-		"user %s may restore %s into scratch databases (<name>%s<run>) and drop them: the migration is rehearsed there before the point of no return",
-		a.User, strings.Join(db.databases, ", "), "__rehearsal_"))
+		"user %s may restore %s into scratch databases (<name>%s<run>) and drop them: the migration is rehearsed there before the point of no return; %s",
+		a.User, strings.Join(db.databases, ", "), "__rehearsal_", room.Says()), m)
 	return phaseResult{}
 }
 

@@ -283,6 +283,21 @@ type DatabaseSpec struct {
 	// images carry no system roots.
 	// +optional
 	CASecret *DatabaseCASecret `json:"caSecret,omitempty"`
+
+	// volumeClaimName is the PersistentVolumeClaim, in the upgrade's
+	// namespace, that holds the PostgreSQL server's data directory, when
+	// the server runs in the cluster. The rehearsal writes a copy of the
+	// databases on that server; before it does, the operator estimates the
+	// room left on this claim (its capacity, less the databases and WAL the
+	// server says it holds), since PostgreSQL does not tell a non-superuser
+	// its free disk space. Absent: found when host names a Service of the
+	// upgrade's namespace whose ready pods mount exactly one claim;
+	// otherwise the server's free space is not checked (a managed service,
+	// a server outside the cluster).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	VolumeClaimName string `json:"volumeClaimName,omitempty"`
 }
 
 // DatabaseCASecret points at the key of a Secret that holds a CA bundle.

@@ -17,9 +17,12 @@ limitations under the License.
 // Package database reads what the operator must know of Dify's PostgreSQL
 // itself, not through a Job: the server's version (to choose the client
 // image), which databases exist, and the schema revision in
-// alembic_version (to judge a migration and a restore). It only reads, and
-// trusts the server's certificate exactly as the Jobs' libpq does with the
-// same sslmode and CA bundle (tls.go).
+// alembic_version (to judge a migration and a restore), the privileges a
+// restore and a rehearsal need, and what the server keeps on its disk
+// (its databases' sizes and WAL reserve, for the rehearsal's room:
+// footprint.go). It only reads, and trusts the server's certificate
+// exactly as the Jobs' libpq does with the same sslmode and CA bundle
+// (tls.go).
 //
 // It is the one internal package that talks to a server (PostgreSQL,
 // over the network, read-only): it decides nothing about the upgrade and
