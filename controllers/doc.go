@@ -28,16 +28,18 @@ limitations under the License.
 //     file per group: difyupgrade_precheck_compat.go (version path,
 //     requirements), _canary.go (ownership, templates, routing), _data.go
 //     (the data, found by difyupgrade_datasource.go, the database, the way
-//     back), _service.go, _storage.go, _capacity.go, _analysis.go, _plan.go
+//     back, the rehearsal and its room on the server:
+//     difyupgrade_rehearse_space.go, internal/diskspace), _service.go, _storage.go, _capacity.go, _analysis.go, _plan.go
 //     (what the plan says and the estimate); nothing changes.
 //  3. Backup: dump both PostgreSQL databases and archive the storage
 //     volumes with a Job (internal/dbjob) into the destination claim (made
 //     for the release when the spec names none,
 //     difyupgrade_backup_claim.go), and verify its manifest.
-//  4. Rehearse: restore the fresh backup into scratch databases beside the
-//     live ones and run the target image's migration against them, in one
-//     Job (internal/dbjob); judge it as the real one, time it for the
-//     window, drop the copies (difyupgrade_rehearse_scratch.go, also when
+//  4. Rehearse: unless the copy would not fit on the server's volume
+//     (internal/diskspace), restore the fresh backup into scratch
+//     databases beside the live ones and run the target image's migration
+//     against them, in one Job (internal/dbjob); judge it as the real one,
+//     time it for the window, drop the copies (difyupgrade_rehearse_scratch.go, also when
 //     the upgrade ends or is deleted during it); production is not touched.
 //  5. Migrate: run the schema migration once, as a Job with the target
 //     image, judged by the revision it leaves; never without a verified

@@ -31,28 +31,8 @@ import (
 // max_wal_size, not one it may not (until it is given
 // pg_read_all_stats).
 func TestTheFootprintIsWhatANonSuperuserMayRead(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	pg, err := pgserver.Start(ctx, t.TempDir())
-	if err != nil {
-		t.Fatalf("starting PostgreSQL (hack/install-postgres.sh): %v", err)
-	}
-	t.Cleanup(pg.Stop)
-	if err := pg.Exec(ctx, "postgres",
-		"CREATE ROLE app LOGIN PASSWORD 'app-secret'",
-		"CREATE DATABASE app_db OWNER app",
-		"CREATE DATABASE hidden_db",
-		"REVOKE CONNECT ON DATABASE hidden_db FROM PUBLIC",
-		"ALTER SYSTEM SET max_wal_size = '256MB'",
-		"SELECT pg_reload_conf()"); err != nil {
-		t.Fatal(err)
-	}
-	if err := pg.Exec(ctx, "app_db", "CREATE TABLE t AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 20000) g"); err != nil {
-		t.Fatal(err)
-	}
-	super := database.Target{Host: pg.Host, Port: int32(pg.Port), User: pg.User, Password: pg.Password, SSLMode: "disable"}
-	app := super
-	app.User, app.Password = "app", "app-secret"
+	ctx := t.Context()
+	pg, super, app := serverWithHiddenDatabase(t)
 
 	all, err := database.ReadFootprint(ctx, super)
 	if err != nil {
@@ -98,4 +78,36 @@ func TestTheFootprintIsWhatANonSuperuserMayRead(t *testing.T) {
 // reads (its visibility and free space maps).
 func near(a, b int64) bool {
 	return max(a-b, b-a) < 1<<20
+}
+
+// serverWithHiddenDatabase starts a server with max_wal_size 256MB, a role
+// app owning app_db (about 5 MB of rows), and hidden_db, which app may not
+// connect to; it returns the server and how to reach it as the superuser
+// and as app.
+func serverWithHiddenDatabase(t *testing.T) (pg *pgserver.Server, super, app database.Target) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	pg, err := pgserver.Start(ctx, t.TempDir())
+	if err != nil {
+		t.Fatalf("starting PostgreSQL (hack/install-postgres.sh): %v", err)
+	}
+	t.Cleanup(pg.Stop)
+	if err := pg.Exec(ctx, "postgres",
+		"CREATE ROLE app LOGIN PASSWORD 'app-secret'",
+		"CREATE DATABASE app_db OWNER app",
+		"CREATE DATABASE hidden_db",
+		"REVOKE CONNECT ON DATABASE hidden_db FROM PUBLIC",
+		"ALTER SYSTEM SET max_wal_size = '256MB'",
+		"SELECT pg_reload_conf()"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pg.Exec(ctx, "app_db", "CREATE TABLE t AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 20000) g"); err != nil {
+		t.Fatal(err)
+	}
+	super = database.Target{Host: pg.Host, Port: int32(pg.Port), User: pg.User, Password: pg.Password, SSLMode: "disable"}
+	app = super
+	app.User, app.Password = "app", "app-secret"
+
+	return pg, super, app
 }

@@ -43,12 +43,10 @@ func ServiceOf(host, namespace string) string {
 		return ""
 	}
 	rest := strings.Join(labels[1:], ".")
-	for _, suffix := range []string{"", namespace, namespace + ".svc", namespace + ".svc.cluster.local"} {
-		if rest == suffix {
-			return labels[0]
-		}
+	if !slices.Contains([]string{"", namespace, namespace + ".svc", namespace + ".svc.cluster.local"}, rest) {
+		return ""
 	}
-	return ""
+	return labels[0]
 }
 
 // ClaimOf is the one PersistentVolumeClaim that the ready pods (not being
