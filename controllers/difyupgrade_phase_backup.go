@@ -24,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/bytesize"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/dbjob"
 )
 
@@ -167,7 +168,7 @@ func (r *DifyUpgradeReconciler) backupTaken(s *scope, job jobState) phaseResult 
 		b.Artifacts = append(b.Artifacts, art)
 		total += a.Size
 	}
-	msg := fmt.Sprintf("Backup %s verified: %d artifacts, %s, at %s", b.Name, len(b.Artifacts), humanBytes(total), b.Location)
+	msg := fmt.Sprintf("Backup %s verified: %d artifacts, %s, at %s", b.Name, len(b.Artifacts), bytesize.Human(total), b.Location)
 	r.tell(s, corev1.EventTypeNormal, "BackupVerified", "Backup", "%s", msg)
 	return phaseResult{next: upgradev1alpha1.PhaseRehearse, message: msg}
 }

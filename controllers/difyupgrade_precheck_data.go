@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/bytesize"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/database"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/dbjob"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/diskspace"
@@ -214,7 +215,7 @@ func (r *DifyUpgradeReconciler) checkRehearsal(ctx context.Context, s *scope, t 
 	}
 	var m measure
 	if room.Known() {
-		m = measure{value: humanBytes(room.Need()) + " needed", limit: "about " + humanBytes(room.Free()) + " free"}
+		m = measure{value: bytesize.Human(room.Need()) + " needed", limit: "about " + bytesize.Human(room.Free()) + " free"}
 	}
 	if diskspace.Decide(room, required) != diskspace.Rehearse {
 		return skip(roomShort(room), m)

@@ -16,7 +16,11 @@ limitations under the License.
 
 package diskspace
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/bytesize"
+)
 
 // MarginPercent is what the copy needs beyond the databases' size: the
 // restore's own WAL and temporary files, growth since they were measured.
@@ -104,33 +108,19 @@ func Decide(e Estimate, required bool) Verdict {
 
 // Says puts the estimate in words, numbers included.
 func (e Estimate) Says() string {
-	needs := fmt.Sprintf("about %s (the databases' %s and a %d%% margin)", bytes(e.Need()), bytes(e.Copy), MarginPercent)
+	needs := fmt.Sprintf("about %s (the databases' %s and a %d%% margin)", bytesize.Human(e.Need()), bytesize.Human(e.Copy), MarginPercent)
 	if !e.Known() {
 		return fmt.Sprintf("the copy writes %s on the database server, whose free space is not visible to the operator (%s): set spec.database.volumeClaimName to the claim holding the server's data directory to have it checked",
 			needs, e.Volume.Unknown)
 	}
 	room := fmt.Sprintf("PersistentVolumeClaim %s (%s): its capacity %s, less %s of databases and %s of WAL reserve (max_wal_size)",
-		e.Volume.Claim, e.Volume.FoundBy, bytes(e.Volume.Capacity), bytes(e.Held), bytes(e.WALReserve))
+		e.Volume.Claim, e.Volume.FoundBy, bytesize.Human(e.Volume.Capacity), bytesize.Human(e.Held), bytesize.Human(e.WALReserve))
 	if e.Unreadable > 0 {
 		room += fmt.Sprintf(", not counting %d databases whose size the user may not read", e.Unreadable)
 	}
 	if e.Fits() {
-		return fmt.Sprintf("the copy fits: it needs %s, and about %s is free on %s", needs, bytes(e.Free()), room)
+		return fmt.Sprintf("the copy fits: it needs %s, and about %s is free on %s", needs, bytesize.Human(e.Free()), room)
 	}
 	return fmt.Sprintf("the copy needs %s; only about %s is free on %s; written there, it could fill the disk, and a PostgreSQL that cannot write its WAL stops, production with it",
-		needs, bytes(e.Free()), room)
-}
-
-// bytes writes a size for people, in binary units.
-func bytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+		needs, bytesize.Human(e.Free()), room)
 }

@@ -26,6 +26,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/bytesize"
 )
 
 // doc is a Markdown document being written.
@@ -132,7 +133,7 @@ func timeline(d *doc, e *Entry) {
 	}
 	if b := e.Backup; b != nil && b.TakenAt != nil {
 		add(b.TakenAt.Time, 0, stamp(b.TakenAt), fmt.Sprintf("Backup `%s` verified: %d artifacts, %s",
-			orDash(b.Name), len(b.Artifacts), bytes(b.TotalBytes)))
+			orDash(b.Name), len(b.Artifacts), bytesize.Human(b.TotalBytes)))
 	}
 	if m := e.Migration; m != nil && m.CompletedAt != nil {
 		add(m.CompletedAt.Time, 0, stamp(m.CompletedAt), fmt.Sprintf("Schema migrated: %s → %s", orDash(m.FromRevision), orDash(m.ToRevision)))
@@ -304,28 +305,14 @@ func backupTable(d *doc, b *Backup) {
 	}
 	d.heading("Backup")
 	d.line("`%s` at `%s`, taken %s: %d artifacts, %s.", orDash(b.Name), orDash(b.Location), stamp(b.TakenAt),
-		len(b.Artifacts), bytes(b.TotalBytes))
+		len(b.Artifacts), bytesize.Human(b.TotalBytes))
 	if len(b.Artifacts) == 0 {
 		return
 	}
 	rows := make([][]string, 0, len(b.Artifacts))
 	for _, a := range b.Artifacts {
-		rows = append(rows, []string{a.Kind, a.Name, bytes(a.SizeBytes), a.SHA256, a.SchemaRevision})
+		rows = append(rows, []string{a.Kind, a.Name, bytesize.Human(a.SizeBytes), a.SHA256, a.SchemaRevision})
 	}
 	d.line("")
 	d.table([]string{"Kind", "Name", "Size", "SHA-256", "Schema revision"}, rows)
-}
-
-// bytes writes a size for people, in binary units.
-func bytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
