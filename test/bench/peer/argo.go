@@ -212,8 +212,9 @@ func (a *argo) setImage(ctx context.Context, c client.Client, image string) erro
 	if err := c.Get(ctx, client.ObjectKey{Namespace: a.namespace, Name: apiDeployment}, d); err != nil {
 		return err
 	}
+	orig := d.DeepCopy()
 	d.Spec.Template.Spec.Containers[0].Image = image
-	return c.Update(ctx, d)
+	return c.Patch(ctx, d, client.MergeFrom(orig))
 }
 
 func (a *argo) begin(ctx context.Context, c client.Client, _ int) error {

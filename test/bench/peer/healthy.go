@@ -187,11 +187,14 @@ func rollStages(ctx context.Context, c client.Client, ns string, stages []stage)
 			if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: d.name}, dep); err != nil {
 				return err
 			}
+			// A patch, as kubectl set image sends: the controllers' status
+			// writes in between do not make it conflict.
+			orig := dep.DeepCopy()
 			dep.Spec.Template.Spec.Containers[0].Image = d.image
 			if d.strategy != nil {
 				dep.Spec.Strategy = *d.strategy
 			}
-			if err := c.Update(ctx, dep); err != nil {
+			if err := c.Patch(ctx, dep, client.MergeFrom(orig)); err != nil {
 				return err
 			}
 		}
