@@ -19,6 +19,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -27,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/original"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/rollout"
 	"github.com/difyops/dify-upgrade-operator/controllers/internal/workload"
@@ -93,7 +95,12 @@ func foreignCanary(d *appsv1.Deployment) phaseResult {
 }
 
 // deleteCanaries removes this upgrade's canary Deployments (never one it did
-// not create); true when none is left.
+// not create); true when none is left, nor any of their pods that is not
+// terminating: a canary Deployment leaves before its pods do (the garbage
+// collector deletes them after it), and the routing put back once the
+// canaries are gone reaches every pod of each Service again, so a canary
+// pod still serving would take requests for the new version after an
+// abort.
 func (r *DifyUpgradeReconciler) deleteCanaries(ctx context.Context, s *scope) (bool, error) {
 	gone := true
 	for _, c := range s.canaried() {
@@ -110,7 +117,36 @@ func (r *DifyUpgradeReconciler) deleteCanaries(ctx context.Context, s *scope) (b
 			r.wrote(s, d, corev1.EventTypeNormal, "CanaryDeleted", "Delete", "Deleted canary Deployment %s", d.Name)
 		}
 	}
-	return gone, nil
+	if !gone {
+		return false, nil
+	}
+	return r.noCanaryPods(ctx, s)
+}
+
+// noCanaryPods reports whether no canary pod of any canaried component is
+// left serving (terminating pods are out of their Services' endpoints).
+func (r *DifyUpgradeReconciler) noCanaryPods(ctx context.Context, s *scope) (bool, error) {
+	for _, c := range s.canaried() {
+		stable := s.obs.stable[c.Name]
+		if stable == nil || stable.Selector() == nil {
+			continue
+		}
+		match := maps.Clone(stable.Selector().MatchLabels)
+		if match == nil {
+			match = map[string]string{}
+		}
+		match[TrackLabel] = workload.TrackCanary
+		pods, err := r.podsMatching(ctx, s, stable.GetNamespace(), match)
+		if err != nil {
+			return false, fmt.Errorf("listing the canary pods of %s: %w", apps.Ref(stable), err)
+		}
+		for _, p := range pods {
+			if p.DeletionTimestamp.IsZero() {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
 }
 
 // scaleCanariesToZero takes the canaries out of a mesh-less Service's

@@ -165,6 +165,15 @@ func (r *DifyUpgradeReconciler) trafficToStable(ctx context.Context, s *scope, b
 		if !ok || errors.Is(err, traffic.ErrMissing) || errors.Is(err, traffic.ErrForeign) {
 			res, err = r.restoreRouting(ctx, s)
 		}
+	case routesByHash(s):
+		// The canary Deployments are gone, maybe not yet their pods: the
+		// routing stays at 0 (its subsets or narrowed Services keep those
+		// pods out) until they are, as the original routing reaches every
+		// pod of each Service.
+		var none bool
+		if none, err = r.noCanaryPods(ctx, s); err == nil && none {
+			res, err = r.restoreRouting(ctx, s)
+		}
 	default:
 		res, err = r.restoreRouting(ctx, s)
 		if err == nil && canaries && breach {

@@ -257,7 +257,7 @@ func (r *DifyUpgradeReconciler) putBack(ctx context.Context, s *scope, revert bo
 		return nil, 0, notes, err
 	}
 	if !gone {
-		return []string{"canary Deployments being deleted"}, progress, notes, nil
+		return []string{"canary Deployments and their pods being deleted"}, progress, notes, nil
 	}
 	// The canaries are gone: the routing objects go back to their original
 	// spec, which again reaches every pod of each Service.

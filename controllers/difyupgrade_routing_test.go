@@ -1,0 +1,89 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/apps"
+)
+
+// The routing goes back to its original spec, which reaches every pod of
+// each Service, only once no canary pod is left serving: the canary
+// Deployment leaves before its pods do.
+func TestTheOriginalRoutingWaitsForTheCanaryPodsToGo(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	canaryPod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "dify-api-canary-1", Namespace: "dify",
+		Labels: map[string]string{"app": "api", TrackLabel: "canary"}}}
+	routingReads := 0
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(canaryPod).WithInterceptorFuncs(interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if _, ok := obj.(*unstructured.Unstructured); ok {
+				routingReads++
+			}
+			return c.Get(ctx, key, obj, opts...)
+		},
+	}).Build()
+	r := &DifyUpgradeReconciler{Client: c, Recorder: &events.FakeRecorder{}}
+	u := &upgradev1alpha1.DifyUpgrade{ObjectMeta: metav1.ObjectMeta{Name: "up", Namespace: "dify"},
+		Spec: upgradev1alpha1.DifyUpgradeSpec{TargetVersion: "1.11.1", Release: "dify", Canary: upgradev1alpha1.CanarySpec{Istio: &upgradev1alpha1.IstioCanary{
+			VirtualService:   upgradev1alpha1.IstioVirtualService{Name: "dify", Routes: []string{"api"}},
+			DestinationRules: []upgradev1alpha1.IstioDestinationRule{{Name: "dify-api", Component: upgradev1alpha1.ComponentAPI}}}}}}
+	u.SetDefaults()
+	u.Status.Components = []upgradev1alpha1.ComponentStatus{{Name: upgradev1alpha1.ComponentAPI, Deployment: "dify-api", Canary: true}}
+	stable := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "dify-api", Namespace: "dify"},
+		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}}}}
+	// pass is one pass on the way back, the canary Deployment already gone.
+	pass := func() {
+		s := newScope(context.Background(), u, time.Now())
+		s.obs = &observation{stable: map[upgradev1alpha1.Component]*apps.Workload{upgradev1alpha1.ComponentAPI: apps.Of(stable)},
+			canary: map[upgradev1alpha1.Component]*appsv1.Deployment{}, routing: map[string]routingRead{}}
+		if err := r.trafficToStable(context.Background(), s, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pass()
+	if routingReads != 0 {
+		t.Fatalf("the original routing was put back (%d routing objects read) while a canary pod still serves", routingReads)
+	}
+	now := metav1.Now()
+	canaryPod.DeletionTimestamp, canaryPod.Finalizers = &now, []string{"test/hold"}
+	if err := c.Delete(context.Background(), canaryPod); err != nil {
+		t.Fatal(err)
+	}
+	pass()
+	if routingReads == 0 {
+		t.Fatal("the original routing was not put back once the only canary pod was terminating")
+	}
+}
