@@ -149,22 +149,7 @@ func (r *DifyUpgradeReconciler) trafficToStable(ctx context.Context, s *scope, b
 	}
 	switch {
 	case canaries && routesByHash(s):
-		hashes, ok, herr := r.podTemplateHashes(ctx, s)
-		if herr != nil {
-			return herr
-		}
-		if ok {
-			if hold, err = r.wayBack(ctx, s, hashes); err != nil {
-				return err
-			}
-			res, err = r.routeTo(ctx, s, hashes, hold, 0)
-			for _, note := range res.Notes {
-				s.log.Info("Traffic held on the canary", "why", note)
-			}
-		}
-		if !ok || errors.Is(err, traffic.ErrMissing) || errors.Is(err, traffic.ErrForeign) {
-			res, err = r.restoreRouting(ctx, s)
-		}
+		res, hold, err = r.routeToStableSubsets(ctx, s)
 	case routesByHash(s):
 		// The canary Deployments are gone, maybe not yet their pods: the
 		// routing stays at 0 (its subsets or narrowed Services keep those
@@ -198,6 +183,32 @@ func (r *DifyUpgradeReconciler) trafficToStable(ctx context.Context, s *scope, b
 		"Traffic back on the stable pods of %s, except %v: no pod of theirs of that version is ready yet, so their traffic stays on their canary until one is",
 		s.status().FromVersion, held)
 	return nil
+}
+
+// routeToStableSubsets routes each component to its stable pods by their
+// pod-template-hash (weight 0 on the canary), but those wayBack holds on
+// their canary; without hashes, or with routing objects that are gone or
+// not the upgrade's, it puts the original routing back.
+func (r *DifyUpgradeReconciler) routeToStableSubsets(ctx context.Context, s *scope) (traffic.Result, map[upgradev1alpha1.Component]bool, error) {
+	hashes, ok, err := r.podTemplateHashes(ctx, s)
+	if err != nil {
+		return traffic.Result{}, nil, err
+	}
+	var res traffic.Result
+	var hold map[upgradev1alpha1.Component]bool
+	if ok {
+		if hold, err = r.wayBack(ctx, s, hashes); err != nil {
+			return res, nil, err
+		}
+		res, err = r.routeTo(ctx, s, hashes, hold, 0)
+		for _, note := range res.Notes {
+			s.log.Info("Traffic held on the canary", "why", note)
+		}
+	}
+	if !ok || errors.Is(err, traffic.ErrMissing) || errors.Is(err, traffic.ErrForeign) {
+		res, err = r.restoreRouting(ctx, s)
+	}
+	return res, hold, err
 }
 
 // router is the traffic router the spec asks for, over what the pass

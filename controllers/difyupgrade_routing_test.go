@@ -66,7 +66,7 @@ func TestTheOriginalRoutingWaitsForTheCanaryPodsToGo(t *testing.T) {
 		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}}}}
 	// pass is one pass on the way back, the canary Deployment already gone.
 	pass := func() {
-		s := newScope(context.Background(), u, time.Now())
+		s := newScope(context.Background(), u, time.Date(2026, 12, 7, 13, 0, 0, 0, time.UTC))
 		s.obs = &observation{stable: map[upgradev1alpha1.Component]*apps.Workload{upgradev1alpha1.ComponentAPI: apps.Of(stable)},
 			canary: map[upgradev1alpha1.Component]*appsv1.Deployment{}, routing: map[string]routingRead{}}
 		if err := r.trafficToStable(context.Background(), s, false); err != nil {
