@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -122,6 +123,10 @@ func (r *DifyUpgradeReconciler) deleteCanaries(ctx context.Context, s *scope) (b
 	}
 	return r.noCanaryPods(ctx, s)
 }
+
+// podsGoneTick is how often the way back looks again while it waits for
+// what it does not watch: the canary pods to go.
+const podsGoneTick = time.Second
 
 // noCanaryPods reports whether no canary pod of any canaried component is
 // left serving (terminating pods are out of their Services' endpoints).

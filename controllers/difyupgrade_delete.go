@@ -71,7 +71,8 @@ func (r *DifyUpgradeReconciler) reconcileDelete(ctx context.Context, u *upgradev
 			// The stable workloads stay watched while the object is being
 			// deleted (planDeployments): their rollout brings the next pass.
 			s.log.Info("Deleting: waiting before removing the canaries", "waiting", strings.Join(waits, "; "))
-			return ctrl.Result{}, nil
+			// The end of the canary pods wakes nothing: look again.
+			return ctrl.Result{RequeueAfter: podsGoneTick}, nil
 		}
 		r.toldOnDelete(s, corev1.EventTypeNormal, "Deleted", "Delete",
 			"Deleted in %s: traffic back on stable, canaries removed", u.Status.Phase)

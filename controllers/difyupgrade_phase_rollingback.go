@@ -72,7 +72,11 @@ func (r *DifyUpgradeReconciler) reconcileRollingBack(ctx context.Context, s *sco
 		s.recordCheck("database", upgradev1alpha1.CheckWarning, msg)
 	}
 	if len(waits) > 0 {
-		return waiting("RollingBack", progress, "Rolling back: %s", strings.Join(waits, "; ")), nil
+		res := waiting("RollingBack", progress, "Rolling back: %s", strings.Join(waits, "; "))
+		// Rollouts and deletions of Deployments wake the upgrade; the end
+		// of the canary pods, which it does not watch, does not.
+		res.requeueAfter = podsGoneTick
+		return res, nil
 	}
 	setCondition(s, upgradev1alpha1.ConditionRolledBack, metav1.ConditionTrue, upgradev1alpha1.ReasonRolledBack,
 		"Traffic, images and settings are back as they were")
