@@ -19,6 +19,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -125,8 +126,15 @@ func proxyObjects(ctx context.Context, ns string) map[string]string {
 	Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "dify-proxy"}, cm)).To(Succeed())
 	d := &appsv1.Deployment{}
 	Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "dify-proxy"}, d)).To(Succeed())
+	// The Deployment controller writes its revision annotation on its own
+	// time: a snapshot taken just after the install may come before it.
+	annotations := maps.Clone(d.Annotations)
+	delete(annotations, "deployment.kubernetes.io/revision")
+	if len(annotations) == 0 {
+		annotations = nil
+	}
 	out := map[string]string{}
-	for name, v := range map[string]any{"ConfigMap": []any{cm.Data, cm.Labels, cm.Annotations}, "Deployment": []any{d.Spec, d.Labels, d.Annotations}} {
+	for name, v := range map[string]any{"ConfigMap": []any{cm.Data, cm.Labels, cm.Annotations}, "Deployment": []any{d.Spec, d.Labels, annotations}} {
 		raw, err := json.Marshal(v)
 		Expect(err).NotTo(HaveOccurred())
 		out[name] = string(raw)
