@@ -106,7 +106,7 @@ test-integration: k8s-binaries ## Integration tests against a real kube-apiserve
 
 .PHONY: test-e2e
 test-e2e: k8s-binaries $(HELM) ## The test servers' own tests (PostgreSQL, the Job runner, Prometheus, S3, the traffic simulator) and the checks of the shipped GitOps and monitoring files, then end-to-end tests on a local cluster (kube-apiserver, controller-manager, scheduler, kwok).
-	K8S_BIN=$(K8S_BIN) go test $(GO_TEST_FLAGS) -timeout 10m ./test/pgserver/ ./test/fakedify/ ./test/jobrunner/ ./test/promserver/ ./test/trafficsim/ ./test/s3server/ ./test/gitops/ ./test/observability/ ./test/bench/
+	K8S_BIN=$(K8S_BIN) go test $(GO_TEST_FLAGS) -timeout 10m ./test/pgserver/ ./test/fakedify/ ./test/jobrunner/ ./test/promserver/ ./test/trafficsim/ ./test/s3server/ ./test/gitops/ ./test/observability/ ./test/bench/ ./test/bench/peer/
 	K8S_BIN=$(K8S_BIN) HELM=$(HELM) go test $(GO_TEST_FLAGS) -timeout 55m ./test/e2e/ -ginkgo.v
 
 .PHONY: bench

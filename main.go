@@ -61,6 +61,7 @@ func main() {
 		secureMetrics   bool
 		enableHTTP2     bool
 		probeAddr       string
+		pprofAddr       string
 		leaderElect     bool
 		watchNamespaces string
 		compatibilityCM string
@@ -76,6 +77,8 @@ func main() {
 	flag.BoolVar(&enableHTTP2, "enable-http2", false,
 		"Allow HTTP/2 on the metrics server (off because of the HTTP/2 rapid reset CVEs).")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "",
+		"Address Go's profiler (/debug/pprof/) binds to, e.g. 127.0.0.1:8082; empty disables it. It has no authentication: bind it to the loopback and reach it with kubectl port-forward.")
 	flag.BoolVar(&leaderElect, "leader-elect", false,
 		"Elect a leader so that only one replica of the operator acts at a time.")
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "",
@@ -133,6 +136,7 @@ func main() {
 		Scheme:                 scheme,
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: probeAddr,
+		PprofBindAddress:       pprofAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "dify-upgrade-operator.upgrade.difyops.io",
 		// The lease is given up on SIGTERM (main exits right after the

@@ -72,7 +72,7 @@ func (r *DifyUpgradeReconciler) reconcileDelete(ctx context.Context, u *upgradev
 			// deleted (planDeployments): their rollout brings the next pass.
 			s.log.Info("Deleting: waiting before removing the canaries", "waiting", strings.Join(waits, "; "))
 			// The end of the canary pods wakes nothing: look again.
-			return ctrl.Result{RequeueAfter: podsGoneTick}, nil
+			return ctrl.Result{RequeueAfter: canariesGoneTick(waits)}, nil
 		}
 		r.toldOnDelete(s, corev1.EventTypeNormal, "Deleted", "Delete",
 			"Deleted in %s: traffic back on stable, canaries removed", u.Status.Phase)

@@ -75,7 +75,7 @@ func (r *DifyUpgradeReconciler) reconcileRollingBack(ctx context.Context, s *sco
 		res := waiting("RollingBack", progress, "Rolling back: %s", strings.Join(waits, "; "))
 		// Rollouts and deletions of Deployments wake the upgrade; the end
 		// of the canary pods, which it does not watch, does not.
-		res.requeueAfter = podsGoneTick
+		res.requeueAfter = canariesGoneTick(waits)
 		return res, nil
 	}
 	setCondition(s, upgradev1alpha1.ConditionRolledBack, metav1.ConditionTrue, upgradev1alpha1.ReasonRolledBack,

@@ -18,6 +18,7 @@ package controllers
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -85,5 +86,47 @@ func TestTheOriginalRoutingWaitsForTheCanaryPodsToGo(t *testing.T) {
 	pass()
 	if routingReads == 0 {
 		t.Fatal("the original routing was not put back once the only canary pod was terminating")
+	}
+}
+
+// The way back looks again every podsGoneTick only while it waits for the
+// canary pods to go, which wakes nothing; a wait for a stable rollout is
+// woken by the Deployment's own watch and sets no tick.
+func TestTheWayBackTicksOnlyWhileTheCanaryPodsGo(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	canaryPod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "dify-api-canary-1", Namespace: "dify",
+		Labels: map[string]string{"app": "api", TrackLabel: "canary"}}}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(canaryPod).Build()
+	r := &DifyUpgradeReconciler{Client: c, Recorder: &events.FakeRecorder{}}
+	u := &upgradev1alpha1.DifyUpgrade{ObjectMeta: metav1.ObjectMeta{Name: "up", Namespace: "dify"},
+		Spec: upgradev1alpha1.DifyUpgradeSpec{TargetVersion: "1.11.1", Release: "dify", Canary: upgradev1alpha1.CanarySpec{Istio: &upgradev1alpha1.IstioCanary{
+			VirtualService:   upgradev1alpha1.IstioVirtualService{Name: "dify", Routes: []string{"api"}},
+			DestinationRules: []upgradev1alpha1.IstioDestinationRule{{Name: "dify-api", Component: upgradev1alpha1.ComponentAPI}}}}}}
+	u.SetDefaults()
+	u.Status.Components = []upgradev1alpha1.ComponentStatus{{Name: upgradev1alpha1.ComponentAPI, Deployment: "dify-api", Canary: true}}
+	putBack := func(stable *appsv1.Deployment) []string {
+		s := newScope(context.Background(), u, time.Date(2026, 12, 7, 13, 0, 0, 0, time.UTC))
+		s.obs = &observation{stable: map[upgradev1alpha1.Component]*apps.Workload{upgradev1alpha1.ComponentAPI: apps.Of(stable)},
+			canary: map[upgradev1alpha1.Component]*appsv1.Deployment{}, routing: map[string]routingRead{}}
+		waits, _, _, err := r.putBack(context.Background(), s, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return waits
+	}
+	selector := &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}}
+	rolledOut := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "dify-api", Namespace: "dify", Generation: 2},
+		Spec:   appsv1.DeploymentSpec{Replicas: new(int32(2)), Selector: selector},
+		Status: appsv1.DeploymentStatus{ObservedGeneration: 2, Replicas: 2, UpdatedReplicas: 2, AvailableReplicas: 2, ReadyReplicas: 2}}
+	if waits := putBack(rolledOut); !slices.Equal(waits, []string{waitCanariesGone}) || canariesGoneTick(waits) != podsGoneTick {
+		t.Fatalf("a canary pod still serving: waits %q, tick %s; want the canaries' wait and a look every %s", waits, canariesGoneTick(waits), podsGoneTick)
+	}
+	rolling := rolledOut.DeepCopy()
+	rolling.Status.UpdatedReplicas, rolling.Status.AvailableReplicas = 1, 1
+	if waits := putBack(rolling); len(waits) == 0 || slices.Contains(waits, waitCanariesGone) || canariesGoneTick(waits) != 0 {
+		t.Fatalf("a stable rollout under way: waits %q, tick %s; want the rollout's wait and no tick (its watch wakes the upgrade)", waits, canariesGoneTick(waits))
 	}
 }

@@ -19,6 +19,8 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -217,6 +219,21 @@ func (r *DifyUpgradeReconciler) runsMore(ctx context.Context, s *scope, d *appsv
 	return readyA > readyB, nil
 }
 
+// waitCanariesGone is putBack's wait for the canaries to be deleted: the
+// end of their pods wakes nothing (the upgrade does not watch pods), so a
+// pass that waits for it looks again every podsGoneTick.
+const waitCanariesGone = "canary Deployments and their pods being deleted"
+
+// canariesGoneTick is how soon to look again after putBack's waits: every
+// podsGoneTick while the canary pods are going, 0 (the watches wake the
+// upgrade) otherwise.
+func canariesGoneTick(waits []string) time.Duration {
+	if slices.Contains(waits, waitCanariesGone) {
+		return podsGoneTick
+	}
+	return 0
+}
+
 // putBack returns the cluster to the stable version's serving state without
 // ever lowering serving capacity: the routing first (seconds matter), then
 // each workload's settings (revert=true: image and env too) but
@@ -257,7 +274,7 @@ func (r *DifyUpgradeReconciler) putBack(ctx context.Context, s *scope, revert bo
 		return nil, 0, notes, err
 	}
 	if !gone {
-		return []string{"canary Deployments and their pods being deleted"}, progress, notes, nil
+		return []string{waitCanariesGone}, progress, notes, nil
 	}
 	// The canaries are gone: the routing objects go back to their original
 	// spec, which again reaches every pod of each Service.

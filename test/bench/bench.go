@@ -19,6 +19,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"os"
@@ -51,7 +52,11 @@ type bench struct {
 	c          client.Client
 	manager    *exec.Cmd
 	metricsURL string
-	auditLog   string
+	// pprofURL is the manager's profiler; profiles is where saveHeap
+	// writes its heap profiles ("" keeps none).
+	pprofURL string
+	profiles string
+	auditLog string
 }
 
 var scheme = func() *runtime.Scheme {
@@ -116,8 +121,14 @@ func start(ctx context.Context, nodesFor int) (*bench, error) {
 		return b, err
 	}
 	b.metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
+	pprofPort, err := proc.FreePort()
+	if err != nil {
+		return b, err
+	}
+	b.pprofURL = fmt.Sprintf("http://127.0.0.1:%d/debug/pprof", pprofPort)
 	b.manager = exec.Command(filepath.Join(localcluster.RepoRoot(), "bin", "manager"),
 		"--metrics-bind-address="+fmt.Sprintf("127.0.0.1:%d", port), "--metrics-secure=false",
+		"--pprof-bind-address="+fmt.Sprintf("127.0.0.1:%d", pprofPort),
 		"--health-probe-bind-address=127.0.0.1:0", "--zap-log-level=error",
 		// kwok's pod IPs are made up: the fast guard dials only the loopback.
 		"--guard-networks=127.0.0.0/8")
@@ -132,6 +143,37 @@ func start(ctx context.Context, nodesFor int) (*bench, error) {
 	}
 	logf("operator pid %d, metrics %s", b.manager.Process.Pid, b.metricsURL)
 	return b, nil
+}
+
+// saveHeap writes the manager's heap profile (after a collection) to
+// <profiles>/heap-<name>.pb.gz, for `go tool pprof`: where the memory of a
+// size goes.
+func (b *bench) saveHeap(ctx context.Context, name string) error {
+	if b.profiles == "" {
+		return nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.pprofURL+"/heap?gc=1", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("reading the manager's heap profile: %w", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("reading the manager's heap profile: %s", resp.Status)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(b.profiles, 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(b.profiles, "heap-"+name+".pb.gz")
+	logf("heap profile of the manager: %s (go tool pprof -top bin/manager %s)", path, path)
+	return os.WriteFile(path, data, 0o644)
 }
 
 func (b *bench) stop() {

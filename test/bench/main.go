@@ -85,6 +85,7 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
+	b.profiles = *out
 	results, err := b.run(ctx, parseSizes(*sizes), *idle, *idleN, *dataMB*1e6, *safetyRuns)
 	b.stop()
 	if err != nil {

@@ -17,6 +17,7 @@ limitations under the License.
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,6 +51,9 @@ type peerDoc struct {
 				P50 float64 `json:"p50"`
 				P95 float64 `json:"p95"`
 			} `json:"tools"`
+			// What make bench-peer judged (its rule, not repeated here).
+			Ratio   *float64 `json:"ratio"`
+			Verdict string   `json:"verdict"`
 		} `json:"figures"`
 	} `json:"settings"`
 }
@@ -62,9 +66,10 @@ type peerRow struct {
 	Ours    float64  `json:"ours"`
 	Guard   *float64 `json:"oursWithGuard,omitempty"`
 	Peer    float64  `json:"argoRollouts"`
-	// Ratio is ours / the peer's (p50; lower is better).
-	Ratio   float64 `json:"ratio"`
-	Verdict string  `json:"verdict"`
+	// Ratio is ours / the peer's (p50; lower is better; nil when there is
+	// none) and Verdict who leads, as make bench-peer judged them.
+	Ratio   *float64 `json:"ratio,omitempty"`
+	Verdict string   `json:"verdict"`
 }
 
 // peerSection is what dir's latest make bench-peer measured, or why there
@@ -106,26 +111,11 @@ func readPeer(dir string) (peerSection, error) {
 			if g, ok := f.Tools["ours+guard"]; ok {
 				row.Guard = &g.P50
 			}
-			row.Ratio, row.Verdict = compare(ours.P50, peer.P50)
+			row.Ratio, row.Verdict = f.Ratio, cmp.Or(f.Verdict, "- (make bench-peer before it judged: run it again)")
 			sec.Rows = append(sec.Rows, row)
 		}
 	}
 	return sec, nil
-}
-
-// compare is ours / the peer's and who leads on a lower-is-better figure.
-func compare(ours, peer float64) (float64, string) {
-	if peer <= 0 || ours < 0 {
-		return 0, "-"
-	}
-	r := ours / peer
-	switch {
-	case r < 0.95:
-		return round(r, 2), "we lead"
-	case r > 1.05:
-		return round(r, 2), "WE LOSE"
-	}
-	return round(r, 2), "tie"
 }
 
 func printPeer(sec peerSection) {
@@ -140,8 +130,12 @@ func printPeer(sec peerSection) {
 		if r.Guard != nil {
 			guard = strconv.FormatFloat(*r.Guard, 'f', -1, 64)
 		}
-		fmt.Printf("%-22s %-58s %10s %10s %10s %6.2fx %s\n", r.Setting, r.Figure, strconv.FormatFloat(r.Ours, 'f', -1, 64), guard,
-			strconv.FormatFloat(r.Peer, 'f', -1, 64), r.Ratio, r.Verdict)
+		ratio := "-"
+		if r.Ratio != nil {
+			ratio = fmt.Sprintf("%.2fx", *r.Ratio)
+		}
+		fmt.Printf("%-22s %-58s %10s %10s %10s %7s %s\n", r.Setting, r.Figure, strconv.FormatFloat(r.Ours, 'f', -1, 64), guard,
+			strconv.FormatFloat(r.Peer, 'f', -1, 64), ratio, r.Verdict)
 	}
 }
 

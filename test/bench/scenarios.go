@@ -207,6 +207,9 @@ func (b *bench) scale(ctx context.Context, n int) ([]result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := b.saveHeap(ctx, fmt.Sprintf("scale%d", n)); err != nil {
+		return nil, err
+	}
 	requests, err := b.requestsSince(offset)
 	if err != nil {
 		return nil, err

@@ -106,6 +106,7 @@ func main() {
 		doc := document{Argo: *argoVersion, Command: "make bench-peer"}
 		err = b.runAll(ctx, o, &doc, func() error {
 			doc.At = time.Now().UTC().Format(time.RFC3339)
+			judge(&doc)
 			printTable(doc)
 			return save(*out, doc)
 		})

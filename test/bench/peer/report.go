@@ -65,6 +65,12 @@ type figure struct {
 	// Floor marks a row that is the same data for every tool (the floor
 	// each tool is measured against), not a comparison.
 	Floor bool `json:"floor,omitempty"`
+	// Ratio is ours' p50 over Argo's (lower is better; nil when there is
+	// none) and Verdict who leads; the guard's beside them (judge).
+	Ratio        *float64 `json:"ratio,omitempty"`
+	Verdict      string   `json:"verdict,omitempty"`
+	GuardRatio   *float64 `json:"guardRatio,omitempty"`
+	GuardVerdict string   `json:"guardVerdict,omitempty"`
 }
 
 // The figures' units besides seconds.

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,27 +28,62 @@ import (
 	"time"
 )
 
-// verdict compares ours with the peer's on a lower-is-better figure.
-func verdict(ours, peer float64) (string, string) {
+// verdict compares ours with the peer's on a lower-is-better figure: the
+// ratio (nil when there is none) and who leads. The one place the rule is:
+// make bench's peer section shows what the JSON says (judge).
+func verdict(ours, peer float64) (*float64, string) {
 	switch {
 	case ours < 0 || peer < 0:
 		// A time that can come out negative (the routing changed before
 		// the write's answer came) makes no ratio.
-		return "-", "-"
+		return nil, "-"
 	case peer == 0 && ours == 0:
-		return "-", "tie"
+		return nil, "tie"
 	case peer == 0:
-		return "-", "WE LOSE"
+		return nil, "WE LOSE"
 	}
-	r := ours / peer
-	ratio := fmt.Sprintf("%.2fx", r)
+	r := math.Round(ours/peer*100) / 100
 	switch {
-	case r < 0.95:
-		return ratio, "we lead"
-	case r > 1.05:
-		return ratio, "WE LOSE"
+	case ours/peer < 0.95:
+		return &r, "we lead"
+	case ours/peer > 1.05:
+		return &r, "WE LOSE"
 	}
-	return ratio, "tie"
+	return &r, "tie"
+}
+
+// judge puts each comparing figure's ratios and verdicts into the document.
+func judge(doc *document) {
+	figures := func(fs []figure) {
+		for i := range fs {
+			f := &fs[i]
+			if f.Floor {
+				continue
+			}
+			argo, ok := f.Tools[toolArgo]
+			if !ok {
+				continue
+			}
+			f.Ratio, f.Verdict = verdict(f.Tools[toolOurs].P50, argo.P50)
+			if g, ok := f.Tools[toolGuard]; ok {
+				f.GuardRatio, f.GuardVerdict = verdict(g.P50, argo.P50)
+			}
+		}
+	}
+	for i := range doc.Settings {
+		figures(doc.Settings[i].Figures)
+	}
+	if doc.Concurrent != nil {
+		figures(doc.Concurrent.Figures)
+	}
+}
+
+// ratioText shows a ratio as "0.71x".
+func ratioText(r *float64) string {
+	if r == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", *r)
 }
 
 const rowFormat = "%-66s %-19s %-19s %-19s %-7s %-22s %-7s %s\n"
@@ -108,13 +144,12 @@ func printRow(f figure, cell func(summary) string) {
 		}
 		return "-"
 	}
-	ratio, v := verdict(f.Tools[toolOurs].P50, f.Tools[toolArgo].P50)
-	gratio, gv := "", ""
-	if g, ok := f.Tools[toolGuard]; ok {
-		gratio, gv = verdict(g.P50, f.Tools[toolArgo].P50)
+	ratio, v, gratio, gv := ratioText(f.Ratio), f.Verdict, "", ""
+	if f.GuardVerdict != "" {
+		gratio, gv = ratioText(f.GuardRatio), f.GuardVerdict
 	}
 	if f.Floor {
-		ratio, v, gratio, gv = "", "(the floor, not a race)", "", ""
+		ratio, v = "", "(the floor, not a race)"
 	}
 	fmt.Printf(rowFormat, f.Name, show(toolOurs), show(toolGuard), show(toolArgo), ratio, v, gratio, gv)
 }
