@@ -22,6 +22,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -106,6 +108,12 @@ func main() {
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	log := ctrl.Log.WithName("setup")
+	if limit, why := memoryLimit(os.Getenv("GOMEMLIMIT"), os.Getenv("MEMORY_LIMIT")); limit > 0 {
+		debug.SetMemoryLimit(limit)
+		log.Info("Go's soft memory limit set", "bytes", limit, "why", why)
+	} else if why != "" {
+		log.Info("No soft memory limit", "why", why)
+	}
 	guardNets, err := controllers.ParseGuardNetworks(guardNetworks)
 	if err != nil {
 		log.Error(err, "Bad --guard-networks")
@@ -184,6 +192,30 @@ func main() {
 		log.Error(err, "The manager stopped with an error")
 		os.Exit(1)
 	}
+}
+
+// memoryLimitShare is the part of the container's memory limit the Go heap
+// may grow to before the collector works harder: the rest is for what Go
+// does not count (stacks, the binary) and a margin before the OOM killer.
+const memoryLimitShare = 0.9
+
+// memoryLimit is the soft memory limit to set from the container's memory
+// limit in bytes (MEMORY_LIMIT, which the manifests take from
+// limits.memory): memoryLimitShare of it, so the collector runs more often
+// near the limit instead of the heap doubling past it. 0 when GOMEMLIMIT is
+// set (Go reads it itself) or there is no limit; why says which.
+func memoryLimit(gomemlimit, container string) (int64, string) {
+	switch {
+	case gomemlimit != "":
+		return 0, ""
+	case container == "":
+		return 0, "MEMORY_LIMIT is not set"
+	}
+	n, err := strconv.ParseInt(container, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Sprintf("MEMORY_LIMIT %q is not a number of bytes", container)
+	}
+	return int64(float64(n) * memoryLimitShare), fmt.Sprintf("%.0f%% of MEMORY_LIMIT (%d bytes)", memoryLimitShare*100, n)
 }
 
 // namespaceConfig turns "a,b" into the cache's per-namespace configuration;

@@ -109,7 +109,10 @@ func (r *DifyUpgradeReconciler) endPromote(ctx context.Context, s *scope) (phase
 		return phaseResult{}, err
 	}
 	if !gone {
-		return waiting("canary deletion", 0, "Waiting for the canary Deployments to be deleted"), nil
+		wait := waiting("canary deletion", 0, "Waiting for the canary Deployments and their pods to be deleted")
+		// The end of the canary pods wakes nothing (pods are not watched).
+		wait.requeueAfter = podsGoneTick
+		return wait, nil
 	}
 	return finished(upgradev1alpha1.PhaseVerify, "Every component rolled to %s; verifying", s.spec().TargetVersion), nil
 }

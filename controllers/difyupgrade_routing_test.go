@@ -130,3 +130,42 @@ func TestTheWayBackTicksOnlyWhileTheCanaryPodsGo(t *testing.T) {
 		t.Fatalf("a stable rollout under way: waits %q, tick %s; want the rollout's wait and no tick (its watch wakes the upgrade)", waits, canariesGoneTick(waits))
 	}
 }
+
+// Promote ends once the canaries and their pods are gone; the end of the
+// pods wakes nothing, so the wait looks again every podsGoneTick (it once
+// sat until the progress deadline when no status write followed).
+func TestPromoteLooksAgainWhileTheCanaryPodsGo(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	canaryPod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "dify-api-canary-1", Namespace: "dify",
+		Labels: map[string]string{"app": "api", TrackLabel: "canary"}}}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(canaryPod).Build()
+	r := &DifyUpgradeReconciler{Client: c, Recorder: &events.FakeRecorder{}}
+	u := &upgradev1alpha1.DifyUpgrade{ObjectMeta: metav1.ObjectMeta{Name: "up", Namespace: "dify"},
+		Spec: upgradev1alpha1.DifyUpgradeSpec{TargetVersion: "1.11.1", Release: "dify"}}
+	u.SetDefaults()
+	u.Status.Components = []upgradev1alpha1.ComponentStatus{{Name: upgradev1alpha1.ComponentAPI, Deployment: "dify-api", Canary: true}}
+	stable := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "dify-api", Namespace: "dify"},
+		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}}}}
+	end := func() phaseResult {
+		s := newScope(context.Background(), u, time.Date(2026, 12, 7, 13, 0, 0, 0, time.UTC))
+		s.obs = &observation{stable: map[upgradev1alpha1.Component]*apps.Workload{upgradev1alpha1.ComponentAPI: apps.Of(stable)},
+			canary: map[upgradev1alpha1.Component]*appsv1.Deployment{}, routing: map[string]routingRead{}}
+		res, err := r.endPromote(context.Background(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := end(); res.next != "" || res.waitKey == "" || res.requeueAfter != podsGoneTick {
+		t.Fatalf("a canary pod still serving: %+v; want a wait that looks again in %s", res, podsGoneTick)
+	}
+	if err := c.Delete(context.Background(), canaryPod); err != nil {
+		t.Fatal(err)
+	}
+	if res := end(); res.next != upgradev1alpha1.PhaseVerify {
+		t.Fatalf("no canary pod left: %+v; want Verify next", res)
+	}
+}

@@ -132,7 +132,9 @@ func start(ctx context.Context, nodesFor int) (*bench, error) {
 		"--health-probe-bind-address=127.0.0.1:0", "--zap-log-level=error",
 		// kwok's pod IPs are made up: the fast guard dials only the loopback.
 		"--guard-networks=127.0.0.0/8")
-	b.manager.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	// The memory limit the shipped manifests give the container, passed
+	// as they pass it (MEMORY_LIMIT from limits.memory).
+	b.manager.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, fmt.Sprintf("MEMORY_LIMIT=%d", shippedMemoryLimit))
 	logFile, err := os.Create(filepath.Join(dir, "logs", "manager.log"))
 	if err != nil {
 		return b, err
@@ -144,6 +146,10 @@ func start(ctx context.Context, nodesFor int) (*bench, error) {
 	logf("operator pid %d, metrics %s", b.manager.Process.Pid, b.metricsURL)
 	return b, nil
 }
+
+// shippedMemoryLimit is config/manager's and the chart's limits.memory
+// (256Mi).
+const shippedMemoryLimit = 256 << 20
 
 // saveHeap writes the manager's heap profile (after a collection) to
 // <profiles>/heap-<name>.pb.gz, for `go tool pprof`: where the memory of a
