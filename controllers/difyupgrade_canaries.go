@@ -124,8 +124,9 @@ func (r *DifyUpgradeReconciler) deleteCanaries(ctx context.Context, s *scope) (b
 	return r.noCanaryPods(ctx, s)
 }
 
-// podsGoneTick is how often the way back looks again while it waits for
-// what it does not watch: the canary pods to go.
+// podsGoneTick is how often a phase looks again while it waits for pods to
+// go (the canaries', or the writers' before a restore): pods are not
+// watched, so their end wakes nothing.
 const podsGoneTick = time.Second
 
 // noCanaryPods reports whether no canary pod of any canaried component is

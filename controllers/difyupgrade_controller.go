@@ -113,6 +113,9 @@ type DifyUpgradeReconciler struct {
 	notes notifier
 	// guards are the fast guards of the canaries (difyupgrade_guard.go).
 	guards guards
+	// nodes are the nodes' measured use, shared by every upgrade's
+	// Precheck (difyupgrade_precheck_capacity.go).
+	nodes nodeUses
 
 	// hashes remembers, per Deployment UID, the pod-template-hash of its
 	// current revision (which never changes for that revision), so a tick

@@ -22,7 +22,6 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -307,7 +306,7 @@ func (r *DifyUpgradeReconciler) stopWriters(ctx context.Context, s *scope) (phas
 	if len(running) > 0 {
 		res := waiting("writers stopping", 0, "Stopping the Dify workloads that write to the database before the restore: %s", strings.Join(running, ", "))
 		// Pods are not watched: look again shortly.
-		res.requeueAfter = time.Second
+		res.requeueAfter = podsGoneTick
 		return res, nil
 	}
 	return phaseResult{}, nil

@@ -19,13 +19,17 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
+	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"golang.org/x/sync/singleflight"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
@@ -123,29 +127,101 @@ func (r *DifyUpgradeReconciler) releaseNodes(ctx context.Context, s *scope, sele
 	return nodes, nil
 }
 
-// nodeUse reads each node's allocatable and the requests of every pod bound
-// to it (in any namespace) that has not ended and is not being deleted.
+// nodeUseMaxAge is how long one measurement of a node serves the prechecks
+// of every upgrade: N upgrades starting at once on the same nodes measure
+// each node once (a measurement lists every pod bound to it), not N times.
+const nodeUseMaxAge = 10 * time.Second
+
+// nodePodsPage is how many of a node's pods one list returns: the pods are
+// summed a page at a time, so a measurement holds one page in memory, not
+// every pod of a node.
+const nodePodsPage = 250
+
+// nodeUses are the nodes' measured use, shared by the upgrades' prechecks;
+// one measurement of a node at a time.
+type nodeUses struct {
+	flight singleflight.Group
+	mu     sync.Mutex
+	seen   map[string]nodeUseRead
+}
+
+// nodeUseRead is a node's use as measured at a time; found is false when
+// the node was gone.
+type nodeUseRead struct {
+	at    time.Time
+	node  headroom.Node
+	found bool
+}
+
+// nodeUse is each node's allocatable and the requests of every pod bound
+// to it (in any namespace) that has not ended and is not being deleted, as
+// measured within nodeUseMaxAge.
 func (r *DifyUpgradeReconciler) nodeUse(ctx context.Context, names map[string]bool) ([]headroom.Node, error) {
-	sorted := make([]string, 0, len(names))
-	for n := range names {
-		sorted = append(sorted, n)
+	out := make([]headroom.Node, 0, len(names))
+	for _, name := range slices.Sorted(maps.Keys(names)) {
+		read, err := r.nodes.get(name, r.Clock.Now(), func() (nodeUseRead, error) { return r.measureNode(ctx, name) })
+		if err != nil {
+			return nil, err
+		}
+		if read.found {
+			out = append(out, read.node)
+		}
 	}
-	slices.Sort(sorted)
-	out := make([]headroom.Node, 0, len(sorted))
-	for _, name := range sorted {
-		node := &corev1.Node{}
-		err := r.reader().Get(ctx, client.ObjectKey{Name: name}, node)
-		switch {
-		case apierrors.IsNotFound(err):
-			continue // deleted since its pods were listed: nothing lands there
-		case err != nil:
-			return nil, fmt.Errorf("reading node %s: %w", name, err)
+	return out, nil
+}
+
+// get is the node's use measured at most nodeUseMaxAge before now, or
+// measures it (once, whoever else asks meanwhile).
+func (n *nodeUses) get(name string, now time.Time, measure func() (nodeUseRead, error)) (nodeUseRead, error) {
+	n.mu.Lock()
+	read, ok := n.seen[name]
+	n.mu.Unlock()
+	if ok && now.Sub(read.at) < nodeUseMaxAge {
+		return read, nil
+	}
+	v, err, _ := n.flight.Do(name, func() (any, error) {
+		read, err := measure()
+		if err != nil {
+			return nil, err
 		}
+		read.at = now
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if n.seen == nil {
+			n.seen = map[string]nodeUseRead{}
+		}
+		for other, old := range n.seen {
+			if now.Sub(old.at) >= nodeUseMaxAge {
+				delete(n.seen, other)
+			}
+		}
+		n.seen[name] = read
+		return read, nil
+	})
+	if err != nil {
+		return nodeUseRead{}, err
+	}
+	return v.(nodeUseRead), nil
+}
+
+// measureNode reads a node's allocatable and sums the requests of its pods,
+// a page at a time.
+func (r *DifyUpgradeReconciler) measureNode(ctx context.Context, name string) (nodeUseRead, error) {
+	node := &corev1.Node{}
+	err := r.reader().Get(ctx, client.ObjectKey{Name: name}, node)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nodeUseRead{}, nil // deleted since its pods were listed: nothing lands there
+	case err != nil:
+		return nodeUseRead{}, fmt.Errorf("reading node %s: %w", name, err)
+	}
+	requested := corev1.ResourceList{}
+	onNode := client.MatchingFieldsSelector{Selector: fields.OneTermEqualSelector("spec.nodeName", name)}
+	for next := ""; ; {
 		pods := &corev1.PodList{}
-		if err := r.reader().List(ctx, pods, client.MatchingFieldsSelector{Selector: fields.OneTermEqualSelector("spec.nodeName", name)}); err != nil {
-			return nil, fmt.Errorf("listing the pods of node %s: %w", name, err)
+		if err := r.reader().List(ctx, pods, onNode, client.Limit(nodePodsPage), client.Continue(next)); err != nil {
+			return nodeUseRead{}, fmt.Errorf("listing the pods of node %s: %w", name, err)
 		}
-		requested := corev1.ResourceList{}
 		for i := range pods.Items {
 			p := &pods.Items[i]
 			if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || p.DeletionTimestamp != nil {
@@ -157,7 +233,9 @@ func (r *DifyUpgradeReconciler) nodeUse(ctx context.Context, names map[string]bo
 				requested[res] = sum
 			}
 		}
-		out = append(out, headroom.Node{Name: name, Allocatable: node.Status.Allocatable, Requested: requested})
+		if next = pods.Continue; next == "" {
+			break
+		}
 	}
-	return out, nil
+	return nodeUseRead{node: headroom.Node{Name: name, Allocatable: node.Status.Allocatable, Requested: requested}, found: true}, nil
 }

@@ -1,0 +1,86 @@
+/*
+Copyright 2026 The dify-upgrade-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+)
+
+// N upgrades starting at once on the same nodes measure each node once:
+// the prechecks within nodeUseMaxAge of a measurement share it, and a later
+// one measures again.
+func TestPrechecksShareANodesMeasurementForTenSeconds(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	pod := func(name, cpu string, phase corev1.PodPhase) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "other"},
+			Spec: corev1.PodSpec{NodeName: "node-1", Containers: []corev1.Container{{Name: "c",
+				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu)}}}}},
+			Status: corev1.PodStatus{Phase: phase}}
+	}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"},
+		Status: corev1.NodeStatus{Allocatable: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4")}}}
+	lists := 0
+	c := fake.NewClientBuilder().WithScheme(scheme).
+		WithObjects(node, pod("a", "500m", corev1.PodRunning), pod("b", "250m", corev1.PodRunning), pod("done", "1", corev1.PodSucceeded)).
+		WithIndex(&corev1.Pod{}, "spec.nodeName", func(o client.Object) []string { return []string{o.(*corev1.Pod).Spec.NodeName} }).
+		WithInterceptorFuncs(interceptor.Funcs{List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			if _, ok := list.(*corev1.PodList); ok {
+				lists++
+			}
+			return c.List(ctx, list, opts...)
+		}}).Build()
+	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 12, 7, 16, 0, 0, 0, time.UTC))
+	r := &DifyUpgradeReconciler{Client: c, Clock: clk}
+	measure := func() corev1.ResourceList {
+		nodes, err := r.nodeUse(context.Background(), map[string]bool{"node-1": true, "gone": true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(nodes) != 1 || nodes[0].Name != "node-1" {
+			t.Fatalf("nodes %+v; want node-1 alone (the other is gone)", nodes)
+		}
+		return nodes[0].Requested
+	}
+	if cpu := measure()[corev1.ResourceCPU]; cpu.MilliValue() != 750 {
+		t.Fatalf("requested CPU %s; want 750m (the ended pod left out)", cpu.String())
+	}
+	clk.SetTime(clk.Now().Add(nodeUseMaxAge - time.Second))
+	measure()
+	if lists != 1 {
+		t.Fatalf("%d pod lists for two prechecks %s apart; want 1", lists, nodeUseMaxAge-time.Second)
+	}
+	clk.SetTime(clk.Now().Add(2 * time.Second))
+	measure()
+	if lists != 2 {
+		t.Fatalf("%d pod lists once the measurement was %s old; want 2", lists, nodeUseMaxAge+time.Second)
+	}
+}
