@@ -18,14 +18,16 @@ package main
 
 import "testing"
 
-func TestTheSoftMemoryLimitIsNinetyPercentOfTheContainers(t *testing.T) {
+func TestTheSoftMemoryLimitLeavesTheBinaryItsRoom(t *testing.T) {
 	for _, tc := range []struct {
 		gomemlimit, container string
 		want                  int64
 		why                   bool
 	}{
-		{container: "268435456", want: 241591910, why: true}, // 256Mi
-		{gomemlimit: "200MiB", container: "268435456"},       // set by hand: Go reads it
+		{container: "268435456", want: 192 << 20, why: true},  // 256Mi: 64Mi left
+		{container: "1073741824", want: 960 << 20, why: true}, // 1Gi
+		{container: "100000000", want: 50000000, why: true},   // small: half at least
+		{gomemlimit: "200MiB", container: "268435456"},        // set by hand: Go reads it
 		{why: true},                     // no limit
 		{container: "256Mi", why: true}, // not bytes: said, not guessed
 		{container: "0", why: true},
