@@ -23,12 +23,15 @@ import (
 	"testing"
 )
 
-func TestThePeerSectionComparesOursWithTheLatestSideBySideRun(t *testing.T) {
-	dir := t.TempDir()
-	sec, err := readPeer(dir)
+func TestThePeerSectionSaysWhenThereIsNoSideBySideRun(t *testing.T) {
+	sec, err := readPeer(t.TempDir())
 	if err != nil || sec.Missing == "" || len(sec.Rows) != 0 {
 		t.Fatalf("without a peer run: %+v, %v; want it said missing", sec, err)
 	}
+}
+
+func TestThePeerSectionComparesOursWithTheLatestSideBySideRun(t *testing.T) {
+	dir := t.TempDir()
 	doc := `{"at": "2026-12-07T11:59:06Z", "command": "make bench-peer", "argoRollouts": "v1.10.2", "settings": [{"scrape": "1s", "rounds": 10, "figures": [
 	  {"name": "fault -> 0% on the canary", "unit": "s", "tools": {"ours": {"p50": 1.0}, "ours+guard": {"p50": 0.5}, "argo": {"p50": 2.0}}, "ratio": 0.5, "verdict": "we lead"},
 	  {"name": "abort sent -> routing at 0", "unit": "s", "tools": {"ours": {"p50": 0.037}, "argo": {"p50": 0.017}}, "ratio": 2.18, "verdict": "WE LOSE"},
@@ -37,7 +40,7 @@ func TestThePeerSectionComparesOursWithTheLatestSideBySideRun(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, peerFile), []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sec, err = readPeer(dir)
+	sec, err := readPeer(dir)
 	if err != nil || sec.Missing != "" || sec.At != "2026-12-07T11:59:06Z" || sec.Peer != "Argo Rollouts v1.10.2" {
 		t.Fatalf("section %+v, %v", sec, err)
 	}
