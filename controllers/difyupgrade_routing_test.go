@@ -40,37 +40,55 @@ import (
 // The routing goes back to its original spec, which reaches every pod of
 // each Service, only once no canary pod is left serving: the canary
 // Deployment leaves before its pods do.
-func TestTheOriginalRoutingWaitsForTheCanaryPodsToGo(t *testing.T) {
+// wayBackFixture is a fake cluster holding one canary pod of the api
+// component, and an upgrade of it (routed by Istio unless plain) whose
+// canary Deployment is already gone.
+func wayBackFixture(t *testing.T, istio bool, funcs interceptor.Funcs) (client.WithWatch, *DifyUpgradeReconciler, *upgradev1alpha1.DifyUpgrade, *corev1.Pod) {
+	t.Helper()
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
 	canaryPod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "dify-api-canary-1", Namespace: "dify",
 		Labels: map[string]string{"app": "api", TrackLabel: "canary"}}}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(canaryPod).WithInterceptorFuncs(funcs).Build()
+	u := &upgradev1alpha1.DifyUpgrade{ObjectMeta: metav1.ObjectMeta{Name: "up", Namespace: "dify"},
+		Spec: upgradev1alpha1.DifyUpgradeSpec{TargetVersion: "1.11.1", Release: "dify"}}
+	if istio {
+		u.Spec.Canary.Istio = &upgradev1alpha1.IstioCanary{
+			VirtualService:   upgradev1alpha1.IstioVirtualService{Name: "dify", Routes: []string{"api"}},
+			DestinationRules: []upgradev1alpha1.IstioDestinationRule{{Name: "dify-api", Component: upgradev1alpha1.ComponentAPI}}}
+	}
+	u.SetDefaults()
+	u.Status.Components = []upgradev1alpha1.ComponentStatus{{Name: upgradev1alpha1.ComponentAPI, Deployment: "dify-api", Canary: true}}
+	return c, &DifyUpgradeReconciler{Client: c, Recorder: &events.FakeRecorder{}}, u, canaryPod
+}
+
+// passOver is a pass's scope over stable, the canary Deployment gone.
+func passOver(u *upgradev1alpha1.DifyUpgrade, stable *appsv1.Deployment) *scope {
+	s := newScope(context.Background(), u, time.Date(2026, 12, 7, 13, 0, 0, 0, time.UTC))
+	s.obs = &observation{stable: map[upgradev1alpha1.Component]*apps.Workload{upgradev1alpha1.ComponentAPI: apps.Of(stable)},
+		canary: map[upgradev1alpha1.Component]*appsv1.Deployment{}, routing: map[string]routingRead{}}
+	return s
+}
+
+// apiSelector selects the api pods.
+var apiSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}}
+
+func TestTheOriginalRoutingWaitsForTheCanaryPodsToGo(t *testing.T) {
 	routingReads := 0
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(canaryPod).WithInterceptorFuncs(interceptor.Funcs{
+	c, r, u, canaryPod := wayBackFixture(t, true, interceptor.Funcs{
 		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 			if _, ok := obj.(*unstructured.Unstructured); ok {
 				routingReads++
 			}
 			return c.Get(ctx, key, obj, opts...)
 		},
-	}).Build()
-	r := &DifyUpgradeReconciler{Client: c, Recorder: &events.FakeRecorder{}}
-	u := &upgradev1alpha1.DifyUpgrade{ObjectMeta: metav1.ObjectMeta{Name: "up", Namespace: "dify"},
-		Spec: upgradev1alpha1.DifyUpgradeSpec{TargetVersion: "1.11.1", Release: "dify", Canary: upgradev1alpha1.CanarySpec{Istio: &upgradev1alpha1.IstioCanary{
-			VirtualService:   upgradev1alpha1.IstioVirtualService{Name: "dify", Routes: []string{"api"}},
-			DestinationRules: []upgradev1alpha1.IstioDestinationRule{{Name: "dify-api", Component: upgradev1alpha1.ComponentAPI}}}}}}
-	u.SetDefaults()
-	u.Status.Components = []upgradev1alpha1.ComponentStatus{{Name: upgradev1alpha1.ComponentAPI, Deployment: "dify-api", Canary: true}}
-	stable := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "dify-api", Namespace: "dify"},
-		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}}}}
+	})
+	stable := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "dify-api", Namespace: "dify"}, Spec: appsv1.DeploymentSpec{Selector: apiSelector}}
 	// pass is one pass on the way back, the canary Deployment already gone.
 	pass := func() {
-		s := newScope(context.Background(), u, time.Date(2026, 12, 7, 13, 0, 0, 0, time.UTC))
-		s.obs = &observation{stable: map[upgradev1alpha1.Component]*apps.Workload{upgradev1alpha1.ComponentAPI: apps.Of(stable)},
-			canary: map[upgradev1alpha1.Component]*appsv1.Deployment{}, routing: map[string]routingRead{}}
-		if err := r.trafficToStable(context.Background(), s, false); err != nil {
+		if err := r.trafficToStable(context.Background(), passOver(u, stable), false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -93,33 +111,16 @@ func TestTheOriginalRoutingWaitsForTheCanaryPodsToGo(t *testing.T) {
 // canary pods to go, which wakes nothing; a wait for a stable rollout is
 // woken by the Deployment's own watch and sets no tick.
 func TestTheWayBackTicksOnlyWhileTheCanaryPodsGo(t *testing.T) {
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	canaryPod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "dify-api-canary-1", Namespace: "dify",
-		Labels: map[string]string{"app": "api", TrackLabel: "canary"}}}
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(canaryPod).Build()
-	r := &DifyUpgradeReconciler{Client: c, Recorder: &events.FakeRecorder{}}
-	u := &upgradev1alpha1.DifyUpgrade{ObjectMeta: metav1.ObjectMeta{Name: "up", Namespace: "dify"},
-		Spec: upgradev1alpha1.DifyUpgradeSpec{TargetVersion: "1.11.1", Release: "dify", Canary: upgradev1alpha1.CanarySpec{Istio: &upgradev1alpha1.IstioCanary{
-			VirtualService:   upgradev1alpha1.IstioVirtualService{Name: "dify", Routes: []string{"api"}},
-			DestinationRules: []upgradev1alpha1.IstioDestinationRule{{Name: "dify-api", Component: upgradev1alpha1.ComponentAPI}}}}}}
-	u.SetDefaults()
-	u.Status.Components = []upgradev1alpha1.ComponentStatus{{Name: upgradev1alpha1.ComponentAPI, Deployment: "dify-api", Canary: true}}
+	_, r, u, _ := wayBackFixture(t, true, interceptor.Funcs{})
 	putBack := func(stable *appsv1.Deployment) []string {
-		s := newScope(context.Background(), u, time.Date(2026, 12, 7, 13, 0, 0, 0, time.UTC))
-		s.obs = &observation{stable: map[upgradev1alpha1.Component]*apps.Workload{upgradev1alpha1.ComponentAPI: apps.Of(stable)},
-			canary: map[upgradev1alpha1.Component]*appsv1.Deployment{}, routing: map[string]routingRead{}}
-		waits, _, _, err := r.putBack(context.Background(), s, true)
+		waits, _, _, err := r.putBack(context.Background(), passOver(u, stable), true)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return waits
 	}
-	selector := &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}}
 	rolledOut := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "dify-api", Namespace: "dify", Generation: 2},
-		Spec:   appsv1.DeploymentSpec{Replicas: new(int32(2)), Selector: selector},
+		Spec:   appsv1.DeploymentSpec{Replicas: new(int32(2)), Selector: apiSelector},
 		Status: appsv1.DeploymentStatus{ObservedGeneration: 2, Replicas: 2, UpdatedReplicas: 2, AvailableReplicas: 2, ReadyReplicas: 2}}
 	if waits := putBack(rolledOut); !slices.Equal(waits, []string{waitCanariesGone}) || canariesGoneTick(waits) != podsGoneTick {
 		t.Fatalf("a canary pod still serving: waits %q, tick %s; want the canaries' wait and a look every %s", waits, canariesGoneTick(waits), podsGoneTick)
@@ -135,25 +136,10 @@ func TestTheWayBackTicksOnlyWhileTheCanaryPodsGo(t *testing.T) {
 // pods wakes nothing, so the wait looks again every podsGoneTick (it once
 // sat until the progress deadline when no status write followed).
 func TestPromoteLooksAgainWhileTheCanaryPodsGo(t *testing.T) {
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	canaryPod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "dify-api-canary-1", Namespace: "dify",
-		Labels: map[string]string{"app": "api", TrackLabel: "canary"}}}
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(canaryPod).Build()
-	r := &DifyUpgradeReconciler{Client: c, Recorder: &events.FakeRecorder{}}
-	u := &upgradev1alpha1.DifyUpgrade{ObjectMeta: metav1.ObjectMeta{Name: "up", Namespace: "dify"},
-		Spec: upgradev1alpha1.DifyUpgradeSpec{TargetVersion: "1.11.1", Release: "dify"}}
-	u.SetDefaults()
-	u.Status.Components = []upgradev1alpha1.ComponentStatus{{Name: upgradev1alpha1.ComponentAPI, Deployment: "dify-api", Canary: true}}
-	stable := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "dify-api", Namespace: "dify"},
-		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}}}}
+	c, r, u, canaryPod := wayBackFixture(t, false, interceptor.Funcs{})
+	stable := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "dify-api", Namespace: "dify"}, Spec: appsv1.DeploymentSpec{Selector: apiSelector}}
 	end := func() phaseResult {
-		s := newScope(context.Background(), u, time.Date(2026, 12, 7, 13, 0, 0, 0, time.UTC))
-		s.obs = &observation{stable: map[upgradev1alpha1.Component]*apps.Workload{upgradev1alpha1.ComponentAPI: apps.Of(stable)},
-			canary: map[upgradev1alpha1.Component]*appsv1.Deployment{}, routing: map[string]routingRead{}}
-		res, err := r.endPromote(context.Background(), s)
+		res, err := r.endPromote(context.Background(), passOver(u, stable))
 		if err != nil {
 			t.Fatal(err)
 		}
