@@ -219,7 +219,12 @@ func (r *DifyUpgradeReconciler) measureNode(ctx context.Context, name string) (n
 	onNode := client.MatchingFieldsSelector{Selector: fields.OneTermEqualSelector("spec.nodeName", name)}
 	for next := ""; ; {
 		pods := &corev1.PodList{}
-		if err := r.reader().List(ctx, pods, onNode, client.Limit(nodePodsPage), client.Continue(next)); err != nil {
+		opts := []client.ListOption{onNode}
+		if r.APIReader != nil {
+			// Pages from the API server (a cache has all or nothing).
+			opts = append(opts, client.Limit(nodePodsPage), client.Continue(next))
+		}
+		if err := r.reader().List(ctx, pods, opts...); err != nil {
 			return nodeUseRead{}, fmt.Errorf("listing the pods of node %s: %w", name, err)
 		}
 		for i := range pods.Items {
@@ -233,7 +238,7 @@ func (r *DifyUpgradeReconciler) measureNode(ctx context.Context, name string) (n
 				requested[res] = sum
 			}
 		}
-		if next = pods.Continue; next == "" {
+		if next = pods.Continue; next == "" || r.APIReader == nil {
 			break
 		}
 	}

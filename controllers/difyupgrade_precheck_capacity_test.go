@@ -17,7 +17,10 @@ limitations under the License.
 package controllers
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -40,7 +43,7 @@ func TestPrechecksShareANodesMeasurementForTenSeconds(t *testing.T) {
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
-	pod := func(name, cpu string, phase corev1.PodPhase) *corev1.Pod {
+	pod := func(name, cpu string, phase corev1.PodPhase) client.Object {
 		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "other"},
 			Spec: corev1.PodSpec{NodeName: "node-1", Containers: []corev1.Container{{Name: "c",
 				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu)}}}}},
@@ -48,18 +51,35 @@ func TestPrechecksShareANodesMeasurementForTenSeconds(t *testing.T) {
 	}
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"},
 		Status: corev1.NodeStatus{Allocatable: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4")}}}
+	objects := []client.Object{node, pod("done", "1", corev1.PodSucceeded)}
+	for i := range nodePodsPage + 10 {
+		objects = append(objects, pod(fmt.Sprintf("p%d", i), "10m", corev1.PodRunning))
+	}
 	lists := 0
-	c := fake.NewClientBuilder().WithScheme(scheme).
-		WithObjects(node, pod("a", "500m", corev1.PodRunning), pod("b", "250m", corev1.PodRunning), pod("done", "1", corev1.PodSucceeded)).
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objects...).
 		WithIndex(&corev1.Pod{}, "spec.nodeName", func(o client.Object) []string { return []string{o.(*corev1.Pod).Spec.NodeName} }).
 		WithInterceptorFuncs(interceptor.Funcs{List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
-			if _, ok := list.(*corev1.PodList); ok {
-				lists++
+			pods, ok := list.(*corev1.PodList)
+			if !ok {
+				return c.List(ctx, list, opts...)
 			}
-			return c.List(ctx, list, opts...)
+			// Pages as the API server gives them (the fake client does not).
+			lists++
+			o := (&client.ListOptions{}).ApplyOptions(opts)
+			if err := c.List(ctx, pods, client.MatchingFieldsSelector{Selector: o.FieldSelector}); err != nil {
+				return err
+			}
+			from, _ := strconv.Atoi(cmp.Or(o.Continue, "0"))
+			all := len(pods.Items)
+			to := min(all, from+int(o.Limit))
+			pods.Items, pods.Continue = pods.Items[from:to], ""
+			if to < all {
+				pods.Continue = strconv.Itoa(to)
+			}
+			return nil
 		}}).Build()
 	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 12, 7, 16, 0, 0, 0, time.UTC))
-	r := &DifyUpgradeReconciler{Client: c, Clock: clk}
+	r := &DifyUpgradeReconciler{Client: c, APIReader: c, Clock: clk}
 	measure := func() corev1.ResourceList {
 		nodes, err := r.nodeUse(context.Background(), map[string]bool{"node-1": true, "gone": true})
 		if err != nil {
@@ -70,17 +90,21 @@ func TestPrechecksShareANodesMeasurementForTenSeconds(t *testing.T) {
 		}
 		return nodes[0].Requested
 	}
-	if cpu := measure()[corev1.ResourceCPU]; cpu.MilliValue() != 750 {
-		t.Fatalf("requested CPU %s; want 750m (the ended pod left out)", cpu.String())
+	want := int64(10 * (nodePodsPage + 10))
+	if cpu := measure()[corev1.ResourceCPU]; cpu.MilliValue() != want {
+		t.Fatalf("requested CPU %s; want %dm (every page summed, the ended pod left out)", cpu.String(), want)
+	}
+	if lists != 2 {
+		t.Fatalf("%d pod lists for %d pods; want 2 pages", lists, nodePodsPage+11)
 	}
 	clk.SetTime(clk.Now().Add(nodeUseMaxAge - time.Second))
 	measure()
-	if lists != 1 {
-		t.Fatalf("%d pod lists for two prechecks %s apart; want 1", lists, nodeUseMaxAge-time.Second)
+	if lists != 2 {
+		t.Fatalf("%d pod lists for two prechecks %s apart; want the first one's 2", lists, nodeUseMaxAge-time.Second)
 	}
 	clk.SetTime(clk.Now().Add(2 * time.Second))
 	measure()
-	if lists != 2 {
-		t.Fatalf("%d pod lists once the measurement was %s old; want 2", lists, nodeUseMaxAge+time.Second)
+	if lists != 4 {
+		t.Fatalf("%d pod lists once the measurement was %s old; want 4", lists, nodeUseMaxAge+time.Second)
 	}
 }
