@@ -51,7 +51,8 @@ func TestPrechecksShareANodesMeasurementForTenSeconds(t *testing.T) {
 	}
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"},
 		Status: corev1.NodeStatus{Allocatable: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4")}}}
-	objects := []client.Object{node, pod("done", "1", corev1.PodSucceeded)}
+	objects := make([]client.Object, 0, nodePodsPage+12)
+	objects = append(objects, node, pod("done", "1", corev1.PodSucceeded))
 	for i := range nodePodsPage + 10 {
 		objects = append(objects, pod(fmt.Sprintf("p%d", i), "10m", corev1.PodRunning))
 	}

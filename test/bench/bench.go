@@ -72,9 +72,14 @@ func must(err error) {
 	}
 }
 
+// podsPerInstall is the most pods a sample install has during its
+// upgrade: 9 of its own, 4 of the api and web canaries at 100%, and the
+// rolling updates' surge.
+const podsPerInstall = 16
+
 // start brings up a local cluster that audits the operator's identity,
 // installs the CRD, and starts bin/manager as that identity.
-func start(ctx context.Context, nodesFor int) (*bench, error) {
+func start(ctx context.Context, installs int) (*bench, error) {
 	dir, err := os.MkdirTemp("", "dify-bench-cluster-")
 	if err != nil {
 		return nil, err
@@ -101,9 +106,11 @@ func start(ctx context.Context, nodesFor int) (*bench, error) {
 	}); err != nil {
 		return b, err
 	}
-	// Room for every pod of every install (ten each, the canaries
-	// counted): kwok nodes take 1000 pods each.
-	for i := 1; i <= max(6, (nodesFor+99)/100); i++ {
+	// Room for every pod of every install at once (the installs of every
+	// size stay): kwok nodes take 1000 pods each. Too few nodes leave
+	// canary pods Pending and the upgrades stuck (N = 1000 once had 1968
+	// Pending on 11 nodes).
+	for i := 1; i <= max(6, (podsPerInstall*installs+999)/1000); i++ {
 		if err := b.c.Create(ctx, localcluster.KwokNode(fmt.Sprintf("kwok-node-%d", i))); err != nil {
 			return b, err
 		}

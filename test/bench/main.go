@@ -47,7 +47,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -81,7 +80,12 @@ func main() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Minute)
 	defer cancel()
-	b, err := start(ctx, slices.Max(append(parseSizes(*sizes), *idleN)))
+	// Every size's installs stay, beside the idle ones and the overhead's.
+	installs := *idleN + 1
+	for _, n := range parseSizes(*sizes) {
+		installs += n
+	}
+	b, err := start(ctx, installs)
 	if err != nil {
 		fail(err)
 	}
