@@ -194,7 +194,7 @@ func (b *bench) scale(ctx context.Context, n int) ([]result, error) {
 			return nil, err
 		}
 	}
-	if err := b.waitUpgrades(ctx, namespaces, succeeded, max(25*time.Minute, time.Duration(n)*2*time.Second), slowPoll); err != nil {
+	if err := b.waitUpgrades(ctx, namespaces, succeeded, max(25*time.Minute, time.Duration(n)*3*time.Second), slowPoll); err != nil {
 		return nil, err
 	}
 	wall := time.Since(t0)
