@@ -68,6 +68,12 @@ func TestNamespaceInstallKeepsTheOperatorToItsOwnNamespace(t *testing.T) {
 	}) {
 		t.Errorf("env %v lacks POD_NAMESPACE from metadata.namespace", c.Env)
 	}
+	// The namespace install adds to the env; it must not replace it.
+	if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
+		return e.Name == "MEMORY_LIMIT" && e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil && e.ValueFrom.ResourceFieldRef.Resource == "limits.memory"
+	}) {
+		t.Errorf("env %v lacks MEMORY_LIMIT from limits.memory (the operator's soft memory limit)", c.Env)
+	}
 
 	expectNamespacedRBAC(t, rendered)
 }
