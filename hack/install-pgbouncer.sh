@@ -32,12 +32,23 @@ if [[ $(id -u) -ne 0 ]]; then
 	exit 1
 fi
 
+# go test runs the test servers' packages in parallel, so two of these
+# scripts may install at once: apt and dpkg take one at a time, and
+# policy-rc.d is shared. Take turns (other apt users: wait for their lock).
+exec 9>/tmp/dify-upgrade-operator-install.lock
+flock 9
+# The one before may have installed it.
+bin=$(find_bin)
+if [[ -n $bin ]]; then
+	echo "$bin"
+	exit 0
+fi
 echo "install-pgbouncer.sh: installing pgbouncer with apt-get" >&2
 trap restore_policy EXIT
 trap 'exit 130' INT TERM
 deny_service_starts
-apt-get update >&2
-DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends pgbouncer >&2
+apt-get -o DPkg::Lock::Timeout=600 update >&2
+DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends pgbouncer >&2
 restore_policy
 # The package's own service, if anything started it anyway.
 pkill -x pgbouncer 2>/dev/null || true

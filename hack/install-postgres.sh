@@ -35,12 +35,23 @@ if [[ $(id -u) -ne 0 ]]; then
 	exit 1
 fi
 
+# go test runs the test servers' packages in parallel, so two of these
+# scripts may install at once: apt and dpkg take one at a time, and
+# policy-rc.d is shared. Take turns (other apt users: wait for their lock).
+exec 9>/tmp/dify-upgrade-operator-install.lock
+flock 9
+# The one before may have installed it.
+dir=$(newest_bin_dir)
+if [[ -n $dir ]]; then
+	echo "$dir"
+	exit 0
+fi
 echo "install-postgres.sh: installing PostgreSQL with apt-get" >&2
-apt-get update >&2
+apt-get -o DPkg::Lock::Timeout=600 update >&2
 export DEBIAN_FRONTEND=noninteractive
-if ! apt-get install -y --no-install-recommends postgresql >&2; then
+if ! apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends postgresql >&2; then
 	echo "install-postgres.sh: package postgresql failed, trying postgresql-15" >&2
-	apt-get install -y --no-install-recommends postgresql-15 >&2
+	apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends postgresql-15 >&2
 fi
 
 dir=$(newest_bin_dir)
