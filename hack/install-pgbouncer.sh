@@ -8,6 +8,9 @@
 # stdout; progress goes to stderr.
 set -euo pipefail
 
+# shellcheck source=hack/lib/apt-turn.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/apt-turn.sh"
+
 policy_owner=install-pgbouncer.sh
 # shellcheck source=hack/lib/no-service-starts.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/no-service-starts.sh"
@@ -32,11 +35,7 @@ if [[ $(id -u) -ne 0 ]]; then
 	exit 1
 fi
 
-# go test runs the test servers' packages in parallel, so two of these
-# scripts may install at once: apt and dpkg take one at a time, and
-# policy-rc.d is shared. Take turns (other apt users: wait for their lock).
-exec 9>/tmp/dify-upgrade-operator-install.lock
-flock 9
+apt_turn
 # The one before may have installed it.
 bin=$(find_bin)
 if [[ -n $bin ]]; then
@@ -47,8 +46,8 @@ echo "install-pgbouncer.sh: installing pgbouncer with apt-get" >&2
 trap restore_policy EXIT
 trap 'exit 130' INT TERM
 deny_service_starts
-apt-get -o DPkg::Lock::Timeout=600 update >&2
-DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends pgbouncer >&2
+apt_get update >&2
+DEBIAN_FRONTEND=noninteractive apt_get install -y --no-install-recommends pgbouncer >&2
 restore_policy
 # The package's own service, if anything started it anyway.
 pkill -x pgbouncer 2>/dev/null || true

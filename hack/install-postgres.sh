@@ -7,6 +7,9 @@
 # prints the bin directory of the newest major version installed.
 set -euo pipefail
 
+# shellcheck source=hack/lib/apt-turn.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/apt-turn.sh"
+
 # newest_bin_dir prints the bin directory of the highest installed major
 # version, or nothing.
 newest_bin_dir() {
@@ -35,11 +38,7 @@ if [[ $(id -u) -ne 0 ]]; then
 	exit 1
 fi
 
-# go test runs the test servers' packages in parallel, so two of these
-# scripts may install at once: apt and dpkg take one at a time, and
-# policy-rc.d is shared. Take turns (other apt users: wait for their lock).
-exec 9>/tmp/dify-upgrade-operator-install.lock
-flock 9
+apt_turn
 # The one before may have installed it.
 dir=$(newest_bin_dir)
 if [[ -n $dir ]]; then
@@ -47,11 +46,11 @@ if [[ -n $dir ]]; then
 	exit 0
 fi
 echo "install-postgres.sh: installing PostgreSQL with apt-get" >&2
-apt-get -o DPkg::Lock::Timeout=600 update >&2
+apt_get update >&2
 export DEBIAN_FRONTEND=noninteractive
-if ! apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends postgresql >&2; then
+if ! apt_get install -y --no-install-recommends postgresql >&2; then
 	echo "install-postgres.sh: package postgresql failed, trying postgresql-15" >&2
-	apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends postgresql-15 >&2
+	apt_get install -y --no-install-recommends postgresql-15 >&2
 fi
 
 dir=$(newest_bin_dir)
