@@ -88,7 +88,7 @@ func (r *DifyUpgradeReconciler) checkHeadroom(ctx context.Context, s *scope) (ph
 			"not performed: no pod of the release is bound to a node, so there is no node to measure")
 		return phaseResult{}, nil
 	}
-	nodes, err := r.nodeUse(ctx, nodeNames)
+	nodes, err := r.nodeUse(ctx, s.now, nodeNames)
 	if err != nil {
 		return phaseResult{}, err
 	}
@@ -155,11 +155,11 @@ type nodeUseRead struct {
 
 // nodeUse is each node's allocatable and the requests of every pod bound
 // to it (in any namespace) that has not ended and is not being deleted, as
-// measured within nodeUseMaxAge.
-func (r *DifyUpgradeReconciler) nodeUse(ctx context.Context, names map[string]bool) ([]headroom.Node, error) {
+// measured within nodeUseMaxAge of the pass's now.
+func (r *DifyUpgradeReconciler) nodeUse(ctx context.Context, now time.Time, names map[string]bool) ([]headroom.Node, error) {
 	out := make([]headroom.Node, 0, len(names))
 	for _, name := range slices.Sorted(maps.Keys(names)) {
-		read, err := r.nodes.get(name, r.Clock.Now(), func() (nodeUseRead, error) { return r.measureNode(ctx, name) })
+		read, err := r.nodes.get(name, now, func() (nodeUseRead, error) { return r.measureNode(ctx, name) })
 		if err != nil {
 			return nil, err
 		}

@@ -82,7 +82,7 @@ func TestPrechecksShareANodesMeasurementForTenSeconds(t *testing.T) {
 	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 12, 7, 16, 0, 0, 0, time.UTC))
 	r := &DifyUpgradeReconciler{Client: c, APIReader: c, Clock: clk}
 	measure := func() corev1.ResourceList {
-		nodes, err := r.nodeUse(context.Background(), map[string]bool{"node-1": true, "gone": true})
+		nodes, err := r.nodeUse(context.Background(), clk.Now(), map[string]bool{"node-1": true, "gone": true})
 		if err != nil {
 			t.Fatal(err)
 		}
