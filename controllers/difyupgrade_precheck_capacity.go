@@ -88,11 +88,10 @@ func (r *DifyUpgradeReconciler) checkHeadroom(ctx context.Context, s *scope) (ph
 			"not performed: no pod of the release is bound to a node, so there is no node to measure")
 		return phaseResult{}, nil
 	}
-	nodes, err := r.nodeUse(ctx, s.now, nodeNames)
+	result, err := r.judgeHeadroom(ctx, s.now, nodeNames, extras, limit)
 	if err != nil {
 		return phaseResult{}, err
 	}
-	result := headroom.Check(nodes, extras)
 	m := measure{fmt.Sprintf("%.0f%%", result.WorstAfter.Worst()), fmt.Sprintf("%d%%", limit)}
 	switch {
 	case !result.Exceeds(limit):
@@ -153,13 +152,33 @@ type nodeUseRead struct {
 	found bool
 }
 
+// judgeHeadroom places the extra pods on the nodes as measured within
+// nodeUseMaxAge. A shared reading may still count pods deleted since (the
+// room a person just freed, the canaries of an upgrade that just ended), so
+// a verdict over the limit is judged again on a reading of its own.
+func (r *DifyUpgradeReconciler) judgeHeadroom(ctx context.Context, now time.Time, names map[string]bool,
+	extras []headroom.Extra, limit int32) (headroom.Result, error) {
+	nodes, err := r.nodeUse(ctx, now, names, nodeUseMaxAge)
+	if err != nil {
+		return headroom.Result{}, err
+	}
+	result := headroom.Check(nodes, extras)
+	if !result.Exceeds(limit) {
+		return result, nil
+	}
+	if nodes, err = r.nodeUse(ctx, now, names, 0); err != nil {
+		return headroom.Result{}, err
+	}
+	return headroom.Check(nodes, extras), nil
+}
+
 // nodeUse is each node's allocatable and the requests of every pod bound
 // to it (in any namespace) that has not ended and is not being deleted, as
-// measured within nodeUseMaxAge of the pass's now.
-func (r *DifyUpgradeReconciler) nodeUse(ctx context.Context, now time.Time, names map[string]bool) ([]headroom.Node, error) {
+// measured within maxAge of the pass's now (0: measured now).
+func (r *DifyUpgradeReconciler) nodeUse(ctx context.Context, now time.Time, names map[string]bool, maxAge time.Duration) ([]headroom.Node, error) {
 	out := make([]headroom.Node, 0, len(names))
 	for _, name := range slices.Sorted(maps.Keys(names)) {
-		read, err := r.nodes.get(name, now, func() (nodeUseRead, error) { return r.measureNode(ctx, name) })
+		read, err := r.nodes.get(name, now, maxAge, func() (nodeUseRead, error) { return r.measureNode(ctx, name) })
 		if err != nil {
 			return nil, err
 		}
@@ -170,13 +189,13 @@ func (r *DifyUpgradeReconciler) nodeUse(ctx context.Context, now time.Time, name
 	return out, nil
 }
 
-// get is the node's use measured at most nodeUseMaxAge before now, or
-// measures it (once, whoever else asks meanwhile).
-func (n *nodeUses) get(name string, now time.Time, measure func() (nodeUseRead, error)) (nodeUseRead, error) {
+// get is the node's use measured less than maxAge before now, or measures
+// it (once, whoever else asks meanwhile).
+func (n *nodeUses) get(name string, now time.Time, maxAge time.Duration, measure func() (nodeUseRead, error)) (nodeUseRead, error) {
 	n.mu.Lock()
 	read, ok := n.seen[name]
 	n.mu.Unlock()
-	if ok && now.Sub(read.at) < nodeUseMaxAge {
+	if ok && now.Sub(read.at) < maxAge {
 		return read, nil
 	}
 	v, err, _ := n.flight.Do(name, func() (any, error) {

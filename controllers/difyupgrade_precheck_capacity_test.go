@@ -33,6 +33,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	"github.com/difyops/dify-upgrade-operator/controllers/internal/headroom"
 )
 
 // N upgrades starting at once on the same nodes measure each node once:
@@ -82,7 +84,7 @@ func TestPrechecksShareANodesMeasurementForTenSeconds(t *testing.T) {
 	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 12, 7, 16, 0, 0, 0, time.UTC))
 	r := &DifyUpgradeReconciler{Client: c, APIReader: c, Clock: clk}
 	measure := func() corev1.ResourceList {
-		nodes, err := r.nodeUse(context.Background(), clk.Now(), map[string]bool{"node-1": true, "gone": true})
+		nodes, err := r.nodeUse(context.Background(), clk.Now(), map[string]bool{"node-1": true, "gone": true}, nodeUseMaxAge)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,5 +109,59 @@ func TestPrechecksShareANodesMeasurementForTenSeconds(t *testing.T) {
 	measure()
 	if lists != 4 {
 		t.Fatalf("%d pod lists once the measurement was %s old; want 4", lists, nodeUseMaxAge+time.Second)
+	}
+}
+
+// A shared reading may count pods deleted since it was taken: the room a
+// person freed before trying again, the canaries of an upgrade that just
+// ended. Precheck refuses only on a reading of its own.
+func TestPrecheckRefusesOnlyOnAFreshReadingOfTheNodes(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"},
+		Status: corev1.NodeStatus{Allocatable: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("64")}}}
+	hungry := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "worker", Namespace: "ended"},
+		Spec: corev1.PodSpec{NodeName: "node-1", Containers: []corev1.Container{{Name: "c",
+			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("60")}}}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+	lists := 0
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(node, hungry).
+		WithIndex(&corev1.Pod{}, "spec.nodeName", func(o client.Object) []string { return []string{o.(*corev1.Pod).Spec.NodeName} }).
+		WithInterceptorFuncs(interceptor.Funcs{List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			if _, ok := list.(*corev1.PodList); ok {
+				lists++
+			}
+			return c.List(ctx, list, opts...)
+		}}).Build()
+	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 12, 7, 19, 0, 0, 0, time.UTC))
+	r := &DifyUpgradeReconciler{Client: c, APIReader: c, Clock: clk}
+	ctx := context.Background()
+	nodes := map[string]bool{"node-1": true}
+	canary := []headroom.Extra{{Workload: "canary of Deployment/dify-api", Pods: 1,
+		PerPod: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}}}
+
+	if result, err := r.judgeHeadroom(ctx, clk.Now(), nodes, canary, 80); err != nil || !result.Exceeds(80) {
+		t.Fatalf("with 60 of 64 CPUs requested: %+v, %v; want over 80%%", result, err)
+	}
+	if lists != 2 {
+		t.Fatalf("%d pod lists for a refusal; want 2 (the shared reading, then one of its own)", lists)
+	}
+	if err := c.Delete(ctx, hungry); err != nil {
+		t.Fatal(err)
+	}
+	clk.SetTime(clk.Now().Add(2 * time.Second))
+	if result, err := r.judgeHeadroom(ctx, clk.Now(), nodes, canary, 80); err != nil || result.Exceeds(80) {
+		t.Fatalf("2s after the hungry pod was deleted: %+v, %v; want room (the 2s old reading counts it)", result, err)
+	}
+	if lists != 3 {
+		t.Fatalf("%d pod lists; want 3 (the shared reading refused, one of its own passed)", lists)
+	}
+	if result, err := r.judgeHeadroom(ctx, clk.Now(), nodes, canary, 80); err != nil || result.Exceeds(80) {
+		t.Fatalf("again: %+v, %v; want room", result, err)
+	}
+	if lists != 3 {
+		t.Fatalf("%d pod lists; want 3 (a passing verdict shares the reading)", lists)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -52,8 +53,29 @@ var (
 
 func TestE2E(t *testing.T) {
 	RegisterFailHandler(Fail)
-	RunSpecs(t, "e2e suite")
+	if !RunSpecs(t, "e2e suite") {
+		// Told again after Ginkgo's summary, which names only where: the
+		// last lines of a CI log then say what failed and why.
+		t.Logf("random seed %d (-ginkgo.seed, for the same order)", GinkgoRandomSeed())
+		for _, f := range failed {
+			t.Log(f)
+		}
+	}
 }
+
+// failed are the failed specs, each with its failure on one line.
+var failed []string
+
+var _ = ReportAfterEach(func(r SpecReport) {
+	if !r.Failed() {
+		return
+	}
+	why := strings.Join(strings.Fields(r.Failure.Message), " ")
+	if len(why) > 600 {
+		why = why[:600] + "…"
+	}
+	failed = append(failed, fmt.Sprintf("%s (%s): %s", r.FullText(), r.Failure.Location, why))
+})
 
 var _ = BeforeSuite(func() {
 	dir, err := os.MkdirTemp("", "dify-e2e-cluster-")
