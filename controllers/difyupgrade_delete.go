@@ -63,16 +63,15 @@ func (r *DifyUpgradeReconciler) reconcileDelete(ctx context.Context, u *upgradev
 		if err := r.observe(ctx, s); err != nil {
 			return ctrl.Result{}, err
 		}
-		waits, _, _, err := r.putBack(ctx, s, false)
+		wb, err := r.putBack(ctx, s, false)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		if len(waits) > 0 {
+		if len(wb.waits) > 0 {
 			// The stable workloads stay watched while the object is being
 			// deleted (planDeployments): their rollout brings the next pass.
-			s.log.Info("Deleting: waiting before removing the canaries", "waiting", strings.Join(waits, "; "))
-			// The end of the canary pods wakes nothing: look again.
-			return ctrl.Result{RequeueAfter: canariesGoneTick(waits)}, nil
+			s.log.Info("Deleting: waiting before removing the canaries", "waiting", strings.Join(wb.waits, "; "))
+			return ctrl.Result{RequeueAfter: wb.lookAgain}, nil
 		}
 		r.toldOnDelete(s, corev1.EventTypeNormal, "Deleted", "Delete",
 			"Deleted in %s: traffic back on stable, canaries removed", u.Status.Phase)

@@ -54,10 +54,11 @@ func (r *DifyUpgradeReconciler) reconcileRollingBack(ctx context.Context, s *sco
 			return res, err
 		}
 	}
-	waits, progress, notes, err := r.putBack(ctx, s, true)
+	wb, err := r.putBack(ctx, s, true)
 	if err != nil {
 		return phaseResult{}, err
 	}
+	waits, notes := wb.waits, wb.notes
 	if len(notes) > 0 {
 		s.recordCheck("routing", upgradev1alpha1.CheckWarning, strings.Join(notes, "; "))
 	}
@@ -71,10 +72,8 @@ func (r *DifyUpgradeReconciler) reconcileRollingBack(ctx context.Context, s *sco
 		s.recordCheck("database", upgradev1alpha1.CheckWarning, msg)
 	}
 	if len(waits) > 0 {
-		res := waiting("RollingBack", progress, "Rolling back: %s", strings.Join(waits, "; "))
-		// Rollouts and deletions of Deployments wake the upgrade; the end
-		// of the canary pods, which it does not watch, does not.
-		res.requeueAfter = canariesGoneTick(waits)
+		res := waiting("RollingBack", wb.progress, "Rolling back: %s", strings.Join(waits, "; "))
+		res.requeueAfter = wb.lookAgain
 		return res, nil
 	}
 	setCondition(s, upgradev1alpha1.ConditionRolledBack, metav1.ConditionTrue, upgradev1alpha1.ReasonRolledBack,

@@ -112,23 +112,23 @@ func TestTheOriginalRoutingWaitsForTheCanaryPodsToGo(t *testing.T) {
 // woken by the Deployment's own watch and sets no tick.
 func TestTheWayBackTicksOnlyWhileTheCanaryPodsGo(t *testing.T) {
 	_, r, u, _ := wayBackFixture(t, true, interceptor.Funcs{})
-	putBack := func(stable *appsv1.Deployment) []string {
-		waits, _, _, err := r.putBack(context.Background(), passOver(u, stable), true)
+	putBack := func(stable *appsv1.Deployment) putBackState {
+		wb, err := r.putBack(context.Background(), passOver(u, stable), true)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return waits
+		return wb
 	}
 	rolledOut := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "dify-api", Namespace: "dify", Generation: 2},
 		Spec:   appsv1.DeploymentSpec{Replicas: new(int32(2)), Selector: apiSelector},
 		Status: appsv1.DeploymentStatus{ObservedGeneration: 2, Replicas: 2, UpdatedReplicas: 2, AvailableReplicas: 2, ReadyReplicas: 2}}
-	if waits := putBack(rolledOut); !slices.Equal(waits, []string{waitCanariesGone}) || canariesGoneTick(waits) != podsGoneTick {
-		t.Fatalf("a canary pod still serving: waits %q, tick %s; want the canaries' wait and a look every %s", waits, canariesGoneTick(waits), podsGoneTick)
+	if wb := putBack(rolledOut); !slices.Equal(wb.waits, []string{"canary Deployments and their pods being deleted"}) || wb.lookAgain != podsGoneTick {
+		t.Fatalf("a canary pod still serving: waits %q, look again in %s; want the canaries' wait and a look every %s", wb.waits, wb.lookAgain, podsGoneTick)
 	}
 	rolling := rolledOut.DeepCopy()
 	rolling.Status.UpdatedReplicas, rolling.Status.AvailableReplicas = 1, 1
-	if waits := putBack(rolling); len(waits) == 0 || slices.Contains(waits, waitCanariesGone) || canariesGoneTick(waits) != 0 {
-		t.Fatalf("a stable rollout under way: waits %q, tick %s; want the rollout's wait and no tick (its watch wakes the upgrade)", waits, canariesGoneTick(waits))
+	if wb := putBack(rolling); len(wb.waits) == 0 || wb.lookAgain != 0 {
+		t.Fatalf("a stable rollout under way: waits %q, look again in %s; want the rollout's wait and no tick (its watch wakes the upgrade)", wb.waits, wb.lookAgain)
 	}
 }
 

@@ -19,7 +19,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -219,19 +218,15 @@ func (r *DifyUpgradeReconciler) runsMore(ctx context.Context, s *scope, d *appsv
 	return readyA > readyB, nil
 }
 
-// waitCanariesGone is putBack's wait for the canaries to be deleted: the
-// end of their pods wakes nothing (the upgrade does not watch pods), so a
-// pass that waits for it looks again every podsGoneTick.
-const waitCanariesGone = "canary Deployments and their pods being deleted"
-
-// canariesGoneTick is how soon to look again after putBack's waits: every
-// podsGoneTick while the canary pods are going, 0 (the watches wake the
-// upgrade) otherwise.
-func canariesGoneTick(waits []string) time.Duration {
-	if slices.Contains(waits, waitCanariesGone) {
-		return podsGoneTick
-	}
-	return 0
+// putBackState is where putBack left the way back: what it still waits for
+// (empty when done), the stable rollouts' progress, notes on what was gone,
+// and how soon to look again when what it waits for wakes nothing (0: a
+// watch wakes the upgrade).
+type putBackState struct {
+	waits     []string
+	progress  int64
+	notes     []string
+	lookAgain time.Duration
 }
 
 // putBack returns the cluster to the stable version's serving state without
@@ -239,11 +234,10 @@ func canariesGoneTick(waits []string) time.Duration {
 // each workload's settings (revert=true: image and env too) but
 // MIGRATION_ENABLED, and only once every stable workload has rolled out do
 // the canaries go; then the env the install had, and the operator's marks.
-// It returns what it still waits for (empty when done) and notes on what
-// was gone.
-func (r *DifyUpgradeReconciler) putBack(ctx context.Context, s *scope, revert bool) (waits []string, progress int64, notes []string, err error) {
+func (r *DifyUpgradeReconciler) putBack(ctx context.Context, s *scope, revert bool) (putBackState, error) {
+	var wb putBackState
 	if err := r.trafficToStable(ctx, s, false); err != nil {
-		return nil, 0, nil, err
+		return wb, err
 	}
 	rolledOut := func() {
 		for _, c := range s.status().Components {
@@ -252,44 +246,48 @@ func (r *DifyUpgradeReconciler) putBack(ctx context.Context, s *scope, revert bo
 				continue
 			}
 			if rs := d.Rollout(); !rs.Done {
-				waits = append(waits, rs.Message)
+				wb.waits = append(wb.waits, rs.Message)
 			}
-			progress += d.Progress()
+			wb.progress += d.Progress()
 		}
 	}
 	for _, c := range s.status().Components {
 		if err := r.releaseStable(ctx, s, c, revert, false); err != nil {
-			return nil, 0, notes, err
+			return wb, err
 		}
 		if s.obs.stable[c.Name] == nil {
-			notes = append(notes, fmt.Sprintf("%s %s is gone; nothing to restore", kindOf(&c), c.Deployment))
+			wb.notes = append(wb.notes, fmt.Sprintf("%s %s is gone; nothing to restore", kindOf(&c), c.Deployment))
 		}
 	}
-	if rolledOut(); len(waits) > 0 {
-		// The canaries keep serving until the stable pods are back.
-		return waits, progress, notes, nil
+	if rolledOut(); len(wb.waits) > 0 {
+		// The canaries keep serving until the stable pods are back; the
+		// rollouts wake the upgrade.
+		return wb, nil
 	}
 	gone, err := r.deleteCanaries(ctx, s)
 	if err != nil {
-		return nil, 0, notes, err
+		return wb, err
 	}
 	if !gone {
-		return []string{waitCanariesGone}, progress, notes, nil
+		// The end of the canary pods wakes nothing (the upgrade does not
+		// watch pods): look again.
+		wb.waits, wb.lookAgain = []string{"canary Deployments and their pods being deleted"}, podsGoneTick
+		return wb, nil
 	}
 	// The canaries are gone: the routing objects go back to their original
 	// spec, which again reaches every pod of each Service.
 	res, err := r.restoreRouting(ctx, s)
 	if err != nil {
-		return nil, 0, notes, fmt.Errorf("putting the routing back: %w", err)
+		return wb, fmt.Errorf("putting the routing back: %w", err)
 	}
-	notes = append(notes, res.Notes...)
-	waits = append(waits, res.Pending...)
-	progress = 0
+	wb.notes = append(wb.notes, res.Notes...)
+	wb.waits = append(wb.waits, res.Pending...)
+	wb.progress = 0
 	for _, c := range s.status().Components {
 		if err := r.releaseStable(ctx, s, c, revert, true); err != nil {
-			return nil, 0, notes, err
+			return wb, err
 		}
 	}
 	rolledOut()
-	return waits, progress, notes, nil
+	return wb, nil
 }
