@@ -25,8 +25,10 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
@@ -248,6 +250,32 @@ var _ = Describe("The whole pre-flight list", Label("precheck"), func() {
 		Expect(u.Status.Message).To(MatchRegexp(`node kwok-node-0 would reach cpu .*; 2 extra pods fit on no node \(1 of canary of Deployment dify-api, 1 of surge of Deployment dify-api\); free room on the nodes`))
 		Expect(check(u, "utilization")).To(And(HaveField("Result", upgradev1alpha1.CheckFailed), HaveField("Limit", "80%")))
 		Expect(resourceVersions(ctx, ns)).To(Equal(before), "no workload or routing object was written")
+	})
+
+	It("passes a retry right after a person frees the room it failed on", func(ctx SpecContext) {
+		// The 2 worker pods ask for 30 CPUs each: 60 of the node's 64.
+		ns := installDify(ctx, hungryWorker)
+		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(5), func(u *upgradev1alpha1.DifyUpgrade) { u.Spec.DryRun = true })
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseFailed, time.Minute)
+		Expect(check(u, "utilization")).To(HaveField("Result", upgradev1alpha1.CheckFailed))
+
+		By("asking 1 CPU per worker pod, then retrying as soon as the workers have rolled out")
+		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			d := deployment(ctx, ns, "dify-worker")
+			d.Spec.Template.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}
+			return k8sClient.Update(ctx, d)
+		})).To(Succeed())
+		Eventually(func(g Gomega) {
+			d := deployment(ctx, ns, "dify-worker")
+			g.Expect(d.Status.ObservedGeneration).To(Equal(d.Generation))
+			g.Expect(d.Status.UpdatedReplicas).To(Equal(*d.Spec.Replicas))
+			g.Expect(d.Status.Replicas).To(Equal(*d.Spec.Replicas), "the old pods are gone")
+		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
+		annotate(ctx, u, upgradev1alpha1.ActionRetry)
+		waitForPhase(ctx, u, upgradev1alpha1.PhasePlanned, time.Minute)
+		Expect(check(u, "utilization")).To(HaveField("Result", upgradev1alpha1.CheckPassed),
+			"judged on the node as it is now, not on a reading taken for the first attempt seconds ago")
 	})
 
 	It("rolls back when the maintenance window closes before Promote", func(ctx SpecContext) {
