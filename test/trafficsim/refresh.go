@@ -19,21 +19,35 @@ package trafficsim
 import (
 	"context"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
-// refresh reads every target from the cluster once. Reads happen outside
-// the lock; a target removed or replaced meanwhile ignores its result.
+// refresh reads every target from the cluster once, each on its own (up to
+// refreshReaders at a time): a target is not read after the others, so a
+// slow API server does not delay the routing of the targets that come last
+// by everyone's reads (a mesh follows each routing object by itself).
+// Reads happen outside the lock; a target removed or replaced meanwhile
+// ignores its result.
 func (s *Sim) refresh(ctx context.Context) {
+	var g errgroup.Group
+	g.SetLimit(refreshReaders)
 	for _, tg := range s.targetList() {
-		readCtx, cancel := context.WithTimeout(ctx, readTimeout)
-		snap, err := s.reader.read(readCtx, tg.spec)
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		s.record(tg, snap, err, time.Now())
+		g.Go(func() error {
+			readCtx, cancel := context.WithTimeout(ctx, readTimeout)
+			defer cancel()
+			snap, err := s.reader.read(readCtx, tg.spec)
+			if ctx.Err() == nil {
+				s.record(tg, snap, err, time.Now())
+			}
+			return nil
+		})
 	}
+	_ = g.Wait()
 }
+
+// refreshReaders is how many targets one refresh reads at a time.
+const refreshReaders = 8
 
 // refreshServing reads the target that serves a workload from the cluster
 // now; nothing when there is none.

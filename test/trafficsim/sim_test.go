@@ -149,3 +149,50 @@ func TestStartWithUnreachableCluster(t *testing.T) {
 		t.Errorf("logs = %q, want one read error", logs)
 	}
 }
+
+// blockingReader holds the reads of one namespace until released, whatever
+// their deadline; the others answer at once.
+type blockingReader struct {
+	*fakeReader
+	namespace string
+	release   chan struct{}
+}
+
+func (b blockingReader) read(ctx context.Context, t Target) (*snapshot, error) {
+	if t.Namespace == b.namespace {
+		<-b.release // longer than the read's own timeout, if need be
+	}
+	return b.fakeReader.read(ctx, t)
+}
+
+// A target's routing is read on its own: one namespace slow to read (an API
+// server busy with it) does not hold back the routing of the others.
+func TestASlowTargetDoesNotHoldBackTheOthers(t *testing.T) {
+	fr := newFakeReader()
+	fr.set("a", canarySnapshot(t, vsYAML(95, 5)))
+	fr.set("b", canarySnapshot(t, vsYAML(95, 5)))
+	br := blockingReader{fakeReader: fr, namespace: "a", release: make(chan struct{})}
+	s, err := start(t.Context(), br, Options{Tick: 10 * time.Millisecond, ReadInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	defer close(br.release)
+	for _, ns := range []string{"a", "b"} {
+		tg := canaryTarget(true)
+		tg.Namespace = ns
+		s.Add(tg)
+	}
+	read := func(ns string) bool {
+		for _, tg := range s.State().Targets {
+			if tg.Namespace == ns {
+				return tg.Read
+			}
+		}
+		return false
+	}
+	eventually(t, "namespace b read while a's read hangs", func() bool { return read("b") })
+	if read("a") {
+		t.Fatal("namespace a was read although its reads hang")
+	}
+}
