@@ -70,11 +70,11 @@ var _ = ReportAfterEach(func(r SpecReport) {
 	if !r.Failed() {
 		return
 	}
-	why := strings.Join(strings.Fields(r.Failure.Message), " ")
+	why := []rune(strings.Join(strings.Fields(r.Failure.Message), " "))
 	if len(why) > 600 {
-		why = why[:600] + "…"
+		why = append(why[:600], '…')
 	}
-	failed = append(failed, fmt.Sprintf("%s (%s): %s", r.FullText(), r.Failure.Location, why))
+	failed = append(failed, fmt.Sprintf("%s (%s): %s", r.FullText(), r.Failure.Location, string(why)))
 })
 
 var _ = BeforeSuite(func() {
