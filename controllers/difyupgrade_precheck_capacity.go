@@ -155,18 +155,19 @@ type nodeUseRead struct {
 // judgeHeadroom places the extra pods on the nodes as measured within
 // nodeUseMaxAge. A shared reading may still count pods deleted since (the
 // room a person just freed, the canaries of an upgrade that just ended), so
-// a verdict over the limit is judged again on a reading of its own.
+// a verdict over the limit on a reading taken before this pass is judged
+// again on one of its own.
 func (r *DifyUpgradeReconciler) judgeHeadroom(ctx context.Context, now time.Time, names map[string]bool,
 	extras []headroom.Extra, limit int32) (headroom.Result, error) {
-	nodes, err := r.nodeUse(ctx, now, names, nodeUseMaxAge)
+	nodes, shared, err := r.nodeUse(ctx, now, names, nodeUseMaxAge)
 	if err != nil {
 		return headroom.Result{}, err
 	}
 	result := headroom.Check(nodes, extras)
-	if !result.Exceeds(limit) {
+	if !shared || !result.Exceeds(limit) {
 		return result, nil
 	}
-	if nodes, err = r.nodeUse(ctx, now, names, 0); err != nil {
+	if nodes, _, err = r.nodeUse(ctx, now, names, 0); err != nil {
 		return headroom.Result{}, err
 	}
 	return headroom.Check(nodes, extras), nil
@@ -174,19 +175,22 @@ func (r *DifyUpgradeReconciler) judgeHeadroom(ctx context.Context, now time.Time
 
 // nodeUse is each node's allocatable and the requests of every pod bound
 // to it (in any namespace) that has not ended and is not being deleted, as
-// measured within maxAge of the pass's now (0: measured now).
-func (r *DifyUpgradeReconciler) nodeUse(ctx context.Context, now time.Time, names map[string]bool, maxAge time.Duration) ([]headroom.Node, error) {
-	out := make([]headroom.Node, 0, len(names))
+// measured within maxAge of the pass's now (0: measured now); shared when
+// a reading was taken before now, for another pass.
+func (r *DifyUpgradeReconciler) nodeUse(ctx context.Context, now time.Time, names map[string]bool, maxAge time.Duration) (
+	nodes []headroom.Node, shared bool, err error) {
+	nodes = make([]headroom.Node, 0, len(names))
 	for _, name := range slices.Sorted(maps.Keys(names)) {
 		read, err := r.nodes.get(name, now, maxAge, func() (nodeUseRead, error) { return r.measureNode(ctx, name) })
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
+		shared = shared || read.at.Before(now)
 		if read.found {
-			out = append(out, read.node)
+			nodes = append(nodes, read.node)
 		}
 	}
-	return out, nil
+	return nodes, shared, nil
 }
 
 // get is the node's use measured less than maxAge before now, or measures
