@@ -30,6 +30,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
@@ -105,22 +106,22 @@ func (r *DifyUpgradeReconciler) checkHeadroom(ctx context.Context, s *scope) (ph
 	return phaseResult{}, nil
 }
 
-// releaseNodes are the nodes the release's pods are bound to: the
-// namespace's pods, listed once uncached, that any component's selector
-// matches.
-func (r *DifyUpgradeReconciler) releaseNodes(ctx context.Context, s *scope, selectors []labels.Selector) (map[string]bool, error) {
+// releaseNodes are the nodes the release's pods are bound to, each with
+// those pods: the namespace's pods, listed once uncached, that any
+// component's selector matches.
+func (r *DifyUpgradeReconciler) releaseNodes(ctx context.Context, s *scope, selectors []labels.Selector) (map[string][]types.UID, error) {
 	pods, err := r.podsMatching(ctx, s, s.upgrade.Namespace, nil)
 	if err != nil {
 		return nil, fmt.Errorf("listing the pods of namespace %s: %w", s.upgrade.Namespace, err)
 	}
-	nodes := map[string]bool{}
+	nodes := map[string][]types.UID{}
 	for _, p := range pods {
 		if p.Spec.NodeName == "" {
 			continue
 		}
 		set := labels.Set(p.Labels)
 		if slices.ContainsFunc(selectors, func(sel labels.Selector) bool { return sel.Matches(set) }) {
-			nodes[p.Spec.NodeName] = true
+			nodes[p.Spec.NodeName] = append(nodes[p.Spec.NodeName], p.UID)
 		}
 	}
 	return nodes, nil
@@ -150,6 +151,8 @@ type nodeUseRead struct {
 	at    time.Time
 	node  headroom.Node
 	found bool
+	// pods are the pods bound to the node when it was measured.
+	pods map[types.UID]bool
 }
 
 // judgeHeadroom places the extra pods on the nodes as measured within
@@ -157,7 +160,7 @@ type nodeUseRead struct {
 // room a person just freed, the canaries of an upgrade that just ended), so
 // a verdict over the limit on a reading taken before this pass is judged
 // again on one of its own.
-func (r *DifyUpgradeReconciler) judgeHeadroom(ctx context.Context, now time.Time, names map[string]bool,
+func (r *DifyUpgradeReconciler) judgeHeadroom(ctx context.Context, now time.Time, names map[string][]types.UID,
 	extras []headroom.Extra, limit int32) (headroom.Result, error) {
 	nodes, shared, err := r.nodeUse(ctx, now, names, nodeUseMaxAge)
 	if err != nil {
@@ -175,13 +178,15 @@ func (r *DifyUpgradeReconciler) judgeHeadroom(ctx context.Context, now time.Time
 
 // nodeUse is each node's allocatable and the requests of every pod bound
 // to it (in any namespace) that has not ended and is not being deleted, as
-// measured within maxAge of the pass's now (0: measured now); shared when
-// a reading was taken before now, for another pass.
-func (r *DifyUpgradeReconciler) nodeUse(ctx context.Context, now time.Time, names map[string]bool, maxAge time.Duration) (
+// measured within maxAge of the pass's now (0: measured now) and counting
+// every one of the release's pods bound to it (names: node → those pods; a
+// reading from before they came is not shared); shared when a reading was
+// taken before now, for another pass.
+func (r *DifyUpgradeReconciler) nodeUse(ctx context.Context, now time.Time, names map[string][]types.UID, maxAge time.Duration) (
 	nodes []headroom.Node, shared bool, err error) {
 	nodes = make([]headroom.Node, 0, len(names))
 	for _, name := range slices.Sorted(maps.Keys(names)) {
-		read, err := r.nodes.get(name, now, maxAge, func() (nodeUseRead, error) { return r.measureNode(ctx, name) })
+		read, err := r.nodes.get(name, now, maxAge, names[name], func() (nodeUseRead, error) { return r.measureNode(ctx, name) })
 		if err != nil {
 			return nil, false, err
 		}
@@ -193,13 +198,14 @@ func (r *DifyUpgradeReconciler) nodeUse(ctx context.Context, now time.Time, name
 	return nodes, shared, nil
 }
 
-// get is the node's use measured less than maxAge before now, or measures
-// it (once, whoever else asks meanwhile).
-func (n *nodeUses) get(name string, now time.Time, maxAge time.Duration, measure func() (nodeUseRead, error)) (nodeUseRead, error) {
+// get is the node's use measured less than maxAge before now with every
+// pod of counted among its pods, or measures it (once, whoever else asks
+// meanwhile).
+func (n *nodeUses) get(name string, now time.Time, maxAge time.Duration, counted []types.UID, measure func() (nodeUseRead, error)) (nodeUseRead, error) {
 	n.mu.Lock()
 	read, ok := n.seen[name]
 	n.mu.Unlock()
-	if ok && now.Sub(read.at) < maxAge {
+	if ok && now.Sub(read.at) < maxAge && !slices.ContainsFunc(counted, func(uid types.UID) bool { return !read.pods[uid] }) {
 		return read, nil
 	}
 	v, err, _ := n.flight.Do(name, func() (any, error) {
@@ -238,7 +244,7 @@ func (r *DifyUpgradeReconciler) measureNode(ctx context.Context, name string) (n
 	case err != nil:
 		return nodeUseRead{}, fmt.Errorf("reading node %s: %w", name, err)
 	}
-	requested := corev1.ResourceList{}
+	requested, seen := corev1.ResourceList{}, map[types.UID]bool{}
 	onNode := client.MatchingFieldsSelector{Selector: fields.OneTermEqualSelector("spec.nodeName", name)}
 	for next := ""; ; {
 		pods := &corev1.PodList{}
@@ -252,6 +258,7 @@ func (r *DifyUpgradeReconciler) measureNode(ctx context.Context, name string) (n
 		}
 		for i := range pods.Items {
 			p := &pods.Items[i]
+			seen[p.UID] = true
 			if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || p.DeletionTimestamp != nil {
 				continue // ended, or on its way out
 			}
@@ -265,5 +272,5 @@ func (r *DifyUpgradeReconciler) measureNode(ctx context.Context, name string) (n
 			break
 		}
 	}
-	return nodeUseRead{node: headroom.Node{Name: name, Allocatable: node.Status.Allocatable, Requested: requested}, found: true}, nil
+	return nodeUseRead{node: headroom.Node{Name: name, Allocatable: node.Status.Allocatable, Requested: requested}, found: true, pods: seen}, nil
 }

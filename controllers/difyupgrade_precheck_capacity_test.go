@@ -28,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -84,7 +85,7 @@ func TestPrechecksShareANodesMeasurementForTenSeconds(t *testing.T) {
 	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 12, 7, 16, 0, 0, 0, time.UTC))
 	r := &DifyUpgradeReconciler{Client: c, APIReader: c, Clock: clk}
 	measure := func() corev1.ResourceList {
-		nodes, _, err := r.nodeUse(context.Background(), clk.Now(), map[string]bool{"node-1": true, "gone": true}, nodeUseMaxAge)
+		nodes, _, err := r.nodeUse(context.Background(), clk.Now(), map[string][]types.UID{"node-1": nil, "gone": nil}, nodeUseMaxAge)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,7 +139,7 @@ func TestPrecheckRefusesOnlyOnAFreshReadingOfTheNodes(t *testing.T) {
 	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 12, 7, 19, 0, 0, 0, time.UTC))
 	r := &DifyUpgradeReconciler{Client: c, APIReader: c, Clock: clk}
 	ctx := context.Background()
-	nodes := map[string]bool{"node-1": true}
+	nodes := map[string][]types.UID{"node-1": nil}
 	canary := []headroom.Extra{{Workload: "canary of Deployment/dify-api", Pods: 1,
 		PerPod: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}}}
 
@@ -163,5 +164,19 @@ func TestPrecheckRefusesOnlyOnAFreshReadingOfTheNodes(t *testing.T) {
 	}
 	if lists != 2 {
 		t.Fatalf("%d pod lists; want 2 (a passing verdict shares the reading)", lists)
+	}
+	// A release pod bound since the reading: the reading is not shared.
+	api := hungry.DeepCopy()
+	api.Name, api.Namespace, api.UID, api.ResourceVersion = "dify-api-1", "dify", "api-1", ""
+	if err := c.Create(ctx, api); err != nil {
+		t.Fatal(err)
+	}
+	clk.SetTime(clk.Now().Add(time.Second))
+	release := map[string][]types.UID{"node-1": {api.UID}}
+	if result, err := r.judgeHeadroom(ctx, clk.Now(), release, canary, 80); err != nil || !result.Exceeds(80) {
+		t.Fatalf("with the release's own 60 CPUs bound since the reading: %+v, %v; want over 80%%", result, err)
+	}
+	if lists != 3 {
+		t.Fatalf("%d pod lists; want 3 (the reading without the release's pod was not shared)", lists)
 	}
 }
