@@ -15,7 +15,8 @@
 #
 # Environment: K8S_BIN (the control plane's binaries, required), and the
 # bench's own: PEER_ROUNDS (fault and abort rounds at 1s, default 10),
-# PEER_ROUNDS_15S (at 15s, default PEER_ROUNDS), PEER_SETTINGS (default
+# PEER_ROUNDS_15S (at 15s, default PEER_ROUNDS), PEER_ABORT_ROUNDS (abort
+# rounds per setting, default as the fault rounds), PEER_SETTINGS (default
 # "1s,15s"; "none" runs only the N upgrades), PEER_HEALTHY_ROUNDS
 # (healthy upgrades per setting, figure 4, default 3; 0 skips),
 # PEER_HEALTHY_PAUSE (their pause, default 10s), PEER_N (concurrent

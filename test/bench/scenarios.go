@@ -223,7 +223,10 @@ func (b *bench) scale(ctx context.Context, n int) ([]result, error) {
 	constant := perUpgrade <= smallest*1.25
 	label := func(s string) string { return fmt.Sprintf("scale N=%d: %s", n, s) }
 	rssTarget, rssMet := "", (*bool)(nil)
-	if n >= 200 {
+	switch {
+	case n >= 1000:
+		rssTarget, rssMet = "< 256", new(float64(hwm)/(1<<20) < 256)
+	case n >= 200:
 		rssTarget, rssMet = "< 200", new(float64(hwm)/(1<<20) < 200)
 	}
 	return []result{

@@ -70,17 +70,18 @@ import (
 
 // options are the run's settings (flags, or the PEER_* environment).
 type options struct {
-	rounds, rounds15, healthyRounds int
-	settings                        string
-	healthyPause                    time.Duration
-	n                               int
-	nScrape, idleWindow             time.Duration
+	rounds, rounds15, abortRounds, healthyRounds int
+	settings                                     string
+	healthyPause                                 time.Duration
+	n                                            int
+	nScrape, idleWindow                          time.Duration
 }
 
 func main() {
 	var o options
 	flag.IntVar(&o.rounds, "rounds", intOr("PEER_ROUNDS", 10), "fault and abort rounds at the 1s setting")
 	flag.IntVar(&o.rounds15, "rounds-15s", intOr("PEER_ROUNDS_15S", 0), "fault and abort rounds at the 15s setting (0: as -rounds)")
+	flag.IntVar(&o.abortRounds, "abort-rounds", intOr("PEER_ABORT_ROUNDS", 0), "abort rounds per setting (0: as the fault rounds); the abort figures are tens of milliseconds, more rounds tell them apart")
 	flag.StringVar(&o.settings, "settings", envOr("PEER_SETTINGS", "1s,15s"), `scrape (= analysis) intervals, comma-separated ("none": only the N upgrades)`)
 	flag.IntVar(&o.healthyRounds, "healthy-rounds", intOr("PEER_HEALTHY_ROUNDS", 3), "healthy upgrades per setting (figure 4; 0: none)")
 	flag.DurationVar(&o.healthyPause, "healthy-pause", durationOr("PEER_HEALTHY_PAUSE", 10*time.Second), "the healthy upgrades' pause")
@@ -134,7 +135,7 @@ func (b *bench) runAll(ctx context.Context, o options, doc *document, save func(
 		if scrape > time.Second {
 			n = cmp.Or(o.rounds15, o.rounds)
 		}
-		r, err := b.runSetting(ctx, policy{scrape: scrape, interval: scrape}, n, o.healthyRounds, o.healthyPause)
+		r, err := b.runSetting(ctx, policy{scrape: scrape, interval: scrape}, n, cmp.Or(o.abortRounds, n), o.healthyRounds, o.healthyPause)
 		if err != nil {
 			return fmt.Errorf("setting %s: %w", scrape, err)
 		}

@@ -36,12 +36,14 @@ type document struct {
 
 // report is one setting's figures.
 type report struct {
-	Scrape   string            `json:"scrape"`
-	Interval string            `json:"interval"`
-	Rounds   int               `json:"rounds"`
-	Healthy  int               `json:"healthyRounds"`
-	Policies map[string]string `json:"policies"`
-	Figures  []figure          `json:"figures"`
+	Scrape   string `json:"scrape"`
+	Interval string `json:"interval"`
+	Rounds   int    `json:"rounds"`
+	// AbortRounds is the abort rounds' count when it differs from Rounds'.
+	AbortRounds int               `json:"abortRounds,omitempty"`
+	Healthy     int               `json:"healthyRounds"`
+	Policies    map[string]string `json:"policies"`
+	Figures     []figure          `json:"figures"`
 }
 
 // concurrentReport is figures (6) and (7): N upgrades per tool at once.

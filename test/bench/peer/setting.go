@@ -26,10 +26,10 @@ import (
 	"github.com/difyops/dify-upgrade-operator/test/trafficsim"
 )
 
-// runSetting runs n fault rounds, n abort rounds and the healthy rounds at
+// runSetting runs n fault rounds, nAbort abort rounds and the healthy rounds at
 // one setting, with its own test servers (Prometheus scraping every
 // p.scrape) and namespaces.
-func (b *bench) runSetting(ctx context.Context, p policy, n, healthyRounds int, pause time.Duration) (report, error) {
+func (b *bench) runSetting(ctx context.Context, p policy, n, nAbort, healthyRounds int, pause time.Duration) (report, error) {
 	cfg, err := b.cluster.RESTConfig()
 	if err != nil {
 		return report{}, err
@@ -89,7 +89,7 @@ func (b *bench) runSetting(ctx context.Context, p policy, n, healthyRounds int, 
 		return rep, err
 	}
 	abort := map[string][]round{}
-	for i := range n {
+	for i := range nAbort {
 		r, err := s.abortRound(ctx, i)
 		if err == nil {
 			err = b.alive()
@@ -99,7 +99,7 @@ func (b *bench) runSetting(ctx context.Context, p policy, n, healthyRounds int, 
 		}
 		for name, x := range r {
 			abort[name] = append(abort[name], x)
-			logf("setting %s abort round %d/%d %s: landed %s, routing 0 %s, 0%% (simulator) %s", p.scrape, i+1, n, name,
+			logf("setting %s abort round %d/%d %s: landed %s, routing 0 %s, 0%% (simulator) %s", p.scrape, i+1, nAbort, name,
 				ms(x.landed), ms(x.apiZero), ms(x.simZero))
 		}
 	}
@@ -118,7 +118,7 @@ func (b *bench) runSetting(ctx context.Context, p policy, n, healthyRounds int, 
 				ms(x.wall), ms(x.preCanary), ms(x.bare))
 		}
 	}
-	rep.Rounds, rep.Healthy = n, healthyRounds
+	rep.Rounds, rep.AbortRounds, rep.Healthy = n, nAbort, healthyRounds
 	rep.Figures = figures(fault, abort, healthy, perRound, n)
 	return rep, nil
 }

@@ -17,6 +17,7 @@ limitations under the License.
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -93,7 +94,7 @@ func printTable(doc document) {
 	fmt.Printf("Our operator vs Argo Rollouts %s, side by side on one local cluster (%s)\n", doc.Argo, doc.Command)
 	for _, rep := range doc.Settings {
 		fmt.Printf("\n== scrape %s, analysis interval %s: %d fault rounds, %d abort rounds, %d healthy rounds (p50 / p95; ratio = ours p50 / argo p50, lower is better)\n",
-			rep.Scrape, rep.Interval, rep.Rounds, rep.Rounds, rep.Healthy)
+			rep.Scrape, rep.Interval, rep.Rounds, cmp.Or(rep.AbortRounds, rep.Rounds), rep.Healthy)
 		printPolicies(rep.Policies)
 		fmt.Printf(rowFormat, "FIGURE", "OURS", "OURS+GUARD", "ARGO", "RATIO", "", "GUARD", "")
 		for _, f := range rep.Figures {
