@@ -93,6 +93,12 @@ func main() {
 	results, err := b.run(ctx, parseSizes(*sizes), *idle, *idleN, *dataMB*1e6, *safetyRuns)
 	b.stop()
 	if err != nil {
+		// What was measured before the failure is still worth reading (an
+		// hour-long N = 1000 run that fails at its end keeps its figures).
+		if len(results) > 0 {
+			fmt.Println("\nmeasured before the failure:")
+			printTable(results)
+		}
 		fail(err)
 	}
 	printTable(results)
@@ -106,38 +112,34 @@ func main() {
 	}
 }
 
+// run runs each part in turn and logs its figures as they come in; on a
+// failure it returns the figures of the parts before it with the error.
 func (b *bench) run(ctx context.Context, sizes []int, idle time.Duration, idleN int, dataBytes int64, safetyRuns int) ([]result, error) {
-	var results []result
-	r, err := b.overhead(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("overhead: %w", err)
+	type part struct {
+		name    string
+		measure func() ([]result, error)
 	}
-	results = append(results, r...)
+	parts := []part{{"overhead", func() ([]result, error) { return b.overhead(ctx) }}}
 	if safetyRuns > 0 {
-		r, err := b.safety(ctx, safetyRuns)
-		if err != nil {
-			return nil, fmt.Errorf("safety: %w", err)
-		}
-		results = append(results, r...)
+		parts = append(parts, part{"safety", func() ([]result, error) { return b.safety(ctx, safetyRuns) }})
 	}
 	for _, n := range sizes {
-		r, err := b.scale(ctx, n)
-		if err != nil {
-			return nil, fmt.Errorf("scale %d: %w", n, err)
-		}
-		results = append(results, r...)
+		parts = append(parts, part{fmt.Sprintf("scale %d", n), func() ([]result, error) { return b.scale(ctx, n) }})
 	}
 	if dataBytes > 0 {
-		r, err := b.data(ctx, dataBytes)
-		if err != nil {
-			return nil, fmt.Errorf("data: %w", err)
-		}
-		results = append(results, r...)
+		parts = append(parts, part{"data", func() ([]result, error) { return b.data(ctx, dataBytes) }})
 	}
 	if idle > 0 {
-		r, err := b.idle(ctx, idleN, idle)
+		parts = append(parts, part{"idle", func() ([]result, error) { return b.idle(ctx, idleN, idle) }})
+	}
+	var results []result
+	for _, p := range parts {
+		r, err := p.measure()
 		if err != nil {
-			return nil, fmt.Errorf("idle: %w", err)
+			return results, fmt.Errorf("%s: %w", p.name, err)
+		}
+		for _, x := range r {
+			logf("%s: %s %s", x.Figure, strconv.FormatFloat(x.Value, 'f', -1, 64), x.Unit)
 		}
 		results = append(results, r...)
 	}
