@@ -89,12 +89,17 @@ func ratioText(r *float64) string {
 
 const rowFormat = "%-66s %-19s %-19s %-19s %-7s %-22s %-7s %s\n"
 
+// heading is a setting's title line: what ran, and how to read its rows.
+func heading(rep report) string {
+	return fmt.Sprintf("scrape %s, analysis interval %s: %d fault rounds, %d abort rounds, %d healthy rounds (p50 / p95; ratio = ours p50 / argo p50, lower is better)",
+		rep.Scrape, rep.Interval, rep.Rounds, cmp.Or(rep.AbortRounds, rep.Rounds), rep.Healthy)
+}
+
 func printTable(doc document) {
 	fmt.Println()
 	fmt.Printf("Our operator vs Argo Rollouts %s, side by side on one local cluster (%s)\n", doc.Argo, doc.Command)
 	for _, rep := range doc.Settings {
-		fmt.Printf("\n== scrape %s, analysis interval %s: %d fault rounds, %d abort rounds, %d healthy rounds (p50 / p95; ratio = ours p50 / argo p50, lower is better)\n",
-			rep.Scrape, rep.Interval, rep.Rounds, cmp.Or(rep.AbortRounds, rep.Rounds), rep.Healthy)
+		fmt.Printf("\n== %s\n", heading(rep))
 		printPolicies(rep.Policies)
 		fmt.Printf(rowFormat, "FIGURE", "OURS", "OURS+GUARD", "ARGO", "RATIO", "", "GUARD", "")
 		for _, f := range rep.Figures {

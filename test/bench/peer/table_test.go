@@ -16,7 +16,10 @@ limitations under the License.
 
 package main
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // The JSON carries who leads, judged once here; make bench's peer section
 // shows it as it is.
@@ -47,5 +50,21 @@ func TestJudgeRatesEveryComparingFigureAndLeavesTheFloorAlone(t *testing.T) {
 	}
 	if f[0].GuardRatio == nil || *f[0].GuardRatio != 0.25 {
 		t.Errorf("the guard's ratio %v; want 0.25", f[0].GuardRatio)
+	}
+}
+
+// A run with more abort rounds than fault rounds says so in each setting's
+// heading; a JSON from before abortRounds existed reads as before.
+func TestTheHeadingTellsTheAbortRoundsApart(t *testing.T) {
+	for _, c := range []struct {
+		rep  report
+		want string
+	}{
+		{report{Scrape: "1s", Interval: "1s", Rounds: 10, AbortRounds: 30}, "10 fault rounds, 30 abort rounds, 0 healthy rounds"},
+		{report{Scrape: "15s", Interval: "15s", Rounds: 10, Healthy: 3}, "10 fault rounds, 10 abort rounds, 3 healthy rounds"},
+	} {
+		if got := heading(c.rep); !strings.Contains(got, c.want) {
+			t.Errorf("heading %q; want it to say %q", got, c.want)
+		}
 	}
 }
