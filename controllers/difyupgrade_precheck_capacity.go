@@ -198,16 +198,31 @@ func (r *DifyUpgradeReconciler) nodeUse(ctx context.Context, now time.Time, name
 	return nodes, shared, nil
 }
 
-// get is the node's use measured less than maxAge before now with every
-// pod of counted among its pods, or measures it (once, whoever else asks
-// meanwhile).
+// get is the node's use measured less than maxAge before now (or at now:
+// by this pass) with every pod of counted among its pods, or measures it
+// (once, whoever else asks meanwhile). A measurement joined while in flight
+// may have begun before counted's pods were listed: without them, it
+// measures once more.
 func (n *nodeUses) get(name string, now time.Time, maxAge time.Duration, counted []types.UID, measure func() (nodeUseRead, error)) (nodeUseRead, error) {
+	countsAll := func(read nodeUseRead) bool {
+		return !slices.ContainsFunc(counted, func(uid types.UID) bool { return !read.pods[uid] })
+	}
 	n.mu.Lock()
 	read, ok := n.seen[name]
 	n.mu.Unlock()
-	if ok && now.Sub(read.at) < maxAge && !slices.ContainsFunc(counted, func(uid types.UID) bool { return !read.pods[uid] }) {
+	if age := now.Sub(read.at); ok && (age < maxAge || age == 0) && countsAll(read) {
 		return read, nil
 	}
+	read, err := n.measure(name, now, measure)
+	if err == nil && !countsAll(read) {
+		read, err = n.measure(name, now, measure)
+	}
+	return read, err
+}
+
+// measure measures the node, or joins a measurement of it in flight, and
+// keeps the reading for the next nodeUseMaxAge.
+func (n *nodeUses) measure(name string, now time.Time, measure func() (nodeUseRead, error)) (nodeUseRead, error) {
 	v, err, _ := n.flight.Do(name, func() (any, error) {
 		read, err := measure()
 		if err != nil {

@@ -180,3 +180,77 @@ func TestPrecheckRefusesOnlyOnAFreshReadingOfTheNodes(t *testing.T) {
 		t.Fatalf("%d pod lists; want 3 (the reading without the release's pod was not shared)", lists)
 	}
 }
+
+// A refusal that rests partly on a reading from before the pass measures
+// again only the nodes read before it, not those this pass measured itself.
+func TestPrecheckMeasuresAgainOnlyTheNodesReadBeforeThePass(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	cpu64 := corev1.NodeStatus{Allocatable: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("64")}}
+	node1 := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}, Status: cpu64}
+	node2 := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-2"}, Status: cpu64}
+	hungry := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "worker", Namespace: "batch"},
+		Spec: corev1.PodSpec{NodeName: "node-1", Containers: []corev1.Container{{Name: "c",
+			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("60")}}}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+	lists := map[string]int{}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(node1, node2, hungry).
+		WithIndex(&corev1.Pod{}, "spec.nodeName", func(o client.Object) []string { return []string{o.(*corev1.Pod).Spec.NodeName} }).
+		WithInterceptorFuncs(interceptor.Funcs{List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			if _, ok := list.(*corev1.PodList); ok {
+				lo := (&client.ListOptions{}).ApplyOptions(opts)
+				node, _ := lo.FieldSelector.RequiresExactMatch("spec.nodeName")
+				lists[node]++
+			}
+			return c.List(ctx, list, opts...)
+		}}).Build()
+	clk := clocktesting.NewFakePassiveClock(time.Date(2026, 12, 8, 0, 0, 0, 0, time.UTC))
+	r := &DifyUpgradeReconciler{Client: c, APIReader: c, Clock: clk}
+	ctx := context.Background()
+	canary := []headroom.Extra{{Workload: "canary of Deployment/dify-api", Pods: 1,
+		PerPod: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}}}
+
+	// Another upgrade's pass reads node-2.
+	if _, err := r.judgeHeadroom(ctx, clk.Now(), map[string][]types.UID{"node-2": nil}, canary, 80); err != nil {
+		t.Fatal(err)
+	}
+	clk.SetTime(clk.Now().Add(time.Second))
+	// This pass reads node-1 itself, shares node-2's reading and refuses on
+	// node-1: only node-2 is measured again.
+	both := map[string][]types.UID{"node-1": nil, "node-2": nil}
+	if result, err := r.judgeHeadroom(ctx, clk.Now(), both, canary, 80); err != nil || !result.Exceeds(80) {
+		t.Fatalf("with 60 of node-1's 64 CPUs requested: %+v, %v; want over 80%%", result, err)
+	}
+	if lists["node-1"] != 1 || lists["node-2"] != 2 {
+		t.Fatalf("pod lists per node %v; want node-1 once (read by this pass) and node-2 twice (shared, then its own)", lists)
+	}
+}
+
+// A measurement that does not count the release's own pods (one joined in
+// flight, begun before they were listed) is not used: the node is measured
+// once more.
+func TestANodeReadingWithoutTheReleasesPodsIsMeasuredAgain(t *testing.T) {
+	var n nodeUses
+	now := time.Date(2026, 12, 8, 0, 0, 0, 0, time.UTC)
+	calls := 0
+	measure := func() (nodeUseRead, error) {
+		calls++
+		pods := map[types.UID]bool{"other": true}
+		if calls > 1 {
+			pods["api-1"] = true
+		}
+		return nodeUseRead{found: true, pods: pods}, nil
+	}
+	read, err := n.get("node-1", now, nodeUseMaxAge, []types.UID{"api-1"}, measure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !read.pods["api-1"] || calls != 2 {
+		t.Fatalf("reading counts %v after %d measurements; want api-1 counted after 2", read.pods, calls)
+	}
+	if _, err := n.get("node-1", now.Add(time.Second), nodeUseMaxAge, []types.UID{"api-1"}, measure); err != nil || calls != 2 {
+		t.Fatalf("%d measurements, %v; want the reading that counts api-1 shared", calls, err)
+	}
+}
