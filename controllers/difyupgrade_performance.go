@@ -90,7 +90,7 @@ func (r *DifyUpgradeReconciler) comparePerformance(ctx context.Context, s *scope
 	}
 	window := spec.Window.Duration
 	if since != nil {
-		own := s.now.Sub(since.Time)
+		own := s.now.Sub(notBefore(since.Time))
 		if own < minPerformanceWindow {
 			return nil, minPerformanceWindow - own
 		}
@@ -135,6 +135,20 @@ func readySince(d *appsv1.Deployment) *metav1.Time {
 		}
 	}
 	return nil
+}
+
+// notBefore is the earliest instant that the time t, as the API server
+// stores it, may stand for. A time read back from the API (phaseStartedAt,
+// a condition's lastTransitionTime) is stored to the second, so what it
+// marks happened up to a second after it: a window starting at t itself
+// could take in the last second of a canary of the same name that failed
+// just before (its errors scraped after t). A time set in this pass still
+// has its fraction and is taken as it is.
+func notBefore(t time.Time) time.Time {
+	if t.Nanosecond() != 0 {
+		return t
+	}
+	return t.Add(time.Second)
 }
 
 // waitForOwnData is the wait of a phase whose new version has too little
