@@ -124,6 +124,38 @@ func (r *DifyUpgradeReconciler) deleteCanaries(ctx context.Context, s *scope) (b
 	return r.noCanaryPods(ctx, s)
 }
 
+// scaleDownWait is how long the canaries still run before deleteCanaries
+// may take them: spec.canary.scaleDownDelay from the first pass that found
+// the routing no longer sending them requests (the routing was written in
+// that pass or before), kept in status so that a restart does not start it
+// again. 0 where the routing does not split the traffic (replicaRatio's
+// canaries are the split), when no canary of this upgrade is left running,
+// or without a canary phase behind.
+func (r *DifyUpgradeReconciler) scaleDownWait(s *scope) time.Duration {
+	st := s.status()
+	delay := s.canary().ScaleDownDelay
+	if !routesByHash(s) || delay == nil || delay.Duration <= 0 || st.Canary == nil {
+		return 0
+	}
+	running := false
+	for _, c := range s.canaried() {
+		if d := s.obs.canary[c.Name]; ours(s, d) && d.DeletionTimestamp.IsZero() {
+			running = true
+		}
+	}
+	if !running {
+		return 0
+	}
+	if st.Canary.ScaleDownAt == nil {
+		at := metav1.NewMicroTime(s.now.Add(delay.Duration))
+		st.Canary.ScaleDownAt = &at
+		r.tell(s, corev1.EventTypeNormal, "CanariesDraining", "Drain",
+			"No request is routed to the canaries any more; they keep running %s (spec.canary.scaleDownDelay) for proxies that have not applied the routing yet, then are deleted",
+			delay.Duration)
+	}
+	return max(0, st.Canary.ScaleDownAt.Sub(s.now))
+}
+
 // podsGoneTick is how often a phase looks again while it waits for pods to
 // go (the canaries', or the writers' before a restore): pods are not
 // watched, so their end wakes nothing.

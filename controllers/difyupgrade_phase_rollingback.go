@@ -71,6 +71,9 @@ func (r *DifyUpgradeReconciler) reconcileRollingBack(ctx context.Context, s *sco
 		}
 		s.recordCheck("database", upgradev1alpha1.CheckWarning, msg)
 	}
+	if wb.draining {
+		return holding(wb.lookAgain, "Rolling back: %s", strings.Join(waits, "; ")), nil
+	}
 	if len(waits) > 0 {
 		res := waiting("RollingBack", wb.progress, "Rolling back: %s", strings.Join(waits, "; "))
 		res.requeueAfter = wb.lookAgain

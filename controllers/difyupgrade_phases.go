@@ -278,6 +278,11 @@ func (r *DifyUpgradeReconciler) transition(s *scope, next upgradev1alpha1.DifyUp
 		// with a Job of its own.
 		st.Restore = nil
 	}
+	if st.Canary != nil {
+		// Each phase that removes the canaries times their scale-down
+		// delay from its own routing (Promote's end, then a way back).
+		st.Canary.ScaleDownAt = nil
+	}
 	now := metav1.NewTime(s.now)
 	phaseSeconds := -1.0
 	if st.PhaseStartedAt != nil {

@@ -155,3 +155,118 @@ func TestPromoteLooksAgainWhileTheCanaryPodsGo(t *testing.T) {
 		t.Fatalf("no canary pod left: %+v; want Verify next", res)
 	}
 }
+
+// scaleDownFixture is wayBackFixture with the api canary Deployment still
+// running (the upgrade's own) and a canary phase behind.
+func scaleDownFixture(t *testing.T, istio bool) (client.WithWatch, *DifyUpgradeReconciler, *upgradev1alpha1.DifyUpgrade, *appsv1.Deployment) {
+	t.Helper()
+	c, r, u, _ := wayBackFixture(t, istio, interceptor.Funcs{})
+	u.UID = "u-1"
+	u.Status.Canary = &upgradev1alpha1.CanaryStatus{Weight: 20}
+	canary := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "dify-api-canary", Namespace: "dify",
+		Annotations: map[string]string{upgradev1alpha1.AnnotationUpgradeUID: "u-1"}},
+		Spec: appsv1.DeploymentSpec{Selector: apiSelector}}
+	if err := c.Create(context.Background(), canary); err != nil {
+		t.Fatal(err)
+	}
+	return c, r, u, canary
+}
+
+// rolledOutStable is the api's stable Deployment, its rollout done.
+func rolledOutStable() *appsv1.Deployment {
+	return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "dify-api", Namespace: "dify", Generation: 1},
+		Spec:   appsv1.DeploymentSpec{Replicas: new(int32(2)), Selector: apiSelector},
+		Status: appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 2, UpdatedReplicas: 2, AvailableReplicas: 2, ReadyReplicas: 2}}
+}
+
+// The canaries outlive the routing's last request to them by
+// spec.canary.scaleDownDelay: the way back deletes them only once it has
+// passed since the first pass that found the traffic on stable, a later
+// pass does not start it again, and the wait is one of time (no progress
+// deadline runs on it).
+func TestTheWayBackKeepsTheCanariesForTheScaleDownDelay(t *testing.T) {
+	c, r, u, canary := scaleDownFixture(t, true)
+	stable := rolledOutStable()
+	start := time.Date(2026, 12, 8, 2, 0, 0, 0, time.UTC)
+	pass := func(at time.Duration) putBackState {
+		t.Helper()
+		s := newScope(context.Background(), u, start.Add(at))
+		d := &appsv1.Deployment{}
+		if err := c.Get(context.Background(), client.ObjectKeyFromObject(canary), d); err == nil {
+			d.Annotations = canary.Annotations
+		} else {
+			d = nil
+		}
+		s.obs = &observation{stable: map[upgradev1alpha1.Component]*apps.Workload{upgradev1alpha1.ComponentAPI: apps.Of(stable)},
+			canary: map[upgradev1alpha1.Component]*appsv1.Deployment{}, routing: map[string]routingRead{}}
+		if d != nil {
+			s.obs.canary[upgradev1alpha1.ComponentAPI] = d
+		}
+		wb, err := r.putBack(context.Background(), s, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wb
+	}
+	exists := func() bool {
+		err := c.Get(context.Background(), client.ObjectKeyFromObject(canary), &appsv1.Deployment{})
+		return err == nil
+	}
+	if wb := pass(0); !wb.draining || wb.lookAgain != 10*time.Second || !exists() {
+		t.Fatalf("first pass with the traffic on stable: %+v, canary there: %v; want the canary kept 10s (the default)", wb, exists())
+	}
+	if at := u.Status.Canary.ScaleDownAt; at == nil || !at.Time.Equal(start.Add(10*time.Second)) {
+		t.Fatalf("status.canary.scaleDownAt = %v; want %s", at, start.Add(10*time.Second))
+	}
+	if wb := pass(4 * time.Second); !wb.draining || wb.lookAgain != 6*time.Second || !exists() {
+		t.Fatalf("4s later: %+v, canary there: %v; want 6s more", wb, exists())
+	}
+	if wb := pass(10 * time.Second); wb.draining || exists() {
+		t.Fatalf("10s later: %+v, canary there: %v; want it deleted", wb, exists())
+	}
+}
+
+// 0s deletes the canaries at once; so does replicaRatio, whose canaries are
+// the split itself.
+func TestTheCanariesGoAtOnceWithoutADelayOrARoutingSplit(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		istio bool
+		delay time.Duration
+	}{{"scaleDownDelay 0s", true, 0}, {"replicaRatio", false, 10 * time.Second}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, r, u, canary := scaleDownFixture(t, tc.istio)
+			u.Spec.Canary.ScaleDownDelay = &metav1.Duration{Duration: tc.delay}
+			s := passOver(u, rolledOutStable())
+			s.obs.canary[upgradev1alpha1.ComponentAPI] = canary
+			wb, err := r.putBack(context.Background(), s, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Get(context.Background(), client.ObjectKeyFromObject(canary), &appsv1.Deployment{}); err == nil || wb.draining {
+				t.Fatalf("%+v; want the canary deleted in the first pass", wb)
+			}
+		})
+	}
+}
+
+// Promote's end keeps the canaries for the delay too: until then the
+// proxies that have not applied the routing put back send every canaried
+// request to the canary pods.
+func TestPromoteKeepsTheCanariesForTheScaleDownDelay(t *testing.T) {
+	c, r, u, canary := scaleDownFixture(t, false)
+	u.Spec.Canary.IngressNginx = &upgradev1alpha1.IngressNginxCanary{}
+	stable := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "dify-api", Namespace: "dify"}, Spec: appsv1.DeploymentSpec{Selector: apiSelector}}
+	s := passOver(u, stable)
+	s.obs.canary[upgradev1alpha1.ComponentAPI] = canary
+	res, err := r.endPromote(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.next != "" || res.waitKey != "" || res.requeueAfter != 10*time.Second {
+		t.Fatalf("%+v; want a hold of 10s without a progress clock", res)
+	}
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(canary), &appsv1.Deployment{}); err != nil {
+		t.Fatalf("the canary was deleted before the delay: %v", err)
+	}
+}

@@ -227,6 +227,9 @@ type putBackState struct {
 	progress  int64
 	notes     []string
 	lookAgain time.Duration
+	// draining: the only wait is the canaries' scale-down delay, a time
+	// that passes rather than progress that may stall.
+	draining bool
 }
 
 // putBack returns the cluster to the stable version's serving state without
@@ -262,6 +265,11 @@ func (r *DifyUpgradeReconciler) putBack(ctx context.Context, s *scope, revert bo
 	if rolledOut(); len(wb.waits) > 0 {
 		// The canaries keep serving until the stable pods are back; the
 		// rollouts wake the upgrade.
+		return wb, nil
+	}
+	if wait := r.scaleDownWait(s); wait > 0 {
+		wb.waits, wb.lookAgain, wb.draining = []string{fmt.Sprintf(
+			"traffic is on stable; the canaries are deleted in %s (spec.canary.scaleDownDelay)", wait.Round(100*time.Millisecond))}, wait, true
 		return wb, nil
 	}
 	gone, err := r.deleteCanaries(ctx, s)

@@ -276,6 +276,8 @@ backup: {destination: {claimName: dify-backups}}
 		Entry("a tag cookie value with a semicolon", `canary: {match: {cookies: [{name: beta, value: "a;b"}]}}`, "a cookie value is"),
 		Entry("a pin cookie name with a space", `canary: {stickySessions: {cookieName: "my pin"}}`, "a cookie name is"),
 		Entry("a pin kept less than a minute", `canary: {stickySessions: {maxAge: 30s}}`, "stickySessions.maxAge must be at least 1m"),
+		Entry("a scale-down delay of two hours", `canary: {scaleDownDelay: 2h}`, "canary.scaleDownDelay must be a duration from 0s to 1h"),
+		Entry("a negative scale-down delay", `canary: {scaleDownDelay: -5s}`, "canary.scaleDownDelay must be a duration from 0s to 1h"),
 
 		// Canary steps.
 		Entry("a weight above 100", `canary: {steps: [{setWeight: 120}]}`, "should be less than or equal to 100"),
@@ -414,6 +416,8 @@ backup: {destination: {claimName: dify-backups}}
 		Entry("a rule with min only, negative", `canary: {analysis: {rules: [{name: r, query: up, min: "-1.5"}]}}`),
 		Entry("a rule with min equal to max", `canary: {analysis: {rules: [{name: r, query: up, min: "1", max: "1"}]}}`),
 		Entry("no analysis rules at all", `canary: {analysis: {rules: []}}`),
+		Entry("canaries deleted as soon as the routing is off them, or an hour later", `canary: {scaleDownDelay: 0s}`),
+		Entry("a scale-down delay of exactly 1h", `canary: {scaleDownDelay: 1h}`),
 		Entry("Prometheus behind a gateway: a bearer token, a tenant header, a private CA and a client certificate", `canary: {analysis: {prometheus: {address: "https://mimir.example/prometheus", bearerTokenSecret: {name: t, key: token}, headers: [{name: X-Scope-OrgID, value: team-a}, {name: X-Extra, valueFrom: {secretKeyRef: {name: t, key: extra}}}], tls: {caSecret: {name: ca}, certSecret: {name: client}, serverName: mimir.internal}}}}`),
 		Entry("Prometheus with basic auth from a kubernetes.io/basic-auth Secret", `canary: {analysis: {prometheus: {address: "https://prometheus.grafana.net/api/prom", basicAuth: {name: grafana-cloud}}}}`),
 		Entry("HTTP checks with an Authorization header from a Secret", `canary: {analysis: {httpChecks: [{name: h, url: "http://a", headers: [{name: Authorization, valueFrom: {secretKeyRef: {name: t, key: k}}}, {name: X-Tenant, value: a}]}]}}`+"\n"+`verify: {checks: [{name: h, url: "http://a", headers: [{name: Cookie, valueFrom: {secretKeyRef: {name: t, key: c}}}]}]}`),

@@ -102,7 +102,28 @@ type CanarySpec struct {
 	// <cookieName>-<run>).
 	// +optional
 	StickySessions *StickySessions `json:"stickySessions,omitempty"`
+
+	// scaleDownDelay is how long the canaries keep running once the routing
+	// no longer sends them requests, before they are deleted: at the end of
+	// Promote and on the way back (a breach, an abort, a failure). Proxies
+	// apply a routing change a moment after it is written (an Envoy sidecar
+	// on istiod's next push, ingress-nginx on its next sync) and until then
+	// still send requests to the canary pods; deleting the pods at once
+	// would answer those with 503. It applies where the routing splits the
+	// traffic (istio, gatewayAPI, ingressNginx); replicaRatio's canaries
+	// are the split, and go at once. 0s deletes the canaries as soon as the
+	// routing is written. Default: 10s.
+	// +optional
+	// +kubebuilder:default="10s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('1h')",message="canary.scaleDownDelay must be a duration from 0s to 1h"
+	ScaleDownDelay *metav1.Duration `json:"scaleDownDelay,omitempty"`
 }
+
+// DefaultScaleDownDelay is how long the canaries outlive the routing's
+// last request to them by default (canary.scaleDownDelay).
+const DefaultScaleDownDelay = 10 * time.Second
 
 // --- canary.match and canary.stickySessions ---
 

@@ -193,6 +193,9 @@ func (c *CanarySpec) setDefaults() {
 	if c.Steps == nil {
 		c.Steps = DefaultCanarySteps()
 	}
+	if c.ScaleDownDelay == nil {
+		c.ScaleDownDelay = &metav1.Duration{Duration: DefaultScaleDownDelay}
+	}
 	a := &c.Analysis
 	defaultDuration(&a.Interval, DefaultAnalysisInterval)
 	if a.Rules == nil {

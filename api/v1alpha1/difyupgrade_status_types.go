@@ -710,6 +710,12 @@ type CanaryStatus struct {
 	// the annotation upgrade.difyops.io/promote.
 	// +optional
 	WaitingForPromotion bool `json:"waitingForPromotion,omitempty"`
+
+	// scaleDownAt is when the canaries are deleted: spec.canary.scaleDownDelay
+	// after the routing stopped sending them requests (at the end of
+	// Promote, or on the way back).
+	// +optional
+	ScaleDownAt *metav1.MicroTime `json:"scaleDownAt,omitempty"`
 }
 
 // BackupStatus is what the backup holds and where.

@@ -23,11 +23,14 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	upgradev1alpha1 "github.com/difyops/dify-upgrade-operator/api/v1alpha1"
 )
@@ -118,6 +121,49 @@ var _ = Describe("The order of an abort", func() {
 		}).WithContext(ctx).WithTimeout(10 * time.Second).Should(Succeed())
 		Expect(routed).To(BeNumerically("<", rolling), "the routing was written (revision %d) before the status (revision %d)", routed, rolling)
 		AddReportEntry("abort sent → routes off the canary (seen by a watch)", routedAt.Sub(sent).String())
+	})
+
+	It("keeps the canaries running for scaleDownDelay (10s by default) once every request is on stable, then deletes them", func(ctx SpecContext) {
+		ns := installDify(ctx)
+		u := upgradeTo(ns, "1.11.1", withIstio, withSteps(50, "gate", 100), withoutRestore, func(u *upgradev1alpha1.DifyUpgrade) {
+			u.Spec.Canary.ScaleDownDelay = nil
+		})
+		Expect(k8sClient.Create(ctx, u)).To(Succeed())
+		Expect(u.Spec.Canary.ScaleDownDelay).NotTo(BeNil(), "the API server defaults it")
+		Expect(u.Spec.Canary.ScaleDownDelay.Duration).To(Equal(10 * time.Second))
+		waitForGate(ctx, u)
+		canary := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dify-api-canary"}}
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(canary), canary)).To(Succeed())
+
+		annotate(ctx, u, upgradev1alpha1.ActionAbort)
+		var scaleDownAt time.Time
+		Eventually(func(g Gomega) {
+			g.Expect(routeWeights(ctx, ns, "api")).To(Equal(map[string]int64{"stable": 100, "canary": 0}))
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
+			g.Expect(u.Status.Phase).To(Equal(upgradev1alpha1.PhaseRollingBack))
+			g.Expect(u.Status.Canary).NotTo(BeNil())
+			g.Expect(u.Status.Canary.ScaleDownAt).NotTo(BeNil())
+			g.Expect(u.Status.Message).To(ContainSubstring("the canaries are deleted in"))
+			scaleDownAt = u.Status.Canary.ScaleDownAt.Time
+		}).WithContext(ctx).WithTimeout(30 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+		off := time.Now()
+		Expect(scaleDownAt.Sub(off)).To(BeNumerically(">", 8*time.Second), "the delay counts from the pass that found the traffic on stable")
+
+		By("keeping the canary Deployment and its ready pods until scaleDownAt, the routing on stable")
+		Consistently(func(g Gomega) {
+			d := &appsv1.Deployment{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(canary), d)).To(Succeed())
+			g.Expect(d.DeletionTimestamp).To(BeNil())
+			g.Expect(d.Status.ReadyReplicas).To(BeNumerically(">", 0))
+			g.Expect(routeWeights(ctx, ns, "api")).To(Equal(map[string]int64{"stable": 100, "canary": 0}))
+		}).WithContext(ctx).WithTimeout(time.Until(scaleDownAt) - 500*time.Millisecond).WithPolling(250 * time.Millisecond).Should(Succeed())
+
+		By("deleting it then, and ending RolledBack")
+		waitForPhase(ctx, u, upgradev1alpha1.PhaseRolledBack, time.Minute)
+		Expect(apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(canary), &appsv1.Deployment{}))).To(BeTrue(), "the canary is gone")
+		expectEvent(ctx, u, HaveField("Reason", "CanariesDraining"))
+		expectEvent(ctx, u, HaveField("Reason", "CanaryDeleted"))
+		AddReportEntry("traffic on stable → canaries deleted", time.Since(off).String())
 	})
 })
 

@@ -130,6 +130,10 @@ func upgradeTo(ns, version string, change ...func(*upgradev1alpha1.DifyUpgrade))
 	u.Spec.Canary.Analysis.Interval = metav1.Duration{Duration: time.Second}
 	u.Spec.Verify.BakeTime = &metav1.Duration{}
 	u.Spec.Promote.ProgressDeadline = metav1.Duration{Duration: 60 * time.Second}
+	// The canaries go as soon as the routing is off them: the specs about
+	// the scale-down delay set it themselves (else each way back and each
+	// Promote through a routing split would wait 10s more).
+	u.Spec.Canary.ScaleDownDelay = &metav1.Duration{}
 	for _, c := range change {
 		c(u)
 	}

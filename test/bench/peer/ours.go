@@ -100,6 +100,9 @@ func (o *ours) upgrade(i int) *upgradev1alpha1.DifyUpgrade {
 	u.SetDefaults()
 	u.Spec.Migration.Enabled = new(false)
 	u.Spec.Verify.BakeTime = &metav1.Duration{}
+	// A round ends once the upgrade is RolledBack; Argo's is over when its
+	// routing is (its abortScaleDownDelaySeconds is not waited for either).
+	u.Spec.Canary.ScaleDownDelay = &metav1.Duration{}
 	u.Spec.Canary.Istio = &upgradev1alpha1.IstioCanary{
 		VirtualService: upgradev1alpha1.IstioVirtualService{Name: release, Routes: []string{apiRoute, "web"}},
 		DestinationRules: []upgradev1alpha1.IstioDestinationRule{
