@@ -125,17 +125,17 @@ func (r *DifyUpgradeReconciler) deleteCanaries(ctx context.Context, s *scope) (b
 }
 
 // scaleDownWait is how long the canaries still run before deleteCanaries
-// may take them: spec.canary.scaleDownDelay from the first pass that found
+// may take them, and the words that say so: spec.canary.scaleDownDelay from the first pass that found
 // the routing no longer sending them requests (the routing was written in
 // that pass or before), kept in status so that a restart does not start it
 // again. 0 where the routing does not split the traffic (replicaRatio's
 // canaries are the split), when no canary of this upgrade is left running,
 // or without a canary phase behind.
-func (r *DifyUpgradeReconciler) scaleDownWait(s *scope) time.Duration {
+func (r *DifyUpgradeReconciler) scaleDownWait(s *scope) (time.Duration, string) {
 	st := s.status()
 	delay := s.canary().ScaleDownDelay
 	if !routesByHash(s) || delay == nil || delay.Duration <= 0 || st.Canary == nil {
-		return 0
+		return 0, ""
 	}
 	running := false
 	for _, c := range s.canaried() {
@@ -144,7 +144,7 @@ func (r *DifyUpgradeReconciler) scaleDownWait(s *scope) time.Duration {
 		}
 	}
 	if !running {
-		return 0
+		return 0, ""
 	}
 	if st.Canary.ScaleDownAt == nil {
 		at := metav1.NewMicroTime(s.now.Add(delay.Duration))
@@ -153,7 +153,10 @@ func (r *DifyUpgradeReconciler) scaleDownWait(s *scope) time.Duration {
 			"No request is routed to the canaries any more; they keep running %s (spec.canary.scaleDownDelay) for proxies that have not applied the routing yet, then are deleted",
 			delay.Duration)
 	}
-	return max(0, st.Canary.ScaleDownAt.Sub(s.now))
+	at := st.Canary.ScaleDownAt.Time
+	// The same words on every pass of the wait: nothing to write.
+	return max(0, at.Sub(s.now)), fmt.Sprintf("the canaries are deleted at %s (spec.canary.scaleDownDelay %s after the routing went off them)",
+		at.UTC().Format(time.RFC3339), delay.Duration)
 }
 
 // podsGoneTick is how often a phase looks again while it waits for pods to

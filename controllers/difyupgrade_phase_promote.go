@@ -104,9 +104,8 @@ func (r *DifyUpgradeReconciler) endPromote(ctx context.Context, s *scope) (phase
 		wait.requeueAfter = min(s.tick(), time.Second)
 		return wait, nil
 	}
-	if wait := r.scaleDownWait(s); wait > 0 {
-		return holding(wait, "Every component rolled to %s and the routing put back; the canaries are deleted in %s (spec.canary.scaleDownDelay)",
-			s.spec().TargetVersion, wait.Round(100*time.Millisecond)), nil
+	if wait, why := r.scaleDownWait(s); wait > 0 {
+		return holding(wait, "Every component rolled to %s and the routing put back; %s", s.spec().TargetVersion, why), nil
 	}
 	gone, err := r.deleteCanaries(ctx, s)
 	if err != nil {

@@ -19,6 +19,7 @@ package controllers
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -212,14 +213,17 @@ func TestTheWayBackKeepsTheCanariesForTheScaleDownDelay(t *testing.T) {
 		err := c.Get(context.Background(), client.ObjectKeyFromObject(canary), &appsv1.Deployment{})
 		return err == nil
 	}
-	if wb := pass(0); !wb.draining || wb.lookAgain != 10*time.Second || !exists() {
-		t.Fatalf("first pass with the traffic on stable: %+v, canary there: %v; want the canary kept 10s (the default)", wb, exists())
+	first := pass(0)
+	if !first.draining || first.lookAgain != 10*time.Second || !exists() {
+		t.Fatalf("first pass with the traffic on stable: %+v, canary there: %v; want the canary kept 10s (the default)", first, exists())
 	}
 	if at := u.Status.Canary.ScaleDownAt; at == nil || !at.Time.Equal(start.Add(10*time.Second)) {
 		t.Fatalf("status.canary.scaleDownAt = %v; want %s", at, start.Add(10*time.Second))
 	}
 	if wb := pass(4 * time.Second); !wb.draining || wb.lookAgain != 6*time.Second || !exists() {
 		t.Fatalf("4s later: %+v, canary there: %v; want 6s more", wb, exists())
+	} else if !slices.Equal(wb.waits, first.waits) || !strings.Contains(wb.waits[0], "deleted at 2026-12-08T02:00:10Z") {
+		t.Fatalf("4s later the wait says %q, the first pass %q; want the same words (no status write), naming the time", wb.waits, first.waits)
 	}
 	if wb := pass(10 * time.Second); wb.draining || exists() {
 		t.Fatalf("10s later: %+v, canary there: %v; want it deleted", wb, exists())

@@ -267,9 +267,8 @@ func (r *DifyUpgradeReconciler) putBack(ctx context.Context, s *scope, revert bo
 		// rollouts wake the upgrade.
 		return wb, nil
 	}
-	if wait := r.scaleDownWait(s); wait > 0 {
-		wb.waits, wb.lookAgain, wb.draining = []string{fmt.Sprintf(
-			"traffic is on stable; the canaries are deleted in %s (spec.canary.scaleDownDelay)", wait.Round(100*time.Millisecond))}, wait, true
+	if wait, why := r.scaleDownWait(s); wait > 0 {
+		wb.waits, wb.lookAgain, wb.draining = []string{"traffic is on stable; " + why}, wait, true
 		return wb, nil
 	}
 	gone, err := r.deleteCanaries(ctx, s)

@@ -143,7 +143,7 @@ var _ = Describe("The order of an abort", func() {
 			g.Expect(u.Status.Phase).To(Equal(upgradev1alpha1.PhaseRollingBack))
 			g.Expect(u.Status.Canary).NotTo(BeNil())
 			g.Expect(u.Status.Canary.ScaleDownAt).NotTo(BeNil())
-			g.Expect(u.Status.Message).To(ContainSubstring("the canaries are deleted in"))
+			g.Expect(u.Status.Message).To(ContainSubstring("the canaries are deleted at"))
 			scaleDownAt = u.Status.Canary.ScaleDownAt.Time
 		}).WithContext(ctx).WithTimeout(30 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
 		off := time.Now()
