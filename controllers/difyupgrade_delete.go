@@ -71,6 +71,14 @@ func (r *DifyUpgradeReconciler) reconcileDelete(ctx context.Context, u *upgradev
 			// The stable workloads stay watched while the object is being
 			// deleted (planDeployments): their rollout brings the next pass.
 			s.log.Info("Deleting: waiting before removing the canaries", "waiting", strings.Join(wb.waits, "; "))
+			if wb.draining {
+				// The canaries' scale-down time is kept in status, or every
+				// pass would start the delay again and never delete them.
+				s.status().Message = "Deleting: " + strings.Join(wb.waits, "; ")
+				if err := r.writeStatus(ctx, s); err != nil {
+					return ctrl.Result{}, err
+				}
+			}
 			return ctrl.Result{RequeueAfter: wb.lookAgain}, nil
 		}
 		r.toldOnDelete(s, corev1.EventTypeNormal, "Deleted", "Delete",

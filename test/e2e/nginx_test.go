@@ -377,9 +377,30 @@ var _ = Describe("Upgrading Dify through an ingress-nginx Ingress", Label("nginx
 		Expect(lowest).To(HaveKeyWithValue("dify-web", BeNumerically(">", 0)), "web Service endpoints at every observation of the way back")
 	})
 
-	It("puts the Services back and deletes the canary objects when the DifyUpgrade is deleted at the gate", func(ctx SpecContext) {
-		ns, u, before := atTheGate(ctx, withoutRestore)
+	It("puts the Services back and deletes the canary objects when the DifyUpgrade is deleted at the gate, the canaries kept scaleDownDelay (10s by default) once the canary Ingress sends them nothing", func(ctx SpecContext) {
+		ns, u, before := atTheGate(ctx, withoutRestore, func(u *upgradev1alpha1.DifyUpgrade) { u.Spec.Canary.ScaleDownDelay = nil })
 		Expect(k8sClient.Delete(ctx, u)).To(Succeed())
+
+		By("keeping the canary Deployment and its ready pods until status.canary.scaleDownAt, the canary Ingress at weight 0")
+		var scaleDownAt time.Time
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u)).To(Succeed())
+			g.Expect(u.Status.Canary).NotTo(BeNil())
+			g.Expect(u.Status.Canary.ScaleDownAt).NotTo(BeNil(), "the deletion keeps the time in status")
+			scaleDownAt = u.Status.Canary.ScaleDownAt.Time
+		}).WithContext(ctx).WithTimeout(30 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+		Expect(u.Status.Message).To(ContainSubstring("the canaries are deleted at"))
+		Consistently(func(g Gomega) {
+			ing := &networkingv1.Ingress{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "dify-canary"}, ing)).To(Succeed())
+			g.Expect(ing.Annotations).To(HaveKeyWithValue("nginx.ingress.kubernetes.io/canary-weight", "0"))
+			d := &appsv1.Deployment{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "dify-api-canary"}, d)).To(Succeed())
+			g.Expect(d.DeletionTimestamp).To(BeNil())
+			g.Expect(d.Status.ReadyReplicas).To(BeNumerically(">", 0))
+		}).WithContext(ctx).WithTimeout(time.Until(scaleDownAt) - 500*time.Millisecond).WithPolling(250 * time.Millisecond).Should(Succeed())
+
+		By("then deleting them and letting the DifyUpgrade go")
 		Eventually(func() bool {
 			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), u))
 		}).WithContext(ctx).WithTimeout(time.Minute).Should(BeTrue())
