@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -125,10 +126,11 @@ func (r *DifyUpgradeReconciler) deleteCanaries(ctx context.Context, s *scope) (b
 }
 
 // scaleDownWait is how long the canaries still run before deleteCanaries
-// may take them, and the words that say so: spec.canary.scaleDownDelay from the first pass that found
-// the routing no longer sending them requests (the routing was written in
-// that pass or before), kept in status so that a restart does not start it
-// again. 0 where the routing does not split the traffic (replicaRatio's
+// may take them, and the words that say so: spec.canary.scaleDownDelay
+// from the first pass that found the routing no longer sending them
+// requests (the routing was written in that pass or before), kept in
+// status so that a restart does not start it again (the caller writes it,
+// a deletion too). 0 where the routing does not split the traffic (replicaRatio's
 // canaries are the split), when no canary of this upgrade is left running,
 // or without a canary phase behind.
 func (r *DifyUpgradeReconciler) scaleDownWait(s *scope) (time.Duration, string) {
@@ -137,12 +139,10 @@ func (r *DifyUpgradeReconciler) scaleDownWait(s *scope) (time.Duration, string) 
 	if !routesByHash(s) || delay == nil || delay.Duration <= 0 || st.Canary == nil {
 		return 0, ""
 	}
-	running := false
-	for _, c := range s.canaried() {
-		if d := s.obs.canary[c.Name]; ours(s, d) && d.DeletionTimestamp.IsZero() {
-			running = true
-		}
-	}
+	running := slices.ContainsFunc(s.canaried(), func(c upgradev1alpha1.ComponentStatus) bool {
+		d := s.obs.canary[c.Name]
+		return ours(s, d) && d.DeletionTimestamp.IsZero()
+	})
 	if !running {
 		return 0, ""
 	}

@@ -135,6 +135,7 @@ var _ = Describe("The order of an abort", func() {
 		canary := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dify-api-canary"}}
 		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(canary), canary)).To(Succeed())
 
+		sent := time.Now()
 		annotate(ctx, u, upgradev1alpha1.ActionAbort)
 		var scaleDownAt time.Time
 		Eventually(func(g Gomega) {
@@ -147,7 +148,8 @@ var _ = Describe("The order of an abort", func() {
 			scaleDownAt = u.Status.Canary.ScaleDownAt.Time
 		}).WithContext(ctx).WithTimeout(30 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
 		off := time.Now()
-		Expect(scaleDownAt.Sub(off)).To(BeNumerically(">", 8*time.Second), "the delay counts from the pass that found the traffic on stable")
+		Expect(scaleDownAt).To(BeTemporally(">=", sent.Add(10*time.Second)), "the delay counts from a pass after the abort")
+		Expect(scaleDownAt).To(BeTemporally("<=", off.Add(10*time.Second)), "the delay counts from the pass that found the traffic on stable")
 
 		By("keeping the canary Deployment and its ready pods until scaleDownAt, the routing on stable")
 		Consistently(func(g Gomega) {
